@@ -1,0 +1,241 @@
+"""
+### Incident response — the model-failure SOP, one run per incident
+
+Open → triage → **contain** (traffic to the policy's fallback, before any root cause) →
+investigate (Great Expectations contract with lineage, lineage trace, Evidently drift,
+golden dataset) → diagnose → remediate (rollback | retrain | parameter update | upstream
+fix) → verify (promotion gate) → promote → restore traffic. The post-mortem and the
+close are teardowns: they always run, and the run's own state stays honest — a refused
+gate fails the run and the incident ends `contained_needs_human`.
+
+Start one from the trigger form (model, failure type, severity, description), from an
+alert, or from a scheduled audit. The model's policy is `include/policies/<model>.yaml`;
+the SOP document is `docs/SOP.md`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+# Values must match firebreak.incidents.enums (a DAG-integrity test checks): importing the
+# library here would cost its import time on every parse.
+FAILURE_TYPES = ["unknown", "drift", "skew", "bias", "hallucination", "feedback_poisoning", "bad_release"]
+SEVERITIES = ["auto", "SEV1", "SEV2", "SEV3", "SEV4"]
+REMEDIATIONS = ["auto", "rollback", "retrain", "parameter_update", "upstream_fix"]
+
+
+def _incident_id(context: Any) -> str:
+    from firebreak.response import incident_id_from_conf
+
+    return incident_id_from_conf(context["dag_run"].conf or {}, context["dag_run"].run_id)
+
+
+def _on_task_event(kind: str) -> Any:
+    def callback(context: Any) -> None:
+        from firebreak.response import record_task_event
+
+        ti = context["ti"]
+        error = context.get("exception")
+        message = f"{ti.task_id} {kind.removeprefix('task_')}" + (f": {error}" if error else "")
+        record_task_event(_incident_id(context), kind, message, {"task_id": ti.task_id, "try_number": ti.try_number})
+
+    return callback
+
+
+def _run(stage: str) -> Any:
+    """Call one library stage for this run's incident.
+
+    The incident id is derived from the run's conf and run id, the same way in every task,
+    so tasks need no XCom to find it. An expected Firebreak error (bad request, refused
+    gate) fails the task without retries: retrying cannot change the answer.
+    """
+    from firebreak import response
+    from firebreak.errors import FirebreakError
+
+    try:
+        return getattr(response, stage)(_incident_id(get_current_context()))
+    except FirebreakError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+@dag(
+    dag_id="incident_response",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=8,
+    doc_md=__doc__,
+    tags=["firebreak", "sop", "incident"],
+    default_args={
+        "retries": 1,
+        "retry_delay": pendulum.duration(seconds=10),
+        "on_execute_callback": _on_task_event("task_started"),
+        "on_success_callback": _on_task_event("task_succeeded"),
+        "on_failure_callback": _on_task_event("task_failed"),
+    },
+    params={
+        "model": Param(
+            "pricing",
+            type="string",
+            pattern="^[a-z][a-z0-9_-]{0,63}$",
+            title="Model",
+            description="Registered model name; it must have a policy in include/policies/<model>.yaml.",
+            section="Incident",
+        ),
+        "failure_type": Param(
+            "unknown",
+            type="string",
+            enum=FAILURE_TYPES,
+            title="Failure type",
+            description="What you believe failed. 'unknown' lets triage and diagnosis decide from the evidence.",
+            values_display={
+                "unknown": "Unknown — let the evidence decide",
+                "drift": "Drift — the world moved",
+                "skew": "Skew — upstream data changed",
+                "bias": "Bias — a group is harmed",
+                "hallucination": "Hallucination / policy breach",
+                "feedback_poisoning": "Feedback poisoning",
+                "bad_release": "Bad release",
+            },
+            section="Incident",
+        ),
+        "severity": Param(
+            "auto",
+            type="string",
+            enum=SEVERITIES,
+            title="Severity",
+            description="'auto' ranks the incident from the policy's severity matrix; SEV1 is user-visible harm.",
+            section="Incident",
+        ),
+        "description": Param(
+            "",
+            type="string",
+            maxLength=4000,
+            title="Description",
+            description="What was seen, by whom, and links to dashboards or alerts.",
+            format="multiline",
+            section="Incident",
+        ),
+        "remediation": Param(
+            "auto",
+            type="string",
+            enum=REMEDIATIONS,
+            title="Remediation",
+            description="'auto' follows the policy's choice for the diagnosed failure class.",
+            section="Response",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Investigate and plan only: no routing change, no new model version, no alias move.",
+            section="Response",
+        ),
+        "dedup_key": Param(
+            None,
+            type=["null", "string"],
+            maxLength=255,
+            title="Dedup key",
+            description="Alert dedup key; the same key always maps to the same incident. Leave empty from the UI.",
+            section="Response",
+        ),
+    },
+)
+def incident_response() -> None:
+    @task
+    def open_incident() -> dict[str, Any]:
+        from firebreak import response
+        from firebreak.errors import FirebreakError
+
+        run = get_current_context()["dag_run"]
+        try:
+            opened = response.open_incident(dict(run.conf or {}), run_id=run.run_id)
+        except FirebreakError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if opened["replay"]:
+            raise AirflowSkipException(f"incident {opened['incident_id']} is already {opened['status']}: nothing to do")
+        return opened
+
+    @task
+    def triage() -> dict[str, Any]:
+        return _run("triage")
+
+    @task
+    def contain() -> dict[str, Any]:
+        return _run("contain")
+
+    @task
+    def validate_contract() -> dict[str, Any]:
+        return _run("validate_contract")
+
+    @task
+    def trace_lineage() -> dict[str, Any]:
+        return _run("trace_lineage")
+
+    @task
+    def drift_report() -> dict[str, Any]:
+        return _run("drift_report")
+
+    @task
+    def golden_eval() -> dict[str, Any]:
+        return _run("golden_eval")
+
+    @task
+    def diagnose() -> dict[str, Any]:
+        return _run("diagnose")
+
+    @task.branch
+    def choose_remediation() -> str:
+        return _run("choose_remediation")
+
+    @task
+    def rollback() -> dict[str, Any]:
+        return _run("rollback")
+
+    @task
+    def retrain() -> dict[str, Any]:
+        return _run("retrain")
+
+    @task
+    def parameter_update() -> dict[str, Any]:
+        return _run("parameter_update")
+
+    @task
+    def upstream_fix() -> dict[str, Any]:
+        return _run("upstream_fix")
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def verify() -> dict[str, Any]:
+        return _run("verify")
+
+    @task(max_active_tis_per_dag=1)  # alias moves of concurrent incidents never interleave
+    def promote() -> dict[str, Any]:
+        return _run("promote")
+
+    @task
+    def restore_traffic() -> dict[str, Any]:
+        return _run("restore_traffic")
+
+    @task
+    def postmortem() -> dict[str, Any]:
+        return _run("write_postmortem")
+
+    @task
+    def close_incident() -> dict[str, Any]:
+        return _run("close_incident")
+
+    opened = open_incident()
+    investigation = [validate_contract(), trace_lineage(), drift_report(), golden_eval()]
+    branch = choose_remediation()
+    opened >> triage() >> contain() >> investigation >> diagnose() >> branch
+    restored = restore_traffic()
+    branch >> [rollback(), retrain(), parameter_update(), upstream_fix()] >> verify() >> promote() >> restored
+    # Teardowns: they always run once open_incident succeeded, and never decide the run's state.
+    restored >> postmortem().as_teardown(setups=opened) >> close_incident().as_teardown(setups=opened)
+
+
+incident_response()

@@ -1,0 +1,1 @@
+"""Input data contracts: Great Expectations suites evaluated against model inputs."""

@@ -1,0 +1,1 @@
+"""Detection of model input problems such as data drift."""

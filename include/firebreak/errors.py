@@ -1,0 +1,46 @@
+"""Firebreak's errors: one root, one subclass per kind of problem.
+
+Every error names the bad value, so a failed task's log says what to fix.
+"""
+
+from __future__ import annotations
+
+
+class FirebreakError(Exception):
+    """Root of every error Firebreak raises on purpose."""
+
+
+class ConfigurationError(FirebreakError):
+    """A setting, path or entry point cannot be used as given."""
+
+
+class PolicyError(FirebreakError):
+    """A model's policy file is missing or invalid."""
+
+
+class UnknownModelError(FirebreakError):
+    """A request names a model that has no policy."""
+
+
+class IncidentRequestError(FirebreakError):
+    """An incident request (DAG params, CLI flags) is malformed."""
+
+
+class ContractError(FirebreakError):
+    """A data contract (Great Expectations suite) cannot be loaded or applied."""
+
+
+class RoutingConflict(FirebreakError):
+    """A compare-and-set on the routing state lost to a concurrent writer."""
+
+
+class RegistryError(FirebreakError):
+    """The model registry refused or lacks what a step needs."""
+
+
+class RemediationError(FirebreakError):
+    """A remediation could not produce a candidate."""
+
+
+class GateRefused(FirebreakError):
+    """The promotion gate refused the candidate; the verdict is already recorded."""

@@ -1,0 +1,1 @@
+"""Incidents: their vocabulary, identity, state store and timeline."""

@@ -1,0 +1,76 @@
+"""The incident vocabulary, defined once and imported everywhere."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+
+class FailureClass(StrEnum):
+    """The SOP's failure classes; ``unknown`` lets triage and diagnosis decide."""
+
+    DRIFT = "drift"
+    SKEW = "skew"
+    BIAS = "bias"
+    HALLUCINATION = "hallucination"
+    FEEDBACK_POISONING = "feedback_poisoning"
+    BAD_RELEASE = "bad_release"
+    UNKNOWN = "unknown"
+
+
+class Remediation(StrEnum):
+    """Remediations; each value is also the task id of its branch in ``incident_response``."""
+
+    ROLLBACK = "rollback"
+    RETRAIN = "retrain"
+    PARAMETER_UPDATE = "parameter_update"
+    UPSTREAM_FIX = "upstream_fix"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    CONTAINED = "contained"
+    REMEDIATING = "remediating"
+    RESOLVED = "resolved"
+    CONTAINED_NEEDS_HUMAN = "contained_needs_human"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = {IncidentStatus.RESOLVED, IncidentStatus.CONTAINED_NEEDS_HUMAN, IncidentStatus.FAILED, IncidentStatus.DRY_RUN}
+
+
+class Route(StrEnum):
+    """Where a model's traffic goes (the routing state the gateway obeys)."""
+
+    CHAMPION = "champion"
+    FALLBACK_MODEL = "fallback_model"
+    HEURISTIC = "heuristic"
+    DISABLED = "disabled"
+
+
+class Alias(StrEnum):
+    """MLflow registry aliases Firebreak moves."""
+
+    CHAMPION = "champion"
+    CHALLENGER = "challenger"
+    LAST_KNOWN_GOOD = "last-known-good"
+    FALLBACK = "fallback"
+
+
+class Signal(StrEnum):
+    """Triage signals computed from the prediction log; the severity matrix refers to them."""
+
+    LOW_CONFIDENCE_RATE = "low_confidence_rate"
+    SANITY_VIOLATION_RATE = "sanity_violation_rate"
+    CONTRACT_VIOLATION_RATE = "contract_violation_rate"

@@ -1,0 +1,1 @@
+"""Investigation: golden evaluation, lineage trace, triage signals and diagnosis."""

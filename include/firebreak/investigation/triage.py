@@ -1,0 +1,86 @@
+"""Triage: signals from the recent prediction log, severity from the policy's matrix."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from firebreak.incidents.enums import FailureClass, Severity, Signal
+from firebreak.investigation.evaluation import sanity_violations
+from firebreak.policy.schema import Policy
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    rows: int
+    signals: dict[Signal, float]
+    severity: Severity
+    matched_rule: dict[str, Any] | None  # the severity rule that matched, with the signal values
+    provisional_class: FailureClass
+    first_breach_at: str | None  # first logged prediction that broke the floor or the sanity bound
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["signals"] = {str(k): v for k, v in self.signals.items()}
+        return data
+
+
+def compute_signals(window: pd.DataFrame, policy: Policy) -> dict[Signal, float]:
+    """Rates over the window: low confidence, sanity violations, contract violations."""
+    if window.empty:
+        return {s: 0.0 for s in Signal}
+    confidence = window[policy.features.confidence].astype(float)
+    contract = window.get("contract_violations", pd.Series("", index=window.index)).fillna("")
+    return {
+        Signal.LOW_CONFIDENCE_RATE: round(float((confidence < policy.detection.confidence_floor).mean()), 4),
+        Signal.SANITY_VIOLATION_RATE: round(float(sanity_violations(window, window, policy).mean()), 4),
+        Signal.CONTRACT_VIOLATION_RATE: round(float((contract.astype(str) != "").mean()), 4),
+    }
+
+
+def triage(window: pd.DataFrame, policy: Policy, *, requested: Severity | None = None) -> TriageResult:
+    """Rank the incident: the first severity rule any signal reaches wins.
+
+    ``requested`` (the form's explicit severity) overrides the matrix but is still
+    reported next to the signals, so the post-mortem shows both.
+    """
+    signals = compute_signals(window, policy)
+    matched: dict[str, Any] | None = None
+    severity = policy.severity.default
+    for rule in policy.severity.rules:
+        hits = {str(s): signals[s] for s, threshold in rule.when.items() if signals[s] >= threshold}
+        if hits:
+            severity = rule.severity
+            matched = {
+                "severity": str(rule.severity),
+                "thresholds": {str(k): v for k, v in rule.when.items()},
+                "hits": hits,
+            }
+            break
+    if requested is not None:
+        severity = requested
+    breach = pd.Series(False, index=window.index)
+    if not window.empty:
+        breach = (window[policy.features.confidence].astype(float) < policy.detection.confidence_floor) | pd.Series(
+            sanity_violations(window, window, policy), index=window.index
+        )
+    first = str(window.loc[breach, "ts"].min()) if breach.any() else None
+    return TriageResult(
+        rows=len(window),
+        signals=signals,
+        severity=severity,
+        matched_rule=matched,
+        provisional_class=_provisional_class(signals),
+        first_breach_at=first,
+    )
+
+
+def _provisional_class(signals: dict[Signal, float]) -> FailureClass:
+    """A first guess for the form's "unknown"; diagnosis decides from the evidence."""
+    if signals[Signal.CONTRACT_VIOLATION_RATE] > 0:
+        return FailureClass.SKEW
+    if signals[Signal.LOW_CONFIDENCE_RATE] > 0 or signals[Signal.SANITY_VIOLATION_RATE] > 0:
+        return FailureClass.DRIFT
+    return FailureClass.UNKNOWN

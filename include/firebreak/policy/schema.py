@@ -1,0 +1,157 @@
+"""The policy schema (``include/policies/<model>.yaml``), validated at load.
+
+A bad policy is a clear error naming the field; nothing runs on a policy that did not
+validate, so the previous state stays in force.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from firebreak.errors import PolicyError, UnknownModelError
+from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
+
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+EntryPoint = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Features(_Strict):
+    """The model's inputs and the prediction-log columns triage reads."""
+
+    numeric: list[str]
+    categorical: list[str] = []
+    label: str = Field(description="Ground-truth column in the golden dataset and the label store.")
+    output: str = Field(description="The model's main output column.")
+    confidence: str = "confidence"
+    lineage: list[str] = Field(default=[], description="Lineage columns in the prediction log.")
+
+    @property
+    def inputs(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class OutputFloor(_Strict):
+    """Sanity bound: output / ``relative_to`` must be at least ``min_ratio`` (price >= cost)."""
+
+    relative_to: str
+    min_ratio: float = Field(gt=0)
+
+
+class Detection(_Strict):
+    confidence_floor: Fraction = Field(description="Predictions under this confidence count as low-confidence.")
+    window_hours: float = Field(gt=0, le=24 * 30)
+    min_predictions: int = Field(ge=1)
+    output_floor: OutputFloor | None = None
+    golden_tolerance: Fraction = Field(description="Relative golden-metric regression tolerated vs the baseline.")
+    drift_share: Fraction = Field(0.5, description="Share of drifted columns that makes the dataset drifted.")
+
+
+class SeverityRule(_Strict):
+    severity: Severity
+    when: dict[Signal, Fraction] = Field(min_length=1, description="Any signal at or above its value matches.")
+
+
+class SeverityMatrix(_Strict):
+    rules: list[SeverityRule] = Field(min_length=1)
+    default: Severity = Severity.SEV4
+
+
+class Containment(_Strict):
+    route: Literal[Route.HEURISTIC, Route.FALLBACK_MODEL, Route.DISABLED]
+    heuristic: EntryPoint | None = None
+    description: str
+
+    @model_validator(mode="after")
+    def _heuristic_named(self) -> Containment:
+        if self.route == Route.HEURISTIC and not self.heuristic:
+            raise ValueError("route 'heuristic' needs 'heuristic: module:function'")
+        return self
+
+
+class Training(_Strict):
+    recipe: EntryPoint
+    dataset: str = Field(description="Training data, relative to FIREBREAK_HOME or under include/.")
+
+
+class RemediationPolicy(_Strict):
+    by_failure_class: dict[FailureClass, Remediation]
+    parameter_update: dict[str, float | int | str | bool] = {}
+
+
+class Gate(_Strict):
+    metric: Literal["mae"] = "mae"
+    golden_max_regression: Fraction = Field(description="Candidate golden MAE <= champion's x (1 + this).")
+    recent_min_improvement: Fraction = Field(description="Candidate recent MAE <= champion's x (1 - this).")
+    max_sanity_violation_rate: Fraction = 0.0
+    max_low_confidence_rate: Fraction = 1.0
+    min_labelled_rows: int = Field(100, ge=1)
+    requires_approval: bool = False
+
+
+class Policy(_Strict):
+    """One model's SOP parameters."""
+
+    model: str = Field(pattern=MODEL_NAME.pattern)
+    description: str
+    owner: str
+    notify: list[str] = []
+    features: Features
+    contract: str = Field(description="Great Expectations suite JSON, under include/contracts/.")
+    golden: str = Field(description="Golden dataset CSV or Parquet, under include/golden/.")
+    detection: Detection
+    severity: SeverityMatrix
+    containment: Containment
+    training: Training
+    remediation: RemediationPolicy
+    gate: Gate
+
+
+def load_policy(model: str, policies_dir: Path) -> Policy:
+    """Load and validate ``<policies_dir>/<model>.yaml``.
+
+    Raises:
+        UnknownModelError: no policy file for ``model``.
+        PolicyError: the file is not valid YAML or breaks the schema; the message names the field.
+    """
+    if not MODEL_NAME.fullmatch(model):
+        raise UnknownModelError(f"model name {model!r} is not a valid model name (lowercase letters, digits, '-', '_')")
+    path = policies_dir / f"{model}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in policies_dir.glob("*.yaml")) if policies_dir.is_dir() else []
+        raise UnknownModelError(f"no policy for model {model!r}: {path} does not exist (known models: {known})")
+    return parse_policy(path)
+
+
+def parse_policy(path: Path) -> Policy:
+    """Validate one policy file; errors name the file and each bad field."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy {path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PolicyError(f"policy {path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        policy = Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise PolicyError(f"policy {path}: {problems}") from exc
+    if policy.model != path.stem:
+        raise PolicyError(f"policy {path}: field 'model' is {policy.model!r} but the file is named for {path.stem!r}")
+    return policy
+
+
+def list_policies(policies_dir: Path) -> list[str]:
+    """Names of the models that have a policy file."""
+    return sorted(p.stem for p in policies_dir.glob("*.yaml"))

@@ -1,0 +1,207 @@
+"""The post-mortem: what happened, the evidence, what detection saw and missed, what to change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firebreak.incidents.enums import IncidentStatus
+from firebreak.incidents.store import Incident, LedgerEntry, RoutingState, TimelineEvent
+from firebreak.policy.schema import Policy
+
+# Task-level bookkeeping lines are summarised in the timeline, not repeated one by one.
+_QUIET = {"task_started", "task_succeeded"}
+
+
+def render_postmortem(
+    incident: Incident,
+    policy: Policy,
+    evidence: dict[str, dict[str, Any]],
+    events: list[TimelineEvent],
+    status: IncidentStatus,
+    why: str,
+    ledger: list[LedgerEntry],
+    routing: RoutingState | None,
+) -> str:
+    """Markdown post-mortem; written whatever happened, so every section copes with missing evidence."""
+    triage = evidence.get("triage", {})
+    diagnosis = evidence.get("diagnosis", {})
+    lines = [
+        f"# Post-mortem {incident.id}",
+        "",
+        f"- **Model:** `{incident.model}` (owner: {policy.owner})",
+        f"- **Status:** `{status}` — {why}",
+        f"- **Severity:** {incident.severity or 'not triaged'}",
+        f"- **Failure class:** {diagnosis.get('failure_class') or incident.failure_class or 'unknown'}",
+        f"- **Root cause:** {diagnosis.get('root_cause', 'not diagnosed')}",
+        f"- **Opened:** {incident.opened_at:%Y-%m-%d %H:%M:%S} UTC; request: {incident.description or '—'}",
+        f"- **Routing now:** {routing.route if routing else 'unknown'}",
+        "",
+        "## Timeline",
+        "",
+        "| time (UTC) | what |",
+        "|---|---|",
+    ]
+    durations = _task_durations(events)
+    for event in events:
+        if event.kind in _QUIET:
+            continue
+        lines.append(f"| {event.at:%H:%M:%S} | {event.message.replace('|', '/')} |")
+    if durations:
+        lines += ["", "Task durations: " + ", ".join(f"`{t}` {s:.1f}s" for t, s in durations.items())]
+    lines += ["", "## Evidence", ""]
+    lines += _evidence_section(evidence)
+    lines += ["", "## Alias moves", ""]
+    moves = [e for e in ledger if e.incident_id == incident.id]
+    if moves:
+        lines += ["| alias | from | to | status | why |", "|---|---|---|---|---|"]
+        lines += [
+            f"| `{e.alias}` | {e.old_version or '—'} | {e.new_version or '—'} | {e.status} | {e.reason} |"
+            for e in moves
+        ]
+    else:
+        lines.append("No registry alias moved.")
+    lines += ["", "## Detection: what it saw and what it missed", ""]
+    lines += _detection_section(incident, policy, evidence, triage)
+    lines += ["", "## Proposed changes", ""]
+    lines += _proposals(policy, evidence, triage)
+    return "\n".join(lines) + "\n"
+
+
+def _task_durations(events: list[TimelineEvent]) -> dict[str, float]:
+    started: dict[str, Any] = {}
+    out: dict[str, float] = {}
+    for e in events:
+        task = (e.data or {}).get("task_id")
+        if not task:
+            continue
+        if e.kind == "task_started":
+            started[task] = e.at
+        elif e.kind in {"task_succeeded", "task_failed"} and task in started:
+            out[task] = (e.at - started[task]).total_seconds()
+    return out
+
+
+def _evidence_section(ev: dict[str, dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    if drift := ev.get("drift"):
+        out += [
+            f"**Drift** (share {drift.get('drift_share', 0):.0%}, dataset drift: {drift.get('dataset_drift')}):",
+            "",
+        ]
+        out += ["| column | method | score | threshold | drifted |", "|---|---|---|---|---|"]
+        out += [
+            f"| {c['column']} | {c['method']} | {c['score']:.4g} | {c['threshold']:.4g} | {'yes' if c['drifted'] else 'no'} |"
+            for c in drift.get("columns", [])
+        ]
+        out += ["", f"Reports: {', '.join(drift.get('artifacts', []))}", ""]
+    if contract := ev.get("contract"):
+        failures = contract.get("failures", [])
+        verdict = "passed" if contract.get("passed") else f"failed {len(failures)} expectation(s)"
+        out.append(f"**Contract** `{contract.get('suite')}` on {contract.get('evaluated_rows')} rows: {verdict}.")
+        out += [f"- `{f['column']}` {f['expectation']}: {f['unexpected_percent']:.1f}% unexpected" for f in failures]
+        out.append("")
+    if lineage := ev.get("lineage"):
+        out.append(
+            f"**Lineage:** {lineage.get('rows')} predictions, {lineage.get('unknown_rows')} from unallowed sources."
+        )
+        out += [
+            f"- {g.get('upstream_source')} / {g.get('feature_pipeline_version')} / model v{g.get('model_version')}: "
+            f"{g.get('rows')} rows, {g.get('first_seen')} .. {g.get('last_seen')}"
+            for g in lineage.get("groups", [])
+        ]
+        out.append("")
+    if golden := ev.get("golden"):
+        f = golden.get("figures", {})
+        out.append(
+            f"**Golden dataset** ({golden.get('golden_rows')} rows): champion v{golden.get('version')} MAE {f.get('mae')} "
+            f"vs baseline {golden.get('baseline', {}).get('mae')} (limit {golden.get('limit_mae'):.4g}); "
+            f"regressed: {golden.get('regressed')}."
+        )
+        out.append("")
+    if contain := ev.get("containment"):
+        fb = contain.get("fallback_on_recent")
+        extra = (
+            f" On recent labelled traffic the fallback scores MAPE {fb['mape']:.1%}, {fb['sanity_violation_rate']:.1%} below cost."
+            if fb
+            else ""
+        )
+        out += [f"**Containment:** route `{contain.get('route')}` — {contain.get('description')}.{extra}", ""]
+    if cand := ev.get("candidate"):
+        out += [
+            f"**Remediation:** {cand.get('remediation')}: {cand.get('detail')} (candidate v{cand.get('version')}).",
+            "",
+        ]
+    if gate := ev.get("gate"):
+        out += [f"**Promotion gate:** {'passed' if gate.get('passed') else 'refused'}.", ""]
+        out += ["| check | candidate | limit | passed |", "|---|---|---|---|"]
+        out += [
+            f"| {c['name']} | {c['candidate']} | {c['limit']} | {'yes' if c['passed'] else 'NO'} |"
+            for c in gate.get("checks", [])
+        ]
+        if "champion" in gate:
+            out += ["", f"Champion figures: {gate['champion']}", f"Candidate figures: {gate['candidate']}"]
+        out.append("")
+    return out or ["No evidence was collected."]
+
+
+def _detection_section(
+    incident: Incident, policy: Policy, ev: dict[str, dict[str, Any]], triage: dict[str, Any]
+) -> list[str]:
+    out = []
+    signals = triage.get("signals", {})
+    if signals:
+        out.append(
+            "Saw: "
+            + ", ".join(f"{k} {v:.1%}" for k, v in signals.items())
+            + f" over {triage.get('rows')} predictions in the last {policy.detection.window_hours:g} h."
+        )
+    if rule := triage.get("matched_rule"):
+        out.append(f"Severity rule matched: {rule['severity']} on {rule['hits']}.")
+    if first := triage.get("first_breach_at"):
+        lag = (incident.opened_at.replace(tzinfo=None) - _naive(first)).total_seconds() / 3600
+        out.append(
+            f"Missed: the first prediction under the confidence floor or below the sanity bound was logged at {first}, "
+            f"{lag:.1f} h before the incident opened."
+        )
+    coverage = ev.get("golden", {}).get("coverage", {})
+    blind = {k: v for k, v in coverage.items() if v > 0.05}
+    if blind:
+        out.append(
+            "Missed: the golden dataset does not cover recent traffic: "
+            + ", ".join(f"{v:.0%} of `{k}` values fall outside it" for k, v in blind.items())
+            + " — golden checks could not have caught this."
+        )
+    return out or ["No detection data was recorded."]
+
+
+def _proposals(policy: Policy, ev: dict[str, dict[str, Any]], triage: dict[str, Any]) -> list[str]:
+    out = []
+    if triage.get("first_breach_at"):
+        out.append(
+            f"- Alert on the breaker signal directly: open an incident when `low_confidence_rate` exceeds "
+            f"{min(0.1, policy.detection.confidence_floor / 7):.0%} over a 1 h window instead of relying on the "
+            f"{policy.detection.window_hours:g} h triage window."
+        )
+    drift = ev.get("drift", {})
+    top = [c["column"] for c in drift.get("columns", []) if c.get("drifted")][:3]
+    if drift.get("dataset_drift") and top:
+        out.append(
+            f"- Add a scheduled drift audit on {', '.join(f'`{c}`' for c in top)}: they moved before outputs broke."
+        )
+    coverage = ev.get("golden", {}).get("coverage", {})
+    if any(v > 0.05 for v in coverage.values()):
+        out.append(
+            "- Extend the golden dataset with labelled cases from the uncovered range (see above), and record a new baseline."
+        )
+    gate = ev.get("gate", {})
+    if gate and not gate.get("passed"):
+        out.append(
+            "- The candidate did not pass the gate: review the recipe or the gate's limits with the model owner before retrying."
+        )
+    return out or ["- None: thresholds behaved as intended."]
+
+
+def _naive(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).replace(tzinfo=None)

@@ -1,0 +1,1 @@
+"""The model registry (MLflow) and the append-only alias ledger."""

@@ -1,0 +1,229 @@
+"""MLflow adapter: versions, aliases (with the ledger), evidence runs.
+
+MLflow keeps no history of alias moves, so every move goes through ``move_alias``,
+which writes the append-only ledger around the registry call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PyFuncModel, PythonModel
+
+from firebreak.errors import RegistryError
+from firebreak.incidents.store import StateStore
+from firebreak.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INCIDENT_EXPERIMENT = "firebreak-incidents"
+TRAINING_EXPERIMENT = "firebreak-training"
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+TAG_GOLDEN_PREFIX = "firebreak.golden."
+
+
+@dataclass(frozen=True)
+class Version:
+    model: str
+    version: str
+    run_id: str | None
+    tags: dict[str, str]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model}/{self.version}"
+
+
+class Registry:
+    """Registry access bound to one tracking URI and the state DB's alias ledger."""
+
+    def __init__(self, settings: Settings, store: StateStore) -> None:
+        self.settings = settings
+        self.store = store
+        os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+        self.client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+
+    # -- experiments and runs ------------------------------------------------------
+
+    def experiment_id(self, name: str) -> str:
+        """Get or create an experiment whose artifacts live under FIREBREAK_ARTIFACT_ROOT."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None
+        if "://" not in self.settings.mlflow_tracking_uri or self.settings.mlflow_tracking_uri.startswith("sqlite:"):
+            # Embedded MLflow would otherwise put artifacts under ./mlruns of whatever cwd.
+            location = (self.settings.artifact_root / name).as_uri()
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except MlflowException:
+            # Created concurrently by another task: read it back.
+            again = self.client.get_experiment_by_name(name)
+            if again is None:
+                raise
+            return str(again.experiment_id)
+
+    def start_incident_run(self, incident_id: str, model: str) -> str:
+        """The incident's evidence run: one per incident, found again on re-runs."""
+        exp = self.experiment_id(INCIDENT_EXPERIMENT)
+        existing = self.client.search_runs([exp], filter_string=f"tags.`firebreak.incident_id` = '{incident_id}'")
+        if existing:
+            return str(existing[0].info.run_id)
+        run = self.client.create_run(
+            exp, run_name=incident_id, tags={"firebreak.incident_id": incident_id, "firebreak.model": model}
+        )
+        return str(run.info.run_id)
+
+    def log_evidence(self, run_id: str, path: Path, artifact_dir: str) -> str:
+        """Log a file to the incident's run; returns the artifact URI."""
+        self.client.log_artifact(run_id, str(path), artifact_dir)
+        return f"runs:/{run_id}/{artifact_dir}/{path.name}"
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.client.log_metric(run_id, key, float(value))
+
+    # -- versions -------------------------------------------------------------------
+
+    def register(
+        self,
+        model: str,
+        python_model: PythonModel,
+        *,
+        input_example: pd.DataFrame,
+        reference: pd.DataFrame,
+        tags: dict[str, str],
+        run_name: str,
+        model_config: dict[str, Any] | None = None,
+    ) -> Version:
+        """Log a pyfunc model with its training reference data and register a new version."""
+        from mlflow.models import infer_signature
+
+        exp = self.experiment_id(TRAINING_EXPERIMENT)
+        output = python_model.predict(None, input_example)
+        with mlflow.start_run(experiment_id=exp, run_name=run_name, tags=tags):
+            with tempfile.TemporaryDirectory() as tmp:
+                ref_path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+                reference.to_parquet(ref_path, index=False)
+                mlflow.log_artifact(str(ref_path), str(Path(REFERENCE_ARTIFACT).parent))
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=python_model,
+                signature=infer_signature(input_example, output),
+                registered_model_name=model,
+                model_config=model_config,
+            )
+        version = str(info.registered_model_version)
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model, version, key, value)
+        return self.get_version(model, version)
+
+    def get_version(self, model: str, version: str) -> Version:
+        try:
+            mv = self.client.get_model_version(model, version)
+        except MlflowException as exc:
+            raise RegistryError(f"model {model!r} has no version {version!r}: {exc.message}") from exc
+        return Version(model, str(mv.version), mv.run_id, dict(mv.tags))
+
+    def version_for(self, model: str, alias: str) -> Version | None:
+        """The version an alias points at, or None when the alias is unset."""
+        try:
+            mv = self.client.get_model_version_by_alias(model, alias)
+        except MlflowException as exc:
+            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                return None
+            raise
+        return Version(model, str(mv.version), mv.run_id, dict(mv.tags))
+
+    def aliases(self, model: str) -> dict[str, str]:
+        try:
+            rm = self.client.get_registered_model(model)
+        except MlflowException as exc:
+            raise RegistryError(f"model {model!r} is not registered: {exc.message}") from exc
+        return {alias: str(version) for alias, version in rm.aliases.items()}
+
+    def set_version_tags(self, model: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model, version, key, value)
+
+    def load(self, version: Version) -> PyFuncModel:
+        return mlflow.pyfunc.load_model(version.uri)
+
+    def reference_frame(self, version: Version) -> pd.DataFrame:
+        """The training inputs logged with a version: the drift reference."""
+        if not version.run_id:
+            raise RegistryError(f"{version.model} v{version.version} has no source run, so no drift reference")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id,
+                artifact_path=REFERENCE_ARTIFACT,
+                dst_path=tmp,
+                tracking_uri=self.settings.mlflow_tracking_uri,
+            )
+            return pd.read_parquet(local)
+
+    def golden_baseline(self, version: Version) -> dict[str, float]:
+        """Golden-dataset figures recorded for a version when it was registered or promoted."""
+        return {
+            key.removeprefix(TAG_GOLDEN_PREFIX): float(value)
+            for key, value in version.tags.items()
+            if key.startswith(TAG_GOLDEN_PREFIX)
+        }
+
+    # -- aliases ---------------------------------------------------------------------
+
+    def move_alias(
+        self, model: str, alias: str, version: str | None, *, incident_id: str | None, actor: str, reason: str
+    ) -> bool:
+        """Point ``alias`` at ``version`` (None deletes it), recording the move in the ledger.
+
+        Idempotent: when the alias already points there, nothing is written and False
+        is returned. A target version that does not exist is an explicit error, never a
+        silent fallback to something else.
+        """
+        current = self.version_for(model, alias)
+        old = current.version if current else None
+        if old == version:
+            return False
+        if version is not None:
+            self.get_version(model, version)  # raises RegistryError when it was deleted
+        entry = self.store.ledger_begin(
+            model=model, alias=alias, old=old, new=version, incident_id=incident_id, actor=actor, reason=reason
+        )
+        try:
+            if version is None:
+                self.client.delete_registered_model_alias(model, alias)
+            else:
+                self.client.set_registered_model_alias(model, alias, version)
+        except MlflowException as exc:
+            self.store.ledger_finish(entry, "failed")
+            raise RegistryError(f"moving {model}@{alias} {old} -> {version} failed: {exc.message}") from exc
+        self.store.ledger_finish(entry, "applied")
+        log.info("alias %s@%s: %s -> %s (%s)", model, alias, old, version, reason)
+        return True
+
+    def delete_model(self, model: str) -> None:
+        """Remove a registered model and its versions (demo resets only)."""
+        try:
+            self.client.delete_registered_model(model)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+
+
+def dump_json(path: Path, payload: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    return path

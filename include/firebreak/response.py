@@ -1,0 +1,743 @@
+"""The stages of the ``incident_response`` DAG as plain functions.
+
+Each stage takes the incident id (and small JSON-able inputs), does one SOP step,
+persists its evidence in the state DB (and artifacts in the incident's MLflow run)
+before it decides anything, and returns a small dict. A DAG task wraps exactly one of
+these; the CLI and the tests call them directly. Every stage is idempotent: a re-run
+after a heartbeat timeout changes nothing that is already done.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from functools import cached_property
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from firebreak.errors import (
+    ConfigurationError,
+    FirebreakError,
+    GateRefused,
+    IncidentRequestError,
+    RegistryError,
+    RemediationError,
+    RoutingConflict,
+)
+from firebreak.incidents.enums import Alias, FailureClass, IncidentStatus, Remediation, Route, Severity
+from firebreak.incidents.identity import incident_id_for
+from firebreak.incidents.store import Incident, StateStore
+from firebreak.policy.schema import Policy, load_policy
+from firebreak.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ACTOR = "incident_response"
+
+
+class IncidentRequest(BaseModel):
+    """What starts an incident: the DAG's params, an alert, or a CLI call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=64)
+    failure_type: FailureClass = FailureClass.UNKNOWN
+    severity: Severity | Literal["auto"] = "auto"
+    description: str = Field("", max_length=4000)
+    remediation: Remediation | Literal["auto"] = "auto"
+    dry_run: bool = False
+    dedup_key: str | None = Field(None, max_length=255)
+
+    @classmethod
+    def from_conf(cls, conf: dict[str, Any]) -> IncidentRequest:
+        try:
+            return cls.model_validate(conf)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+            )
+            raise IncidentRequestError(f"invalid incident request: {problems}") from exc
+
+
+def incident_id_from_conf(conf: dict[str, Any], run_id: str) -> str:
+    """The incident id for a DAG run: from the alert's dedup key, else from the run id."""
+    model = str(conf.get("model", "unknown"))
+    return incident_id_for(model, str(conf.get("dedup_key") or run_id))
+
+
+def resolve_entry_point(spec: str) -> Callable[..., Any]:
+    module_name, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"entry point {spec!r} cannot be imported: {exc}") from exc
+
+
+@dataclass
+class Context:
+    """Everything a stage needs about one incident, loaded lazily."""
+
+    incident_id: str
+    settings: Settings
+
+    @classmethod
+    def load(cls, incident_id: str, settings: Settings | None = None) -> Context:
+        return cls(incident_id, settings or Settings.from_env())
+
+    @cached_property
+    def store(self) -> StateStore:
+        return StateStore(self.settings.state_db_url)
+
+    @cached_property
+    def incident(self) -> Incident:
+        found = self.store.get_incident(self.incident_id)
+        if found is None:
+            raise FirebreakError(f"incident {self.incident_id!r} does not exist")
+        return found
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.incident.model, self.settings.policies_dir)
+
+    @cached_property
+    def registry(self) -> Any:
+        from firebreak.registry.mlflow_registry import Registry
+
+        return Registry(self.settings, self.store)
+
+    @property
+    def model(self) -> str:
+        return self.incident.model
+
+    @property
+    def dry_run(self) -> bool:
+        return self.incident.dry_run
+
+    def evidence(self) -> dict[str, dict[str, Any]]:
+        return self.store.get_evidence(self.incident_id)
+
+    def record(self, kind: str, payload: dict[str, Any], message: str) -> None:
+        """Persist evidence and a timeline line for it."""
+        self.store.put_evidence(self.incident_id, kind, payload)
+        self.store.add_event(self.incident_id, kind, message)
+
+    def window(self) -> pd.DataFrame:
+        from firebreak.prediction_log import PredictionLog
+
+        opened = self.incident.opened_at
+        now = opened.replace(tzinfo=UTC) if opened.tzinfo is None else opened
+        return PredictionLog(self.settings.prediction_log_dir).read_window(
+            self.model, self.policy.detection.window_hours, now=now + timedelta(minutes=1)
+        )
+
+    def labelled_window(self) -> pd.DataFrame:
+        from firebreak.prediction_log import LabelStore
+
+        return LabelStore(self.settings.labels_dir).join(self.model, self.window(), self.policy.features.label)
+
+    def golden(self) -> pd.DataFrame:
+        path = self.settings.resolve(self.policy.golden)
+        if not path.is_file():
+            raise ConfigurationError(f"golden dataset {path} for model {self.model!r} does not exist")
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+    def artifact_dir(self) -> Any:
+        path = self.settings.evidence_dir / self.incident_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+# -- detect and open ---------------------------------------------------------------------
+
+
+def open_incident(conf: dict[str, Any], *, run_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """SOP stage *Detect & open*: validate the request, then open (or find) the incident.
+
+    Raises before anything is written when the request or the model's policy is bad.
+    Returns ``replay=True`` when the incident already exists under another run or is
+    closed: the caller must then change nothing.
+    """
+    settings = settings or Settings.from_env()
+    request = IncidentRequest.from_conf(conf)
+    load_policy(request.model, settings.policies_dir)  # UnknownModelError / PolicyError name the problem
+    store = StateStore(settings.state_db_url)
+    from firebreak.registry.mlflow_registry import Registry
+
+    registry = Registry(settings, store)
+    champion = registry.version_for(request.model, Alias.CHAMPION)
+    if champion is None:
+        raise RegistryError(f"model {request.model!r} has no '{Alias.CHAMPION}' version in the registry")
+    incident_id = incident_id_from_conf(conf, run_id)
+    created = store.create_incident(
+        incident_id=incident_id,
+        model=request.model,
+        description=request.description,
+        dedup_key=request.dedup_key or run_id,
+        dag_run_id=run_id,
+        dry_run=request.dry_run,
+        request=request.model_dump(mode="json"),
+    )
+    existing = store.get_incident(incident_id)
+    assert existing is not None
+    if not created and (existing.status.is_final or existing.dag_run_id != run_id):
+        store.add_event(
+            incident_id, "replay", f"run {run_id} found the incident already {existing.status}: nothing changed"
+        )
+        return {"incident_id": incident_id, "replay": True, "status": str(existing.status)}
+    ctx = Context(incident_id, settings)
+    if created:
+        run = registry.start_incident_run(incident_id, request.model)
+        store.update_incident(incident_id, mlflow_run_id=run)
+        ctx.record(
+            "opening",
+            {"champion_version": champion.version, "request": request.model_dump(mode="json"), "run_id": run_id},
+            f"incident opened for {request.model} (champion v{champion.version}): {request.description or 'no description'}",
+        )
+    return {"incident_id": incident_id, "replay": False, "model": request.model, "dry_run": request.dry_run}
+
+
+# -- triage and contain ---------------------------------------------------------------------
+
+
+def triage(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Triage*: severity from the policy's matrix and the prediction log's signals."""
+    from firebreak.investigation.triage import triage as rank
+
+    ctx = Context.load(incident_id)
+    requested = ctx.incident.request.get("severity", "auto")
+    result = rank(ctx.window(), ctx.policy, requested=None if requested == "auto" else Severity(requested))
+    reported = FailureClass(ctx.incident.request.get("failure_type", "unknown"))
+    failure = reported if reported != FailureClass.UNKNOWN else result.provisional_class
+    ctx.store.update_incident(incident_id, severity=result.severity, failure_class=failure)
+    signals = ", ".join(f"{k}={v:.1%}" for k, v in result.signals.items())
+    ctx.record(
+        "triage", result.to_dict(), f"triaged {result.severity} ({failure}) on {result.rows} predictions: {signals}"
+    )
+    return {"severity": str(result.severity), "failure_class": str(failure)}
+
+
+def contain(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Contain*: route the model's traffic to the policy's fallback, by compare-and-set.
+
+    Never waits for root cause. Running it twice (or concurrently) moves the route once.
+    """
+    from firebreak.investigation.evaluation import evaluate
+
+    ctx = Context.load(incident_id)
+    target = Route(ctx.policy.containment.route)
+    state = ctx.store.ensure_routing(ctx.model, Route.CHAMPION, "first seen by incident_response")
+    changed = False
+    if ctx.dry_run:
+        message = f"dry run: would route {ctx.model} from {state.route} to {target}"
+    elif state.route == target:
+        message = f"{ctx.model} already on {target} (generation {state.generation}); nothing to change"
+    else:
+        changed = ctx.store.compare_and_set_route(
+            ctx.model,
+            expected_generation=state.generation,
+            route=target,
+            incident_id=incident_id,
+            reason=f"contained by {incident_id}",
+        )
+        now = ctx.store.get_routing(ctx.model)
+        if not changed and (now is None or now.route != target):
+            raise RoutingConflict(f"routing of {ctx.model} changed concurrently to {now and now.route}; retry contain")
+        message = f"traffic of {ctx.model} moved {state.route} -> {target}: {ctx.policy.containment.description}"
+    payload: dict[str, Any] = {
+        "route": str(target),
+        "changed": changed,
+        "previous_route": state.route,
+        "description": ctx.policy.containment.description,
+        "dry_run": ctx.dry_run,
+    }
+    if target == Route.HEURISTIC and ctx.policy.containment.heuristic:
+        fallback = resolve_entry_point(ctx.policy.containment.heuristic)
+        labelled = ctx.labelled_window()
+        figures = evaluate(lambda frame: fallback(frame, ctx.settings), labelled, ctx.policy)
+        payload["fallback_on_recent"] = figures.to_dict()
+    if not ctx.dry_run:
+        ctx.store.update_incident(incident_id, status=IncidentStatus.CONTAINED)
+    ctx.record("containment", payload, message)
+    return {"route": str(target), "changed": changed}
+
+
+# -- investigate ------------------------------------------------------------------------------
+
+
+def validate_contract(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Investigate*: the model's Great Expectations contract on the recent traffic."""
+    from firebreak.contracts.validation import validate_frame
+
+    ctx = Context.load(incident_id)
+    window = ctx.window()
+    columns = [*ctx.policy.features.inputs, *ctx.policy.features.lineage]
+    result_path = ctx.artifact_dir() / "contract_result.json"
+    result = validate_frame(
+        window[[c for c in columns if c in window.columns]],
+        ctx.settings.resolve(ctx.policy.contract),
+        result_json_path=result_path,
+    )
+    payload = result.to_dict()
+    payload["artifact"] = ctx.registry.log_evidence(ctx.incident.mlflow_run_id, result_path, "contract")
+    ctx.record("contract", payload, result.summary())
+    return {"passed": result.passed, "failures": len(result.failures)}
+
+
+def trace_lineage(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Investigate*: every logged prediction traced to an allowed source and pipeline."""
+    from firebreak.contracts.validation import load_suite
+    from firebreak.investigation.lineage import trace_lineage as trace
+
+    ctx = Context.load(incident_id)
+    suite = load_suite(ctx.settings.resolve(ctx.policy.contract))
+    allowed = {
+        e["kwargs"]["column"]: list(e["kwargs"]["value_set"])
+        for e in suite["expectations"]
+        if e["type"] == "expect_column_values_to_be_in_set" and e["kwargs"].get("column") in ctx.policy.features.lineage
+    }
+    missing = [c for c in ctx.policy.features.lineage if c not in allowed]
+    if missing:
+        raise ConfigurationError(
+            f"contract {ctx.policy.contract} has no allowed value set for lineage columns {missing}"
+        )
+    window = ctx.window()
+    start = pd.Timestamp(ctx.incident.opened_at) - pd.Timedelta(hours=ctx.policy.detection.window_hours)
+    result = trace(window, allowed, window_start=start.tz_localize("UTC") if start.tzinfo is None else start)
+    ctx.record("lineage", result.to_dict(), result.summary())
+    return {"passed": result.passed, "groups": len(result.groups)}
+
+
+def drift_report(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Investigate*: Evidently drift of recent inputs against the champion's training data."""
+    from firebreak.detection.drift import run_drift_report
+
+    ctx = Context.load(incident_id)
+    champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
+    reference = ctx.registry.reference_frame(champion)
+    current = ctx.window()
+    out = ctx.artifact_dir()
+    result = run_drift_report(
+        reference,
+        current,
+        columns=ctx.policy.features.inputs,
+        categorical=ctx.policy.features.categorical,
+        html_path=out / "drift_report.html",
+        json_path=out / "drift_report.json",
+    )
+    payload = result.to_dict()
+    payload["artifacts"] = [
+        ctx.registry.log_evidence(ctx.incident.mlflow_run_id, out / name, "drift")
+        for name in ("drift_report.html", "drift_report.json")
+    ]
+    top = ", ".join(f"{c.column} ({c.method} {c.score:.3g})" for c in result.top(3)) or "none"
+    ctx.record(
+        "drift",
+        payload,
+        f"drift: {sum(c.drifted for c in result.columns)}/{len(result.columns)} columns drifted; top: {top}",
+    )
+    ctx.registry.log_metrics(ctx.incident.mlflow_run_id, {"drift_share": result.drift_share})
+    return {"dataset_drift": result.dataset_drift, "top": [c.column for c in result.top(3)]}
+
+
+def golden_eval(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Investigate*: the champion on its golden dataset against its recorded baseline."""
+    from firebreak.investigation.evaluation import evaluate
+
+    ctx = Context.load(incident_id)
+    champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
+    baseline = ctx.registry.golden_baseline(champion)
+    model = ctx.registry.load(champion)
+    golden = ctx.golden()
+    figures = evaluate(model.predict, golden, ctx.policy)
+    limit = baseline.get("mae", float("inf")) * (1 + ctx.policy.detection.golden_tolerance)
+    regressed = figures.mae > limit
+    payload = {
+        "version": champion.version,
+        "figures": figures.to_dict(),
+        "baseline": baseline,
+        "limit_mae": limit,
+        "regressed": regressed,
+        "golden_rows": len(golden),
+        "coverage": _coverage_gap(golden, ctx.window(), ctx.policy),
+    }
+    ctx.registry.log_metrics(ctx.incident.mlflow_run_id, {"golden_mae": figures.mae})
+    verdict = "REGRESSED" if regressed else "within tolerance"
+    ctx.record(
+        "golden",
+        payload,
+        f"golden: champion v{champion.version} MAE {figures.mae} vs baseline {baseline.get('mae')} ({verdict})",
+    )
+    return {"regressed": regressed, "mae": figures.mae}
+
+
+def _coverage_gap(golden: pd.DataFrame, window: pd.DataFrame, policy: Policy) -> dict[str, float]:
+    """Share of recent traffic outside the golden set's range, per numeric input: what the golden set cannot see."""
+    gap = {}
+    for column in policy.features.numeric:
+        if column in window.columns and column in golden.columns and not window.empty:
+            lo, hi = golden[column].min(), golden[column].max()
+            gap[column] = round(float(((window[column] < lo) | (window[column] > hi)).mean()), 4)
+    return gap
+
+
+# -- diagnose and remediate -------------------------------------------------------------------
+
+
+def diagnose(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Diagnose*: failure class and root cause from the collected evidence."""
+    from firebreak.investigation.diagnosis import diagnose as decide
+
+    ctx = Context.load(incident_id)
+    ev = ctx.evidence()
+    result = decide(
+        ctx.policy,
+        contract=ev.get("contract", {}),
+        lineage=ev.get("lineage", {}),
+        drift=ev.get("drift", {}),
+        golden=ev.get("golden", {}),
+        reported=FailureClass(ctx.incident.request.get("failure_type", "unknown")),
+    )
+    ctx.store.update_incident(incident_id, failure_class=result.failure_class)
+    ctx.record("diagnosis", result.to_dict(), f"diagnosis: {result.failure_class}: {result.root_cause}")
+    return {"failure_class": str(result.failure_class), "remediation": result.remediation and str(result.remediation)}
+
+
+def choose_remediation(incident_id: str) -> str:
+    """SOP stage *Choose remediation*: the form's choice, else the policy's choice for the class."""
+    ctx = Context.load(incident_id)
+    requested = ctx.incident.request.get("remediation", "auto")
+    diagnosis = ctx.evidence().get("diagnosis", {})
+    choice = requested if requested != "auto" else diagnosis.get("remediation")
+    if choice is None:
+        ctx.record("remediation_choice", {"choice": None}, "no automated remediation for this failure class")
+        raise RemediationError(
+            f"no automated remediation for failure class {diagnosis.get('failure_class')!r} of {ctx.model}; "
+            "traffic stays on the fallback for a human"
+        )
+    source = "requested" if requested != "auto" else f"policy for {diagnosis.get('failure_class')}"
+    ctx.record("remediation_choice", {"choice": choice, "source": source}, f"remediation: {choice} ({source})")
+    ctx.store.update_incident(incident_id, status=IncidentStatus.REMEDIATING) if not ctx.dry_run else None
+    return str(Remediation(choice))
+
+
+def _existing_candidate(ctx: Context, kind: Remediation) -> dict[str, Any] | None:
+    """A candidate this incident already produced (re-run after a crash): never remediate twice."""
+    found = ctx.evidence().get("candidate")
+    if found and found.get("remediation") == kind:
+        ctx.store.add_event(
+            ctx.incident_id, "candidate", f"{kind} already produced candidate {found.get('version')}; reused"
+        )
+        return found
+    return None
+
+
+def _offer_candidate(ctx: Context, kind: Remediation, version: str | None, detail: str) -> dict[str, Any]:
+    payload = {"remediation": str(kind), "version": version, "detail": detail, "dry_run": ctx.dry_run}
+    if version is not None and not ctx.dry_run:
+        ctx.registry.move_alias(
+            ctx.model, Alias.CHALLENGER, version, incident_id=ctx.incident_id, actor=ACTOR, reason=f"{kind}: {detail}"
+        )
+    ctx.record(
+        "candidate",
+        payload,
+        f"{kind}: {detail}" + (f" -> {ctx.model} v{version} as {Alias.CHALLENGER}" if version else ""),
+    )
+    return payload
+
+
+def rollback(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Remediate*: offer the ``last-known-good`` version as the candidate."""
+    ctx = Context.load(incident_id)
+    if found := _existing_candidate(ctx, Remediation.ROLLBACK):
+        return found
+    target = ctx.registry.version_for(ctx.model, Alias.LAST_KNOWN_GOOD)
+    if target is None:
+        raise RemediationError(f"model {ctx.model!r} has no '{Alias.LAST_KNOWN_GOOD}' version to roll back to")
+    return _offer_candidate(
+        ctx, Remediation.ROLLBACK, target.version, f"roll back to {Alias.LAST_KNOWN_GOOD} v{target.version}"
+    )
+
+
+def retrain(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Remediate*: train the policy's recipe on its dataset and register a challenger."""
+    from firebreak.investigation.evaluation import evaluate
+    from firebreak.registry.mlflow_registry import TAG_GOLDEN_PREFIX
+
+    ctx = Context.load(incident_id)
+    if found := _existing_candidate(ctx, Remediation.RETRAIN):
+        return found
+    recipe_name = ctx.policy.training.recipe
+    if ctx.dry_run:
+        return _offer_candidate(ctx, Remediation.RETRAIN, None, f"dry run: would train {recipe_name}")
+    recipe = resolve_entry_point(recipe_name)
+    dataset = ctx.settings.resolve(ctx.policy.training.dataset)
+    if not dataset.is_file():
+        raise RemediationError(f"training dataset {dataset} for {ctx.model} does not exist")
+    history = pd.read_parquet(dataset)
+    model = recipe(history)
+    figures = evaluate(model.predict_frame, ctx.golden(), ctx.policy)
+    inputs = ctx.policy.features.inputs
+    version = ctx.registry.register(
+        ctx.model,
+        model,
+        input_example=history[inputs].head(5),
+        reference=history[inputs],
+        tags={
+            "firebreak.recipe": recipe_name,
+            "firebreak.incident_id": incident_id,
+            **{TAG_GOLDEN_PREFIX + k: str(v) for k, v in figures.to_dict().items()},
+        },
+        run_name=f"{incident_id}-retrain",
+    )
+    return _offer_candidate(
+        ctx, Remediation.RETRAIN, version.version, f"retrained with {recipe_name} on {len(history)} rows"
+    )
+
+
+def parameter_update(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Remediate*: the champion with the policy's parameter changes, as a new version."""
+    from firebreak.investigation.evaluation import evaluate
+    from firebreak.registry.mlflow_registry import TAG_GOLDEN_PREFIX
+
+    ctx = Context.load(incident_id)
+    if found := _existing_candidate(ctx, Remediation.PARAMETER_UPDATE):
+        return found
+    params = dict(ctx.policy.remediation.parameter_update)
+    if not params:
+        raise RemediationError(f"policy of {ctx.model} sets no remediation.parameter_update")
+    if ctx.dry_run:
+        return _offer_candidate(ctx, Remediation.PARAMETER_UPDATE, None, f"dry run: would set {params}")
+    champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
+    python_model = ctx.registry.load(champion).unwrap_python_model()
+    python_model.load_context(type("Config", (), {"model_config": params})())
+    figures = evaluate(python_model.predict_frame, ctx.golden(), ctx.policy)
+    reference = ctx.registry.reference_frame(champion)
+    version = ctx.registry.register(
+        ctx.model,
+        python_model,
+        input_example=reference.head(5),
+        reference=reference,
+        tags={
+            "firebreak.parameters": str(params),
+            "firebreak.incident_id": incident_id,
+            **{TAG_GOLDEN_PREFIX + k: str(v) for k, v in figures.to_dict().items()},
+        },
+        run_name=f"{incident_id}-parameter-update",
+        model_config=params,
+    )
+    return _offer_candidate(ctx, Remediation.PARAMETER_UPDATE, version.version, f"v{champion.version} with {params}")
+
+
+def upstream_fix(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Remediate*: no model change; the upstream owner fixes the data."""
+    ctx = Context.load(incident_id)
+    return _offer_candidate(
+        ctx, Remediation.UPSTREAM_FIX, None, "no model change: waiting for upstream data to pass the contract"
+    )
+
+
+# -- verify, promote, restore -----------------------------------------------------------------
+
+
+def verify(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Verify*: the promotion gate. Records the verdict, then raises if it refused."""
+    from firebreak.contracts.validation import validate_frame
+    from firebreak.investigation.evaluation import evaluate, score_outputs
+    from firebreak.verification.gate import evaluate_gate
+
+    ctx = Context.load(incident_id)
+    ev = ctx.evidence()
+    candidate = ev.get("candidate", {})
+    if ctx.dry_run:
+        ctx.record("gate", {"passed": None, "dry_run": True}, "dry run: gate not evaluated")
+        return {"passed": None}
+    if candidate.get("remediation") == Remediation.UPSTREAM_FIX:
+        newest = ctx.window().tail(200)
+        columns = [c for c in [*ctx.policy.features.inputs, *ctx.policy.features.lineage] if c in newest.columns]
+        result = validate_frame(newest[columns], ctx.settings.resolve(ctx.policy.contract))
+        payload = {
+            "passed": result.passed,
+            "checks": [
+                {
+                    "name": "newest traffic passes the contract",
+                    "passed": result.passed,
+                    "candidate": result.summary(),
+                    "limit": "all expectations",
+                }
+            ],
+        }
+        ctx.record("gate", payload, f"gate for upstream fix: {result.summary()}")
+        if not result.passed:
+            raise GateRefused(f"upstream data still breaks the contract: {result.summary()}")
+        return {"passed": True}
+    if not candidate.get("version"):
+        raise GateRefused("no candidate version to verify")
+    champion = ctx.registry.get_version(ctx.model, ev["opening"]["champion_version"])
+    challenger = ctx.registry.get_version(ctx.model, candidate["version"])
+    golden = ctx.golden()
+    recent = ctx.labelled_window()
+    champion_model = ctx.registry.load(champion)
+    challenger_model = ctx.registry.load(challenger)
+    verdict = evaluate_gate(
+        ctx.policy.gate,
+        candidate_golden=evaluate(challenger_model.predict, golden, ctx.policy),
+        champion_golden=evaluate(champion_model.predict, golden, ctx.policy),
+        candidate_recent=evaluate(challenger_model.predict, recent, ctx.policy),
+        # What the champion actually answered is in the log: score that, not a re-run.
+        champion_recent=score_outputs(recent, recent, ctx.policy),
+    )
+    payload = {**verdict.to_dict(), "candidate_version": challenger.version, "champion_version": champion.version}
+    ctx.record("gate", payload, f"v{challenger.version} vs v{champion.version}: {verdict.summary()}")
+    ctx.registry.log_metrics(ctx.incident.mlflow_run_id, {"gate_passed": float(verdict.passed)})
+    if not verdict.passed:
+        raise GateRefused(f"promotion gate refused {ctx.model} v{challenger.version}: {verdict.summary()}")
+    if ctx.policy.gate.requires_approval:
+        ctx.store.add_event(incident_id, "approval", "policy requires a human approval before promotion")
+    return {"passed": True, "candidate_version": challenger.version}
+
+
+def promote(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Promote*: the only path that moves ``champion``; every move goes to the ledger."""
+    ctx = Context.load(incident_id)
+    ev = ctx.evidence()
+    candidate = ev.get("candidate", {})
+    if ctx.dry_run or not candidate.get("version"):
+        reason = "dry run" if ctx.dry_run else "no model change"
+        ctx.record("promotion", {"promoted": False, "reason": reason}, f"promotion: nothing to move ({reason})")
+        return {"promoted": False}
+    old = ev["opening"]["champion_version"]
+    new = candidate["version"]
+    why = f"{candidate['remediation']} passed the gate in {incident_id}"
+    move = ctx.registry.move_alias
+    if candidate["remediation"] != Remediation.ROLLBACK and old != new:
+        move(ctx.model, Alias.LAST_KNOWN_GOOD, old, incident_id=incident_id, actor=ACTOR, reason=f"replaced by v{new}")
+    move(ctx.model, Alias.CHAMPION, new, incident_id=incident_id, actor=ACTOR, reason=why)
+    move(ctx.model, Alias.CHALLENGER, None, incident_id=incident_id, actor=ACTOR, reason=f"v{new} promoted")
+    ctx.record("promotion", {"promoted": True, "from": old, "to": new}, f"{Alias.CHAMPION} v{old} -> v{new}")
+    return {"promoted": True, "champion": new}
+
+
+def restore_traffic(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Restore*: traffic back to the champion, only after a passed gate."""
+    ctx = Context.load(incident_id)
+    state = ctx.store.ensure_routing(ctx.model, Route.CHAMPION, "first seen by incident_response")
+    if ctx.dry_run:
+        ctx.record("restore", {"restored": False, "dry_run": True}, "dry run: routing untouched")
+        return {"restored": False}
+    changed = False
+    if state.route != Route.CHAMPION:
+        changed = ctx.store.compare_and_set_route(
+            ctx.model,
+            expected_generation=state.generation,
+            route=Route.CHAMPION,
+            incident_id=incident_id,
+            reason=f"restored by {incident_id} after the gate passed",
+        )
+        if not changed:
+            raise RoutingConflict(f"routing of {ctx.model} changed concurrently; retry restore_traffic")
+    champion = ctx.registry.version_for(ctx.model, Alias.CHAMPION)
+    ctx.record(
+        "restore",
+        {"restored": True, "changed": changed, "champion": champion and champion.version},
+        f"traffic of {ctx.model} back on {Alias.CHAMPION} v{champion and champion.version}",
+    )
+    return {"restored": True}
+
+
+# -- learn and close -----------------------------------------------------------------------------
+
+
+def final_status(ctx: Context) -> tuple[IncidentStatus, str]:
+    """What the incident ended as, and why, from what the stages recorded."""
+    ev = ctx.evidence()
+    if ctx.dry_run:
+        return IncidentStatus.DRY_RUN, "dry run: investigated and planned, nothing changed"
+    if ev.get("restore", {}).get("restored"):
+        promo = ev.get("promotion", {})
+        how = f"{Alias.CHAMPION} v{promo['from']} -> v{promo['to']}" if promo.get("promoted") else "no model change"
+        return IncidentStatus.RESOLVED, f"resolved: {how}; traffic back on {Alias.CHAMPION}"
+    failures = [e for e in ctx.store.events(ctx.incident_id) if e.kind == "task_failed"]
+    why = failures[-1].message if failures else "the run ended before traffic was restored"
+    routing = ctx.store.get_routing(ctx.model)
+    if routing is not None and routing.route != Route.CHAMPION and routing.incident_id == ctx.incident_id:
+        return IncidentStatus.CONTAINED_NEEDS_HUMAN, f"traffic stays on {routing.route}; {why}"
+    return IncidentStatus.FAILED, f"not contained: {why}"
+
+
+def write_postmortem(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Learn*: render the post-mortem, write it locally and to the incident's MLflow run."""
+    from firebreak.postmortem.render import render_postmortem
+
+    ctx = Context.load(incident_id)
+    status, why = final_status(ctx)
+    text = render_postmortem(
+        ctx.incident,
+        ctx.policy,
+        ctx.evidence(),
+        ctx.store.events(incident_id),
+        status,
+        why,
+        ctx.store.ledger(ctx.model),
+        ctx.store.get_routing(ctx.model),
+    )
+    path = ctx.settings.postmortem_dir / f"{incident_id}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    uri = (
+        ctx.registry.log_evidence(ctx.incident.mlflow_run_id, path, "postmortem")
+        if ctx.incident.mlflow_run_id
+        else None
+    )
+    ctx.store.put_evidence(incident_id, "postmortem", {"path": str(path), "artifact": uri})
+    ctx.store.add_event(incident_id, "postmortem", f"post-mortem written to {path}")
+    return {"path": str(path)}
+
+
+def close_incident(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Close*: the incident's final status, said plainly."""
+    ctx = Context.load(incident_id)
+    status, why = final_status(ctx)
+    ctx.store.update_incident(incident_id, status=status, outcome=why)
+    ctx.store.add_event(incident_id, "closed", f"incident {status}: {why}")
+    if ctx.incident.mlflow_run_id:
+        ctx.registry.client.set_tag(ctx.incident.mlflow_run_id, "firebreak.status", str(status))
+        ctx.registry.client.set_terminated(
+            ctx.incident.mlflow_run_id, "FINISHED" if status == IncidentStatus.RESOLVED else "FAILED"
+        )
+    return {"status": str(status), "outcome": why}
+
+
+def record_task_event(incident_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+    """Timeline entry from the orchestrator (task started, succeeded, failed); never raises on a missing incident."""
+    store = StateStore(Settings.from_env().state_db_url)
+    store.add_event(incident_id, kind, message, data)
+
+
+__all__ = [
+    "IncidentRequest",
+    "incident_id_from_conf",
+    "open_incident",
+    "triage",
+    "contain",
+    "validate_contract",
+    "trace_lineage",
+    "drift_report",
+    "golden_eval",
+    "diagnose",
+    "choose_remediation",
+    "rollback",
+    "retrain",
+    "parameter_update",
+    "upstream_fix",
+    "verify",
+    "promote",
+    "restore_traffic",
+    "write_postmortem",
+    "close_incident",
+    "record_task_event",
+]

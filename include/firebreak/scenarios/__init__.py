@@ -1,0 +1,1 @@
+"""Demo scenarios: generated data, training recipes and fallbacks, used by the demo and the tests."""

@@ -1,0 +1,68 @@
+"""Where Firebreak keeps its state: one settings object, read from the environment.
+
+Embedded defaults put everything under ``$FIREBREAK_HOME`` (default ``./.firebreak``):
+SQLite files for MLflow and the state DB, local folders for artifacts, the
+prediction log and post-mortems. Production points the URLs at PostgreSQL and an
+MLflow server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# include/ — the folder that holds this package, the policies, contracts and golden sets.
+INCLUDE_DIR = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved locations of every store Firebreak uses."""
+
+    home: Path
+    policies_dir: Path
+    state_db_url: str
+    mlflow_tracking_uri: str
+    artifact_root: Path
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the settings from ``FIREBREAK_*`` and ``MLFLOW_TRACKING_URI``."""
+        home = Path(os.environ.get("FIREBREAK_HOME", ".firebreak")).resolve()
+        return cls(
+            home=home,
+            policies_dir=Path(os.environ.get("FIREBREAK_POLICIES_DIR", INCLUDE_DIR / "policies")).resolve(),
+            state_db_url=os.environ.get("FIREBREAK_STATE_DB_URL", f"sqlite:///{home / 'state.db'}"),
+            mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
+            artifact_root=Path(os.environ.get("FIREBREAK_ARTIFACT_ROOT", home / "mlartifacts")).resolve(),
+        )
+
+    @property
+    def prediction_log_dir(self) -> Path:
+        return self.home / "predictions"
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.home / "labels"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def postmortem_dir(self) -> Path:
+        return self.home / "postmortems"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.home / "evidence"
+
+    def resolve(self, path: str | Path) -> Path:
+        """Resolve a policy path: absolute as is, ``include/...`` from the repo, else under home."""
+        p = Path(path)
+        if p.is_absolute():
+            return p
+        if p.parts and p.parts[0] == "include":
+            return INCLUDE_DIR.parent / p
+        return self.home / p

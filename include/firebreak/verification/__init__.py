@@ -1,0 +1,1 @@
+"""Verification: the promotion gate, the only path that moves ``champion``."""

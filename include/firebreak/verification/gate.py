@@ -1,0 +1,67 @@
+"""The promotion gate: a candidate against the pre-incident champion, from the policy."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from firebreak.investigation.evaluation import Figures
+from firebreak.policy.schema import Gate
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    checks: list[dict[str, Any]]  # name, passed, candidate, limit
+    candidate: dict[str, dict[str, Any]]  # golden / recent figures
+    champion: dict[str, dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        failed = [c for c in self.checks if not c["passed"]]
+        if not failed:
+            return f"gate passed: {len(self.checks)} checks"
+        return "gate refused: " + "; ".join(f"{c['name']} {c['candidate']} (limit {c['limit']})" for c in failed)
+
+
+def evaluate_gate(
+    gate: Gate,
+    *,
+    candidate_golden: Figures,
+    champion_golden: Figures,
+    candidate_recent: Figures,
+    champion_recent: Figures,
+) -> GateVerdict:
+    """Every check must pass; the verdict keeps all figures for the post-mortem."""
+    checks = [
+        _check(
+            "golden MAE no worse than champion",
+            candidate_golden.mae,
+            round(champion_golden.mae * (1 + gate.golden_max_regression), 4),
+        ),
+        _check(
+            "recent MAE improves on champion",
+            candidate_recent.mae,
+            round(champion_recent.mae * (1 - gate.recent_min_improvement), 4),
+        ),
+        _check("recent sanity violation rate", candidate_recent.sanity_violation_rate, gate.max_sanity_violation_rate),
+        _check("recent low-confidence rate", candidate_recent.low_confidence_rate, gate.max_low_confidence_rate),
+        {
+            "name": "labelled recent rows",
+            "passed": candidate_recent.rows >= gate.min_labelled_rows,
+            "candidate": candidate_recent.rows,
+            "limit": gate.min_labelled_rows,
+        },
+    ]
+    return GateVerdict(
+        passed=all(c["passed"] for c in checks),
+        checks=checks,
+        candidate={"golden": candidate_golden.to_dict(), "recent": candidate_recent.to_dict()},
+        champion={"golden": champion_golden.to_dict(), "recent": champion_recent.to_dict()},
+    )
+
+
+def _check(name: str, value: float, limit: float) -> dict[str, Any]:
+    return {"name": name, "passed": bool(value <= limit), "candidate": value, "limit": limit}
