@@ -547,7 +547,7 @@ def upstream_fix(incident_id: str) -> dict[str, Any]:
 def verify(incident_id: str) -> dict[str, Any]:
     """SOP stage *Verify*: the promotion gate. Records the verdict, then raises if it refused."""
     from firebreak.contracts.validation import validate_frame
-    from firebreak.investigation.evaluation import evaluate, score_outputs
+    from firebreak.investigation.evaluation import evaluate
     from firebreak.verification.gate import evaluate_gate
 
     ctx = Context.load(incident_id)
@@ -588,8 +588,8 @@ def verify(incident_id: str) -> dict[str, Any]:
         candidate_golden=evaluate(challenger_model.predict, golden, ctx.policy),
         champion_golden=evaluate(champion_model.predict, golden, ctx.policy),
         candidate_recent=evaluate(challenger_model.predict, recent, ctx.policy),
-        # What the champion actually answered is in the log: score that, not a re-run.
-        champion_recent=score_outputs(recent, recent, ctx.policy),
+        # Both re-scored on the same labelled inputs: the log may hold answers of other versions.
+        champion_recent=evaluate(champion_model.predict, recent, ctx.policy),
     )
     payload = {**verdict.to_dict(), "candidate_version": challenger.version, "champion_version": champion.version}
     ctx.record("gate", payload, f"v{challenger.version} vs v{champion.version}: {verdict.summary()}")

@@ -122,6 +122,7 @@ class Registry:
                 name="model",
                 python_model=python_model,
                 signature=infer_signature(input_example, output),
+                input_example=input_example,
                 registered_model_name=model,
                 model_config=model_config,
             )

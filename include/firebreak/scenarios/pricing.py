@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -328,27 +326,26 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
     in_season = generate_requests(seed + 1, 300, holiday=True)
     off_season = generate_requests(seed + 2, 1500, holiday=False)
     log_rows = []
-    for frame, start, hours in (
-        (in_season, now - timedelta(hours=30), 6),
-        (off_season, now - timedelta(hours=23.5), 23),
-    ):
+    phases = (
+        ("in-season", in_season, now - timedelta(hours=30), 6),
+        ("off-season", off_season, now - timedelta(hours=23.5), 23),
+    )
+    for phase, frame, start, hours in phases:
         started = time.perf_counter()
-        outputs = champion.predict(frame[INPUTS])
+        outputs = pd.DataFrame(champion.predict(frame[INPUTS]))
         latency_ms = (time.perf_counter() - started) * 1000 / len(frame)
         offsets = np.sort(np.random.default_rng(seed).uniform(0, hours * 3600, len(frame)))
-        rows = frame[INPUTS].copy()
-        rows.insert(
-            0,
-            "request_id",
-            [
-                f"req-{uuid.UUID(int=random.Random(seed + i + int(start.timestamp())).getrandbits(128)).hex[:16]}"
-                for i in range(len(frame))
-            ],
+        rows = pd.DataFrame(
+            {
+                "request_id": [f"{phase}-{i:05d}" for i in range(len(frame))],
+                "ts": [start + timedelta(seconds=float(s)) for s in offsets],
+                "model": MODEL,
+                "model_version": version.version,
+                "route": Route.CHAMPION.value,
+            }
         )
-        rows.insert(1, "ts", [start + timedelta(seconds=float(s)) for s in offsets])
-        rows.insert(2, "model", MODEL)
-        rows.insert(3, "model_version", version.version)
-        rows.insert(4, "route", Route.CHAMPION.value)
+        rows[INPUTS] = frame[INPUTS].to_numpy()
+        rows = rows.astype({c: frame[c].dtype for c in INPUTS})
         rows["recommended_price"] = outputs["recommended_price"].to_numpy()
         rows["confidence"] = outputs["confidence"].to_numpy()
         rows["latency_ms"] = round(latency_ms, 3)

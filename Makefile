@@ -1,0 +1,54 @@
+# Firebreak — the model-failure SOP as Airflow DAGs.
+#   make demo   set everything up and run the pricing incident end to end (SQLite, local files)
+#   make test   lint, type check and the whole test suite (what CI runs)
+
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+SCENARIO ?= pricing
+export FIREBREAK_HOME ?= $(CURDIR)/.firebreak
+
+.PHONY: install demo test lint format typecheck unit e2e airflow-ui mlflow-ui clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed  ## create .venv with the locked dependencies
+
+demo: install  ## run a scenario end to end through the real incident_response DAG
+	$(BIN)/firebreak demo --scenario $(SCENARIO)
+
+test: install lint typecheck  ## lint, type check, then every test layer
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy include/firebreak
+
+unit: install
+	$(BIN)/python -m pytest tests/unit tests/dags
+
+e2e: install
+	$(BIN)/python -m pytest tests/e2e
+
+airflow-ui: install  ## the Airflow UI on the demo's state: http://127.0.0.1:8080
+	@eval "$$($(BIN)/firebreak airflow-env)"; \
+	  echo "Airflow UI: http://127.0.0.1:8080  login: admin / password in $$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"; \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone
+
+mlflow-ui: install  ## the MLflow UI on the demo's state: http://127.0.0.1:5000
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(FIREBREAK_HOME)/mlflow.db
+
+clean:  ## forget the demo's state (keeps .venv)
+	rm -rf $(FIREBREAK_HOME)

@@ -1,0 +1,59 @@
+"""Test environment: an isolated Airflow home and Firebreak home, set before Airflow is imported.
+
+Airflow reads its configuration at import time, so the variables are set here at module
+level; each test then gets its own ``FIREBREAK_HOME`` (state DB, MLflow, prediction log).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="firebreak-airflow-"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_AIRFLOW_HOME / "logs"),
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+)
+for _var in (
+    "FIREBREAK_HOME",
+    "FIREBREAK_POLICIES_DIR",
+    "FIREBREAK_STATE_DB_URL",
+    "MLFLOW_TRACKING_URI",
+    "FIREBREAK_ARTIFACT_ROOT",
+):
+    os.environ.pop(_var, None)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def firebreak_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh FIREBREAK_HOME for one test: its own state DB, MLflow and prediction log."""
+    home = tmp_path / "firebreak"
+    monkeypatch.setenv("FIREBREAK_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[None]:
+    """A migrated Airflow metadata DB (SQLite) for dag.test()."""
+    from airflow.utils import db
+
+    db.resetdb()
+    yield
