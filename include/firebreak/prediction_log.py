@@ -7,6 +7,7 @@ the inputs, the outputs, confidence, latency, contract violations and lineage fi
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,7 +75,8 @@ class LabelStore:
     def append(self, model: str, labels: pd.DataFrame) -> Path:
         folder = self.root / f"model={model}"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"part-{uuid.uuid4().hex}.parquet"
+        # Time-ordered names: when a request is labelled twice, the later label wins on read.
+        path = folder / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         labels.to_parquet(path, index=False)
         return path
 

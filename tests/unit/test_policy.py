@@ -1,0 +1,74 @@
+"""Policies load, validate, and name the bad field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from firebreak.errors import PolicyError, UnknownModelError
+from firebreak.incidents.enums import Remediation, Route, Severity
+from firebreak.policy.schema import list_policies, load_policy
+from firebreak.settings import INCLUDE_DIR
+
+POLICIES = INCLUDE_DIR / "policies"
+
+
+def write_policy(tmp_path: Path, change: dict, name: str = "pricing") -> Path:  # type: ignore[type-arg]
+    data = yaml.safe_load((POLICIES / "pricing.yaml").read_text())
+    for dotted, value in change.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    return tmp_path
+
+
+def test_shipped_policies_are_valid() -> None:
+    assert "pricing" in list_policies(POLICIES)
+    policy = load_policy("pricing", POLICIES)
+    assert policy.detection.confidence_floor == 0.70
+    assert policy.containment.route == Route.HEURISTIC
+    assert policy.remediation.by_failure_class["drift"] == Remediation.RETRAIN
+    assert policy.severity.rules[0].severity == Severity.SEV1
+    assert policy.features.inputs[-1] == "category"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"detection.confidence_floor": 1.5}, r"detection\.confidence_floor: Input should be less than or equal to 1"),
+        ({"gate.surprise": True}, r"gate\.surprise: Extra inputs are not permitted"),
+        ({"containment.route": "teleport"}, r"containment\.route: Input should be"),
+        ({"containment.heuristic": None}, r"route 'heuristic' needs 'heuristic: module:function'"),
+        ({"training.recipe": "not an entry point"}, r"training\.recipe: String should match pattern"),
+        (
+            {"severity.rules": [{"severity": "SEV9", "when": {"low_confidence_rate": 0.2}}]},
+            r"severity\.rules\.0\.severity",
+        ),
+        ({"severity.rules": [{"severity": "SEV1", "when": {"vibes": 0.2}}]}, r"severity\.rules\.0\.when\.vibes"),
+        ({"model": "other"}, r"field 'model' is 'other' but the file is named for 'pricing'"),
+    ],
+)
+def test_bad_policy_names_the_field(tmp_path: Path, change: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(PolicyError, match=message):
+        load_policy("pricing", write_policy(tmp_path, change))
+
+
+def test_unknown_model_lists_known_ones() -> None:
+    with pytest.raises(UnknownModelError, match=r"no policy for model 'inventory'.*known models: \[.*'pricing'"):
+        load_policy("inventory", POLICIES)
+
+
+def test_model_name_is_checked_before_touching_the_filesystem() -> None:
+    with pytest.raises(UnknownModelError, match=r"'\.\./etc/passwd' is not a valid model name"):
+        load_policy("../etc/passwd", POLICIES)
+
+
+def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "pricing.yaml").write_text("model: [unclosed")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy("pricing", tmp_path)

@@ -1,0 +1,88 @@
+"""The state DB: incidents open once, routing moves by compare-and-set, the ledger is append-only."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from firebreak.incidents.enums import IncidentStatus, Route
+from firebreak.incidents.identity import incident_id_for
+from firebreak.incidents.store import StateStore
+
+
+def store(tmp_path: Path) -> StateStore:
+    return StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+
+
+def test_incident_id_is_stable_and_run_id_safe() -> None:
+    a = incident_id_for("pricing", "fp-123|2026-11-27T10:00:00Z")
+    assert a == incident_id_for("pricing", "fp-123|2026-11-27T10:00:00Z")
+    assert a != incident_id_for("pricing", "fp-123|2026-11-27T11:00:00Z")
+    assert a.startswith("pricing-") and len(a) == len("pricing-") + 12
+
+
+def test_an_incident_is_created_once(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    args = dict(
+        incident_id="i-1", model="pricing", description="d", dedup_key="k", dag_run_id="r", dry_run=False, request={}
+    )
+    assert s.create_incident(**args) is True
+    assert s.create_incident(**args) is False
+    assert [i.id for i in s.list_incidents()] == ["i-1"]
+    s.update_incident("i-1", status=IncidentStatus.RESOLVED)
+    incident = s.get_incident("i-1")
+    assert incident is not None and incident.status is IncidentStatus.RESOLVED and incident.closed_at is not None
+
+
+def test_concurrent_contain_moves_the_route_once(tmp_path: Path) -> None:
+    """Reliability case 11: two writers race from the same generation; exactly one wins."""
+    s = store(tmp_path)
+    start = s.ensure_routing("pricing", Route.CHAMPION, "initial")
+    barrier = threading.Barrier(8)
+    wins: list[bool] = []
+
+    def contend() -> None:
+        barrier.wait()
+        wins.append(
+            s.compare_and_set_route(
+                "pricing",
+                expected_generation=start.generation,
+                route=Route.HEURISTIC,
+                incident_id="i-1",
+                reason="contain",
+            )
+        )
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 1
+    state = s.get_routing("pricing")
+    assert state is not None and (state.route, state.generation, state.incident_id) == ("heuristic", 1, "i-1")
+
+
+def test_ensure_routing_never_overwrites(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.ensure_routing("pricing", Route.CHAMPION, "initial")
+    assert s.compare_and_set_route(
+        "pricing", expected_generation=0, route=Route.HEURISTIC, incident_id=None, reason="x"
+    )
+    assert s.ensure_routing("pricing", Route.CHAMPION, "again").route == "heuristic"
+
+
+def test_evidence_is_replaced_not_duplicated(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    s.put_evidence("i-1", "gate", {"passed": False})
+    s.put_evidence("i-1", "gate", {"passed": True})
+    assert s.get_evidence("i-1") == {"gate": {"passed": True}}
+
+
+def test_ledger_keeps_pending_failed_and_applied(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    a = s.ledger_begin(model="pricing", alias="champion", old="1", new="2", incident_id="i-1", actor="t", reason="r")
+    b = s.ledger_begin(model="pricing", alias="champion", old="1", new="3", incident_id="i-2", actor="t", reason="r")
+    s.ledger_finish(a, "applied")
+    s.ledger_finish(b, "failed")
+    assert [(e.new_version, e.status) for e in s.ledger("pricing")] == [("2", "applied"), ("3", "failed")]
