@@ -25,6 +25,7 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(_AIRFLOW_HOME / "logs"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "firebreak-tests-only-jwt-secret",
         "GIT_PYTHON_REFRESH": "quiet",
     }
 )
@@ -57,3 +58,21 @@ def airflow_db() -> Iterator[None]:
 
     db.resetdb()
     yield
+
+
+@pytest.fixture(scope="session")
+def airflow_dags(airflow_db: None) -> None:
+    """Serialize the repo's DAGs into the metadata DB, as the dag-processor would."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        assert bag.import_errors == {}, bag.import_errors
+        sync_bag_to_db(bag, bundle.name, bundle.version)

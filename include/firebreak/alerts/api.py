@@ -1,0 +1,67 @@
+"""The alert intake's HTTP surface, a FastAPI app mounted by the Airflow plugin at ``/firebreak``.
+
+Routes: ``POST /alerts/alertmanager`` (webhook version 4), ``POST /alerts/generic`` (the
+generic monitor JSON), ``GET /alerts/health``. Airflow does not protect plugin apps, so this
+app authenticates every post itself: ``Authorization: Bearer $FIREBREAK_ALERT_TOKEN``,
+compared in constant time. Without a configured token it answers 503 (senders retry until
+it is configured) rather than accepting anonymous alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from firebreak.alerts.intake import IncidentStarter, Source, receive
+from firebreak.incidents.store import StateStore
+from firebreak.settings import Settings
+
+TOKEN_ENV = "FIREBREAK_ALERT_TOKEN"
+MAX_BODY_BYTES = 1_000_000
+
+
+def _authorize(authorization: Annotated[str | None, Header()] = None) -> None:
+    expected = os.environ.get(TOKEN_ENV, "")
+    if not expected:
+        raise HTTPException(503, f"alert intake is not configured: set {TOKEN_ENV}")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+Authorized = Annotated[None, Depends(_authorize)]
+
+
+def create_app(starter: IncidentStarter, settings: Callable[[], Settings] = Settings.from_env) -> FastAPI:
+    """Build the intake app; ``starter`` opens incident_response runs (Airflow's in the plugin)."""
+    app = FastAPI(title="Firebreak alert intake", version="1")
+
+    async def _receive(source: Source, request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
+        s = settings()
+        result = await asyncio.to_thread(
+            receive, source, body, store=StateStore(s.state_db_url), starter=starter, policies_dir=s.policies_dir
+        )
+        return JSONResponse(result.body(), status_code=result.status_code)
+
+    @app.post("/alerts/alertmanager")
+    async def alertmanager(request: Request, _: Authorized) -> JSONResponse:
+        return await _receive("alertmanager", request)
+
+    @app.post("/alerts/generic")
+    async def generic(request: Request, _: Authorized) -> JSONResponse:
+        return await _receive("generic", request)
+
+    @app.get("/alerts/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
