@@ -8,7 +8,7 @@ BIN      := $(VENV)/bin
 SCENARIO ?= pricing
 export FIREBREAK_HOME ?= $(CURDIR)/.firebreak
 
-.PHONY: install demo test lint format typecheck unit e2e airflow-ui mlflow-ui clean
+.PHONY: install demo test lint format typecheck unit e2e up airflow-ui mlflow-ui clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ unit: install
 
 e2e: install
 	$(BIN)/python -m pytest tests/e2e
+
+up: install  ## the local stack on loopback: Airflow + alert intake, MLflow UI; prints URLs and the login
+	$(BIN)/firebreak up
 
 airflow-ui: install  ## the Airflow UI on the demo's state: http://127.0.0.1:8080
 	@eval "$$($(BIN)/firebreak airflow-env)"; \

@@ -76,3 +76,18 @@ def airflow_dags(airflow_db: None) -> None:
         bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
         assert bag.import_errors == {}, bag.import_errors
         sync_bag_to_db(bag, bundle.name, bundle.version)
+
+
+def system_binary(name: str) -> str:
+    """Path of a system binary a real-peer test needs.
+
+    Missing on a laptop: the test skips and says why. Missing in CI
+    (``FIREBREAK_REQUIRE_SYSTEM=1``, set by ``.ci/run`` after installing it): the test fails.
+    """
+    found = shutil.which(name)
+    if found:
+        return found
+    reason = f"{name} is not installed (Debian package; .ci/run installs it)"
+    if os.environ.get("FIREBREAK_REQUIRE_SYSTEM") == "1":
+        pytest.fail(f"FIREBREAK_REQUIRE_SYSTEM=1 but {reason}")
+    pytest.skip(reason)

@@ -8,51 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from firebreak.errors import FirebreakError
-from firebreak.settings import INCLUDE_DIR, Settings
+from firebreak.settings import Settings
+from firebreak.stack import airflow_env, executable
 
-REPO = INCLUDE_DIR.parent
 SCENARIOS = ["pricing"]
 
 
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """Environment for an embedded Airflow on SQLite whose state lives under FIREBREAK_HOME."""
-    airflow_home = settings.home / "airflow"
-    env = dict(os.environ)
-    env.update(
-        {
-            "FIREBREAK_HOME": str(settings.home),
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": env.get(
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{airflow_home / 'airflow.db'}"
-            ),
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
-            "GIT_PYTHON_REFRESH": "quiet",
-        }
+def _airflow(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [executable("airflow"), *args], env=airflow_env(settings), text=True, capture_output=True, check=False
     )
-    return env
-
-
-def _airflow(settings: Settings, *args: str, quiet: bool = False) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).with_name("airflow")
-    if not exe.exists():
-        found = shutil.which("airflow")
-        if found is None:
-            raise FirebreakError("the 'airflow' command is not installed in this environment")
-        exe = Path(found)
-    return subprocess.run([str(exe), *args], env=airflow_env(settings), text=True, capture_output=quiet, check=False)
 
 
 def setup_scenario(name: str, settings: Settings) -> dict[str, Any]:
@@ -74,7 +46,7 @@ def demo(scenario: str, settings: Settings) -> int:
         f"  set up: {facts['model']} v{facts['champion']} is champion; {facts['logged_predictions']} predictions "
         f"logged ({facts['labelled']} labelled)"
     )
-    migrated = _airflow(settings, "db", "migrate", quiet=True)
+    migrated = _airflow(settings, "db", "migrate")
     if migrated.returncode != 0:
         print(migrated.stdout[-2000:], migrated.stderr[-4000:], file=sys.stderr)
         return 1
@@ -92,9 +64,8 @@ def demo(scenario: str, settings: Settings) -> int:
     run_started = time.perf_counter()
     log_path = settings.home / "demo-airflow.log"
     with log_path.open("w") as log:
-        exe = Path(sys.executable).with_name("airflow")
         result = subprocess.run(
-            [str(exe), "dags", "test", "incident_response", "--conf", json.dumps(conf)],
+            [executable("airflow"), "dags", "test", "incident_response", "--conf", json.dumps(conf)],
             env=airflow_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -106,6 +77,54 @@ def demo(scenario: str, settings: Settings) -> int:
     print(summary(incident_id, settings))
     print(f"\ndemo wall time {time.perf_counter() - started:.1f} s")
     return 0 if show_status(incident_id, settings) in {"resolved", "contained_needs_human"} else 1
+
+
+def up(settings: Settings, airflow_port: int, mlflow_port: int) -> int:
+    """Start Airflow (with the alert intake) and the MLflow UI on loopback until interrupted."""
+    import signal
+
+    from firebreak.stack import LocalStack
+
+    if not (settings.home / "state.db").exists():
+        print("note: no demo state yet; run `make demo` first to have an incident to look at", file=sys.stderr)
+    stack = LocalStack(settings, airflow_port=airflow_port, mlflow_port=mlflow_port)
+    print(f"starting Airflow and MLflow on 127.0.0.1 (state: {settings.home}) ...")
+    stack.start()
+    print(
+        f"""
+  Airflow UI     {stack.airflow_url}   login: admin / {stack.admin_password()}
+  MLflow UI      {stack.mlflow_url}
+  Alert intake   {stack.intake_url}/alertmanager   (and /generic)
+  Alert token    {stack.alert_token}
+
+  Try an alert:
+    curl -s -X POST {stack.intake_url}/generic -H 'Authorization: Bearer {stack.alert_token}' \\
+      -H 'Content-Type: application/json' \\
+      -d '{{"model": "pricing", "signal": "low_confidence_rate", "value": 0.4, "threshold": 0.2, "dedup_key": "try-1"}}'
+
+  Logs in {settings.home / "stack-logs"}. Ctrl-C stops everything."""
+    )
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            for service in stack.services:
+                if service.process is not None and service.process.poll() is not None:
+                    print(
+                        f"{service.name} exited ({service.process.returncode}); see {service.log_path}", file=sys.stderr
+                    )
+                    return 1
+            time.sleep(1)
+    finally:
+        print("stopping ...")
+        stack.stop()
+    return 0
 
 
 def show_status(incident_id: str, settings: Settings) -> str | None:
@@ -162,12 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     p_show = sub.add_parser("incident", help="print an incident's summary")
     p_show.add_argument("incident_id")
     sub.add_parser("incidents", help="list incidents")
+    p_up = sub.add_parser(
+        "up", help="Airflow (with the alert intake) and the MLflow UI on loopback, on the demo's state"
+    )
+    p_up.add_argument("--airflow-port", type=int, default=8080)
+    p_up.add_argument("--mlflow-port", type=int, default=5000)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
         if args.command == "demo":
             return demo(args.scenario, settings)
+        if args.command == "up":
+            return up(settings, args.airflow_port, args.mlflow_port)
         if args.command == "setup":
             print(json.dumps(setup_scenario(args.scenario, settings), indent=2))
         elif args.command == "incident":
