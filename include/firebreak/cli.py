@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from firebreak.detection import drift_cli
 from firebreak.errors import FirebreakError
 from firebreak.settings import Settings
 from firebreak.stack import airflow_env, executable
@@ -186,12 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_up.add_argument("--airflow-port", type=int, default=8080)
     p_up.add_argument("--mlflow-port", type=int, default=5000)
+    drift_cli.add_parser(sub)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
         if args.command == "demo":
             return demo(args.scenario, settings)
+        if args.command == "drift":
+            return drift_cli.run(args)
         if args.command == "up":
             return up(settings, args.airflow_port, args.mlflow_port)
         if args.command == "setup":

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from functools import cached_property
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import pandas as pd
@@ -146,7 +148,7 @@ class Context:
             raise ConfigurationError(f"golden dataset {path} for model {self.model!r} does not exist")
         return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
-    def artifact_dir(self) -> Any:
+    def artifact_dir(self) -> Path:
         path = self.settings.evidence_dir / self.incident_id
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -313,32 +315,45 @@ def trace_lineage(incident_id: str) -> dict[str, Any]:
 
 
 def drift_report(incident_id: str) -> dict[str, Any]:
-    """SOP stage *Investigate*: Evidently drift of recent inputs against the champion's training data."""
+    """SOP stage *Investigate*: drift of recent inputs against the champion's training data.
+
+    Verdicts come from the full-data engine (Evidently's tests and thresholds, every row);
+    Evidently's HTML/JSON report, the evidence people read, is built on capped samples.
+    """
     from firebreak.detection.drift import run_drift_report
+    from firebreak.detection.stats import compute_drift, sample_for_report
 
     ctx = Context.load(incident_id)
     champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
     reference = ctx.registry.reference_frame(champion)
     current = ctx.window()
-    out = ctx.artifact_dir()
-    result = run_drift_report(
+    features = ctx.policy.features
+    result = compute_drift(
         reference,
         current,
-        columns=ctx.policy.features.inputs,
-        categorical=ctx.policy.features.categorical,
+        columns=features.inputs,
+        categorical=features.categorical,
+        drift_share=ctx.policy.detection.drift_share,
+    )
+    out = ctx.artifact_dir()
+    stratify = features.categorical[0] if features.categorical else None
+    report = run_drift_report(
+        sample_for_report(reference, stratify=stratify),
+        sample_for_report(current, stratify=stratify),
+        columns=features.inputs,
+        categorical=features.categorical,
         html_path=out / "drift_report.html",
         json_path=out / "drift_report.json",
     )
     payload = result.to_dict()
+    payload["report_agrees"] = sorted(report.drifted_columns) == sorted(result.drifted_columns)
     payload["artifacts"] = [
         ctx.registry.log_evidence(ctx.incident.mlflow_run_id, out / name, "drift")
         for name in ("drift_report.html", "drift_report.json")
     ]
     top = ", ".join(f"{c.column} ({c.method} {c.score:.3g})" for c in result.top(3)) or "none"
     ctx.record(
-        "drift",
-        payload,
-        f"drift: {sum(c.drifted for c in result.columns)}/{len(result.columns)} columns drifted; top: {top}",
+        "drift", payload, f"drift: {len(result.drifted_columns)}/{len(result.columns)} columns drifted; top: {top}"
     )
     ctx.registry.log_metrics(ctx.incident.mlflow_run_id, {"drift_share": result.drift_share})
     return {"dataset_drift": result.dataset_drift, "top": [c.column for c in result.top(3)]}
@@ -421,7 +436,8 @@ def choose_remediation(incident_id: str) -> str:
         )
     source = "requested" if requested != "auto" else f"policy for {diagnosis.get('failure_class')}"
     ctx.record("remediation_choice", {"choice": choice, "source": source}, f"remediation: {choice} ({source})")
-    ctx.store.update_incident(incident_id, status=IncidentStatus.REMEDIATING) if not ctx.dry_run else None
+    if not ctx.dry_run:
+        ctx.store.update_incident(incident_id, status=IncidentStatus.REMEDIATING)
     return str(Remediation(choice))
 
 
@@ -514,7 +530,7 @@ def parameter_update(incident_id: str) -> dict[str, Any]:
         return _offer_candidate(ctx, Remediation.PARAMETER_UPDATE, None, f"dry run: would set {params}")
     champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
     python_model = ctx.registry.load(champion).unwrap_python_model()
-    python_model.load_context(type("Config", (), {"model_config": params})())
+    python_model.load_context(SimpleNamespace(model_config=params))  # as MLflow will on load
     figures = evaluate(python_model.predict_frame, ctx.golden(), ctx.policy)
     reference = ctx.registry.reference_frame(champion)
     version = ctx.registry.register(
@@ -591,13 +607,21 @@ def verify(incident_id: str) -> dict[str, Any]:
         # Both re-scored on the same labelled inputs: the log may hold answers of other versions.
         champion_recent=evaluate(champion_model.predict, recent, ctx.policy),
     )
-    payload = {**verdict.to_dict(), "candidate_version": challenger.version, "champion_version": champion.version}
+    payload = {
+        **verdict.to_dict(),
+        "summary": verdict.summary(),
+        "candidate_version": challenger.version,
+        "champion_version": champion.version,
+    }
     ctx.record("gate", payload, f"v{challenger.version} vs v{champion.version}: {verdict.summary()}")
     ctx.registry.log_metrics(ctx.incident.mlflow_run_id, {"gate_passed": float(verdict.passed)})
     if not verdict.passed:
         raise GateRefused(f"promotion gate refused {ctx.model} v{challenger.version}: {verdict.summary()}")
     if ctx.policy.gate.requires_approval:
-        ctx.store.add_event(incident_id, "approval", "policy requires a human approval before promotion")
+        # Never promote past a required approval: stop here, contained, and say so.
+        raise GateRefused(
+            f"gate passed for {ctx.model} v{challenger.version}, but the policy requires a human approval before promotion"
+        )
     return {"passed": True, "candidate_version": challenger.version}
 
 
@@ -612,12 +636,24 @@ def promote(incident_id: str) -> dict[str, Any]:
         return {"promoted": False}
     old = ev["opening"]["champion_version"]
     new = candidate["version"]
+    current = ctx.registry.version_for(ctx.model, Alias.CHAMPION)
+    if current is not None and current.version not in {old, new}:
+        # Another incident promoted while this one ran: this gate compared against a
+        # champion that is gone, so its verdict no longer holds.
+        reason = (
+            f"{Alias.CHAMPION} of {ctx.model} moved from v{old} to v{current.version} while this incident ran; "
+            f"candidate v{new} was verified against v{old} only: re-run the incident to verify against v{current.version}"
+        )
+        ctx.record("promotion", {"promoted": False, "reason": reason}, f"not promoted: {reason}")
+        raise GateRefused(reason)
     why = f"{candidate['remediation']} passed the gate in {incident_id}"
     move = ctx.registry.move_alias
     if candidate["remediation"] != Remediation.ROLLBACK and old != new:
         move(ctx.model, Alias.LAST_KNOWN_GOOD, old, incident_id=incident_id, actor=ACTOR, reason=f"replaced by v{new}")
     move(ctx.model, Alias.CHAMPION, new, incident_id=incident_id, actor=ACTOR, reason=why)
-    move(ctx.model, Alias.CHALLENGER, None, incident_id=incident_id, actor=ACTOR, reason=f"v{new} promoted")
+    challenger = ctx.registry.version_for(ctx.model, Alias.CHALLENGER)
+    if challenger is not None and challenger.version == new:  # another incident's candidate stays
+        move(ctx.model, Alias.CHALLENGER, None, incident_id=incident_id, actor=ACTOR, reason=f"v{new} promoted")
     ctx.record("promotion", {"promoted": True, "from": old, "to": new}, f"{Alias.CHAMPION} v{old} -> v{new}")
     return {"promoted": True, "champion": new}
 
@@ -661,12 +697,26 @@ def final_status(ctx: Context) -> tuple[IncidentStatus, str]:
         promo = ev.get("promotion", {})
         how = f"{Alias.CHAMPION} v{promo['from']} -> v{promo['to']}" if promo.get("promoted") else "no model change"
         return IncidentStatus.RESOLVED, f"resolved: {how}; traffic back on {Alias.CHAMPION}"
-    failures = [e for e in ctx.store.events(ctx.incident_id) if e.kind == "task_failed"]
-    why = failures[-1].message if failures else "the run ended before traffic was restored"
+    why = _why_unresolved(ctx, ev)
     routing = ctx.store.get_routing(ctx.model)
-    if routing is not None and routing.route != Route.CHAMPION and routing.incident_id == ctx.incident_id:
+    if routing is not None and routing.route != Route.CHAMPION:
         return IncidentStatus.CONTAINED_NEEDS_HUMAN, f"traffic stays on {routing.route}; {why}"
-    return IncidentStatus.FAILED, f"not contained: {why}"
+    where = f"traffic is on {Alias.CHAMPION}" if routing else "no routing state"
+    if routing is not None and routing.incident_id not in {None, ctx.incident_id}:
+        where += f" (restored by {routing.incident_id})"
+    return IncidentStatus.FAILED, f"{why}; {where}"
+
+
+def _why_unresolved(ctx: Context, ev: dict[str, dict[str, Any]]) -> str:
+    """The most specific reason on record: a failed task's error, a refused promotion or gate."""
+    failures = [e for e in ctx.store.events(ctx.incident_id) if e.kind == "task_failed"]
+    if failures:
+        return failures[-1].message
+    if reason := ev.get("promotion", {}).get("reason"):
+        return str(reason)
+    if ev.get("gate", {}).get("passed") is False:
+        return f"promotion gate refused: {ev['gate'].get('summary', 'see the gate evidence')}"
+    return "the run ended before traffic was restored"
 
 
 def write_postmortem(incident_id: str) -> dict[str, Any]:
@@ -713,7 +763,7 @@ def close_incident(incident_id: str) -> dict[str, Any]:
 
 
 def record_task_event(incident_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-    """Timeline entry from the orchestrator (task started, succeeded, failed); never raises on a missing incident."""
+    """Timeline entry from the orchestrator (task started, succeeded, failed); the incident need not exist yet."""
     store = StateStore(Settings.from_env().state_db_url)
     store.add_event(incident_id, kind, message, data)
 

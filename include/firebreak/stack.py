@@ -34,7 +34,11 @@ def free_port() -> int:
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
-    """Environment for an embedded Airflow on SQLite whose state lives under FIREBREAK_HOME."""
+    """Environment for an embedded Airflow on SQLite whose state lives under FIREBREAK_HOME.
+
+    Used by `firebreak demo` and `firebreak up`; production runs Firebreak's DAGs on the
+    team's own Airflow, configured there.
+    """
     airflow_home = settings.home / "airflow"
     env = dict(os.environ)
     env.update(
@@ -44,9 +48,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": env.get(
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{airflow_home / 'airflow.db'}"
-            ),
+            # Always its own metadata DB: the embedded stack never touches an Airflow configured elsewhere.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
             "GIT_PYTHON_REFRESH": "quiet",
             # Airflow's own children (standalone, LocalExecutor) call `airflow` from PATH.

@@ -117,6 +117,7 @@ def test_drift_incident_is_contained_retrained_and_promoted(promoted: dict[str, 
             "Promotion gate:** passed",
             "| `champion` | 1 | 2 | applied |",
             "golden dataset does not cover recent traffic",
+            "an hourly check would have fired",
         ):
             assert expected in text, expected
 
@@ -135,14 +136,22 @@ def test_the_same_incident_again_changes_nothing(promoted: dict[str, Any]) -> No
         assert postmortem.read_text() == text_before
 
 
+@pytest.mark.parametrize(
+    ("gate_change", "reason"),
+    [
+        ({"recent_min_improvement": 0.99}, "recent MAE improves on champion"),  # a 99% error cut: v2 cannot
+        ({"requires_approval": True}, "the policy requires a human approval before promotion"),
+    ],
+    ids=["candidate-not-good-enough", "approval-required"],
+)
 def test_gate_refusal_keeps_traffic_on_the_fallback(
-    firebreak_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    firebreak_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gate_change: dict[str, Any], reason: str
 ) -> None:
-    """A candidate that cannot clear the gate: champion stays, traffic stays contained, the run fails honestly."""
+    """A candidate the gate does not let through: champion stays, traffic stays contained, the run fails honestly."""
     policies = tmp_path / "policies"
     policies.mkdir()
     policy = yaml.safe_load((REPO / "include" / "policies" / "pricing.yaml").read_text())
-    policy["gate"]["recent_min_improvement"] = 0.99  # demand a 99% error cut: v2 cannot
+    policy["gate"].update(gate_change)
     (policies / "pricing.yaml").write_text(yaml.safe_dump(policy))
     monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(policies))
     from firebreak.incidents.identity import incident_id_for
@@ -164,10 +173,9 @@ def test_gate_refusal_keeps_traffic_on_the_fallback(
     store = StateStore(settings().state_db_url)
     incident = store.get_incident(incident_id)
     assert incident is not None and str(incident.status) == "contained_needs_human"
-    assert "promotion gate refused" in (incident.outcome or "")
-    assert "recent MAE improves on champion" in (incident.outcome or "")
+    assert reason in (incident.outcome or "")
     text = (settings().postmortem_dir / f"{incident_id}.md").read_text()
-    assert "`contained_needs_human`" in text and "Promotion gate:** refused" in text
+    assert "`contained_needs_human`" in text and reason in text
     assert "Routing now:** heuristic" in text
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "ColumnDrift",
     "DriftInputError",
     "DriftResult",
+    "rank_columns",
     "run_drift_report",
 ]
 
@@ -191,6 +192,19 @@ class DriftResult:
             never included).
         """
         return [c for c in self.columns if c.drifted][: max(n, 0)]
+
+
+def rank_columns(columns: Iterable[ColumnDrift]) -> list[ColumnDrift]:
+    """Order per-column verdicts the way :attr:`DriftResult.columns` promises.
+
+    Args:
+        columns: Verdicts in any order.
+
+    Returns:
+        Drifted columns first, then by descending :attr:`ColumnDrift.strength`,
+        ties broken by column name.
+    """
+    return sorted(columns, key=lambda c: (not c.drifted, -c.strength, c.column))
 
 
 def run_drift_report(
@@ -377,10 +391,7 @@ def _parse_snapshot(
     else:
         dataset_drift = drift_share >= threshold_share
 
-    ranked = sorted(
-        (per_column[c] for c in columns),
-        key=lambda c: (not c.drifted, -c.strength, c.column),
-    )
+    ranked = rank_columns(per_column[c] for c in columns)
     return DriftResult(
         dataset_drift=dataset_drift,
         drift_share=drift_share,

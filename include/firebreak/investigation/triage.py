@@ -20,6 +20,9 @@ class TriageResult:
     matched_rule: dict[str, Any] | None  # the severity rule that matched, with the signal values
     provisional_class: FailureClass
     first_breach_at: str | None  # first logged prediction that broke the floor or the sanity bound
+    # Per severity-rule signal: the first clock hour whose rate alone reached the rule's threshold,
+    # i.e. when an hourly check of the same rule would have opened this incident.
+    first_hour_over: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -74,7 +77,22 @@ def triage(window: pd.DataFrame, policy: Policy, *, requested: Severity | None =
         matched_rule=matched,
         provisional_class=_provisional_class(signals),
         first_breach_at=first,
+        first_hour_over=_first_hour_over(window, policy),
     )
+
+
+def _first_hour_over(window: pd.DataFrame, policy: Policy) -> dict[str, str]:
+    if window.empty:
+        return {}
+    hours = pd.to_datetime(window["ts"], utc=True).dt.floor("h")
+    rates = {hour: compute_signals(part, policy) for hour, part in window.groupby(hours)}
+    found: dict[str, str] = {}
+    for rule in policy.severity.rules:
+        for signal, threshold in rule.when.items():
+            over = [hour for hour, values in sorted(rates.items()) if values[signal] >= threshold]
+            if over and str(signal) not in found:
+                found[str(signal)] = str(over[0])
+    return found
 
 
 def _provisional_class(signals: dict[Signal, float]) -> FailureClass:

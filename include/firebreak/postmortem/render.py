@@ -139,7 +139,14 @@ def _evidence_section(ev: dict[str, dict[str, Any]]) -> list[str]:
             for c in gate.get("checks", [])
         ]
         if "champion" in gate:
-            out += ["", f"Champion figures: {gate['champion']}", f"Candidate figures: {gate['candidate']}"]
+            out += ["", "| figures | MAE | MAPE | below sanity bound | low confidence |", "|---|---|---|---|---|"]
+            for who in ("champion", "candidate"):
+                for where in ("golden", "recent"):
+                    f = gate[who][where]
+                    out.append(
+                        f"| {who} on {where} ({f['rows']} rows) | {f['mae']} | {f['mape']:.1%} | "
+                        f"{f['sanity_violation_rate']:.1%} | {f['low_confidence_rate']:.1%} |"
+                    )
         out.append("")
     return out or ["No evidence was collected."]
 
@@ -176,11 +183,14 @@ def _detection_section(
 
 def _proposals(policy: Policy, ev: dict[str, dict[str, Any]], triage: dict[str, Any]) -> list[str]:
     out = []
-    if triage.get("first_breach_at"):
+    opened = ev.get("opening", {})
+    for signal, hour in triage.get("first_hour_over", {}).items():
+        threshold = next((r.when[s] for r in policy.severity.rules for s in r.when if str(s) == signal), None)
         out.append(
-            f"- Alert on the breaker signal directly: open an incident when `low_confidence_rate` exceeds "
-            f"{min(0.1, policy.detection.confidence_floor / 7):.0%} over a 1 h window instead of relying on the "
-            f"{policy.detection.window_hours:g} h triage window."
+            f"- Evaluate `{signal} >= {threshold:.0%}` hourly, not only over the {policy.detection.window_hours:g} h "
+            f"triage window: on this incident's log an hourly check would have fired for the hour starting {hour}."
+            if threshold is not None
+            else f"- `{signal}` crossed its threshold in the hour starting {hour}."
         )
     drift = ev.get("drift", {})
     top = [c["column"] for c in drift.get("columns", []) if c.get("drifted")][:3]
@@ -194,10 +204,12 @@ def _proposals(policy: Policy, ev: dict[str, dict[str, Any]], triage: dict[str, 
             "- Extend the golden dataset with labelled cases from the uncovered range (see above), and record a new baseline."
         )
     gate = ev.get("gate", {})
-    if gate and not gate.get("passed"):
+    if gate and gate.get("passed") is False:
         out.append(
             "- The candidate did not pass the gate: review the recipe or the gate's limits with the model owner before retrying."
         )
+    if opened.get("request", {}).get("severity") not in (None, "auto") and triage.get("matched_rule"):
+        out.append(f"- Severity was set by hand; the policy's matrix said {triage['matched_rule']['severity']}.")
     return out or ["- None: thresholds behaved as intended."]
 
 

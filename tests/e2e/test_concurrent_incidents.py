@@ -1,0 +1,65 @@
+"""Two incidents for one model at once: alias moves never interleave on a stale verdict.
+
+Drives the SOP stages as plain library calls (what each DAG task calls), interleaved the
+way two concurrent runs could interleave them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from firebreak import response
+from firebreak.errors import GateRefused
+
+pytestmark = pytest.mark.e2e
+
+STAGES_TO_VERIFY = [
+    "triage",
+    "contain",
+    "validate_contract",
+    "trace_lineage",
+    "drift_report",
+    "golden_eval",
+    "diagnose",
+]
+
+
+def test_the_second_promotion_is_refused_when_champion_moved(firebreak_home: Path) -> None:
+    from firebreak.incidents.store import StateStore
+    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.scenarios import pricing
+    from firebreak.settings import Settings
+
+    pricing.setup(Settings.from_env())
+    conf = {"model": "pricing", "description": "concurrent"}
+    a = response.open_incident({**conf, "dedup_key": "alert-a"}, run_id="run-a")["incident_id"]
+    b = response.open_incident({**conf, "dedup_key": "alert-b"}, run_id="run-b")["incident_id"]
+    for stage in STAGES_TO_VERIFY:
+        getattr(response, stage)(a)
+        getattr(response, stage)(b)
+    assert response.choose_remediation(a) == response.choose_remediation(b) == "retrain"
+    version_a = response.retrain(a)["version"]
+    version_b = response.retrain(b)["version"]
+    assert response.verify(a)["passed"] and response.verify(b)["passed"]
+
+    response.promote(a)
+    response.restore_traffic(a)
+    with pytest.raises(GateRefused, match=f"moved from v1 to v{version_a} while this incident ran"):
+        response.promote(b)
+
+    settings = Settings.from_env()
+    store = StateStore(settings.state_db_url)
+    aliases = Registry(settings, store).aliases("pricing")
+    assert aliases["champion"] == version_a and aliases["last-known-good"] == "1"
+    champion_moves = [
+        (e.old_version, e.new_version, e.incident_id) for e in store.ledger("pricing") if e.alias == "champion"
+    ]
+    assert champion_moves == [(None, "1", None), ("1", version_a, a)]  # b never moved champion
+    assert aliases["challenger"] == version_b  # b's candidate waits for a human, unpromoted
+    closed = response.close_incident(b)
+    assert closed["status"] == "failed"
+    assert f"re-run the incident to verify against v{version_a}" in closed["outcome"]
+    assert f"restored by {a}" in closed["outcome"]
+    assert response.close_incident(a)["status"] == "resolved"
