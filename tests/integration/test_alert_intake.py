@@ -232,3 +232,22 @@ def test_generic_monitor_alert_becomes_the_same_internal_alert(client) -> None: 
     assert (
         client.post("/firebreak/alerts/generic", json=body, headers=AUTH).json()["alerts"][0]["action"] == "duplicate"
     )
+
+
+def test_state_db_down_answers_503_then_the_retry_opens_the_incident(  # type: ignore[no-untyped-def]
+    client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reliability cases 2 and 17: an outage answers 503 (Alertmanager retries), nothing is lost after it."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the DB's folder should be")
+    monkeypatch.setenv("FIREBREAK_STATE_DB_URL", f"sqlite:///{blocker / 'state.db'}")
+    payload = am_payload(am_alert("outage"))
+    for _ in range(2):  # two group intervals of failed deliveries
+        response = client.post("/firebreak/alerts/alertmanager", json=payload, headers=AUTH)
+        assert response.status_code == 503 and "state DB unavailable" in response.text
+    incident_id = incident_id_for("pricing", "outage|2026-11-27T10:00:00+00:00")
+    assert runs_for(incident_id) == []
+    monkeypatch.delenv("FIREBREAK_STATE_DB_URL")  # the store is back
+    response = client.post("/firebreak/alerts/alertmanager", json=payload, headers=AUTH)
+    assert response.status_code == 200 and response.json()["alerts"][0]["action"] == "opened"
+    assert len(runs_for(incident_id)) == 1
