@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from firebreak.incidents.identity import incident_id_for
 from firebreak.settings import Settings
 from firebreak.stack import LocalStack, free_port
 
@@ -92,8 +93,12 @@ def main() -> None:
                         lambda _: post(f"{stack.intake_url}/generic", dup, stack.alert_token), range(5)
                     )
                 ]
-            runs = stack.api_get("/api/v2/dags/incident_response/dagRuns?limit=1000", jwt)
-            dup_runs = sum(1 for r in runs["dag_runs"] if r["conf"].get("dedup_key") == "generic:dup")  # type: ignore[union-attr]
+            total = int(stack.api_get("/api/v2/dags/incident_response/dagRuns?limit=1", jwt)["total_entries"])  # type: ignore[call-overload]
+            dup_id = incident_id_for("pricing", "generic:dup")
+            dup_run = stack.api_get(f"/api/v2/dags/incident_response/dagRuns/{dup_id}", jwt)
+            # Every run is accounted for: the anchors, one per distinct alert, and one for the duplicates.
+            dup_runs = total - 2 * args.alerts
+            assert dup_run["dag_run_id"] == dup_id
         finally:
             stack.stop()
     a50, i50 = statistics.median(anchor), statistics.median(intake)
