@@ -7,10 +7,13 @@ Anything the DAG does is a plain library call; this command never imports Airflo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +45,13 @@ def demo(scenario: str, settings: Settings) -> int:
 
     started = time.perf_counter()
     print(f"firebreak demo: scenario {scenario!r}, state in {settings.home}")
-    facts = setup_scenario(scenario, settings)
+    setup_log = settings.home / "demo-setup.log"
+    setup_log.parent.mkdir(parents=True, exist_ok=True)
+    # MLflow narrates every registration on stderr; keep it in a file, not in the summary.
+    with setup_log.open("w") as log, contextlib.redirect_stderr(log), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # read when mlflow is first imported
+        facts = setup_scenario(scenario, settings)
     print(
         f"  set up: {facts['model']} v{facts['champion']} is champion; {facts['logged_predictions']} predictions "
         f"logged ({facts['labelled']} labelled)"

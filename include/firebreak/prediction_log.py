@@ -40,8 +40,8 @@ class PredictionLog:
             written.append(path)
         return written
 
-    def read(self, model: str, *, since: datetime | None = None) -> pd.DataFrame:
-        """All rows of ``model`` logged at or after ``since``, oldest first."""
+    def read(self, model: str, *, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+        """Rows of ``model`` logged in ``[since, until)`` (either bound optional), oldest first."""
         base = self.root / f"model={model}"
         files = sorted(base.glob("date=*/hour=*/*.parquet"))
         if since is not None:
@@ -53,11 +53,13 @@ class PredictionLog:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         if since is not None:
             frame = frame[frame["ts"] >= pd.Timestamp(since)]
+        if until is not None:
+            frame = frame[frame["ts"] < pd.Timestamp(until)]
         return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
     def read_window(self, model: str, hours: float, *, now: datetime | None = None) -> pd.DataFrame:
         now = now or datetime.now(UTC)
-        return self.read(model, since=now - timedelta(hours=hours))
+        return self.read(model, since=now - timedelta(hours=hours), until=now)
 
 
 def _partition_hour(path: Path) -> datetime:

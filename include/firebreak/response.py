@@ -10,14 +10,13 @@ after a heartbeat timeout changes nothing that is already done.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,7 +36,8 @@ from firebreak.incidents.store import Incident, StateStore
 from firebreak.policy.schema import Policy, load_policy
 from firebreak.settings import Settings
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from firebreak.registry.mlflow_registry import Registry
 
 ACTOR = "incident_response"
 
@@ -107,14 +107,21 @@ class Context:
         return load_policy(self.incident.model, self.settings.policies_dir)
 
     @cached_property
-    def registry(self) -> Any:
-        from firebreak.registry.mlflow_registry import Registry
+    def registry(self) -> Registry:
+        from firebreak.registry.mlflow_registry import Registry  # mlflow costs ~1.4 s: only when used
 
         return Registry(self.settings, self.store)
 
     @property
     def model(self) -> str:
         return self.incident.model
+
+    @property
+    def mlflow_run(self) -> str:
+        """The incident's evidence run in MLflow (opened with the incident)."""
+        if not self.incident.mlflow_run_id:
+            raise FirebreakError(f"incident {self.incident_id!r} has no MLflow evidence run")
+        return self.incident.mlflow_run_id
 
     @property
     def dry_run(self) -> bool:
@@ -143,10 +150,9 @@ class Context:
         return LabelStore(self.settings.labels_dir).join(self.model, self.window(), self.policy.features.label)
 
     def golden(self) -> pd.DataFrame:
-        path = self.settings.resolve(self.policy.golden)
-        if not path.is_file():
-            raise ConfigurationError(f"golden dataset {path} for model {self.model!r} does not exist")
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        from firebreak.investigation.evaluation import load_golden
+
+        return load_golden(self.settings, self.policy)
 
     def artifact_dir(self) -> Path:
         path = self.settings.evidence_dir / self.incident_id
@@ -285,7 +291,7 @@ def validate_contract(incident_id: str) -> dict[str, Any]:
         result_json_path=result_path,
     )
     payload = result.to_dict()
-    payload["artifact"] = ctx.registry.log_evidence(ctx.incident.mlflow_run_id, result_path, "contract")
+    payload["artifact"] = ctx.registry.log_evidence(ctx.mlflow_run, result_path, "contract")
     ctx.record("contract", payload, result.summary())
     return {"passed": result.passed, "failures": len(result.failures)}
 
@@ -348,46 +354,34 @@ def drift_report(incident_id: str) -> dict[str, Any]:
     payload = result.to_dict()
     payload["report_agrees"] = sorted(report.drifted_columns) == sorted(result.drifted_columns)
     payload["artifacts"] = [
-        ctx.registry.log_evidence(ctx.incident.mlflow_run_id, out / name, "drift")
+        ctx.registry.log_evidence(ctx.mlflow_run, out / name, "drift")
         for name in ("drift_report.html", "drift_report.json")
     ]
     top = ", ".join(f"{c.column} ({c.method} {c.score:.3g})" for c in result.top(3)) or "none"
     ctx.record(
         "drift", payload, f"drift: {len(result.drifted_columns)}/{len(result.columns)} columns drifted; top: {top}"
     )
-    ctx.registry.log_metrics(ctx.incident.mlflow_run_id, {"drift_share": result.drift_share})
+    ctx.registry.log_metrics(ctx.mlflow_run, {"drift_share": result.drift_share})
     return {"dataset_drift": result.dataset_drift, "top": [c.column for c in result.top(3)]}
 
 
 def golden_eval(incident_id: str) -> dict[str, Any]:
     """SOP stage *Investigate*: the champion on its golden dataset against its recorded baseline."""
-    from firebreak.investigation.evaluation import evaluate
+    from firebreak.investigation.evaluation import evaluate_golden
 
     ctx = Context.load(incident_id)
     champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
-    baseline = ctx.registry.golden_baseline(champion)
-    model = ctx.registry.load(champion)
-    golden = ctx.golden()
-    figures = evaluate(model.predict, golden, ctx.policy)
-    limit = baseline.get("mae", float("inf")) * (1 + ctx.policy.detection.golden_tolerance)
-    regressed = figures.mae > limit
-    payload = {
-        "version": champion.version,
-        "figures": figures.to_dict(),
-        "baseline": baseline,
-        "limit_mae": limit,
-        "regressed": regressed,
-        "golden_rows": len(golden),
-        "coverage": _coverage_gap(golden, ctx.window(), ctx.policy),
-    }
-    ctx.registry.log_metrics(ctx.incident.mlflow_run_id, {"golden_mae": figures.mae})
-    verdict = "REGRESSED" if regressed else "within tolerance"
+    payload = evaluate_golden(ctx.registry, champion, ctx.settings, ctx.policy)
+    payload["coverage"] = _coverage_gap(ctx.golden(), ctx.window(), ctx.policy)
+    mae = payload["figures"]["mae"]
+    ctx.registry.log_metrics(ctx.mlflow_run, {"golden_mae": mae})
+    verdict = "REGRESSED" if payload["regressed"] else "within tolerance"
     ctx.record(
         "golden",
         payload,
-        f"golden: champion v{champion.version} MAE {figures.mae} vs baseline {baseline.get('mae')} ({verdict})",
+        f"golden: champion v{champion.version} MAE {mae} vs baseline {payload['baseline'].get('mae')} ({verdict})",
     )
-    return {"regressed": regressed, "mae": figures.mae}
+    return {"regressed": payload["regressed"], "mae": mae}
 
 
 def _coverage_gap(golden: pd.DataFrame, window: pd.DataFrame, policy: Policy) -> dict[str, float]:
@@ -479,11 +473,36 @@ def rollback(incident_id: str) -> dict[str, Any]:
     )
 
 
+def _register_candidate(
+    ctx: Context,
+    python_model: Any,
+    *,
+    reference: pd.DataFrame,
+    tags: dict[str, str],
+    run_name: str,
+    model_config: dict[str, Any] | None = None,
+) -> str:
+    """Register a remediation's model with its golden figures recorded as the version's baseline."""
+    from firebreak.investigation.evaluation import evaluate
+    from firebreak.registry.mlflow_registry import golden_tags
+
+    if model_config is not None:
+        python_model.load_context(SimpleNamespace(model_config=model_config))  # as MLflow will on load
+    figures = evaluate(lambda frame: python_model.predict(None, frame), ctx.golden(), ctx.policy)
+    version = ctx.registry.register(
+        ctx.model,
+        python_model,
+        input_example=reference.head(5),
+        reference=reference,
+        tags={"firebreak.incident_id": ctx.incident_id, **tags, **golden_tags(figures)},
+        run_name=f"{ctx.incident_id}-{run_name}",
+        model_config=model_config,
+    )
+    return version.version
+
+
 def retrain(incident_id: str) -> dict[str, Any]:
     """SOP stage *Remediate*: train the policy's recipe on its dataset and register a challenger."""
-    from firebreak.investigation.evaluation import evaluate
-    from firebreak.registry.mlflow_registry import TAG_GOLDEN_PREFIX
-
     ctx = Context.load(incident_id)
     if found := _existing_candidate(ctx, Remediation.RETRAIN):
         return found
@@ -495,31 +514,18 @@ def retrain(incident_id: str) -> dict[str, Any]:
     if not dataset.is_file():
         raise RemediationError(f"training dataset {dataset} for {ctx.model} does not exist")
     history = pd.read_parquet(dataset)
-    model = recipe(history)
-    figures = evaluate(model.predict_frame, ctx.golden(), ctx.policy)
-    inputs = ctx.policy.features.inputs
-    version = ctx.registry.register(
-        ctx.model,
-        model,
-        input_example=history[inputs].head(5),
-        reference=history[inputs],
-        tags={
-            "firebreak.recipe": recipe_name,
-            "firebreak.incident_id": incident_id,
-            **{TAG_GOLDEN_PREFIX + k: str(v) for k, v in figures.to_dict().items()},
-        },
-        run_name=f"{incident_id}-retrain",
+    version = _register_candidate(
+        ctx,
+        recipe(history),
+        reference=history[ctx.policy.features.inputs],
+        tags={"firebreak.recipe": recipe_name},
+        run_name="retrain",
     )
-    return _offer_candidate(
-        ctx, Remediation.RETRAIN, version.version, f"retrained with {recipe_name} on {len(history)} rows"
-    )
+    return _offer_candidate(ctx, Remediation.RETRAIN, version, f"retrained with {recipe_name} on {len(history)} rows")
 
 
 def parameter_update(incident_id: str) -> dict[str, Any]:
     """SOP stage *Remediate*: the champion with the policy's parameter changes, as a new version."""
-    from firebreak.investigation.evaluation import evaluate
-    from firebreak.registry.mlflow_registry import TAG_GOLDEN_PREFIX
-
     ctx = Context.load(incident_id)
     if found := _existing_candidate(ctx, Remediation.PARAMETER_UPDATE):
         return found
@@ -529,24 +535,15 @@ def parameter_update(incident_id: str) -> dict[str, Any]:
     if ctx.dry_run:
         return _offer_candidate(ctx, Remediation.PARAMETER_UPDATE, None, f"dry run: would set {params}")
     champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
-    python_model = ctx.registry.load(champion).unwrap_python_model()
-    python_model.load_context(SimpleNamespace(model_config=params))  # as MLflow will on load
-    figures = evaluate(python_model.predict_frame, ctx.golden(), ctx.policy)
-    reference = ctx.registry.reference_frame(champion)
-    version = ctx.registry.register(
-        ctx.model,
-        python_model,
-        input_example=reference.head(5),
-        reference=reference,
-        tags={
-            "firebreak.parameters": str(params),
-            "firebreak.incident_id": incident_id,
-            **{TAG_GOLDEN_PREFIX + k: str(v) for k, v in figures.to_dict().items()},
-        },
-        run_name=f"{incident_id}-parameter-update",
+    version = _register_candidate(
+        ctx,
+        ctx.registry.load(champion).unwrap_python_model(),
+        reference=ctx.registry.reference_frame(champion),
+        tags={"firebreak.parameters": str(params)},
+        run_name="parameter-update",
         model_config=params,
     )
-    return _offer_candidate(ctx, Remediation.PARAMETER_UPDATE, version.version, f"v{champion.version} with {params}")
+    return _offer_candidate(ctx, Remediation.PARAMETER_UPDATE, version, f"v{champion.version} with {params}")
 
 
 def upstream_fix(incident_id: str) -> dict[str, Any]:
@@ -614,7 +611,7 @@ def verify(incident_id: str) -> dict[str, Any]:
         "champion_version": champion.version,
     }
     ctx.record("gate", payload, f"v{challenger.version} vs v{champion.version}: {verdict.summary()}")
-    ctx.registry.log_metrics(ctx.incident.mlflow_run_id, {"gate_passed": float(verdict.passed)})
+    ctx.registry.log_metrics(ctx.mlflow_run, {"gate_passed": float(verdict.passed)})
     if not verdict.passed:
         raise GateRefused(f"promotion gate refused {ctx.model} v{challenger.version}: {verdict.summary()}")
     if ctx.policy.gate.requires_approval:
@@ -738,11 +735,7 @@ def write_postmortem(incident_id: str) -> dict[str, Any]:
     path = ctx.settings.postmortem_dir / f"{incident_id}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    uri = (
-        ctx.registry.log_evidence(ctx.incident.mlflow_run_id, path, "postmortem")
-        if ctx.incident.mlflow_run_id
-        else None
-    )
+    uri = ctx.registry.log_evidence(ctx.mlflow_run, path, "postmortem") if ctx.incident.mlflow_run_id else None
     ctx.store.put_evidence(incident_id, "postmortem", {"path": str(path), "artifact": uri})
     ctx.store.add_event(incident_id, "postmortem", f"post-mortem written to {path}")
     return {"path": str(path)}

@@ -30,9 +30,11 @@ def test_window_reads_exactly_the_rows_after_the_cutoff(tmp_path: Path) -> None:
     files = log.append(pd.concat([rows(start, 10), rows(start, 3, model="other")]))
     assert len({f.parent for f in files}) == 5 + 2  # hour partitions per model
     window = log.read_window("pricing", 2, now=start + timedelta(hours=4, minutes=10))
-    assert list(window["request_id"]) == ["r5", "r6", "r7", "r8", "r9"][: len(window)]
-    assert window["ts"].min() >= pd.Timestamp(start + timedelta(hours=2, minutes=10))
+    assert list(window["request_id"]) == ["r5", "r6", "r7", "r8"]  # 02:30 .. 04:00 in [02:10, 04:10)
     assert set(log.read("other")["model"]) == {"other"}
+    # A window that ended in the past holds nothing logged after its end.
+    earlier = log.read_window("pricing", 1, now=start + timedelta(hours=2))
+    assert list(earlier["request_id"]) == ["r2", "r3"]
 
 
 def test_missing_required_columns_are_refused(tmp_path: Path) -> None:

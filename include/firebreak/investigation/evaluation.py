@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from firebreak.errors import ConfigurationError
 from firebreak.policy.schema import Policy
+from firebreak.settings import Settings
+
+if TYPE_CHECKING:
+    from firebreak.registry.mlflow_registry import Registry, Version
 
 Predictor = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -59,3 +65,27 @@ def evaluate(predict: Predictor, labelled: pd.DataFrame, policy: Policy) -> Figu
         return score_outputs(labelled, labelled, policy)
     outputs = predict(labelled[policy.features.inputs].reset_index(drop=True))
     return score_outputs(outputs.reset_index(drop=True), labelled.reset_index(drop=True), policy)
+
+
+def load_golden(settings: Settings, policy: Policy) -> pd.DataFrame:
+    """The model's golden dataset (CSV or Parquet, versioned under include/golden/)."""
+    path = settings.resolve(policy.golden)
+    if not path.is_file():
+        raise ConfigurationError(f"golden dataset {path} for model {policy.model!r} does not exist")
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def evaluate_golden(registry: Registry, version: Version, settings: Settings, policy: Policy) -> dict[str, Any]:
+    """A version on the golden dataset against the baseline recorded for it; ``regressed`` past the tolerance."""
+    baseline = registry.golden_baseline(version)
+    golden = load_golden(settings, policy)
+    figures = evaluate(registry.load(version).predict, golden, policy)
+    limit = baseline.get("mae", float("inf")) * (1 + policy.detection.golden_tolerance)
+    return {
+        "version": version.version,
+        "figures": figures.to_dict(),
+        "baseline": baseline,
+        "limit_mae": limit,
+        "regressed": bool(figures.mae > limit),
+        "golden_rows": len(golden),
+    }

@@ -6,7 +6,6 @@ which writes the append-only ledger around the registry call.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -224,7 +223,6 @@ class Registry:
                 raise
 
 
-def dump_json(path: Path, payload: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str))
-    return path
+def golden_tags(figures: Any) -> dict[str, str]:
+    """Golden-dataset figures as version tags: the baseline later incidents compare against."""
+    return {TAG_GOLDEN_PREFIX + k: str(v) for k, v in figures.to_dict().items()}

@@ -284,7 +284,7 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
     from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import LabelStore, PredictionLog
-    from firebreak.registry.mlflow_registry import TAG_GOLDEN_PREFIX, Registry
+    from firebreak.registry.mlflow_registry import Registry, golden_tags
 
     now = now or datetime.now(UTC)
     policy = load_policy(MODEL, settings.policies_dir)
@@ -314,7 +314,7 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
         v1,
         input_example=train_rows[INPUTS].head(5),
         reference=train_rows[INPUTS],
-        tags={"firebreak.recipe": v1.recipe, **{TAG_GOLDEN_PREFIX + k: str(v) for k, v in figures.to_dict().items()}},
+        tags={"firebreak.recipe": v1.recipe, **golden_tags(figures)},
         run_name="pricing-holiday-v1",
     )
     registry.move_alias(
