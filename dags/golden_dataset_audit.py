@@ -39,20 +39,9 @@ def golden_dataset_audit() -> None:
 
     @task(max_active_tis_per_dagrun=2)
     def audit(model: str) -> dict[str, Any]:
-        from firebreak.audits import golden_dataset_audit as run_audit
+        from firebreak.audits import run_audit
 
-        result = run_audit(model)
-        for finding in result.findings:
-            print(
-                f"{model} {finding.check}: {'BREACH' if finding.breached else 'ok' if finding.breached is False else 'n/a'}"
-                f" — {finding.summary}"
-            )
-        return {
-            "model": model,
-            "breaches": [f.check for f in result.breaches],
-            "incident": result.incident_request(),
-            "mlflow_run_id": result.mlflow_run_id,
-        }
+        return run_audit("golden_dataset_audit", model)
 
     @task
     def incidents_to_open(audits: list[dict[str, Any]]) -> list[dict[str, Any]]:

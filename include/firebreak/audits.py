@@ -11,7 +11,7 @@ checks, so the same breach never opens two incidents.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,13 @@ from firebreak.settings import Settings
 
 AUDIT_EXPERIMENT = "firebreak-audits"
 # What a breached check suggests the incident is; the incident's own diagnosis decides.
-FAILURE_FOR_CHECK = {"contract": FailureClass.SKEW, "golden": FailureClass.BAD_RELEASE, "drift": FailureClass.DRIFT}
+FAILURE_FOR_CHECK = {
+    "contract": FailureClass.SKEW,
+    "golden": FailureClass.BAD_RELEASE,
+    "drift": FailureClass.DRIFT,
+    "shadow": FailureClass.UNKNOWN,  # the champion lost to its challenger: diagnosis says why
+    "feedback": FailureClass.FEEDBACK_POISONING,
+}
 
 
 @dataclass(frozen=True)
@@ -144,19 +150,134 @@ def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: d
         )
     findings.append(Finding("fairness", None, "not applicable: the policy names no protected attribute"))
 
+    result = AuditResult("golden_dataset_audit", model, day, champion.version, findings, "")
+    (out / "findings.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    run_id = _audit_run(registry, "golden_dataset_audit", model, day, {"firebreak.champion": champion.version}, out)
+    registry.log_metrics(run_id, {"breaches": len(result.breaches), "golden_mae": golden["figures"]["mae"]})
+    result = replace(result, mlflow_run_id=run_id)
+    return result
+
+
+def _audit_run(registry: Any, audit: str, model: str, day: str, tags: dict[str, str], out: Any) -> str:
+    """Log an audit's evidence folder to a finished MLflow run; returns the run id."""
     run = registry.client.create_run(
         registry.experiment_id(AUDIT_EXPERIMENT),
-        run_name=f"golden_dataset_audit-{model}-{day}",
-        tags={
-            "firebreak.audit": "golden_dataset_audit",
-            "firebreak.model": model,
-            "firebreak.champion": champion.version,
-        },
+        run_name=f"{audit}-{model}-{day}",
+        tags={"firebreak.audit": audit, "firebreak.model": model, **tags},
     )
-    result = AuditResult("golden_dataset_audit", model, day, champion.version, findings, run.info.run_id)
-    (out / "findings.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     for path in sorted(out.iterdir()):
         registry.log_evidence(run.info.run_id, path, "audit")
-    registry.log_metrics(run.info.run_id, {"breaches": len(result.breaches), "golden_mae": golden["figures"]["mae"]})
     registry.client.set_terminated(run.info.run_id, "FINISHED")
-    return result
+    return str(run.info.run_id)
+
+
+def shadow_evaluation(
+    model: str, *, settings: Settings | None = None, now: datetime | None = None
+) -> AuditResult | None:
+    """Challenger vs champion on the logged traffic; None when the model has no challenger.
+
+    Both versions score the logged inputs of the policy's shadow window (offline shadow
+    mode). Disagreement: share of requests whose outputs differ by more than the policy's
+    tolerance. Where labels arrived, MAE of each. When they disagree beyond the policy and
+    the challenger is the worse one, the challenger is blocked (the gate will refuse it);
+    when the champion is the worse one, that is an incident.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from firebreak.incidents.enums import Alias
+    from firebreak.incidents.store import StateStore
+    from firebreak.investigation.evaluation import score_outputs
+    from firebreak.policy.schema import load_policy
+    from firebreak.prediction_log import LabelStore, PredictionLog
+    from firebreak.registry.mlflow_registry import TAG_BLOCKED, Registry
+
+    settings = settings or Settings.from_env()
+    now = now or datetime.now(UTC)
+    day = now.date().isoformat()
+    policy = load_policy(model, settings.policies_dir)
+    shadow = policy.shadow
+    registry = Registry(settings, StateStore(settings.state_db_url))
+    champion = registry.version_for(model, Alias.CHAMPION)
+    challenger = registry.version_for(model, Alias.CHALLENGER)
+    if champion is None or challenger is None or challenger.version == champion.version:
+        return None
+    log = PredictionLog(settings.prediction_log_dir).read_window(model, shadow.window_hours, now=now)
+    findings: list[Finding] = []
+    if len(log) < shadow.min_rows:
+        findings.append(
+            Finding("shadow", None, f"{len(log)} logged requests in {shadow.window_hours:g} h; need {shadow.min_rows}")
+        )
+    else:
+        inputs = log[policy.features.inputs].reset_index(drop=True)
+        ours = pd.DataFrame(registry.load(champion).predict(inputs))
+        theirs = pd.DataFrame(registry.load(challenger).predict(inputs))
+        out_col = policy.features.output
+        a, b = ours[out_col].to_numpy(dtype=float), theirs[out_col].to_numpy(dtype=float)
+        disagreement = float((np.abs(a - b) > shadow.output_tolerance * np.maximum(np.abs(a), 1e-9)).mean())
+        labels = LabelStore(settings.labels_dir).read(model)
+        figures: dict[str, Any] = {
+            "rows": len(log),
+            "disagreement_rate": round(disagreement, 4),
+            "champion_version": champion.version,
+            "challenger_version": challenger.version,
+        }
+        verdict = "agree"
+        if policy.features.label in labels.columns:
+            joined = log.reset_index(drop=True).merge(
+                labels[["request_id", policy.features.label]], on="request_id", how="left"
+            )
+            has_label = joined[policy.features.label].notna().to_numpy()
+            if has_label.any():
+                labelled = joined[has_label].reset_index(drop=True)
+                champ = score_outputs(ours[has_label].reset_index(drop=True), labelled, policy)
+                chall = score_outputs(theirs[has_label].reset_index(drop=True), labelled, policy)
+                figures.update({"labelled_rows": champ.rows, "champion_mae": champ.mae, "challenger_mae": chall.mae})
+                if disagreement > shadow.max_disagreement_rate:
+                    if chall.mae > champ.mae * (1 + shadow.min_mae_gain):
+                        verdict = "challenger_worse"
+                    elif champ.mae > chall.mae * (1 + shadow.min_mae_gain):
+                        verdict = "champion_worse"
+        figures["verdict"] = verdict
+        summary = f"challenger v{challenger.version} vs champion v{champion.version}: {disagreement:.0%} disagree" + (
+            f", MAE {figures['challenger_mae']} vs {figures['champion_mae']}" if "champion_mae" in figures else ""
+        )
+        if verdict == "challenger_worse":
+            reason = f"shadow_evaluation {now:%Y-%m-%d %H:%M}Z: {summary}"
+            registry.set_version_tags(model, challenger.version, {TAG_BLOCKED: reason})
+            findings.append(Finding("shadow", False, f"{summary}; challenger blocked from promotion", figures))
+        else:
+            findings.append(Finding("shadow", verdict == "champion_worse", summary, figures))
+    out = settings.evidence_dir / "audits" / f"shadow_evaluation-{model}-{now:%Y%m%dT%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "findings.json").write_text(json.dumps([asdict(f) for f in findings], indent=2, default=str))
+    run_id = _audit_run(
+        registry,
+        "shadow_evaluation",
+        model,
+        day,
+        {"firebreak.champion": champion.version, "firebreak.challenger": challenger.version},
+        out,
+    )
+    # The dedup key names the challenger: the same comparison never opens two incidents.
+    return AuditResult("shadow_evaluation", model, f"{day}:v{challenger.version}", champion.version, findings, run_id)
+
+
+def run_audit(audit: str, model: str) -> dict[str, Any]:
+    """Run one audit for one model; the small JSON a DAG task returns (with the incident to open, if any)."""
+    audits = {"golden_dataset_audit": golden_dataset_audit, "shadow_evaluation": shadow_evaluation}
+    if audit not in audits:
+        raise ValueError(f"unknown audit {audit!r}; known: {sorted(audits)}")
+    result = audits[audit](model)
+    if result is None:
+        return {"model": model, "audit": audit, "skipped": "nothing to audit", "breaches": [], "incident": None}
+    for finding in result.findings:
+        state = {True: "BREACH", False: "ok", None: "n/a"}[finding.breached]
+        print(f"{audit} {model} {finding.check}: {state} — {finding.summary}")
+    return {
+        "model": model,
+        "audit": audit,
+        "breaches": [f.check for f in result.breaches],
+        "incident": result.incident_request(),
+        "mlflow_run_id": result.mlflow_run_id,
+    }

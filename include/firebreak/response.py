@@ -561,6 +561,7 @@ def verify(incident_id: str) -> dict[str, Any]:
     """SOP stage *Verify*: the promotion gate. Records the verdict, then raises if it refused."""
     from firebreak.contracts.validation import validate_frame
     from firebreak.investigation.evaluation import evaluate
+    from firebreak.registry.mlflow_registry import TAG_BLOCKED
     from firebreak.verification.gate import evaluate_gate
 
     ctx = Context.load(incident_id)
@@ -603,6 +604,7 @@ def verify(incident_id: str) -> dict[str, Any]:
         candidate_recent=evaluate(challenger_model.predict, recent, ctx.policy),
         # Both re-scored on the same labelled inputs: the log may hold answers of other versions.
         champion_recent=evaluate(champion_model.predict, recent, ctx.policy),
+        blocked=challenger.tags.get(TAG_BLOCKED),
     )
     payload = {
         **verdict.to_dict(),

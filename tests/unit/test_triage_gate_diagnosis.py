@@ -71,6 +71,7 @@ def test_gate_passes_a_real_improvement() -> None:
         ({"candidate_recent": figures(9.0)}, "recent MAE improves on champion"),  # 10% better; policy wants 20%
         ({"candidate_recent": figures(2.0, sanity=0.01)}, "recent sanity violation rate"),
         ({"candidate_recent": figures(2.0, rows=50)}, "labelled recent rows"),
+        ({"blocked": "shadow_evaluation: worse than champion"}, "candidate not blocked"),
     ],
 )
 def test_gate_refuses(kwargs: dict, failed_check: str) -> None:  # type: ignore[type-arg]

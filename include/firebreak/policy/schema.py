@@ -98,6 +98,16 @@ class Gate(_Strict):
     requires_approval: bool = False
 
 
+class Shadow(_Strict):
+    """Challenger vs champion on logged traffic (the shadow_evaluation audit)."""
+
+    window_hours: float = Field(24, gt=0, le=24 * 30)
+    min_rows: int = Field(100, ge=1)
+    output_tolerance: Fraction = Field(0.05, description="Outputs differing by more than this (relative) disagree.")
+    max_disagreement_rate: Fraction = Field(0.2, description="Above this, the two models behave differently.")
+    min_mae_gain: Fraction = Field(0.1, description="Relative MAE gap that makes one of them the worse one.")
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
@@ -114,6 +124,7 @@ class Policy(_Strict):
     training: Training
     remediation: RemediationPolicy
     gate: Gate
+    shadow: Shadow = Shadow()
 
 
 def load_policy(model: str, policies_dir: Path) -> Policy:

@@ -29,6 +29,8 @@ INCIDENT_EXPERIMENT = "firebreak-incidents"
 TRAINING_EXPERIMENT = "firebreak-training"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 TAG_GOLDEN_PREFIX = "firebreak.golden."
+# Set on a version the shadow evaluation found worse than the champion: the gate refuses it.
+TAG_BLOCKED = "firebreak.blocked"
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,20 @@ def evaluate_gate(
     champion_golden: Figures,
     candidate_recent: Figures,
     champion_recent: Figures,
+    blocked: str | None = None,
 ) -> GateVerdict:
-    """Every check must pass; the verdict keeps all figures for the post-mortem."""
+    """Every check must pass; the verdict keeps all figures for the post-mortem.
+
+    ``blocked`` is a reason recorded on the candidate version (e.g. by the shadow
+    evaluation); a blocked candidate never passes.
+    """
     checks = [
+        {
+            "name": "candidate not blocked",
+            "passed": blocked is None,
+            "candidate": blocked or "not blocked",
+            "limit": "not blocked",
+        },
         _check(
             "golden MAE no worse than champion",
             candidate_golden.mae,
