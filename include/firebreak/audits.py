@@ -263,9 +263,138 @@ def shadow_evaluation(
     return AuditResult("shadow_evaluation", model, f"{day}:v{challenger.version}", champion.version, findings, run_id)
 
 
+def feedback_loop_audit(
+    model: str, *, settings: Settings | None = None, now: datetime | None = None
+) -> AuditResult | None:
+    """The feedback loop as a critical dependency: is a few actors' voice drowning everyone else's?
+
+    Over the policy's window: the share of feedback from the most active actors, the rise of
+    the thumbs-down rate against the previous window, and how often thumbs down land on
+    predictions the labels call good. Poisoning is concentration *and* disagreement with the
+    labels (a failing model earns thumbs down honestly); the poisoned slice is marked so every
+    later read excludes it, and an incident opens. None when the model has no feedback.
+    """
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from firebreak.feedback import FeedbackStore, PoisonedSlice
+    from firebreak.incidents.enums import Alias
+    from firebreak.incidents.store import StateStore
+    from firebreak.policy.schema import load_policy
+    from firebreak.prediction_log import LabelStore, PredictionLog
+    from firebreak.registry.mlflow_registry import Registry
+
+    settings = settings or Settings.from_env()
+    now = now or datetime.now(UTC)
+    policy = load_policy(model, settings.policies_dir)
+    rules = policy.feedback
+    feedback = FeedbackStore(settings.feedback_dir)
+    events = feedback.read(model)
+    if events.empty:
+        return None
+    width = timedelta(hours=rules.window_hours)
+    current = events[(events["ts"] >= now - width) & (events["ts"] < now)]
+    previous = events[(events["ts"] >= now - 2 * width) & (events["ts"] < now - width)]
+    findings: list[Finding] = []
+    if len(current) < rules.min_events:
+        findings.append(
+            Finding(
+                "feedback", None, f"{len(current)} feedback events in {rules.window_hours:g} h; need {rules.min_events}"
+            )
+        )
+    else:
+        per_actor = current["actor_id"].value_counts()
+        top = per_actor.head(rules.top_actors)
+        top_share = float(top.sum() / len(current))
+        down_now = float((current["thumbs"] < 0).mean())
+        down_before = float((previous["thumbs"] < 0).mean()) if len(previous) else None
+        shift = None if down_before is None else down_now - down_before
+        # What each thumbs-down was about: the logged output against the label that arrived.
+        log = PredictionLog(settings.prediction_log_dir).read(
+            model, since=now - 2 * width - timedelta(hours=1), until=now
+        )
+        labels = LabelStore(settings.labels_dir).read(model)
+        label, output = policy.features.label, policy.features.output
+        downs = current[current["thumbs"] < 0].merge(log[["request_id", output]], on="request_id")
+        if label in labels.columns:
+            downs = downs.merge(labels[["request_id", label]], on="request_id")
+        else:
+            downs = downs.iloc[0:0].assign(**{label: pd.Series(dtype=float)})
+        downs = downs.assign(
+            good=(downs[output] - downs[label]).abs() / downs[label].abs() < rules.good_prediction_tolerance
+        )
+        disagreement = float(downs["good"].mean()) if len(downs) else 0.0
+        by_top = downs[downs["actor_id"].isin(top.index)]
+        top_disagreement = float(by_top["good"].mean()) if len(by_top) else 0.0
+        figures: dict[str, Any] = {
+            "events": len(current),
+            "actors": int(per_actor.size),
+            "top_actors": {str(k): int(v) for k, v in top.items()},
+            "top_share": round(top_share, 4),
+            "thumbs_down_rate": round(down_now, 4),
+            "thumbs_down_rate_before": None if down_before is None else round(down_before, 4),
+            "rate_shift": None if shift is None else round(shift, 4),
+            "label_disagreement": round(disagreement, 4),
+            "top_label_disagreement": round(top_disagreement, 4),
+            "labelled_thumbs_down": len(downs),
+        }
+        concentrated = top_share > rules.max_top_share
+        contradicted = top_disagreement > rules.max_label_disagreement
+        summary = (
+            f"top {rules.top_actors} of {per_actor.size} actors gave {top_share:.0%} of {len(current)} events; "
+            f"thumbs-down rate {down_now:.0%}"
+            + (f" ({shift:+.0%} vs the window before)" if shift is not None else "")
+            + f"; {top_disagreement:.0%} of their thumbs down hit predictions the labels call good"
+        )
+        if concentrated and contradicted:
+            slice_actors = sorted(
+                str(a)
+                for a in top.index
+                if downs.loc[downs["actor_id"] == a, "good"].mean() > rules.max_label_disagreement
+            )
+            in_slice = current[current["actor_id"].isin(slice_actors)]
+            marked = PoisonedSlice(
+                actors=slice_actors,
+                start=str(in_slice["ts"].min()),
+                end=str(in_slice["ts"].max()),
+                reason=summary,
+                marked_by=f"feedback_loop_audit {now:%Y-%m-%dT%H:%M}Z",
+            )
+            feedback.mark_poisoned(model, marked)
+            figures["poisoned_slice"] = asdict(marked)
+            findings.append(
+                Finding(
+                    "feedback",
+                    True,
+                    f"poisoned slice ({len(slice_actors)} actors, {len(in_slice)} events) excluded: {summary}",
+                    figures,
+                )
+            )
+        else:
+            why = (
+                "labels agree with the thumbs down: the model earned them"
+                if concentrated or (shift or 0) > rules.max_rate_shift
+                else "within policy"
+            )
+            findings.append(Finding("feedback", False, f"{summary} — {why}", figures))
+    registry = Registry(settings, StateStore(settings.state_db_url))
+    champion = registry.version_for(model, Alias.CHAMPION)
+    day = now.date().isoformat()
+    out = settings.evidence_dir / "audits" / f"feedback_loop_audit-{model}-{now:%Y%m%dT%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "findings.json").write_text(json.dumps([asdict(f) for f in findings], indent=2, default=str))
+    run_id = _audit_run(registry, "feedback_loop_audit", model, day, {}, out)
+    return AuditResult("feedback_loop_audit", model, day, champion.version if champion else "-", findings, run_id)
+
+
 def run_audit(audit: str, model: str) -> dict[str, Any]:
     """Run one audit for one model; the small JSON a DAG task returns (with the incident to open, if any)."""
-    audits = {"golden_dataset_audit": golden_dataset_audit, "shadow_evaluation": shadow_evaluation}
+    audits = {
+        "golden_dataset_audit": golden_dataset_audit,
+        "shadow_evaluation": shadow_evaluation,
+        "feedback_loop_audit": feedback_loop_audit,
+    }
     if audit not in audits:
         raise ValueError(f"unknown audit {audit!r}; known: {sorted(audits)}")
     result = audits[audit](model)

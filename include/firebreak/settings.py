@@ -47,6 +47,10 @@ class Settings:
         return self.home / "labels"
 
     @property
+    def feedback_dir(self) -> Path:
+        return self.home / "feedback"
+
+    @property
     def data_dir(self) -> Path:
         return self.home / "data"
 

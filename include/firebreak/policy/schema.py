@@ -108,6 +108,18 @@ class Shadow(_Strict):
     min_mae_gain: Fraction = Field(0.1, description="Relative MAE gap that makes one of them the worse one.")
 
 
+class FeedbackAudit(_Strict):
+    """The feedback loop as a critical dependency (the feedback_loop_audit)."""
+
+    window_hours: float = Field(24, gt=0, le=24 * 30)
+    min_events: int = Field(100, ge=1)
+    top_actors: int = Field(5, ge=1, description="How many of the most active actors count as 'a few'.")
+    max_top_share: Fraction = Field(0.3, description="Share of the window's feedback from the top actors.")
+    max_rate_shift: Fraction = Field(0.3, description="Rise of the thumbs-down rate against the previous window.")
+    good_prediction_tolerance: Fraction = Field(0.05, description="Relative error under which a prediction was good.")
+    max_label_disagreement: Fraction = Field(0.5, description="Share of thumbs-down on predictions labels call good.")
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
@@ -125,6 +137,7 @@ class Policy(_Strict):
     remediation: RemediationPolicy
     gate: Gate
     shadow: Shadow = Shadow()
+    feedback: FeedbackAudit = FeedbackAudit()
 
 
 def load_policy(model: str, policies_dir: Path) -> Policy:

@@ -279,6 +279,7 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
     holds six hours of in-season traffic followed by a day of February-April traffic
     scored by v1, and labels for 80% of it have arrived.
     """
+    from firebreak.feedback import FeedbackStore
     from firebreak.incidents.enums import Alias, Route
     from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate
@@ -358,6 +359,7 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
     PredictionLog(settings.prediction_log_dir).append(log.drop(columns=[LABEL]))
     labelled = log.sample(frac=0.8, random_state=seed)[["request_id", LABEL]]
     LabelStore(settings.labels_dir).append(MODEL, labelled)
+    FeedbackStore(settings.feedback_dir).append(MODEL, healthy_feedback(log, seed))
     return {
         "model": MODEL,
         "champion": version.version,
@@ -365,3 +367,37 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
         "logged_predictions": len(log),
         "labelled": len(labelled),
     }
+
+
+def healthy_feedback(log: pd.DataFrame, seed: int, *, share: float = 0.4, actors: int = 300) -> pd.DataFrame:
+    """Store managers rate 40% of recommendations: thumbs up when the price was within 5% of optimal.
+
+    One rating in ten is the other way (people are noisy). Poor recommendations earn thumbs
+    down honestly: a failing model shows up in the feedback without anyone poisoning it.
+    """
+    rng = np.random.default_rng(seed + 100)
+    rated = log.sample(frac=share, random_state=seed)
+    good = (rated["recommended_price"] - rated[LABEL]).abs() / rated[LABEL] < 0.05
+    thumbs = np.where(good, 1, -1) * np.where(rng.random(len(rated)) < 0.1, -1, 1)
+    return pd.DataFrame(
+        {
+            "request_id": rated["request_id"].to_numpy(),
+            "actor_id": [f"mgr-{i:03d}" for i in rng.integers(1, actors + 1, len(rated))],
+            "ts": pd.to_datetime(rated["ts"], utc=True) + pd.to_timedelta(rng.uniform(60, 3600, len(rated)), unit="s"),
+            "thumbs": thumbs.astype("int64"),
+        }
+    )
+
+
+def poisoned_feedback(log: pd.DataFrame, *, actors: list[str], events: int, seed: int = 0) -> pd.DataFrame:
+    """A few actors flood thumbs down on whatever they see (scenario 5's attack, or a UI bug)."""
+    rng = np.random.default_rng(seed + 200)
+    targets = log.sample(n=events, replace=True, random_state=seed)
+    return pd.DataFrame(
+        {
+            "request_id": targets["request_id"].to_numpy(),
+            "actor_id": rng.choice(actors, size=events),
+            "ts": pd.to_datetime(targets["ts"], utc=True) + pd.to_timedelta(rng.uniform(1, 120, events), unit="s"),
+            "thumbs": -1,
+        }
+    )
