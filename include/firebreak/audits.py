@@ -27,6 +27,7 @@ FAILURE_FOR_CHECK = {
     "drift": FailureClass.DRIFT,
     "shadow": FailureClass.UNKNOWN,  # the champion lost to its challenger: diagnosis says why
     "feedback": FailureClass.FEEDBACK_POISONING,
+    "fairness": FailureClass.BIAS,
 }
 
 
@@ -148,7 +149,7 @@ def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: d
                 drift.to_dict(),
             )
         )
-    findings.append(Finding("fairness", None, "not applicable: the policy names no protected attribute"))
+    findings.append(_fairness_finding(last_day, policy, settings))
 
     result = AuditResult("golden_dataset_audit", model, day, champion.version, findings, "")
     (out / "findings.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
@@ -156,6 +157,38 @@ def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: d
     registry.log_metrics(run_id, {"breaches": len(result.breaches), "golden_mae": golden["figures"]["mae"]})
     result = replace(result, mlflow_run_id=run_id)
     return result
+
+
+def _fairness_finding(window: Any, policy: Any, settings: Settings) -> Finding:
+    """Per-group error on the day's labelled traffic, for the policy's protected attribute."""
+    from firebreak.investigation.evaluation import score_outputs
+    from firebreak.prediction_log import LabelStore
+
+    if policy.fairness is None:
+        return Finding("fairness", None, "not applicable: the policy names no protected attribute")
+    rules = policy.fairness
+    attribute = rules.protected_attribute
+    if window.empty or attribute not in window.columns:
+        return Finding("fairness", None, f"no logged traffic with '{attribute}' in the last 24 h")
+    labelled = LabelStore(settings.labels_dir).join(policy.model, window, policy.features.label)
+    groups = {
+        str(group): score_outputs(part, part, policy).to_dict()
+        for group, part in labelled.groupby(attribute)
+        if len(part) >= rules.min_group_rows
+    }
+    if len(groups) < 2:
+        return Finding(
+            "fairness", None, f"fewer than two groups of '{attribute}' with {rules.min_group_rows} labelled rows"
+        )
+    worst = max(groups, key=lambda g: groups[g]["mape"])
+    best = min(groups, key=lambda g: groups[g]["mape"])
+    ratio = groups[worst]["mape"] / max(groups[best]["mape"], 1e-9)
+    summary = (
+        f"{attribute}={worst} gets {ratio:.2f}x the error of {attribute}={best} "
+        f"(MAPE {groups[worst]['mape']:.1%} vs {groups[best]['mape']:.1%}; limit {rules.max_error_ratio:g}x)"
+    )
+    figures = {"attribute": attribute, "groups": groups, "worst": worst, "best": best, "error_ratio": round(ratio, 4)}
+    return Finding("fairness", ratio > rules.max_error_ratio, summary, figures)
 
 
 def _audit_run(registry: Any, audit: str, model: str, day: str, tags: dict[str, str], out: Any) -> str:

@@ -20,7 +20,9 @@ def audit_runs() -> list[dict[str, Any]]:
     with create_session() as session:
         runs = session.query(DagRun).filter(DagRun.dag_id == "incident_response")
         return [
-            {"run_id": r.run_id, "conf": r.conf} for r in runs if str(r.conf.get("dedup_key", "")).startswith("audit:")
+            {"run_id": r.run_id, "conf": r.conf}
+            for r in runs
+            if str(r.conf.get("dedup_key", "")).startswith("audit:golden_dataset_audit:")
         ]
 
 
@@ -88,3 +90,59 @@ def test_audit_of_healthy_traffic_opens_nothing(firebreak_home: Path) -> None:
     checks = {f.check: f.breached for f in result.findings}
     assert checks == {"golden": False, "contract": False, "drift": False, "fairness": None}
     assert result.incident_request() is None
+
+
+def test_fairness_names_the_group_served_worse(
+    firebreak_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+    import yaml
+
+    from firebreak.audits import golden_dataset_audit
+    from firebreak.prediction_log import LabelStore, PredictionLog
+    from firebreak.scenarios import pricing
+    from firebreak.settings import Settings
+
+    policy = yaml.safe_load((REPO / "include" / "policies" / "pricing.yaml").read_text())
+    policy["fairness"] = {"protected_attribute": "category", "max_error_ratio": 1.5}
+    (tmp_path / "pricing.yaml").write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(tmp_path))
+    settings = Settings.from_env()
+    now = datetime.now(UTC)
+    pricing.setup(settings, now=now)
+    day_end = now - timedelta(hours=24)  # the in-season day, served well by v1 for every category
+
+    fair = golden_dataset_audit("pricing", settings=settings, now=day_end)
+    [finding] = [f for f in fair.findings if f.check == "fairness"]
+    assert finding.breached is False and set(finding.figures["groups"]) == set(pricing.CATEGORIES)
+
+    # Now grocery shoppers get prices 30% under the optimum, everyone else as before.
+    grocery = pricing.generate_requests(5, 600, holiday=True).query("category == 'grocery'").reset_index(drop=True)
+    rows = grocery[pricing.INPUTS].assign(
+        request_id=[f"grocery-{i}" for i in range(len(grocery))],
+        ts=[day_end - timedelta(hours=3, seconds=i) for i in range(len(grocery))],
+        model="pricing",
+        model_version="1",
+        route="champion",
+        recommended_price=(grocery[pricing.LABEL] * 0.7).round(2),
+        confidence=0.9,
+        contract_violations="",
+        upstream_source=pricing.UPSTREAM_SOURCE,
+        feature_pipeline_version=pricing.PIPELINE_VERSION,
+    )
+    PredictionLog(settings.prediction_log_dir).append(rows)
+    LabelStore(settings.labels_dir).append(
+        "pricing", pd.DataFrame({"request_id": rows["request_id"], pricing.LABEL: grocery[pricing.LABEL]})
+    )
+
+    unfair = golden_dataset_audit("pricing", settings=settings, now=day_end)
+    [finding] = [f for f in unfair.findings if f.check == "fairness"]
+    assert finding.breached is True and finding.figures["worst"] == "grocery"
+    assert finding.summary.startswith("category=grocery gets")
+    request = unfair.incident_request()
+    assert request is not None and "category=grocery gets" in request["conf"]["description"]
+    # The injected grocery traffic also shifts the day's input mix (drift); with two breached
+    # checks the audit leaves the failure class to the incident's diagnosis.
+    breached = sorted(f.check for f in unfair.breaches)
+    assert "fairness" in breached
+    assert request["conf"]["failure_type"] == ("bias" if breached == ["fairness"] else "unknown")

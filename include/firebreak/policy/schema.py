@@ -120,6 +120,14 @@ class FeedbackAudit(_Strict):
     max_label_disagreement: Fraction = Field(0.5, description="Share of thumbs-down on predictions labels call good.")
 
 
+class Fairness(_Strict):
+    """A protected attribute and how unequal the model's errors may be across its groups."""
+
+    protected_attribute: str
+    max_error_ratio: float = Field(1.25, ge=1.0, description="Worst group's MAPE / best group's, on labelled traffic.")
+    min_group_rows: int = Field(30, ge=1)
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
@@ -138,6 +146,7 @@ class Policy(_Strict):
     gate: Gate
     shadow: Shadow = Shadow()
     feedback: FeedbackAudit = FeedbackAudit()
+    fairness: Fairness | None = None
 
 
 def load_policy(model: str, policies_dir: Path) -> Policy:
