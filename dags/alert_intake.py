@@ -53,7 +53,9 @@ def alert_intake() -> None:
         context = get_current_context()
         deliveries = list((context["dag_run"].conf or {}).get("deliveries", []))
         for events in context["triggering_asset_events"].values():
-            deliveries += [e.extra for e in events if e.extra and "body" in e.extra]
+            # A watcher's TriggerEvent payload arrives as the asset event's extra["payload"].
+            payloads = [(e.extra or {}).get("payload") or {} for e in events]
+            deliveries += [p for p in payloads if "body" in p and "source" in p]
         settings = Settings.from_env()
         store = StateStore(settings.state_db_url)
         planned: list[dict[str, Any]] = []

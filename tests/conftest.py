@@ -48,6 +48,9 @@ def firebreak_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh FIREBREAK_HOME for one test: its own state DB, MLflow and prediction log."""
     home = tmp_path / "firebreak"
     monkeypatch.setenv("FIREBREAK_HOME", str(home))
+    # Explicit, because mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI to the process
+    # environment (MLflow 3.17): without this, a test would inherit the previous test's MLflow.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     return home
 
 

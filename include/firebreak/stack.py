@@ -151,8 +151,7 @@ class LocalStack:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             }
         )
-        if "MLFLOW_TRACKING_URI" not in env:
-            env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
+        env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
         return env
 
     def start(self, timeout: float = 120) -> None:
@@ -235,6 +234,17 @@ class LocalStack:
             return str(json.loads(response.read())["access_token"])
 
     def api_get(self, path: str, token: str) -> dict[str, object]:
-        request = urllib.request.Request(f"{self.airflow_url}{path}", headers={"Authorization": f"Bearer {token}"})
+        return self.api_request("GET", path, token)
+
+    def api_request(
+        self, method: str, path: str, token: str, body: dict[str, object] | None = None
+    ) -> dict[str, object]:
+        """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx."""
+        request = urllib.request.Request(
+            f"{self.airflow_url}{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return dict(json.loads(response.read()))

@@ -37,7 +37,7 @@ def world() -> dict[str, Any]:
 def promoted(tmp_path_factory: pytest.TempPathFactory, airflow_db: None):  # type: ignore[no-untyped-def]
     """Scenario (a): pricing drift, retrain, promoted. Shared by the replay test."""
     home = tmp_path_factory.mktemp("promoted")
-    with firebreak_env(FIREBREAK_HOME=str(home)):
+    with firebreak_env(FIREBREAK_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}"):
         from firebreak.scenarios import pricing
 
         pricing.setup(settings())
@@ -73,7 +73,9 @@ def test_drift_incident_is_contained_retrained_and_promoted(promoted: dict[str, 
     assert result.task_states["retrain"] == "success"
     assert {result.task_states[t] for t in ("rollback", "parameter_update", "upstream_fix")} == {"skipped"}
 
-    with firebreak_env(FIREBREAK_HOME=str(promoted["home"])):
+    with firebreak_env(
+        FIREBREAK_HOME=str(promoted["home"]), MLFLOW_TRACKING_URI=f"sqlite:///{promoted['home'] / 'mlflow.db'}"
+    ):
         s = settings()
         store = StateStore(s.state_db_url)
         incident = store.get_incident(incident_id)
@@ -123,7 +125,9 @@ def test_drift_incident_is_contained_retrained_and_promoted(promoted: dict[str, 
 
 
 def test_the_same_incident_again_changes_nothing(promoted: dict[str, Any]) -> None:
-    with firebreak_env(FIREBREAK_HOME=str(promoted["home"])):
+    with firebreak_env(
+        FIREBREAK_HOME=str(promoted["home"]), MLFLOW_TRACKING_URI=f"sqlite:///{promoted['home'] / 'mlflow.db'}"
+    ):
         from firebreak.incidents.identity import incident_id_for
 
         s = settings()

@@ -60,18 +60,26 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@pytest.fixture
-def stack(firebreak_home: Path) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real Airflow for the module (it takes ~40 s to start)."""
     from firebreak.settings import Settings
     from firebreak.stack import LocalStack, free_port
 
-    # Paused: runs are created (and stay queued), so the test measures intake, not the SOP.
-    s = LocalStack(Settings.from_env(), airflow_port=free_port(), mlflow_port=None, alert_token=TOKEN, unpause=False)
-    s.start(timeout=180)
-    try:
-        yield s
-    finally:
-        s.stop()
+    with pytest.MonkeyPatch.context() as mp:
+        home = tmp_path_factory.mktemp("peer") / "firebreak"
+        mp.setenv("FIREBREAK_HOME", str(home))
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
+        # DAGs start paused: incident runs are created and stay queued, so the tests measure
+        # the intake, not the SOP; the inbox test unpauses alert_intake itself.
+        s = LocalStack(
+            Settings.from_env(), airflow_port=free_port(), mlflow_port=None, alert_token=TOKEN, unpause=False
+        )
+        s.start(timeout=180)
+        try:
+            yield s
+        finally:
+            s.stop()
 
 
 def start_peers(tmp: Path, exporter: Exporter, intake_url: str) -> list[subprocess.Popen[bytes]]:
@@ -205,3 +213,42 @@ def test_alertmanager_opens_exactly_one_incident(stack: Any, tmp_path: Path) -> 
             p.terminate()
             p.wait(timeout=10)
         exporter.server.shutdown()
+
+
+def test_a_file_in_the_alert_inbox_opens_an_incident_through_the_asset_watcher(stack: Any) -> None:
+    """The Airflow-native path, live: triggerer (AssetWatcher) -> alert_intake run -> incident_response run."""
+    import json
+    import urllib.error
+
+    from firebreak.incidents.identity import incident_id_for
+
+    token = stack.api_token()
+    stack.api_request("PATCH", "/api/v2/dags/alert_intake", token, {"is_paused": False})
+    inbox = stack.settings.home / "alert-inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    body = {
+        "version": "4",
+        "groupKey": "inbox",
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "PricingDrift", "model": "pricing", "failure_class": "drift"},
+                "annotations": {"summary": "psi above 0.2"},
+                "startsAt": "2026-11-27T08:00:00Z",
+                "fingerprint": "inbox-live",
+            }
+        ],
+    }
+    (inbox / "alertmanager-live.json").write_text(json.dumps(body))
+    incident_id = incident_id_for("pricing", "inbox-live|2026-11-27T08:00:00+00:00")
+
+    def opened() -> dict[str, Any] | None:
+        try:
+            return dict(stack.api_get(f"/api/v2/dags/incident_response/dagRuns/{incident_id}", token))
+        except urllib.error.HTTPError:
+            return None
+
+    run = wait_for(opened, 150, "the incident run opened from the inbox")
+    assert run["conf"]["failure_type"] == "drift" and run["conf"]["dedup_key"] == "inbox-live|2026-11-27T08:00:00+00:00"
+    assert (inbox / "claimed" / "alertmanager-live.json").exists() and not (inbox / "alertmanager-live.json").exists()
