@@ -8,7 +8,7 @@ BIN      := $(VENV)/bin
 SCENARIO ?= pricing
 export FIREBREAK_HOME ?= $(CURDIR)/.firebreak
 
-.PHONY: install demo test lint format typecheck unit e2e up airflow-ui mlflow-ui clean
+.PHONY: install demo test lint format typecheck unit e2e up mlflow-ui clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,11 +44,6 @@ e2e: install
 
 up: install  ## the local stack on loopback: Airflow + alert intake, MLflow UI; prints URLs and the login
 	$(BIN)/firebreak up
-
-airflow-ui: install  ## the Airflow UI on the demo's state: http://127.0.0.1:8080
-	@eval "$$($(BIN)/firebreak airflow-env)"; \
-	  echo "Airflow UI: http://127.0.0.1:8080  login: admin / password in $$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"; \
-	  PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone
 
 mlflow-ui: install  ## the MLflow UI on the demo's state: http://127.0.0.1:5000
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(FIREBREAK_HOME)/mlflow.db

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "airflow-env":
             env = airflow_env(settings)
             for key in sorted(k for k in env if k.startswith(("AIRFLOW", "FIREBREAK"))):
-                print(f"export {key}={env[key]}")
+                print(f"export {key}={shlex.quote(env[key])}")
     except FirebreakError as exc:
         print(f"firebreak: error: {exc}", file=sys.stderr)
         return 2

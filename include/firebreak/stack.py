@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,7 +65,7 @@ def executable(name: str) -> str:
     local = Path(sys.executable).with_name(name)
     if local.exists():
         return str(local)
-    found = __import__("shutil").which(name)
+    found = shutil.which(name)
     if found is None:
         raise FirebreakError(f"the {name!r} command is not installed in this environment")
     return str(found)
