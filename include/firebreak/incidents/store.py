@@ -427,13 +427,13 @@ class StateStore:
     def touch_episode(self, incident_id: str, model: str, dedup_key: str, *, resolved: bool) -> dict[str, Any]:
         """Count a delivery for the episode (created on first sight); returns the episode after the update."""
         now = utcnow()
+        count_delivery = (
+            alert_episodes.update()
+            .where(alert_episodes.c.incident_id == incident_id)
+            .values(deliveries=alert_episodes.c.deliveries + 1)
+        )
         with self.begin() as conn:
-            updated = conn.execute(
-                alert_episodes.update()
-                .where(alert_episodes.c.incident_id == incident_id)
-                .values(deliveries=alert_episodes.c.deliveries + 1)
-            ).rowcount
-            if not updated:
+            if not conn.execute(count_delivery).rowcount:
                 try:
                     with conn.begin_nested():
                         conn.execute(
@@ -442,11 +442,7 @@ class StateStore:
                             )
                         )
                 except sa.exc.IntegrityError:  # a concurrent first delivery won the insert
-                    conn.execute(
-                        alert_episodes.update()
-                        .where(alert_episodes.c.incident_id == incident_id)
-                        .values(deliveries=alert_episodes.c.deliveries + 1)
-                    )
+                    conn.execute(count_delivery)
             if resolved:
                 conn.execute(
                     alert_episodes.update()
