@@ -16,28 +16,18 @@ import sys
 import time
 import warnings
 from datetime import UTC, datetime
-from typing import Any
 
+from firebreak import scenarios
 from firebreak.detection import drift_cli
 from firebreak.errors import FirebreakError
 from firebreak.settings import Settings
 from firebreak.stack import airflow_env, executable
-
-SCENARIOS = ["pricing"]
 
 
 def _airflow(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [executable("airflow"), *args], env=airflow_env(settings), text=True, capture_output=True, check=False
     )
-
-
-def setup_scenario(name: str, settings: Settings) -> dict[str, Any]:
-    if name != "pricing":
-        raise FirebreakError(f"unknown scenario {name!r}; known: {SCENARIOS}")
-    from firebreak.scenarios import pricing
-
-    return pricing.setup(settings)
 
 
 def demo(scenario: str, settings: Settings) -> int:
@@ -52,7 +42,7 @@ def demo(scenario: str, settings: Settings) -> int:
     with setup_log.open("w") as log, contextlib.redirect_stderr(log), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # read when mlflow is first imported
-        facts = setup_scenario(scenario, settings)
+        facts = scenarios.setup(scenario, settings)
     print(
         f"  set up: {facts['model']} v{facts['champion']} is champion; {facts['logged_predictions']} predictions "
         f"logged ({facts['labelled']} labelled)"
@@ -65,9 +55,9 @@ def demo(scenario: str, settings: Settings) -> int:
         "model": facts["model"],
         "failure_type": "unknown",
         "severity": "auto",
-        "description": "Alert: pricing confidence under the 0.70 floor on more than 20% of requests",
         "remediation": "auto",
         "dry_run": False,
+        **scenarios.alert(scenario),
         "dedup_key": f"demo-{scenario}-{datetime.now(UTC):%Y%m%dT%H%M%S}",
     }
     incident_id = incident_id_from_conf(conf, "")
@@ -186,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firebreak", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="run a demo scenario end to end through the incident_response DAG")
-    p_demo.add_argument("--scenario", default="pricing", choices=SCENARIOS)
+    p_demo.add_argument("--scenario", default="pricing", choices=list(scenarios.SCENARIOS))
     p_setup = sub.add_parser("setup", help="(re)build a scenario's data, models and traffic")
-    p_setup.add_argument("scenario", choices=SCENARIOS)
+    p_setup.add_argument("scenario", choices=list(scenarios.SCENARIOS))
     p_show = sub.add_parser("incident", help="print an incident's summary")
     p_show.add_argument("incident_id")
     sub.add_parser("incidents", help="list incidents")
@@ -209,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return up(settings, args.airflow_port, args.mlflow_port)
         if args.command == "setup":
-            print(json.dumps(setup_scenario(args.scenario, settings), indent=2))
+            print(json.dumps(scenarios.setup(args.scenario, settings), indent=2))
         elif args.command == "incident":
             print(summary(args.incident_id, settings))
         elif args.command == "incidents":

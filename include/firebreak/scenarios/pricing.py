@@ -40,6 +40,9 @@ CATEGORIES = ["grocery", "electronics", "apparel", "home"]
 NUMERIC = ["unit_cost", "competitor_price", "demand_index", "inventory_days", "day_of_year"]
 CATEGORICAL = ["category"]
 INPUTS = [*NUMERIC, *CATEGORICAL]
+
+# What the demo reports when it opens the incident (the monitor's alert, in words).
+ALERT = {"description": "Alert: pricing confidence under the 0.70 floor on more than 20% of requests"}
 LABEL = "optimal_price"
 UPSTREAM_SOURCE = "erp.sales_daily"
 PIPELINE_VERSION = "features-2.3.1"
