@@ -43,6 +43,21 @@ class Settings:
         return self.home / "predictions"
 
     @property
+    def rejected_log_dir(self) -> Path:
+        """Requests the serving gateway refused (contract, size), with the reason."""
+        return self.home / "rejected"
+
+    @property
+    def shadow_log_dir(self) -> Path:
+        """The challenger's shadow answers, keyed by the request id they shadowed."""
+        return self.home / "shadow"
+
+    @property
+    def alert_inbox_dir(self) -> Path:
+        """Alert files the ``alert_intake`` DAG's asset watcher claims."""
+        return self.home / "alert-inbox"
+
+    @property
     def labels_dir(self) -> Path:
         return self.home / "labels"
 

@@ -59,6 +59,19 @@ class Route(StrEnum):
     DISABLED = "disabled"
 
 
+class BreakerState(StrEnum):
+    """The serving gateway's circuit breaker (one per model, shared by all workers)."""
+
+    CLOSED = "closed"  # the champion serves
+    OPEN = "open"  # the policy's fallback serves; wait before probing
+    HALF_OPEN = "half_open"  # the fallback serves; the champion is probed on live inputs
+
+    @property
+    def gauge(self) -> int:
+        """The value of the ``firebreak_breaker_state`` metric: 0 closed, 1 half-open, 2 open."""
+        return {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}[self]
+
+
 class Alias(StrEnum):
     """MLflow registry aliases Firebreak moves."""
 

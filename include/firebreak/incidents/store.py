@@ -73,6 +73,35 @@ routing = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# The serving gateway's circuit breaker per model, shared by all workers (compare-and-set
+# on generation). ``version`` is the champion version it tripped on: a new champion
+# starts with a closed breaker.
+breakers = sa.Table(
+    "breakers",
+    metadata,
+    sa.Column("model", sa.String(100), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("since", sa.Float, nullable=False),  # epoch seconds, the breaker's clock
+    sa.Column("version", sa.String(20)),
+    sa.Column("forced", sa.Boolean, nullable=False, default=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+breaker_events = sa.Table(
+    "breaker_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(100), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("target", sa.String(20), nullable=False),
+    sa.Column("version", sa.String(20)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("data", sa.JSON),
+)
+
 alias_ledger = sa.Table(
     "alias_ledger",
     metadata,
@@ -173,6 +202,18 @@ class RoutingState:
     route: str
     generation: int
     incident_id: str | None
+    reason: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class BreakerRow:
+    model: str
+    state: str
+    generation: int
+    since: float
+    version: str | None
+    forced: bool
     reason: str
     updated_at: datetime
 
@@ -357,6 +398,74 @@ class StateStore:
             ).rowcount
         return bool(changed)
 
+    # -- circuit breakers (serving gateway) -----------------------------------------
+
+    def get_breaker(self, model: str) -> BreakerRow | None:
+        with self.begin() as conn:
+            row = conn.execute(sa.select(breakers).where(breakers.c.model == model)).mappings().first()
+        return BreakerRow(**row) if row else None
+
+    def compare_and_set_breaker(
+        self,
+        model: str,
+        *,
+        expected_generation: int | None,
+        state: str,
+        since: float,
+        version: str | None,
+        forced: bool,
+        reason: str,
+    ) -> bool:
+        """Move the shared breaker only if nobody moved it since ``expected_generation``.
+
+        ``expected_generation=None`` means "no row yet": the first writer inserts it.
+        """
+        values = {
+            "state": state,
+            "since": since,
+            "version": version,
+            "forced": forced,
+            "reason": reason[:2000],
+            "updated_at": utcnow(),
+        }
+        if expected_generation is None:
+            try:
+                with self.begin() as conn:
+                    conn.execute(breakers.insert().values(model=model, generation=1, **values))
+                return True
+            except sa.exc.IntegrityError:
+                return False
+        with self.begin() as conn:
+            changed = conn.execute(
+                breakers.update()
+                .where(breakers.c.model == model, breakers.c.generation == expected_generation)
+                .values(generation=expected_generation + 1, **values)
+            ).rowcount
+        return bool(changed)
+
+    def add_breaker_event(
+        self, model: str, *, source: str, target: str, version: str | None, reason: str, data: dict[str, Any]
+    ) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                breaker_events.insert().values(
+                    model=model,
+                    at=utcnow(),
+                    source=source,
+                    target=target,
+                    version=version,
+                    reason=reason[:2000],
+                    data=_jsonable(data),
+                )
+            )
+
+    def breaker_events(self, model: str) -> list[dict[str, Any]]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(breaker_events).where(breaker_events.c.model == model).order_by(breaker_events.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
     # -- alias ledger --------------------------------------------------------------
 
     def ledger_begin(
@@ -391,6 +500,21 @@ class StateStore:
     def ledger_finish(self, entry_id: int, status: str) -> None:
         with self.begin() as conn:
             conn.execute(alias_ledger.update().where(alias_ledger.c.id == entry_id).values(status=status))
+
+    def ledger_mark(self, model: str) -> str:
+        """The model's last alias-ledger row and its status: changes whenever an alias moves.
+
+        The status matters: a row is written ``pending`` before MLflow moves the alias and
+        turns ``applied`` after, so a reader between the two still sees the move later.
+        """
+        with self.begin() as conn:
+            row = conn.execute(
+                sa.select(alias_ledger.c.id, alias_ledger.c.status)
+                .where(alias_ledger.c.model == model)
+                .order_by(alias_ledger.c.id.desc())
+                .limit(1)
+            ).first()
+        return f"{row.id}:{row.status}" if row else "none"
 
     def ledger(self, model: str) -> list[LedgerEntry]:
         with self.begin() as conn:
@@ -466,4 +590,6 @@ class StateStore:
             conn.execute(evidence.delete().where(evidence.c.incident_id.in_(ids)))
             conn.execute(incidents.delete().where(incidents.c.model == model))
             conn.execute(routing.delete().where(routing.c.model == model))
+            conn.execute(breakers.delete().where(breakers.c.model == model))
+            conn.execute(breaker_events.delete().where(breaker_events.c.model == model))
             conn.execute(alias_ledger.delete().where(alias_ledger.c.model == model))

@@ -128,6 +128,32 @@ class Fairness(_Strict):
     min_group_rows: int = Field(30, ge=1)
 
 
+class CircuitBreaker(_Strict):
+    """The serving gateway's breaker: when to stop serving the champion, and how to come back.
+
+    Modelled on resilience4j's count of failures over a sliding window with a minimum
+    number of calls, a fixed open wait and a fixed number of half-open probes. A call
+    fails when the model errors, answers under ``detection.confidence_floor``, or breaks
+    ``detection.output_floor`` (a price under cost).
+    """
+
+    window_seconds: float = Field(30, gt=0, le=3600, description="Sliding window the rates are computed over.")
+    min_calls: int = Field(20, ge=1, description="No verdict on fewer calls than this in the window.")
+    max_error_rate: Fraction = Field(0.2, description="Share of calls that raised.")
+    max_low_confidence_rate: Fraction = Field(0.2, description="Share of answers under the confidence floor.")
+    max_sanity_violation_rate: Fraction = Field(0.05, description="Share of answers breaking the output floor.")
+    open_seconds: float = Field(30, gt=0, le=86400, description="Wait in open before probing the champion.")
+    half_open_probes: int = Field(10, ge=1, le=1000, description="Live inputs the champion is probed on.")
+
+
+class Serving(_Strict):
+    """Limits of the serving gateway's request path."""
+
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
+    max_rows: int = Field(1000, ge=1, description="Rows per request.")
+    breaker: CircuitBreaker = CircuitBreaker()
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
@@ -147,6 +173,7 @@ class Policy(_Strict):
     shadow: Shadow = Shadow()
     feedback: FeedbackAudit = FeedbackAudit()
     fairness: Fairness | None = None
+    serving: Serving = Serving()
 
 
 def load_policy(model: str, policies_dir: Path) -> Policy:

@@ -1,0 +1,360 @@
+"""The serving gateway against `mlflow models serve`, on the same model, in one run.
+
+The model: a 50-tree GradientBoostingRegressor (scikit-learn flavor, registered in a
+temporary MLflow) predicting a price from five numeric pricing features. Both servers
+serve `models:/bench-gbr@champion`; the same load generator (`wrk`, Debian package) sends
+the same one-row `dataframe_records` body over the same number of connections.
+
+The gateway runs with every guard on: the contract compiled from the model's GX suite,
+routing from the state DB, the breaker with its sanity bound, shadow scoring of a
+challenger, the Parquet prediction log and Prometheus metrics.
+
+Also measured:
+- the compiled contract check per row (the anchor: GX validating the same row);
+- failure onset -> fallback served, at a constant 100 req/s (the pricing scenario:
+  in-season traffic, then off-season traffic that v1 prices under cost);
+- logged predictions = requests answered (after a clean stop).
+
+Run: `.venv/bin/python benchmarks/bench_gateway.py [--seconds 15] [--connections 8]`;
+prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+FEATURES = ["unit_cost", "competitor_price", "demand_index", "inventory_days", "day_of_year"]
+ROW = {"unit_cost": 10.0, "competitor_price": 14.0, "demand_index": 1.1, "inventory_days": 30, "day_of_year": 120}
+POLICY = """
+model: bench-gbr
+description: 50-tree gradient boosting price model (benchmark)
+owner: bench
+features: {{numeric: {features}, label: optimal_price, output: prediction, confidence: confidence}}
+contract: {contract}
+golden: {golden}
+detection: {{confidence_floor: 0.7, window_hours: 24, min_predictions: 10, output_floor: {{relative_to: unit_cost, min_ratio: 0.01}}, golden_tolerance: 0.1}}
+severity: {{rules: [{{severity: SEV2, when: {{low_confidence_rate: 0.2}}}}]}}
+containment: {{route: heuristic, heuristic: "bench_fallback:price", description: cost x 1.3}}
+training: {{recipe: "bench_fallback:price", dataset: data/x.parquet}}
+remediation: {{by_failure_class: {{drift: retrain}}}}
+gate: {{golden_max_regression: 0.05, recent_min_improvement: 0.1}}
+"""
+FALLBACK = """
+import pandas as pd
+def price(frame, settings):
+    return pd.DataFrame({"prediction": frame["unit_cost"] * 1.3}, index=frame.index)
+"""
+
+
+def suite() -> dict[str, Any]:
+    exps: list[dict[str, Any]] = []
+    bounds = {
+        "unit_cost": (0.01, 5000),
+        "competitor_price": (0.01, 10000),
+        "demand_index": (0, 20),
+        "inventory_days": (0, 365),
+        "day_of_year": (1, 366),
+    }
+    for column, (low, high) in bounds.items():
+        exps.append({"type": "expect_column_to_exist", "kwargs": {"column": column}})
+        exps.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": column}})
+        exps.append(
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": column, "min_value": low, "max_value": high},
+            }
+        )
+    return {"name": "bench_inputs", "expectations": exps}
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def wrk(url: str, seconds: int, connections: int, lua: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "requests": total,
+        "non2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def free_port() -> int:
+    from firebreak.stack import free_port as fp
+
+    return fp()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def contract_cost() -> dict[str, float]:
+    import pandas as pd
+
+    from firebreak.contracts.online import OnlineContract
+    from firebreak.contracts.validation import validate_frame
+
+    path = Path(tempfile.mkdtemp()) / "suite.json"
+    path.write_text(json.dumps(suite()))
+    compiled = OnlineContract.load(path)
+    row = [ROW]
+    n = 20000
+    runs = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(n):
+            compiled.check(row)
+        runs.append((time.perf_counter() - t) / n * 1e6)
+    frame = pd.DataFrame(row)
+    validate_frame(frame, path)
+    gx = []
+    for _ in range(3):
+        t = time.perf_counter()
+        validate_frame(frame, path)
+        gx.append((time.perf_counter() - t) * 1e6)
+    return {"online_us": statistics.median(runs), "gx_us": statistics.median(gx)}
+
+
+def setup_model(home: Path) -> dict[str, str]:
+    """Register the GBR (and a challenger for shadow) in a fresh MLflow; write its policy and contract."""
+    import mlflow
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from firebreak.incidents.enums import Alias, Route
+    from firebreak.incidents.store import StateStore
+    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.scenarios import pricing
+    from firebreak.settings import Settings
+
+    policies = home / "policies"
+    policies.mkdir(parents=True)
+    (home / "bench_fallback.py").write_text(FALLBACK)
+    contract = home / "bench.json"
+    contract.write_text(json.dumps(suite()))
+    golden = home / "golden.csv"
+    golden.write_text("unit_cost\n1\n")
+    (policies / "bench-gbr.yaml").write_text(
+        POLICY.format(features=json.dumps(FEATURES), contract=contract, golden=golden)
+    )
+    env = {
+        "FIREBREAK_HOME": str(home),
+        "FIREBREAK_POLICIES_DIR": str(policies),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "PYTHONPATH": str(home),
+    }
+    os.environ.update(env)
+    sys.path.insert(0, str(home))
+    settings = Settings.from_env()
+    history = pricing.generate_history(7)
+    store = StateStore(settings.state_db_url)
+    registry = Registry(settings, store)
+    for alias, seed in ((Alias.CHAMPION, 0), (Alias.CHALLENGER, 1)):
+        model = GradientBoostingRegressor(n_estimators=50, random_state=seed).fit(
+            history[FEATURES], history[pricing.LABEL]
+        )
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                input_example=history[FEATURES].head(3),
+                registered_model_name="bench-gbr",
+                skops_trusted_types=["sklearn.tree._tree.Tree", "sklearn._loss.loss.HalfSquaredError"],
+            )
+        registry.move_alias(
+            "bench-gbr", alias, str(info.registered_model_version), incident_id=None, actor="bench", reason="bench"
+        )
+    store.ensure_routing("bench-gbr", Route.CHAMPION, "bench")
+    return env
+
+
+def onset(home_env: dict[str, str], rate: float = 100.0) -> dict[str, float]:
+    """Pricing traffic at a constant rate; at t0 it turns off-season. Time until the fallback serves."""
+    from firebreak.scenarios import pricing
+    from firebreak.settings import Settings
+
+    env = {**os.environ, **home_env}
+    for key in ("FIREBREAK_POLICIES_DIR", "PYTHONPATH"):
+        env.pop(key, None)
+    os.environ.pop("FIREBREAK_POLICIES_DIR", None)
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("FIREBREAK", "MLFLOW"))})
+    pricing.setup(Settings.from_env())
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "firebreak"), "serve", "--model", "pricing", "--port", str(port)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{url}/ready", proc)
+        lineage = {"upstream_source": pricing.UPSTREAM_SOURCE, "feature_pipeline_version": pricing.PIPELINE_VERSION}
+        good = [
+            dict(r, **lineage)
+            for r in json.loads(
+                pricing.generate_requests(31, 300, holiday=True)[pricing.INPUTS].to_json(orient="records")
+            )
+        ]
+        bad = [
+            dict(r, **lineage)
+            for r in json.loads(
+                pricing.generate_requests(32, 600, holiday=False)[pricing.INPUTS].to_json(orient="records")
+            )
+        ]
+        results: list[tuple[float, str]] = []
+        t0 = None
+        start = time.perf_counter()
+        for i, record in enumerate(good[:200] + bad):
+            due = start + i / rate
+            time.sleep(max(0.0, due - time.perf_counter()))
+            if i == 200:
+                t0 = time.perf_counter()
+            req = urllib.request.Request(
+                f"{url}/invocations",
+                data=json.dumps({"dataframe_records": [record]}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=10) as r:
+                results.append((time.perf_counter(), r.headers["X-Firebreak-Route"]))
+        assert t0 is not None
+        after = [(t, route) for t, route in results if t >= t0]
+        first_fallback = next(t for t, route in after if route == "heuristic")
+        # From then on, every answer must come from the fallback (the breaker stayed open).
+        steady = next(t for k, (t, _) in enumerate(after) if all(r == "heuristic" for _, r in after[k:]))
+        return {"first_fallback_s": first_fallback - t0, "all_fallback_s": steady - t0}
+    finally:
+        stop(proc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    env = {**os.environ, **setup_model(home)}
+    lua = home / "post.lua"
+    lua.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = '{json.dumps({'dataframe_records': [ROW]})}'\n"
+    )
+    rows = []
+    for workers in (1, 2):
+        for name, cmd in (
+            (
+                "mlflow models serve",
+                [
+                    str(BIN / "mlflow"),
+                    "models",
+                    "serve",
+                    "-m",
+                    "models:/bench-gbr@champion",
+                    "--env-manager",
+                    "local",
+                    "--workers",
+                    str(workers),
+                    "-p",
+                ],
+            ),
+            (
+                "firebreak serve",
+                [str(BIN / "firebreak"), "serve", "--model", "bench-gbr", "--workers", str(workers), "--port"],
+            ),
+        ):
+            runs = []
+            for _ in range(args.repeats):
+                port = free_port()
+                proc = subprocess.Popen(
+                    [*cmd, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                url = f"http://127.0.0.1:{port}"
+                try:
+                    wait_ready(f"{url}/ping", proc)
+                    time.sleep(2 + 3 * workers)
+                    wrk(f"{url}/invocations", 3, args.connections, lua)  # warm-up
+                    runs.append(wrk(f"{url}/invocations", args.seconds, args.connections, lua))
+                finally:
+                    stop(proc)
+                if name == "firebreak serve":
+                    from firebreak.prediction_log import PredictionLog
+
+                    logged = len(PredictionLog(home / "predictions").read("bench-gbr"))
+                    runs[-1]["logged"] = logged
+                    shutil.rmtree(home / "predictions", ignore_errors=True)
+            rows.append((name, workers, runs))
+    print(
+        f"\n### Throughput, one-row requests, {args.connections} connections, {args.seconds} s, median of {args.repeats}\n"
+    )
+    print("| server | workers | req/s | p50 ms | p99 ms | non-2xx | logged / answered |")
+    print("|---|---|---|---|---|---|---|")
+    medians: dict[tuple[str, int], dict[str, float]] = {}
+    for name, workers, runs in rows:
+        med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+        medians[(name, workers)] = med
+        answered = (
+            " ; ".join(f"{r.get('logged', '-')}/{r['requests'] + 0}" for r in runs)
+            if name == "firebreak serve"
+            else "-"
+        )
+        print(
+            f"| {name} | {workers} | {med['rps']:.0f} | {med['p50']:.2f} | {med['p99']:.2f} | {sum(r['non2xx'] for r in runs)} | {answered} |"
+        )
+    for workers in (1, 2):
+        m, g = medians[("mlflow models serve", workers)], medians[("firebreak serve", workers)]
+        print(
+            f"\n{workers} worker(s): gateway throughput {g['rps'] / m['rps']:.2f}x mlflow serve; gateway p99 {g['p99']:.2f} ms vs mlflow p50 {m['p50']:.2f} ms"
+        )
+    cost = contract_cost()
+    print(
+        f"\ncontract check: {cost['online_us']:.1f} us per row (GX on the same row: {cost['gx_us'] / 1000:.0f} ms, {cost['gx_us'] / cost['online_us']:.0f}x)"
+    )
+    onset_home = Path(tempfile.mkdtemp(prefix="bench-onset-"))
+    times = onset({"FIREBREAK_HOME": str(onset_home), "MLFLOW_TRACKING_URI": f"sqlite:///{onset_home / 'mlflow.db'}"})
+    print(
+        f"failure onset -> first fallback answer {times['first_fallback_s'] * 1000:.0f} ms, every answer from the fallback after {times['all_fallback_s'] * 1000:.0f} ms (100 req/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()

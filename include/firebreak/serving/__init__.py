@@ -1,0 +1,1 @@
+"""The serving gateway (``firebreak serve``): contract, routing, breaker, shadow, prediction log, metrics."""

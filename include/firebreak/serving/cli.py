@@ -1,0 +1,112 @@
+"""``firebreak serve`` (the gateway) and ``firebreak breaker`` (read or force a model's breaker)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Any
+
+from firebreak.errors import ConfigurationError
+from firebreak.settings import Settings
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a registered model behind the gateway (MLflow scoring protocol at /invocations)",
+        description="Contract check, routing, circuit breaker, shadow scoring, prediction log and /metrics "
+        "in front of the model's champion. The routing state and breaker are shared with the incident DAG "
+        "through the state DB.",
+    )
+    p.add_argument("--model", required=True, help="registered model name with a policy in include/policies/")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (each follows the shared state)")
+    p.add_argument("--refresh", type=float, default=0.2, help="seconds between reads of the shared state")
+    b = sub.add_parser("breaker", help="show a model's circuit breaker, or force it open / release it")
+    b.add_argument("action", choices=["status", "open", "close"])
+    b.add_argument("--model", required=True)
+    b.add_argument("--reason", default="", help="why (recorded with the change)")
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from firebreak.policy.schema import load_policy
+
+    load_policy(args.model, settings.policies_dir)  # a clear error now, not in every worker
+    if args.workers < 1:
+        raise ConfigurationError(f"--workers must be at least 1, got {args.workers}")
+    if not 0.01 <= args.refresh <= 60:
+        raise ConfigurationError(f"--refresh must be within 0.01..60 seconds, got {args.refresh}")
+    os.environ["FIREBREAK_SERVE_MODEL"] = args.model
+    os.environ["FIREBREAK_SERVE_REFRESH"] = str(args.refresh)
+    multiproc = None
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiproc = tempfile.mkdtemp(prefix="firebreak-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
+    print(f"firebreak serve: {args.model} on http://{args.host}:{args.port} ({args.workers} worker(s))", flush=True)
+    try:
+        uvicorn.run(
+            "firebreak.serving.app:app_from_env",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if multiproc:
+            shutil.rmtree(multiproc, ignore_errors=True)
+    return 0
+
+
+def breaker(args: argparse.Namespace, settings: Settings) -> int:
+    """Force a model's breaker open (all gateway workers obey within their refresh), or release it."""
+    from firebreak.incidents.enums import BreakerState
+    from firebreak.incidents.store import StateStore
+    from firebreak.policy.schema import load_policy
+
+    load_policy(args.model, settings.policies_dir)
+    store = StateStore(settings.state_db_url)
+    row = store.get_breaker(args.model)
+    if args.action != "status":
+        target = BreakerState.OPEN if args.action == "open" else BreakerState.CLOSED
+        reason = args.reason or f"forced {args.action} by an operator"
+        for _ in range(10):  # compare-and-set against busy workers
+            changed = store.compare_and_set_breaker(
+                args.model,
+                expected_generation=row.generation if row else None,
+                state=target,
+                since=time.time(),
+                version=row.version if row else None,
+                forced=args.action == "open",
+                reason=reason,
+            )
+            if changed:
+                store.add_breaker_event(
+                    args.model,
+                    source=row.state if row else BreakerState.CLOSED,
+                    target=target,
+                    version=row.version if row else None,
+                    reason=reason,
+                    data={"forced": args.action == "open", "by": "firebreak breaker"},
+                )
+                break
+            row = store.get_breaker(args.model)
+        else:
+            raise ConfigurationError(f"breaker of {args.model} kept changing under the update; try again")
+        row = store.get_breaker(args.model)
+    print(
+        json.dumps(
+            row.__dict__ if row else {"model": args.model, "state": "closed", "recorded": False}, default=str, indent=2
+        )
+    )
+    return 0

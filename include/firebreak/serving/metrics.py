@@ -1,0 +1,72 @@
+"""Prometheus metrics of the gateway, summed over all worker processes.
+
+With several workers (``firebreak serve --workers N``) each process writes its values to
+``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums them: a scrape sees the whole gateway,
+whichever worker answers it. The directory must be set before this module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+REQUESTS = Counter("firebreak_requests", "Requests answered, by route and outcome.", ["model", "route", "outcome"])
+PREDICTIONS = Counter("firebreak_predictions", "Rows answered, by route.", ["model", "route"])
+LATENCY = Histogram(
+    "firebreak_request_latency_seconds",
+    "Time from request received to answer ready, by route.",
+    ["model", "route"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+CONFIDENCE = Histogram(
+    "firebreak_confidence",
+    "Confidence of the champion's answers.",
+    ["model"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+)
+BREAKER_STATE = Gauge(
+    "firebreak_breaker_state",
+    "Circuit breaker: 0 closed, 1 half-open, 2 open (the highest any worker sees).",
+    ["model"],
+    multiprocess_mode="livemax",
+)
+BREAKER_TRANSITIONS = Counter(
+    "firebreak_breaker_transitions", "Breaker state changes made by this gateway.", ["model", "source", "target"]
+)
+CONTRACT_VIOLATIONS = Counter(
+    "firebreak_contract_violations",
+    "Contract violations in refused requests, by field and rule.",
+    ["model", "field", "rule"],
+)
+SANITY_OVERRIDES = Counter(
+    "firebreak_sanity_overrides", "Champion answers outside the sanity bound, answered by the fallback.", ["model"]
+)
+SHADOW = Counter("firebreak_shadow_predictions", "Challenger shadow scores, by outcome.", ["model", "outcome"])
+STATE_STORE_UP = Gauge(
+    "firebreak_state_store_up",
+    "1 when the last refresh read the state DB; 0 while it is unreachable (serving on the last known state).",
+    ["model"],
+    multiprocess_mode="livemin",
+)
+MODEL_VERSION = Gauge(
+    "firebreak_serving_version", "The champion version loaded.", ["model"], multiprocess_mode="livemax"
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for ``/metrics``."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,82 @@
+"""MLflow's scoring protocol (``POST /invocations``), so clients need not change.
+
+Accepted bodies (``Content-Type: application/json``), as ``mlflow models serve`` takes them:
+
+* ``{"dataframe_records": [{"col": value, ...}, ...]}``
+* ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`` (``index`` ignored)
+* ``{"instances": [{"col": value, ...}, ...]}``
+* ``{"inputs": [{"col": value, ...}, ...]}`` or ``{"inputs": {"col": [values...], ...}}``
+
+``params`` is accepted and ignored. The answer is ``{"predictions": [{...}, ...]}``, one
+object per row, as MLflow answers for a DataFrame output.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
+
+
+class ProtocolError(ValueError):
+    """A body the scoring protocol cannot read; ``status`` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _reject_constant(name: str) -> float:
+    # json.loads accepts NaN/Infinity tokens that JSON forbids; keep them so the contract names the field.
+    return float(name)
+
+
+def parse_records(body: bytes, *, max_rows: int) -> list[dict[str, Any]]:
+    """The rows of a scoring request, as dicts; raises :class:`ProtocolError` naming the problem."""
+    try:
+        payload = json.loads(body, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ProtocolError(400, f"body must be a JSON object with one of {', '.join(FORMATS)}")
+    present = [k for k in FORMATS if k in payload]
+    if len(present) != 1:
+        raise ProtocolError(
+            400, f"body must have exactly one of {', '.join(FORMATS)} (found: {', '.join(present) or 'none'})"
+        )
+    key = present[0]
+    value = payload[key]
+    records: Any
+    if key == "dataframe_split":
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("columns"), list)
+            or not isinstance(value.get("data"), list)
+        ):
+            raise ProtocolError(400, 'dataframe_split needs {"columns": [...], "data": [[...], ...]}')
+        columns = value["columns"]
+        records = []
+        for i, row in enumerate(value["data"]):
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise ProtocolError(400, f"dataframe_split row {i} does not have {len(columns)} values")
+            records.append(dict(zip(columns, row, strict=True)))
+    elif key == "inputs" and isinstance(value, dict):
+        columns = list(value)
+        lengths = {len(v) if isinstance(v, list) else -1 for v in value.values()}
+        if len(lengths) != 1 or -1 in lengths:
+            raise ProtocolError(400, "inputs as columns needs a list of the same length for every column")
+        records = [dict(zip(columns, row, strict=True)) for row in zip(*value.values(), strict=True)]
+    else:
+        records = value
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ProtocolError(400, f"{key} must be a list of objects (one per row)")
+    if not records:
+        raise ProtocolError(400, f"{key} has no rows")
+    if len(records) > max_rows:
+        raise ProtocolError(413, f"{len(records)} rows in one request; the limit is {max_rows}")
+    return records
+
+
+def dumps(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False, default=str).encode()
