@@ -263,6 +263,9 @@ def contain(incident_id: str) -> dict[str, Any]:
         "description": ctx.policy.containment.description,
         "dry_run": ctx.dry_run,
     }
+    breaker = ctx.store.get_breaker(ctx.model)
+    if breaker is not None:  # what the serving gateway's own breaker did before this incident's step
+        payload["gateway_breaker"] = {"state": breaker.state, "reason": breaker.reason, "version": breaker.version}
     if target == Route.HEURISTIC and ctx.policy.containment.heuristic:
         fallback = resolve_entry_point(ctx.policy.containment.heuristic)
         labelled = ctx.labelled_window()

@@ -71,6 +71,9 @@ def test_the_breaker_serves_last_known_good_pricing_until_the_incident_promotes_
         # The incident (as the intake would start it) retrains, gates and promotes v2.
         result = run_incident(pricing_conf(alert["dedup_key"], description=alert["description"]))
         assert result.state == "success", result.task_states
+        [incident] = store.list_incidents("pricing")
+        postmortem = (s.postmortem_dir / f"{incident.id}.md").read_text()
+        assert "The serving gateway's breaker was already open on v1" in postmortem
 
         gateway.refresh()  # what the refresh thread does every 0.2 s
         with http:

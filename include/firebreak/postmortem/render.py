@@ -125,6 +125,11 @@ def _evidence_section(ev: dict[str, dict[str, Any]]) -> list[str]:
             if fb
             else ""
         )
+        gw = contain.get("gateway_breaker")
+        if gw and gw.get("state") != "closed":
+            extra += (
+                f" The serving gateway's breaker was already {gw['state']} on v{gw.get('version')}: {gw.get('reason')}."
+            )
         out += [f"**Containment:** route `{contain.get('route')}` — {contain.get('description')}.{extra}", ""]
     if cand := ev.get("candidate"):
         out += [

@@ -50,6 +50,8 @@ class Batcher:
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        # A queue belongs to the loop that first uses it: a new one per app start (lifespan).
+        self.queue = asyncio.Queue()
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def submit(self, scoring: Scoring) -> Answer:
