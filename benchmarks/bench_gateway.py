@@ -273,7 +273,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    env = {**os.environ, **setup_model(home)}
+    # `mlflow models serve` starts `uvicorn` from PATH: the venv's bin must be on it.
+    env = {**os.environ, **setup_model(home), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     lua = home / "post.lua"
     lua.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'

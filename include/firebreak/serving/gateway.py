@@ -357,7 +357,7 @@ class Gateway:
             if scorer is None:
                 return [self._disabled(r, why) for r in batch]
             rows = [rec for r in batch for rec in r.records]
-            frame = pd.DataFrame.from_records(rows, columns=self.inputs)
+            frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in self.inputs})
             probing = self.breaker.state == BreakerState.HALF_OPEN and scorer is not self.champion
             outputs, routes = self._predict(scorer, frame)
             if probing and self.champion is not None:
@@ -426,13 +426,17 @@ class Gateway:
     def _answer(
         self, batch: list[Request], frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str], scorer: Scorer
     ) -> list[Answer]:
-        records = outputs.to_dict("records")
+        columns = list(outputs.columns)
+        records = [
+            dict(zip(columns, values, strict=True))
+            for values in zip(*(outputs[c].tolist() for c in columns), strict=True)
+        ]
         now = datetime.now(UTC)
         answers, log_rows, start = [], [], 0
         done = time.perf_counter()
         for request in batch:
             n = len(request.records)
-            predictions = [_plain(r) for r in records[start : start + n]]
+            predictions = records[start : start + n]
             latency = done - request.received
             for i in range(n):
                 log_rows.append(

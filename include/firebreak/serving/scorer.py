@@ -8,6 +8,7 @@ flavors go through ``pyfunc.predict`` unchanged.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,9 +56,17 @@ def model_scorer(registry: Registry, version: Version, policy: Policy, *, name: 
     except Exception:  # noqa: BLE001 — flavors without a raw model
         estimator = None
     if estimator is not None and hasattr(estimator, "predict"):
+        import sklearn
+
+        names = list(getattr(estimator, "feature_names_in_", inputs))
 
         def predict_raw(frame: pd.DataFrame) -> pd.DataFrame:
-            return _as_frame(estimator.predict(frame[inputs]), output, frame.index)
+            # A float array in the fitted column order skips scikit-learn's per-call checks of
+            # names and finiteness, which the contract has already made (finite, typed, present).
+            values = np.column_stack([frame[c].to_numpy(dtype=float) for c in names])
+            with sklearn.config_context(assume_finite=True), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                return _as_frame(estimator.predict(values), output, frame.index)
 
         return Scorer(name, version.version, predict_raw)
 
