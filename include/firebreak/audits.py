@@ -78,12 +78,13 @@ class AuditResult:
         return {**asdict(self), "incident": self.incident_request()}
 
 
-def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: datetime | None = None) -> AuditResult:
-    """The nightly audit of one model's champion (see the module docstring)."""
+def golden_dataset_audit(
+    model: str, *, settings: Settings | None = None, now: datetime | None = None
+) -> AuditResult | None:
+    """The nightly audit of one model's champion (see the module docstring); None when no champion is registered."""
     from firebreak.contracts.validation import validate_frame
     from firebreak.detection.drift import run_drift_report
     from firebreak.detection.stats import compute_drift, sample_for_report
-    from firebreak.errors import RegistryError
     from firebreak.incidents.enums import Alias
     from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate_golden
@@ -97,8 +98,8 @@ def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: d
     policy = load_policy(model, settings.policies_dir)
     registry = Registry(settings, StateStore(settings.state_db_url))
     champion = registry.version_for(model, Alias.CHAMPION)
-    if champion is None:
-        raise RegistryError(f"model {model!r} has no '{Alias.CHAMPION}' version to audit")
+    if champion is None:  # a policy written before its model's first release: nothing to audit yet
+        return None
     findings: list[Finding] = []
 
     golden: dict[str, Any] = {"figures": {}}
