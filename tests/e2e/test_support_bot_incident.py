@@ -269,3 +269,27 @@ def test_parameter_update_lowers_the_temperature_and_keeps_the_prompt(firebreak_
         "legitimate policy questions answered correctly",
     }
     assert world()["prompt"]["production"] == 2
+
+
+def test_dry_run_plans_the_guardrail_rule_and_changes_nothing(firebreak_home: Path) -> None:
+    from firebreak.incidents.identity import incident_id_for
+    from firebreak.incidents.store import StateStore
+    from firebreak.policy.schema import load_policy
+    from firebreak.remediation.guardrails import versions_dir
+    from firebreak.scenarios import setup
+
+    setup(MODEL, settings())
+    before = world()
+    result = run_incident(conf("alert-support-bot-dry", dry_run=True))
+    assert result.state == "success", result.task_states
+    after = world()
+    incident_id = incident_id_for(MODEL, "alert-support-bot-dry")
+    assert after["incidents"] == [(incident_id, "dry_run")]
+    assert {k: after[k] for k in ("aliases", "prompt", "guardrails", "ledger", "routing")} == {
+        k: before[k] for k in ("aliases", "prompt", "guardrails", "ledger", "routing")
+    }
+    s = settings()
+    assert not versions_dir(load_policy(MODEL, s.policies_dir), s).exists()  # no guardrail version written
+    ev = StateStore(s.state_db_url).get_evidence(incident_id)
+    assert ev["diagnosis"]["failure_class"] == "hallucination"
+    assert ev["candidate"]["detail"].startswith("dry run: would register support-bot.txt as a new prompt version")
