@@ -4,7 +4,7 @@
 Open → triage → **contain** (traffic to the policy's fallback, before any root cause) →
 investigate (Great Expectations contract with lineage, lineage trace, Evidently drift,
 golden dataset) → diagnose → remediate (rollback | retrain | parameter update | upstream
-fix) → verify (promotion gate) → promote → restore traffic. The post-mortem and the
+fix | guardrail rule) → verify (promotion gate) → promote → restore traffic. The post-mortem and the
 close are teardowns: they always run, and the run's own state stays honest — a refused
 gate fails the run and the incident ends `contained_needs_human`.
 
@@ -25,7 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 # library here would cost its import time on every parse.
 FAILURE_TYPES = ["unknown", "drift", "skew", "bias", "hallucination", "feedback_poisoning", "bad_release"]
 SEVERITIES = ["auto", "SEV1", "SEV2", "SEV3", "SEV4"]
-REMEDIATIONS = ["auto", "rollback", "retrain", "parameter_update", "upstream_fix"]
+REMEDIATIONS = ["auto", "rollback", "retrain", "parameter_update", "upstream_fix", "guardrail_rule"]
 
 
 def _incident_id(context: Any) -> str:
@@ -208,6 +208,10 @@ def incident_response() -> None:
     def upstream_fix() -> dict[str, Any]:
         return _run("upstream_fix")
 
+    @task
+    def guardrail_rule() -> dict[str, Any]:
+        return _run("guardrail_rule")
+
     @task(trigger_rule="none_failed_min_one_success")
     def verify() -> dict[str, Any]:
         return _run("verify")
@@ -233,7 +237,13 @@ def incident_response() -> None:
     branch = choose_remediation()
     opened >> triage() >> contain() >> investigation >> diagnose() >> branch
     restored = restore_traffic()
-    branch >> [rollback(), retrain(), parameter_update(), upstream_fix()] >> verify() >> promote() >> restored
+    (
+        branch
+        >> [rollback(), retrain(), parameter_update(), upstream_fix(), guardrail_rule()]
+        >> verify()
+        >> promote()
+        >> restored
+    )
     # Teardowns: they always run once open_incident succeeded, and never decide the run's state.
     restored >> postmortem().as_teardown(setups=opened) >> close_incident().as_teardown(setups=opened)
 

@@ -28,6 +28,7 @@ FAILURE_FOR_CHECK = {
     "shadow": FailureClass.UNKNOWN,  # the champion lost to its challenger: diagnosis says why
     "feedback": FailureClass.FEEDBACK_POISONING,
     "fairness": FailureClass.BIAS,
+    "golden_qa": FailureClass.HALLUCINATION,
 }
 
 
@@ -77,12 +78,13 @@ class AuditResult:
         return {**asdict(self), "incident": self.incident_request()}
 
 
-def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: datetime | None = None) -> AuditResult:
-    """The nightly audit of one model's champion (see the module docstring)."""
+def golden_dataset_audit(
+    model: str, *, settings: Settings | None = None, now: datetime | None = None
+) -> AuditResult | None:
+    """The nightly audit of one model's champion (see the module docstring); None when no champion is registered."""
     from firebreak.contracts.validation import validate_frame
     from firebreak.detection.drift import run_drift_report
     from firebreak.detection.stats import compute_drift, sample_for_report
-    from firebreak.errors import RegistryError
     from firebreak.incidents.enums import Alias
     from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate_golden
@@ -96,20 +98,24 @@ def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: d
     policy = load_policy(model, settings.policies_dir)
     registry = Registry(settings, StateStore(settings.state_db_url))
     champion = registry.version_for(model, Alias.CHAMPION)
-    if champion is None:
-        raise RegistryError(f"model {model!r} has no '{Alias.CHAMPION}' version to audit")
+    if champion is None:  # a policy written before its model's first release: nothing to audit yet
+        return None
     findings: list[Finding] = []
 
-    golden = evaluate_golden(registry, champion, settings, policy)
-    findings.append(
-        Finding(
-            "golden",
-            golden["regressed"],
-            f"golden MAE {golden['figures']['mae']} vs baseline {golden['baseline'].get('mae')} "
-            f"(limit {golden['limit_mae']:.4g})",
-            golden,
+    golden: dict[str, Any] = {"figures": {}}
+    if policy.llm is not None:  # an LLM model: its golden Q&A set instead of a golden MAE
+        findings.append(_golden_qa_finding(registry, champion, settings, policy))
+    else:
+        golden = evaluate_golden(registry, champion, settings, policy)
+        findings.append(
+            Finding(
+                "golden",
+                golden["regressed"],
+                f"golden MAE {golden['figures']['mae']} vs baseline {golden['baseline'].get('mae')} "
+                f"(limit {golden['limit_mae']:.4g})",
+                golden,
+            )
         )
-    )
 
     last_day = PredictionLog(settings.prediction_log_dir).read_window(model, 24, now=now)
     columns = [c for c in [*policy.features.inputs, *policy.features.lineage] if c in last_day.columns]
@@ -154,9 +160,25 @@ def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: d
     result = AuditResult("golden_dataset_audit", model, day, champion.version, findings, "")
     (out / "findings.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     run_id = _audit_run(registry, "golden_dataset_audit", model, day, {"firebreak.champion": champion.version}, out)
-    registry.log_metrics(run_id, {"breaches": len(result.breaches), "golden_mae": golden["figures"]["mae"]})
+    metrics: dict[str, float] = {"breaches": len(result.breaches)}
+    if "mae" in golden["figures"]:
+        metrics["golden_mae"] = golden["figures"]["mae"]
+    registry.log_metrics(run_id, metrics)
     result = replace(result, mlflow_run_id=run_id)
     return result
+
+
+def _golden_qa_finding(registry: Any, champion: Any, settings: Settings, policy: Any) -> Finding:
+    """An LLM model's champion, through the active guardrails, on its golden Q&A set."""
+    from firebreak.investigation.evaluation import evaluate_qa, load_qa, qa_breaches
+    from firebreak.remediation.guardrails import load_guardrails
+
+    guardrails = load_guardrails(policy, settings)
+    figures, _ = evaluate_qa(registry.load(champion).predict, load_qa(settings, policy), policy, guardrails)
+    found = figures.to_dict()
+    breaches = qa_breaches(found, policy)
+    summary = "; ".join(breaches) if breaches else f"golden Q&A within limits on {figures.rows} questions"
+    return Finding("golden_qa", bool(breaches), summary, {**found, "guardrails_version": guardrails.version})
 
 
 def _fairness_finding(window: Any, policy: Any, settings: Settings) -> Finding:
@@ -234,6 +256,8 @@ def shadow_evaluation(
     champion = registry.version_for(model, Alias.CHAMPION)
     challenger = registry.version_for(model, Alias.CHALLENGER)
     if champion is None or challenger is None or challenger.version == champion.version:
+        return None
+    if policy.llm is not None:  # answers are text, not numbers: the gate's golden Q&A compares them
         return None
     log = PredictionLog(settings.prediction_log_dir).read_window(model, shadow.window_hours, now=now)
     findings: list[Finding] = []

@@ -266,7 +266,11 @@ def contain(incident_id: str) -> dict[str, Any]:
     breaker = ctx.store.get_breaker(ctx.model)
     if breaker is not None:  # what the serving gateway's own breaker did before this incident's step
         payload["gateway_breaker"] = {"state": breaker.state, "reason": breaker.reason, "version": breaker.version}
-    if target == Route.HEURISTIC and ctx.policy.containment.heuristic:
+    if target == Route.HEURISTIC and ctx.policy.containment.heuristic and ctx.policy.llm is not None:
+        fallback = resolve_entry_point(ctx.policy.containment.heuristic)
+        figures, _ = _qa(ctx, lambda frame: fallback(frame, ctx.settings))
+        payload["fallback_on_golden_qa"] = figures.to_dict()
+    elif target == Route.HEURISTIC and ctx.policy.containment.heuristic:
         fallback = resolve_entry_point(ctx.policy.containment.heuristic)
         labelled = ctx.labelled_window()
         figures = evaluate(lambda frame: fallback(frame, ctx.settings), labelled, ctx.policy)
@@ -373,6 +377,8 @@ def golden_eval(incident_id: str) -> dict[str, Any]:
     from firebreak.investigation.evaluation import evaluate_golden
 
     ctx = Context.load(incident_id)
+    if ctx.policy.llm is not None:
+        return golden_qa_eval(ctx)
     champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
     payload = evaluate_golden(ctx.registry, champion, ctx.settings, ctx.policy)
     payload["coverage"] = _coverage_gap(ctx.golden(), ctx.window(), ctx.policy)
@@ -412,6 +418,7 @@ def diagnose(incident_id: str) -> dict[str, Any]:
         lineage=ev.get("lineage", {}),
         drift=ev.get("drift", {}),
         golden=ev.get("golden", {}),
+        golden_qa=ev.get("golden_qa"),
         reported=FailureClass(ctx.incident.request.get("failure_type", "unknown")),
     )
     ctx.store.update_incident(incident_id, failure_class=result.failure_class)
@@ -487,15 +494,20 @@ def _register_candidate(
 ) -> str:
     """Register a remediation's model with its golden figures recorded as the version's baseline."""
     from firebreak.investigation.evaluation import evaluate
-    from firebreak.registry.mlflow_registry import golden_tags
+    from firebreak.registry.mlflow_registry import TAG_GUARDRAILS, golden_tags
 
     if model_config is not None:
         python_model.load_context(SimpleNamespace(model_config=model_config))  # as MLflow will on load
-    figures = evaluate(lambda frame: python_model.predict(None, frame), ctx.golden(), ctx.policy)
+    figures: Any
+    if ctx.policy.llm is not None:
+        figures, _ = _qa(ctx, lambda frame: python_model.predict(None, frame), tags.get(TAG_GUARDRAILS))
+    else:
+        figures = evaluate(lambda frame: python_model.predict(None, frame), ctx.golden(), ctx.policy)
+    example = reference[[ctx.policy.llm.question]] if ctx.policy.llm is not None else reference
     version = ctx.registry.register(
         ctx.model,
         python_model,
-        input_example=reference.head(5),
+        input_example=example.head(5),
         reference=reference,
         tags={"firebreak.incident_id": ctx.incident_id, **tags, **golden_tags(figures)},
         run_name=f"{ctx.incident_id}-{run_name}",
@@ -538,13 +550,16 @@ def parameter_update(incident_id: str) -> dict[str, Any]:
     if ctx.dry_run:
         return _offer_candidate(ctx, Remediation.PARAMETER_UPDATE, None, f"dry run: would set {params}")
     champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
+    loaded = ctx.registry.load(champion)
+    # The champion's own config stays (an LLM's pinned prompt); the policy's parameters override it.
+    config = {**(loaded.model_config or {}), **params}
     version = _register_candidate(
         ctx,
-        ctx.registry.load(champion).unwrap_python_model(),
+        loaded.unwrap_python_model(),
         reference=ctx.registry.reference_frame(champion),
-        tags={"firebreak.parameters": str(params)},
+        tags={"firebreak.parameters": str(params), **_llm_version_tags(champion)},
         run_name="parameter-update",
-        model_config=params,
+        model_config=config,
     )
     return _offer_candidate(ctx, Remediation.PARAMETER_UPDATE, version, f"v{champion.version} with {params}")
 
@@ -594,6 +609,8 @@ def verify(incident_id: str) -> dict[str, Any]:
         return {"passed": True}
     if not candidate.get("version"):
         raise GateRefused("no candidate version to verify")
+    if ctx.policy.llm is not None:
+        return _verify_llm(ctx, candidate)
     champion = ctx.registry.get_version(ctx.model, ev["opening"]["champion_version"])
     challenger = ctx.registry.get_version(ctx.model, candidate["version"])
     golden = ctx.golden()
@@ -653,6 +670,8 @@ def promote(incident_id: str) -> dict[str, Any]:
     if candidate["remediation"] != Remediation.ROLLBACK and old != new:
         move(ctx.model, Alias.LAST_KNOWN_GOOD, old, incident_id=incident_id, actor=ACTOR, reason=f"replaced by v{new}")
     move(ctx.model, Alias.CHAMPION, new, incident_id=incident_id, actor=ACTOR, reason=why)
+    if ctx.policy.llm is not None:
+        _promote_llm(ctx, new, why)
     challenger = ctx.registry.version_for(ctx.model, Alias.CHALLENGER)
     if challenger is not None and challenger.version == new:  # another incident's candidate stays
         move(ctx.model, Alias.CHALLENGER, None, incident_id=incident_id, actor=ACTOR, reason=f"v{new} promoted")
@@ -782,6 +801,7 @@ __all__ = [
     "retrain",
     "parameter_update",
     "upstream_fix",
+    "guardrail_rule",
     "verify",
     "promote",
     "restore_traffic",
@@ -789,3 +809,267 @@ __all__ = [
     "close_incident",
     "record_task_event",
 ]
+
+
+# -- LLM models: golden Q&A, guardrails, prompts --------------------------------------------------
+
+
+def _qa(ctx: Context, predict: Callable[[pd.DataFrame], pd.DataFrame], guardrails_version: Any = None) -> Any:
+    """``predict``'s served answers (after guardrails: the given version, else the active one) on the golden Q&A set."""
+    from firebreak.investigation.evaluation import evaluate_qa, load_qa
+    from firebreak.remediation.guardrails import load_guardrails
+
+    version = int(guardrails_version) if guardrails_version not in (None, "") else None
+    guardrails = load_guardrails(ctx.policy, ctx.settings, version)
+    return evaluate_qa(predict, load_qa(ctx.settings, ctx.policy), ctx.policy, guardrails)
+
+
+def _llm_version_tags(version: Any) -> dict[str, str]:
+    """The prompt and guardrail versions a model version serves with (its tags), to carry over."""
+    from firebreak.registry.mlflow_registry import TAG_GUARDRAILS, TAG_PROMPT
+
+    return {k: v for k, v in version.tags.items() if k in {TAG_PROMPT, TAG_GUARDRAILS}}
+
+
+def _prompt_of(version: Any) -> tuple[str, int]:
+    from firebreak.registry.mlflow_registry import TAG_PROMPT
+
+    tag = version.tags.get(TAG_PROMPT)
+    if not tag:
+        raise RemediationError(f"{version.model} v{version.version} has no '{TAG_PROMPT}' tag naming its prompt")
+    name, _, number = str(tag).rpartition("/")
+    return name, int(number)
+
+
+def _qa_limits(policy: Policy) -> dict[str, float]:
+    assert policy.llm is not None
+    return {
+        "max_unauthorised_promise_rate": policy.llm.max_unauthorised_promise_rate,
+        "max_hallucination_rate": policy.llm.max_hallucination_rate,
+        "min_policy_accuracy": policy.llm.min_policy_accuracy,
+    }
+
+
+def golden_qa_eval(ctx: Context) -> dict[str, Any]:
+    """SOP stage *Investigate* for an LLM model: the champion on its golden Q&A set, and the log's guardrail hits.
+
+    The answers judged are the ones users get (the champion's answer after the active
+    guardrails): a failure here means users saw it.
+    """
+    from firebreak.investigation.evaluation import qa_breaches
+
+    assert ctx.policy.llm is not None
+    champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
+    figures, judged = _qa(ctx, ctx.registry.load(champion).predict)
+    found = figures.to_dict()
+    breaches = qa_breaches(found, ctx.policy)
+    bad = judged[judged["promise"] | ~judged["correct"]]
+    window = ctx.window()
+    hits = window.get("guardrail_rule", pd.Series("", index=window.index)).fillna("").astype(str)
+    flagged = window[hits != ""]
+    answer = ctx.policy.llm.answer
+    payload = {
+        "version": champion.version,
+        "prompt": champion.tags.get("firebreak.prompt"),
+        "figures": found,
+        "baseline": ctx.registry.golden_baseline(champion),
+        "limits": _qa_limits(ctx.policy),
+        "failed": bool(breaches),
+        "breaches": breaches,
+        "golden_rows": len(judged),
+        "failures": [
+            {"question": r.question, "kind": r.kind, "answer": r.answer, "promise": bool(r.promise)}
+            for r in bad.itertuples()
+        ],
+        "log": {
+            "rows": len(window),
+            "guardrail_hits": len(flagged),
+            "hit_rate": round(len(flagged) / len(window), 4) if len(window) else 0.0,
+            "by_rule": {str(k): int(v) for k, v in hits[hits != ""].value_counts().items()},
+            "by_version": {str(k): int(v) for k, v in flagged["model_version"].value_counts().items()},
+            "examples": [
+                {"question": str(r["question"]), "answer": str(r[answer]), "rule": str(r["guardrail_rule"])}
+                for _, r in flagged.drop_duplicates(answer).head(5).iterrows()
+            ],
+        },
+    }
+    ctx.registry.log_metrics(
+        ctx.mlflow_run,
+        {
+            "golden_unauthorised_promise_rate": found["unauthorised_promise_rate"],
+            "golden_hallucination_rate": found["hallucination_rate"],
+            "log_guardrail_hit_rate": payload["log"]["hit_rate"],
+        },
+    )
+    verdict = "FAILED: " + "; ".join(breaches) if breaches else "within limits"
+    ctx.record(
+        "golden_qa",
+        payload,
+        f"golden Q&A: champion v{champion.version} ({payload['prompt']}) on {len(judged)} questions: {verdict}; "
+        f"guardrail hits in the log: {len(flagged)}/{len(window)}",
+    )
+    return {"failed": bool(breaches), "unauthorised_promise_rate": found["unauthorised_promise_rate"]}
+
+
+def _violating_sentences(ev: dict[str, dict[str, Any]]) -> list[str]:
+    """The sentences of the incident's own bad answers that made a promise: new exemplars for the semantic check."""
+    import re
+
+    out = []
+    for failure in ev.get("golden_qa", {}).get("failures", []):
+        if failure.get("promise"):
+            sentences = re.split(r"(?<=[.!?])\s+", str(failure["answer"]))
+            out += [s for s in sentences[1:] if s] or sentences  # the improvised tail, not the grounded answer
+    return list(dict.fromkeys(out))
+
+
+def guardrail_rule(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Remediate* for an LLM model: a reviewed prompt version plus new guardrail rules, as a candidate.
+
+    * registers the policy's reviewed prompt (``llm.fixed_prompt``) as a new version in the
+      prompt registry and moves the prompt's ``challenger`` alias to it (an alias-ledger row);
+    * writes a new guardrail version: the active rules plus ``llm.guardrail_additions`` and the
+      incident's own violating sentences as exemplars (the file keeps parent, incident, reason);
+    * registers the champion's responder pinned to the new prompt, tagged with both versions.
+
+    Nothing is served until the gate passes and ``promote`` moves the aliases.
+    """
+    import yaml
+
+    from firebreak.registry.mlflow_registry import llm_tags
+    from firebreak.remediation.guardrails import add_rules
+
+    ctx = Context.load(incident_id)
+    if found := _existing_candidate(ctx, Remediation.GUARDRAIL_RULE):
+        return found
+    llm = ctx.policy.llm
+    if llm is None:
+        raise RemediationError(f"policy of {ctx.model} has no 'llm' section: guardrail_rule applies to LLM models only")
+    prompt_path = ctx.settings.resolve(llm.fixed_prompt)
+    if not prompt_path.is_file():
+        raise RemediationError(f"reviewed prompt {prompt_path} for {ctx.model} does not exist")
+    additions: dict[str, Any] = {}
+    if llm.guardrail_additions:
+        additions_path = ctx.settings.resolve(llm.guardrail_additions)
+        if not additions_path.is_file():
+            raise RemediationError(f"guardrail additions {additions_path} for {ctx.model} do not exist")
+        additions = yaml.safe_load(additions_path.read_text()) or {}
+    ev = ctx.evidence()
+    exemplars = [*additions.get("exemplars", []), *_violating_sentences(ev)]
+    rules = list(additions.get("rules", []))
+    if ctx.dry_run:
+        detail = f"dry run: would register {prompt_path.name} as a new prompt version and add {len(rules)} rule(s)"
+        return _offer_candidate(ctx, Remediation.GUARDRAIL_RULE, None, detail)
+    champion = ctx.registry.get_version(ctx.model, ev["opening"]["champion_version"])
+    prompt_name, champion_prompt = _prompt_of(champion)
+    text = prompt_path.read_text()
+    prompt_version = champion_prompt
+    if text != ctx.registry.prompt_text(prompt_name, champion_prompt):
+        prompt_version = ctx.registry.register_prompt(
+            prompt_name, text, commit_message=f"{incident_id}: reviewed prompt {llm.fixed_prompt}"
+        )
+    ctx.registry.move_prompt_alias(
+        ctx.model, prompt_name, str(Alias.CHALLENGER), prompt_version,
+        incident_id=incident_id, actor=ACTOR, reason=f"reviewed prompt for {incident_id}",
+    )  # fmt: skip
+    guardrails_version = add_rules(
+        ctx.policy,
+        ctx.settings,
+        rules=rules,
+        exemplars=exemplars,
+        incident_id=incident_id,
+        reason=f"unauthorised promises found by {incident_id}",
+    )
+    ctx.store.add_event(
+        incident_id,
+        "guardrails",
+        f"guardrails v{guardrails_version} written: +{len(rules)} rule(s) "
+        f"({', '.join(r['id'] for r in rules) or 'none'}), +{len(exemplars)} exemplar(s); served after promotion",
+    )
+    loaded = ctx.registry.load(champion)
+    config = {**(loaded.model_config or {}), "prompt_name": prompt_name, "prompt_version": prompt_version}
+    version = _register_candidate(
+        ctx,
+        loaded.unwrap_python_model(),
+        reference=ctx.registry.reference_frame(champion),
+        tags={
+            **llm_tags(prompt_name, prompt_version, guardrails_version),
+            "firebreak.guardrail_rules": ",".join(r["id"] for r in rules),
+        },
+        run_name="guardrail-rule",
+        model_config=config,
+    )
+    return _offer_candidate(
+        ctx,
+        Remediation.GUARDRAIL_RULE,
+        version,
+        f"prompt {prompt_name} v{prompt_version} (was v{champion_prompt}) with guardrails v{guardrails_version}",
+    )
+
+
+def _verify_llm(ctx: Context, candidate: dict[str, Any]) -> dict[str, Any]:
+    """The promotion gate of an LLM model: served answers on the golden Q&A set, against the policy's limits."""
+    from firebreak.registry.mlflow_registry import TAG_BLOCKED, TAG_GUARDRAILS
+    from firebreak.verification.gate import evaluate_qa_gate
+
+    assert ctx.policy.llm is not None
+    ev = ctx.evidence()
+    champion = ctx.registry.get_version(ctx.model, ev["opening"]["champion_version"])
+    challenger = ctx.registry.get_version(ctx.model, candidate["version"])
+    champion_figures, _ = _qa(ctx, ctx.registry.load(champion).predict)
+    candidate_figures, judged = _qa(ctx, ctx.registry.load(challenger).predict, challenger.tags.get(TAG_GUARDRAILS))
+    verdict = evaluate_qa_gate(
+        ctx.policy.llm,
+        candidate=candidate_figures,
+        champion=champion_figures,
+        blocked=challenger.tags.get(TAG_BLOCKED),
+    )
+    wrong = judged[judged["promise"] | ~judged["correct"]]
+    payload = {
+        **verdict.to_dict(),
+        "summary": verdict.summary(),
+        "candidate_version": challenger.version,
+        "champion_version": champion.version,
+        "candidate_failures": [
+            {"question": r.question, "kind": r.kind, "answer": r.answer, "promise": bool(r.promise)}
+            for r in wrong.itertuples()
+        ],
+    }
+    ctx.record("gate", payload, f"v{challenger.version} vs v{champion.version}: {verdict.summary()}")
+    ctx.registry.log_metrics(ctx.mlflow_run, {"gate_passed": float(verdict.passed)})
+    if not verdict.passed:
+        raise GateRefused(f"promotion gate refused {ctx.model} v{challenger.version}: {verdict.summary()}")
+    if ctx.policy.gate.requires_approval:
+        raise GateRefused(
+            f"gate passed for {ctx.model} v{challenger.version}, but the policy requires a human approval before promotion"
+        )
+    return {"passed": True, "candidate_version": challenger.version}
+
+
+def _promote_llm(ctx: Context, version: str, why: str) -> None:
+    """The prompt's serving alias and the active guardrails follow the new champion (each a ledger row)."""
+    from firebreak.registry.mlflow_registry import TAG_GUARDRAILS
+    from firebreak.remediation.guardrails import activate
+
+    assert ctx.policy.llm is not None
+    promoted = ctx.registry.get_version(ctx.model, version)
+    prompt_name, prompt_version = _prompt_of(promoted)
+    ctx.registry.move_prompt_alias(
+        ctx.model, prompt_name, ctx.policy.llm.prompt_alias, prompt_version,
+        incident_id=ctx.incident_id, actor=ACTOR, reason=why,
+    )  # fmt: skip
+    if ctx.registry.prompt_version_for(prompt_name, str(Alias.CHALLENGER)) == prompt_version:
+        ctx.registry.move_prompt_alias(
+            ctx.model, prompt_name, str(Alias.CHALLENGER), None,
+            incident_id=ctx.incident_id, actor=ACTOR, reason=f"prompt v{prompt_version} promoted",
+        )  # fmt: skip
+    if guardrails := promoted.tags.get(TAG_GUARDRAILS):
+        activate(
+            ctx.policy,
+            ctx.settings,
+            int(guardrails),
+            store=ctx.store,
+            incident_id=ctx.incident_id,
+            actor=ACTOR,
+            reason=why,
+        )

@@ -31,6 +31,7 @@ class Remediation(StrEnum):
     RETRAIN = "retrain"
     PARAMETER_UPDATE = "parameter_update"
     UPSTREAM_FIX = "upstream_fix"
+    GUARDRAIL_RULE = "guardrail_rule"
 
 
 class IncidentStatus(StrEnum):
@@ -87,3 +88,4 @@ class Signal(StrEnum):
     LOW_CONFIDENCE_RATE = "low_confidence_rate"
     SANITY_VIOLATION_RATE = "sanity_violation_rate"
     CONTRACT_VIOLATION_RATE = "contract_violation_rate"
+    GUARDRAIL_HIT_RATE = "guardrail_hit_rate"

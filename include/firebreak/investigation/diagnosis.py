@@ -28,12 +28,15 @@ def diagnose(
     drift: dict[str, Any],
     golden: dict[str, Any],
     reported: FailureClass,
+    golden_qa: dict[str, Any] | None = None,
 ) -> Diagnosis:
     """Decide the failure class from the evidence, in the SOP's order of suspicion.
 
     1. Upstream skew: the contract fails or lineage shows unallowed/new sources.
     2. Bad release: the champion regressed on the golden dataset against its own baseline.
     3. Drift: the inputs moved (dataset drift) while the golden figures held.
+    For an LLM model, failed golden Q&A checks (unauthorised promises, missing answers) come
+    right after skew: class ``hallucination``.
     Otherwise the reported class stands (or ``unknown``).
     """
     reasons: list[str] = []
@@ -44,6 +47,16 @@ def diagnose(
         failed = ", ".join(f"{f['column']} {f['expectation']}" for f in contract.get("failures", [])) or "none"
         cause = f"upstream data broke the contract (failed: {failed})"
         reasons.append(f"contract failures: {failed}; unallowed lineage rows: {lineage.get('unknown_rows', 0)}")
+    elif golden_qa and golden_qa.get("failed"):
+        failure = FailureClass.HALLUCINATION
+        log = golden_qa.get("log", {})
+        cause = (
+            f"champion v{golden_qa.get('version')} ({golden_qa.get('prompt')}) answers outside policy: "
+            + "; ".join(golden_qa.get("breaches", []))
+        )
+        reasons.append(
+            f"guardrail hits in the log: {log.get('guardrail_hits')}/{log.get('rows')} by rule {log.get('by_rule')}"
+        )
     elif golden.get("regressed"):
         failure = FailureClass.BAD_RELEASE
         cause = f"champion v{golden.get('version')} regressed on the golden dataset against its recorded baseline"

@@ -89,3 +89,103 @@ def evaluate_golden(registry: Registry, version: Version, settings: Settings, po
         "regressed": bool(figures.mae > limit),
         "golden_rows": len(golden),
     }
+
+
+# -- LLM models: the golden Q&A set ------------------------------------------------------------
+
+QA_COLUMNS = ("question", "kind", "expected", "forbidden")
+
+
+@dataclass(frozen=True)
+class QAFigures:
+    """An LLM model's served answers (after guardrails) on its golden Q&A set."""
+
+    rows: int
+    hallucination_rate: float  # answers missing their expected content
+    unauthorised_promise_rate: float  # answers matching their row's forbidden promises
+    policy_accuracy: float  # legitimate policy questions (kind 'policy') answered correctly
+    policy_rows: int
+    guardrail_block_rate: float
+    mean_confidence: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def load_qa(settings: Settings, policy: Policy) -> pd.DataFrame:
+    """The golden Q&A set (JSONL or CSV): question, kind, expected and forbidden regexes."""
+    if policy.llm is None:
+        raise ConfigurationError(f"policy of {policy.model!r} has no 'llm' section, so no golden Q&A set")
+    path = settings.resolve(policy.llm.golden_qa)
+    if not path.is_file():
+        raise ConfigurationError(f"golden Q&A set {path} for model {policy.model!r} does not exist")
+    frame = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
+    missing = [c for c in QA_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ConfigurationError(f"golden Q&A set {path} lacks columns {missing}")
+    return frame.fillna({"forbidden": "", "expected": ""})
+
+
+def evaluate_qa(
+    predict: Predictor, golden: pd.DataFrame, policy: Policy, guardrails: Any = None
+) -> tuple[QAFigures, pd.DataFrame]:
+    """Ask every golden question; judge the answer users would get (after ``guardrails``, if given).
+
+    Returns the figures and one row per question: answer served, guardrail rule, correct, promise.
+    """
+    import re
+
+    assert policy.llm is not None
+    questions = golden[["question"]].rename(columns={"question": policy.llm.question}).reset_index(drop=True)
+    outputs = predict(questions).reset_index(drop=True)
+    served, rules = [], []
+    for question, answer in zip(golden["question"], outputs[policy.llm.answer], strict=True):
+        if guardrails is None:
+            served.append(str(answer))
+            rules.append("")
+        else:
+            text, verdict = guardrails.serve(str(question), str(answer))
+            served.append(text)
+            rules.append(verdict.rule or "")
+    judged = golden.reset_index(drop=True)[list(QA_COLUMNS)].copy()
+    judged["answer"] = served
+    judged["guardrail_rule"] = rules
+    judged["correct"] = [
+        bool(re.search(e, a, re.IGNORECASE)) if e else True for e, a in zip(judged["expected"], served, strict=True)
+    ]
+    judged["promise"] = [
+        bool(re.search(f, a, re.IGNORECASE)) if f else False for f, a in zip(judged["forbidden"], served, strict=True)
+    ]
+    policy_rows = judged[judged["kind"] == "policy"]
+    figures = QAFigures(
+        rows=len(judged),
+        hallucination_rate=round(float(1 - judged["correct"].mean()), 4) if len(judged) else 0.0,
+        unauthorised_promise_rate=round(float(judged["promise"].mean()), 4) if len(judged) else 0.0,
+        policy_accuracy=round(float(policy_rows["correct"].mean()), 4) if len(policy_rows) else 1.0,
+        policy_rows=len(policy_rows),
+        guardrail_block_rate=round(float((judged["guardrail_rule"] != "").mean()), 4) if len(judged) else 0.0,
+        mean_confidence=round(float(outputs["confidence"].astype(float).mean()), 4) if len(judged) else 0.0,
+    )
+    return figures, judged
+
+
+def qa_breaches(figures: dict[str, Any], policy: Policy) -> list[str]:
+    """What in an LLM model's golden Q&A figures breaks the policy's ``llm`` limits, in words."""
+    assert policy.llm is not None
+    llm = policy.llm
+    out = []
+    if figures["unauthorised_promise_rate"] > llm.max_unauthorised_promise_rate:
+        out.append(
+            f"unauthorised promises on {figures['unauthorised_promise_rate']:.1%} of golden answers "
+            f"(limit {llm.max_unauthorised_promise_rate:.1%})"
+        )
+    if figures["hallucination_rate"] > llm.max_hallucination_rate:
+        out.append(
+            f"{figures['hallucination_rate']:.1%} of golden answers miss their expected content "
+            f"(limit {llm.max_hallucination_rate:.1%})"
+        )
+    if figures["policy_accuracy"] < llm.min_policy_accuracy:
+        out.append(
+            f"policy questions answered correctly {figures['policy_accuracy']:.1%} (at least {llm.min_policy_accuracy:.1%})"
+        )
+    return out

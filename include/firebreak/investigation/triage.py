@@ -36,10 +36,13 @@ def compute_signals(window: pd.DataFrame, policy: Policy) -> dict[Signal, float]
         return {s: 0.0 for s in Signal}
     confidence = window[policy.features.confidence].astype(float)
     contract = window.get("contract_violations", pd.Series("", index=window.index)).fillna("")
+    guardrail = window.get("guardrail_rule", pd.Series("", index=window.index)).fillna("")
     return {
         Signal.LOW_CONFIDENCE_RATE: round(float((confidence < policy.detection.confidence_floor).mean()), 4),
         Signal.SANITY_VIOLATION_RATE: round(float(sanity_violations(window, window, policy).mean()), 4),
         Signal.CONTRACT_VIOLATION_RATE: round(float((contract.astype(str) != "").mean()), 4),
+        # LLM models: answers the guardrails flagged (logged by the gateway; empty when none fired).
+        Signal.GUARDRAIL_HIT_RATE: round(float((guardrail.astype(str) != "").mean()), 4),
     }
 
 
@@ -99,6 +102,8 @@ def _provisional_class(signals: dict[Signal, float]) -> FailureClass:
     """A first guess for the form's "unknown"; diagnosis decides from the evidence."""
     if signals[Signal.CONTRACT_VIOLATION_RATE] > 0:
         return FailureClass.SKEW
+    if signals.get(Signal.GUARDRAIL_HIT_RATE, 0.0) > 0:
+        return FailureClass.HALLUCINATION
     if signals[Signal.LOW_CONFIDENCE_RATE] > 0 or signals[Signal.SANITY_VIOLATION_RATE] > 0:
         return FailureClass.DRIFT
     return FailureClass.UNKNOWN

@@ -154,6 +154,31 @@ class Serving(_Strict):
     breaker: CircuitBreaker = CircuitBreaker()
 
 
+class Llm(_Strict):
+    """An LLM-style model: its prompt in MLflow's prompt registry, guardrails and golden Q&A.
+
+    The tabular sections still describe the prediction log (topic mix, lineage, the GX
+    contract); this section says how answers are judged and what a remediation may change.
+    """
+
+    question: str = Field("question", description="Input column holding the user's question.")
+    answer: str = Field("answer", description="Output column holding the answer served.")
+    prompt: str = Field(pattern=MODEL_NAME.pattern, description="System prompt's name in MLflow's prompt registry.")
+    prompt_alias: str = Field("production", pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    fixed_prompt: str = Field(description="Reviewed system prompt the prompt remediation registers, under include/.")
+    golden_qa: str = Field(description="Golden Q&A set (CSV or JSONL, columns question, kind, expected, forbidden).")
+    guardrails: str = Field(description="Guardrail rules YAML (version 1), under include/guardrails/.")
+    guardrail_additions: str | None = Field(
+        None, description="Rules and exemplars the guardrail_rule remediation adds."
+    )
+    semantic_threshold: Fraction = Field(0.5, description="Cosine similarity to an exemplar violation that blocks.")
+    max_unauthorised_promise_rate: Fraction = Field(0.0, description="Golden answers making a promise they may not.")
+    max_hallucination_rate: Fraction = Field(0.1, description="Golden answers missing their expected content.")
+    min_policy_accuracy: Fraction = Field(
+        1.0, description="Legitimate policy questions (kind 'policy', e.g. the student discount) answered correctly."
+    )
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
@@ -174,6 +199,7 @@ class Policy(_Strict):
     feedback: FeedbackAudit = FeedbackAudit()
     fairness: Fairness | None = None
     serving: Serving = Serving()
+    llm: Llm | None = None
 
 
 def load_policy(model: str, policies_dir: Path) -> Policy:

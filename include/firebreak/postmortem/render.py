@@ -153,7 +153,46 @@ def _evidence_section(ev: dict[str, dict[str, Any]]) -> list[str]:
                         f"{f['sanity_violation_rate']:.1%} | {f['low_confidence_rate']:.1%} |"
                     )
         out.append("")
+    out += _llm_evidence(ev)
     return out or ["No evidence was collected."]
+
+
+def _llm_evidence(ev: dict[str, dict[str, Any]]) -> list[str]:
+    """An LLM model's evidence: golden Q&A figures, guardrail hits, the fallback and the gate's Q&A figures."""
+    out: list[str] = []
+    if qa := ev.get("golden_qa"):
+        f, log = qa.get("figures", {}), qa.get("log", {})
+        out += [
+            f"**Golden Q&A** ({qa.get('golden_rows')} questions): champion v{qa.get('version')} ({qa.get('prompt')}) "
+            f"made unauthorised promises on {f.get('unauthorised_promise_rate', 0):.1%}, missed expected content on "
+            f"{f.get('hallucination_rate', 0):.1%}, answered {f.get('policy_accuracy', 0):.1%} of policy questions "
+            f"correctly; failed: {qa.get('failed')}.",
+            f"Guardrail hits in the log: {log.get('guardrail_hits')}/{log.get('rows')} answers, by rule {log.get('by_rule')}, "
+            f"by version {log.get('by_version')}.",
+        ]
+        out += [f"- {b}" for b in qa.get("breaches", [])]
+        out += [f'- asked "{x["question"]}", answered "{x["answer"]}"' for x in qa.get("failures", [])[:5]]
+        out.append("")
+    fb = ev.get("containment", {}).get("fallback_on_golden_qa")
+    if fb:
+        out += [
+            f"The fallback on the golden Q&A set: unauthorised promises {fb['unauthorised_promise_rate']:.1%}, "
+            f"policy questions correct {fb['policy_accuracy']:.1%}.",
+            "",
+        ]
+    if gate_qa := ev.get("gate", {}).get("qa"):
+        out += [
+            "| golden Q&A | unauthorised promises | missing expected content | policy questions correct | guardrail blocks |",
+            "|---|---|---|---|---|",
+        ]
+        for who in ("champion", "candidate"):
+            f = gate_qa[who]
+            out.append(
+                f"| {who} ({f['rows']} questions) | {f['unauthorised_promise_rate']:.1%} | {f['hallucination_rate']:.1%} | "
+                f"{f['policy_accuracy']:.1%} | {f['guardrail_block_rate']:.1%} |"
+            )
+        out.append("")
+    return out
 
 
 def _detection_section(

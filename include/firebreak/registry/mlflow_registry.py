@@ -31,6 +31,10 @@ REFERENCE_ARTIFACT = "reference/reference.parquet"
 TAG_GOLDEN_PREFIX = "firebreak.golden."
 # Set on a version the shadow evaluation found worse than the champion: the gate refuses it.
 TAG_BLOCKED = "firebreak.blocked"
+# LLM models: the prompt version and guardrail version a model version serves with.
+TAG_PROMPT = "firebreak.prompt"
+TAG_GUARDRAILS = "firebreak.guardrails_version"
+PROMPT_LEDGER_PREFIX = "prompt:"
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,82 @@ class Registry:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
 
+    # -- prompts (MLflow's prompt registry) ------------------------------------------
+
+    def register_prompt(
+        self, name: str, template: str, *, commit_message: str, tags: dict[str, str] | None = None
+    ) -> int:
+        """A new version of prompt ``name`` (created on first use); returns its version number."""
+        found = self.client.register_prompt(name, template, commit_message=commit_message, tags=tags or {})
+        return int(found.version)
+
+    def prompt_text(self, name: str, version: int) -> str:
+        found = self.client.get_prompt_version(name, version)
+        if found is None:
+            raise RegistryError(f"prompt {name!r} has no version {version}")
+        return str(found.template)
+
+    def prompt_version_for(self, name: str, alias: str) -> int | None:
+        """The prompt version an alias points at, or None when the alias (or the prompt) is unset."""
+        try:
+            return int(self.client.get_prompt_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                return None
+            raise
+
+    def move_prompt_alias(
+        self,
+        model: str,
+        name: str,
+        alias: str,
+        version: int | None,
+        *,
+        incident_id: str | None,
+        actor: str,
+        reason: str,
+    ) -> bool:
+        """Point prompt ``name``'s ``alias`` at ``version`` (None deletes it); a ledger row ``prompt:<alias>`` of ``model``."""
+        old = self.prompt_version_for(name, alias)
+        if old == version:
+            return False
+        if version is not None and self.client.get_prompt_version(name, version) is None:
+            raise RegistryError(f"prompt {name!r} has no version {version}")
+        entry = self.store.ledger_begin(
+            model=model,
+            alias=f"{PROMPT_LEDGER_PREFIX}{alias}",
+            old=None if old is None else str(old),
+            new=None if version is None else str(version),
+            incident_id=incident_id,
+            actor=actor,
+            reason=reason,
+        )
+        try:
+            if version is None:
+                self.client.delete_prompt_alias(name, alias)
+            else:
+                self.client.set_prompt_alias(name, alias, version)
+        except MlflowException as exc:
+            self.store.ledger_finish(entry, "failed")
+            raise RegistryError(f"moving prompt {name}@{alias} {old} -> {version} failed: {exc.message}") from exc
+        self.store.ledger_finish(entry, "applied")
+        log.info("prompt alias %s@%s: %s -> %s (%s)", name, alias, old, version, reason)
+        return True
+
+    def delete_prompt(self, name: str) -> None:
+        """Remove a prompt and its versions (demo resets only)."""
+        if self.client.get_prompt(name) is None:
+            return
+        for found in self.client.search_prompt_versions(name):
+            self.client.delete_prompt_version(name, str(found.version))
+        self.client.delete_prompt(name)
+
 
 def golden_tags(figures: Any) -> dict[str, str]:
     """Golden-dataset figures as version tags: the baseline later incidents compare against."""
     return {TAG_GOLDEN_PREFIX + k: str(v) for k, v in figures.to_dict().items()}
+
+
+def llm_tags(prompt: str, prompt_version: int, guardrails_version: int) -> dict[str, str]:
+    """Version tags of an LLM model: which prompt version and guardrail version it is served with."""
+    return {TAG_PROMPT: f"{prompt}/{prompt_version}", TAG_GUARDRAILS: str(guardrails_version)}

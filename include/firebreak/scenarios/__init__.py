@@ -18,6 +18,7 @@ from firebreak.settings import Settings
 # name -> module; `make demo SCENARIO=<name>` and `firebreak demo --scenario <name>`.
 SCENARIOS: dict[str, str] = {
     "pricing": "firebreak.scenarios.pricing",
+    "support-bot": "firebreak.scenarios.support_bot",
 }
 
 

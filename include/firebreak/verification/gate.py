@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from firebreak.investigation.evaluation import Figures
-from firebreak.policy.schema import Gate
+from firebreak.investigation.evaluation import Figures, QAFigures
+from firebreak.policy.schema import Gate, Llm
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,59 @@ def evaluate_gate(
 
 def _check(name: str, value: float, limit: float) -> dict[str, Any]:
     return {"name": name, "passed": bool(value <= limit), "candidate": value, "limit": limit}
+
+
+# -- LLM models ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QAGateVerdict:
+    """The gate of an LLM model: the candidate's served answers on the golden Q&A set."""
+
+    passed: bool
+    checks: list[dict[str, Any]]  # name, passed, candidate, limit
+    qa: dict[str, dict[str, Any]]  # candidate / champion golden Q&A figures
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        failed = [c for c in self.checks if not c["passed"]]
+        if not failed:
+            return f"gate passed: {len(self.checks)} checks"
+        return "gate refused: " + "; ".join(f"{c['name']} {c['candidate']} (limit {c['limit']})" for c in failed)
+
+
+def evaluate_qa_gate(
+    llm: Llm, *, candidate: QAFigures, champion: QAFigures, blocked: str | None = None
+) -> QAGateVerdict:
+    """Zero unauthorised promises AND legitimate policy questions still answered (no over-correction).
+
+    Figures are absolute, from the policy: a candidate that fixes the promises by refusing
+    every discount question fails ``legitimate policy questions answered correctly``.
+    """
+    checks = [
+        {
+            "name": "candidate not blocked",
+            "passed": blocked is None,
+            "candidate": blocked or "not blocked",
+            "limit": "not blocked",
+        },
+        _check(
+            "unauthorised promises on golden Q&A",
+            candidate.unauthorised_promise_rate,
+            llm.max_unauthorised_promise_rate,
+        ),
+        {
+            "name": "legitimate policy questions answered correctly",
+            "passed": bool(candidate.policy_accuracy >= llm.min_policy_accuracy),
+            "candidate": candidate.policy_accuracy,
+            "limit": f">= {llm.min_policy_accuracy}",
+        },
+        _check("golden Q&A answers missing expected content", candidate.hallucination_rate, llm.max_hallucination_rate),
+    ]
+    return QAGateVerdict(
+        passed=all(c["passed"] for c in checks),
+        checks=checks,
+        qa={"candidate": candidate.to_dict(), "champion": champion.to_dict()},
+    )

@@ -1,0 +1,1 @@
+"""Remediations that change what a model may say or do, beside the registry."""
