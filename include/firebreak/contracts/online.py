@@ -112,6 +112,10 @@ class OnlineContract:
                 batch_only.append(f"{kind}({column})")
         return cls(str(suite.get("name") or source), fields, batch_only)
 
+    def require(self, name: str, kind: str) -> None:
+        """Add a required, non-null field of JSON ``kind`` the suite itself does not name."""
+        self.fields[name] = _Field(name, required=True, not_null=True, kind=kind)
+
     @property
     def required(self) -> list[str]:
         return [f.name for f in self.fields.values() if f.required]

@@ -51,6 +51,7 @@ from firebreak.settings import Settings
 
 if TYPE_CHECKING:
     from firebreak.registry.mlflow_registry import Registry
+    from firebreak.remediation.guardrails import Guardrails
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,11 @@ class Gateway:
         self.settings = settings
         self.policy = load_policy(model, settings.policies_dir)
         self.contract = OnlineContract.load(settings.resolve(self.policy.contract))
+        self.llm = self.policy.llm
+        self.guardrails: Guardrails | None = None
+        if self.llm is not None:
+            # The suite describes the logged features; the question itself is the request's text.
+            self.contract.require(self.llm.question, "string")
         self.store = StateStore(settings.state_db_url)
         self.clock = clock
         self.refresh_seconds = refresh_seconds
@@ -196,6 +202,10 @@ class Gateway:
         ):
             self._load_aliases()
             self._aliases_read_at = now
+            if self.llm is not None:  # activating a guardrail version writes the ledger too
+                from firebreak.remediation.guardrails import load_guardrails
+
+                self.guardrails = load_guardrails(self.policy, self.settings)
         with self._lock:
             self.shared = _Shared(
                 route=routing.route if routing else Route.CHAMPION,
@@ -370,7 +380,10 @@ class Gateway:
         """Predict; for the champion, count each row on the breaker and guard its answers."""
         fallback = self.containment_scorer()
         if scorer is not self.champion:
-            return scorer.predict(frame).reset_index(drop=True), [scorer.name] * len(frame)
+            outputs = scorer.predict(frame).reset_index(drop=True)
+            routes = [scorer.name] * len(frame)
+            self._guard(frame, outputs, routes)
+            return outputs, routes
         try:
             outputs = scorer.predict(frame).reset_index(drop=True)
         except Exception:  # any model failure is a breaker failure, and the user still gets an answer
@@ -383,8 +396,10 @@ class Gateway:
             return fallback.predict(frame).reset_index(drop=True), [fallback.name] * len(frame)
         low, insane = self._judge(frame, outputs)
         routes = [scorer.name] * len(frame)
+        blocked = set(self._guard(frame, outputs, routes))  # already answered safely; the breaker counts them
         for i in range(len(frame)):
-            if transition := self.breaker.record(Call(low_confidence=low[i], sanity_violation=insane[i])):
+            call = Call(low_confidence=low[i], sanity_violation=insane[i] or i in blocked)
+            if transition := self.breaker.record(call):
                 self._publish(transition)
         bad = [i for i, flag in enumerate(insane) if flag]
         if bad and fallback is not None:
@@ -399,6 +414,31 @@ class Gateway:
             for value in outputs[self.confidence].to_numpy():
                 self._m.confidence.observe(float(value))
         return outputs, routes
+
+    def _guard(self, frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str]) -> list[int]:
+        """LLM answers through the guardrails: a blocked answer is replaced by the safe one.
+
+        Returns the rows blocked; their route becomes ``guardrail`` and the rule that fired
+        is logged with them.
+        """
+        if self.guardrails is None or self.llm is None or self.llm.answer not in outputs.columns:
+            return []
+        blocked = []
+        questions = frame[self.llm.question].tolist()
+        answers = outputs[self.llm.answer].tolist()
+        rules: list[str | None] = [None] * len(answers)
+        for i, (question, answer) in enumerate(zip(questions, answers, strict=True)):
+            verdict = self.guardrails.check(str(question), str(answer))
+            if not verdict.allowed:
+                answers[i] = verdict.replacement
+                rules[i] = verdict.rule
+                routes[i] = "guardrail"
+                blocked.append(i)
+                self._m.guardrail(str(verdict.rule))
+        if blocked:
+            outputs[self.llm.answer] = answers
+        outputs["guardrail"] = rules
+        return blocked
 
     def _judge(self, frame: pd.DataFrame, outputs: pd.DataFrame) -> tuple[list[bool], list[bool]]:
         n = len(frame)
@@ -437,6 +477,7 @@ class Gateway:
         for request in batch:
             n = len(request.records)
             predictions = records[start : start + n]
+            answered = [{k: v for k, v in p.items() if k != "guardrail"} for p in predictions]
             latency = done - request.received
             for i in range(n):
                 log_rows.append(
@@ -454,7 +495,7 @@ class Gateway:
                 )
             route = routes[start]
             self._m.answered(route, "ok", latency, n)
-            answers.append(Answer(200, {"predictions": predictions}, route, scorer.version))
+            answers.append(Answer(200, {"predictions": answered}, route, scorer.version))
             start += n
         self.predictions.add(log_rows)
         return answers
@@ -586,6 +627,9 @@ class _Metrics:
         self._child(metrics.LATENCY, route).observe(latency)
         if rows:
             self._child(metrics.PREDICTIONS, route).inc(rows)
+
+    def guardrail(self, rule: str) -> None:
+        self._child(metrics.GUARDRAIL_HITS, rule).inc()
 
     def violation(self, field_: str, rule: str) -> None:
         self._child(metrics.CONTRACT_VIOLATIONS, field_, rule).inc()

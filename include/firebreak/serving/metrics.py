@@ -49,6 +49,9 @@ CONTRACT_VIOLATIONS = Counter(
 SANITY_OVERRIDES = Counter(
     "firebreak_sanity_overrides", "Champion answers outside the sanity bound, answered by the fallback.", ["model"]
 )
+GUARDRAIL_HITS = Counter(
+    "firebreak_guardrail_hits", "LLM answers the guardrails blocked (the user got the safe answer).", ["model", "rule"]
+)
 SHADOW = Counter("firebreak_shadow_predictions", "Challenger shadow scores, by outcome.", ["model", "outcome"])
 STATE_STORE_UP = Gauge(
     "firebreak_state_store_up",
