@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -212,8 +213,15 @@ def setup_model(home: Path) -> dict[str, str]:
     return env
 
 
-def onset(home_env: dict[str, str], rate: float = 100.0) -> dict[str, float]:
-    """Pricing traffic at a constant rate; at t0 it turns off-season. Time until the fallback serves."""
+def phases(home_env: dict[str, str], rate: float = 100.0) -> dict[str, Any]:
+    """Constant-rate pricing traffic through normal -> failure -> recovered (RELIABILITY 22).
+
+    Normal: in-season requests v1 prices well. Failure (t0): off-season requests v1 prices
+    under cost. Recovered: in-season again; after the policy's open wait the champion is
+    probed on live inputs and the breaker closes. Measures the time to fallback and back,
+    p99 latency per phase, errors, and logged predictions against answered requests.
+    """
+    from firebreak.prediction_log import PredictionLog
     from firebreak.scenarios import pricing
     from firebreak.settings import Settings
 
@@ -222,48 +230,59 @@ def onset(home_env: dict[str, str], rate: float = 100.0) -> dict[str, float]:
         env.pop(key, None)
     os.environ.pop("FIREBREAK_POLICIES_DIR", None)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("FIREBREAK", "MLFLOW"))})
-    pricing.setup(Settings.from_env())
+    settings = Settings.from_env()
+    pricing.setup(settings)
+    open_seconds = 30  # the pricing policy's serving.breaker.open_seconds (default)
     port = free_port()
     proc = subprocess.Popen([str(BIN / "firebreak"), "serve", "--model", "pricing", "--port", str(port)], env=env)
     url = f"http://127.0.0.1:{port}"
+    lineage = {"upstream_source": pricing.UPSTREAM_SOURCE, "feature_pipeline_version": pricing.PIPELINE_VERSION}
+
+    def requests(seed: int, n: int, holiday: bool) -> list[dict[str, Any]]:
+        frame = pricing.generate_requests(seed, n, holiday=holiday)[pricing.INPUTS]
+        return [dict(r, **lineage) for r in json.loads(frame.to_json(orient="records"))]
+
+    plan = [("normal", r) for r in requests(31, 300, True)]
+    plan += [("failure", r) for r in requests(32, 500, False)]
+    plan += [("recovered", r) for r in requests(33, int((open_seconds + 10) * rate), True)]
+    results: list[tuple[str, float, str, float, int]] = []
     try:
         wait_ready(f"{url}/ready", proc)
-        lineage = {"upstream_source": pricing.UPSTREAM_SOURCE, "feature_pipeline_version": pricing.PIPELINE_VERSION}
-        good = [
-            dict(r, **lineage)
-            for r in json.loads(
-                pricing.generate_requests(31, 300, holiday=True)[pricing.INPUTS].to_json(orient="records")
-            )
-        ]
-        bad = [
-            dict(r, **lineage)
-            for r in json.loads(
-                pricing.generate_requests(32, 600, holiday=False)[pricing.INPUTS].to_json(orient="records")
-            )
-        ]
-        results: list[tuple[float, str]] = []
-        t0 = None
         start = time.perf_counter()
-        for i, record in enumerate(good[:200] + bad):
-            due = start + i / rate
-            time.sleep(max(0.0, due - time.perf_counter()))
-            if i == 200:
-                t0 = time.perf_counter()
+        for i, (phase, record) in enumerate(plan):
+            time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            sent = time.perf_counter()
             req = urllib.request.Request(
                 f"{url}/invocations",
                 data=json.dumps({"dataframe_records": [record]}).encode(),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": "application/json", "X-Request-Id": f"phase-{i}"},
             )
-            with urllib.request.urlopen(req, timeout=10) as r:
-                results.append((time.perf_counter(), r.headers["X-Firebreak-Route"]))
-        assert t0 is not None
-        after = [(t, route) for t, route in results if t >= t0]
-        first_fallback = next(t for t, route in after if route == "heuristic")
-        # From then on, every answer must come from the fallback (the breaker stayed open).
-        steady = next(t for k, (t, _) in enumerate(after) if all(r == "heuristic" for _, r in after[k:]))
-        return {"first_fallback_s": first_fallback - t0, "all_fallback_s": steady - t0}
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    results.append((phase, sent, r.headers["X-Firebreak-Route"], time.perf_counter() - sent, r.status))
+            except urllib.error.HTTPError as exc:
+                results.append((phase, sent, "error", time.perf_counter() - sent, exc.code))
     finally:
-        stop(proc)
+        stop(proc)  # a clean stop flushes the prediction log
+
+    def first(phase: str, route: str) -> float:
+        t0 = next(t for p, t, *_ in results if p == phase)
+        return next(t for p, t, r, *_ in results if p == phase and r == route) - t0
+
+    logged = PredictionLog(settings.prediction_log_dir).read("pricing")
+    logged = logged[logged["request_id"].str.startswith("phase-")]
+    out: dict[str, Any] = {
+        "to_fallback_s": first("failure", "heuristic"),
+        "back_to_champion_s": first("recovered", "champion"),
+        "answered": sum(1 for *_, status in results if status == 200),
+        "errors": sum(1 for *_, status in results if status >= 500),
+        "logged": len(logged),
+        "sent": len(results),
+    }
+    for phase in ("normal", "failure", "recovered"):
+        latencies = sorted(lat for p, _, _, lat, _ in results if p == phase)
+        out[f"p99_{phase}_ms"] = latencies[int(0.99 * (len(latencies) - 1))] * 1000
+    return out
 
 
 def main() -> None:
@@ -350,11 +369,17 @@ def main() -> None:
     print(
         f"\ncontract check: {cost['online_us']:.1f} us per row (GX on the same row: {cost['gx_us'] / 1000:.0f} ms, {cost['gx_us'] / cost['online_us']:.0f}x)"
     )
-    onset_home = Path(tempfile.mkdtemp(prefix="bench-onset-"))
-    times = onset({"FIREBREAK_HOME": str(onset_home), "MLFLOW_TRACKING_URI": f"sqlite:///{onset_home / 'mlflow.db'}"})
+    onset_home = Path(tempfile.mkdtemp(prefix="bench-phases-"))
+    p = phases({"FIREBREAK_HOME": str(onset_home), "MLFLOW_TRACKING_URI": f"sqlite:///{onset_home / 'mlflow.db'}"})
+    print("\n### Pricing traffic at 100 req/s: normal -> failure -> recovered\n")
+    print(f"- failure onset -> fallback served: {p['to_fallback_s'] * 1000:.0f} ms")
     print(
-        f"failure onset -> first fallback answer {times['first_fallback_s'] * 1000:.0f} ms, every answer from the fallback after {times['all_fallback_s'] * 1000:.0f} ms (100 req/s)"
+        f"- recovered traffic -> champion served again: {p['back_to_champion_s']:.1f} s (open wait 30 s, then probes)"
     )
+    print(
+        f"- p99 latency: normal {p['p99_normal_ms']:.1f} ms, failure {p['p99_failure_ms']:.1f} ms, recovered {p['p99_recovered_ms']:.1f} ms"
+    )
+    print(f"- sent {p['sent']}, answered {p['answered']}, 5xx {p['errors']}, logged {p['logged']}")
 
 
 if __name__ == "__main__":
