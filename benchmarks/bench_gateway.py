@@ -332,8 +332,9 @@ def main() -> None:
                 try:
                     wait_ready(f"{url}/ping", proc)
                     time.sleep(2 + 3 * workers)
-                    wrk(f"{url}/invocations", 3, args.connections, lua)  # warm-up
+                    warm = wrk(f"{url}/invocations", 3, args.connections, lua)  # warm-up
                     runs.append(wrk(f"{url}/invocations", args.seconds, args.connections, lua))
+                    runs[-1]["answered"] = warm["requests"] + runs[-1]["requests"]
                 finally:
                     stop(proc)
                 if name == "firebreak serve":
@@ -353,9 +354,7 @@ def main() -> None:
         med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
         medians[(name, workers)] = med
         answered = (
-            " ; ".join(f"{r.get('logged', '-')}/{r['requests'] + 0}" for r in runs)
-            if name == "firebreak serve"
-            else "-"
+            " ; ".join(f"{r.get('logged', '-')}/{r['answered']}" for r in runs) if name == "firebreak serve" else "-"
         )
         print(
             f"| {name} | {workers} | {med['rps']:.0f} | {med['p50']:.2f} | {med['p99']:.2f} | {sum(r['non2xx'] for r in runs)} | {answered} |"
