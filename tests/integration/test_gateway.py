@@ -363,3 +363,59 @@ def test_several_workers_obey_a_forced_open_breaker_within_one_second(world: Set
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_the_breaker_steps_closed_open_half_open_closed_with_events_metrics_and_alerts(world: Settings) -> None:
+    """The pricing champion under an injected clock: each transition is recorded, measured and alerted."""
+    from prometheus_client import REGISTRY
+
+    reset(world)
+    store = StateStore(world.state_db_url)
+    with store.begin() as conn:
+        conn.execute(sa.text("DELETE FROM breaker_events"))
+
+    class Clock:
+        now = 1_900_000_000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    gw = Gateway("pricing", world, clock=clock, refresh_seconds=3600)
+    gw.refresh()
+    config = gw.policy.serving.breaker
+    inbox = world.alert_inbox_dir
+    seen_alerts = set(inbox.glob("generic-gateway-*.json")) if inbox.exists() else set()
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("firebreak_breaker_state", {"model": "pricing"})
+
+    def moved(source: str, target: str) -> float:
+        labels = {"model": "pricing", "source": source, "target": target}
+        return REGISTRY.get_sample_value("firebreak_breaker_transitions_total", labels) or 0.0
+
+    opened_before, closed_before = moved("closed", "open"), moved("half_open", "closed")
+    with client(gw) as http:
+
+        def send(records: list[dict[str, Any]]) -> list[str]:
+            return [http.post("/invocations", json=body(r)).headers["X-Firebreak-Route"] for r in records]
+
+        assert set(send(pricing_records(config.min_calls, holiday=True, seed=31))) == {"champion"}
+        assert gw.breaker.state == BreakerState.CLOSED and gauge() == 0
+        send(pricing_records(config.min_calls, holiday=False, seed=32))  # under cost: trips
+        assert gw.breaker.state == BreakerState.OPEN and gauge() == 2
+        assert moved("closed", "open") == opened_before + 1
+        assert set(send(pricing_records(5, holiday=True, seed=33))) == {"heuristic"}  # open: fallback, no probes
+        clock.now += config.open_seconds
+        routes = send(pricing_records(config.half_open_probes, holiday=True, seed=34))
+        assert set(routes) == {"heuristic"}  # probes are judged, never returned
+        assert gw.breaker.state == BreakerState.CLOSED and gauge() == 0
+        assert moved("half_open", "closed") == closed_before + 1
+        assert set(send(pricing_records(3, holiday=True, seed=35))) == {"champion"}
+    events = [(e["source"], e["target"]) for e in store.breaker_events("pricing")]
+    assert events == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    alerts = sorted(set(inbox.glob("generic-gateway-*.json")) - seen_alerts)
+    payloads = [json.loads(a.read_text()) for a in alerts]
+    assert [p["status"] for p in payloads] == ["firing", "resolved"]
+    assert payloads[0]["dedup_key"] == payloads[1]["dedup_key"]  # the intake closes the episode it opened
+    gw.predictions.flush()
