@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from firebreak import scenarios
 from firebreak.detection import drift_cli
 from firebreak.errors import FirebreakError
+from firebreak.investigation import triage_cli
 from firebreak.settings import Settings
 from firebreak.stack import airflow_env, executable
 
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--airflow-port", type=int, default=8080)
     p_up.add_argument("--mlflow-port", type=int, default=5000)
     drift_cli.add_parser(sub)
+    triage_cli.add_parser(sub)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             return demo(args.scenario, settings)
         if args.command == "drift":
             return drift_cli.run(args)
+        if args.command == "triage":
+            return triage_cli.run(args)
         if args.command == "up":
             return up(settings, args.airflow_port, args.mlflow_port)
         if args.command == "setup":
