@@ -119,6 +119,8 @@ def _case(index: int, expected: str, rng: np.random.Generator) -> Case:
     width = int(rng.integers(3, 11))
     names = [f"{w}_{i}" for i, w in enumerate(rng.choice(_WORDS, width, replace=False))]
     columns = [_make_column(rng, n) for n in names]
+    while expected == "bias" and all(c.kind == "cat" for c in columns):
+        columns[-1] = _make_column(rng, names[-1])  # decisions need a numeric driver
     n_ref, n_cur = int(rng.integers(1200, 5001)), int(rng.integers(800, 3001))
     reference = _frame(columns, rng, n_ref)
     current = _frame(columns, rng, n_cur)

@@ -173,32 +173,29 @@ def _contract_findings(contract: dict[str, Any]) -> list[Finding]:
 
 def _lineage_findings(lineage: dict[str, Any]) -> list[Finding]:
     found = []
+    groups = lineage.get("groups", []) or []
     if lineage and not lineage.get("passed", True):
+        unallowed = "; ".join(
+            f"{_source(g)} first seen {g.get('first_seen')} ({g.get('rows')} rows)"
+            for g in groups
+            if not g.get("allowed", True)
+        )
         found.append(
             Finding(
                 "lineage",
                 FailureClass.SKEW,
                 None,
-                f"{lineage.get('unknown_rows', 0)} predictions from unallowed sources or pipelines",
+                f"{lineage.get('unknown_rows', 0)} predictions from unallowed upstream sources or pipelines"
+                + (f": {unallowed}" if unallowed else ""),
                 0.95,
             )
         )
-    for group in lineage.get("new_since_window_start", []) or []:
-        source = ", ".join(
-            f"{k}={v}"
-            for k, v in group.items()
-            if k not in {"rows", "first_seen", "last_seen", "allowed", "model_version"}
-        )
-        found.append(
-            Finding(
-                "lineage",
-                None,
-                None,
-                f"new upstream lineage {source} first seen {group.get('first_seen')} ({group.get('rows')} rows)",
-                0.5,
-            )
-        )
     return found
+
+
+def _source(group: dict[str, Any]) -> str:
+    skip = {"rows", "first_seen", "last_seen", "allowed", "model_version"}
+    return ", ".join(f"{k}={v}" for k, v in group.items() if k not in skip)
 
 
 def _golden_findings(golden: dict[str, Any]) -> list[Finding]:
@@ -309,8 +306,8 @@ def _severity(
 def _root_cause(failure: FailureClass, decisive: list[Finding], findings: list[Finding]) -> str:
     columns = ", ".join(dict.fromkeys(f.column for f in decisive if f.column)) or "see evidence"
     if failure == FailureClass.SKEW:
-        context = [f.detail for f in findings if f.kind == "lineage" and f.points_to is None]
-        where = f"; {context[0]}" if context else ""
+        lineage = [f.detail for f in decisive if f.kind == "lineage"]
+        where = f"; lineage: {lineage[0]}" if lineage and lineage[0] != decisive[0].detail else ""
         return f"upstream data changed (skew) in {columns}: {decisive[0].detail}{where}"
     if failure == FailureClass.BAD_RELEASE:
         return f"the released model regressed on the golden dataset: {decisive[0].detail}"

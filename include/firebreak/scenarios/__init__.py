@@ -18,6 +18,8 @@ from firebreak.settings import Settings
 # name -> module; `make demo SCENARIO=<name>` and `firebreak demo --scenario <name>`.
 SCENARIOS: dict[str, str] = {
     "pricing": "firebreak.scenarios.pricing",
+    "skew": "firebreak.scenarios.skew",
+    "bad-release": "firebreak.scenarios.bad_release",
 }
 
 
