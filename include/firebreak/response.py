@@ -429,6 +429,7 @@ def diagnose(incident_id: str) -> dict[str, Any]:
         drift=ev.get("drift", {}),
         golden=ev.get("golden", {}),
         reported=FailureClass(ctx.incident.request.get("failure_type", "unknown")),
+        fairness=ev.get("fairness"),  # group_fairness() figures, when a stage recorded them
     )
     ctx.store.update_incident(incident_id, failure_class=result.failure_class)
     ctx.record("diagnosis", result.to_dict(), f"diagnosis: {result.failure_class}: {result.root_cause}")
