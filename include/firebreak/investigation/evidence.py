@@ -23,6 +23,7 @@ __all__ = [
     "RANGE_MARGIN",
     "CONFIRM_P_VALUE",
     "add_drift_checks",
+    "comparable",
     "derive_contract",
     "gather_evidence",
     "group_fairness",
@@ -42,7 +43,10 @@ _FLOAT_TYPES = ["float16", "float32", "float64", "Float64", "Float32"]
 # Additive shifts move low and high quantiles by different factors; a unit or currency
 # conversion multiplies them all alike.
 _SCALE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-_SCALE_MIN_FACTOR = 1.5  # |log factor| >= log 1.5: smaller conversions are indistinguishable from drift
+# A factor of at least 5 either way: units (x10, x100, /1000) and most currency pairs. The
+# world also moves multiplicatively (seasonal stock levels x1.7, inflation), and a factor
+# that small is drift, not a broken pipeline.
+_SCALE_MIN_FACTOR = 5.0
 _SCALE_MAX_SPREAD = 0.08  # max - min of the log10 quantile ratios (pure scaling: sampling noise only)
 _SCALE_MIN_ROWS = 50
 
@@ -50,6 +54,21 @@ _SCALE_MIN_ROWS = 50
 def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     """The columns of ``frame`` (among ``columns``) that hold numbers (not booleans)."""
     return [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+
+
+# A text column with more distinct values than this (and mostly unique) holds identifiers.
+_MAX_CATEGORIES = 50
+
+
+def comparable(frame: pd.DataFrame, column: str) -> bool:
+    """Whether a column's values can be compared between tables: not timestamps, not identifiers."""
+    series = frame[column]
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return True
+    distinct = series.nunique(dropna=True)
+    return not (distinct > _MAX_CATEGORIES and distinct > 0.5 * series.notna().sum())
 
 
 def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") -> dict[str, Any]:
@@ -84,8 +103,8 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
                 mostly=round(max(0.0, 1 - (1.5 * null_rate + _NULL_SLACK)), 4),
             )
         values = series.dropna()
-        if values.empty:
-            continue
+        if values.empty or not comparable(reference, name_):
+            continue  # timestamps and identifiers: present and non-null is all a contract can say
         if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
             add(
                 "expect_column_values_to_be_in_set",
@@ -111,7 +130,7 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
     """Numeric columns whose values were multiplied by one factor: units (x100, /1000) or currency.
 
     Compares quantiles of the non-zero magnitudes. A column counts when every quantile
-    ratio agrees (log10 spread <= 0.08) on a factor of at least 1.5 either way.
+    ratio agrees (log10 spread <= 0.08) on a factor of at least 5 either way.
 
     Returns:
         One dict per changed column: ``column``, ``factor`` (current / reference, 4
@@ -305,6 +324,9 @@ def gather_evidence(
     for column in inputs:
         if column not in current.columns:
             skipped.append({"column": column, "reason": "missing from the current table"})
+            continue
+        if not comparable(reference, column):
+            skipped.append({"column": column, "reason": "timestamps or identifiers: not compared"})
             continue
         ref_num = column in numeric_columns(reference, [column])
         cur_num = column in numeric_columns(current, [column])
