@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from firebreak import scenarios
 from firebreak.detection import drift_cli
 from firebreak.errors import FirebreakError
+from firebreak.investigation import triage_cli
 from firebreak.serving import cli as serving_cli
 from firebreak.settings import Settings
 from firebreak.stack import airflow_env, executable
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--mlflow-port", type=int, default=5000)
     drift_cli.add_parser(sub)
     serving_cli.add_parsers(sub)
+    triage_cli.add_parser(sub)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -202,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             return serving_cli.serve(args, settings)
         if args.command == "breaker":
             return serving_cli.breaker(args, settings)
+        if args.command == "triage":
+            return triage_cli.run(args)
         if args.command == "up":
             return up(settings, args.airflow_port, args.mlflow_port)
         if args.command == "setup":

@@ -359,6 +359,9 @@ def drift_report(incident_id: str) -> dict[str, Any]:
         json_path=out / "drift_report.json",
     )
     payload = result.to_dict()
+    from firebreak.investigation.evidence import add_drift_checks
+
+    add_drift_checks(payload, reference, current)  # K-S confirmations and unit/scale changes, for diagnose
     payload["report_agrees"] = sorted(report.drifted_columns) == sorted(result.drifted_columns)
     payload["artifacts"] = [
         ctx.registry.log_evidence(ctx.mlflow_run, out / name, "drift")
@@ -382,6 +385,7 @@ def golden_eval(incident_id: str) -> dict[str, Any]:
     champion = ctx.registry.get_version(ctx.model, ctx.evidence()["opening"]["champion_version"])
     payload = evaluate_golden(ctx.registry, champion, ctx.settings, ctx.policy)
     payload["coverage"] = _coverage_gap(ctx.golden(), ctx.window(), ctx.policy)
+    payload.update(_against_last_known_good(ctx, champion.version, payload["figures"]["mae"]))
     mae = payload["figures"]["mae"]
     ctx.registry.log_metrics(ctx.mlflow_run, {"golden_mae": mae})
     verdict = "REGRESSED" if payload["regressed"] else "within tolerance"
@@ -391,6 +395,21 @@ def golden_eval(incident_id: str) -> dict[str, Any]:
         f"golden: champion v{champion.version} MAE {mae} vs baseline {payload['baseline'].get('mae')} ({verdict})",
     )
     return {"regressed": payload["regressed"], "mae": mae}
+
+
+def _against_last_known_good(ctx: Context, champion: str, champion_mae: float) -> dict[str, Any]:
+    """The golden figures of ``last-known-good`` beside the champion's: a release that made things worse."""
+    from firebreak.investigation.evaluation import evaluate
+
+    target = ctx.registry.version_for(ctx.model, Alias.LAST_KNOWN_GOOD)
+    if target is None or target.version == champion:
+        return {}
+    figures = evaluate(ctx.registry.load(target).predict, ctx.golden(), ctx.policy)
+    limit = figures.mae * (1 + ctx.policy.detection.golden_tolerance)
+    return {
+        "last_known_good": {"version": target.version, "figures": figures.to_dict(), "limit_mae": round(limit, 4)},
+        "regressed_vs_last_known_good": bool(champion_mae > limit),
+    }
 
 
 def _coverage_gap(golden: pd.DataFrame, window: pd.DataFrame, policy: Policy) -> dict[str, float]:
@@ -420,6 +439,7 @@ def diagnose(incident_id: str) -> dict[str, Any]:
         golden=ev.get("golden", {}),
         golden_qa=ev.get("golden_qa"),
         reported=FailureClass(ctx.incident.request.get("failure_type", "unknown")),
+        fairness=ev.get("fairness"),  # group_fairness() figures, when a stage recorded them
     )
     ctx.store.update_incident(incident_id, failure_class=result.failure_class)
     ctx.record("diagnosis", result.to_dict(), f"diagnosis: {result.failure_class}: {result.root_cause}")
@@ -477,9 +497,21 @@ def rollback(incident_id: str) -> dict[str, Any]:
         return found
     target = ctx.registry.version_for(ctx.model, Alias.LAST_KNOWN_GOOD)
     if target is None:
-        raise RemediationError(f"model {ctx.model!r} has no '{Alias.LAST_KNOWN_GOOD}' version to roll back to")
+        raise RemediationError(_no_rollback_target(ctx))
     return _offer_candidate(
         ctx, Remediation.ROLLBACK, target.version, f"roll back to {Alias.LAST_KNOWN_GOOD} v{target.version}"
+    )
+
+
+def _no_rollback_target(ctx: Context) -> str:
+    """Why there is nothing to roll back to, from the ledger: never a silent pick of another version."""
+    moves = [e for e in ctx.store.ledger(ctx.model) if e.alias == Alias.LAST_KNOWN_GOOD and e.status == "applied"]
+    last = moves[-1].new_version if moves else None
+    if last is None:
+        return f"model {ctx.model!r} has no '{Alias.LAST_KNOWN_GOOD}' version to roll back to"
+    return (
+        f"cannot roll back {ctx.model}: '{Alias.LAST_KNOWN_GOOD}' last pointed at v{last} (alias ledger), "
+        f"which is gone from the registry (deleted); no other version is served in its place"
     )
 
 
@@ -565,11 +597,64 @@ def parameter_update(incident_id: str) -> dict[str, Any]:
 
 
 def upstream_fix(incident_id: str) -> dict[str, Any]:
-    """SOP stage *Remediate*: no model change; the upstream owner fixes the data."""
+    """SOP stage *Remediate*: no model change; the upstream owner fixes the data.
+
+    Checks the traffic logged after the incident opened against the contract: when there is
+    none yet, or it still breaks the contract, the stage fails and says so (traffic stays on
+    the fallback, the incident ends ``contained_needs_human``); when it passes, the fix is the
+    candidate the gate verifies.
+    """
+    from firebreak.contracts.validation import validate_frame
+
     ctx = Context.load(incident_id)
-    return _offer_candidate(
-        ctx, Remediation.UPSTREAM_FIX, None, "no model change: waiting for upstream data to pass the contract"
+    if found := _existing_candidate(ctx, Remediation.UPSTREAM_FIX):
+        return found
+    if ctx.dry_run:
+        return _offer_candidate(
+            ctx, Remediation.UPSTREAM_FIX, None, "dry run: would wait for fresh traffic to pass the contract"
+        )
+    fresh = _traffic_since_opened(ctx)
+    opened = ctx.incident.opened_at
+    if fresh.empty:
+        ctx.record(
+            "upstream_check",
+            {"rows": 0, "since": str(opened), "passed": None},
+            f"upstream fix: no traffic logged since the incident opened at {opened:%Y-%m-%d %H:%M} UTC",
+        )
+        raise RemediationError(
+            f"upstream fix not verified: no traffic of {ctx.model} logged since the incident opened at "
+            f"{opened:%Y-%m-%d %H:%M} UTC; traffic stays on the fallback until fresh traffic passes the contract"
+        )
+    columns = [c for c in [*ctx.policy.features.inputs, *ctx.policy.features.lineage] if c in fresh.columns]
+    result = validate_frame(fresh[columns], ctx.settings.resolve(ctx.policy.contract))
+    lineage = [c for c in ctx.policy.features.lineage if c in fresh.columns]
+    sources = fresh.groupby(lineage, dropna=False).size().reset_index(name="rows").to_dict("records") if lineage else []
+    ctx.record(
+        "upstream_check",
+        {"rows": len(fresh), "since": str(opened), "sources": sources, **result.to_dict()},
+        f"upstream fix: {len(fresh)} predictions logged since opening: {result.summary()}",
     )
+    if not result.passed:
+        raise RemediationError(
+            f"upstream still broken: {len(fresh)} predictions logged since the incident opened break the "
+            f"contract: {result.summary()}"
+        )
+    shown = ", ".join("/".join(str(g[c]) for c in lineage) + f" ({g['rows']} rows)" for g in sources)
+    return _offer_candidate(
+        ctx,
+        Remediation.UPSTREAM_FIX,
+        None,
+        f"no model change: {len(fresh)} predictions logged since opening pass the contract ({shown or 'no lineage'})",
+    )
+
+
+def _traffic_since_opened(ctx: Context) -> pd.DataFrame:
+    """Prediction-log rows of the incident's model logged after it opened (the window ends at opening)."""
+    from firebreak.prediction_log import PredictionLog
+
+    opened = ctx.incident.opened_at
+    since = opened.replace(tzinfo=UTC) if opened.tzinfo is None else opened
+    return PredictionLog(ctx.settings.prediction_log_dir).read(ctx.model, since=since)
 
 
 # -- verify, promote, restore -----------------------------------------------------------------
@@ -589,7 +674,7 @@ def verify(incident_id: str) -> dict[str, Any]:
         ctx.record("gate", {"passed": None, "dry_run": True}, "dry run: gate not evaluated")
         return {"passed": None}
     if candidate.get("remediation") == Remediation.UPSTREAM_FIX:
-        newest = ctx.window().tail(200)
+        newest = _traffic_since_opened(ctx).tail(200)
         columns = [c for c in [*ctx.policy.features.inputs, *ctx.policy.features.lineage] if c in newest.columns]
         result = validate_frame(newest[columns], ctx.settings.resolve(ctx.policy.contract))
         payload = {

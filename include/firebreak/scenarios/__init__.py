@@ -19,6 +19,8 @@ from firebreak.settings import Settings
 SCENARIOS: dict[str, str] = {
     "pricing": "firebreak.scenarios.pricing",
     "support-bot": "firebreak.scenarios.support_bot",
+    "skew": "firebreak.scenarios.skew",
+    "bad-release": "firebreak.scenarios.bad_release",
 }
 
 

@@ -1,0 +1,136 @@
+"""The ``firebreak triage`` subcommand: diagnose a current table against a reference one.
+
+SOP stages: investigate and diagnose, by hand. Gathers the evidence with
+:func:`firebreak.investigation.evidence.gather_evidence` (contract in Great Expectations,
+full-data drift, scale check, group fairness) and decides with
+:func:`firebreak.investigation.diagnosis.classify`, the classifier the DAG's ``diagnose``
+stage uses.
+
+Wiring (in ``firebreak.cli``): ``triage_cli.add_parser(sub)`` next to the other
+subcommands, and ``return triage_cli.run(args)`` when ``args.command == "triage"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from firebreak.errors import FirebreakError
+
+__all__ = ["add_parser", "run"]
+
+EXIT_BAD_INPUT = 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Register the ``triage`` subcommand on the ``firebreak`` command's subparsers."""
+    parser = subparsers.add_parser(
+        "triage",
+        help="diagnose a current table against a reference one: none, drift, skew or bias",
+        description=(
+            "Contract (given, or derived from the reference), full-data drift, unit/scale changes and group "
+            "fairness, classified by the same code as the incident_response DAG's diagnose step."
+        ),
+    )
+    parser.add_argument("--reference", required=True, type=Path, help="reference table (.parquet, .pq or .csv)")
+    parser.add_argument("--current", required=True, type=Path, help="current table (.parquet, .pq or .csv)")
+    parser.add_argument(
+        "--contract",
+        type=Path,
+        default=None,
+        help="Great Expectations suite JSON (default: derived from the reference)",
+    )
+    parser.add_argument("--label-column", default=None, help="ground truth column (error rates per group)")
+    parser.add_argument("--prediction-column", default=None, help="model decision or score column")
+    parser.add_argument("--confidence-column", default=None, help="model confidence column")
+    parser.add_argument("--protected-column", default=None, help="protected attribute (fairness figures)")
+    parser.add_argument("--json", action="store_true", help="print the diagnosis and its evidence as JSON")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``firebreak triage``; 0 whatever the class, 2 on unusable input (a one-line error on stderr)."""
+    from firebreak.contracts.validation import load_suite
+    from firebreak.detection.drift_cli import _read_table
+    from firebreak.investigation.diagnosis import classify
+    from firebreak.investigation.evidence import gather_evidence
+
+    try:
+        reference = _read_table(args.reference)
+        current = _read_table(args.current)
+        suite = load_suite(args.contract) if args.contract is not None else None
+        if args.protected_column and not args.prediction_column:
+            raise FirebreakError("--protected-column needs --prediction-column (fairness compares decisions)")
+        evidence = gather_evidence(
+            reference,
+            current,
+            contract=suite,
+            label=args.label_column,
+            prediction=args.prediction_column,
+            confidence=args.confidence_column,
+            protected=args.protected_column,
+        )
+    except FirebreakError as exc:
+        print(f"firebreak triage: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    verdict = classify(contract=evidence["contract"], drift=evidence["drift"], fairness=evidence.get("fairness"))
+    report = {
+        **verdict.to_dict(),
+        "reference": {"path": str(args.reference), "rows": len(reference)},
+        "current": {"path": str(args.current), "rows": len(current)},
+        "contract": "given: " + str(args.contract) if args.contract else "derived from the reference",
+        "figures": _figures(evidence),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(_text(report))
+    return 0
+
+
+def _figures(evidence: dict[str, Any]) -> dict[str, Any]:
+    contract = evidence["contract"]
+    drift = evidence["drift"]
+    figures: dict[str, Any] = {
+        "contract": {
+            "passed": contract["passed"],
+            "failed": len(contract["failures"]),
+            "evaluated": contract["evaluated_expectations"],
+        },
+        "drift": {
+            "dataset_drift": drift.get("dataset_drift"),
+            "drift_share": drift.get("drift_share"),
+            "drifted_columns": [c["column"] for c in drift.get("columns", []) if c.get("drifted")],
+            "skipped": drift.get("skipped", []),
+        },
+        "scale_changes": drift.get("scale_changes", []),
+    }
+    for key in ("fairness", "reference_fairness", "confidence"):
+        if key in evidence:
+            figures[key] = evidence[key]
+    return figures
+
+
+def _text(report: dict[str, Any]) -> str:
+    lines = [
+        f"failure class: {report['failure_class']}"
+        + (f"  (severity {report['severity']}, confidence {report['confidence']:.2f})" if report["severity"] else "")
+        + ("" if report["severity"] else f"  (confidence {report['confidence']:.2f})"),
+        f"root cause:    {report['root_cause']}",
+        f"columns:       {', '.join(report['columns']) or '-'}",
+        f"tables:        reference {report['reference']['rows']:,} rows, current {report['current']['rows']:,} rows; "
+        f"contract {report['contract']}",
+        "evidence (strongest first):",
+    ]
+    shown = report["evidence"][:8]
+    for item in shown:
+        arrow = item["points_to"] or "context"
+        lines.append(f"  - [{arrow}] {item['detail']}")
+    if not shown:
+        lines.append("  - nothing out of the ordinary")
+    if len(report["evidence"]) > len(shown):
+        lines.append(f"  ... {len(report['evidence']) - len(shown)} more (--json shows all)")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""The classifier shared by the DAG's diagnose stage and ``firebreak triage``: each rule on its own evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firebreak.incidents.enums import FailureClass, Remediation
+from firebreak.investigation.diagnosis import classify, diagnose
+from firebreak.policy.schema import load_policy
+from firebreak.settings import INCLUDE_DIR
+
+POLICY = load_policy("pricing", INCLUDE_DIR / "policies")
+
+
+def drifted(column: str, score: float, method: str = "Wasserstein distance (normed)", **extra: Any) -> dict[str, Any]:
+    threshold = 0.05 if "p_value" in method else 0.1
+    return {"column": column, "method": method, "score": score, "threshold": threshold, "drifted": True, **extra}
+
+
+def range_failure(column: str, percent: float) -> dict[str, Any]:
+    return {"column": column, "expectation": "expect_column_values_to_be_between", "unexpected_percent": percent}
+
+
+def test_a_few_values_past_the_widened_range_are_the_tail_of_drift_not_skew() -> None:
+    verdict = classify(
+        contract={"passed": False, "failures": [range_failure("demand", 0.4)]},
+        drift={"dataset_drift": False, "columns": [drifted("demand", 0.45)]},
+    )
+    assert (verdict.failure_class, verdict.columns) == (FailureClass.DRIFT, ["demand"])
+    verdict = classify(
+        contract={"passed": False, "failures": [range_failure("demand", 12.0)]},
+        drift={"dataset_drift": False, "columns": [drifted("demand", 0.45)]},
+    )
+    assert (verdict.failure_class, verdict.columns) == (FailureClass.SKEW, ["demand"])
+    assert verdict.evidence[0].detail.startswith("demand: 12.0% of values outside the contract range")
+
+
+def test_a_rescaled_column_is_skew_even_inside_the_contract() -> None:
+    verdict = classify(
+        contract={"passed": True, "failures": []},
+        drift={
+            "columns": [drifted("cost", 3.1)],
+            "scale_changes": [{"column": "cost", "factor": 0.01, "quantile_ratios": [0.01] * 5}],
+        },
+    )
+    assert (verdict.failure_class, verdict.columns) == (FailureClass.SKEW, ["cost"])
+    assert "multiplied by 0.01" in verdict.root_cause
+    # The rescaled column's drift is explained by the upstream change, not counted as drift.
+    assert [f.points_to for f in verdict.evidence] == [FailureClass.SKEW]
+
+
+def test_unallowed_lineage_names_the_pipeline_version() -> None:
+    lineage = {
+        "passed": False,
+        "unknown_rows": 500,
+        "groups": [
+            {"upstream_source": "erp", "feature_pipeline_version": "features-2.3.1", "rows": 900, "allowed": True},
+            {
+                "upstream_source": "erp",
+                "feature_pipeline_version": "features-2.4.0",
+                "model_version": "1",
+                "rows": 500,
+                "first_seen": "2026-11-27 08:00:00+00:00",
+                "allowed": False,
+            },
+        ],
+    }
+    verdict = classify(contract={"passed": True, "failures": []}, lineage=lineage)
+    assert verdict.failure_class == FailureClass.SKEW
+    assert "feature_pipeline_version=features-2.4.0 first seen 2026-11-27 08:00:00+00:00 (500 rows)" in (
+        verdict.root_cause
+    )
+    assert "features-2.3.1" not in verdict.root_cause
+
+
+def test_weak_p_value_drift_and_unconfirmed_distance_do_not_alarm() -> None:
+    verdict = classify(
+        drift={
+            "columns": [
+                drifted("a", 0.01, method="K-S p_value"),  # Evidently's 0.05 only
+                drifted("b", 0.14, confirm_p_value=0.2),  # heavy tail: K-S sees no shift
+            ]
+        }
+    )
+    assert verdict.failure_class is None and verdict.severity is None
+    assert [f.points_to for f in verdict.evidence] == [None]
+    verdict = classify(drift={"columns": [drifted("a", 1e-6, method="K-S p_value")]})
+    assert verdict.failure_class == FailureClass.DRIFT
+
+
+def test_bias_is_diagnosed_alongside_drift() -> None:
+    fairness = {"protected": "region", "selection_ratio": 0.55, "worst_group": "south", "error_gap": 0.02}
+    verdict = classify(drift={"dataset_drift": True, "columns": [drifted("income", 0.4)]}, fairness=fairness)
+    assert (verdict.failure_class, verdict.columns) == (FailureClass.BIAS, ["region"])
+    assert "region=south selected at 0.55x" in verdict.root_cause
+    assert [f.points_to for f in verdict.evidence] == [FailureClass.BIAS, FailureClass.DRIFT]
+    quiet = classify(fairness={**fairness, "selection_ratio": 0.9})
+    assert quiet.failure_class is None
+
+
+def test_regression_against_last_known_good_is_a_bad_release_with_rollback() -> None:
+    golden = {
+        "version": "2",
+        "regressed": False,  # against its own baseline it looks fine: the baseline was recorded bad
+        "figures": {"mae": 12.3},
+        "last_known_good": {"version": "1", "figures": {"mae": 1.5}, "limit_mae": 1.65},
+        "regressed_vs_last_known_good": True,
+    }
+    d = diagnose(
+        POLICY,
+        contract={"passed": True, "failures": []},
+        lineage={"passed": True},
+        drift={},
+        golden=golden,
+        reported=FailureClass.UNKNOWN,
+    )
+    assert (d.failure_class, d.remediation) == (FailureClass.BAD_RELEASE, Remediation.ROLLBACK)
+    assert "golden MAE 12.3 vs last-known-good v1 1.5" in d.root_cause

@@ -1,0 +1,140 @@
+"""``firebreak triage``: what a user sees for each failure class, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from firebreak.cli import main
+from firebreak.settings import INCLUDE_DIR
+
+
+def prices(seed: int, n: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cost = np.exp(rng.uniform(np.log(2), np.log(400), n)).round(2)
+    return pd.DataFrame(
+        {
+            "unit_cost": cost,
+            "competitor_price": (cost * rng.lognormal(0.2, 0.05, n)).round(2),
+            "demand_index": rng.gamma(6, 0.15, n).round(4),
+            "inventory_days": rng.poisson(30, n).astype("int64"),
+            "category": rng.choice(["grocery", "electronics", "apparel", "home"], n, p=[0.4, 0.2, 0.25, 0.15]),
+        }
+    )
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["triage", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tables(tmp_path: Path, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
+    ref, cur = tmp_path / "reference.parquet", tmp_path / "current.csv"
+    reference.to_parquet(ref, index=False)
+    current.to_csv(cur, index=False)
+    return ["--reference", str(ref), "--current", str(cur)]
+
+
+def test_prices_sent_in_cents_are_skew_naming_both_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    current = prices(12)
+    current[["unit_cost", "competitor_price"]] *= 100
+    code, out, _ = run(capsys, *tables(tmp_path, prices(11), current), "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["failure_class"] == "skew"
+    assert set(report["columns"]) == {"unit_cost", "competitor_price"}
+    factors = {c["column"]: c["factor"] for c in report["figures"]["scale_changes"]}
+    assert factors.keys() == {"unit_cost", "competitor_price"}
+    assert all(90 < f < 110 for f in factors.values())
+    assert report["figures"]["contract"]["passed"] is False
+
+
+def test_demand_moving_within_range_is_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    current = prices(12)
+    current["demand_index"] = current["demand_index"] + 0.4  # about one standard deviation, inside the range
+    code, out, _ = run(capsys, *tables(tmp_path, prices(11), current), "--json")
+    report = json.loads(out)
+    assert (code, report["failure_class"], report["columns"]) == (0, "drift", ["demand_index"])
+    assert report["figures"]["contract"]["passed"] is True
+
+
+def test_a_fresh_sample_is_none_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reference, current = prices(11), prices(12)
+    for frame, day in ((reference, "2026-11-01"), (current, "2026-11-27")):
+        # Request ids and timestamps are new in every table: never evidence of a change.
+        frame["request_id"] = [f"{day}-{i}" for i in range(len(frame))]
+        frame["ts"] = pd.date_range(day, periods=len(frame), freq="min", tz="UTC")
+    code, out, _ = run(capsys, *tables(tmp_path, reference, current))
+    assert code == 0
+    assert out.startswith("failure class: none")
+    assert "nothing out of the ordinary" in out
+
+
+def test_a_group_selected_at_half_the_rate_is_bias(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(5)
+    reference, current = prices(11), prices(12)
+    for frame in (reference, current):
+        frame["region"] = rng.choice(["north", "south"], len(frame))
+        frame["approved"] = (rng.random(len(frame)) < 0.5).astype("int64")
+    south = (current["region"] == "south") & (current["approved"] == 1)
+    current.loc[south & (rng.random(len(current)) < 0.5), "approved"] = 0
+    code, out, _ = run(
+        capsys,
+        *tables(tmp_path, reference, current),
+        "--protected-column",
+        "region",
+        "--prediction-column",
+        "approved",
+        "--json",
+    )
+    report = json.loads(out)
+    assert (code, report["failure_class"], report["columns"]) == (0, "bias", ["region"])
+    fairness = report["figures"]["fairness"]
+    assert fairness["worst_group"] == "south" and fairness["selection_ratio"] < 0.6
+    assert report["figures"]["reference_fairness"]["selection_ratio"] > 0.9
+
+
+def test_a_given_contract_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    current = prices(12)
+    current["upstream_source"] = "erp.sales_v2"  # the pricing contract allows erp.sales_daily only
+    reference = prices(11).assign(upstream_source="erp.sales_daily")
+    args = tables(tmp_path, reference, current)
+    code, out, _ = run(capsys, *args, "--contract", str(INCLUDE_DIR / "contracts" / "pricing.json"), "--json")
+    report = json.loads(out)
+    assert (code, report["failure_class"]) == (0, "skew")
+    assert "upstream_source" in report["columns"]
+    assert report["contract"].endswith("pricing.json")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"reference": "missing.parquet"}, "missing.parquet: [Errno 2] No such file"),
+        ({"current": "current.txt"}, "unknown extension '.txt'"),
+        ({"reference": "broken.parquet"}, "cannot read"),
+        ({"extra": ["--label-column", "margin"]}, "label column 'margin' is not in the reference table"),
+        ({"extra": ["--protected-column", "region"]}, "--protected-column needs --prediction-column"),
+        ({"extra": ["--contract", "nope.json"]}, "nope.json: file not found"),
+    ],
+    ids=["missing-file", "unknown-format", "unreadable", "unknown-column", "protected-alone", "missing-contract"],
+)
+def test_bad_input_exits_2_naming_the_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, object], message: str
+) -> None:
+    args = tables(tmp_path, prices(11), prices(12))
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    (tmp_path / "current.txt").write_text("a,b\n1,2\n")
+    if "reference" in change:
+        args[1] = str(tmp_path / str(change["reference"]))
+    if "current" in change:
+        args[3] = str(tmp_path / str(change["current"]))
+    extra = [str(tmp_path / a) if a.endswith(".json") else a for a in change.get("extra", [])]  # type: ignore[attr-defined]
+    code, out, err = run(capsys, *args, *extra)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("firebreak triage: error:") and message in err
