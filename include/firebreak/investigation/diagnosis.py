@@ -28,12 +28,16 @@ def diagnose(
     drift: dict[str, Any],
     golden: dict[str, Any],
     reported: FailureClass,
+    fairness: dict[str, Any] | None = None,
+    feedback: dict[str, Any] | None = None,
 ) -> Diagnosis:
     """Decide the failure class from the evidence, in the SOP's order of suspicion.
 
     1. Upstream skew: the contract fails or lineage shows unallowed/new sources.
     2. Bad release: the champion regressed on the golden dataset against its own baseline.
     3. Drift: the inputs moved (dataset drift) while the golden figures held.
+    4. Bias: a protected group is served worse than the policy's fairness limits allow.
+    5. Feedback poisoning: a few actors' feedback, contradicted by the labels, floods the loop.
     Otherwise the reported class stands (or ``unknown``).
     """
     reasons: list[str] = []
@@ -57,6 +61,24 @@ def diagnose(
         )
         reasons.append(f"drift share {drift.get('drift_share')} >= {drift.get('drift_share_threshold')}")
         reasons.append("golden dataset within tolerance of baseline")
+    elif (fairness or {}).get("breached"):
+        assert fairness is not None
+        failure = FailureClass.BIAS
+        cause = f"{fairness.get('attribute')}={fairness.get('worst')} is served worse than policy allows: {fairness.get('summary')}"
+        reasons.append(
+            f"selection-rate ratio {fairness.get('selection_rate_ratio')}, "
+            f"equalized-odds difference {fairness.get('equalized_odds_difference')}"
+        )
+    elif (feedback or {}).get("poisoned"):
+        assert feedback is not None
+        failure = FailureClass.FEEDBACK_POISONING
+        figures = feedback.get("figures", {})
+        actors = ", ".join((feedback.get("slice") or {}).get("actors", []))
+        cause = f"a few actors ({actors}) flooded the feedback loop the model learns from: {feedback.get('summary')}"
+        reasons.append(
+            f"top-actor share {figures.get('top_share')}, thumbs-down rate shift {figures.get('rate_shift')}, "
+            f"their thumbs down contradicted by labels {figures.get('top_label_disagreement')}"
+        )
     elif reported != FailureClass.UNKNOWN:
         failure = reported
         cause = f"evidence inconclusive; keeping the reported class {reported}"

@@ -18,6 +18,8 @@ from firebreak.settings import Settings
 # name -> module; `make demo SCENARIO=<name>` and `firebreak demo --scenario <name>`.
 SCENARIOS: dict[str, str] = {
     "pricing": "firebreak.scenarios.pricing",
+    "fairness": "firebreak.scenarios.fairness",
+    "feedback": "firebreak.scenarios.feedback",
 }
 
 
