@@ -97,9 +97,8 @@ def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_cham
 
     settings = Settings.from_env()
     facts = feedback.setup(settings)
-    assert (
-        facts["approval_rate_after"] < facts["approval_rate_before"] / 2
-    )  # the nightly retrain declines good applicants
+    # The nightly retrain declines good applicants.
+    assert facts["approval_rate_after"] < facts["approval_rate_before"] / 2
 
     DagBag(dag_folder=str(REPO / "dags")).dags["feedback_loop_audit"].test()
     with create_session() as session:
@@ -107,6 +106,7 @@ def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_cham
             r
             for r in session.query(DagRun).filter(DagRun.dag_id == "incident_response")
             if r.conf.get("model") == feedback.MODEL
+            and str(r.conf.get("dedup_key", "")).startswith("audit:feedback_loop_audit:")
         ]
         conf = dict(run.conf)
     assert conf["failure_type"] == "feedback_poisoning"
@@ -137,6 +137,8 @@ def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_cham
     assert set(ev["feedback"]["excluded_actors"]) == set(feedback.BOTS)  # the flooding accounts, nobody else
     assert sum(ev["feedback"]["excluded_actors"].values()) == facts["flood_events"]
     assert ev["feedback"]["figures"]["top_share"] > 0.3
+    assert ev["feedback"]["figures"]["rate_shift"] > 0.2  # thumbs down jumped against the day before
+    assert "thumbs-down rate shift" in " ".join(ev["diagnosis"]["reasons"])
     assert ev["feedback"]["marked_by_this_incident"] is False  # the audit had marked it
     training = ev["candidate"]["training"]
     assert training["excluded_events"] == facts["flood_events"]

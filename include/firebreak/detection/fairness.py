@@ -215,12 +215,10 @@ def balancing_weights(groups: pd.Series, labels: pd.Series) -> np.ndarray:
         raise FairnessInputError(f"groups ({len(groups)}) and labels ({len(labels)}) differ in length")
     if len(groups) == 0:
         raise FairnessInputError("no rows to weight")
-    g = groups.astype(str).reset_index(drop=True)
-    y = labels.reset_index(drop=True)
-    p_group = g.map(g.value_counts(normalize=True))
-    p_label = y.map(y.value_counts(normalize=True))
-    joint = pd.Series(list(zip(g, y, strict=True))).map(
-        pd.Series(list(zip(g, y, strict=True))).value_counts(normalize=True)
-    )
+    frame = pd.DataFrame({"g": groups.astype(str).to_numpy(), "y": labels.to_numpy()})
+    n = len(frame)
+    p_group = frame.groupby("g")["y"].transform("size") / n
+    p_label = frame.groupby("y")["g"].transform("size") / n
+    joint = frame.groupby(["g", "y"])["g"].transform("size") / n
     weights = (p_group * p_label / joint).to_numpy(dtype=float)
     return np.asarray(weights / weights.mean())

@@ -60,8 +60,9 @@ def flood(log: pd.DataFrame, *, actors: list[str], events: int, seed: int = 0) -
 
 
 def setup(settings: Any, *, seed: int = 23, now: Any = None, flood_events: int = 250) -> dict[str, Any]:
-    """Rebuild the world: v1 (trained on outcomes) served a day of decisions; reviewers and three
-    accounts rated them; the nightly retrain v2 (every feedback event, the flood included) is champion."""
+    """Rebuild the world: v1 (trained on outcomes) served two days of decisions; reviewers rated
+    both days, three accounts flooded the last one; the nightly retrain v2 (on the last day's
+    decisions and every feedback event, the flood included) is champion."""
     from datetime import timedelta
 
     from firebreak.feedback import FeedbackStore
@@ -78,6 +79,19 @@ def setup(settings: Any, *, seed: int = 23, now: Any = None, flood_events: int =
     )
     store.ensure_routing(MODEL, Route.CHAMPION, "initial release")
 
+    # The day before: v1's decisions, rated by reviewers only (the baseline thumbs-down rate).
+    earlier = lending.generate_applications(seed + 3, 1500)
+    earlier_log = lending.log_traffic(
+        settings,
+        MODEL,
+        first.version,
+        earlier,
+        pd.DataFrame(registry.load(first).predict(earlier[lending.INPUTS])),
+        start=now - timedelta(hours=47.5),
+        hours=22,
+        seed=seed + 3,
+        prefix="review-earlier",
+    )
     traffic = lending.generate_applications(seed + 1, 1500)
     log = lending.log_traffic(
         settings,
@@ -91,6 +105,7 @@ def setup(settings: Any, *, seed: int = 23, now: Any = None, flood_events: int =
         prefix="review",
     )
     feedback = FeedbackStore(settings.feedback_dir)
+    feedback.append(MODEL, reviewer_feedback(earlier_log, seed + 3))
     feedback.append(MODEL, reviewer_feedback(log, seed))
     feedback.append(MODEL, flood(log, actors=BOTS, events=flood_events, seed=seed))
     decisions = log.drop(columns=[lending.LABEL])
@@ -113,7 +128,7 @@ def setup(settings: Any, *, seed: int = 23, now: Any = None, flood_events: int =
         seed=seed + 2,
         prefix="review-after",
     )
-    full = pd.concat([log, log_after], ignore_index=True)
+    full = pd.concat([earlier_log, log, log_after], ignore_index=True)
     labelled = full.sample(frac=0.8, random_state=seed)
     LabelStore(settings.labels_dir).append(MODEL, labelled[["request_id", lending.LABEL]])
     return {
