@@ -130,3 +130,40 @@ def test_diagnosis_bias_and_feedback_poisoning_from_their_evidence() -> None:
     assert "acct-1, acct-2" in poisoned.root_cause
     fair = diagnose(LOANS, **clean, reported=FailureClass.UNKNOWN, fairness={"breached": False})
     assert fair.failure_class == FailureClass.UNKNOWN
+
+
+def test_cell_weighted_figures_match_fairlearn_row_by_row() -> None:
+    from fairlearn.metrics import (
+        MetricFrame,
+        equalized_odds_difference,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+
+    rng = np.random.default_rng(3)
+    groups = pd.Series(rng.choice(["x", "y", "z"], size=3000))
+    truth = pd.Series((rng.random(3000) < 0.5).astype(int))
+    predicted = pd.Series(
+        np.where(rng.random(3000) < 0.8, truth, 1 - truth) * (groups != "z") | (rng.random(3000) < 0.3)
+    )
+    result = classification_fairness(truth, predicted.astype(int), groups, attribute="g")
+    rows = MetricFrame(
+        metrics={
+            "selection_rate": selection_rate,
+            "true_positive_rate": true_positive_rate,
+            "false_positive_rate": false_positive_rate,
+        },
+        y_true=truth,
+        y_pred=predicted.astype(int),
+        sensitive_features=groups,
+    ).by_group
+    for group, figures in rows.iterrows():
+        for metric, value in figures.items():
+            assert result.groups[str(group)][metric] == pytest.approx(value, abs=1e-4)
+    assert result.equalized_odds_difference == pytest.approx(
+        equalized_odds_difference(truth, predicted.astype(int), sensitive_features=groups), abs=1e-4
+    )
+    assert result.selection_rate_ratio == pytest.approx(
+        rows["selection_rate"].min() / rows["selection_rate"].max(), abs=1e-4
+    )
