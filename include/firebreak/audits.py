@@ -77,12 +77,16 @@ class AuditResult:
         return {**asdict(self), "incident": self.incident_request()}
 
 
-def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: datetime | None = None) -> AuditResult:
-    """The nightly audit of one model's champion (see the module docstring)."""
+def golden_dataset_audit(
+    model: str, *, settings: Settings | None = None, now: datetime | None = None
+) -> AuditResult | None:
+    """The nightly audit of one model's champion (see the module docstring).
+
+    None when the model has a policy but was never released (no ``champion``): nothing to audit.
+    """
     from firebreak.contracts.validation import validate_frame
     from firebreak.detection.drift import run_drift_report
     from firebreak.detection.stats import compute_drift, sample_for_report
-    from firebreak.errors import RegistryError
     from firebreak.incidents.enums import Alias
     from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate_golden
@@ -97,7 +101,7 @@ def golden_dataset_audit(model: str, *, settings: Settings | None = None, now: d
     registry = Registry(settings, StateStore(settings.state_db_url))
     champion = registry.version_for(model, Alias.CHAMPION)
     if champion is None:
-        raise RegistryError(f"model {model!r} has no '{Alias.CHAMPION}' version to audit")
+        return None
     findings: list[Finding] = []
 
     golden = evaluate_golden(registry, champion, settings, policy)
