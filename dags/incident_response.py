@@ -185,6 +185,14 @@ def incident_response() -> None:
         return _run("golden_eval")
 
     @task
+    def fairness_audit() -> dict[str, Any]:
+        return _run("fairness_audit")
+
+    @task
+    def feedback_review() -> dict[str, Any]:
+        return _run("feedback_review")
+
+    @task
     def diagnose() -> dict[str, Any]:
         return _run("diagnose")
 
@@ -234,6 +242,7 @@ def incident_response() -> None:
 
     opened = open_incident()
     investigation = [validate_contract(), trace_lineage(), drift_report(), golden_eval()]
+    investigation += [fairness_audit(), feedback_review()]
     branch = choose_remediation()
     opened >> triage() >> contain() >> investigation >> diagnose() >> branch
     restored = restore_traffic()

@@ -81,7 +81,10 @@ class AuditResult:
 def golden_dataset_audit(
     model: str, *, settings: Settings | None = None, now: datetime | None = None
 ) -> AuditResult | None:
-    """The nightly audit of one model's champion (see the module docstring); None when no champion is registered."""
+    """The nightly audit of one model's champion (see the module docstring).
+
+    None when the model has a policy but was never released (no ``champion``): nothing to audit.
+    """
     from firebreak.contracts.validation import validate_frame
     from firebreak.detection.drift import run_drift_report
     from firebreak.detection.stats import compute_drift, sample_for_report
@@ -98,7 +101,7 @@ def golden_dataset_audit(
     policy = load_policy(model, settings.policies_dir)
     registry = Registry(settings, StateStore(settings.state_db_url))
     champion = registry.version_for(model, Alias.CHAMPION)
-    if champion is None:  # a policy written before its model's first release: nothing to audit yet
+    if champion is None:
         return None
     findings: list[Finding] = []
 
@@ -182,35 +185,21 @@ def _golden_qa_finding(registry: Any, champion: Any, settings: Settings, policy:
 
 
 def _fairness_finding(window: Any, policy: Any, settings: Settings) -> Finding:
-    """Per-group error on the day's labelled traffic, for the policy's protected attribute."""
-    from firebreak.investigation.evaluation import score_outputs
+    """Per-group figures on the day's labelled traffic, for the policy's protected attribute."""
+    from firebreak.detection.fairness import fairness_on
     from firebreak.prediction_log import LabelStore
 
     if policy.fairness is None:
         return Finding("fairness", None, "not applicable: the policy names no protected attribute")
-    rules = policy.fairness
-    attribute = rules.protected_attribute
+    attribute = policy.fairness.protected_attribute
     if window.empty or attribute not in window.columns:
         return Finding("fairness", None, f"no logged traffic with '{attribute}' in the last 24 h")
     labelled = LabelStore(settings.labels_dir).join(policy.model, window, policy.features.label)
-    groups = {
-        str(group): score_outputs(part, part, policy).to_dict()
-        for group, part in labelled.groupby(attribute)
-        if len(part) >= rules.min_group_rows
-    }
-    if len(groups) < 2:
-        return Finding(
-            "fairness", None, f"fewer than two groups of '{attribute}' with {rules.min_group_rows} labelled rows"
-        )
-    worst = max(groups, key=lambda g: groups[g]["mape"])
-    best = min(groups, key=lambda g: groups[g]["mape"])
-    ratio = groups[worst]["mape"] / max(groups[best]["mape"], 1e-9)
-    summary = (
-        f"{attribute}={worst} gets {ratio:.2f}x the error of {attribute}={best} "
-        f"(MAPE {groups[worst]['mape']:.1%} vs {groups[best]['mape']:.1%}; limit {rules.max_error_ratio:g}x)"
-    )
-    figures = {"attribute": attribute, "groups": groups, "worst": worst, "best": best, "error_ratio": round(ratio, 4)}
-    return Finding("fairness", ratio > rules.max_error_ratio, summary, figures)
+    result = fairness_on(labelled, labelled, policy)
+    if result.breached is None:
+        return Finding("fairness", None, result.summary)
+    figures = {k: v for k, v in result.to_dict().items() if v is not None and k not in {"breached", "summary"}}
+    return Finding("fairness", result.breached, result.summary, figures)
 
 
 def _audit_run(registry: Any, audit: str, model: str, day: str, tags: dict[str, str], out: Any) -> str:
@@ -320,6 +309,107 @@ def shadow_evaluation(
     return AuditResult("shadow_evaluation", model, f"{day}:v{challenger.version}", champion.version, findings, run_id)
 
 
+@dataclass(frozen=True)
+class FeedbackAssessment:
+    """The feedback of one window: figures, a verdict, and the poisoned slice when there is one."""
+
+    breached: bool | None  # None: too few events to judge
+    summary: str
+    figures: dict[str, Any]
+    poisoned: Any = None  # firebreak.feedback.PoisonedSlice
+    poisoned_events: int = 0
+
+
+def assess_feedback(
+    model: str, policy: Any, settings: Settings, now: datetime, *, exclude_poisoned: bool = True
+) -> FeedbackAssessment | None:
+    """Concentration by actor, thumbs-down rate shift and label disagreement over the policy's window.
+
+    Poisoning is concentration *and* disagreement with the labels; the slice (the top actors
+    whose thumbs down contradict the labels, over the window) is returned, not marked.
+    ``exclude_poisoned=False`` also sees slices already marked (an incident's evidence).
+    None when the model has no feedback.
+    """
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from firebreak.feedback import FeedbackStore, PoisonedSlice
+    from firebreak.prediction_log import LabelStore, PredictionLog
+
+    rules = policy.feedback
+    events = FeedbackStore(settings.feedback_dir).read(model, exclude_poisoned=exclude_poisoned)
+    if events.empty:
+        return None
+    width = timedelta(hours=rules.window_hours)
+    current = events[(events["ts"] >= now - width) & (events["ts"] < now)]
+    previous = events[(events["ts"] >= now - 2 * width) & (events["ts"] < now - width)]
+    if len(current) < rules.min_events:
+        return FeedbackAssessment(
+            None, f"{len(current)} feedback events in {rules.window_hours:g} h; need {rules.min_events}", {}
+        )
+    per_actor = current["actor_id"].value_counts()
+    top = per_actor.head(rules.top_actors)
+    top_share = float(top.sum() / len(current))
+    down_now = float((current["thumbs"] < 0).mean())
+    down_before = float((previous["thumbs"] < 0).mean()) if len(previous) else None
+    shift = None if down_before is None else down_now - down_before
+    # What each thumbs-down was about: the logged output against the label that arrived.
+    log = PredictionLog(settings.prediction_log_dir).read(model, since=now - 2 * width - timedelta(hours=1), until=now)
+    labels = LabelStore(settings.labels_dir).read(model)
+    label, output = policy.features.label, policy.features.output
+    downs = current[current["thumbs"] < 0].merge(log[["request_id", output]], on="request_id")
+    if label in labels.columns:
+        downs = downs.merge(labels[["request_id", label]], on="request_id")
+    else:
+        downs = downs.iloc[0:0].assign(**{label: pd.Series(dtype=float)})
+    error = (downs[output] - downs[label]).abs()
+    # Exact answers are good whatever the label's scale (a 0/1 label has no relative error).
+    downs = downs.assign(good=(error == 0) | (error < rules.good_prediction_tolerance * downs[label].abs()))
+    disagreement = float(downs["good"].mean()) if len(downs) else 0.0
+    by_top = downs[downs["actor_id"].isin(top.index)]
+    top_disagreement = float(by_top["good"].mean()) if len(by_top) else 0.0
+    figures: dict[str, Any] = {
+        "events": len(current),
+        "actors": int(per_actor.size),
+        "top_actors": {str(k): int(v) for k, v in top.items()},
+        "top_share": round(top_share, 4),
+        "thumbs_down_rate": round(down_now, 4),
+        "thumbs_down_rate_before": None if down_before is None else round(down_before, 4),
+        "rate_shift": None if shift is None else round(shift, 4),
+        "label_disagreement": round(disagreement, 4),
+        "top_label_disagreement": round(top_disagreement, 4),
+        "labelled_thumbs_down": len(downs),
+    }
+    concentrated = top_share > rules.max_top_share
+    contradicted = top_disagreement > rules.max_label_disagreement
+    summary = (
+        f"top {rules.top_actors} of {per_actor.size} actors gave {top_share:.0%} of {len(current)} events; "
+        f"thumbs-down rate {down_now:.0%}"
+        + (f" ({shift:+.0%} vs the window before)" if shift is not None else "")
+        + f"; {top_disagreement:.0%} of their thumbs down hit predictions the labels call good"
+    )
+    if concentrated and contradicted:
+        slice_actors = sorted(
+            str(a) for a in top.index if downs.loc[downs["actor_id"] == a, "good"].mean() > rules.max_label_disagreement
+        )
+        in_slice = current[current["actor_id"].isin(slice_actors)]
+        marked = PoisonedSlice(
+            actors=slice_actors,
+            start=str(in_slice["ts"].min()),
+            end=str(in_slice["ts"].max()),
+            reason=summary,
+            marked_by=f"feedback_loop_audit {now:%Y-%m-%dT%H:%M}Z",
+        )
+        return FeedbackAssessment(True, summary, figures, marked, len(in_slice))
+    why = (
+        "labels agree with the thumbs down: the model earned them"
+        if concentrated or (shift or 0) > rules.max_rate_shift
+        else "within policy"
+    )
+    return FeedbackAssessment(False, f"{summary} — {why}", figures)
+
+
 def feedback_loop_audit(
     model: str, *, settings: Settings | None = None, now: datetime | None = None
 ) -> AuditResult | None:
@@ -331,110 +421,33 @@ def feedback_loop_audit(
     labels (a failing model earns thumbs down honestly); the poisoned slice is marked so every
     later read excludes it, and an incident opens. None when the model has no feedback.
     """
-    from datetime import timedelta
-
-    import pandas as pd
-
-    from firebreak.feedback import FeedbackStore, PoisonedSlice
+    from firebreak.feedback import FeedbackStore
     from firebreak.incidents.enums import Alias
     from firebreak.incidents.store import StateStore
     from firebreak.policy.schema import load_policy
-    from firebreak.prediction_log import LabelStore, PredictionLog
     from firebreak.registry.mlflow_registry import Registry
 
     settings = settings or Settings.from_env()
     now = now or datetime.now(UTC)
     policy = load_policy(model, settings.policies_dir)
-    rules = policy.feedback
-    feedback = FeedbackStore(settings.feedback_dir)
-    events = feedback.read(model)
-    if events.empty:
+    assessment = assess_feedback(model, policy, settings, now)
+    if assessment is None:
         return None
-    width = timedelta(hours=rules.window_hours)
-    current = events[(events["ts"] >= now - width) & (events["ts"] < now)]
-    previous = events[(events["ts"] >= now - 2 * width) & (events["ts"] < now - width)]
     findings: list[Finding] = []
-    if len(current) < rules.min_events:
+    if assessment.poisoned is not None:
+        FeedbackStore(settings.feedback_dir).mark_poisoned(model, assessment.poisoned)
+        figures = {**assessment.figures, "poisoned_slice": asdict(assessment.poisoned)}
         findings.append(
             Finding(
-                "feedback", None, f"{len(current)} feedback events in {rules.window_hours:g} h; need {rules.min_events}"
+                "feedback",
+                True,
+                f"poisoned slice ({len(assessment.poisoned.actors)} actors, {assessment.poisoned_events} events) "
+                f"excluded: {assessment.summary}",
+                figures,
             )
         )
     else:
-        per_actor = current["actor_id"].value_counts()
-        top = per_actor.head(rules.top_actors)
-        top_share = float(top.sum() / len(current))
-        down_now = float((current["thumbs"] < 0).mean())
-        down_before = float((previous["thumbs"] < 0).mean()) if len(previous) else None
-        shift = None if down_before is None else down_now - down_before
-        # What each thumbs-down was about: the logged output against the label that arrived.
-        log = PredictionLog(settings.prediction_log_dir).read(
-            model, since=now - 2 * width - timedelta(hours=1), until=now
-        )
-        labels = LabelStore(settings.labels_dir).read(model)
-        label, output = policy.features.label, policy.features.output
-        downs = current[current["thumbs"] < 0].merge(log[["request_id", output]], on="request_id")
-        if label in labels.columns:
-            downs = downs.merge(labels[["request_id", label]], on="request_id")
-        else:
-            downs = downs.iloc[0:0].assign(**{label: pd.Series(dtype=float)})
-        downs = downs.assign(
-            good=(downs[output] - downs[label]).abs() / downs[label].abs() < rules.good_prediction_tolerance
-        )
-        disagreement = float(downs["good"].mean()) if len(downs) else 0.0
-        by_top = downs[downs["actor_id"].isin(top.index)]
-        top_disagreement = float(by_top["good"].mean()) if len(by_top) else 0.0
-        figures: dict[str, Any] = {
-            "events": len(current),
-            "actors": int(per_actor.size),
-            "top_actors": {str(k): int(v) for k, v in top.items()},
-            "top_share": round(top_share, 4),
-            "thumbs_down_rate": round(down_now, 4),
-            "thumbs_down_rate_before": None if down_before is None else round(down_before, 4),
-            "rate_shift": None if shift is None else round(shift, 4),
-            "label_disagreement": round(disagreement, 4),
-            "top_label_disagreement": round(top_disagreement, 4),
-            "labelled_thumbs_down": len(downs),
-        }
-        concentrated = top_share > rules.max_top_share
-        contradicted = top_disagreement > rules.max_label_disagreement
-        summary = (
-            f"top {rules.top_actors} of {per_actor.size} actors gave {top_share:.0%} of {len(current)} events; "
-            f"thumbs-down rate {down_now:.0%}"
-            + (f" ({shift:+.0%} vs the window before)" if shift is not None else "")
-            + f"; {top_disagreement:.0%} of their thumbs down hit predictions the labels call good"
-        )
-        if concentrated and contradicted:
-            slice_actors = sorted(
-                str(a)
-                for a in top.index
-                if downs.loc[downs["actor_id"] == a, "good"].mean() > rules.max_label_disagreement
-            )
-            in_slice = current[current["actor_id"].isin(slice_actors)]
-            marked = PoisonedSlice(
-                actors=slice_actors,
-                start=str(in_slice["ts"].min()),
-                end=str(in_slice["ts"].max()),
-                reason=summary,
-                marked_by=f"feedback_loop_audit {now:%Y-%m-%dT%H:%M}Z",
-            )
-            feedback.mark_poisoned(model, marked)
-            figures["poisoned_slice"] = asdict(marked)
-            findings.append(
-                Finding(
-                    "feedback",
-                    True,
-                    f"poisoned slice ({len(slice_actors)} actors, {len(in_slice)} events) excluded: {summary}",
-                    figures,
-                )
-            )
-        else:
-            why = (
-                "labels agree with the thumbs down: the model earned them"
-                if concentrated or (shift or 0) > rules.max_rate_shift
-                else "within policy"
-            )
-            findings.append(Finding("feedback", False, f"{summary} — {why}", figures))
+        findings.append(Finding("feedback", assessment.breached, assessment.summary, assessment.figures))
     registry = Registry(settings, StateStore(settings.state_db_url))
     champion = registry.version_for(model, Alias.CHAMPION)
     day = now.date().isoformat()

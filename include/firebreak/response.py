@@ -10,6 +10,7 @@ after a heartbeat timeout changes nothing that is already done.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -439,7 +440,8 @@ def diagnose(incident_id: str) -> dict[str, Any]:
         golden=ev.get("golden", {}),
         golden_qa=ev.get("golden_qa"),
         reported=FailureClass(ctx.incident.request.get("failure_type", "unknown")),
-        fairness=ev.get("fairness"),  # group_fairness() figures, when a stage recorded them
+        fairness=ev.get("fairness", {}),  # the fairness_audit stage's figures
+        feedback=ev.get("feedback", {}),
     )
     ctx.store.update_incident(incident_id, failure_class=result.failure_class)
     ctx.record("diagnosis", result.to_dict(), f"diagnosis: {result.failure_class}: {result.root_cause}")
@@ -476,8 +478,12 @@ def _existing_candidate(ctx: Context, kind: Remediation) -> dict[str, Any] | Non
     return None
 
 
-def _offer_candidate(ctx: Context, kind: Remediation, version: str | None, detail: str) -> dict[str, Any]:
-    payload = {"remediation": str(kind), "version": version, "detail": detail, "dry_run": ctx.dry_run}
+def _offer_candidate(
+    ctx: Context, kind: Remediation, version: str | None, detail: str, training: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"remediation": str(kind), "version": version, "detail": detail, "dry_run": ctx.dry_run}
+    if training:
+        payload["training"] = training
     if version is not None and not ctx.dry_run:
         ctx.registry.move_alias(
             ctx.model, Alias.CHALLENGER, version, incident_id=ctx.incident_id, actor=ACTOR, reason=f"{kind}: {detail}"
@@ -561,14 +567,25 @@ def retrain(incident_id: str) -> dict[str, Any]:
     if not dataset.is_file():
         raise RemediationError(f"training dataset {dataset} for {ctx.model} does not exist")
     history = pd.read_parquet(dataset)
+    # A recipe that reads more than its dataset (e.g. the feedback store) takes the settings.
+    takes_settings = "settings" in inspect.signature(recipe).parameters
+    trained = recipe(history, settings=ctx.settings) if takes_settings else recipe(history)
     version = _register_candidate(
         ctx,
-        recipe(history),
+        trained,
         reference=history[ctx.policy.features.inputs],
         tags={"firebreak.recipe": recipe_name},
         run_name="retrain",
     )
-    return _offer_candidate(ctx, Remediation.RETRAIN, version, f"retrained with {recipe_name} on {len(history)} rows")
+    training = dict(getattr(trained, "training_summary", None) or {})
+    detail = f"retrained with {recipe_name} on {len(history)} rows"
+    if "excluded_actors" in training:
+        actors = ", ".join(f"{a} ({n})" for a, n in training["excluded_actors"].items()) or "none"
+        detail += (
+            f"; {training.get('feedback_events')} feedback events used, "
+            f"{training.get('excluded_events')} excluded from poisoned slices (actors: {actors})"
+        )
+    return _offer_candidate(ctx, Remediation.RETRAIN, version, detail, training)
 
 
 def parameter_update(incident_id: str) -> dict[str, Any]:
@@ -710,6 +727,7 @@ def verify(incident_id: str) -> dict[str, Any]:
         # Both re-scored on the same labelled inputs: the log may hold answers of other versions.
         champion_recent=evaluate(champion_model.predict, recent, ctx.policy),
         blocked=challenger.tags.get(TAG_BLOCKED),
+        **_gate_fairness(ctx, recent, champion_model, challenger_model),
     )
     payload = {
         **verdict.to_dict(),
@@ -870,6 +888,101 @@ def record_task_event(incident_id: str, kind: str, message: str, data: dict[str,
     store.add_event(incident_id, kind, message, data)
 
 
+# -- fairness and feedback (investigate, verify) ------------------------------------------------
+
+
+def fairness_audit(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Investigate*: per-group fairness of the decisions users got, on recent labelled traffic.
+
+    Classifiers: selection-rate ratio (four-fifths rule) and equalized-odds difference per the
+    policy's ``fairness:`` section (fairlearn); regressors: each group's error. The worst group is named.
+    """
+    from firebreak.detection.fairness import fairness_on
+
+    ctx = Context.load(incident_id)
+    if ctx.policy.fairness is None:
+        ctx.record("fairness", {"breached": None}, "fairness: not applicable (the policy names no protected attribute)")
+        return {"breached": None}
+    labelled = ctx.labelled_window().reset_index(drop=True)
+    result = fairness_on(labelled, labelled, ctx.policy)
+    payload = result.to_dict()
+    ctx.record("fairness", payload, f"fairness: {result.summary}")
+    if result.selection_rate_ratio is not None and ctx.incident.mlflow_run_id:
+        ctx.registry.log_metrics(
+            ctx.mlflow_run,
+            {
+                "selection_rate_ratio": result.selection_rate_ratio,
+                "equalized_odds_difference": result.equalized_odds_difference or 0.0,
+            },
+        )
+    return {"breached": result.breached, "worst": result.worst}
+
+
+def _gate_fairness(ctx: Context, recent: pd.DataFrame, champion: Any, challenger: Any) -> dict[str, Any]:
+    """The gate's fairness inputs: both versions re-scored on the same labelled rows (classifiers only)."""
+    from firebreak.detection.fairness import fairness_on, is_classification
+
+    if not is_classification(ctx.policy) or recent.empty:
+        return {}
+    rows = recent.reset_index(drop=True)
+    inputs = rows[ctx.policy.features.inputs]
+    return {
+        "fairness": ctx.policy.fairness,
+        "candidate_fairness": fairness_on(rows, pd.DataFrame(challenger.predict(inputs)), ctx.policy).to_dict(),
+        "champion_fairness": fairness_on(rows, pd.DataFrame(champion.predict(inputs)), ctx.policy).to_dict(),
+    }
+
+
+def feedback_review(incident_id: str) -> dict[str, Any]:
+    """SOP stage *Investigate*: the feedback loop as evidence — concentration by actor, thumbs-down shift.
+
+    Reads every event, marked slices included, over the window before the incident opened.
+    A poisoned slice not yet marked (the incident came before the audit) is marked now, so the
+    retrain excludes it; a dry run only reports it. The evidence names the excluded actors and counts.
+    """
+    from dataclasses import asdict, replace
+
+    from firebreak.audits import assess_feedback
+    from firebreak.feedback import FeedbackStore
+
+    ctx = Context.load(incident_id)
+    opened = ctx.incident.opened_at
+    now = (opened.replace(tzinfo=UTC) if opened.tzinfo is None else opened) + timedelta(minutes=1)
+    assessment = assess_feedback(ctx.model, ctx.policy, ctx.settings, now, exclude_poisoned=False)
+    if assessment is None:
+        ctx.record("feedback", {"poisoned": False, "events": 0}, "feedback: the model has no feedback")
+        return {"poisoned": False}
+    store = FeedbackStore(ctx.settings.feedback_dir)
+    marked_now = False
+    found = assessment.poisoned
+    if found is not None and not ctx.dry_run:
+        covered = any(set(found.actors) <= set(s.actors) for s in store.poisoned(ctx.model))
+        if not covered:
+            marked_now = store.mark_poisoned(ctx.model, replace(found, marked_by=f"incident {incident_id}"))
+    everything = store.read(ctx.model, exclude_poisoned=False)
+    clean = store.read(ctx.model)
+    excluded = everything.merge(clean, how="left", indicator=True).query("_merge == 'left_only'")
+    payload = {
+        "poisoned": found is not None,
+        "summary": assessment.summary,
+        "figures": assessment.figures,
+        "slice": asdict(found) if found is not None else None,
+        "slice_events": assessment.poisoned_events,
+        "marked_slices": [asdict(s) for s in store.poisoned(ctx.model)],
+        "marked_by_this_incident": marked_now,
+        "events_total": len(everything),
+        "excluded_events": len(excluded),
+        "excluded_actors": {str(a): int(n) for a, n in excluded["actor_id"].value_counts().sort_index().items()},
+    }
+    verdict = (
+        f"poisoned: {len(found.actors)} actors gave {assessment.poisoned_events} events"
+        if found is not None
+        else "no poisoning"
+    )
+    ctx.record("feedback", payload, f"feedback: {verdict}; {assessment.summary}")
+    return {"poisoned": found is not None, "excluded_events": len(excluded)}
+
+
 __all__ = [
     "IncidentRequest",
     "incident_id_from_conf",
@@ -893,6 +1006,8 @@ __all__ = [
     "write_postmortem",
     "close_incident",
     "record_task_event",
+    "fairness_audit",
+    "feedback_review",
 ]
 
 

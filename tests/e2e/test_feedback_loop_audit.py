@@ -77,3 +77,84 @@ def test_a_few_actors_flooding_thumbs_down_is_marked_excluded_and_opens_one_inci
         ]
     assert len(again) == 1
     assert len(store.poisoned("pricing")) == 1
+
+
+def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_champion(firebreak_home: Path) -> None:
+    """Scenario feedback, the whole chain: audit -> incident -> retrain on clean feedback -> gate -> promote."""
+    import pandas as pd
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from firebreak.feedback import FeedbackStore
+    from firebreak.incidents.store import StateStore
+    from firebreak.investigation.evaluation import evaluate
+    from firebreak.policy.schema import load_policy
+    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.scenarios import feedback, lending
+    from firebreak.settings import Settings
+    from tests.e2e.conftest import run_incident
+
+    settings = Settings.from_env()
+    facts = feedback.setup(settings)
+    # The nightly retrain declines good applicants.
+    assert facts["approval_rate_after"] < facts["approval_rate_before"] / 2
+
+    DagBag(dag_folder=str(REPO / "dags")).dags["feedback_loop_audit"].test()
+    with create_session() as session:
+        [run] = [
+            r
+            for r in session.query(DagRun).filter(DagRun.dag_id == "incident_response")
+            if r.conf.get("model") == feedback.MODEL
+            and str(r.conf.get("dedup_key", "")).startswith("audit:feedback_loop_audit:")
+        ]
+        conf = dict(run.conf)
+    assert conf["failure_type"] == "feedback_poisoning"
+    assert f"poisoned slice (3 actors, {facts['flood_events']} events) excluded" in conf["description"]
+
+    # The poisoned-trained model would have been worse than the clean one on the labelled traffic.
+    policy = load_policy(feedback.MODEL, settings.policies_dir)
+    decisions = pd.read_parquet(settings.resolve(policy.training.dataset))
+    labelled = lending.golden_frame()
+    poisoned = evaluate(lending.train_from_all_feedback(decisions, settings=settings).predict_frame, labelled, policy)
+    clean = evaluate(lending.train_from_feedback(decisions, settings=settings).predict_frame, labelled, policy)
+    assert clean.mae < poisoned.mae * 0.5
+
+    # The incident the audit asked for, run as the trigger would run it.
+    result = run_incident(conf)
+    assert result.state == "success", result.task_states
+    store = StateStore(settings.state_db_url)
+    [incident] = store.list_incidents(feedback.MODEL)
+    assert str(incident.status) == "resolved" and incident.failure_class == "feedback_poisoning"
+    assert Registry(settings, store).aliases(feedback.MODEL) == {"champion": "3", "last-known-good": "2"}
+    ledger = [(e.alias, e.old_version, e.new_version) for e in store.ledger(feedback.MODEL)]
+    assert ledger[-3:] == [("last-known-good", None, "2"), ("champion", "2", "3"), ("challenger", "3", None)]
+    routing = store.get_routing(feedback.MODEL)
+    assert routing is not None and routing.route == "champion"
+
+    ev = store.get_evidence(incident.id)
+    assert ev["feedback"]["poisoned"] is True
+    assert set(ev["feedback"]["excluded_actors"]) == set(feedback.BOTS)  # the flooding accounts, nobody else
+    assert sum(ev["feedback"]["excluded_actors"].values()) == facts["flood_events"]
+    assert ev["feedback"]["figures"]["top_share"] > 0.3
+    assert ev["feedback"]["figures"]["rate_shift"] > 0.2  # thumbs down jumped against the day before
+    assert "thumbs-down rate shift" in " ".join(ev["diagnosis"]["reasons"])
+    assert ev["feedback"]["marked_by_this_incident"] is False  # the audit had marked it
+    training = ev["candidate"]["training"]
+    assert training["excluded_events"] == facts["flood_events"]
+    assert training["feedback_events"] == facts["feedback_events"] - facts["flood_events"]
+    assert set(training["excluded_actors"]) == set(feedback.BOTS)
+    gate = {c["name"]: c for c in ev["gate"]["checks"]}
+    assert ev["gate"]["passed"] is True
+    assert gate["recent MAE improves on champion"]["candidate"] < gate["recent MAE improves on champion"]["limit"]
+
+    text = (settings.postmortem_dir / f"{incident.id}.md").read_text()
+    for expected in (
+        "`resolved`",
+        "**Failure class:** feedback_poisoning",
+        f"Poisoned slice excluded from every later read and from the retrain: {facts['flood_events']} events from",
+        *(f"`{bot}` ({training['excluded_actors'][bot]} events)" for bot in feedback.BOTS),
+        "| `champion` | 2 | 3 | applied |",
+    ):
+        assert expected in text, expected
+    assert len(FeedbackStore(settings.feedback_dir).poisoned(feedback.MODEL)) == 1

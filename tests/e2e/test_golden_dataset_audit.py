@@ -48,7 +48,9 @@ def test_audit_opens_one_incident_for_the_drift_and_leaves_evidence(firebreak_ho
     settings = Settings.from_env()
     pricing.setup(settings)
     states = run_audit_dag()
-    assert states["audit[0]"] == "success" and states["open_incidents[0]"] == "success", states
+    # Every model with a policy is audited; models never released (no champion) have nothing to audit.
+    assert {v for k, v in states.items() if k.startswith("audit[")} == {"success"}, states
+    assert states["open_incidents[0]"] == "success", states
     [run] = audit_runs()
     day = datetime.now(UTC).date().isoformat()
     assert run["conf"]["dedup_key"] in {
@@ -68,7 +70,7 @@ def test_audit_opens_one_incident_for_the_drift_and_leaves_evidence(firebreak_ho
 
     # Audited again the same day: the same breach finds its incident; nothing new opens.
     states = run_audit_dag()
-    assert states["audit[0]"] == "success"
+    assert {v for k, v in states.items() if k.startswith("audit[")} == {"success"}, states
     assert [k for k in states if k.startswith("open_incidents[") and k != "open_incidents[-1]"] in (
         [],
         ["open_incidents[0]"],

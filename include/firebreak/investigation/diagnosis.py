@@ -343,12 +343,18 @@ def diagnose(
     reported: FailureClass,
     fairness: dict[str, Any] | None = None,
     golden_qa: dict[str, Any] | None = None,
+    feedback: dict[str, Any] | None = None,
 ) -> Diagnosis:
     """The incident's diagnosis: :func:`classify` on its evidence, and the policy's remediation.
 
-    SOP stage: diagnose. For an LLM model, failed golden Q&A checks (unauthorised promises,
-    missing answers) come right after skew: class ``hallucination``. When the evidence
-    shows nothing, the reported class stands (or ``unknown``): a person saw something the
+    SOP stage: diagnose. :func:`classify` reads the contract, lineage, drift and golden
+    evidence; the incident's own checks then refine it, in the SOP's order of suspicion:
+    skew stands; an LLM model failing its golden Q&A is ``hallucination``; a bad release
+    stands; a protected group served worse than the policy's fairness limits
+    (``fairness_audit``) is ``bias``, with or without drift beside it; a few actors'
+    feedback, contradicted by the labels (``feedback_review``), is ``feedback_poisoning`` —
+    the specific cause of a regression or a drift it explains. When the evidence shows
+    nothing, the reported class stands (or ``unknown``): a person saw something the
     evidence does not cover.
     """
     verdict = classify(contract=contract, drift=drift, fairness=fairness, golden=golden, lineage=lineage)
@@ -362,6 +368,24 @@ def diagnose(
         )
         reasons = [
             f"guardrail hits in the log: {log.get('guardrail_hits')}/{log.get('rows')} by rule {log.get('by_rule')}"
+        ]
+    elif verdict.failure_class != FailureClass.SKEW and (feedback or {}).get("poisoned"):
+        assert feedback is not None
+        failure = FailureClass.FEEDBACK_POISONING
+        figures = feedback.get("figures", {})
+        actors = ", ".join((feedback.get("slice") or {}).get("actors", []))
+        cause = f"a few actors ({actors}) flooded the feedback loop the model learns from: {feedback.get('summary')}"
+        reasons = [
+            f"top-actor share {figures.get('top_share')}, thumbs-down rate shift {figures.get('rate_shift')}, "
+            f"their thumbs down contradicted by labels {figures.get('top_label_disagreement')}"
+        ]
+    elif verdict.failure_class in (None, FailureClass.DRIFT) and (fairness or {}).get("breached"):
+        assert fairness is not None
+        failure = FailureClass.BIAS
+        cause = f"{fairness.get('attribute')}={fairness.get('worst')} is served worse than policy allows: {fairness.get('summary')}"
+        reasons = [
+            f"selection-rate ratio {fairness.get('selection_rate_ratio')}, "
+            f"equalized-odds difference {fairness.get('equalized_odds_difference')}"
         ]
     elif verdict.failure_class is not None:
         failure, cause = verdict.failure_class, verdict.root_cause

@@ -52,7 +52,7 @@ def score_outputs(outputs: pd.DataFrame, labelled: pd.DataFrame, policy: Policy)
     return Figures(
         rows=len(labelled),
         mae=round(float(error.mean()), 4),
-        mape=round(float((error / np.maximum(np.abs(label), 1e-9)).mean()), 4),
+        mape=round(float((error / np.where(label == 0, 1.0, np.abs(label))).mean()), 4),  # 0/1 labels: the error rate
         sanity_violation_rate=round(float(sanity_violations(outputs, labelled, policy).mean()), 4),
         low_confidence_rate=round(float((confidence < policy.detection.confidence_floor).mean()), 4),
         mean_confidence=round(float(confidence.mean()), 4),

@@ -126,6 +126,13 @@ class Fairness(_Strict):
     protected_attribute: str
     max_error_ratio: float = Field(1.25, ge=1.0, description="Worst group's MAPE / best group's, on labelled traffic.")
     min_group_rows: int = Field(30, ge=1)
+    # Classifiers (binary output and label): the promotion gate and the fairness audit check these.
+    min_selection_rate_ratio: Fraction | None = Field(
+        None, description="Lowest group's selection rate / highest group's (the four-fifths rule: 0.8)."
+    )
+    max_equalized_odds_difference: Fraction | None = Field(
+        None, description="Largest gap in true- or false-positive rate between groups."
+    )
 
 
 class CircuitBreaker(_Strict):

@@ -118,6 +118,8 @@ def _evidence_section(ev: dict[str, dict[str, Any]]) -> list[str]:
             f"regressed: {golden.get('regressed')}."
         )
         out.append("")
+    out += _fairness_lines(ev)
+    out += _feedback_lines(ev)
     if contain := ev.get("containment"):
         fb = contain.get("fallback_on_recent")
         extra = (
@@ -192,6 +194,57 @@ def _llm_evidence(ev: dict[str, dict[str, Any]]) -> list[str]:
                 f"{f['policy_accuracy']:.1%} | {f['guardrail_block_rate']:.1%} |"
             )
         out.append("")
+    return out
+
+
+def _fairness_lines(ev: dict[str, dict[str, Any]]) -> list[str]:
+    """Per-group figures before (the decisions users got) and after (the gate's candidate)."""
+    fairness = ev.get("fairness", {})
+    if fairness.get("breached") is None:
+        return []
+    out = [
+        f"**Fairness** (`{fairness.get('attribute')}`, {fairness.get('rows')} labelled rows): {fairness.get('summary')}.",
+        "",
+    ]
+    after = ev.get("gate", {}).get("fairness", {})
+    rows = [("before: decisions served", fairness)]
+    if after.get("champion"):
+        rows.append(("champion re-scored", after["champion"]))
+    if after.get("candidate"):
+        rows.append(("after: candidate", after["candidate"]))
+    if fairness.get("selection_rate_ratio") is not None:
+        out += ["| figures | selection-rate ratio | equalized-odds difference | worst group |", "|---|---|---|---|"]
+        out += [
+            f"| {who} | {f.get('selection_rate_ratio')} | {f.get('equalized_odds_difference')} | {f.get('worst')} |"
+            for who, f in rows
+        ]
+        out += ["", "| group | selection rate before | after | TPR before | after | FPR before | after |"]
+        out.append("|---|---|---|---|---|---|---|")
+        later = after.get("candidate", {}).get("groups", {})
+        for group, f in fairness.get("groups", {}).items():
+            g = later.get(group, {})
+            out.append(
+                f"| {group} | {f.get('selection_rate')} | {g.get('selection_rate', '—')} | "
+                f"{f.get('true_positive_rate')} | {g.get('true_positive_rate', '—')} | "
+                f"{f.get('false_positive_rate')} | {g.get('false_positive_rate', '—')} |"
+            )
+    out.append("")
+    return out
+
+
+def _feedback_lines(ev: dict[str, dict[str, Any]]) -> list[str]:
+    """The feedback loop: concentration, and which actors' events the retrain excluded."""
+    feedback = ev.get("feedback", {})
+    if not feedback.get("events_total"):
+        return []
+    out = [f"**Feedback** ({feedback.get('events_total')} events): {feedback.get('summary')}."]
+    if feedback.get("excluded_events"):
+        actors = ", ".join(f"`{a}` ({n} events)" for a, n in feedback.get("excluded_actors", {}).items())
+        out.append(
+            f"Poisoned slice excluded from every later read and from the retrain: "
+            f"{feedback['excluded_events']} events from {actors}."
+        )
+    out.append("")
     return out
 
 

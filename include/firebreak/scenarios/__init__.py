@@ -21,6 +21,8 @@ SCENARIOS: dict[str, str] = {
     "support-bot": "firebreak.scenarios.support_bot",
     "skew": "firebreak.scenarios.skew",
     "bad-release": "firebreak.scenarios.bad_release",
+    "fairness": "firebreak.scenarios.fairness",
+    "feedback": "firebreak.scenarios.feedback",
 }
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from firebreak.investigation.evaluation import Figures, QAFigures
-from firebreak.policy.schema import Gate, Llm
+from firebreak.policy.schema import Fairness, Gate, Llm
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class GateVerdict:
     checks: list[dict[str, Any]]  # name, passed, candidate, limit
     candidate: dict[str, dict[str, Any]]  # golden / recent figures
     champion: dict[str, dict[str, Any]]
+    fairness: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate / champion per-group figures
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,6 +35,9 @@ def evaluate_gate(
     candidate_recent: Figures,
     champion_recent: Figures,
     blocked: str | None = None,
+    fairness: Fairness | None = None,
+    candidate_fairness: dict[str, Any] | None = None,
+    champion_fairness: dict[str, Any] | None = None,
 ) -> GateVerdict:
     """Every check must pass; the verdict keeps all figures for the post-mortem.
 
@@ -66,12 +70,43 @@ def evaluate_gate(
             "limit": gate.min_labelled_rows,
         },
     ]
+    figures: dict[str, dict[str, Any]] = {}
+    if fairness is not None and candidate_fairness is not None:
+        # Fairness *and* accuracy: the error-rate checks above stay; these are added.
+        checks += _fairness_checks(fairness, candidate_fairness)
+        figures = {"candidate": candidate_fairness, "champion": champion_fairness or {}}
     return GateVerdict(
         passed=all(c["passed"] for c in checks),
         checks=checks,
         candidate={"golden": candidate_golden.to_dict(), "recent": candidate_recent.to_dict()},
         champion={"golden": champion_golden.to_dict(), "recent": champion_recent.to_dict()},
+        fairness=figures,
     )
+
+
+def _fairness_checks(rules: Fairness, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """The policy's fairness limits on the candidate's recent labelled decisions."""
+    checks: list[dict[str, Any]] = []
+    ratio, eod = figures.get("selection_rate_ratio"), figures.get("equalized_odds_difference")
+    if rules.min_selection_rate_ratio is not None:
+        checks.append(
+            {
+                "name": "selection-rate ratio (four-fifths rule)",
+                "passed": ratio is not None and ratio >= rules.min_selection_rate_ratio,
+                "candidate": ratio if ratio is not None else figures.get("summary", "not computed"),
+                "limit": rules.min_selection_rate_ratio,
+            }
+        )
+    if rules.max_equalized_odds_difference is not None:
+        checks.append(
+            {
+                "name": "equalized-odds difference",
+                "passed": eod is not None and eod <= rules.max_equalized_odds_difference,
+                "candidate": eod if eod is not None else figures.get("summary", "not computed"),
+                "limit": rules.max_equalized_odds_difference,
+            }
+        )
+    return checks
 
 
 def _check(name: str, value: float, limit: float) -> dict[str, Any]:

@@ -1,0 +1,169 @@
+"""Fairness figures per group, the reweighting remedy, and the gate and diagnosis that use them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from firebreak.detection.fairness import (
+    FairnessInputError,
+    balancing_weights,
+    classification_fairness,
+    fairness_on,
+)
+from firebreak.incidents.enums import FailureClass, Remediation
+from firebreak.investigation.diagnosis import diagnose
+from firebreak.investigation.evaluation import Figures
+from firebreak.policy.schema import load_policy
+from firebreak.settings import INCLUDE_DIR
+from firebreak.verification.gate import evaluate_gate
+
+LOANS = load_policy("loan_approval", INCLUDE_DIR / "policies")
+REVIEW = load_policy("loan_review", INCLUDE_DIR / "policies")
+
+
+def two_groups() -> pd.DataFrame:
+    """Group a: 100 rows, 50 positives, approves 45 of them and 5 negatives (selection 0.5).
+    Group b: 100 rows, 50 positives, approves 20 of them and 0 negatives (selection 0.2)."""
+    rows = []
+    for group, tp, fp in (("a", 45, 5), ("b", 20, 0)):
+        rows += [(group, 1, 1)] * tp + [(group, 1, 0)] * (50 - tp) + [(group, 0, 1)] * fp + [(group, 0, 0)] * (50 - fp)
+    return pd.DataFrame(rows, columns=["age_band", "repaid", "approved"])
+
+
+def test_selection_rate_ratio_and_equalized_odds_name_the_worst_group() -> None:
+    frame = two_groups()
+    result = classification_fairness(
+        frame["repaid"], frame["approved"], frame["age_band"], attribute="age_band", min_group_rows=50
+    )
+    assert result.groups["a"]["selection_rate"] == 0.5 and result.groups["b"]["selection_rate"] == 0.2
+    assert result.selection_rate_ratio == pytest.approx(0.4)
+    # TPR 0.9 vs 0.4, FPR 0.1 vs 0.0: the larger gap is 0.5.
+    assert result.equalized_odds_difference == pytest.approx(0.5)
+    assert result.worst == "b" and result.best == "a" and result.breached is True
+    assert result.summary.startswith("age_band=b is selected 20% of the time vs 50%")
+    assert "selection-rate ratio 0.40 < 0.8" in result.summary
+
+
+def test_small_groups_are_left_out_and_one_group_is_not_a_comparison() -> None:
+    frame = two_groups()
+    result = classification_fairness(
+        frame["repaid"], frame["approved"], frame["age_band"], attribute="age_band", min_group_rows=101
+    )
+    assert result.breached is None and "fewer than two groups" in result.summary
+
+
+def test_non_binary_predictions_are_refused_by_name() -> None:
+    frame = two_groups().assign(approved=lambda f: f["approved"] * 0.7)
+    with pytest.raises(FairnessInputError, match="the prediction must be 0 or 1 .* 70 rows are not"):
+        classification_fairness(frame["repaid"], frame["approved"], frame["age_band"], attribute="age_band")
+
+
+def test_policy_without_fairness_is_not_applicable() -> None:
+    frame = two_groups()
+    assert fairness_on(frame, frame, REVIEW).breached is None
+
+
+def test_balancing_weights_make_the_label_independent_of_the_group() -> None:
+    rng = np.random.default_rng(0)
+    groups = pd.Series(rng.choice(["young", "old"], size=2000, p=[0.3, 0.7]))
+    labels = pd.Series(np.where(groups == "young", rng.random(2000) < 0.2, rng.random(2000) < 0.6).astype(int))
+    weights = balancing_weights(groups, labels)
+    assert weights.mean() == pytest.approx(1.0)
+    weighted = pd.DataFrame({"g": groups, "y": labels, "w": weights})
+    rate = weighted.groupby("g").apply(lambda p: (p["w"] * p["y"]).sum() / p["w"].sum(), include_groups=False)
+    assert rate["young"] == pytest.approx(rate["old"]) == pytest.approx(labels.mean())
+    young_positive = weights[(groups == "young") & (labels == 1)]
+    assert (young_positive > 1).all()  # the suppressed cell is weighted up
+    with pytest.raises(FairnessInputError, match="differ in length"):
+        balancing_weights(groups, labels.head(10))
+
+
+def figures(mae: float) -> Figures:
+    return Figures(1000, mae, mae, 0.0, 0.0, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "eod", "candidate_mae", "failed"),
+    [
+        (0.9, 0.05, 0.12, []),
+        (0.6, 0.05, 0.12, ["selection-rate ratio (four-fifths rule)"]),
+        (0.9, 0.30, 0.12, ["equalized-odds difference"]),
+        (0.95, 0.05, 0.30, ["golden MAE no worse than champion", "recent MAE improves on champion"]),
+    ],
+    ids=["fair-and-accurate", "unequal-selection", "unequal-errors", "fair-but-inaccurate"],
+)
+def test_gate_checks_fairness_and_accuracy(ratio: float, eod: float, candidate_mae: float, failed: list[str]) -> None:
+    verdict = evaluate_gate(
+        LOANS.gate,
+        candidate_golden=figures(candidate_mae),
+        champion_golden=figures(0.15),
+        candidate_recent=figures(candidate_mae),
+        champion_recent=figures(0.15),
+        fairness=LOANS.fairness,
+        candidate_fairness={"selection_rate_ratio": ratio, "equalized_odds_difference": eod},
+        champion_fairness={"selection_rate_ratio": 0.5, "equalized_odds_difference": 0.4},
+    )
+    assert [c["name"] for c in verdict.checks if not c["passed"]] == failed
+    assert verdict.passed is (not failed)
+    assert verdict.fairness["champion"]["selection_rate_ratio"] == 0.5
+
+
+def test_diagnosis_bias_and_feedback_poisoning_from_their_evidence() -> None:
+    clean = {"contract": {"passed": True}, "lineage": {"passed": True}, "drift": {}, "golden": {"regressed": False}}
+    bias = diagnose(
+        LOANS,
+        **clean,
+        reported=FailureClass.UNKNOWN,
+        fairness={"breached": True, "attribute": "age_band", "worst": "18-25", "summary": "s"},
+    )
+    assert bias.failure_class == FailureClass.BIAS and bias.remediation == Remediation.RETRAIN
+    assert "age_band=18-25" in bias.root_cause
+    poisoned = diagnose(
+        REVIEW,
+        **clean,
+        reported=FailureClass.UNKNOWN,
+        feedback={"poisoned": True, "slice": {"actors": ["acct-1", "acct-2"]}, "figures": {"top_share": 0.4}},
+    )
+    assert poisoned.failure_class == FailureClass.FEEDBACK_POISONING and poisoned.remediation == Remediation.RETRAIN
+    assert "acct-1, acct-2" in poisoned.root_cause
+    fair = diagnose(LOANS, **clean, reported=FailureClass.UNKNOWN, fairness={"breached": False})
+    assert fair.failure_class == FailureClass.UNKNOWN
+
+
+def test_cell_weighted_figures_match_fairlearn_row_by_row() -> None:
+    from fairlearn.metrics import (
+        MetricFrame,
+        equalized_odds_difference,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+
+    rng = np.random.default_rng(3)
+    groups = pd.Series(rng.choice(["x", "y", "z"], size=3000))
+    truth = pd.Series((rng.random(3000) < 0.5).astype(int))
+    predicted = pd.Series(
+        np.where(rng.random(3000) < 0.8, truth, 1 - truth) * (groups != "z") | (rng.random(3000) < 0.3)
+    )
+    result = classification_fairness(truth, predicted.astype(int), groups, attribute="g")
+    rows = MetricFrame(
+        metrics={
+            "selection_rate": selection_rate,
+            "true_positive_rate": true_positive_rate,
+            "false_positive_rate": false_positive_rate,
+        },
+        y_true=truth,
+        y_pred=predicted.astype(int),
+        sensitive_features=groups,
+    ).by_group
+    for group, figures in rows.iterrows():
+        for metric, value in figures.items():
+            assert result.groups[str(group)][metric] == pytest.approx(value, abs=1e-4)
+    assert result.equalized_odds_difference == pytest.approx(
+        equalized_odds_difference(truth, predicted.astype(int), sensitive_features=groups), abs=1e-4
+    )
+    assert result.selection_rate_ratio == pytest.approx(
+        rows["selection_rate"].min() / rows["selection_rate"].max(), abs=1e-4
+    )
