@@ -34,9 +34,17 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 # One-shot services run to completion; the rest must stay up and answer their healthcheck.
 ONE_SHOT = {"init-databases", "airflow-init"}
+
+
 # In a container $HOSTNAME is the container's name, which is both Airflow's job hostname
-# (socket.getfqdn()) and Celery's node name (socket.gethostname()); here they can differ.
-AIRFLOW_HOSTNAME, CELERY_HOSTNAME = socket.getfqdn(), socket.gethostname()
+# (airflow.utils.net.get_hostname()) and Celery's node name (socket.gethostname()); here they can differ.
+def _airflow_hostname() -> str:
+    from airflow.utils.net import get_hostname
+
+    return str(get_hostname())
+
+
+AIRFLOW_HOSTNAME, CELERY_HOSTNAME = _airflow_hostname(), socket.gethostname()
 
 
 def command(name: str) -> list[str]:
@@ -124,7 +132,9 @@ class Loopback:
             options = {"--host": "127.0.0.1", "--port": str(self.ports[name])}
             options["--backend-store-uri"] = self.postgres.url("mlflow")
             options["--artifacts-destination"] = str(self.root / "mlartifacts")
-            return [options.get(prev, a) if prev in options else a for prev, a in zip(["", *args], args, strict=True)]
+            return [
+                options.get(prev, a) if prev in options else a for prev, a in zip(["", *args[:-1]], args, strict=True)
+            ]
         if name == "prometheus":
             return [system_binary("prometheus"), *[self.flag(a, name) for a in args]]
         if name == "alertmanager":
@@ -185,7 +195,7 @@ class Loopback:
             container, key = port_of[name]
             rest = [r.replace(container, f"127.0.0.1:{self.ports[key]}") for r in rest]
         if name == "redis":
-            rest = [*rest, "-p", str(self.ports["redis"])]
+            rest = [rest[0], "-p", str(self.ports["redis"]), *rest[1:]]
         if name == "postgres":
             rest = [
                 "pg_isready",
@@ -245,6 +255,8 @@ def loop(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         started[name] = service
 
     try:
+        # The postgres image creates POSTGRES_DB at first start; the local cluster does the same.
+        postgres.create_database(SERVICES["postgres"]["environment"]["POSTGRES_DB"])
         run_one_shot("init-databases")
         start("redis")
         start("mlflow")
@@ -301,7 +313,8 @@ def test_compose_service_runs_and_passes_its_healthcheck(name: str, loop: dict[s
     if name == "init-databases":
         done = loop["one_shot"][name]
         assert done.returncode == 0, done.stderr
-        assert set(done.stdout.split()) == {"airflow", "mlflow", "firebreak"}
+        # The script's last query lists the databases (after any CREATE DATABASE it printed).
+        assert set(done.stdout.split("\n")[-4:-1]) == {"airflow", "mlflow", "firebreak"}, done.stdout
         return
     if name == "airflow-init":
         outputs = loop["one_shot"][name]

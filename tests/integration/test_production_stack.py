@@ -211,7 +211,7 @@ def concurrent(stack: Any) -> dict[str, Any]:
         "twin-a": trigger(stack, token, "pricing_twin", "twin-a"),
         "twin-b": trigger(stack, token, "pricing_twin", "twin-b"),
     }
-    states = {key: stack.wait_for_run(DAG, run, token) for key, run in runs.items()}
+    states = {key: stack.wait_for_run(DAG, run, token, timeout=1500) for key, run in runs.items()}
     print(f"\n[timing] four concurrent incidents: {time.monotonic() - started:.1f} s")
     return {"runs": runs, "states": states, "token": token}
 
