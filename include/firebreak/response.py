@@ -542,12 +542,20 @@ def _register_candidate(
     else:
         figures = evaluate(lambda frame: python_model.predict(None, frame), ctx.golden(), ctx.policy)
     example = reference[[ctx.policy.llm.question]] if ctx.policy.llm is not None else reference
+    all_tags = {"firebreak.incident_id": ctx.incident_id, **tags, **golden_tags(figures)}
+    # A re-run after a crash that came after registering: reuse that version, never a second one.
+    found = ctx.registry.registered_by_run(ctx.model, f"{ctx.incident_id}-{run_name}", all_tags)
+    if found is not None:
+        ctx.store.add_event(
+            ctx.incident_id, "candidate", f"v{found.version} was registered by an earlier attempt; reused"
+        )
+        return found.version
     version = ctx.registry.register(
         ctx.model,
         python_model,
         input_example=example.head(5),
         reference=reference,
-        tags={"firebreak.incident_id": ctx.incident_id, **tags, **golden_tags(figures)},
+        tags=all_tags,
         run_name=f"{ctx.incident_id}-{run_name}",
         model_config=model_config,
     )

@@ -86,3 +86,19 @@ def test_unset_alias_reads_as_none(registry: Registry) -> None:
     assert registry.version_for("toy", "last-known-good") is None
     with pytest.raises(RegistryError, match="model 'nope' is not registered"):
         registry.aliases("nope")
+
+
+def test_a_re_run_finds_the_version_its_crashed_attempt_registered(registry: Registry) -> None:
+    """A remediation task killed after registering, then retried, reuses that version."""
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    # The crashed attempt: registered, but killed before tagging the version.
+    crashed = registry.register(
+        "toy", Constant(3.0), input_example=frame, reference=frame, tags={}, run_name="inc-1-retrain"
+    )
+    register(registry, 4.0)  # another training run of the model, not this incident's
+    found = registry.registered_by_run("toy", "inc-1-retrain", {"firebreak.incident_id": "inc-1"})
+    assert found is not None and found.version == crashed.version
+    assert registry.get_version("toy", crashed.version).tags["firebreak.incident_id"] == "inc-1"
+    assert registry.registered_by_run("toy", "inc-2-retrain", {}) is None
+    assert registry.registered_by_run("toy", "t", {}) is not None  # by run name, whatever the model
+    assert registry.registered_by_run("other", "inc-1-retrain", {}) is None

@@ -3,7 +3,8 @@
 Routes: ``POST /alerts/alertmanager`` (webhook version 4), ``POST /alerts/generic`` (the
 generic monitor JSON), ``GET /alerts/health``. Airflow does not protect plugin apps, so this
 app authenticates every post itself: ``Authorization: Bearer $FIREBREAK_ALERT_TOKEN``,
-compared in constant time. Without a configured token it answers 503 (senders retry until
+compared in constant time (or the contents of the file named by ``FIREBREAK_ALERT_TOKEN_FILE``,
+for a container secret). Without a configured token it answers 503 (senders retry until
 it is configured) rather than accepting anonymous alerts.
 """
 
@@ -24,11 +25,25 @@ from firebreak.incidents.store import StateStore
 from firebreak.settings import Settings
 
 TOKEN_ENV = "FIREBREAK_ALERT_TOKEN"
+TOKEN_FILE_ENV = "FIREBREAK_ALERT_TOKEN_FILE"
 MAX_BODY_BYTES = 1_000_000
 
 
+def _expected_token() -> str:
+    """The intake token: ``$FIREBREAK_ALERT_TOKEN``, else the file ``$FIREBREAK_ALERT_TOKEN_FILE`` names."""
+    token = os.environ.get(TOKEN_ENV, "")
+    path = os.environ.get(TOKEN_FILE_ENV, "")
+    if not token and path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError:
+            return ""
+    return token
+
+
 def _authorize(authorization: Annotated[str | None, Header()] = None) -> None:
-    expected = os.environ.get(TOKEN_ENV, "")
+    expected = _expected_token()
     if not expected:
         raise HTTPException(503, f"alert intake is not configured: set {TOKEN_ENV}")
     scheme, _, token = (authorization or "").partition(" ")

@@ -136,6 +136,21 @@ class Registry:
             self.client.set_model_version_tag(model, version, key, value)
         return self.get_version(model, version)
 
+    def registered_by_run(self, model: str, run_name: str, tags: dict[str, str]) -> Version | None:
+        """A version of ``model`` an earlier attempt already registered from a training run
+        named ``run_name`` (a task re-run after a crash), with ``tags`` applied; else None."""
+        exp = self.experiment_id(TRAINING_EXPERIMENT)
+        escaped = run_name.replace("'", "\\'")
+        runs = self.client.search_runs([exp], filter_string=f"attributes.run_name = '{escaped}'")
+        for run in runs:
+            for mv in self.client.search_model_versions(f"run_id = '{run.info.run_id}'"):
+                if mv.name == model and str(mv.status) in {"READY", "ModelVersionStatus.READY"}:
+                    # The crash may have come between registering and tagging: tag now.
+                    for key, value in tags.items():
+                        self.client.set_model_version_tag(model, str(mv.version), key, value)
+                    return self.get_version(model, str(mv.version))
+        return None
+
     def get_version(self, model: str, version: str) -> Version:
         try:
             mv = self.client.get_model_version(model, version)

@@ -275,12 +275,14 @@ def fallback_prices(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 # -- the scenario's world -------------------------------------------------------------
 
 
-def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> dict[str, Any]:
+def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None, model: str = MODEL) -> dict[str, Any]:
     """Build the pricing incident from scratch (idempotent: resets the model's state first).
 
     v1 (holiday-only recipe) is registered and aliased ``champion``; the prediction log
     holds six hours of in-season traffic followed by a day of February-April traffic
-    scored by v1, and labels for 80% of it have arrived.
+    scored by v1, and labels for 80% of it have arrived. ``model`` sets the same world up under
+    another registered name (its policy must exist in the policies dir): a second model with
+    the pricing recipe, for tests that need two.
     """
     from firebreak.feedback import FeedbackStore
     from firebreak.incidents.enums import Alias, Route
@@ -291,30 +293,33 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
     from firebreak.registry.mlflow_registry import Registry, golden_tags
 
     now = now or datetime.now(UTC)
-    policy = load_policy(MODEL, settings.policies_dir)
+    policy = load_policy(model, settings.policies_dir)
     store = StateStore(settings.state_db_url)
     registry = Registry(settings, store)
-    registry.delete_model(MODEL)
-    store.forget_model(MODEL)
+    registry.delete_model(model)
+    store.forget_model(model)
     for folder in (
-        settings.prediction_log_dir / f"model={MODEL}",
-        settings.labels_dir / f"model={MODEL}",
-        settings.data_dir / MODEL,
+        settings.prediction_log_dir / f"model={model}",
+        settings.labels_dir / f"model={model}",
+        settings.data_dir / model,
     ):
         shutil.rmtree(folder, ignore_errors=True)
 
-    data_dir = settings.data_dir / MODEL
+    data_dir = settings.data_dir / model
     data_dir.mkdir(parents=True, exist_ok=True)
     history = generate_history(seed)
     history.to_parquet(settings.resolve(policy.training.dataset), index=False)
     (data_dir / "fallback.json").write_text(json.dumps(fallback_markups(history), indent=2))
+    if model != MODEL:  # the policy's heuristic (fallback_prices) reads the recipe's markups
+        (settings.data_dir / MODEL).mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_dir / "fallback.json", settings.data_dir / MODEL / "fallback.json")
 
     v1 = train_holiday_v1(history, seed)
     train_rows = history[is_holiday_season(history["day_of_year"].to_numpy())]
     golden = pd.read_csv(settings.resolve(policy.golden))
     figures = evaluate(v1.predict_frame, golden, policy)
     version = registry.register(
-        MODEL,
+        model,
         v1,
         input_example=train_rows[INPUTS].head(5),
         reference=train_rows[INPUTS],
@@ -322,9 +327,9 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
         run_name="pricing-holiday-v1",
     )
     registry.move_alias(
-        MODEL, Alias.CHAMPION, version.version, incident_id=None, actor="scenario-setup", reason="initial release"
+        model, Alias.CHAMPION, version.version, incident_id=None, actor="scenario-setup", reason="initial release"
     )
-    store.ensure_routing(MODEL, Route.CHAMPION, "initial release")
+    store.ensure_routing(model, Route.CHAMPION, "initial release")
 
     champion = registry.load(version)
     in_season = generate_requests(seed + 1, 300, holiday=True)
@@ -343,7 +348,7 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
             {
                 "request_id": [f"{phase}-{i:05d}" for i in range(len(frame))],
                 "ts": [start + timedelta(seconds=float(s)) for s in offsets],
-                "model": MODEL,
+                "model": model,
                 "model_version": version.version,
                 "route": Route.CHAMPION.value,
             }
@@ -361,10 +366,10 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None) -> 
     log = pd.concat(log_rows, ignore_index=True)
     PredictionLog(settings.prediction_log_dir).append(log.drop(columns=[LABEL]))
     labelled = log.sample(frac=0.8, random_state=seed)[["request_id", LABEL]]
-    LabelStore(settings.labels_dir).append(MODEL, labelled)
-    FeedbackStore(settings.feedback_dir).append(MODEL, healthy_feedback(log, seed))
+    LabelStore(settings.labels_dir).append(model, labelled)
+    FeedbackStore(settings.feedback_dir).append(model, healthy_feedback(log, seed))
     return {
-        "model": MODEL,
+        "model": model,
         "champion": version.version,
         "golden_baseline": figures.to_dict(),
         "logged_predictions": len(log),
