@@ -393,7 +393,10 @@ class Gateway:
                     self._publish(transition)
             if fallback is None:
                 raise
-            return fallback.predict(frame).reset_index(drop=True), [fallback.name] * len(frame)
+            outputs = fallback.predict(frame).reset_index(drop=True)
+            routes = [fallback.name] * len(frame)
+            self._guard(frame, outputs, routes)
+            return outputs, routes
         low, insane = self._judge(frame, outputs)
         routes = [scorer.name] * len(frame)
         blocked = set(self._guard(frame, outputs, routes))  # already answered safely; the breaker counts them
@@ -474,6 +477,10 @@ class Gateway:
         now = datetime.now(UTC)
         answers, log_rows, start = [], [], 0
         done = time.perf_counter()
+        fallback = self.containment_scorer()
+        versions = {scorer.name: scorer.version, "guardrail": scorer.version}
+        if fallback is not None:
+            versions.setdefault(fallback.name, fallback.version)
         for request in batch:
             n = len(request.records)
             predictions = records[start : start + n]
@@ -485,7 +492,7 @@ class Gateway:
                         "request_id": request.request_id if n == 1 else f"{request.request_id}/{i}",
                         "ts": now,
                         "model": self.model,
-                        "model_version": scorer.version if routes[start + i] == scorer.name else routes[start + i],
+                        "model_version": versions.get(routes[start + i], routes[start + i]),
                         "route": routes[start + i],
                         **request.records[i],
                         **predictions[i],
@@ -495,7 +502,7 @@ class Gateway:
                 )
             route = routes[start]
             self._m.answered(route, "ok", latency, n)
-            answers.append(Answer(200, {"predictions": answered}, route, scorer.version))
+            answers.append(Answer(200, {"predictions": answered}, route, versions.get(route, route)))
             start += n
         self.predictions.add(log_rows)
         return answers
