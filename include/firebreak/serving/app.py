@@ -183,5 +183,6 @@ def app_from_env() -> FastAPI:
         os.environ["FIREBREAK_SERVE_MODEL"],
         settings,
         refresh_seconds=float(os.environ.get("FIREBREAK_SERVE_REFRESH", "0.2")),
+        inbox_alerts=os.environ.get("FIREBREAK_SERVE_ALERTS", "inbox") == "inbox",
     )
     return create_app(gateway)

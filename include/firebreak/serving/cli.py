@@ -27,6 +27,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="worker processes (each follows the shared state)")
     p.add_argument("--refresh", type=float, default=0.2, help="seconds between reads of the shared state")
+    p.add_argument(
+        "--breaker-alerts",
+        choices=["inbox", "off"],
+        default="inbox",
+        help="where a breaker trip is reported: a generic alert in the alert inbox (the alert_intake DAG opens "
+        "the incident), or off when Prometheus alerts on firebreak_breaker_state instead (one path per deployment, "
+        "or one trip opens two incidents)",
+    )
     b = sub.add_parser("breaker", help="show a model's circuit breaker, or force it open / release it")
     b.add_argument("action", choices=["status", "open", "close"])
     b.add_argument("--model", required=True)
@@ -45,6 +53,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(f"--refresh must be within 0.01..60 seconds, got {args.refresh}")
     os.environ["FIREBREAK_SERVE_MODEL"] = args.model
     os.environ["FIREBREAK_SERVE_REFRESH"] = str(args.refresh)
+    os.environ["FIREBREAK_SERVE_ALERTS"] = args.breaker_alerts
     multiproc = None
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiproc = tempfile.mkdtemp(prefix="firebreak-metrics-")

@@ -92,6 +92,7 @@ class Gateway:
         clock: Wall-clock seconds; the breaker's clock (injected by tests).
         refresh_seconds: How often the shared state is re-read.
         alias_poll_seconds: How often MLflow aliases are re-read even without a ledger change.
+        inbox_alerts: Report a trip (and the recovery) as a generic alert in the alert inbox.
     """
 
     def __init__(
@@ -103,6 +104,7 @@ class Gateway:
         refresh_seconds: float = 0.2,
         alias_poll_seconds: float = 30.0,
         log_interval: float = 1.0,
+        inbox_alerts: bool = True,
     ) -> None:
         self.model = model
         self.settings = settings
@@ -116,6 +118,7 @@ class Gateway:
         self.store = StateStore(settings.state_db_url)
         self.clock = clock
         self.refresh_seconds = refresh_seconds
+        self.inbox_alerts = inbox_alerts
         self.alias_poll_seconds = alias_poll_seconds
         self.breaker = Breaker(model, self.policy.serving.breaker, clock=clock)
         self.heuristic = heuristic_scorer(self.policy, settings)
@@ -296,6 +299,8 @@ class Gateway:
 
     def _alert(self, transition: Transition, status: str) -> None:
         """Drop a generic alert in the alert inbox: the ``alert_intake`` DAG opens the incident."""
+        if not self.inbox_alerts:
+            return
         limit = self.policy.serving.breaker
         worst = max(
             (transition.rates.get(k, 0.0) / max(v, 1e-9), k, v)
