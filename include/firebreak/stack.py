@@ -72,6 +72,31 @@ def executable(name: str) -> str:
     return str(found)
 
 
+def airflow_api_token(airflow_url: str, password: str | None, user: str = "admin") -> str:
+    """A JWT for Airflow's REST API (``POST /auth/token``)."""
+    request = urllib.request.Request(
+        f"{airflow_url}/auth/token",
+        data=json.dumps({"username": user, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.loads(response.read())["access_token"])
+
+
+def airflow_api_request(
+    airflow_url: str, method: str, path: str, token: str, body: dict[str, object] | None = None, *, timeout: float
+) -> dict[str, object]:
+    """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx."""
+    request = urllib.request.Request(
+        f"{airflow_url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return dict(json.loads(response.read()))
+
+
 @dataclass
 class Service:
     name: str
@@ -226,14 +251,7 @@ class LocalStack:
 
     def api_token(self) -> str:
         """A JWT for Airflow's REST API, as the admin user."""
-        password = self.admin_password()
-        request = urllib.request.Request(
-            f"{self.airflow_url}/auth/token",
-            data=json.dumps({"username": "admin", "password": password}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return str(json.loads(response.read())["access_token"])
+        return airflow_api_token(self.airflow_url, self.admin_password())
 
     def api_get(self, path: str, token: str) -> dict[str, object]:
         return self.api_request("GET", path, token)
@@ -242,14 +260,7 @@ class LocalStack:
         self, method: str, path: str, token: str, body: dict[str, object] | None = None
     ) -> dict[str, object]:
         """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx."""
-        request = urllib.request.Request(
-            f"{self.airflow_url}{path}",
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return dict(json.loads(response.read()))
+        return airflow_api_request(self.airflow_url, method, path, token, body, timeout=10)
 
 
 # -- PostgreSQL and Airflow as separate components (the production shape, on loopback) -------
@@ -521,26 +532,13 @@ class AirflowCluster:
 
     def api_token(self) -> str:
         """A JWT for Airflow's REST API, as the admin user."""
-        request = urllib.request.Request(
-            f"{self.airflow_url}/auth/token",
-            data=json.dumps({"username": "admin", "password": self.admin_password_value}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return str(json.loads(response.read())["access_token"])
+        return airflow_api_token(self.airflow_url, self.admin_password_value)
 
     def api_request(
         self, method: str, path: str, token: str, body: dict[str, object] | None = None
     ) -> dict[str, object]:
         """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx."""
-        request = urllib.request.Request(
-            f"{self.airflow_url}{path}",
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return dict(json.loads(response.read()))
+        return airflow_api_request(self.airflow_url, method, path, token, body, timeout=30)
 
     def trigger(self, dag_id: str, conf: dict[str, object], run_id: str, token: str) -> dict[str, object]:
         return self.api_request(
