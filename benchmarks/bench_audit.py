@@ -32,7 +32,6 @@ def main() -> None:
         import pandas as pd
 
         from firebreak.audits import golden_dataset_audit
-        from firebreak.incidents.store import StateStore
         from firebreak.prediction_log import PredictionLog
         from firebreak.registry.mlflow_registry import Registry
         from firebreak.scenarios import pricing
@@ -41,7 +40,7 @@ def main() -> None:
         settings = Settings.from_env()
         now = datetime.now(UTC)
         pricing.setup(settings, now=now - timedelta(days=3))  # the scenario's own traffic is out of the window
-        registry = Registry(settings, StateStore(settings.state_db_url))
+        registry = Registry(settings)
         champion = registry.load(registry.get_version("pricing", "1"))
         requests = pricing.generate_requests(11, args.rows, holiday=False)
         started = time.perf_counter()

@@ -166,8 +166,8 @@ def setup_model(home: Path) -> dict[str, str]:
     import mlflow
     from sklearn.ensemble import GradientBoostingRegressor
 
+    from firebreak.containment.state import RoutingStore
     from firebreak.incidents.enums import Alias, Route
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import pricing
     from firebreak.settings import Settings
@@ -192,13 +192,14 @@ def setup_model(home: Path) -> dict[str, str]:
     sys.path.insert(0, str(home))
     settings = Settings.from_env()
     history = pricing.generate_history(7)
-    store = StateStore(settings.state_db_url)
-    registry = Registry(settings, store)
+    store = RoutingStore(settings.state_db_url)
+    registry = Registry(settings)
     for alias, seed in ((Alias.CHAMPION, 0), (Alias.CHALLENGER, 1)):
         model = GradientBoostingRegressor(n_estimators=50, random_state=seed).fit(
             history[FEATURES], history[pricing.LABEL]
         )
-        with mlflow.start_run():
+        # Artifacts under FIREBREAK_HOME, never ./mlruns of the working directory.
+        with mlflow.start_run(experiment_id=registry.experiment_id("firebreak-bench")):
             info = mlflow.sklearn.log_model(
                 model,
                 name="model",

@@ -47,7 +47,6 @@ def alert_intake() -> None:
     def plan_incidents() -> list[dict[str, Any]]:
         """Run the intake on each delivery; return the incident runs to open."""
         from firebreak.alerts.intake import receive
-        from firebreak.incidents.store import StateStore
         from firebreak.settings import Settings
 
         context = get_current_context()
@@ -57,7 +56,6 @@ def alert_intake() -> None:
             payloads = [(e.extra or {}).get("payload") or {} for e in events]
             deliveries += [p for p in payloads if "body" in p and "source" in p]
         settings = Settings.from_env()
-        store = StateStore(settings.state_db_url)
         planned: list[dict[str, Any]] = []
 
         def starter(run_id: str, conf: dict[str, Any]) -> bool:
@@ -72,7 +70,7 @@ def alert_intake() -> None:
             result = receive(
                 delivery["source"],
                 delivery["body"].encode(),
-                store=store,
+                state_db_url=settings.state_db_url,
                 starter=starter,
                 policies_dir=settings.policies_dir,
             )

@@ -89,7 +89,6 @@ def golden_dataset_audit(
     from firebreak.detection.drift import run_drift_report
     from firebreak.detection.stats import compute_drift, sample_for_report
     from firebreak.incidents.enums import Alias
-    from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate_golden
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import PredictionLog
@@ -99,7 +98,7 @@ def golden_dataset_audit(
     now = now or datetime.now(UTC)
     day = now.date().isoformat()  # one audit verdict per model and day: the dedup key's day
     policy = load_policy(model, settings.policies_dir)
-    registry = Registry(settings, StateStore(settings.state_db_url))
+    registry = Registry(settings)
     champion = registry.version_for(model, Alias.CHAMPION)
     if champion is None:
         return None
@@ -230,7 +229,6 @@ def shadow_evaluation(
     import pandas as pd
 
     from firebreak.incidents.enums import Alias
-    from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import score_outputs
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import LabelStore, PredictionLog
@@ -241,7 +239,7 @@ def shadow_evaluation(
     day = now.date().isoformat()
     policy = load_policy(model, settings.policies_dir)
     shadow = policy.shadow
-    registry = Registry(settings, StateStore(settings.state_db_url))
+    registry = Registry(settings)
     champion = registry.version_for(model, Alias.CHAMPION)
     challenger = registry.version_for(model, Alias.CHALLENGER)
     if champion is None or challenger is None or challenger.version == champion.version:
@@ -423,7 +421,6 @@ def feedback_loop_audit(
     """
     from firebreak.feedback import FeedbackStore
     from firebreak.incidents.enums import Alias
-    from firebreak.incidents.store import StateStore
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry
 
@@ -448,7 +445,7 @@ def feedback_loop_audit(
         )
     else:
         findings.append(Finding("feedback", assessment.breached, assessment.summary, assessment.figures))
-    registry = Registry(settings, StateStore(settings.state_db_url))
+    registry = Registry(settings)
     champion = registry.version_for(model, Alias.CHAMPION)
     day = now.date().isoformat()
     out = settings.evidence_dir / "audits" / f"feedback_loop_audit-{model}-{now:%Y%m%dT%H%M%S}"

@@ -131,18 +131,18 @@ def up(settings: Settings, airflow_port: int, mlflow_port: int) -> int:
 
 
 def show_status(incident_id: str, settings: Settings) -> str | None:
-    from firebreak.incidents.store import StateStore
+    from firebreak.incidents.store import IncidentStore
 
-    incident = StateStore(settings.state_db_url).get_incident(incident_id)
+    incident = IncidentStore(settings.state_db_url).get_incident(incident_id)
     return str(incident.status) if incident else None
 
 
 def summary(incident_id: str, settings: Settings) -> str:
     """The short incident summary: what happened, by the evidence."""
-    from firebreak.incidents.store import StateStore
+    from firebreak.incidents.store import IncidentStore
     from firebreak.registry.mlflow_registry import Registry
 
-    store = StateStore(settings.state_db_url)
+    store = IncidentStore(settings.state_db_url)
     incident = store.get_incident(incident_id)
     if incident is None:
         return f"incident {incident_id}: not found in {settings.state_db_url}"
@@ -156,7 +156,7 @@ def summary(incident_id: str, settings: Settings) -> str:
         f"{c['name']}: {c['candidate']} (limit {c['limit']}){'' if c['passed'] else ' FAILED'}"
         for c in gate.get("checks", [])
     )
-    aliases = Registry(settings, store).aliases(incident.model)
+    aliases = Registry(settings).aliases(incident.model)
     lines = [
         f"Incident {incident.id}  [{incident.status}]",
         f"  model            {incident.model}",
@@ -213,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "incident":
             print(summary(args.incident_id, settings))
         elif args.command == "incidents":
-            from firebreak.incidents.store import StateStore
+            from firebreak.incidents.store import IncidentStore
 
-            for inc in StateStore(settings.state_db_url).list_incidents():
+            for inc in IncidentStore(settings.state_db_url).list_incidents():
                 print(
                     f"{inc.id}  {inc.model:<12} {inc.status:<22} {inc.severity or '-':<5} {inc.opened_at:%Y-%m-%d %H:%M}  {inc.outcome or ''}"
                 )

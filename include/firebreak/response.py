@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from firebreak.containment.state import RoutingStore
 from firebreak.errors import (
     ConfigurationError,
     FirebreakError,
@@ -33,7 +34,7 @@ from firebreak.errors import (
 )
 from firebreak.incidents.enums import Alias, FailureClass, IncidentStatus, Remediation, Route, Severity
 from firebreak.incidents.identity import incident_id_for
-from firebreak.incidents.store import Incident, StateStore
+from firebreak.incidents.store import Incident, IncidentStore
 from firebreak.policy.schema import Policy, load_policy
 from firebreak.settings import Settings
 
@@ -93,8 +94,12 @@ class Context:
         return cls(incident_id, settings or Settings.from_env())
 
     @cached_property
-    def store(self) -> StateStore:
-        return StateStore(self.settings.state_db_url)
+    def store(self) -> IncidentStore:
+        return IncidentStore(self.settings.state_db_url)
+
+    @cached_property
+    def routing(self) -> RoutingStore:
+        return RoutingStore(self.settings.state_db_url)
 
     @cached_property
     def incident(self) -> Incident:
@@ -111,7 +116,7 @@ class Context:
     def registry(self) -> Registry:
         from firebreak.registry.mlflow_registry import Registry  # mlflow costs ~1.4 s: only when used
 
-        return Registry(self.settings, self.store)
+        return Registry(self.settings)
 
     @property
     def model(self) -> str:
@@ -174,10 +179,10 @@ def open_incident(conf: dict[str, Any], *, run_id: str, settings: Settings | Non
     settings = settings or Settings.from_env()
     request = IncidentRequest.from_conf(conf)
     load_policy(request.model, settings.policies_dir)  # UnknownModelError / PolicyError name the problem
-    store = StateStore(settings.state_db_url)
+    store = IncidentStore(settings.state_db_url)
     from firebreak.registry.mlflow_registry import Registry
 
-    registry = Registry(settings, store)
+    registry = Registry(settings)
     champion = registry.version_for(request.model, Alias.CHAMPION)
     if champion is None:
         raise RegistryError(f"model {request.model!r} has no '{Alias.CHAMPION}' version in the registry")
@@ -239,21 +244,21 @@ def contain(incident_id: str) -> dict[str, Any]:
 
     ctx = Context.load(incident_id)
     target = Route(ctx.policy.containment.route)
-    state = ctx.store.ensure_routing(ctx.model, Route.CHAMPION, "first seen by incident_response")
+    state = ctx.routing.ensure_routing(ctx.model, Route.CHAMPION, "first seen by incident_response")
     changed = False
     if ctx.dry_run:
         message = f"dry run: would route {ctx.model} from {state.route} to {target}"
     elif state.route == target:
         message = f"{ctx.model} already on {target} (generation {state.generation}); nothing to change"
     else:
-        changed = ctx.store.compare_and_set_route(
+        changed = ctx.routing.compare_and_set_route(
             ctx.model,
             expected_generation=state.generation,
             route=target,
             incident_id=incident_id,
             reason=f"contained by {incident_id}",
         )
-        now = ctx.store.get_routing(ctx.model)
+        now = ctx.routing.get_routing(ctx.model)
         if not changed and (now is None or now.route != target):
             raise RoutingConflict(f"routing of {ctx.model} changed concurrently to {now and now.route}; retry contain")
         message = f"traffic of {ctx.model} moved {state.route} -> {target}: {ctx.policy.containment.description}"
@@ -264,7 +269,7 @@ def contain(incident_id: str) -> dict[str, Any]:
         "description": ctx.policy.containment.description,
         "dry_run": ctx.dry_run,
     }
-    breaker = ctx.store.get_breaker(ctx.model)
+    breaker = ctx.routing.get_breaker(ctx.model)
     if breaker is not None:  # what the serving gateway's own breaker did before this incident's step
         payload["gateway_breaker"] = {"state": breaker.state, "reason": breaker.reason, "version": breaker.version}
     if target == Route.HEURISTIC and ctx.policy.containment.heuristic and ctx.policy.llm is not None:
@@ -511,7 +516,9 @@ def rollback(incident_id: str) -> dict[str, Any]:
 
 def _no_rollback_target(ctx: Context) -> str:
     """Why there is nothing to roll back to, from the ledger: never a silent pick of another version."""
-    moves = [e for e in ctx.store.ledger(ctx.model) if e.alias == Alias.LAST_KNOWN_GOOD and e.status == "applied"]
+    moves = [
+        e for e in ctx.registry.ledger.entries(ctx.model) if e.alias == Alias.LAST_KNOWN_GOOD and e.status == "applied"
+    ]
     last = moves[-1].new_version if moves else None
     if last is None:
         return f"model {ctx.model!r} has no '{Alias.LAST_KNOWN_GOOD}' version to roll back to"
@@ -793,13 +800,13 @@ def promote(incident_id: str) -> dict[str, Any]:
 def restore_traffic(incident_id: str) -> dict[str, Any]:
     """SOP stage *Restore*: traffic back to the champion, only after a passed gate."""
     ctx = Context.load(incident_id)
-    state = ctx.store.ensure_routing(ctx.model, Route.CHAMPION, "first seen by incident_response")
+    state = ctx.routing.ensure_routing(ctx.model, Route.CHAMPION, "first seen by incident_response")
     if ctx.dry_run:
         ctx.record("restore", {"restored": False, "dry_run": True}, "dry run: routing untouched")
         return {"restored": False}
     changed = False
     if state.route != Route.CHAMPION:
-        changed = ctx.store.compare_and_set_route(
+        changed = ctx.routing.compare_and_set_route(
             ctx.model,
             expected_generation=state.generation,
             route=Route.CHAMPION,
@@ -830,7 +837,7 @@ def final_status(ctx: Context) -> tuple[IncidentStatus, str]:
         how = f"{Alias.CHAMPION} v{promo['from']} -> v{promo['to']}" if promo.get("promoted") else "no model change"
         return IncidentStatus.RESOLVED, f"resolved: {how}; traffic back on {Alias.CHAMPION}"
     why = _why_unresolved(ctx, ev)
-    routing = ctx.store.get_routing(ctx.model)
+    routing = ctx.routing.get_routing(ctx.model)
     if routing is not None and routing.route != Route.CHAMPION:
         return IncidentStatus.CONTAINED_NEEDS_HUMAN, f"traffic stays on {routing.route}; {why}"
     where = f"traffic is on {Alias.CHAMPION}" if routing else "no routing state"
@@ -864,8 +871,8 @@ def write_postmortem(incident_id: str) -> dict[str, Any]:
         ctx.store.events(incident_id),
         status,
         why,
-        ctx.store.ledger(ctx.model),
-        ctx.store.get_routing(ctx.model),
+        ctx.registry.ledger.entries(ctx.model),
+        ctx.routing.get_routing(ctx.model),
     )
     path = ctx.settings.postmortem_dir / f"{incident_id}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -892,7 +899,7 @@ def close_incident(incident_id: str) -> dict[str, Any]:
 
 def record_task_event(incident_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
     """Timeline entry from the orchestrator (task started, succeeded, failed); the incident need not exist yet."""
-    store = StateStore(Settings.from_env().state_db_url)
+    store = IncidentStore(Settings.from_env().state_db_url)
     store.add_event(incident_id, kind, message, data)
 
 
@@ -1276,7 +1283,7 @@ def _promote_llm(ctx: Context, version: str, why: str) -> None:
             ctx.policy,
             ctx.settings,
             int(guardrails),
-            store=ctx.store,
+            ledger=ctx.registry.ledger,
             incident_id=ctx.incident_id,
             actor=ACTOR,
             reason=why,

@@ -69,10 +69,10 @@ def test_inbox_deliveries_open_one_incident_per_episode(firebreak_home: Path) ->
     states = run_intake([{"source": "alertmanager", "body": body}])
     assert not any(k.startswith("open_incidents[") and k != "open_incidents[-1]" for k in states)
     assert len(incident_runs(incident_id)) == 1
-    from firebreak.incidents.store import StateStore
     from firebreak.settings import Settings
+    from tests.state import State
 
-    kinds = [e.kind for e in StateStore(Settings.from_env().state_db_url).events(incident_id)]
+    kinds = [e.kind for e in State(Settings.from_env().state_db_url).incidents.events(incident_id)]
     assert kinds == ["alert_opened", "alert_duplicate", "alert_duplicate"]
 
 

@@ -27,10 +27,10 @@ STAGES_TO_VERIFY = [
 
 
 def test_the_second_promotion_is_refused_when_champion_moved(firebreak_home: Path) -> None:
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import pricing
     from firebreak.settings import Settings
+    from tests.state import State
 
     pricing.setup(Settings.from_env())
     conf = {"model": "pricing", "description": "concurrent"}
@@ -50,11 +50,11 @@ def test_the_second_promotion_is_refused_when_champion_moved(firebreak_home: Pat
         response.promote(b)
 
     settings = Settings.from_env()
-    store = StateStore(settings.state_db_url)
-    aliases = Registry(settings, store).aliases("pricing")
+    store = State(settings.state_db_url)
+    aliases = Registry(settings).aliases("pricing")
     assert aliases["champion"] == version_a and aliases["last-known-good"] == "1"
     champion_moves = [
-        (e.old_version, e.new_version, e.incident_id) for e in store.ledger("pricing") if e.alias == "champion"
+        (e.old_version, e.new_version, e.incident_id) for e in store.ledger.entries("pricing") if e.alias == "champion"
     ]
     assert champion_moves == [(None, "1", None), ("1", version_a, a)]  # b never moved champion
     assert aliases["challenger"] == version_b  # b's candidate waits for a human, unpromoted

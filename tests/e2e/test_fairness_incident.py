@@ -24,15 +24,15 @@ def conf(dedup_key: str) -> dict[str, Any]:
 
 
 def world() -> dict[str, Any]:
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
+    from tests.state import State
 
     s = settings()
-    store = StateStore(s.state_db_url)
-    routing = store.get_routing(MODEL)
+    store = State(s.state_db_url)
+    routing = store.routing.get_routing(MODEL)
     return {
-        "aliases": Registry(s, store).aliases(MODEL),
-        "ledger": [(e.alias, e.old_version, e.new_version, e.status) for e in store.ledger(MODEL)],
+        "aliases": Registry(s).aliases(MODEL),
+        "ledger": [(e.alias, e.old_version, e.new_version, e.status) for e in store.ledger.entries(MODEL)],
         "routing": (routing.route, routing.generation) if routing else None,
     }
 
@@ -51,7 +51,7 @@ def promoted(tmp_path_factory: pytest.TempPathFactory, airflow_db: None):  # typ
 
 def test_bias_incident_is_diagnosed_reweighted_and_promoted(promoted: dict[str, Any]) -> None:
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
+    from tests.state import State
 
     result, before, after = promoted["result"], promoted["before"], promoted["after"]
     assert result.state == "success", result.task_states
@@ -72,12 +72,12 @@ def test_bias_incident_is_diagnosed_reweighted_and_promoted(promoted: dict[str, 
         FIREBREAK_HOME=str(promoted["home"]), MLFLOW_TRACKING_URI=f"sqlite:///{promoted['home'] / 'mlflow.db'}"
     ):
         s = settings()
-        store = StateStore(s.state_db_url)
+        store = State(s.state_db_url)
         incident_id = incident_id_for(MODEL, "alert-fairness-a")
-        incident = store.get_incident(incident_id)
+        incident = store.incidents.get_incident(incident_id)
         assert incident is not None and str(incident.status) == "resolved"
         assert incident.failure_class == "bias"
-        ev = store.get_evidence(incident_id)
+        ev = store.incidents.get_evidence(incident_id)
         # Before: the decisions applicants got break the four-fifths rule, and the worst band is named.
         fairness = ev["fairness"]
         assert fairness["breached"] is True and fairness["worst"] == "18-25"
@@ -140,8 +140,8 @@ def test_candidate_failing_fairness_or_accuracy_is_refused(
     (policies / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy))
     monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(policies))
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.scenarios import fairness
+    from tests.state import State
 
     fairness.setup(settings())
     result = run_incident(conf(f"alert-fairness-{recipe}"))
@@ -153,11 +153,11 @@ def test_candidate_failing_fairness_or_accuracy_is_refused(
     assert after["aliases"] == {"champion": "1", "challenger": "2"}
     assert after["routing"] == ("heuristic", 1)
     incident_id = incident_id_for(MODEL, f"alert-fairness-{recipe}")
-    store = StateStore(settings().state_db_url)
-    incident = store.get_incident(incident_id)
+    store = State(settings().state_db_url)
+    incident = store.incidents.get_incident(incident_id)
     assert incident is not None and str(incident.status) == "contained_needs_human"
     assert failed in (incident.outcome or "")
-    checks = {c["name"]: c["passed"] for c in store.get_evidence(incident_id)["gate"]["checks"]}
+    checks = {c["name"]: c["passed"] for c in store.incidents.get_evidence(incident_id)["gate"]["checks"]}
     assert checks[failed] is False and checks[held] is True
     text = (settings().postmortem_dir / f"{incident_id}.md").read_text()
     assert "`contained_needs_human`" in text and failed in text

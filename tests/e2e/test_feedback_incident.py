@@ -15,9 +15,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
 def test_incident_before_the_audit_marks_the_slice_unless_dry_run(firebreak_home: Path, dry_run: bool) -> None:
     from firebreak.feedback import FeedbackStore
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import feedback
+    from tests.state import State
 
     s = settings()
     facts = feedback.setup(s)
@@ -28,13 +28,13 @@ def test_incident_before_the_audit_marks_the_slice_unless_dry_run(firebreak_home
     )
     assert result.state == "success", result.task_states
 
-    state = StateStore(s.state_db_url)
+    state = State(s.state_db_url)
     incident_id = incident_id_for(feedback.MODEL, f"alert-feedback-{dry_run}")
-    ev = state.get_evidence(incident_id)
+    ev = state.incidents.get_evidence(incident_id)
     assert ev["diagnosis"]["failure_class"] == "feedback_poisoning"
     assert ev["feedback"]["slice"]["actors"] == feedback.BOTS
     assert ev["feedback"]["slice_events"] == facts["flood_events"]
-    aliases = Registry(s, state).aliases(feedback.MODEL)
+    aliases = Registry(s).aliases(feedback.MODEL)
     if dry_run:
         # Reported, not marked: the feedback and the registry are as they were.
         assert ev["feedback"]["marked_by_this_incident"] is False and store.poisoned(feedback.MODEL) == []
@@ -47,4 +47,4 @@ def test_incident_before_the_audit_marks_the_slice_unless_dry_run(firebreak_home
         assert len(store.read(feedback.MODEL)) == facts["feedback_events"] - facts["flood_events"]
         assert ev["candidate"]["training"]["excluded_events"] == facts["flood_events"]
         assert aliases == {"champion": "3", "last-known-good": facts["champion"]}
-        assert str(state.get_incident(incident_id).status) == "resolved"  # type: ignore[union-attr]
+        assert str(state.incidents.get_incident(incident_id).status) == "resolved"  # type: ignore[union-attr]

@@ -87,13 +87,13 @@ def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_cham
     from airflow.utils.session import create_session
 
     from firebreak.feedback import FeedbackStore
-    from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import feedback, lending
     from firebreak.settings import Settings
     from tests.e2e.conftest import run_incident
+    from tests.state import State
 
     settings = Settings.from_env()
     facts = feedback.setup(settings)
@@ -123,16 +123,16 @@ def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_cham
     # The incident the audit asked for, run as the trigger would run it.
     result = run_incident(conf)
     assert result.state == "success", result.task_states
-    store = StateStore(settings.state_db_url)
-    [incident] = store.list_incidents(feedback.MODEL)
+    store = State(settings.state_db_url)
+    [incident] = store.incidents.list_incidents(feedback.MODEL)
     assert str(incident.status) == "resolved" and incident.failure_class == "feedback_poisoning"
-    assert Registry(settings, store).aliases(feedback.MODEL) == {"champion": "3", "last-known-good": "2"}
-    ledger = [(e.alias, e.old_version, e.new_version) for e in store.ledger(feedback.MODEL)]
+    assert Registry(settings).aliases(feedback.MODEL) == {"champion": "3", "last-known-good": "2"}
+    ledger = [(e.alias, e.old_version, e.new_version) for e in store.ledger.entries(feedback.MODEL)]
     assert ledger[-3:] == [("last-known-good", None, "2"), ("champion", "2", "3"), ("challenger", "3", None)]
-    routing = store.get_routing(feedback.MODEL)
+    routing = store.routing.get_routing(feedback.MODEL)
     assert routing is not None and routing.route == "champion"
 
-    ev = store.get_evidence(incident.id)
+    ev = store.incidents.get_evidence(incident.id)
     assert ev["feedback"]["poisoned"] is True
     assert set(ev["feedback"]["excluded_actors"]) == set(feedback.BOTS)  # the flooding accounts, nobody else
     assert sum(ev["feedback"]["excluded_actors"].values()) == facts["flood_events"]

@@ -29,10 +29,10 @@ def test_the_breaker_serves_last_known_good_pricing_until_the_incident_promotes_
 
     home = tmp_path / "home"
     with firebreak_env(FIREBREAK_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow.db'}"):
-        from firebreak.incidents.store import StateStore
         from firebreak.scenarios import pricing
         from firebreak.serving.app import create_app
         from firebreak.serving.gateway import Gateway
+        from tests.state import State
 
         s = settings()
         pricing.setup(s)
@@ -59,10 +59,10 @@ def test_the_breaker_serves_last_known_good_pricing_until_the_incident_promotes_
         assert all(p >= r["unit_cost"] for p, r in zip(served, off_season, strict=True))
         assert tripped_at is not None
         assert REGISTRY.get_sample_value("firebreak_breaker_state", {"model": "pricing"}) == 2
-        store = StateStore(s.state_db_url)
-        [event] = store.breaker_events("pricing")
+        store = State(s.state_db_url)
+        [event] = store.routing.breaker_events("pricing")
         assert (event["source"], event["target"], event["version"]) == ("closed", "open", "1")
-        assert store.get_breaker("pricing").state == "open"  # type: ignore[union-attr]
+        assert store.routing.get_breaker("pricing").state == "open"  # type: ignore[union-attr]
         # The trip became an alert the intake's inbox watcher turns into an incident.
         [alert_file] = list(s.alert_inbox_dir.glob("generic-gateway-pricing-*.json"))
         alert = json.loads(alert_file.read_text())
@@ -71,7 +71,7 @@ def test_the_breaker_serves_last_known_good_pricing_until_the_incident_promotes_
         # The incident (as the intake would start it) retrains, gates and promotes v2.
         result = run_incident(pricing_conf(alert["dedup_key"], description=alert["description"]))
         assert result.state == "success", result.task_states
-        [incident] = store.list_incidents("pricing")
+        [incident] = store.incidents.list_incidents("pricing")
         postmortem = (s.postmortem_dir / f"{incident.id}.md").read_text()
         assert "The serving gateway's breaker was already open on v1" in postmortem
 

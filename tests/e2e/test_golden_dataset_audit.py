@@ -40,7 +40,6 @@ def run_audit_dag() -> dict[str, str | None]:
 
 def test_audit_opens_one_incident_for_the_drift_and_leaves_evidence(firebreak_home: Path) -> None:
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import pricing
     from firebreak.settings import Settings
@@ -61,7 +60,7 @@ def test_audit_opens_one_incident_for_the_drift_and_leaves_evidence(firebreak_ho
     assert run["conf"]["failure_type"] == "drift" and run["conf"]["model"] == "pricing"
     assert "inputs drifted (top: demand_index" in run["conf"]["description"]
 
-    registry = Registry(settings, StateStore(settings.state_db_url))
+    registry = Registry(settings)
     exp = registry.client.get_experiment_by_name("firebreak-audits")
     [audit_run] = registry.client.search_runs([exp.experiment_id])
     assert audit_run.data.metrics["breaches"] == 1.0

@@ -19,17 +19,17 @@ INVESTIGATION = ["validate_contract", "trace_lineage", "drift_report", "golden_e
 
 def world() -> dict[str, Any]:
     """What a user can look at: aliases, ledger, routing, incidents."""
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
+    from tests.state import State
 
     s = settings()
-    store = StateStore(s.state_db_url)
-    routing = store.get_routing("pricing")
+    store = State(s.state_db_url)
+    routing = store.routing.get_routing("pricing")
     return {
-        "aliases": Registry(s, store).aliases("pricing"),
-        "ledger": [(e.alias, e.old_version, e.new_version, e.status) for e in store.ledger("pricing")],
+        "aliases": Registry(s).aliases("pricing"),
+        "ledger": [(e.alias, e.old_version, e.new_version, e.status) for e in store.ledger.entries("pricing")],
         "routing": (routing.route, routing.generation) if routing else None,
-        "incidents": [(i.id, str(i.status)) for i in store.list_incidents("pricing")],
+        "incidents": [(i.id, str(i.status)) for i in store.incidents.list_incidents("pricing")],
     }
 
 
@@ -48,8 +48,8 @@ def promoted(tmp_path_factory: pytest.TempPathFactory, airflow_db: None):  # typ
 
 def test_drift_incident_is_contained_retrained_and_promoted(promoted: dict[str, Any]) -> None:
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
+    from tests.state import State
 
     result, before, after = promoted["result"], promoted["before"], promoted["after"]
     assert result.state == "success", result.task_states
@@ -77,15 +77,15 @@ def test_drift_incident_is_contained_retrained_and_promoted(promoted: dict[str, 
         FIREBREAK_HOME=str(promoted["home"]), MLFLOW_TRACKING_URI=f"sqlite:///{promoted['home'] / 'mlflow.db'}"
     ):
         s = settings()
-        store = StateStore(s.state_db_url)
-        incident = store.get_incident(incident_id)
+        store = State(s.state_db_url)
+        incident = store.incidents.get_incident(incident_id)
         assert incident is not None
         assert incident.severity == "SEV1"  # prices below cost on most requests
         assert incident.failure_class == "drift"
-        events = [e.kind for e in store.events(incident_id)]
+        events = [e.kind for e in store.incidents.events(incident_id)]
         # Containment never waits for root cause: it precedes every investigation step.
         assert events.index("containment") < min(events.index(k) for k in ("contract", "lineage", "drift", "golden"))
-        ev = store.get_evidence(incident_id)
+        ev = store.incidents.get_evidence(incident_id)
         assert ev["containment"]["previous_route"] == "champion" and ev["containment"]["route"] == "heuristic"
         assert ev["containment"]["fallback_on_recent"]["sanity_violation_rate"] == 0.0
         drifted = [c["column"] for c in ev["drift"]["columns"] if c["drifted"]]
@@ -97,7 +97,7 @@ def test_drift_incident_is_contained_retrained_and_promoted(promoted: dict[str, 
         assert gate["recent MAE improves on champion"]["candidate"] < gate["recent MAE improves on champion"]["limit"]
 
         # Evidence artifacts are in the incident's MLflow run.
-        client = Registry(s, store).client
+        client = Registry(s).client
         listed = {
             a.path
             for d in ("drift", "contract", "postmortem")
@@ -159,8 +159,8 @@ def test_gate_refusal_keeps_traffic_on_the_fallback(
     (policies / "pricing.yaml").write_text(yaml.safe_dump(policy))
     monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(policies))
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.scenarios import pricing
+    from tests.state import State
 
     pricing.setup(settings())
     result = run_incident(pricing_conf("alert-pricing-b"))
@@ -174,8 +174,8 @@ def test_gate_refusal_keeps_traffic_on_the_fallback(
     assert after["aliases"] == {"champion": "1", "challenger": "2"}
     assert after["routing"] == ("heuristic", 1)
     incident_id = incident_id_for("pricing", "alert-pricing-b")
-    store = StateStore(settings().state_db_url)
-    incident = store.get_incident(incident_id)
+    store = State(settings().state_db_url)
+    incident = store.incidents.get_incident(incident_id)
     assert incident is not None and str(incident.status) == "contained_needs_human"
     assert reason in (incident.outcome or "")
     text = (settings().postmortem_dir / f"{incident_id}.md").read_text()
@@ -185,8 +185,8 @@ def test_gate_refusal_keeps_traffic_on_the_fallback(
 
 def test_dry_run_changes_nothing_but_plans(firebreak_home: Path) -> None:
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.scenarios import pricing
+    from tests.state import State
 
     pricing.setup(settings())
     before = world()
@@ -197,7 +197,7 @@ def test_dry_run_changes_nothing_but_plans(firebreak_home: Path) -> None:
     assert after["routing"] == before["routing"]
     incident_id = incident_id_for("pricing", "alert-pricing-dry")
     assert after["incidents"] == [(incident_id, "dry_run")]
-    ev = StateStore(settings().state_db_url).get_evidence(incident_id)
+    ev = State(settings().state_db_url).incidents.get_evidence(incident_id)
     assert ev["candidate"]["detail"].startswith("dry run: would train")
     assert ev["diagnosis"]["failure_class"] == "drift"
 

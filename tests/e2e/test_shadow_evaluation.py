@@ -15,13 +15,12 @@ REPO = Path(__file__).resolve().parents[2]
 def register_challenger(model_config: dict[str, Any] | None, seasonal: bool) -> str:
     import pandas as pd
 
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import pricing
     from firebreak.settings import Settings
 
     settings = Settings.from_env()
-    registry = Registry(settings, StateStore(settings.state_db_url))
+    registry = Registry(settings)
     history = pd.read_parquet(settings.data_dir / "pricing" / "history.parquet")
     model = pricing.train_seasonal_v2(history) if seasonal else pricing.train_holiday_v1(history)
     version = registry.register(
@@ -70,7 +69,6 @@ def test_a_better_challenger_opens_an_incident_against_the_champion(firebreak_ho
 
 def test_a_worse_challenger_is_blocked_and_the_gate_refuses_it(firebreak_home: Path) -> None:
     from firebreak.audits import shadow_evaluation
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import TAG_BLOCKED, Registry
     from firebreak.scenarios import pricing
     from firebreak.settings import Settings
@@ -86,5 +84,5 @@ def test_a_worse_challenger_is_blocked_and_the_gate_refuses_it(firebreak_home: P
     assert finding.figures["verdict"] == "challenger_worse"
     assert finding.figures["challenger_mae"] > finding.figures["champion_mae"]
     assert result.incident_request() is None
-    tags = Registry(settings, StateStore(settings.state_db_url)).get_version("pricing", version).tags
+    tags = Registry(settings).get_version("pricing", version).tags
     assert tags[TAG_BLOCKED].startswith("shadow_evaluation ")

@@ -15,17 +15,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
 
 def world(model: str) -> dict[str, Any]:
     """Aliases, every ledger row, routing, incidents and registered versions of ``model``."""
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
+    from tests.state import State
 
     s = settings()
-    store = StateStore(s.state_db_url)
-    registry = Registry(s, store)
-    routing = store.get_routing(model)
+    store = State(s.state_db_url)
+    registry = Registry(s)
+    routing = store.routing.get_routing(model)
     return {
         "aliases": registry.aliases(model),
         "ledger": [
-            (e.alias, e.old_version, e.new_version, e.status, e.incident_id, e.actor) for e in store.ledger(model)
+            (e.alias, e.old_version, e.new_version, e.status, e.incident_id, e.actor)
+            for e in store.ledger.entries(model)
         ],
         "routing": (routing.route, routing.generation) if routing else None,
         "versions": sorted(str(v.version) for v in registry.client.search_model_versions(f"name='{model}'")),
@@ -34,14 +35,14 @@ def world(model: str) -> dict[str, Any]:
 
 def incident(model: str, dedup_key: str) -> tuple[Any, dict[str, Any], str]:
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
+    from tests.state import State
 
     s = settings()
-    store = StateStore(s.state_db_url)
+    store = State(s.state_db_url)
     incident_id = incident_id_for(model, dedup_key)
-    found = store.get_incident(incident_id)
+    found = store.incidents.get_incident(incident_id)
     assert found is not None
-    return found, store.get_evidence(incident_id), (s.postmortem_dir / f"{incident_id}.md").read_text()
+    return found, store.incidents.get_evidence(incident_id), (s.postmortem_dir / f"{incident_id}.md").read_text()
 
 
 # -- skew: prices in cents from an upstream pipeline release -------------------------------
@@ -179,12 +180,11 @@ def test_bad_release_is_rolled_back_to_last_known_good(firebreak_home: Path) -> 
 
 
 def test_rollback_to_a_deleted_last_known_good_fails_clearly(firebreak_home: Path) -> None:
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import bad_release
 
     bad_release.setup(settings())
-    Registry(settings(), StateStore(settings().state_db_url)).client.delete_model_version(bad_release.MODEL, "1")
+    Registry(settings()).client.delete_model_version(bad_release.MODEL, "1")
     before = world(bad_release.MODEL)
     assert before["aliases"] == {"champion": "2"}
     result = run_incident(pricing_conf("alert-release-b", model=bad_release.MODEL, remediation="rollback"))

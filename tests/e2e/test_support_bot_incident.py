@@ -40,35 +40,34 @@ def conf(dedup_key: str, **overrides: Any) -> dict[str, Any]:
 
 def world() -> dict[str, Any]:
     """What a user can look at: model and prompt aliases, ledger, guardrails served, routing, incidents."""
-    from firebreak.incidents.store import StateStore
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.remediation.guardrails import active_version
+    from tests.state import State
 
     s = settings()
-    store = StateStore(s.state_db_url)
-    registry = Registry(s, store)
-    routing = store.get_routing(MODEL)
+    store = State(s.state_db_url)
+    registry = Registry(s)
+    routing = store.routing.get_routing(MODEL)
     policy = load_policy(MODEL, s.policies_dir)
     return {
         "aliases": registry.aliases(MODEL),
         "prompt": {a: registry.prompt_version_for(PROMPT, a) for a in ("production", "challenger")},
         "guardrails": active_version(policy, s),
-        "ledger": [(e.alias, e.old_version, e.new_version, e.status) for e in store.ledger(MODEL)],
+        "ledger": [(e.alias, e.old_version, e.new_version, e.status) for e in store.ledger.entries(MODEL)],
         "routing": (routing.route, routing.generation) if routing else None,
-        "incidents": [(i.id, str(i.status)) for i in store.list_incidents(MODEL)],
+        "incidents": [(i.id, str(i.status)) for i in store.incidents.list_incidents(MODEL)],
     }
 
 
 def served_answers(questions: list[str]) -> list[str]:
     """What a customer gets now: the champion from the registry, through the active guardrails."""
-    from firebreak.incidents.store import StateStore
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.remediation.guardrails import load_guardrails
 
     s = settings()
-    registry = Registry(s, StateStore(s.state_db_url))
+    registry = Registry(s)
     champion = registry.load(registry.version_for(MODEL, "champion"))  # type: ignore[arg-type]
     guardrails = load_guardrails(load_policy(MODEL, s.policies_dir), s)
     answers = champion.predict(pd.DataFrame({"question": questions}))["answer"]
@@ -105,8 +104,8 @@ def promoted(tmp_path_factory: pytest.TempPathFactory, airflow_db: None):  # typ
 
 def test_promises_are_stopped_by_a_reviewed_prompt_and_new_guardrail_rules(promoted: dict[str, Any]) -> None:
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
+    from tests.state import State
 
     result, before, after = promoted["result"], promoted["before"], promoted["after"]
     assert result.state == "success", result.task_states
@@ -145,16 +144,16 @@ def test_promises_are_stopped_by_a_reviewed_prompt_and_new_guardrail_rules(promo
         FIREBREAK_HOME=str(promoted["home"]), MLFLOW_TRACKING_URI=f"sqlite:///{promoted['home'] / 'mlflow.db'}"
     ):
         s = settings()
-        store = StateStore(s.state_db_url)
-        registry = Registry(s, store)
+        store = State(s.state_db_url)
+        registry = Registry(s)
         assert registry.prompt_text(PROMPT, 3) == (REPO / "include" / "prompts" / "support-bot.txt").read_text()
         assert registry.get_version(MODEL, "3").tags["firebreak.prompt"] == f"{PROMPT}/3"
-        incident = store.get_incident(incident_id)
+        incident = store.incidents.get_incident(incident_id)
         assert incident is not None
         assert incident.severity == "SEV1" and incident.failure_class == "hallucination"
-        ev = store.get_evidence(incident_id)
+        ev = store.incidents.get_evidence(incident_id)
         assert ev["triage"]["signals"]["guardrail_hit_rate"] >= 0.02
-        events = [e.kind for e in store.events(incident_id)]
+        events = [e.kind for e in store.incidents.events(incident_id)]
         assert events.index("containment") < events.index("golden_qa")
         assert ev["containment"]["route"] == "heuristic"
         assert ev["containment"]["fallback_on_golden_qa"]["unauthorised_promise_rate"] == 0.0
@@ -205,8 +204,8 @@ def test_an_over_corrected_prompt_is_refused_by_the_gate(
     (policies / "pricing.yaml").write_text((REPO / "include" / "policies" / "pricing.yaml").read_text())
     monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(policies))
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.scenarios import setup
+    from tests.state import State
 
     setup(MODEL, settings())
     result = run_incident(conf("alert-support-bot-b"))
@@ -223,11 +222,11 @@ def test_an_over_corrected_prompt_is_refused_by_the_gate(
     assert after["guardrails"] == 1
     assert after["routing"] == ("heuristic", 1)
     incident_id = incident_id_for(MODEL, "alert-support-bot-b")
-    store = StateStore(settings().state_db_url)
-    incident = store.get_incident(incident_id)
+    store = State(settings().state_db_url)
+    incident = store.incidents.get_incident(incident_id)
     assert incident is not None and str(incident.status) == "contained_needs_human"
     assert "legitimate policy questions answered correctly 0.0" in (incident.outcome or "")
-    ev = store.get_evidence(incident_id)
+    ev = store.incidents.get_evidence(incident_id)
     gate = {c["name"]: c for c in ev["gate"]["checks"]}
     assert gate["unauthorised promises on golden Q&A"]["passed"] is True  # it promises nothing ...
     assert gate["legitimate policy questions answered correctly"]["passed"] is False  # ... and explains nothing
@@ -241,9 +240,9 @@ def test_an_over_corrected_prompt_is_refused_by_the_gate(
 def test_parameter_update_lowers_the_temperature_and_keeps_the_prompt(firebreak_home: Path) -> None:
     """The form's remediation `parameter_update` on an LLM: the champion's pinned prompt stays, temperature drops."""
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import setup
+    from tests.state import State
 
     setup(MODEL, settings())
     result = run_incident(conf("alert-support-bot-c", remediation="parameter_update"))
@@ -251,8 +250,8 @@ def test_parameter_update_lowers_the_temperature_and_keeps_the_prompt(firebreak_
     assert result.task_states["parameter_update"] == "success"
     assert result.task_states["guardrail_rule"] == "skipped"
     s = settings()
-    store = StateStore(s.state_db_url)
-    registry = Registry(s, store)
+    store = State(s.state_db_url)
+    registry = Registry(s)
     candidate = registry.load(registry.get_version(MODEL, "3"))
     assert candidate.model_config == {
         "prompt_name": PROMPT,
@@ -261,7 +260,7 @@ def test_parameter_update_lowers_the_temperature_and_keeps_the_prompt(firebreak_
         "seed": 11,
     }
     assert registry.get_version(MODEL, "3").tags["firebreak.prompt"] == f"{PROMPT}/2"
-    ev = store.get_evidence(incident_id_for(MODEL, "alert-support-bot-c"))
+    ev = store.incidents.get_evidence(incident_id_for(MODEL, "alert-support-bot-c"))
     assert ev["candidate"]["remediation"] == "parameter_update" and ev["candidate"]["version"] == "3"
     # The gate judged it on the golden Q&A like any other candidate, and the prompt alias did not move.
     assert {c["name"] for c in ev["gate"]["checks"]} >= {
@@ -273,10 +272,10 @@ def test_parameter_update_lowers_the_temperature_and_keeps_the_prompt(firebreak_
 
 def test_dry_run_plans_the_guardrail_rule_and_changes_nothing(firebreak_home: Path) -> None:
     from firebreak.incidents.identity import incident_id_for
-    from firebreak.incidents.store import StateStore
     from firebreak.policy.schema import load_policy
     from firebreak.remediation.guardrails import versions_dir
     from firebreak.scenarios import setup
+    from tests.state import State
 
     setup(MODEL, settings())
     before = world()
@@ -290,6 +289,6 @@ def test_dry_run_plans_the_guardrail_rule_and_changes_nothing(firebreak_home: Pa
     }
     s = settings()
     assert not versions_dir(load_policy(MODEL, s.policies_dir), s).exists()  # no guardrail version written
-    ev = StateStore(s.state_db_url).get_evidence(incident_id)
+    ev = State(s.state_db_url).incidents.get_evidence(incident_id)
     assert ev["diagnosis"]["failure_class"] == "hallucination"
     assert ev["candidate"]["detail"].startswith("dry run: would register support-bot.txt as a new prompt version")

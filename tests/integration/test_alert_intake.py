@@ -73,10 +73,10 @@ def runs_for(run_id: str) -> list[dict[str, Any]]:
 
 
 def deliveries() -> list[dict[str, Any]]:
-    from firebreak.incidents.store import StateStore
     from firebreak.settings import Settings
+    from tests.state import State
 
-    return StateStore(Settings.from_env().state_db_url).deliveries()
+    return State(Settings.from_env().state_db_url).alerts.deliveries()
 
 
 def test_alertmanager_firing_opens_one_run_with_the_alerts_params(client) -> None:  # type: ignore[no-untyped-def]
@@ -120,10 +120,10 @@ def test_replays_and_concurrent_duplicates_start_exactly_one_run(client) -> None
         json.loads(json.dumps(d["detail"]))["alerts"][0]["action"] for d in deliveries() if d["status"] == "processed"
     ]
     assert actions.count("opened") == 1 and actions.count("duplicate") == 9
-    from firebreak.incidents.store import StateStore
     from firebreak.settings import Settings
+    from tests.state import State
 
-    events = StateStore(Settings.from_env().state_db_url).events(incident_id)
+    events = State(Settings.from_env().state_db_url).incidents.events(incident_id)
     assert sum(e.kind == "alert_duplicate" for e in events) == 9  # later deliveries land on the timeline
 
 
@@ -147,10 +147,10 @@ def test_resolved_before_firing_never_reopens(client) -> None:  # type: ignore[n
     assert response.status_code == 200 and response.json()["alerts"][0]["action"] == "ignored"
     incident_id = incident_id_for("pricing", "late|2026-11-27T10:00:00+00:00")
     assert runs_for(incident_id) == []
-    from firebreak.incidents.store import StateStore
     from firebreak.settings import Settings
+    from tests.state import State
 
-    kinds = [e.kind for e in StateStore(Settings.from_env().state_db_url).events(incident_id)]
+    kinds = [e.kind for e in State(Settings.from_env().state_db_url).incidents.events(incident_id)]
     assert kinds == ["alert_resolved", "alert_ignored"]
 
 

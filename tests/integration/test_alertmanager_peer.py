@@ -173,17 +173,17 @@ def start_peers(tmp: Path, exporter: Exporter, intake_url: str) -> list[subproce
 
 
 def test_alertmanager_opens_exactly_one_incident(stack: Any, tmp_path: Path) -> None:
-    from firebreak.incidents.store import StateStore
+    from tests.state import State
 
     system_binary("prometheus")
     system_binary("prometheus-alertmanager")
     exporter = Exporter()
-    store = StateStore(stack.settings.state_db_url)
+    store = State(stack.settings.state_db_url)
     peers = start_peers(tmp_path, exporter, stack.intake_url)
     try:
 
         def processed() -> list[dict[str, Any]]:
-            return [d for d in store.deliveries("alertmanager") if d["status"] == "processed"]
+            return [d for d in store.alerts.deliveries("alertmanager") if d["status"] == "processed"]
 
         first = wait_for(processed, 90, "Alertmanager's first delivery")[0]
         opened = first["detail"]["alerts"][0]
@@ -205,7 +205,9 @@ def test_alertmanager_opens_exactly_one_incident(stack: Any, tmp_path: Path) -> 
         # The metric recovers: Alertmanager sends `resolved`; it lands on the timeline.
         exporter.value = 0.05
         wait_for(
-            lambda: any(e.kind == "alert_resolved" for e in store.events(incident_id)), 60, "the resolved notification"
+            lambda: any(e.kind == "alert_resolved" for e in store.incidents.events(incident_id)),
+            60,
+            "the resolved notification",
         )
         assert stack.api_get("/api/v2/dags/incident_response/dagRuns", token)["total_entries"] == 1
     finally:

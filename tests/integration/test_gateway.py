@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from firebreak.incidents.enums import Alias, BreakerState, Route
-from firebreak.incidents.store import StateStore
 from firebreak.prediction_log import PredictionLog
 from firebreak.serving.app import create_app
 from firebreak.serving.gateway import Gateway
@@ -30,6 +29,7 @@ from firebreak.serving.scorer import Scorer
 from firebreak.settings import Settings
 from firebreak.stack import free_port
 from tests.gateway_helpers import body, pricing_records
+from tests.state import State
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 def reset(world: Settings) -> None:
     """Each test starts from champion routing and a closed breaker."""
-    with StateStore(world.state_db_url).begin() as conn:
+    with State(world.state_db_url).begin() as conn:
         conn.execute(sa.text("DELETE FROM breakers"))
         conn.execute(sa.text("UPDATE routing SET route = 'champion'"))
 
@@ -173,7 +173,7 @@ def test_shadow_never_alters_the_answer_and_a_failing_challenger_never_fails_a_r
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import pricing
 
-    registry = Registry(world, StateStore(world.state_db_url))
+    registry = Registry(world)
     history = pd.read_parquet(world.data_dir / "pricing" / "history.parquet")
     v2 = pricing.train_seasonal_v2(history)
     frame = history[pricing.INPUTS].head(50)
@@ -221,13 +221,13 @@ def test_shadow_never_alters_the_answer_and_a_failing_challenger_never_fails_a_r
 def test_routing_changes_are_obeyed_at_the_next_refresh_without_a_restart(gateway: Gateway, world: Settings) -> None:
     from firebreak.scenarios import pricing
 
-    store = StateStore(world.state_db_url)
+    store = State(world.state_db_url)
     record = pricing_records(1, holiday=True, seed=15)[0]
     with client(gateway) as http:
         assert http.post("/invocations", json=body(record)).headers["X-Firebreak-Route"] == "champion"
-        state = store.get_routing("pricing")
+        state = store.routing.get_routing("pricing")
         assert state is not None
-        store.compare_and_set_route(
+        store.routing.compare_and_set_route(
             "pricing",
             expected_generation=state.generation,
             route=Route.HEURISTIC,
@@ -239,7 +239,7 @@ def test_routing_changes_are_obeyed_at_the_next_refresh_without_a_restart(gatewa
         assert contained.headers["X-Firebreak-Route"] == "heuristic"
         fallback = pricing.fallback_prices(pd.DataFrame([record]), world).to_dict("records")[0]
         assert contained.json()["predictions"][0] == pytest.approx(fallback)
-        store.compare_and_set_route(
+        store.routing.compare_and_set_route(
             "pricing",
             expected_generation=state.generation + 1,
             route=Route.DISABLED,
@@ -370,7 +370,7 @@ def test_the_breaker_steps_closed_open_half_open_closed_with_events_metrics_and_
     from prometheus_client import REGISTRY
 
     reset(world)
-    store = StateStore(world.state_db_url)
+    store = State(world.state_db_url)
     with store.begin() as conn:
         conn.execute(sa.text("DELETE FROM breaker_events"))
 
@@ -412,7 +412,7 @@ def test_the_breaker_steps_closed_open_half_open_closed_with_events_metrics_and_
         assert gw.breaker.state == BreakerState.CLOSED and gauge() == 0
         assert moved("half_open", "closed") == closed_before + 1
         assert set(send(pricing_records(3, holiday=True, seed=35))) == {"champion"}
-    events = [(e["source"], e["target"]) for e in store.breaker_events("pricing")]
+    events = [(e["source"], e["target"]) for e in store.routing.breaker_events("pricing")]
     assert events == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
     alerts = sorted(set(inbox.glob("generic-gateway-*.json")) - seen_alerts)
     payloads = [json.loads(a.read_text()) for a in alerts]

@@ -9,11 +9,11 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from firebreak.incidents.store import StateStore
 from firebreak.prediction_log import PredictionLog
 from firebreak.serving.app import create_app
 from firebreak.serving.gateway import Gateway
 from firebreak.settings import Settings
+from tests.state import State
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def test_a_guardrail_version_activated_by_an_incident_is_enforced_at_the_next_re
     from firebreak.remediation.guardrails import activate, add_rules
 
     gateway = Gateway("support-bot", world, refresh_seconds=3600)
-    store = StateStore(world.state_db_url)
+    store = State(world.state_db_url)
     with store.begin() as conn:
         conn.exec_driver_sql("DELETE FROM breakers")
     gateway.refresh()
@@ -106,7 +106,9 @@ def test_a_guardrail_version_activated_by_an_incident_is_enforced_at_the_next_re
             incident_id="inc-llm",
             reason="promises of waived costs",
         )
-        activate(gateway.policy, world, version, store=store, incident_id="inc-llm", actor="test", reason="new rule")
+        activate(
+            gateway.policy, world, version, ledger=store.ledger, incident_id="inc-llm", actor="test", reason="new rule"
+        )
         gateway.refresh()
         after = http.post("/invocations", json={"dataframe_records": [chat(LATE, "shipping")]})
     assert after.headers["X-Firebreak-Route"] == "guardrail"

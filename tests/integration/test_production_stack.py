@@ -116,20 +116,20 @@ def as_stack(stack: Any) -> Iterator[Any]:
 
 
 def world(stack: Any, model: str) -> dict[str, Any]:
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
+    from tests.state import State
 
     with as_stack(stack) as s:
-        store = StateStore(s.state_db_url)
-        routing = store.get_routing(model)
+        store = State(s.state_db_url)
+        routing = store.routing.get_routing(model)
         return {
-            "aliases": Registry(s, store).aliases(model),
-            "ledger": [(e.alias, e.old_version, e.new_version, e.status, e.incident_id) for e in store.ledger(model)],
+            "aliases": Registry(s).aliases(model),
+            "ledger": [
+                (e.alias, e.old_version, e.new_version, e.status, e.incident_id) for e in store.ledger.entries(model)
+            ],
             "routing": (str(routing.route), routing.generation) if routing else None,
-            "incidents": {i.id: i for i in store.list_incidents(model)},
-            "versions": sorted(
-                int(v.version) for v in Registry(s, store).client.search_model_versions(f"name = '{model}'")
-            ),
+            "incidents": {i.id: i for i in store.incidents.list_incidents(model)},
+            "versions": sorted(int(v.version) for v in Registry(s).client.search_model_versions(f"name = '{model}'")),
         }
 
 
@@ -235,7 +235,7 @@ def test_secrets_stay_out_of_task_logs_timeline_and_postmortems(stack: Any, conc
     incident leaves behind: task logs, XCom, the timeline and evidence, post-mortems."""
     import json
 
-    from firebreak.incidents.store import StateStore
+    from tests.state import State
 
     secrets = {
         "jwt secret": stack.jwt_secret,
@@ -254,12 +254,12 @@ def test_secrets_stay_out_of_task_logs_timeline_and_postmortems(stack: Any, conc
             )
             texts[f"xcom {run}/{task}"] = json.dumps(entries)
     with as_stack(stack) as s:
-        store = StateStore(s.state_db_url)
+        store = State(s.state_db_url)
         for model in ("pricing", "pricing_b", "pricing_twin"):
-            for incident in store.list_incidents(model):
+            for incident in store.incidents.list_incidents(model):
                 texts[f"timeline {incident.id}"] = json.dumps(
-                    [(e.kind, e.message) for e in store.events(incident.id)]
-                ) + json.dumps(store.get_evidence(incident.id), default=str)
+                    [(e.kind, e.message) for e in store.incidents.events(incident.id)]
+                ) + json.dumps(store.incidents.get_evidence(incident.id), default=str)
     assert any(name.endswith(".log") or "attempt=" in name for name in texts), "task logs were read"
     leaks = [(what, where) for where, text in texts.items() for what, value in secrets.items() if value in text]
     assert leaks == []
@@ -347,9 +347,9 @@ def test_two_incidents_for_one_model_never_interleave_alias_moves(stack: Any, co
     print(f"\n[concurrency] second incident {loser}: {outcome}")
     assert outcome, "the refused incident says what happened"
     with as_stack(stack) as s:
-        from firebreak.incidents.store import StateStore
+        from tests.state import State
 
-        promotion = [e for e in StateStore(s.state_db_url).events(loser) if e.kind in ("promotion", "gate")]
+        promotion = [e for e in State(s.state_db_url).incidents.events(loser) if e.kind in ("promotion", "gate")]
     assert promotion, "the refused incident's timeline shows the gate or promotion verdict"
 
 
@@ -427,9 +427,9 @@ def test_mlflow_down_during_promote_fails_clearly_and_keeps_the_fallback(stack: 
         assert last[2] == version, (alias, after["ledger"])
     iid = incident_id("pricing_store", "store")
     with as_stack(stack) as s:
-        from firebreak.incidents.store import StateStore
+        from tests.state import State
 
-        events = StateStore(s.state_db_url).events(iid)
+        events = State(s.state_db_url).incidents.events(iid)
     failures = [e.message for e in events if e.kind == "task_failed" and "promote" in e.message]
     print(f"\n[fault] MLflow down during promote: {failures[-1] if failures else events[-1].message}")
     assert failures, [e.kind for e in events]

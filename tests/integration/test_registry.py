@@ -9,7 +9,6 @@ import pytest
 from mlflow.pyfunc import PythonModel
 
 from firebreak.errors import RegistryError
-from firebreak.incidents.store import StateStore
 from firebreak.registry.mlflow_registry import Registry
 from firebreak.settings import Settings
 
@@ -27,7 +26,7 @@ class Constant(PythonModel):  # type: ignore[misc]
 @pytest.fixture
 def registry(firebreak_home: Path) -> Registry:
     settings = Settings.from_env()
-    return Registry(settings, StateStore(settings.state_db_url))
+    return Registry(settings)
 
 
 def register(registry: Registry, value: float) -> str:
@@ -48,7 +47,7 @@ def test_move_alias_is_idempotent_and_audited(registry: Registry) -> None:
     assert registry.move_alias("toy", "champion", v1, incident_id=None, actor="t", reason="again") is False
     assert registry.move_alias("toy", "champion", v2, incident_id="i-1", actor="t", reason="promote") is True
     assert registry.aliases("toy") == {"champion": v2}
-    ledger = registry.store.ledger("toy")
+    ledger = registry.ledger.entries("toy")
     assert [(e.alias, e.old_version, e.new_version, e.status, e.incident_id) for e in ledger] == [
         ("champion", None, v1, "applied", None),
         ("champion", v1, v2, "applied", "i-1"),
@@ -66,7 +65,7 @@ def test_rollback_reads_back_and_keeps_the_old_value_in_the_ledger(registry: Reg
     registry.move_alias("toy", "champion", v2, incident_id="i-9", actor="t", reason="rollback")
     champion = registry.version_for("toy", "champion")
     assert champion is not None and champion.version == v2
-    last = registry.store.ledger("toy")[-1]
+    last = registry.ledger.entries("toy")[-1]
     assert (last.old_version, last.new_version, last.status) == (v3, v2, "applied")
 
 
@@ -78,7 +77,7 @@ def test_a_deleted_target_is_an_explicit_error_and_changes_nothing(registry: Reg
     with pytest.raises(RegistryError, match=f"model 'toy' has no version '{v2}'"):
         registry.move_alias("toy", "champion", v2, incident_id="i-1", actor="t", reason="promote")
     assert registry.aliases("toy") == {"champion": v1}
-    assert len(registry.store.ledger("toy")) == 1
+    assert len(registry.ledger.entries("toy")) == 1
 
 
 def test_unset_alias_reads_as_none(registry: Registry) -> None:

@@ -89,9 +89,9 @@ def test_a_rule_can_be_scoped_to_questions(settings: Settings, policy: Policy, t
 
 
 def test_added_rules_are_a_new_version_served_only_once_activated(settings: Settings, policy: Policy) -> None:
-    from firebreak.incidents.store import StateStore
+    from tests.state import State
 
-    store = StateStore(settings.state_db_url)
+    store = State(settings.state_db_url)
     paraphrase = "Your next order is on the house."
     assert load_guardrails(policy, settings).check("late", paraphrase).allowed  # version 1 misses it
 
@@ -112,10 +112,14 @@ def test_added_rules_are_a_new_version_served_only_once_activated(settings: Sett
     assert history[-1]["parent"] == 1 and history[-1]["incident_id"] == "support-bot-abc"
     assert history[-1]["added_rules"] == ["on-the-house"] and history[-1]["added_exemplars"] == 1
 
-    assert activate(policy, settings, 2, store=store, incident_id="support-bot-abc", actor="test", reason="promoted")
-    assert not activate(policy, settings, 2, store=store, incident_id="support-bot-abc", actor="test", reason="again")
+    assert activate(
+        policy, settings, 2, ledger=store.ledger, incident_id="support-bot-abc", actor="test", reason="promoted"
+    )
+    assert not activate(
+        policy, settings, 2, ledger=store.ledger, incident_id="support-bot-abc", actor="test", reason="again"
+    )
     assert load_guardrails(policy, settings).check("late", paraphrase).rule == "on-the-house"
-    ledger = [(e.alias, e.old_version, e.new_version, e.status) for e in store.ledger("support-bot")]
+    ledger = [(e.alias, e.old_version, e.new_version, e.status) for e in store.ledger.entries("support-bot")]
     assert ledger == [("guardrails", "1", "2", "applied")]
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from firebreak.incidents.enums import IncidentStatus, Route
 from firebreak.incidents.identity import incident_id_for
-from firebreak.incidents.store import StateStore
+from tests.state import State
 
 
-def store(tmp_path: Path) -> StateStore:
-    return StateStore(f"sqlite:///{tmp_path / 'state.db'}")
+def store(tmp_path: Path) -> State:
+    return State(f"sqlite:///{tmp_path / 'state.db'}")
 
 
 def test_incident_id_is_stable_and_run_id_safe() -> None:
@@ -26,25 +26,25 @@ def test_an_incident_is_created_once(tmp_path: Path) -> None:
     args = dict(
         incident_id="i-1", model="pricing", description="d", dedup_key="k", dag_run_id="r", dry_run=False, request={}
     )
-    assert s.create_incident(**args) is True
-    assert s.create_incident(**args) is False
-    assert [i.id for i in s.list_incidents()] == ["i-1"]
-    s.update_incident("i-1", status=IncidentStatus.RESOLVED)
-    incident = s.get_incident("i-1")
+    assert s.incidents.create_incident(**args) is True
+    assert s.incidents.create_incident(**args) is False
+    assert [i.id for i in s.incidents.list_incidents()] == ["i-1"]
+    s.incidents.update_incident("i-1", status=IncidentStatus.RESOLVED)
+    incident = s.incidents.get_incident("i-1")
     assert incident is not None and incident.status is IncidentStatus.RESOLVED and incident.closed_at is not None
 
 
 def test_concurrent_contain_moves_the_route_once(tmp_path: Path) -> None:
     """Reliability case 11: two writers race from the same generation; exactly one wins."""
     s = store(tmp_path)
-    start = s.ensure_routing("pricing", Route.CHAMPION, "initial")
+    start = s.routing.ensure_routing("pricing", Route.CHAMPION, "initial")
     barrier = threading.Barrier(8)
     wins: list[bool] = []
 
     def contend() -> None:
         barrier.wait()
         wins.append(
-            s.compare_and_set_route(
+            s.routing.compare_and_set_route(
                 "pricing",
                 expected_generation=start.generation,
                 route=Route.HEURISTIC,
@@ -59,30 +59,34 @@ def test_concurrent_contain_moves_the_route_once(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert wins.count(True) == 1
-    state = s.get_routing("pricing")
+    state = s.routing.get_routing("pricing")
     assert state is not None and (state.route, state.generation, state.incident_id) == ("heuristic", 1, "i-1")
 
 
 def test_ensure_routing_never_overwrites(tmp_path: Path) -> None:
     s = store(tmp_path)
-    s.ensure_routing("pricing", Route.CHAMPION, "initial")
-    assert s.compare_and_set_route(
+    s.routing.ensure_routing("pricing", Route.CHAMPION, "initial")
+    assert s.routing.compare_and_set_route(
         "pricing", expected_generation=0, route=Route.HEURISTIC, incident_id=None, reason="x"
     )
-    assert s.ensure_routing("pricing", Route.CHAMPION, "again").route == "heuristic"
+    assert s.routing.ensure_routing("pricing", Route.CHAMPION, "again").route == "heuristic"
 
 
 def test_evidence_is_replaced_not_duplicated(tmp_path: Path) -> None:
     s = store(tmp_path)
-    s.put_evidence("i-1", "gate", {"passed": False})
-    s.put_evidence("i-1", "gate", {"passed": True})
-    assert s.get_evidence("i-1") == {"gate": {"passed": True}}
+    s.incidents.put_evidence("i-1", "gate", {"passed": False})
+    s.incidents.put_evidence("i-1", "gate", {"passed": True})
+    assert s.incidents.get_evidence("i-1") == {"gate": {"passed": True}}
 
 
 def test_ledger_keeps_pending_failed_and_applied(tmp_path: Path) -> None:
     s = store(tmp_path)
-    a = s.ledger_begin(model="pricing", alias="champion", old="1", new="2", incident_id="i-1", actor="t", reason="r")
-    b = s.ledger_begin(model="pricing", alias="champion", old="1", new="3", incident_id="i-2", actor="t", reason="r")
-    s.ledger_finish(a, "applied")
-    s.ledger_finish(b, "failed")
-    assert [(e.new_version, e.status) for e in s.ledger("pricing")] == [("2", "applied"), ("3", "failed")]
+    a = s.ledger.begin_move(
+        model="pricing", alias="champion", old="1", new="2", incident_id="i-1", actor="t", reason="r"
+    )
+    b = s.ledger.begin_move(
+        model="pricing", alias="champion", old="1", new="3", incident_id="i-2", actor="t", reason="r"
+    )
+    s.ledger.finish_move(a, "applied")
+    s.ledger.finish_move(b, "failed")
+    assert [(e.new_version, e.status) for e in s.ledger.entries("pricing")] == [("2", "applied"), ("3", "failed")]

@@ -18,10 +18,8 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
 
 from firebreak.alerts.intake import IncidentStarter, Source, receive
-from firebreak.incidents.store import StateStore
 from firebreak.settings import Settings
 
 TOKEN_ENV = "FIREBREAK_ALERT_TOKEN"
@@ -63,12 +61,8 @@ def create_app(starter: IncidentStarter, settings: Callable[[], Settings] = Sett
         if len(body) > MAX_BODY_BYTES:
             return JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
         s = settings()
-        try:
-            store = StateStore(s.state_db_url)
-        except (SQLAlchemyError, OSError) as exc:  # the store cannot even be opened: the sender retries
-            return JSONResponse({"error": f"state DB unavailable; retry ({type(exc).__name__})"}, status_code=503)
         result = await asyncio.to_thread(
-            receive, source, body, store=store, starter=starter, policies_dir=s.policies_dir
+            receive, source, body, state_db_url=s.state_db_url, starter=starter, policies_dir=s.policies_dir
         )
         return JSONResponse(result.body(), status_code=result.status_code)
 

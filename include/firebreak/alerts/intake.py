@@ -22,9 +22,10 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from firebreak.alerts.schemas import Alert, AlertmanagerWebhook, GenericAlert, from_alertmanager, from_generic
+from firebreak.alerts.store import DeliveryStore
 from firebreak.errors import FirebreakError, PolicyError, UnknownModelError
 from firebreak.incidents.identity import incident_id_for
-from firebreak.incidents.store import StateStore
+from firebreak.incidents.store import IncidentStore
 from firebreak.policy.schema import load_policy
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,15 @@ class IntakeResult:
 
 
 def receive(
-    source: Source, body: bytes, *, store: StateStore, starter: IncidentStarter, policies_dir: Path
+    source: Source, body: bytes, *, state_db_url: str, starter: IncidentStarter, policies_dir: Path
 ) -> IntakeResult:
     """Handle one delivery end to end; never raises for bad input or a dependency outage."""
     text = body.decode("utf-8", errors="replace")
+    try:
+        store, incidents = DeliveryStore(state_db_url), IncidentStore(state_db_url)
+    except (sa.exc.SQLAlchemyError, OSError) as exc:  # the store cannot even be opened: the sender retries
+        log.error("alert intake: state DB unavailable, answering 503: %s", exc)
+        return IntakeResult(503, None, error="state DB unavailable; retry")
     try:
         delivery_id = store.record_delivery(source, text)
     except sa.exc.SQLAlchemyError as exc:
@@ -76,7 +82,8 @@ def receive(
         return IntakeResult(exc.status_code, delivery_id, error=str(exc))
     try:
         results = [
-            _handle(alert, delivery_id, store=store, starter=starter, policies_dir=policies_dir) for alert in alerts
+            _handle(alert, delivery_id, store=store, incidents=incidents, starter=starter, policies_dir=policies_dir)
+            for alert in alerts
         ]
     except (IntakeUnavailable, sa.exc.SQLAlchemyError) as exc:
         log.error("alert intake: delivery %s not fully processed, answering 503: %s", delivery_id, exc)
@@ -117,7 +124,13 @@ def _parse(source: Source, text: str) -> tuple[list[Alert], dict[str, Any]]:
 
 
 def _handle(
-    alert: Alert, delivery_id: int, *, store: StateStore, starter: IncidentStarter, policies_dir: Path
+    alert: Alert,
+    delivery_id: int,
+    *,
+    store: DeliveryStore,
+    incidents: IncidentStore,
+    starter: IncidentStarter,
+    policies_dir: Path,
 ) -> dict[str, Any]:
     base = {"model": alert.model, "dedup_key": alert.dedup_key, "status": alert.status}
     if not alert.model:
@@ -130,27 +143,27 @@ def _handle(
     episode = store.touch_episode(incident_id, alert.model, alert.dedup_key, resolved=alert.status == "resolved")
     where = f"{alert.source} delivery #{delivery_id}"
     if alert.status == "resolved":
-        store.add_event(
+        incidents.add_event(
             incident_id, "alert_resolved", f"{where}: alert resolved at the source", {"delivery_id": delivery_id}
         )
         return {**base, "incident_id": incident_id, "action": "resolved", "detail": "recorded on the timeline"}
     if episode["resolved_at"] is not None:
-        store.add_event(incident_id, "alert_ignored", f"{where}: firing after the episode resolved; not reopened")
+        incidents.add_event(incident_id, "alert_ignored", f"{where}: firing after the episode resolved; not reopened")
         return {**base, "incident_id": incident_id, "action": "ignored", "detail": "episode already resolved"}
     try:
         created = starter(incident_id, alert.conf())
     except StartRejected as exc:
-        store.add_event(incident_id, "alert_rejected", f"{where}: {exc}")
+        incidents.add_event(incident_id, "alert_rejected", f"{where}: {exc}")
         return {**base, "incident_id": incident_id, "action": "rejected", "detail": str(exc)}
     action = "opened" if created else "duplicate"
     message = (
         "started incident_response" if created else f"duplicate (delivery {episode['deliveries']} of this episode)"
     )
-    store.add_event(incident_id, f"alert_{action}", f"{where}: {message}", {"delivery_id": delivery_id})
+    incidents.add_event(incident_id, f"alert_{action}", f"{where}: {message}", {"delivery_id": delivery_id})
     return {**base, "incident_id": incident_id, "action": action, "detail": message}
 
 
-def _finish_quietly(store: StateStore, delivery_id: int, detail: dict[str, Any]) -> None:
+def _finish_quietly(store: DeliveryStore, delivery_id: int, detail: dict[str, Any]) -> None:
     try:
         store.finish_delivery(delivery_id, "received", detail)
     except sa.exc.SQLAlchemyError:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from firebreak.containment.state import RoutingState
 from firebreak.incidents.enums import IncidentStatus
-from firebreak.incidents.store import Incident, LedgerEntry, RoutingState, TimelineEvent
+from firebreak.incidents.store import Incident, TimelineEvent
 from firebreak.policy.schema import Policy
+from firebreak.registry.ledger import LedgerEntry
 
 # Task-level bookkeeping lines are summarised in the timeline, not repeated one by one.
 _QUIET = {"task_started", "task_succeeded"}

@@ -20,7 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel, PythonModel
 
 from firebreak.errors import RegistryError
-from firebreak.incidents.store import StateStore
+from firebreak.registry.ledger import AliasLedger
 from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,9 @@ class Version:
 class Registry:
     """Registry access bound to one tracking URI and the state DB's alias ledger."""
 
-    def __init__(self, settings: Settings, store: StateStore) -> None:
+    def __init__(self, settings: Settings, ledger: AliasLedger | None = None) -> None:
         self.settings = settings
-        self.store = store
+        self.ledger = ledger or AliasLedger(settings.state_db_url)
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         mlflow.set_registry_uri(settings.mlflow_tracking_uri)
@@ -220,7 +220,7 @@ class Registry:
             return False
         if version is not None:
             self.get_version(model, version)  # raises RegistryError when it was deleted
-        entry = self.store.ledger_begin(
+        entry = self.ledger.begin_move(
             model=model, alias=alias, old=old, new=version, incident_id=incident_id, actor=actor, reason=reason
         )
         try:
@@ -229,9 +229,9 @@ class Registry:
             else:
                 self.client.set_registered_model_alias(model, alias, version)
         except MlflowException as exc:
-            self.store.ledger_finish(entry, "failed")
+            self.ledger.finish_move(entry, "failed")
             raise RegistryError(f"moving {model}@{alias} {old} -> {version} failed: {exc.message}") from exc
-        self.store.ledger_finish(entry, "applied")
+        self.ledger.finish_move(entry, "applied")
         log.info("alias %s@%s: %s -> %s (%s)", model, alias, old, version, reason)
         return True
 
@@ -284,7 +284,7 @@ class Registry:
             return False
         if version is not None and self.client.get_prompt_version(name, version) is None:
             raise RegistryError(f"prompt {name!r} has no version {version}")
-        entry = self.store.ledger_begin(
+        entry = self.ledger.begin_move(
             model=model,
             alias=f"{PROMPT_LEDGER_PREFIX}{alias}",
             old=None if old is None else str(old),
@@ -299,9 +299,9 @@ class Registry:
             else:
                 self.client.set_prompt_alias(name, alias, version)
         except MlflowException as exc:
-            self.store.ledger_finish(entry, "failed")
+            self.ledger.finish_move(entry, "failed")
             raise RegistryError(f"moving prompt {name}@{alias} {old} -> {version} failed: {exc.message}") from exc
-        self.store.ledger_finish(entry, "applied")
+        self.ledger.finish_move(entry, "applied")
         log.info("prompt alias %s@%s: %s -> %s (%s)", name, alias, old, version, reason)
         return True
 

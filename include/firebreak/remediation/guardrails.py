@@ -37,8 +37,8 @@ import yaml
 from firebreak.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from firebreak.incidents.store import StateStore
     from firebreak.policy.schema import Llm, Policy
+    from firebreak.registry.ledger import AliasLedger
     from firebreak.settings import Settings
 
 LEDGER_ALIAS = "guardrails"
@@ -296,7 +296,7 @@ def activate(
     settings: Settings,
     version: int,
     *,
-    store: StateStore,
+    ledger: AliasLedger,
     incident_id: str | None,
     actor: str,
     reason: str,
@@ -309,7 +309,7 @@ def activate(
     old = active_version(policy, settings)
     if old == version:
         return False
-    entry = store.ledger_begin(
+    entry = ledger.begin_move(
         model=policy.model,
         alias=LEDGER_ALIAS,
         old=str(old),
@@ -321,7 +321,7 @@ def activate(
     pointer = versions_dir(policy, settings) / "active.json"
     pointer.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(pointer, json.dumps({"version": version, "incident_id": incident_id, "reason": reason}))
-    store.ledger_finish(entry, "applied")
+    ledger.finish_move(entry, "applied")
     return True
 
 

@@ -62,8 +62,8 @@ def setup(settings: Settings, *, seed: int = 13, now: datetime | None = None) ->
     ``last-known-good`` to v1 and ``champion`` to v2 (both in the ledger); the log holds a
     day of all-year traffic scored by v2, 80% labelled.
     """
+    from firebreak.containment.state import RoutingStore
     from firebreak.incidents.enums import Alias, Route
-    from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry, golden_tags
@@ -71,8 +71,8 @@ def setup(settings: Settings, *, seed: int = 13, now: datetime | None = None) ->
     now = now or datetime.now(UTC)
     policy = load_policy(MODEL, settings.policies_dir)
     reset_model(settings, MODEL)
-    store = StateStore(settings.state_db_url)
-    registry = Registry(settings, store)
+    store = RoutingStore(settings.state_db_url)
+    registry = Registry(settings)
     history = write_history(settings, MODEL, policy.training.dataset, seed)
     golden = pd.read_csv(settings.resolve(policy.golden))
     versions = []

@@ -216,15 +216,17 @@ def golden_frame(seed: int = 4242, n: int = 600) -> pd.DataFrame:
 
 def reset(model: str, settings: Settings) -> tuple[Any, Any, Any]:
     """Forget ``model``'s registry versions, state, log, labels, feedback and data; returns (policy, store, registry)."""
-    from firebreak.incidents.store import StateStore
+    from firebreak.containment.state import RoutingStore
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry
 
     policy = load_policy(model, settings.policies_dir)
-    store = StateStore(settings.state_db_url)
-    registry = Registry(settings, store)
+    store = RoutingStore(settings.state_db_url)
+    registry = Registry(settings)
     registry.delete_model(model)
-    store.forget_model(model)
+    from firebreak.scenarios.traffic import forget_state
+
+    forget_state(settings, model)
     for folder in (
         settings.prediction_log_dir / f"model={model}",
         settings.labels_dir / f"model={model}",

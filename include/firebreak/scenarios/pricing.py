@@ -284,9 +284,9 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None, mod
     another registered name (its policy must exist in the policies dir): a second model with
     the pricing recipe, for tests that need two.
     """
+    from firebreak.containment.state import RoutingStore
     from firebreak.feedback import FeedbackStore
     from firebreak.incidents.enums import Alias, Route
-    from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import LabelStore, PredictionLog
@@ -294,10 +294,12 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None, mod
 
     now = now or datetime.now(UTC)
     policy = load_policy(model, settings.policies_dir)
-    store = StateStore(settings.state_db_url)
-    registry = Registry(settings, store)
+    store = RoutingStore(settings.state_db_url)
+    registry = Registry(settings)
     registry.delete_model(model)
-    store.forget_model(model)
+    from firebreak.scenarios.traffic import forget_state
+
+    forget_state(settings, model)
     for folder in (
         settings.prediction_log_dir / f"model={model}",
         settings.labels_dir / f"model={model}",

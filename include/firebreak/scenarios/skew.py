@@ -46,8 +46,8 @@ def setup(settings: Settings, *, seed: int = 11, now: datetime | None = None) ->
     ``features-2.3.1`` and then 6 hours from ``features-2.4.0`` with prices in cents,
     which the gateway flagged as contract violations.
     """
+    from firebreak.containment.state import RoutingStore
     from firebreak.incidents.enums import Alias, Route
-    from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry, golden_tags
@@ -55,8 +55,8 @@ def setup(settings: Settings, *, seed: int = 11, now: datetime | None = None) ->
     now = now or datetime.now(UTC)
     policy = load_policy(MODEL, settings.policies_dir)
     reset_model(settings, MODEL)
-    store = StateStore(settings.state_db_url)
-    registry = Registry(settings, store)
+    store = RoutingStore(settings.state_db_url)
+    registry = Registry(settings)
     history = write_history(settings, MODEL, policy.training.dataset, seed)
     model = pricing.train_seasonal_v2(history, seed)
     golden = pd.read_csv(settings.resolve(policy.golden))

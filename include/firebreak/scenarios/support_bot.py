@@ -261,8 +261,8 @@ def setup(settings: Settings, *, seed: int = SEED, now: datetime | None = None) 
     holds 8 hours of v1 answers, then 22 hours of v2's, each checked by guardrails v1 in
     monitor mode (the hit is logged, the answer served).
     """
+    from firebreak.containment.state import RoutingStore
     from firebreak.incidents.enums import Alias, Route
-    from firebreak.incidents.store import StateStore
     from firebreak.investigation.evaluation import evaluate_qa, load_qa
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import PredictionLog
@@ -272,11 +272,13 @@ def setup(settings: Settings, *, seed: int = SEED, now: datetime | None = None) 
     now = now or datetime.now(UTC)
     policy = load_policy(MODEL, settings.policies_dir)
     assert policy.llm is not None
-    store = StateStore(settings.state_db_url)
-    registry = Registry(settings, store)
+    store = RoutingStore(settings.state_db_url)
+    registry = Registry(settings)
     registry.delete_model(MODEL)
     registry.delete_prompt(policy.llm.prompt)
-    store.forget_model(MODEL)
+    from firebreak.scenarios.traffic import forget_state
+
+    forget_state(settings, MODEL)
     for folder in (
         settings.prediction_log_dir / f"model={MODEL}",
         settings.data_dir / MODEL,

@@ -16,23 +16,31 @@ import pandas as pd
 from firebreak.scenarios import pricing
 from firebreak.settings import Settings
 
-__all__ = ["all_year_requests", "log_traffic", "reset_model", "write_history"]
+__all__ = ["all_year_requests", "log_traffic", "forget_state", "reset_model", "write_history"]
 
 
 def reset_model(settings: Settings, model: str) -> None:
     """Forget everything about ``model``: registry, state DB rows, prediction log, labels, data."""
-    from firebreak.incidents.store import StateStore
     from firebreak.registry.mlflow_registry import Registry
 
-    store = StateStore(settings.state_db_url)
-    Registry(settings, store).delete_model(model)
-    store.forget_model(model)
+    Registry(settings).delete_model(model)
+    forget_state(settings, model)
     for folder in (
         settings.prediction_log_dir / f"model={model}",
         settings.labels_dir / f"model={model}",
         settings.data_dir / model,
     ):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def forget_state(settings: Settings, model: str) -> None:
+    """Delete every state-DB row recorded for ``model``: incidents, routing and breakers, alias ledger."""
+    from firebreak.containment.state import RoutingStore
+    from firebreak.incidents.store import IncidentStore
+    from firebreak.registry.ledger import AliasLedger
+
+    for store in (IncidentStore, RoutingStore, AliasLedger):
+        store(settings.state_db_url).forget_model(model)
 
 
 def write_history(settings: Settings, model: str, dataset: str, seed: int) -> pd.DataFrame:

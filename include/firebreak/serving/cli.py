@@ -79,12 +79,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def breaker(args: argparse.Namespace, settings: Settings) -> int:
     """Force a model's breaker open (all gateway workers obey within their refresh), or release it."""
+    from firebreak.containment.state import RoutingStore
     from firebreak.incidents.enums import BreakerState
-    from firebreak.incidents.store import StateStore
     from firebreak.policy.schema import load_policy
 
     load_policy(args.model, settings.policies_dir)
-    store = StateStore(settings.state_db_url)
+    store = RoutingStore(settings.state_db_url)
     row = store.get_breaker(args.model)
     if args.action != "status":
         target = BreakerState.OPEN if args.action == "open" else BreakerState.CLOSED

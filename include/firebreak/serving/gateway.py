@@ -39,11 +39,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from firebreak.containment.breaker import Breaker, Call, Transition
+from firebreak.containment.state import RoutingStore
 from firebreak.contracts.online import OnlineContract, Violation
 from firebreak.incidents.enums import Alias, BreakerState, Route
-from firebreak.incidents.store import StateStore
 from firebreak.policy.schema import load_policy
 from firebreak.prediction_log import PredictionLog
+from firebreak.registry.ledger import AliasLedger
 from firebreak.serving import metrics
 from firebreak.serving.logwriter import LogWriter
 from firebreak.serving.scorer import Scorer, heuristic_scorer, model_scorer
@@ -115,7 +116,8 @@ class Gateway:
         if self.llm is not None:
             # The suite describes the logged features; the question itself is the request's text.
             self.contract.require(self.llm.question, "string")
-        self.store = StateStore(settings.state_db_url)
+        self.store = RoutingStore(settings.state_db_url)
+        self.ledger = AliasLedger(settings.state_db_url)
         self.clock = clock
         self.refresh_seconds = refresh_seconds
         self.inbox_alerts = inbox_alerts
@@ -178,7 +180,7 @@ class Gateway:
         if self._registry is None:
             from firebreak.registry.mlflow_registry import Registry
 
-            self._registry = Registry(self.settings, self.store)
+            self._registry = Registry(self.settings, self.ledger)
         return self._registry
 
     # -- following the shared state ----------------------------------------------------
@@ -188,7 +190,7 @@ class Gateway:
         try:
             routing = self.store.get_routing(self.model)
             row = self.store.get_breaker(self.model)
-            mark = self.store.ledger_mark(self.model)
+            mark = self.ledger.mark(self.model)
         except sa.exc.SQLAlchemyError as exc:
             if self.store_up or self.last_refresh is None:
                 log.error("state DB unreachable (%s): serving on the last known state", exc.__class__.__name__)

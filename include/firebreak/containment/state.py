@@ -1,0 +1,198 @@
+"""Where each model's traffic goes: the routing state and the serving gateway's shared breaker.
+
+Both live in the state DB and move only by compare-and-set on a generation counter, so
+two writers racing from the same generation change the state once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from firebreak.state_db import Store, jsonable, metadata, utcnow
+
+routing = sa.Table(
+    "routing",
+    metadata,
+    sa.Column("model", sa.String(100), primary_key=True),
+    sa.Column("route", sa.String(40), nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("incident_id", sa.String(80)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The serving gateway's circuit breaker per model, shared by all workers (compare-and-set
+# on generation). ``version`` is the champion version it tripped on: a new champion
+# starts with a closed breaker.
+breakers = sa.Table(
+    "breakers",
+    metadata,
+    sa.Column("model", sa.String(100), primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("since", sa.Float, nullable=False),  # epoch seconds, the breaker's clock
+    sa.Column("version", sa.String(20)),
+    sa.Column("forced", sa.Boolean, nullable=False, default=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+breaker_events = sa.Table(
+    "breaker_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(100), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("target", sa.String(20), nullable=False),
+    sa.Column("version", sa.String(20)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("data", sa.JSON),
+)
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    model: str
+    route: str
+    generation: int
+    incident_id: str | None
+    reason: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class BreakerRow:
+    model: str
+    state: str
+    generation: int
+    since: float
+    version: str | None
+    forced: bool
+    reason: str
+    updated_at: datetime
+
+
+class RoutingStore(Store):
+    """Typed access to the routing state and the shared breakers."""
+
+    tables = (routing, breakers, breaker_events)
+
+    # -- routing state -------------------------------------------------------------
+
+    def get_routing(self, model: str) -> RoutingState | None:
+        with self.begin() as conn:
+            row = conn.execute(sa.select(routing).where(routing.c.model == model)).mappings().first()
+        return RoutingState(**row) if row else None
+
+    def ensure_routing(self, model: str, route: str, reason: str) -> RoutingState:
+        """Create the model's routing row if missing (generation 0); returns the current state."""
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    routing.insert().values(
+                        model=model, route=route, generation=0, incident_id=None, reason=reason, updated_at=utcnow()
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass
+        state = self.get_routing(model)
+        assert state is not None  # inserted above or by a concurrent writer
+        return state
+
+    def compare_and_set_route(
+        self, model: str, *, expected_generation: int, route: str, incident_id: str | None, reason: str
+    ) -> bool:
+        """Move the route only if nobody else moved it since ``expected_generation``."""
+        with self.begin() as conn:
+            changed = conn.execute(
+                routing.update()
+                .where(routing.c.model == model, routing.c.generation == expected_generation)
+                .values(
+                    route=route,
+                    generation=expected_generation + 1,
+                    incident_id=incident_id,
+                    reason=reason,
+                    updated_at=utcnow(),
+                )
+            ).rowcount
+        return bool(changed)
+
+    # -- circuit breakers (serving gateway) -----------------------------------------
+
+    def get_breaker(self, model: str) -> BreakerRow | None:
+        with self.begin() as conn:
+            row = conn.execute(sa.select(breakers).where(breakers.c.model == model)).mappings().first()
+        return BreakerRow(**row) if row else None
+
+    def compare_and_set_breaker(
+        self,
+        model: str,
+        *,
+        expected_generation: int | None,
+        state: str,
+        since: float,
+        version: str | None,
+        forced: bool,
+        reason: str,
+    ) -> bool:
+        """Move the shared breaker only if nobody moved it since ``expected_generation``.
+
+        ``expected_generation=None`` means "no row yet": the first writer inserts it.
+        """
+        values = {
+            "state": state,
+            "since": since,
+            "version": version,
+            "forced": forced,
+            "reason": reason[:2000],
+            "updated_at": utcnow(),
+        }
+        if expected_generation is None:
+            try:
+                with self.begin() as conn:
+                    conn.execute(breakers.insert().values(model=model, generation=1, **values))
+                return True
+            except sa.exc.IntegrityError:
+                return False
+        with self.begin() as conn:
+            changed = conn.execute(
+                breakers.update()
+                .where(breakers.c.model == model, breakers.c.generation == expected_generation)
+                .values(generation=expected_generation + 1, **values)
+            ).rowcount
+        return bool(changed)
+
+    def add_breaker_event(
+        self, model: str, *, source: str, target: str, version: str | None, reason: str, data: dict[str, Any]
+    ) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                breaker_events.insert().values(
+                    model=model,
+                    at=utcnow(),
+                    source=source,
+                    target=target,
+                    version=version,
+                    reason=reason[:2000],
+                    data=jsonable(data),
+                )
+            )
+
+    def breaker_events(self, model: str) -> list[dict[str, Any]]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(breaker_events).where(breaker_events.c.model == model).order_by(breaker_events.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def forget_model(self, model: str) -> None:
+        """Delete the model's routing, breaker and breaker events (demo resets only)."""
+        with self.begin() as conn:
+            conn.execute(routing.delete().where(routing.c.model == model))
+            conn.execute(breakers.delete().where(breakers.c.model == model))
+            conn.execute(breaker_events.delete().where(breaker_events.c.model == model))

@@ -1,0 +1,113 @@
+"""The append-only alias ledger: every alias move, with who, when, why and which incident.
+
+MLflow keeps no history of alias moves; :meth:`firebreak.registry.mlflow_registry.Registry.move_alias`
+writes a ``pending`` row here before the registry call and marks it ``applied`` or ``failed`` after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from firebreak.state_db import Store, metadata, utcnow
+
+alias_ledger = sa.Table(
+    "alias_ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(100), nullable=False, index=True),
+    sa.Column("alias", sa.String(60), nullable=False),
+    sa.Column("old_version", sa.String(20)),
+    sa.Column("new_version", sa.String(20)),
+    sa.Column("incident_id", sa.String(80)),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    # pending -> applied | failed: the row is written before the registry call, so a
+    # crash between the two leaves a visible pending row instead of a silent gap.
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    model: str
+    alias: str
+    old_version: str | None
+    new_version: str | None
+    incident_id: str | None
+    actor: str
+    reason: str
+    status: str
+    at: datetime
+
+
+class AliasLedger(Store):
+    """Typed access to the alias ledger."""
+
+    tables = (alias_ledger,)
+
+    # -- alias ledger --------------------------------------------------------------
+
+    def begin_move(
+        self,
+        *,
+        model: str,
+        alias: str,
+        old: str | None,
+        new: str | None,
+        incident_id: str | None,
+        actor: str,
+        reason: str,
+    ) -> int:
+        with self.begin() as conn:
+            result = conn.execute(
+                alias_ledger.insert().values(
+                    model=model,
+                    alias=alias,
+                    old_version=old,
+                    new_version=new,
+                    incident_id=incident_id,
+                    actor=actor,
+                    reason=reason,
+                    status="pending",
+                    at=utcnow(),
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def finish_move(self, entry_id: int, status: str) -> None:
+        with self.begin() as conn:
+            conn.execute(alias_ledger.update().where(alias_ledger.c.id == entry_id).values(status=status))
+
+    def mark(self, model: str) -> str:
+        """The model's last alias-ledger row and its status: changes whenever an alias moves.
+
+        The status matters: a row is written ``pending`` before MLflow moves the alias and
+        turns ``applied`` after, so a reader between the two still sees the move later.
+        """
+        with self.begin() as conn:
+            row = conn.execute(
+                sa.select(alias_ledger.c.id, alias_ledger.c.status)
+                .where(alias_ledger.c.model == model)
+                .order_by(alias_ledger.c.id.desc())
+                .limit(1)
+            ).first()
+        return f"{row.id}:{row.status}" if row else "none"
+
+    def entries(self, model: str) -> list[LedgerEntry]:
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(alias_ledger).where(alias_ledger.c.model == model).order_by(alias_ledger.c.id)
+            ).mappings()
+            return [LedgerEntry(**r) for r in rows]
+
+    def forget_model(self, model: str) -> None:
+        """Delete the model's ledger rows (demo resets only; production never calls this)."""
+        with self.begin() as conn:
+            conn.execute(alias_ledger.delete().where(alias_ledger.c.model == model))
