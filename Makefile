@@ -28,6 +28,7 @@ test: install lint typecheck  ## lint, type check, then every test layer
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the layer contract in .importlinter (docs/architecture.md)
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -29,14 +29,14 @@ REMEDIATIONS = ["auto", "rollback", "retrain", "parameter_update", "upstream_fix
 
 
 def _incident_id(context: Any) -> str:
-    from firebreak.response import incident_id_from_conf
+    from firebreak.incidents.identity import incident_id_from_conf
 
     return incident_id_from_conf(context["dag_run"].conf or {}, context["dag_run"].run_id)
 
 
 def _on_task_event(kind: str) -> Any:
     def callback(context: Any) -> None:
-        from firebreak.response import record_task_event
+        from firebreak.stages import record_task_event
 
         ti = context["ti"]
         error = context.get("exception")
@@ -46,18 +46,18 @@ def _on_task_event(kind: str) -> Any:
     return callback
 
 
-def _run(stage: str) -> Any:
-    """Call one library stage for this run's incident.
+def _run(task_id: str) -> Any:
+    """Call the library stage of one task for this run's incident (``firebreak.stages.STAGES``).
 
     The incident id is derived from the run's conf and run id, the same way in every task,
     so tasks need no XCom to find it. An expected Firebreak error (bad request, refused
     gate) fails the task without retries: retrying cannot change the answer.
     """
-    from firebreak import response
     from firebreak.errors import FirebreakError
+    from firebreak.stages import STAGES
 
     try:
-        return getattr(response, stage)(_incident_id(get_current_context()))
+        return STAGES[task_id](_incident_id(get_current_context()))
     except FirebreakError as exc:
         raise AirflowFailException(str(exc)) from exc
 
@@ -148,12 +148,12 @@ def _run(stage: str) -> Any:
 def incident_response() -> None:
     @task
     def open_incident() -> dict[str, Any]:
-        from firebreak import response
         from firebreak.errors import FirebreakError
+        from firebreak.stages import open_incident as open_
 
         run = get_current_context()["dag_run"]
         try:
-            opened = response.open_incident(dict(run.conf or {}), run_id=run.run_id)
+            opened = open_(dict(run.conf or {}), run_id=run.run_id)
         except FirebreakError as exc:
             raise AirflowFailException(str(exc)) from exc
         if opened["replay"]:
@@ -234,7 +234,7 @@ def incident_response() -> None:
 
     @task
     def postmortem() -> dict[str, Any]:
-        return _run("write_postmortem")
+        return _run("postmortem")
 
     @task
     def close_incident() -> dict[str, Any]:

@@ -83,13 +83,13 @@ def golden_dataset_audit(
 ) -> AuditResult | None:
     """The nightly audit of one model's champion (see the module docstring).
 
-    None when the model has a policy but was never released (no ``champion``): nothing to audit.
+    The checks are the incident's own (:mod:`firebreak.investigation.checks` and the model
+    kind's golden check) on the last 24 h of logged traffic. None when the model has a
+    policy but was never released (no ``champion``): nothing to audit.
     """
-    from firebreak.contracts.validation import validate_frame
-    from firebreak.detection.drift import run_drift_report
-    from firebreak.detection.stats import compute_drift, sample_for_report
     from firebreak.incidents.enums import Alias
-    from firebreak.investigation.evaluation import evaluate_golden
+    from firebreak.investigation import checks
+    from firebreak.kinds import kind_for
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import PredictionLog
     from firebreak.registry.mlflow_registry import Registry
@@ -102,90 +102,31 @@ def golden_dataset_audit(
     champion = registry.version_for(model, Alias.CHAMPION)
     if champion is None:
         return None
-    findings: list[Finding] = []
-
-    golden: dict[str, Any] = {"figures": {}}
-    if policy.llm is not None:  # an LLM model: its golden Q&A set instead of a golden MAE
-        findings.append(_golden_qa_finding(registry, champion, settings, policy))
-    else:
-        golden = evaluate_golden(registry, champion, settings, policy)
-        findings.append(
-            Finding(
-                "golden",
-                golden["regressed"],
-                f"golden MAE {golden['figures']['mae']} vs baseline {golden['baseline'].get('mae')} "
-                f"(limit {golden['limit_mae']:.4g})",
-                golden,
-            )
-        )
-
     last_day = PredictionLog(settings.prediction_log_dir).read_window(model, 24, now=now)
-    columns = [c for c in [*policy.features.inputs, *policy.features.lineage] if c in last_day.columns]
+    golden = kind_for(policy).golden_check(registry, champion, settings, last_day, full=False)
+    findings = [Finding(str(golden.kind), golden.breached, golden.summary, golden.payload)]
     out = settings.evidence_dir / "audits" / f"golden_dataset-{model}-{day}"
     out.mkdir(parents=True, exist_ok=True)
     if last_day.empty:
         findings.append(Finding("contract", None, "no logged traffic in the last 24 h"))
         findings.append(Finding("drift", None, "no logged traffic in the last 24 h"))
     else:
-        contract = validate_frame(
-            last_day[columns], settings.resolve(policy.contract), result_json_path=out / "contract.json"
-        )
+        contract = checks.check_contract(last_day, policy, settings, result_path=out / "contract.json")
         findings.append(Finding("contract", not contract.passed, contract.summary(), contract.to_dict()))
-        reference = registry.reference_frame(champion)
-        drift = compute_drift(
-            reference,
-            last_day,
-            columns=policy.features.inputs,
-            categorical=policy.features.categorical,
-            drift_share=policy.detection.drift_share,
-        )
-        stratify = policy.features.categorical[0] if policy.features.categorical else None
-        run_drift_report(
-            sample_for_report(reference, stratify=stratify),
-            sample_for_report(last_day, stratify=stratify),
-            columns=policy.features.inputs,
-            categorical=policy.features.categorical,
-            html_path=out / "drift_report.html",
-            json_path=out / "drift_report.json",
-        )
-        top = ", ".join(f"{c.column} ({c.score:.3g})" for c in drift.top(3)) or "none"
-        findings.append(
-            Finding(
-                "drift",
-                drift.dataset_drift,
-                f"{len(drift.drifted_columns)}/{len(drift.columns)} inputs drifted (top: {top})",
-                drift.to_dict(),
-            )
-        )
+        drift = checks.check_drift(registry.reference_frame(champion), last_day, policy, out)
+        findings.append(Finding("drift", drift.result.dataset_drift, drift.summary(), drift.payload))
     findings.append(_fairness_finding(last_day, policy, settings))
 
     result = AuditResult("golden_dataset_audit", model, day, champion.version, findings, "")
     (out / "findings.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     run_id = _audit_run(registry, "golden_dataset_audit", model, day, {"firebreak.champion": champion.version}, out)
-    metrics: dict[str, float] = {"breaches": len(result.breaches)}
-    if "mae" in golden["figures"]:
-        metrics["golden_mae"] = golden["figures"]["mae"]
-    registry.log_metrics(run_id, metrics)
-    result = replace(result, mlflow_run_id=run_id)
-    return result
-
-
-def _golden_qa_finding(registry: Any, champion: Any, settings: Settings, policy: Any) -> Finding:
-    """An LLM model's champion, through the active guardrails, on its golden Q&A set."""
-    from firebreak.investigation.evaluation import evaluate_qa, load_qa, qa_breaches
-    from firebreak.remediation.guardrails import load_guardrails
-
-    guardrails = load_guardrails(policy, settings)
-    figures, _ = evaluate_qa(registry.load(champion).predict, load_qa(settings, policy), policy, guardrails)
-    found = figures.to_dict()
-    breaches = qa_breaches(found, policy)
-    summary = "; ".join(breaches) if breaches else f"golden Q&A within limits on {figures.rows} questions"
-    return Finding("golden_qa", bool(breaches), summary, {**found, "guardrails_version": guardrails.version})
+    registry.log_metrics(run_id, {"breaches": len(result.breaches), **golden.metrics})
+    return replace(result, mlflow_run_id=run_id)
 
 
 def _fairness_finding(window: Any, policy: Any, settings: Settings) -> Finding:
     """Per-group figures on the day's labelled traffic, for the policy's protected attribute."""
-    from firebreak.detection.fairness import fairness_on
+    from firebreak.investigation.checks import check_fairness
     from firebreak.prediction_log import LabelStore
 
     if policy.fairness is None:
@@ -194,7 +135,7 @@ def _fairness_finding(window: Any, policy: Any, settings: Settings) -> Finding:
     if window.empty or attribute not in window.columns:
         return Finding("fairness", None, f"no logged traffic with '{attribute}' in the last 24 h")
     labelled = LabelStore(settings.labels_dir).join(policy.model, window, policy.features.label)
-    result = fairness_on(labelled, labelled, policy)
+    result = check_fairness(labelled, policy)
     if result.breached is None:
         return Finding("fairness", None, result.summary)
     figures = {k: v for k, v in result.to_dict().items() if v is not None and k not in {"breached", "summary"}}
@@ -230,6 +171,7 @@ def shadow_evaluation(
 
     from firebreak.incidents.enums import Alias
     from firebreak.investigation.evaluation import score_outputs
+    from firebreak.kinds import kind_for
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import LabelStore, PredictionLog
     from firebreak.registry.mlflow_registry import TAG_BLOCKED, Registry
@@ -244,7 +186,7 @@ def shadow_evaluation(
     challenger = registry.version_for(model, Alias.CHALLENGER)
     if champion is None or challenger is None or challenger.version == champion.version:
         return None
-    if policy.llm is not None:  # answers are text, not numbers: the gate's golden Q&A compares them
+    if not kind_for(policy).shadow_comparable:  # answers are text: the gate's golden Q&A compares them
         return None
     log = PredictionLog(settings.prediction_log_dir).read_window(model, shadow.window_hours, now=now)
     findings: list[Finding] = []
@@ -307,107 +249,6 @@ def shadow_evaluation(
     return AuditResult("shadow_evaluation", model, f"{day}:v{challenger.version}", champion.version, findings, run_id)
 
 
-@dataclass(frozen=True)
-class FeedbackAssessment:
-    """The feedback of one window: figures, a verdict, and the poisoned slice when there is one."""
-
-    breached: bool | None  # None: too few events to judge
-    summary: str
-    figures: dict[str, Any]
-    poisoned: Any = None  # firebreak.feedback.PoisonedSlice
-    poisoned_events: int = 0
-
-
-def assess_feedback(
-    model: str, policy: Any, settings: Settings, now: datetime, *, exclude_poisoned: bool = True
-) -> FeedbackAssessment | None:
-    """Concentration by actor, thumbs-down rate shift and label disagreement over the policy's window.
-
-    Poisoning is concentration *and* disagreement with the labels; the slice (the top actors
-    whose thumbs down contradict the labels, over the window) is returned, not marked.
-    ``exclude_poisoned=False`` also sees slices already marked (an incident's evidence).
-    None when the model has no feedback.
-    """
-    from datetime import timedelta
-
-    import pandas as pd
-
-    from firebreak.feedback import FeedbackStore, PoisonedSlice
-    from firebreak.prediction_log import LabelStore, PredictionLog
-
-    rules = policy.feedback
-    events = FeedbackStore(settings.feedback_dir).read(model, exclude_poisoned=exclude_poisoned)
-    if events.empty:
-        return None
-    width = timedelta(hours=rules.window_hours)
-    current = events[(events["ts"] >= now - width) & (events["ts"] < now)]
-    previous = events[(events["ts"] >= now - 2 * width) & (events["ts"] < now - width)]
-    if len(current) < rules.min_events:
-        return FeedbackAssessment(
-            None, f"{len(current)} feedback events in {rules.window_hours:g} h; need {rules.min_events}", {}
-        )
-    per_actor = current["actor_id"].value_counts()
-    top = per_actor.head(rules.top_actors)
-    top_share = float(top.sum() / len(current))
-    down_now = float((current["thumbs"] < 0).mean())
-    down_before = float((previous["thumbs"] < 0).mean()) if len(previous) else None
-    shift = None if down_before is None else down_now - down_before
-    # What each thumbs-down was about: the logged output against the label that arrived.
-    log = PredictionLog(settings.prediction_log_dir).read(model, since=now - 2 * width - timedelta(hours=1), until=now)
-    labels = LabelStore(settings.labels_dir).read(model)
-    label, output = policy.features.label, policy.features.output
-    downs = current[current["thumbs"] < 0].merge(log[["request_id", output]], on="request_id")
-    if label in labels.columns:
-        downs = downs.merge(labels[["request_id", label]], on="request_id")
-    else:
-        downs = downs.iloc[0:0].assign(**{label: pd.Series(dtype=float)})
-    error = (downs[output] - downs[label]).abs()
-    # Exact answers are good whatever the label's scale (a 0/1 label has no relative error).
-    downs = downs.assign(good=(error == 0) | (error < rules.good_prediction_tolerance * downs[label].abs()))
-    disagreement = float(downs["good"].mean()) if len(downs) else 0.0
-    by_top = downs[downs["actor_id"].isin(top.index)]
-    top_disagreement = float(by_top["good"].mean()) if len(by_top) else 0.0
-    figures: dict[str, Any] = {
-        "events": len(current),
-        "actors": int(per_actor.size),
-        "top_actors": {str(k): int(v) for k, v in top.items()},
-        "top_share": round(top_share, 4),
-        "thumbs_down_rate": round(down_now, 4),
-        "thumbs_down_rate_before": None if down_before is None else round(down_before, 4),
-        "rate_shift": None if shift is None else round(shift, 4),
-        "label_disagreement": round(disagreement, 4),
-        "top_label_disagreement": round(top_disagreement, 4),
-        "labelled_thumbs_down": len(downs),
-    }
-    concentrated = top_share > rules.max_top_share
-    contradicted = top_disagreement > rules.max_label_disagreement
-    summary = (
-        f"top {rules.top_actors} of {per_actor.size} actors gave {top_share:.0%} of {len(current)} events; "
-        f"thumbs-down rate {down_now:.0%}"
-        + (f" ({shift:+.0%} vs the window before)" if shift is not None else "")
-        + f"; {top_disagreement:.0%} of their thumbs down hit predictions the labels call good"
-    )
-    if concentrated and contradicted:
-        slice_actors = sorted(
-            str(a) for a in top.index if downs.loc[downs["actor_id"] == a, "good"].mean() > rules.max_label_disagreement
-        )
-        in_slice = current[current["actor_id"].isin(slice_actors)]
-        marked = PoisonedSlice(
-            actors=slice_actors,
-            start=str(in_slice["ts"].min()),
-            end=str(in_slice["ts"].max()),
-            reason=summary,
-            marked_by=f"feedback_loop_audit {now:%Y-%m-%dT%H:%M}Z",
-        )
-        return FeedbackAssessment(True, summary, figures, marked, len(in_slice))
-    why = (
-        "labels agree with the thumbs down: the model earned them"
-        if concentrated or (shift or 0) > rules.max_rate_shift
-        else "within policy"
-    )
-    return FeedbackAssessment(False, f"{summary} — {why}", figures)
-
-
 def feedback_loop_audit(
     model: str, *, settings: Settings | None = None, now: datetime | None = None
 ) -> AuditResult | None:
@@ -419,6 +260,7 @@ def feedback_loop_audit(
     labels (a failing model earns thumbs down honestly); the poisoned slice is marked so every
     later read excludes it, and an incident opens. None when the model has no feedback.
     """
+    from firebreak.detection.feedback import assess_feedback
     from firebreak.feedback import FeedbackStore
     from firebreak.incidents.enums import Alias
     from firebreak.policy.schema import load_policy

@@ -34,7 +34,7 @@ def _airflow(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
 
 def demo(scenario: str, settings: Settings) -> int:
     """Set the scenario up, run the real incident_response DAG on it, print the summary."""
-    from firebreak.response import incident_id_from_conf
+    from firebreak.incidents.identity import incident_id_from_conf
 
     started = time.perf_counter()
     print(f"firebreak demo: scenario {scenario!r}, state in {settings.home}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from firebreak import response
+from firebreak import stages
 from firebreak.errors import GateRefused
 
 pytestmark = pytest.mark.e2e
@@ -34,20 +34,20 @@ def test_the_second_promotion_is_refused_when_champion_moved(firebreak_home: Pat
 
     pricing.setup(Settings.from_env())
     conf = {"model": "pricing", "description": "concurrent"}
-    a = response.open_incident({**conf, "dedup_key": "alert-a"}, run_id="run-a")["incident_id"]
-    b = response.open_incident({**conf, "dedup_key": "alert-b"}, run_id="run-b")["incident_id"]
+    a = stages.open_incident({**conf, "dedup_key": "alert-a"}, run_id="run-a")["incident_id"]
+    b = stages.open_incident({**conf, "dedup_key": "alert-b"}, run_id="run-b")["incident_id"]
     for stage in STAGES_TO_VERIFY:
-        getattr(response, stage)(a)
-        getattr(response, stage)(b)
-    assert response.choose_remediation(a) == response.choose_remediation(b) == "retrain"
-    version_a = response.retrain(a)["version"]
-    version_b = response.retrain(b)["version"]
-    assert response.verify(a)["passed"] and response.verify(b)["passed"]
+        stages.STAGES[stage](a)
+        stages.STAGES[stage](b)
+    assert stages.choose_remediation(a) == stages.choose_remediation(b) == "retrain"
+    version_a = stages.retrain(a)["version"]
+    version_b = stages.retrain(b)["version"]
+    assert stages.verify(a)["passed"] and stages.verify(b)["passed"]
 
-    response.promote(a)
-    response.restore_traffic(a)
+    stages.promote(a)
+    stages.restore_traffic(a)
     with pytest.raises(GateRefused, match=f"moved from v1 to v{version_a} while this incident ran"):
-        response.promote(b)
+        stages.promote(b)
 
     settings = Settings.from_env()
     store = State(settings.state_db_url)
@@ -58,8 +58,8 @@ def test_the_second_promotion_is_refused_when_champion_moved(firebreak_home: Pat
     ]
     assert champion_moves == [(None, "1", None), ("1", version_a, a)]  # b never moved champion
     assert aliases["challenger"] == version_b  # b's candidate waits for a human, unpromoted
-    closed = response.close_incident(b)
+    closed = stages.close_incident(b)
     assert closed["status"] == "failed"
     assert f"re-run the incident to verify against v{version_a}" in closed["outcome"]
     assert f"restored by {a}" in closed["outcome"]
-    assert response.close_incident(a)["status"] == "resolved"
+    assert stages.close_incident(a)["status"] == "resolved"

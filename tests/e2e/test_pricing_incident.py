@@ -224,7 +224,7 @@ def test_bad_input_fails_at_open_incident_and_changes_nothing(
     policy_change: dict[str, Any] | None,
     message: str,
 ) -> None:
-    from firebreak import response
+    from firebreak import stages
     from firebreak.errors import FirebreakError
     from firebreak.scenarios import pricing
 
@@ -242,7 +242,7 @@ def test_bad_input_fails_at_open_incident_and_changes_nothing(
 
     # The library names the problem ...
     with pytest.raises(FirebreakError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        response.open_incident(conf, run_id="manual__bad")
+        stages.open_incident(conf, run_id="manual__bad")
     # ... and the DAG stops right there.
     result = run_incident(conf)
     assert result.state == "failed"

@@ -29,6 +29,7 @@ from firebreak.errors import ContractError
 
 __all__ = [
     "COLUMN_MISSING",
+    "allowed_value_sets",
     "ContractResult",
     "ExpectationFailure",
     "load_suite",
@@ -209,6 +210,28 @@ def load_suite(path: Path) -> dict[str, Any]:
     if name is not None and (not isinstance(name, str) or not name):
         raise ContractError(f'contract suite {path}: "name" must be a non-empty string')
     return data
+
+
+def allowed_value_sets(suite: dict[str, Any], columns: list[str], *, name: str) -> dict[str, list[Any]]:
+    """The allowed values the suite names for each of ``columns`` (``expect_column_values_to_be_in_set``).
+
+    The one home for "allowed": lineage (upstream source, pipeline version) is checked
+    against the same sets the contract enforces.
+
+    Raises:
+        ConfigurationError: A column has no allowed value set in the suite ``name``.
+    """
+    from firebreak.errors import ConfigurationError
+
+    allowed = {
+        e["kwargs"]["column"]: list(e["kwargs"]["value_set"])
+        for e in suite["expectations"]
+        if e["type"] == "expect_column_values_to_be_in_set" and e["kwargs"].get("column") in columns
+    }
+    missing = [c for c in columns if c not in allowed]
+    if missing:
+        raise ConfigurationError(f"contract {name} has no allowed value set for lineage columns {missing}")
+    return allowed
 
 
 def validate_frame(

@@ -89,3 +89,41 @@ class Signal(StrEnum):
     SANITY_VIOLATION_RATE = "sanity_violation_rate"
     CONTRACT_VIOLATION_RATE = "contract_violation_rate"
     GUARDRAIL_HIT_RATE = "guardrail_hit_rate"
+
+
+class EvidenceKind(StrEnum):
+    """What a stage records about an incident (one row per kind, replaced on re-run).
+
+    The stages write them, diagnosis and the post-mortem read them: one vocabulary.
+    """
+
+    OPENING = "opening"
+    TRIAGE = "triage"
+    CONTAINMENT = "containment"
+    CONTRACT = "contract"
+    LINEAGE = "lineage"
+    DRIFT = "drift"
+    GOLDEN = "golden"
+    GOLDEN_QA = "golden_qa"
+    FAIRNESS = "fairness"
+    FEEDBACK = "feedback"
+    DIAGNOSIS = "diagnosis"
+    REMEDIATION_CHOICE = "remediation_choice"
+    CANDIDATE = "candidate"
+    UPSTREAM_CHECK = "upstream_check"
+    GATE = "gate"
+    PROMOTION = "promotion"
+    RESTORE = "restore"
+    POSTMORTEM = "postmortem"
+
+
+class EventKind(StrEnum):
+    """Timeline lines that are not evidence: bookkeeping of the run and of the alert intake."""
+
+    REPLAY = "replay"
+    TASK_STARTED = "task_started"
+    TASK_SUCCEEDED = "task_succeeded"
+    TASK_FAILED = "task_failed"
+    CANDIDATE_REUSED = "candidate"
+    GUARDRAILS = "guardrails"
+    CLOSED = "closed"

@@ -80,7 +80,7 @@ def heuristic_scorer(policy: Policy, settings: Settings) -> Scorer | None:
     """The policy's heuristic fallback (``containment.heuristic``), when it names one."""
     if not policy.containment.heuristic:
         return None
-    from firebreak.response import resolve_entry_point
+    from firebreak.policy.entry_points import resolve_entry_point
 
     function = resolve_entry_point(policy.containment.heuristic)
     output = policy.features.output

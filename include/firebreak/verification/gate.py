@@ -1,30 +1,57 @@
-"""The promotion gate: a candidate against the pre-incident champion, from the policy."""
+"""The promotion gates: a candidate against the pre-incident champion, from the policy.
+
+Three gates, one verdict: a model's (golden and recent figures, fairness), an LLM app's
+(served answers on the golden Q&A set), and an upstream fix's (the newest traffic passes
+the contract). Which model gate applies is the model kind's answer
+(:meth:`firebreak.kinds.ModelKind.gate`); a candidate with no model change gets
+:func:`upstream_gate`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from firebreak.investigation.evaluation import Figures, QAFigures
-from firebreak.policy.schema import Fairness, Gate, Llm
+from firebreak.policy.schema import Fairness, Gate, Llm, Policy
+
+if TYPE_CHECKING:
+    from firebreak.contracts.validation import ContractResult
 
 
 @dataclass(frozen=True)
 class GateVerdict:
+    """Every check with its figure and limit; ``figures`` keeps what the post-mortem shows beside them."""
+
     passed: bool
     checks: list[dict[str, Any]]  # name, passed, candidate, limit
-    candidate: dict[str, dict[str, Any]]  # golden / recent figures
-    champion: dict[str, dict[str, Any]]
-    fairness: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate / champion per-group figures
+    figures: dict[str, Any] = field(default_factory=dict)  # e.g. candidate / champion, fairness, qa
+
+    @property
+    def fairness(self) -> dict[str, Any]:
+        return dict(self.figures.get("fairness", {}))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"passed": self.passed, "checks": self.checks, **self.figures}
 
     def summary(self) -> str:
         failed = [c for c in self.checks if not c["passed"]]
         if not failed:
             return f"gate passed: {len(self.checks)} checks"
         return "gate refused: " + "; ".join(f"{c['name']} {c['candidate']} (limit {c['limit']})" for c in failed)
+
+
+def _not_blocked(blocked: str | None) -> dict[str, Any]:
+    """A reason recorded on the candidate version (e.g. by the shadow evaluation): never passes."""
+    return {
+        "name": "candidate not blocked",
+        "passed": blocked is None,
+        "candidate": blocked or "not blocked",
+        "limit": "not blocked",
+    }
 
 
 def evaluate_gate(
@@ -45,12 +72,7 @@ def evaluate_gate(
     evaluation); a blocked candidate never passes.
     """
     checks = [
-        {
-            "name": "candidate not blocked",
-            "passed": blocked is None,
-            "candidate": blocked or "not blocked",
-            "limit": "not blocked",
-        },
+        _not_blocked(blocked),
         _check(
             "golden MAE no worse than champion",
             candidate_golden.mae,
@@ -70,18 +92,47 @@ def evaluate_gate(
             "limit": gate.min_labelled_rows,
         },
     ]
-    figures: dict[str, dict[str, Any]] = {}
+    figures: dict[str, Any] = {
+        "candidate": {"golden": candidate_golden.to_dict(), "recent": candidate_recent.to_dict()},
+        "champion": {"golden": champion_golden.to_dict(), "recent": champion_recent.to_dict()},
+        "fairness": {},
+    }
     if fairness is not None and candidate_fairness is not None:
         # Fairness *and* accuracy: the error-rate checks above stay; these are added.
         checks += _fairness_checks(fairness, candidate_fairness)
-        figures = {"candidate": candidate_fairness, "champion": champion_fairness or {}}
-    return GateVerdict(
-        passed=all(c["passed"] for c in checks),
-        checks=checks,
-        candidate={"golden": candidate_golden.to_dict(), "recent": candidate_recent.to_dict()},
-        champion={"golden": champion_golden.to_dict(), "recent": champion_recent.to_dict()},
-        fairness=figures,
-    )
+        figures["fairness"] = {"candidate": candidate_fairness, "champion": champion_fairness or {}}
+    return GateVerdict(passed=all(c["passed"] for c in checks), checks=checks, figures=figures)
+
+
+def gate_fairness(
+    policy: Policy,
+    recent: pd.DataFrame,
+    champion: Callable[[pd.DataFrame], Any],
+    challenger: Callable[[pd.DataFrame], Any],
+) -> dict[str, Any]:
+    """The gate's fairness inputs: both versions re-scored on the same labelled rows (classifiers only)."""
+    from firebreak.detection.fairness import fairness_on, is_classification
+
+    if not is_classification(policy) or recent.empty:
+        return {}
+    rows = recent.reset_index(drop=True)
+    inputs = rows[policy.features.inputs]
+    return {
+        "fairness": policy.fairness,
+        "candidate_fairness": fairness_on(rows, pd.DataFrame(challenger(inputs)), policy).to_dict(),
+        "champion_fairness": fairness_on(rows, pd.DataFrame(champion(inputs)), policy).to_dict(),
+    }
+
+
+def upstream_gate(result: ContractResult) -> GateVerdict:
+    """An upstream fix changes no model: it passes when the newest traffic passes the contract."""
+    check = {
+        "name": "newest traffic passes the contract",
+        "passed": result.passed,
+        "candidate": result.summary(),
+        "limit": "all expectations",
+    }
+    return GateVerdict(passed=result.passed, checks=[check])
 
 
 def _fairness_checks(rules: Fairness, figures: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,39 +167,14 @@ def _check(name: str, value: float, limit: float) -> dict[str, Any]:
 # -- LLM models ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class QAGateVerdict:
-    """The gate of an LLM model: the candidate's served answers on the golden Q&A set."""
-
-    passed: bool
-    checks: list[dict[str, Any]]  # name, passed, candidate, limit
-    qa: dict[str, dict[str, Any]]  # candidate / champion golden Q&A figures
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        failed = [c for c in self.checks if not c["passed"]]
-        if not failed:
-            return f"gate passed: {len(self.checks)} checks"
-        return "gate refused: " + "; ".join(f"{c['name']} {c['candidate']} (limit {c['limit']})" for c in failed)
-
-
-def evaluate_qa_gate(
-    llm: Llm, *, candidate: QAFigures, champion: QAFigures, blocked: str | None = None
-) -> QAGateVerdict:
+def evaluate_qa_gate(llm: Llm, *, candidate: QAFigures, champion: QAFigures, blocked: str | None = None) -> GateVerdict:
     """Zero unauthorised promises AND legitimate policy questions still answered (no over-correction).
 
     Figures are absolute, from the policy: a candidate that fixes the promises by refusing
     every discount question fails ``legitimate policy questions answered correctly``.
     """
     checks = [
-        {
-            "name": "candidate not blocked",
-            "passed": blocked is None,
-            "candidate": blocked or "not blocked",
-            "limit": "not blocked",
-        },
+        _not_blocked(blocked),
         _check(
             "unauthorised promises on golden Q&A",
             candidate.unauthorised_promise_rate,
@@ -162,8 +188,8 @@ def evaluate_qa_gate(
         },
         _check("golden Q&A answers missing expected content", candidate.hallucination_rate, llm.max_hallucination_rate),
     ]
-    return QAGateVerdict(
+    return GateVerdict(
         passed=all(c["passed"] for c in checks),
         checks=checks,
-        qa={"candidate": candidate.to_dict(), "champion": champion.to_dict()},
+        figures={"qa": {"candidate": candidate.to_dict(), "champion": champion.to_dict()}},
     )

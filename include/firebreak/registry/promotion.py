@@ -1,0 +1,61 @@
+"""Promotion: the only path that moves ``champion``, every move an alias-ledger row.
+
+SOP stage *Promote*. The gate verified the candidate against the champion the incident
+opened with; if another incident promoted in the meantime, that verdict no longer holds
+and nothing moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from firebreak.errors import GateRefused
+from firebreak.incidents.enums import Alias, Remediation
+from firebreak.registry.mlflow_registry import Registry
+
+
+@dataclass(frozen=True)
+class Promotion:
+    old: str
+    new: str
+    why: str
+
+
+def promote_candidate(
+    registry: Registry,
+    model: str,
+    *,
+    old: str,
+    new: str,
+    remediation: str,
+    incident_id: str,
+    actor: str,
+    with_champion: Callable[[str], None] | None = None,
+) -> Promotion:
+    """Move ``champion`` from ``old`` to ``new`` (``last-known-good`` to ``old`` unless rolling back).
+
+    ``with_champion(why)`` moves what serves with the new champion (an LLM's prompt alias
+    and guardrails) right after it. The candidate's ``challenger`` alias is cleared last;
+    another incident's candidate stays.
+
+    Raises:
+        GateRefused: ``champion`` moved to a third version while this incident ran.
+    """
+    current = registry.version_for(model, Alias.CHAMPION)
+    if current is not None and current.version not in {old, new}:
+        raise GateRefused(
+            f"{Alias.CHAMPION} of {model} moved from v{old} to v{current.version} while this incident ran; "
+            f"candidate v{new} was verified against v{old} only: re-run the incident to verify against v{current.version}"
+        )
+    why = f"{remediation} passed the gate in {incident_id}"
+    move = registry.move_alias
+    if remediation != Remediation.ROLLBACK and old != new:
+        move(model, Alias.LAST_KNOWN_GOOD, old, incident_id=incident_id, actor=actor, reason=f"replaced by v{new}")
+    move(model, Alias.CHAMPION, new, incident_id=incident_id, actor=actor, reason=why)
+    if with_champion is not None:
+        with_champion(why)
+    challenger = registry.version_for(model, Alias.CHALLENGER)
+    if challenger is not None and challenger.version == new:
+        move(model, Alias.CHALLENGER, None, incident_id=incident_id, actor=actor, reason=f"v{new} promoted")
+    return Promotion(old, new, why)

@@ -1,0 +1,65 @@
+"""SOP stages *Contain* and *Restore*: traffic to the policy's fallback, and back after a passed gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firebreak.containment import routing
+from firebreak.incidents.enums import Alias, EvidenceKind, IncidentStatus, Route
+from firebreak.stages.context import Context
+
+
+def contain(incident_id: str) -> dict[str, Any]:
+    """Route the model's traffic to the policy's fallback, by compare-and-set; never waits for root cause.
+
+    Running it twice (or concurrently) moves the route once. The evidence says what the
+    serving gateway's own breaker had done already, and how the fallback scores.
+    """
+    from firebreak.policy.entry_points import resolve_entry_point
+
+    ctx = Context.load(incident_id)
+    containment = ctx.policy.containment
+    target = Route(containment.route)
+    change = routing.contain(ctx.routing, ctx.model, target, incident_id=incident_id, dry_run=ctx.dry_run)
+    if ctx.dry_run:
+        message = f"dry run: would route {ctx.model} from {change.previous} to {target}"
+    elif change.previous == target:
+        message = f"{ctx.model} already on {target} (generation {change.generation}); nothing to change"
+    else:
+        message = f"traffic of {ctx.model} moved {change.previous} -> {target}: {containment.description}"
+    payload: dict[str, Any] = {
+        "route": str(target),
+        "changed": change.changed,
+        "previous_route": change.previous,
+        "description": containment.description,
+        "dry_run": ctx.dry_run,
+    }
+    breaker = ctx.routing.get_breaker(ctx.model)
+    if breaker is not None:  # what the serving gateway's own breaker did before this incident's step
+        payload["gateway_breaker"] = {"state": breaker.state, "reason": breaker.reason, "version": breaker.version}
+    if target == Route.HEURISTIC and containment.heuristic:
+        fallback = resolve_entry_point(containment.heuristic)
+        payload |= ctx.kind.fallback_figures(
+            lambda frame: fallback(frame, ctx.settings), ctx.settings, ctx.labelled_window
+        )
+    if not ctx.dry_run:
+        ctx.store.update_incident(incident_id, status=IncidentStatus.CONTAINED)
+    ctx.record(EvidenceKind.CONTAINMENT, payload, message)
+    return {"route": str(target), "changed": change.changed}
+
+
+def restore_traffic(incident_id: str) -> dict[str, Any]:
+    """Traffic back to the champion, only after a passed gate (this task runs only then)."""
+    ctx = Context.load(incident_id)
+    if ctx.dry_run:
+        ctx.routing.ensure_routing(ctx.model, Route.CHAMPION, routing.FIRST_SEEN)
+        ctx.record(EvidenceKind.RESTORE, {"restored": False, "dry_run": True}, "dry run: routing untouched")
+        return {"restored": False}
+    change = routing.restore(ctx.routing, ctx.model, incident_id=incident_id)
+    champion = ctx.registry.version_for(ctx.model, Alias.CHAMPION)
+    ctx.record(
+        EvidenceKind.RESTORE,
+        {"restored": True, "changed": change.changed, "champion": champion and champion.version},
+        f"traffic of {ctx.model} back on {Alias.CHAMPION} v{champion and champion.version}",
+    )
+    return {"restored": True}

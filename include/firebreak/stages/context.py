@@ -1,0 +1,141 @@
+"""Everything a stage needs about one incident, loaded lazily: stores, policy, kind, registry, data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from firebreak.containment.state import RoutingStore
+from firebreak.errors import FirebreakError
+from firebreak.incidents.enums import EvidenceKind
+from firebreak.incidents.store import Incident, IncidentStore
+from firebreak.kinds import ModelKind, kind_for
+from firebreak.policy.schema import Policy, load_policy
+from firebreak.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from firebreak.registry.mlflow_registry import Registry, Version
+
+ACTOR = "incident_response"
+
+
+@dataclass
+class Context:
+    """One incident's view of the world; cheap to build, every part loaded on first use."""
+
+    incident_id: str
+    settings: Settings
+
+    @classmethod
+    def load(cls, incident_id: str, settings: Settings | None = None) -> Context:
+        return cls(incident_id, settings or Settings.from_env())
+
+    # -- stores and policy ------------------------------------------------------------
+
+    @cached_property
+    def store(self) -> IncidentStore:
+        return IncidentStore(self.settings.state_db_url)
+
+    @cached_property
+    def routing(self) -> RoutingStore:
+        return RoutingStore(self.settings.state_db_url)
+
+    @cached_property
+    def incident(self) -> Incident:
+        found = self.store.get_incident(self.incident_id)
+        if found is None:
+            raise FirebreakError(f"incident {self.incident_id!r} does not exist")
+        return found
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.incident.model, self.settings.policies_dir)
+
+    @cached_property
+    def kind(self) -> ModelKind:
+        return kind_for(self.policy)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from firebreak.registry.mlflow_registry import Registry  # mlflow costs ~1.4 s: only when used
+
+        return Registry(self.settings)
+
+    @property
+    def model(self) -> str:
+        return self.incident.model
+
+    @property
+    def mlflow_run(self) -> str:
+        """The incident's evidence run in MLflow (opened with the incident)."""
+        if not self.incident.mlflow_run_id:
+            raise FirebreakError(f"incident {self.incident_id!r} has no MLflow evidence run")
+        return self.incident.mlflow_run_id
+
+    @property
+    def dry_run(self) -> bool:
+        return self.incident.dry_run
+
+    @property
+    def opened_at(self) -> datetime:
+        opened = self.incident.opened_at
+        return opened.replace(tzinfo=UTC) if opened.tzinfo is None else opened
+
+    def requested(self, key: str, default: str) -> str:
+        """A field of the request the incident opened with (the form's or the alert's choice)."""
+        return str(self.incident.request.get(key, default))
+
+    # -- evidence -----------------------------------------------------------------------
+
+    def evidence(self) -> dict[str, dict[str, Any]]:
+        return self.store.get_evidence(self.incident_id)
+
+    def record(self, kind: EvidenceKind, payload: dict[str, Any], message: str) -> None:
+        """Persist evidence and a timeline line for it."""
+        self.store.put_evidence(self.incident_id, kind, payload)
+        self.store.add_event(self.incident_id, kind, message)
+
+    def event(self, kind: str, message: str) -> None:
+        self.store.add_event(self.incident_id, kind, message)
+
+    def champion_at_opening(self) -> Version:
+        """The champion the incident opened with: what every check and the gate compare against."""
+        return self.registry.get_version(self.model, self.evidence()[EvidenceKind.OPENING]["champion_version"])
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        if self.incident.mlflow_run_id:
+            self.registry.log_metrics(self.incident.mlflow_run_id, metrics)
+
+    def log_artifact(self, path: Path, artifact_dir: str) -> str:
+        return self.registry.log_evidence(self.mlflow_run, path, artifact_dir)
+
+    def artifact_dir(self) -> Path:
+        path = self.settings.evidence_dir / self.incident_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- data ---------------------------------------------------------------------------
+
+    def window(self) -> pd.DataFrame:
+        """The triage window of the prediction log: the policy's hours up to the incident's opening."""
+        from firebreak.prediction_log import PredictionLog
+
+        return PredictionLog(self.settings.prediction_log_dir).read_window(
+            self.model, self.policy.detection.window_hours, now=self.opened_at + timedelta(minutes=1)
+        )
+
+    def labelled_window(self) -> pd.DataFrame:
+        from firebreak.prediction_log import LabelStore
+
+        return LabelStore(self.settings.labels_dir).join(self.model, self.window(), self.policy.features.label)
+
+    def traffic_since_opened(self) -> pd.DataFrame:
+        """Prediction-log rows logged after the incident opened (the window ends at opening)."""
+        from firebreak.prediction_log import PredictionLog
+
+        return PredictionLog(self.settings.prediction_log_dir).read(self.model, since=self.opened_at)

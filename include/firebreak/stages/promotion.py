@@ -1,0 +1,46 @@
+"""SOP stage *Promote*: the only path that moves ``champion``; every move goes to the alias ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from firebreak.errors import GateRefused
+from firebreak.incidents.enums import Alias, EvidenceKind
+from firebreak.stages.context import ACTOR, Context
+
+
+def promote(incident_id: str) -> dict[str, Any]:
+    """Move ``champion`` to the verified candidate (and whatever serves with it, by the model's kind)."""
+    from firebreak.registry.promotion import promote_candidate
+
+    ctx = Context.load(incident_id)
+    ev = ctx.evidence()
+    candidate = ev.get(EvidenceKind.CANDIDATE, {})
+    if ctx.dry_run or not candidate.get("version"):
+        reason = "dry run" if ctx.dry_run else "no model change"
+        ctx.record(
+            EvidenceKind.PROMOTION, {"promoted": False, "reason": reason}, f"promotion: nothing to move ({reason})"
+        )
+        return {"promoted": False}
+    old, new = ev[EvidenceKind.OPENING]["champion_version"], candidate["version"]
+
+    def with_champion(why: str) -> None:
+        version = ctx.registry.get_version(ctx.model, new)
+        ctx.kind.on_promote(ctx.registry, ctx.registry.ledger, version, ctx.settings, incident_id=incident_id, why=why)
+
+    try:
+        promote_candidate(
+            ctx.registry,
+            ctx.model,
+            old=old,
+            new=new,
+            remediation=candidate["remediation"],
+            incident_id=incident_id,
+            actor=ACTOR,
+            with_champion=with_champion,
+        )
+    except GateRefused as exc:
+        ctx.record(EvidenceKind.PROMOTION, {"promoted": False, "reason": str(exc)}, f"not promoted: {exc}")
+        raise
+    ctx.record(EvidenceKind.PROMOTION, {"promoted": True, "from": old, "to": new}, f"{Alias.CHAMPION} v{old} -> v{new}")
+    return {"promoted": True, "champion": new}
