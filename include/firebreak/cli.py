@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 
 from firebreak import scenarios
 from firebreak.detection import drift_cli
+from firebreak.embedded import airflow_env, executable
 from firebreak.errors import FirebreakError
 from firebreak.investigation import triage_cli
 from firebreak.serving import cli as serving_cli
 from firebreak.settings import Settings
-from firebreak.stack import airflow_env, executable
 
 
 def _airflow(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

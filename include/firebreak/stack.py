@@ -15,17 +15,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firebreak.embedded import airflow_env, executable
 from firebreak.errors import FirebreakError
-from firebreak.settings import INCLUDE_DIR, Settings
+from firebreak.settings import Settings
 
-REPO = INCLUDE_DIR.parent
 HOST = "127.0.0.1"
 
 
@@ -33,43 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
-
-
-def airflow_env(settings: Settings) -> dict[str, str]:
-    """Environment for an embedded Airflow on SQLite whose state lives under FIREBREAK_HOME.
-
-    Used by `firebreak demo` and `firebreak up`; production runs Firebreak's DAGs on the
-    team's own Airflow, configured there.
-    """
-    airflow_home = settings.home / "airflow"
-    env = dict(os.environ)
-    env.update(
-        {
-            "FIREBREAK_HOME": str(settings.home),
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            # Always its own metadata DB: the embedded stack never touches an Airflow configured elsewhere.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
-            "GIT_PYTHON_REFRESH": "quiet",
-            # Airflow's own children (standalone, LocalExecutor) call `airflow` from PATH.
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        }
-    )
-    return env
-
-
-def executable(name: str) -> str:
-    """A command of this environment (the venv's bin), else from PATH."""
-    local = Path(sys.executable).with_name(name)
-    if local.exists():
-        return str(local)
-    found = shutil.which(name)
-    if found is None:
-        raise FirebreakError(f"the {name!r} command is not installed in this environment")
-    return str(found)
 
 
 def airflow_api_token(airflow_url: str, password: str | None, user: str = "admin") -> str:

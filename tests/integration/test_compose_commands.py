@@ -93,7 +93,7 @@ class Loopback:
         return value
 
     def env(self, name: str) -> dict[str, str]:
-        from firebreak.stack import REPO as STACK_REPO
+        from firebreak.embedded import REPO as STACK_REPO
 
         env = dict(os.environ)
         env.update({k: self.url(str(v)) for k, v in (SERVICES[name].get("environment") or {}).items()})
@@ -120,7 +120,7 @@ class Loopback:
         return env
 
     def argv(self, name: str) -> list[str]:
-        from firebreak.stack import executable
+        from firebreak.embedded import executable
 
         args = [unescape(a) for a in command(name)]
         if name.startswith("airflow-"):
