@@ -65,7 +65,7 @@ class Loopback:
     """The compose network's names, mapped onto this machine."""
 
     def __init__(self, postgres: Any, root: Path) -> None:
-        from firebreak.stack import free_port
+        from firebreak_dev.services import free_port
 
         self.postgres = postgres
         self.root = root
@@ -215,7 +215,7 @@ class Loopback:
 
 @pytest.fixture(scope="module")
 def loop(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from firebreak.stack import Service
+    from firebreak_dev.services import Service
 
     for binary in ("redis-server", "redis-cli", "prometheus", "prometheus-alertmanager", "curl", "wget"):
         system_binary(binary)
