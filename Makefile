@@ -35,7 +35,7 @@ format: install
 	$(BIN)/ruff format .
 
 typecheck: install
-	$(BIN)/mypy include/firebreak
+	$(BIN)/mypy include/firebreak include/firebreak_dev
 
 unit: install
 	$(BIN)/python -m pytest tests/unit tests/dags
@@ -44,7 +44,7 @@ e2e: install
 	$(BIN)/python -m pytest tests/e2e
 
 up: install  ## the local stack on loopback: Airflow + alert intake, MLflow UI; prints URLs and the login
-	$(BIN)/firebreak up
+	$(BIN)/python -m firebreak_dev up
 
 mlflow-ui: install  ## the MLflow UI on the demo's state: http://127.0.0.1:5000
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(FIREBREAK_HOME)/mlflow.db

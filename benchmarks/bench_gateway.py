@@ -121,7 +121,7 @@ def wrk(url: str, seconds: int, connections: int, lua: Path) -> dict[str, float]
 
 
 def free_port() -> int:
-    from firebreak.stack import free_port as fp
+    from firebreak_dev.services import free_port as fp
 
     return fp()
 

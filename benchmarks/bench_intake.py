@@ -25,7 +25,8 @@ from typing import Any
 
 from firebreak.incidents.identity import incident_id_for
 from firebreak.settings import Settings
-from firebreak.stack import LocalStack, free_port
+from firebreak_dev.local import LocalStack
+from firebreak_dev.services import free_port
 
 
 def post(url: str, body: dict[str, Any], token: str) -> tuple[int, float]:

@@ -1,4 +1,4 @@
-"""Triage accuracy and time per case on generated cases (``firebreak.investigation.cases``).
+"""Triage accuracy and time per case on generated cases (``firebreak_dev.cases``).
 
 Each case is a reference table and a current one with a known class (none, drift, skew,
 bias). For each, times the whole triage — contract derived from the reference and run in
@@ -29,9 +29,9 @@ def main() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     warnings.simplefilter("ignore")
     from firebreak.detection.stats import compute_drift
-    from firebreak.investigation.cases import CLASSES, generate_cases
     from firebreak.investigation.diagnosis import classify
     from firebreak.investigation.evidence import gather_evidence, numeric_columns
+    from firebreak_dev.cases import CLASSES, generate_cases
 
     confusion: Counter[tuple[str, str]] = Counter()
     wrong = []

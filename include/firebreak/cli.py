@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 
 from firebreak import scenarios
 from firebreak.detection import drift_cli
+from firebreak.embedded import airflow_env, executable
 from firebreak.errors import FirebreakError
 from firebreak.investigation import triage_cli
 from firebreak.serving import cli as serving_cli
 from firebreak.settings import Settings
-from firebreak.stack import airflow_env, executable
 
 
 def _airflow(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -82,54 +82,6 @@ def demo(scenario: str, settings: Settings) -> int:
     return 0 if show_status(incident_id, settings) in {"resolved", "contained_needs_human"} else 1
 
 
-def up(settings: Settings, airflow_port: int, mlflow_port: int) -> int:
-    """Start Airflow (with the alert intake) and the MLflow UI on loopback until interrupted."""
-    import signal
-
-    from firebreak.stack import LocalStack
-
-    if not (settings.home / "state.db").exists():
-        print("note: no demo state yet; run `make demo` first to have an incident to look at", file=sys.stderr)
-    stack = LocalStack(settings, airflow_port=airflow_port, mlflow_port=mlflow_port)
-    print(f"starting Airflow and MLflow on 127.0.0.1 (state: {settings.home}) ...")
-    stack.start()
-    print(
-        f"""
-  Airflow UI     {stack.airflow_url}   login: admin / {stack.admin_password()}
-  MLflow UI      {stack.mlflow_url}
-  Alert intake   {stack.intake_url}/alertmanager   (and /generic)
-  Alert token    {stack.alert_token}
-
-  Try an alert:
-    curl -s -X POST {stack.intake_url}/generic -H 'Authorization: Bearer {stack.alert_token}' \\
-      -H 'Content-Type: application/json' \\
-      -d '{{"model": "pricing", "signal": "low_confidence_rate", "value": 0.4, "threshold": 0.2, "dedup_key": "try-1"}}'
-
-  Logs in {settings.home / "stack-logs"}. Ctrl-C stops everything."""
-    )
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        while not stopping:
-            for service in stack.services:
-                if service.process is not None and service.process.poll() is not None:
-                    print(
-                        f"{service.name} exited ({service.process.returncode}); see {service.log_path}", file=sys.stderr
-                    )
-                    return 1
-            time.sleep(1)
-    finally:
-        print("stopping ...")
-        stack.stop()
-    return 0
-
-
 def show_status(incident_id: str, settings: Settings) -> str | None:
     from firebreak.incidents.store import IncidentStore
 
@@ -184,11 +136,6 @@ def main(argv: list[str] | None = None) -> int:
     p_show = sub.add_parser("incident", help="print an incident's summary")
     p_show.add_argument("incident_id")
     sub.add_parser("incidents", help="list incidents")
-    p_up = sub.add_parser(
-        "up", help="Airflow (with the alert intake) and the MLflow UI on loopback, on the demo's state"
-    )
-    p_up.add_argument("--airflow-port", type=int, default=8080)
-    p_up.add_argument("--mlflow-port", type=int, default=5000)
     drift_cli.add_parser(sub)
     serving_cli.add_parsers(sub)
     triage_cli.add_parser(sub)
@@ -206,8 +153,6 @@ def main(argv: list[str] | None = None) -> int:
             return serving_cli.breaker(args, settings)
         if args.command == "triage":
             return triage_cli.run(args)
-        if args.command == "up":
-            return up(settings, args.airflow_port, args.mlflow_port)
         if args.command == "setup":
             print(json.dumps(scenarios.setup(args.scenario, settings), indent=2))
         elif args.command == "incident":

@@ -29,7 +29,7 @@ def postgres() -> Iterator[Any]:
     """A PostgreSQL cluster of the session's own (Debian `postgresql`), on a free loopback port."""
     system_binary("psql")
     from firebreak.errors import FirebreakError
-    from firebreak.stack import PostgresCluster, postgres_bin_dir
+    from firebreak_dev.cluster import PostgresCluster, postgres_bin_dir
 
     try:
         postgres_bin_dir()

@@ -64,7 +64,8 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One real Airflow for the module (it takes ~40 s to start)."""
     from firebreak.settings import Settings
-    from firebreak.stack import LocalStack, free_port
+    from firebreak_dev.local import LocalStack
+    from firebreak_dev.services import free_port
 
     with pytest.MonkeyPatch.context() as mp:
         home = tmp_path_factory.mktemp("peer") / "firebreak"
@@ -83,7 +84,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def start_peers(tmp: Path, exporter: Exporter, intake_url: str) -> list[subprocess.Popen[bytes]]:
-    from firebreak.stack import free_port
+    from firebreak_dev.services import free_port
 
     prometheus, alertmanager = system_binary("prometheus"), system_binary("prometheus-alertmanager")
     am_port, prom_port = free_port(), free_port()

@@ -65,7 +65,7 @@ class Loopback:
     """The compose network's names, mapped onto this machine."""
 
     def __init__(self, postgres: Any, root: Path) -> None:
-        from firebreak.stack import free_port
+        from firebreak_dev.services import free_port
 
         self.postgres = postgres
         self.root = root
@@ -93,7 +93,7 @@ class Loopback:
         return value
 
     def env(self, name: str) -> dict[str, str]:
-        from firebreak.stack import REPO as STACK_REPO
+        from firebreak.embedded import REPO as STACK_REPO
 
         env = dict(os.environ)
         env.update({k: self.url(str(v)) for k, v in (SERVICES[name].get("environment") or {}).items()})
@@ -120,7 +120,7 @@ class Loopback:
         return env
 
     def argv(self, name: str) -> list[str]:
-        from firebreak.stack import executable
+        from firebreak.embedded import executable
 
         args = [unescape(a) for a in command(name)]
         if name.startswith("airflow-"):
@@ -215,7 +215,7 @@ class Loopback:
 
 @pytest.fixture(scope="module")
 def loop(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from firebreak.stack import Service
+    from firebreak_dev.services import Service
 
     for binary in ("redis-server", "redis-cli", "prometheus", "prometheus-alertmanager", "curl", "wget"):
         system_binary(binary)

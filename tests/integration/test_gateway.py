@@ -27,7 +27,7 @@ from firebreak.serving.app import create_app
 from firebreak.serving.gateway import Gateway
 from firebreak.serving.scorer import Scorer
 from firebreak.settings import Settings
-from firebreak.stack import free_port
+from firebreak_dev.services import free_port
 from tests.gateway_helpers import body, pricing_records
 from tests.state import State
 

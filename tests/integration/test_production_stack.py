@@ -56,7 +56,7 @@ def write_policies(folder: Path) -> None:
 @pytest.fixture(scope="module")
 def stack(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from firebreak.settings import Settings
-    from firebreak.stack import AirflowCluster
+    from firebreak_dev.cluster import AirflowCluster
 
     root = tmp_path_factory.mktemp("production")
     policies = root / "policies"

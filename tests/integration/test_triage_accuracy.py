@@ -1,7 +1,7 @@
 """Triage on generated cases: >= 95% right overall, no alarm on unchanged data.
 
 Real Great Expectations (the derived contract) and the full-data drift engine on each case;
-the cases come from firebreak.investigation.cases (varied columns, types, magnitudes, seeds).
+the cases come from firebreak_dev.cases (varied columns, types, magnitudes, seeds).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from firebreak.investigation.cases import CLASSES, generate_cases
 from firebreak.investigation.diagnosis import classify
 from firebreak.investigation.evidence import gather_evidence
+from firebreak_dev.cases import CLASSES, generate_cases
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,52 @@
+"""The embedded Airflow: Firebreak's DAGs on an Airflow of this environment, state under FIREBREAK_HOME.
+
+What ``firebreak demo`` runs the real ``incident_response`` DAG on, and what
+``firebreak airflow-env`` prints for ``eval``. Production runs Firebreak's DAGs on the
+team's own Airflow, configured there. This module never imports Airflow: it launches the
+``airflow`` command of this environment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from firebreak.errors import FirebreakError
+from firebreak.settings import INCLUDE_DIR, Settings
+
+REPO = INCLUDE_DIR.parent
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment for an embedded Airflow on SQLite whose state lives under FIREBREAK_HOME."""
+    airflow_home = settings.home / "airflow"
+    env = dict(os.environ)
+    env.update(
+        {
+            "FIREBREAK_HOME": str(settings.home),
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # Always its own metadata DB: the embedded stack never touches an Airflow configured elsewhere.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            "GIT_PYTHON_REFRESH": "quiet",
+            # Airflow's own children (standalone, LocalExecutor) call `airflow` from PATH.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+def executable(name: str) -> str:
+    """A command of this environment (the venv's bin), else from PATH."""
+    local = Path(sys.executable).with_name(name)
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise FirebreakError(f"the {name!r} command is not installed in this environment")
+    return str(found)

@@ -1,0 +1,147 @@
+"""The local stack on loopback: Airflow (with the alert intake plugin) and the MLflow UI.
+
+Used by ``make up`` (``python -m firebreak_dev up``), the real-peer integration tests and
+the intake benchmark. It launches the ``airflow`` and ``mlflow`` commands of this
+environment as child processes; it never imports Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from firebreak.embedded import airflow_env, executable
+from firebreak.errors import FirebreakError
+from firebreak.settings import Settings
+from firebreak_dev.services import HOST, Service, airflow_api_request, airflow_api_token
+
+
+@dataclass
+class LocalStack:
+    """Airflow standalone + MLflow UI on loopback, sharing the demo's FIREBREAK_HOME."""
+
+    settings: Settings
+    airflow_port: int = 8080
+    mlflow_port: int | None = 5000
+    alert_token: str = field(
+        default_factory=lambda: os.environ.get("FIREBREAK_ALERT_TOKEN") or secrets.token_urlsafe(24)
+    )
+    jwt_secret: str = field(
+        default_factory=lambda: os.environ.get("AIRFLOW__API_AUTH__JWT_SECRET") or secrets.token_hex(32)
+    )
+    unpause: bool = True
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{HOST}:{self.airflow_port}"
+
+    @property
+    def mlflow_url(self) -> str | None:
+        return f"http://{HOST}:{self.mlflow_port}" if self.mlflow_port else None
+
+    @property
+    def intake_url(self) -> str:
+        return f"{self.airflow_url}/firebreak/alerts"
+
+    def env(self) -> dict[str, str]:
+        env = airflow_env(self.settings)
+        env.update(
+            {
+                "FIREBREAK_ALERT_TOKEN": self.alert_token,
+                "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
+                "AIRFLOW__API__HOST": HOST,
+                "AIRFLOW__API__PORT": str(self.airflow_port),
+                "AIRFLOW__API__BASE_URL": self.airflow_url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(not self.unpause),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            }
+        )
+        env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
+        return env
+
+    def start(self, timeout: float = 120) -> None:
+        env = self.env()
+        logs = self.settings.home / "stack-logs"
+        airflow = executable("airflow")
+        steps = [["db", "migrate"], ["dags", "reserialize"]]
+        if self.unpause:  # a DAG first seen by `dags test` was created paused
+            steps += [["dags", "unpause", "incident_response"]]
+        for args in steps:
+            done = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise FirebreakError(f"airflow {' '.join(args)} failed: {done.stderr[-2000:]}")
+        self.services = [
+            Service(
+                "airflow",
+                [airflow, "standalone"],
+                env,
+                f"{self.airflow_url}/api/v2/monitor/health",
+                logs / "airflow.log",
+            )
+        ]
+        if self.mlflow_port:
+            self.services.append(
+                Service(
+                    "mlflow",
+                    [
+                        executable("mlflow"),
+                        "ui",
+                        "--host",
+                        HOST,
+                        "--port",
+                        str(self.mlflow_port),
+                        "--workers",
+                        "1",
+                        "--backend-store-uri",
+                        self.settings.mlflow_tracking_uri,
+                    ],
+                    env,
+                    f"{self.mlflow_url}/health",
+                    logs / "mlflow.log",
+                )
+            )
+        for service in self.services:
+            service.start()
+        deadline = time.monotonic() + timeout
+        for service in self.services:
+            while not service.healthy():
+                assert service.process is not None
+                if service.process.poll() is not None:
+                    self.stop()
+                    raise FirebreakError(
+                        f"{service.name} exited with {service.process.returncode}; see {service.log_path}"
+                    )
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise FirebreakError(f"{service.name} not healthy after {timeout:.0f} s; see {service.log_path}")
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+    def admin_password(self) -> str | None:
+        path = self.settings.home / "airflow" / "simple_auth_manager_passwords.json.generated"
+        try:
+            return str(json.loads(path.read_text()).get("admin"))
+        except (OSError, ValueError):
+            return None
+
+    def api_token(self) -> str:
+        """A JWT for Airflow's REST API, as the admin user."""
+        return airflow_api_token(self.airflow_url, self.admin_password())
+
+    def api_get(self, path: str, token: str) -> dict[str, object]:
+        return self.api_request("GET", path, token)
+
+    def api_request(
+        self, method: str, path: str, token: str, body: dict[str, object] | None = None
+    ) -> dict[str, object]:
+        """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx."""
+        return airflow_api_request(self.airflow_url, method, path, token, body, timeout=10)
