@@ -39,6 +39,18 @@ for _var in (
     os.environ.pop(_var, None)
 
 
+LAYERS = ("dags", "unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is marked with its layer: the folder under tests/ it lives in (``-m unit``, ``-m e2e``...)."""
+    for item in items:
+        parts = item.path.relative_to(REPO / "tests").parts
+        if len(parts) < 2 or parts[0] not in LAYERS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live under tests/<layer>/, one of {', '.join(LAYERS)}")
+        item.add_marker(getattr(pytest.mark, parts[0]))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
