@@ -9,7 +9,6 @@ after a heartbeat timeout changes nothing that is already done.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from firebreak.errors import (
 from firebreak.incidents.enums import Alias, FailureClass, IncidentStatus, Remediation, Route, Severity
 from firebreak.incidents.identity import incident_id_for
 from firebreak.incidents.store import Incident, IncidentStore
+from firebreak.policy.entry_points import resolve_entry_point
 from firebreak.policy.schema import Policy, load_policy
 from firebreak.settings import Settings
 
@@ -72,14 +72,6 @@ def incident_id_from_conf(conf: dict[str, Any], run_id: str) -> str:
     """The incident id for a DAG run: from the alert's dedup key, else from the run id."""
     model = str(conf.get("model", "unknown"))
     return incident_id_for(model, str(conf.get("dedup_key") or run_id))
-
-
-def resolve_entry_point(spec: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"entry point {spec!r} cannot be imported: {exc}") from exc
 
 
 @dataclass
