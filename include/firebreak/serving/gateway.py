@@ -45,8 +45,9 @@ from firebreak.incidents.enums import Alias, BreakerState, Route
 from firebreak.policy.schema import load_policy
 from firebreak.prediction_log import PredictionLog
 from firebreak.registry.ledger import AliasLedger
-from firebreak.serving import metrics
+from firebreak.serving import records
 from firebreak.serving.logwriter import LogWriter
+from firebreak.serving.metrics import ModelMetrics
 from firebreak.serving.scorer import Scorer, heuristic_scorer, model_scorer
 from firebreak.settings import Settings
 
@@ -146,7 +147,7 @@ class Gateway:
         self.confidence = out.confidence
         self.floor = self.policy.detection.confidence_floor
         self.sanity = self.policy.detection.output_floor
-        self._m = _Metrics(model)
+        self._m = ModelMetrics(model)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -477,41 +478,27 @@ class Gateway:
         self, batch: list[Request], frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str], scorer: Scorer
     ) -> list[Answer]:
         columns = list(outputs.columns)
-        records = [
+        predictions = [
             dict(zip(columns, values, strict=True))
             for values in zip(*(outputs[c].tolist() for c in columns), strict=True)
         ]
         now = datetime.now(UTC)
-        answers, log_rows, start = [], [], 0
         done = time.perf_counter()
         fallback = self.containment_scorer()
         versions = {scorer.name: scorer.version, "guardrail": scorer.version}
         if fallback is not None:
             versions.setdefault(fallback.name, fallback.version)
+        answers, start = [], 0
         for request in batch:
             n = len(request.records)
-            predictions = records[start : start + n]
-            answered = [{k: v for k, v in p.items() if k != "guardrail"} for p in predictions]
-            latency = done - request.received
-            for i in range(n):
-                log_rows.append(
-                    {
-                        "request_id": request.request_id if n == 1 else f"{request.request_id}/{i}",
-                        "ts": now,
-                        "model": self.model,
-                        "model_version": versions.get(routes[start + i], routes[start + i]),
-                        "route": routes[start + i],
-                        **request.records[i],
-                        **predictions[i],
-                        "latency_ms": round(latency * 1000, 3),
-                        "contract_violations": "",
-                    }
-                )
+            answered = [{k: v for k, v in p.items() if k != "guardrail"} for p in predictions[start : start + n]]
             route = routes[start]
-            self._m.answered(route, "ok", latency, n)
+            self._m.answered(route, "ok", done - request.received, n)
             answers.append(Answer(200, {"predictions": answered}, route, versions.get(route, route)))
             start += n
-        self.predictions.add(log_rows)
+        self.predictions.add(
+            records.prediction_rows(self.model, batch, predictions, routes, versions, ts=now, done=done)
+        )
         return answers
 
     def _disabled(self, request: Request, why: str) -> Answer:
@@ -533,33 +520,18 @@ class Gateway:
         for v in violations:
             self._m.violation(v.field, v.rule)
         self._m.answered("rejected", f"http_{status}", time.perf_counter() - received, 0)
-        self.rejections.add(
-            [
-                {
-                    "request_id": request_id,
-                    "ts": datetime.now(UTC),
-                    "model": self.model,
-                    "model_version": "",
-                    "route": "rejected",
-                    "status": status,
-                    "reason": reason[:2000],
-                    "violations": json.dumps([v.to_dict() for v in violations[:50]]),
-                    "body": body[:2000],
-                }
-            ]
-        )
+        row = records.rejection_row(self.model, request_id, status, reason, violations, body, ts=datetime.now(UTC))
+        self.rejections.add([row])
 
     # -- shadow --------------------------------------------------------------------------
 
     def _shadow(self, frame: pd.DataFrame, batch: list[Request]) -> None:
         assert self.challenger is not None
-        ids = [
-            r.request_id if len(r.records) == 1 else f"{r.request_id}/{i}" for r in batch for i in range(len(r.records))
-        ]
+        ids = records.row_ids(batch)
         try:
             self._shadow_queue.put_nowait((self.challenger, frame, ids))
         except queue.Full:  # shadow never slows the answer: drop, and count it
-            self._m.shadow.labels(self.model, "dropped").inc()
+            self._m.shadowed("dropped")
 
     def _shadow_loop(self) -> None:
         while (item := self._shadow_queue.get()) is not None:
@@ -568,22 +540,11 @@ class Gateway:
                 outputs = challenger.predict(frame).reset_index(drop=True)
             except Exception:  # noqa: BLE001 — a failing challenger never fails a request
                 log.exception("challenger v%s failed in shadow", challenger.version)
-                self._m.shadow.labels(self.model, "error").inc(len(ids))
+                self._m.shadowed("error", len(ids))
                 continue
-            now = datetime.now(UTC)
-            rows = [
-                {
-                    "request_id": rid,
-                    "ts": now,
-                    "model": self.model,
-                    "model_version": challenger.version,
-                    "route": "shadow",
-                    **_plain(o),
-                }
-                for rid, o in zip(ids, outputs.to_dict("records"), strict=True)
-            ]
+            rows = records.shadow_rows(self.model, ids, challenger.version, outputs, ts=datetime.now(UTC))
             self.shadow_log.add(rows)
-            self._m.shadow.labels(self.model, "ok").inc(len(ids))
+            self._m.shadowed("ok", len(ids))
 
     # -- what serves now -----------------------------------------------------------------
 
@@ -609,44 +570,3 @@ class Gateway:
             "last_refresh": self.last_refresh,
             "contract": {"name": self.contract.name, "fields": self.inputs, "batch_only": self.contract.batch_only},
         }
-
-
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
-    """numpy scalars to JSON-able Python values."""
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
-
-
-class _Metrics:
-    """The metric children of one model, looked up once (``labels()`` is not free)."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.store_up = metrics.STATE_STORE_UP.labels(model)
-        self.breaker = metrics.BREAKER_STATE.labels(model)
-        self.version = metrics.MODEL_VERSION.labels(model)
-        self.confidence = metrics.CONFIDENCE.labels(model)
-        self.sanity = metrics.SANITY_OVERRIDES.labels(model)
-        self.shadow = metrics.SHADOW
-        self._cache: dict[tuple[str, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._cache.get(key)
-        if child is None:
-            child = self._cache[key] = metric.labels(self.model, *labels)
-        return child
-
-    def answered(self, route: str, outcome: str, latency: float, rows: int) -> None:
-        self._child(metrics.REQUESTS, route, outcome).inc()
-        self._child(metrics.LATENCY, route).observe(latency)
-        if rows:
-            self._child(metrics.PREDICTIONS, route).inc(rows)
-
-    def guardrail(self, rule: str) -> None:
-        self._child(metrics.GUARDRAIL_HITS, rule).inc()
-
-    def violation(self, field_: str, rule: str) -> None:
-        self._child(metrics.CONTRACT_VIOLATIONS, field_, rule).inc()
-
-    def transition(self, t: Transition) -> None:
-        self._child(metrics.BREAKER_TRANSITIONS, t.source, t.target).inc()
