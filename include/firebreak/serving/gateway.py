@@ -42,6 +42,7 @@ from firebreak.containment.breaker import Breaker, Call, Transition
 from firebreak.containment.state import RoutingStore
 from firebreak.contracts.online import OnlineContract, Violation
 from firebreak.incidents.enums import Alias, BreakerState, Route
+from firebreak.kinds import kind_for
 from firebreak.policy.schema import load_policy
 from firebreak.prediction_log import PredictionLog
 from firebreak.registry.ledger import AliasLedger
@@ -53,7 +54,6 @@ from firebreak.settings import Settings
 
 if TYPE_CHECKING:
     from firebreak.registry.mlflow_registry import Registry
-    from firebreak.remediation.guardrails import Guardrails
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +112,9 @@ class Gateway:
         self.settings = settings
         self.policy = load_policy(model, settings.policies_dir)
         self.contract = OnlineContract.load(settings.resolve(self.policy.contract))
-        self.llm = self.policy.llm
-        self.guardrails: Guardrails | None = None
-        if self.llm is not None:
-            # The suite describes the logged features; the question itself is the request's text.
-            self.contract.require(self.llm.question, "string")
+        kind = kind_for(self.policy)
+        kind.prepare_contract(self.contract)
+        self.guard = kind.answer_guard(settings)
         self.store = RoutingStore(settings.state_db_url)
         self.ledger = AliasLedger(settings.state_db_url)
         self.clock = clock
@@ -208,10 +206,8 @@ class Gateway:
         ):
             self._load_aliases()
             self._aliases_read_at = now
-            if self.llm is not None:  # activating a guardrail version writes the ledger too
-                from firebreak.remediation.guardrails import load_guardrails
-
-                self.guardrails = load_guardrails(self.policy, self.settings)
+            if self.guard is not None:  # activating a guardrail version writes the ledger too
+                self.guard.reload()
         with self._lock:
             self.shared = _Shared(
                 route=routing.route if routing else Route.CHAMPION,
@@ -407,7 +403,7 @@ class Gateway:
             return outputs, routes
         low, insane = self._judge(frame, outputs)
         routes = [scorer.name] * len(frame)
-        blocked = set(self._guard(frame, outputs, routes))  # already answered safely; the breaker counts them
+        blocked = self._guard(frame, outputs, routes)  # already answered safely; the breaker counts them
         for i in range(len(frame)):
             call = Call(low_confidence=low[i], sanity_violation=insane[i] or i in blocked)
             if transition := self.breaker.record(call):
@@ -426,29 +422,18 @@ class Gateway:
                 self._m.confidence.observe(float(value))
         return outputs, routes
 
-    def _guard(self, frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str]) -> list[int]:
-        """LLM answers through the guardrails: a blocked answer is replaced by the safe one.
+    def _guard(self, frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str]) -> dict[int, str]:
+        """The model kind's answer guard: a blocked answer was replaced by the safe one.
 
-        Returns the rows blocked; their route becomes ``guardrail`` and the rule that fired
-        is logged with them.
+        Returns the rows blocked and the rule that fired; their route becomes ``guardrail``
+        and the rule is logged with them.
         """
-        if self.guardrails is None or self.llm is None or self.llm.answer not in outputs.columns:
-            return []
-        blocked = []
-        questions = frame[self.llm.question].tolist()
-        answers = outputs[self.llm.answer].tolist()
-        rules: list[str | None] = [None] * len(answers)
-        for i, (question, answer) in enumerate(zip(questions, answers, strict=True)):
-            verdict = self.guardrails.check(str(question), str(answer))
-            if not verdict.allowed:
-                answers[i] = verdict.replacement
-                rules[i] = verdict.rule
-                routes[i] = "guardrail"
-                blocked.append(i)
-                self._m.guardrail(str(verdict.rule))
-        if blocked:
-            outputs[self.llm.answer] = answers
-        outputs["guardrail"] = rules
+        if self.guard is None:
+            return {}
+        blocked = self.guard.apply(frame, outputs)
+        for i, rule in blocked.items():
+            routes[i] = "guardrail"
+            self._m.guardrail(rule)
         return blocked
 
     def _judge(self, frame: pd.DataFrame, outputs: pd.DataFrame) -> tuple[list[bool], list[bool]]:
