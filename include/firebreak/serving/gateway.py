@@ -24,13 +24,11 @@ Shared state and what each worker does with it:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import queue
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -47,6 +45,8 @@ from firebreak.policy.schema import load_policy
 from firebreak.prediction_log import PredictionLog
 from firebreak.registry.ledger import AliasLedger
 from firebreak.serving import records
+from firebreak.serving.breaker_sync import BreakerSync, Published
+from firebreak.serving.inbox import BreakerAlerts
 from firebreak.serving.logwriter import LogWriter
 from firebreak.serving.metrics import ModelMetrics
 from firebreak.serving.scorer import Scorer, heuristic_scorer, model_scorer
@@ -81,7 +81,6 @@ class _Shared:
 
     route: str | None = None
     route_reason: str = ""
-    breaker_generation: int | None = None
     ledger_mark: str | None = None
 
 
@@ -119,9 +118,11 @@ class Gateway:
         self.ledger = AliasLedger(settings.state_db_url)
         self.clock = clock
         self.refresh_seconds = refresh_seconds
-        self.inbox_alerts = inbox_alerts
         self.alias_poll_seconds = alias_poll_seconds
         self.breaker = Breaker(model, self.policy.serving.breaker, clock=clock)
+        self._m = ModelMetrics(model)
+        self.sync = BreakerSync(self.breaker, self.store, clock=clock, metrics=self._m)
+        self.alerts = BreakerAlerts(model, self.policy, settings.alert_inbox_dir, enabled=inbox_alerts)
         self.heuristic = heuristic_scorer(self.policy, settings)
         self.champion: Scorer | None = None
         self.challenger: Scorer | None = None
@@ -130,7 +131,6 @@ class Gateway:
         self.store_up = False
         self.last_refresh: float | None = None
         self._aliases_read_at = -math.inf
-        self._open_key: str | None = None
         self._lock = threading.RLock()
         self._registry: Registry | None = None
         self.predictions = LogWriter(PredictionLog(settings.prediction_log_dir), interval=log_interval)
@@ -145,7 +145,6 @@ class Gateway:
         self.confidence = out.confidence
         self.floor = self.policy.detection.confidence_floor
         self.sanity = self.policy.detection.output_floor
-        self._m = ModelMetrics(model)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -212,10 +211,9 @@ class Gateway:
             self.shared = _Shared(
                 route=routing.route if routing else Route.CHAMPION,
                 route_reason=routing.reason if routing else "no routing recorded: champion",
-                breaker_generation=self.shared.breaker_generation,
                 ledger_mark=mark,
             )
-            self._follow_breaker(row)
+            self.sync.follow(row, serving=self.champion.version if self.champion else None)
         self.last_refresh = time.time()
 
     def _load_aliases(self) -> None:
@@ -240,99 +238,17 @@ class Gateway:
             self.champion = loaded[Alias.CHAMPION]
             self.challenger = loaded[Alias.CHALLENGER]
             self.fallback_model = loaded[Alias.FALLBACK]
-            if self.champion and previous and self.champion.version != previous and not self.breaker.forced:
-                # A breaker guards one version: a new champion starts closed.
-                self.breaker.adopt(BreakerState.CLOSED, since=self.clock(), forced=False, reason="new champion")
+            self.sync.champion_loaded(previous, self.champion.version if self.champion else None)
             self._m.version.set(float(self.champion.version) if self.champion else 0)
-            self._m.breaker.set(self.breaker.state.gauge)
-
-    def _follow_breaker(self, row: Any) -> None:
-        if row is None or row.generation == self.shared.breaker_generation:
-            return
-        self.shared.breaker_generation = row.generation
-        serving = self.champion.version if self.champion else None
-        # A row written for another (older) champion version does not apply, unless an
-        # operator forced it (or released a force, or wrote it for no version in particular).
-        if row.forced or self.breaker.forced or row.version in (serving, None):
-            self.breaker.adopt(BreakerState(row.state), since=row.since, forced=row.forced, reason=row.reason)
-        elif self.breaker.state != BreakerState.CLOSED and not self.breaker.forced:
-            self.breaker.adopt(BreakerState.CLOSED, since=self.clock(), forced=False, reason="new champion")
-        self._m.breaker.set(self.breaker.state.gauge)
 
     def _publish(self, transition: Transition) -> None:
         """Share a local transition (first writer wins), record it, and raise the alert on a trip."""
-        self._m.transition(transition)
-        self._m.breaker.set(transition.target.gauge)
         version = self.champion.version if self.champion else None
-        if transition.target == BreakerState.OPEN:
-            self._open_key = f"breaker:{self.model}:v{version}:{int(transition.at)}"
-        try:
-            won = self.store.compare_and_set_breaker(
-                self.model,
-                expected_generation=self.shared.breaker_generation,
-                state=transition.target,
-                since=transition.at,
-                version=version,
-                forced=self.breaker.forced,
-                reason=transition.reason,
-            )
-            if won:
-                self.shared.breaker_generation = (self.shared.breaker_generation or 0) + 1
-                self.store.add_breaker_event(
-                    self.model,
-                    source=transition.source,
-                    target=transition.target,
-                    version=version,
-                    reason=transition.reason,
-                    data=transition.rates,
-                )
-        except sa.exc.SQLAlchemyError:
-            won = True  # nobody to share with: this worker's breaker decides alone, and alerts
+        published = self.sync.publish(transition, version=version)
+        if published is Published.ALONE:  # nobody to share with: this worker's breaker decides alone, and alerts
             self.store_up = False
             self._m.store_up.set(0)
-        log.warning("breaker %s: %s -> %s (%s)", self.model, transition.source, transition.target, transition.reason)
-        if won and transition.target == BreakerState.OPEN and transition.source == BreakerState.CLOSED:
-            self._alert(transition, "firing")
-        elif won and transition.target == BreakerState.CLOSED and self._open_key:
-            self._alert(transition, "resolved")
-
-    def _alert(self, transition: Transition, status: str) -> None:
-        """Drop a generic alert in the alert inbox: the ``alert_intake`` DAG opens the incident."""
-        if not self.inbox_alerts:
-            return
-        limit = self.policy.serving.breaker
-        worst = max(
-            (transition.rates.get(k, 0.0) / max(v, 1e-9), k, v)
-            for k, v in (
-                ("error_rate", limit.max_error_rate),
-                ("low_confidence_rate", limit.max_low_confidence_rate),
-                ("sanity_violation_rate", limit.max_sanity_violation_rate),
-            )
-        )
-        route = self.policy.containment.route
-        alert = {
-            "model": self.model,
-            "signal": f"gateway_breaker:{worst[1]}",
-            "value": transition.rates.get(worst[1], 0.0),
-            "threshold": worst[2],
-            "dedup_key": self._open_key,
-            "status": status,
-            "failure_class": "unknown",
-            "description": (
-                f"serving gateway breaker {transition.source} -> {transition.target} on {self.model} "
-                f"({transition.reason}); traffic on the {route} fallback while open"
-            ),
-            "source": "gateway",
-        }
-        inbox = self.settings.alert_inbox_dir
-        try:
-            inbox.mkdir(parents=True, exist_ok=True)
-            name = f"generic-gateway-{self.model}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.json"
-            tmp = inbox / f".{name}.tmp"
-            tmp.write_text(json.dumps(alert))
-            tmp.rename(inbox / name)
-        except OSError:
-            log.exception("could not write the breaker alert to %s", inbox)
+        self.alerts.transition(transition, version=version, decided=published is not Published.LOST)
 
     # -- answering -------------------------------------------------------------------
 
