@@ -1,45 +1,35 @@
-"""The gateway's decisions, with no web framework: route, predict, guard, log, shadow.
+"""The gateway's request path, with no web framework: route, predict, guard, answer, log.
 
 :class:`Gateway` serves one registered model. The web app (:mod:`firebreak.serving.app`)
 parses and checks requests and hands them here in small batches; everything a request
 changes (breaker, prediction log, metrics, shadow) happens here, so the tests drive it
 directly with an injected clock.
 
-Shared state and what each worker does with it:
-
-* **Routing** (state DB, moved by the incident DAG's contain/restore steps) and the
-  **breaker** row (compare-and-set by whichever worker trips first, or an operator) are
-  re-read every ``refresh_seconds`` by a background thread: a change is obeyed by every
-  worker within that interval, with no restart.
-* **Aliases** (MLflow registry): every alias move Firebreak makes writes the alias
-  ledger first, so the refresh re-reads MLflow when the ledger changes (and every
-  ``alias_poll_seconds`` for moves made outside Firebreak); a new champion is loaded
-  off the request path and swapped in whole.
-* **State DB unreachable** (fail-safe): the gateway keeps serving on the last state it
-  read, its own breaker keeps counting and tripping locally, every request is answered
-  and logged, and ``firebreak_state_store_up`` drops to 0 for the alert. A gateway that
-  has never read the routing state serves the policy's containment route, not the
-  champion: it cannot know whether an incident contained the model.
+A batch goes: poll the breaker (open turns half-open) → pick who answers
+(:mod:`~firebreak.serving.routes`) → predict, guarding the answers and counting the
+champion's on the breaker → hand the rows to the challenger in shadow → answer and log
+(:mod:`~firebreak.serving.records`). What the request path obeys is re-read off it by
+:mod:`~firebreak.serving.shared_state`; a breaker transition is shared through
+:mod:`~firebreak.serving.breaker_sync` and alerted through
+:mod:`~firebreak.serving.inbox`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
 from firebreak.containment.breaker import Breaker, Call, Transition
 from firebreak.containment.state import RoutingStore
 from firebreak.contracts.online import OnlineContract, Violation
-from firebreak.incidents.enums import Alias, BreakerState, Route
+from firebreak.incidents.enums import BreakerState, Route
 from firebreak.kinds import kind_for
 from firebreak.policy.schema import load_policy
 from firebreak.prediction_log import PredictionLog
@@ -49,13 +39,16 @@ from firebreak.serving.breaker_sync import BreakerSync, Published
 from firebreak.serving.inbox import BreakerAlerts
 from firebreak.serving.logwriter import LogWriter
 from firebreak.serving.metrics import ModelMetrics
-from firebreak.serving.scorer import Scorer, heuristic_scorer, model_scorer
+from firebreak.serving.routes import Routes
+from firebreak.serving.scorer import Scorer
+from firebreak.serving.shared_state import Aliases, SharedStateFollower
 from firebreak.settings import Settings
 
-if TYPE_CHECKING:
-    from firebreak.registry.mlflow_registry import Registry
-
 log = logging.getLogger(__name__)
+
+# The route of an answer the guard blocked (the user got the safe answer), and the log
+# column with the rule that fired.
+GUARDRAIL = "guardrail"
 
 
 @dataclass
@@ -75,15 +68,6 @@ class Answer:
     version: str
 
 
-@dataclass
-class _Shared:
-    """What the last refresh read; replaced whole, so readers never see half an update."""
-
-    route: str | None = None
-    route_reason: str = ""
-    ledger_mark: str | None = None
-
-
 class Gateway:
     """Serves one model: ``serve`` answers batches, ``refresh`` follows the shared state.
 
@@ -93,6 +77,7 @@ class Gateway:
         clock: Wall-clock seconds; the breaker's clock (injected by tests).
         refresh_seconds: How often the shared state is re-read.
         alias_poll_seconds: How often MLflow aliases are re-read even without a ledger change.
+        log_interval: How often the buffered log rows are written.
         inbox_alerts: Report a trip (and the recovery) as a generic alert in the alert inbox.
     """
 
@@ -110,39 +95,41 @@ class Gateway:
         self.model = model
         self.settings = settings
         self.policy = load_policy(model, settings.policies_dir)
-        self.contract = OnlineContract.load(settings.resolve(self.policy.contract))
         kind = kind_for(self.policy)
+        self.contract = OnlineContract.load(settings.resolve(self.policy.contract))
         kind.prepare_contract(self.contract)
         self.guard = kind.answer_guard(settings)
-        self.store = RoutingStore(settings.state_db_url)
-        self.ledger = AliasLedger(settings.state_db_url)
         self.clock = clock
         self.refresh_seconds = refresh_seconds
-        self.alias_poll_seconds = alias_poll_seconds
-        self.breaker = Breaker(model, self.policy.serving.breaker, clock=clock)
         self._m = ModelMetrics(model)
-        self.sync = BreakerSync(self.breaker, self.store, clock=clock, metrics=self._m)
-        self.alerts = BreakerAlerts(model, self.policy, settings.alert_inbox_dir, enabled=inbox_alerts)
-        self.heuristic = heuristic_scorer(self.policy, settings)
-        self.champion: Scorer | None = None
-        self.challenger: Scorer | None = None
-        self.fallback_model: Scorer | None = None
-        self.shared = _Shared()
-        self.store_up = False
-        self.last_refresh: float | None = None
-        self._aliases_read_at = -math.inf
         self._lock = threading.RLock()
-        self._registry: Registry | None = None
+        self.store = RoutingStore(settings.state_db_url)
+        self.ledger = AliasLedger(settings.state_db_url)
+        self.breaker = Breaker(model, self.policy.serving.breaker, clock=clock)
+        self.sync = BreakerSync(self.breaker, self.store, clock=clock, metrics=self._m)
+        self.follower = SharedStateFollower(
+            model,
+            self.policy,
+            settings,
+            store=self.store,
+            ledger=self.ledger,
+            sync=self.sync,
+            guard=self.guard,
+            lock=self._lock,
+            metrics=self._m,
+            alias_poll_seconds=alias_poll_seconds,
+        )
+        self.routes = Routes(self.policy, settings)
+        self.alerts = BreakerAlerts(model, self.policy, settings.alert_inbox_dir, enabled=inbox_alerts)
         self.predictions = LogWriter(PredictionLog(settings.prediction_log_dir), interval=log_interval)
         self.rejections = LogWriter(PredictionLog(settings.rejected_log_dir), interval=log_interval)
         self.shadow_log = LogWriter(PredictionLog(settings.shadow_log_dir), interval=log_interval)
         self._shadow_queue: queue.Queue[tuple[Scorer, pd.DataFrame, list[str]] | None] = queue.Queue(maxsize=256)
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        out = self.policy.features
         self.inputs = list(self.contract.fields)
-        self.output = out.output
-        self.confidence = out.confidence
+        self.output = self.policy.features.output
+        self.confidence = self.policy.features.confidence
         self.floor = self.policy.detection.confidence_floor
         self.sanity = self.policy.detection.output_floor
 
@@ -173,157 +160,91 @@ class Gateway:
             except Exception:  # the loop must outlive any single failure (an MLflow hiccup)
                 log.exception("gateway refresh failed; serving on the last known state")
 
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            from firebreak.registry.mlflow_registry import Registry
-
-            self._registry = Registry(self.settings, self.ledger)
-        return self._registry
-
-    # -- following the shared state ----------------------------------------------------
-
     def refresh(self) -> None:
         """Re-read routing, breaker and (when the ledger moved) aliases; obey them."""
-        try:
-            routing = self.store.get_routing(self.model)
-            row = self.store.get_breaker(self.model)
-            mark = self.ledger.mark(self.model)
-        except sa.exc.SQLAlchemyError as exc:
-            if self.store_up or self.last_refresh is None:
-                log.error("state DB unreachable (%s): serving on the last known state", exc.__class__.__name__)
-            self.store_up = False
-            self._m.store_up.set(0)
-            return
-        self.store_up = True
-        self._m.store_up.set(1)
-        now = time.monotonic()
-        if (
-            mark != self.shared.ledger_mark
-            or self.champion is None
-            or now - self._aliases_read_at > self.alias_poll_seconds
-        ):
-            self._load_aliases()
-            self._aliases_read_at = now
-            if self.guard is not None:  # activating a guardrail version writes the ledger too
-                self.guard.reload()
+        self.follower.refresh()
+
+    # -- what the request path reads -------------------------------------------------------
+
+    @property
+    def aliases(self) -> Aliases:
+        return self.follower.aliases
+
+    @property
+    def champion(self) -> Scorer | None:
+        return self.follower.aliases.champion
+
+    @champion.setter
+    def champion(self, scorer: Scorer | None) -> None:
         with self._lock:
-            self.shared = _Shared(
-                route=routing.route if routing else Route.CHAMPION,
-                route_reason=routing.reason if routing else "no routing recorded: champion",
-                ledger_mark=mark,
-            )
-            self.sync.follow(row, serving=self.champion.version if self.champion else None)
-        self.last_refresh = time.time()
+            self.follower.aliases = Aliases(scorer, self.aliases.challenger, self.aliases.fallback)
 
-    def _load_aliases(self) -> None:
-        reg = self.registry
-        loaded: dict[str, Scorer | None] = {}
-        for alias, current in (
-            (Alias.CHAMPION, self.champion),
-            (Alias.CHALLENGER, self.challenger),
-            (Alias.FALLBACK, self.fallback_model),
-        ):
-            version = reg.version_for(self.model, alias)
-            if version is None:
-                loaded[alias] = None
-            elif current is not None and current.version == version.version:
-                loaded[alias] = current
-            else:
-                name = {Alias.CHAMPION: "champion", Alias.CHALLENGER: "challenger", Alias.FALLBACK: "fallback_model"}
-                loaded[alias] = model_scorer(reg, version, self.policy, name=name[alias])
-                log.info("loaded %s v%s as %s", self.model, version.version, alias)
+    @property
+    def challenger(self) -> Scorer | None:
+        return self.follower.aliases.challenger
+
+    @challenger.setter
+    def challenger(self, scorer: Scorer | None) -> None:
         with self._lock:
-            previous = self.champion.version if self.champion else None
-            self.champion = loaded[Alias.CHAMPION]
-            self.challenger = loaded[Alias.CHALLENGER]
-            self.fallback_model = loaded[Alias.FALLBACK]
-            self.sync.champion_loaded(previous, self.champion.version if self.champion else None)
-            self._m.version.set(float(self.champion.version) if self.champion else 0)
+            self.follower.aliases = Aliases(self.aliases.champion, scorer, self.aliases.fallback)
 
-    def _publish(self, transition: Transition) -> None:
-        """Share a local transition (first writer wins), record it, and raise the alert on a trip."""
-        version = self.champion.version if self.champion else None
-        published = self.sync.publish(transition, version=version)
-        if published is Published.ALONE:  # nobody to share with: this worker's breaker decides alone, and alerts
-            self.store_up = False
-            self._m.store_up.set(0)
-        self.alerts.transition(transition, version=version, decided=published is not Published.LOST)
+    @property
+    def store_up(self) -> bool:
+        return self.follower.store_up
 
-    # -- answering -------------------------------------------------------------------
-
-    def containment_scorer(self) -> Scorer | None:
-        route = self.policy.containment.route
-        if route == Route.FALLBACK_MODEL:
-            return self.fallback_model or self.heuristic
-        if route == Route.HEURISTIC:
-            return self.heuristic
-        return None
+    @property
+    def last_refresh(self) -> float | None:
+        return self.follower.last_refresh
 
     def current(self) -> tuple[Scorer | None, str]:
         """Who answers now, and why (for the response headers and ``/serving``)."""
-        route = self.shared.route
-        if route is None:
-            return self.containment_scorer(), "routing state never read: containment route (fail-safe)"
-        if route == Route.DISABLED:
-            return None, f"disabled: {self.shared.route_reason}"
-        if route == Route.HEURISTIC:
-            return self.heuristic, self.shared.route_reason
-        if route == Route.FALLBACK_MODEL:
-            return self.fallback_model or self.heuristic, self.shared.route_reason
-        if self.champion is None:
-            return self.containment_scorer(), "no champion alias: containment route"
-        if self.breaker.state != BreakerState.CLOSED:
-            return self.containment_scorer(), f"breaker {self.breaker.state}: {self.breaker.reason}"
-        return self.champion, "champion"
+        return self.routes.current(self.follower.state, self.aliases, self.breaker)
+
+    # -- answering -------------------------------------------------------------------
 
     def serve(self, batch: list[Request]) -> list[Answer]:
         """Answer a batch of checked requests (one model call for all their rows)."""
         with self._lock:
-            transition = self.breaker.poll()
-            if transition:
+            if transition := self.breaker.poll():
                 self._publish(transition)
+            aliases = self.aliases
             scorer, why = self.current()
             if scorer is None:
                 return [self._disabled(r, why) for r in batch]
             rows = [rec for r in batch for rec in r.records]
             frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in self.inputs})
-            probing = self.breaker.state == BreakerState.HALF_OPEN and scorer is not self.champion
-            outputs, routes = self._predict(scorer, frame)
-            if probing and self.champion is not None:
-                self._probe(frame.iloc[: self.breaker.probes_wanted])
-        if self.challenger is not None and scorer is self.champion:
-            self._shadow(frame, batch)
-        return self._answer(batch, frame, outputs, routes, scorer)
+            fallback = self.routes.containment(aliases)
+            probing = self.breaker.state == BreakerState.HALF_OPEN and scorer is not aliases.champion
+            outputs, routes = self._predict(scorer, frame, champion=aliases.champion, fallback=fallback)
+            if probing and aliases.champion is not None:
+                self._probe(aliases.champion, frame.iloc[: self.breaker.probes_wanted])
+        if aliases.challenger is not None and scorer is aliases.champion:
+            self._shadow(aliases.challenger, frame, records.row_ids(batch))
+        versions = {scorer.name: scorer.version, GUARDRAIL: scorer.version}
+        if fallback is not None:
+            versions.setdefault(fallback.name, fallback.version)
+        return self._answer(batch, outputs, routes, versions)
 
-    def _predict(self, scorer: Scorer, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """Predict; for the champion, count each row on the breaker and guard its answers."""
-        fallback = self.containment_scorer()
-        if scorer is not self.champion:
-            outputs = scorer.predict(frame).reset_index(drop=True)
-            routes = [scorer.name] * len(frame)
-            self._guard(frame, outputs, routes)
-            return outputs, routes
+    def _predict(
+        self, scorer: Scorer, frame: pd.DataFrame, *, champion: Scorer | None, fallback: Scorer | None
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The answers to ``frame`` and the route of each row; ``fallback`` is the containment route's scorer."""
+        if scorer is not champion:
+            return self._guarded(scorer, frame)
         try:
             outputs = scorer.predict(frame).reset_index(drop=True)
         except Exception:  # any model failure is a breaker failure, and the user still gets an answer
             log.exception("champion v%s failed on %d rows", scorer.version, len(frame))
             for _ in range(len(frame)):
-                if transition := self.breaker.record(Call(error=True)):
-                    self._publish(transition)
+                self._record(Call(error=True))
             if fallback is None:
                 raise
-            outputs = fallback.predict(frame).reset_index(drop=True)
-            routes = [fallback.name] * len(frame)
-            self._guard(frame, outputs, routes)
-            return outputs, routes
+            return self._guarded(fallback, frame)
         low, insane = self._judge(frame, outputs)
         routes = [scorer.name] * len(frame)
         blocked = self._guard(frame, outputs, routes)  # already answered safely; the breaker counts them
         for i in range(len(frame)):
-            call = Call(low_confidence=low[i], sanity_violation=insane[i] or i in blocked)
-            if transition := self.breaker.record(call):
-                self._publish(transition)
+            self._record(Call(low_confidence=low[i], sanity_violation=insane[i] or i in blocked))
         bad = [i for i, flag in enumerate(insane) if flag]
         if bad and fallback is not None:
             # Never serve an answer outside the sanity bound (a price under cost): the fallback answers that row.
@@ -338,8 +259,25 @@ class Gateway:
                 self._m.confidence.observe(float(value))
         return outputs, routes
 
+    def _probe(self, champion: Scorer, frame: pd.DataFrame) -> None:
+        """Half-open: the champion scores the input the fallback answered; judged on the breaker, never returned."""
+        try:
+            outputs = champion.predict(frame).reset_index(drop=True)
+            low, insane = self._judge(frame, outputs)
+            calls = [Call(low_confidence=lo, sanity_violation=bad) for lo, bad in zip(low, insane, strict=True)]
+        except Exception:  # noqa: BLE001 — a failing probe is a failed probe
+            calls = [Call(error=True)] * len(frame)
+        for call in calls:
+            self._record(call)
+
+    def _guarded(self, scorer: Scorer, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        outputs = scorer.predict(frame).reset_index(drop=True)
+        routes = [scorer.name] * len(frame)
+        self._guard(frame, outputs, routes)
+        return outputs, routes
+
     def _guard(self, frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str]) -> dict[int, str]:
-        """The model kind's answer guard: a blocked answer was replaced by the safe one.
+        """The answer guard: a blocked answer was replaced by the safe one.
 
         Returns the rows blocked and the rule that fired; their route becomes ``guardrail``
         and the rule is logged with them.
@@ -348,11 +286,12 @@ class Gateway:
             return {}
         blocked = self.guard.apply(frame, outputs)
         for i, rule in blocked.items():
-            routes[i] = "guardrail"
+            routes[i] = GUARDRAIL
             self._m.guardrail(rule)
         return blocked
 
     def _judge(self, frame: pd.DataFrame, outputs: pd.DataFrame) -> tuple[list[bool], list[bool]]:
+        """Per row: answered under the confidence floor; answered outside the sanity bound."""
         n = len(frame)
         low = [False] * n
         if self.confidence in outputs.columns:
@@ -363,21 +302,22 @@ class Gateway:
             insane = (outputs[self.output].to_numpy(dtype=float) < base * self.sanity.min_ratio).tolist()
         return low, insane
 
-    def _probe(self, frame: pd.DataFrame) -> None:
-        assert self.champion is not None
-        try:
-            outputs = self.champion.predict(frame).reset_index(drop=True)
-            low, insane = self._judge(frame, outputs)
-            calls = [Call(low_confidence=lo, sanity_violation=bad) for lo, bad in zip(low, insane, strict=True)]
-        except Exception:  # noqa: BLE001 — a failing probe is a failed probe
-            calls = [Call(error=True)] * len(frame)
-        for call in calls:
-            if transition := self.breaker.record(call):
-                self._publish(transition)
+    def _record(self, call: Call) -> None:
+        if transition := self.breaker.record(call):
+            self._publish(transition)
+
+    def _publish(self, transition: Transition) -> None:
+        """Share a local transition (first writer wins), record it, and raise the alert on a trip."""
+        version = self.aliases.champion_version
+        published = self.sync.publish(transition, version=version)
+        if published is Published.ALONE:  # nobody to share with: this worker's breaker decides alone, and alerts
+            self.follower.unreachable()
+        self.alerts.transition(transition, version=version, decided=published is not Published.LOST)
 
     def _answer(
-        self, batch: list[Request], frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str], scorer: Scorer
+        self, batch: list[Request], outputs: pd.DataFrame, routes: list[str], versions: dict[str, str]
     ) -> list[Answer]:
+        """One answer per request (the guardrail rule is logged, not sent), and the prediction log rows."""
         columns = list(outputs.columns)
         predictions = [
             dict(zip(columns, values, strict=True))
@@ -385,14 +325,10 @@ class Gateway:
         ]
         now = datetime.now(UTC)
         done = time.perf_counter()
-        fallback = self.containment_scorer()
-        versions = {scorer.name: scorer.version, "guardrail": scorer.version}
-        if fallback is not None:
-            versions.setdefault(fallback.name, fallback.version)
         answers, start = [], 0
         for request in batch:
             n = len(request.records)
-            answered = [{k: v for k, v in p.items() if k != "guardrail"} for p in predictions[start : start + n]]
+            answered = [{k: v for k, v in p.items() if k != GUARDRAIL} for p in predictions[start : start + n]]
             route = routes[start]
             self._m.answered(route, "ok", done - request.received, n)
             answers.append(Answer(200, {"predictions": answered}, route, versions.get(route, route)))
@@ -426,11 +362,9 @@ class Gateway:
 
     # -- shadow --------------------------------------------------------------------------
 
-    def _shadow(self, frame: pd.DataFrame, batch: list[Request]) -> None:
-        assert self.challenger is not None
-        ids = records.row_ids(batch)
+    def _shadow(self, challenger: Scorer, frame: pd.DataFrame, ids: list[str]) -> None:
         try:
-            self._shadow_queue.put_nowait((self.challenger, frame, ids))
+            self._shadow_queue.put_nowait((challenger, frame, ids))
         except queue.Full:  # shadow never slows the answer: drop, and count it
             self._m.shadowed("dropped")
 
@@ -456,8 +390,8 @@ class Gateway:
             "route": scorer.name if scorer else Route.DISABLED.value,
             "version": scorer.version if scorer else None,
             "why": why,
-            "routing": self.shared.route,
-            "champion": self.champion.version if self.champion else None,
+            "routing": self.follower.state.route,
+            "champion": self.aliases.champion_version,
             "challenger": self.challenger.version if self.challenger else None,
             "fallback": self.policy.containment.route.value,
             "breaker": {
