@@ -7,11 +7,11 @@ directly with an injected clock.
 
 A batch goes: poll the breaker (open turns half-open) → pick who answers
 (:mod:`~firebreak.serving.routes`) → predict, guarding the answers and counting the
-champion's on the breaker → hand the rows to the challenger in shadow → answer and log
-(:mod:`~firebreak.serving.records`). What the request path obeys is re-read off it by
-:mod:`~firebreak.serving.shared_state`; a breaker transition is shared through
-:mod:`~firebreak.serving.breaker_sync` and alerted through
-:mod:`~firebreak.serving.inbox`.
+champion's on the breaker (:mod:`~firebreak.serving.predictor`) → hand the rows to the
+challenger in shadow → answer and log (:mod:`~firebreak.serving.records`). What the
+request path obeys is re-read off it by :mod:`~firebreak.serving.shared_state`; a
+breaker transition is shared through :mod:`~firebreak.serving.breaker_sync` and alerted
+through :mod:`~firebreak.serving.inbox`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from firebreak.containment.breaker import Breaker, Call, Transition
+from firebreak.containment.breaker import Breaker, Transition
 from firebreak.containment.state import RoutingStore
 from firebreak.contracts.online import OnlineContract, Violation
 from firebreak.incidents.enums import BreakerState, Route
@@ -39,16 +39,13 @@ from firebreak.serving.breaker_sync import BreakerSync, Published
 from firebreak.serving.inbox import BreakerAlerts
 from firebreak.serving.logwriter import LogWriter
 from firebreak.serving.metrics import ModelMetrics
+from firebreak.serving.predictor import GUARDRAIL, Predictor
 from firebreak.serving.routes import Routes
 from firebreak.serving.scorer import Scorer
 from firebreak.serving.shared_state import Aliases, SharedStateFollower
 from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# The route of an answer the guard blocked (the user got the safe answer), and the log
-# column with the rule that fired.
-GUARDRAIL = "guardrail"
 
 
 @dataclass
@@ -120,6 +117,7 @@ class Gateway:
             alias_poll_seconds=alias_poll_seconds,
         )
         self.routes = Routes(self.policy, settings)
+        self.predictor = Predictor(self.policy, self.breaker, self.guard, self._m, on_transition=self._publish)
         self.alerts = BreakerAlerts(model, self.policy, settings.alert_inbox_dir, enabled=inbox_alerts)
         self.predictions = LogWriter(PredictionLog(settings.prediction_log_dir), interval=log_interval)
         self.rejections = LogWriter(PredictionLog(settings.rejected_log_dir), interval=log_interval)
@@ -128,10 +126,6 @@ class Gateway:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.inputs = list(self.contract.fields)
-        self.output = self.policy.features.output
-        self.confidence = self.policy.features.confidence
-        self.floor = self.policy.detection.confidence_floor
-        self.sanity = self.policy.detection.output_floor
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -215,96 +209,15 @@ class Gateway:
             frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in self.inputs})
             fallback = self.routes.containment(aliases)
             probing = self.breaker.state == BreakerState.HALF_OPEN and scorer is not aliases.champion
-            outputs, routes = self._predict(scorer, frame, champion=aliases.champion, fallback=fallback)
+            outputs, routes = self.predictor.predict(scorer, frame, champion=aliases.champion, fallback=fallback)
             if probing and aliases.champion is not None:
-                self._probe(aliases.champion, frame.iloc[: self.breaker.probes_wanted])
+                self.predictor.probe(aliases.champion, frame.iloc[: self.breaker.probes_wanted])
         if aliases.challenger is not None and scorer is aliases.champion:
             self._shadow(aliases.challenger, frame, records.row_ids(batch))
         versions = {scorer.name: scorer.version, GUARDRAIL: scorer.version}
         if fallback is not None:
             versions.setdefault(fallback.name, fallback.version)
         return self._answer(batch, outputs, routes, versions)
-
-    def _predict(
-        self, scorer: Scorer, frame: pd.DataFrame, *, champion: Scorer | None, fallback: Scorer | None
-    ) -> tuple[pd.DataFrame, list[str]]:
-        """The answers to ``frame`` and the route of each row; ``fallback`` is the containment route's scorer."""
-        if scorer is not champion:
-            return self._guarded(scorer, frame)
-        try:
-            outputs = scorer.predict(frame).reset_index(drop=True)
-        except Exception:  # any model failure is a breaker failure, and the user still gets an answer
-            log.exception("champion v%s failed on %d rows", scorer.version, len(frame))
-            for _ in range(len(frame)):
-                self._record(Call(error=True))
-            if fallback is None:
-                raise
-            return self._guarded(fallback, frame)
-        low, insane = self._judge(frame, outputs)
-        routes = [scorer.name] * len(frame)
-        blocked = self._guard(frame, outputs, routes)  # already answered safely; the breaker counts them
-        for i in range(len(frame)):
-            self._record(Call(low_confidence=low[i], sanity_violation=insane[i] or i in blocked))
-        bad = [i for i, flag in enumerate(insane) if flag]
-        if bad and fallback is not None:
-            # Never serve an answer outside the sanity bound (a price under cost): the fallback answers that row.
-            replaced = fallback.predict(frame.iloc[bad]).reset_index(drop=True)
-            for column in replaced.columns.intersection(outputs.columns):
-                outputs.loc[bad, column] = replaced[column].to_numpy()
-            for i in bad:
-                routes[i] = fallback.name
-            self._m.sanity.inc(len(bad))
-        if self.confidence in outputs.columns:
-            for value in outputs[self.confidence].to_numpy():
-                self._m.confidence.observe(float(value))
-        return outputs, routes
-
-    def _probe(self, champion: Scorer, frame: pd.DataFrame) -> None:
-        """Half-open: the champion scores the input the fallback answered; judged on the breaker, never returned."""
-        try:
-            outputs = champion.predict(frame).reset_index(drop=True)
-            low, insane = self._judge(frame, outputs)
-            calls = [Call(low_confidence=lo, sanity_violation=bad) for lo, bad in zip(low, insane, strict=True)]
-        except Exception:  # noqa: BLE001 — a failing probe is a failed probe
-            calls = [Call(error=True)] * len(frame)
-        for call in calls:
-            self._record(call)
-
-    def _guarded(self, scorer: Scorer, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        outputs = scorer.predict(frame).reset_index(drop=True)
-        routes = [scorer.name] * len(frame)
-        self._guard(frame, outputs, routes)
-        return outputs, routes
-
-    def _guard(self, frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str]) -> dict[int, str]:
-        """The answer guard: a blocked answer was replaced by the safe one.
-
-        Returns the rows blocked and the rule that fired; their route becomes ``guardrail``
-        and the rule is logged with them.
-        """
-        if self.guard is None:
-            return {}
-        blocked = self.guard.apply(frame, outputs)
-        for i, rule in blocked.items():
-            routes[i] = GUARDRAIL
-            self._m.guardrail(rule)
-        return blocked
-
-    def _judge(self, frame: pd.DataFrame, outputs: pd.DataFrame) -> tuple[list[bool], list[bool]]:
-        """Per row: answered under the confidence floor; answered outside the sanity bound."""
-        n = len(frame)
-        low = [False] * n
-        if self.confidence in outputs.columns:
-            low = (outputs[self.confidence].to_numpy(dtype=float) < self.floor).tolist()
-        insane = [False] * n
-        if self.sanity is not None and self.output in outputs.columns:
-            base = frame[self.sanity.relative_to].to_numpy(dtype=float)
-            insane = (outputs[self.output].to_numpy(dtype=float) < base * self.sanity.min_ratio).tolist()
-        return low, insane
-
-    def _record(self, call: Call) -> None:
-        if transition := self.breaker.record(call):
-            self._publish(transition)
 
     def _publish(self, transition: Transition) -> None:
         """Share a local transition (first writer wins), record it, and raise the alert on a trip."""
