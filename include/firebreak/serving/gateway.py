@@ -8,16 +8,15 @@ directly with an injected clock.
 A batch goes: poll the breaker (open turns half-open) → pick who answers
 (:mod:`~firebreak.serving.routes`) → predict, guarding the answers and counting the
 champion's on the breaker (:mod:`~firebreak.serving.predictor`) → hand the rows to the
-challenger in shadow → answer and log (:mod:`~firebreak.serving.records`). What the
-request path obeys is re-read off it by :mod:`~firebreak.serving.shared_state`; a
-breaker transition is shared through :mod:`~firebreak.serving.breaker_sync` and alerted
-through :mod:`~firebreak.serving.inbox`.
+challenger in shadow (:mod:`~firebreak.serving.shadow`) → answer and log
+(:mod:`~firebreak.serving.records`). What the request path obeys is re-read off it by
+:mod:`~firebreak.serving.shared_state`; a breaker transition is shared through
+:mod:`~firebreak.serving.breaker_sync` and alerted through :mod:`~firebreak.serving.inbox`.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from firebreak.serving.metrics import ModelMetrics
 from firebreak.serving.predictor import GUARDRAIL, Predictor
 from firebreak.serving.routes import Routes
 from firebreak.serving.scorer import Scorer
+from firebreak.serving.shadow import Shadow
 from firebreak.serving.shared_state import Aliases, SharedStateFollower
 from firebreak.settings import Settings
 
@@ -121,9 +121,8 @@ class Gateway:
         self.alerts = BreakerAlerts(model, self.policy, settings.alert_inbox_dir, enabled=inbox_alerts)
         self.predictions = LogWriter(PredictionLog(settings.prediction_log_dir), interval=log_interval)
         self.rejections = LogWriter(PredictionLog(settings.rejected_log_dir), interval=log_interval)
-        self.shadow_log = LogWriter(PredictionLog(settings.shadow_log_dir), interval=log_interval)
-        self._shadow_queue: queue.Queue[tuple[Scorer, pd.DataFrame, list[str]] | None] = queue.Queue(maxsize=256)
-        self._threads: list[threading.Thread] = []
+        self.shadow = Shadow(model, LogWriter(PredictionLog(settings.shadow_log_dir), interval=log_interval), self._m)
+        self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
         self.inputs = list(self.contract.fields)
 
@@ -132,20 +131,19 @@ class Gateway:
     def start(self) -> None:
         """First refresh (loads the models), then the background threads."""
         self.refresh()
-        for writer in (self.predictions, self.rejections, self.shadow_log):
-            writer.start()
-        for target, name in ((self._refresh_loop, "refresh"), (self._shadow_loop, "shadow")):
-            thread = threading.Thread(target=target, name=f"firebreak-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.predictions.start()
+        self.rejections.start()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="firebreak-refresh", daemon=True)
+        self._refresher.start()
+        self.shadow.start()
 
     def close(self) -> None:
         self._stop.set()
-        self._shadow_queue.put(None)
-        for thread in self._threads:
-            thread.join(timeout=10)
-        for writer in (self.predictions, self.rejections, self.shadow_log):
-            writer.close()
+        self.shadow.close()
+        if self._refresher is not None:
+            self._refresher.join(timeout=10)
+        self.predictions.close()
+        self.rejections.close()
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
@@ -213,7 +211,7 @@ class Gateway:
             if probing and aliases.champion is not None:
                 self.predictor.probe(aliases.champion, frame.iloc[: self.breaker.probes_wanted])
         if aliases.challenger is not None and scorer is aliases.champion:
-            self._shadow(aliases.challenger, frame, records.row_ids(batch))
+            self.shadow.offer(aliases.challenger, frame, records.row_ids(batch))
         versions = {scorer.name: scorer.version, GUARDRAIL: scorer.version}
         if fallback is not None:
             versions.setdefault(fallback.name, fallback.version)
@@ -272,27 +270,6 @@ class Gateway:
         self._m.answered("rejected", f"http_{status}", time.perf_counter() - received, 0)
         row = records.rejection_row(self.model, request_id, status, reason, violations, body, ts=datetime.now(UTC))
         self.rejections.add([row])
-
-    # -- shadow --------------------------------------------------------------------------
-
-    def _shadow(self, challenger: Scorer, frame: pd.DataFrame, ids: list[str]) -> None:
-        try:
-            self._shadow_queue.put_nowait((challenger, frame, ids))
-        except queue.Full:  # shadow never slows the answer: drop, and count it
-            self._m.shadowed("dropped")
-
-    def _shadow_loop(self) -> None:
-        while (item := self._shadow_queue.get()) is not None:
-            challenger, frame, ids = item
-            try:
-                outputs = challenger.predict(frame).reset_index(drop=True)
-            except Exception:  # noqa: BLE001 — a failing challenger never fails a request
-                log.exception("challenger v%s failed in shadow", challenger.version)
-                self._m.shadowed("error", len(ids))
-                continue
-            rows = records.shadow_rows(self.model, ids, challenger.version, outputs, ts=datetime.now(UTC))
-            self.shadow_log.add(rows)
-            self._m.shadowed("ok", len(ids))
 
     # -- what serves now -----------------------------------------------------------------
 
