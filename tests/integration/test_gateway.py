@@ -73,6 +73,17 @@ def logged(root: Path, ids: list[str]) -> pd.DataFrame:
     return frame[frame["request_id"].isin(ids)]
 
 
+def state_db_outage(gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every statement on the state DB raises: routing, breakers and the alias ledger share one engine."""
+
+    def outage(*_: Any, **__: Any) -> Any:
+        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    assert gw.ledger.engine is gw.store.engine
+    for name in ("begin", "connect"):
+        monkeypatch.setattr(gw.store.engine, name, outage)
+
+
 class Counting:
     """Wraps the champion to count the rows it is asked to score."""
 
@@ -263,10 +274,7 @@ def test_when_the_state_db_is_unreachable_every_request_is_answered_and_logged(
     """
     from prometheus_client import REGISTRY
 
-    def outage(*_: Any, **__: Any) -> Any:
-        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(gateway.store, "begin", outage)
+    state_db_outage(gateway, monkeypatch)
     gateway.refresh()
     assert gateway.store_up is False
     assert REGISTRY.get_sample_value("firebreak_state_store_up", {"model": "pricing"}) == 0
@@ -296,11 +304,7 @@ def test_a_gateway_that_never_read_the_routing_state_serves_the_containment_rout
     world: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gw = Gateway("pricing", world, refresh_seconds=3600)
-
-    def outage(*_: Any, **__: Any) -> Any:
-        raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(gw.store, "begin", outage)
+    state_db_outage(gw, monkeypatch)
     gw.refresh()
     with client(gw) as http:
         answer = http.post("/invocations", json=body(pricing_records(1, holiday=True, seed=17)[0]))

@@ -1,4 +1,4 @@
-"""A policy's entry points (``module:function``: recipes, heuristic fallbacks), resolved when used."""
+"""A policy's ``module:function`` entry points (heuristic fallbacks, remediation recipes)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,7 @@ from firebreak.errors import ConfigurationError
 
 
 def resolve_entry_point(spec: str) -> Callable[..., Any]:
-    """The function ``spec`` (``module:function``) names.
-
-    Raises:
-        ConfigurationError: The module or the function cannot be imported; the message names ``spec``.
-    """
+    """The function ``spec`` names as ``module:function``; a ``ConfigurationError`` naming it if it cannot be imported."""
     module_name, _, attr = spec.partition(":")
     try:
         return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]

@@ -1,58 +1,49 @@
-"""The gateway's decisions, with no web framework: route, predict, guard, log, shadow.
+"""The gateway's request path, with no web framework: route, predict, guard, answer, log.
 
 :class:`Gateway` serves one registered model. The web app (:mod:`firebreak.serving.app`)
 parses and checks requests and hands them here in small batches; everything a request
 changes (breaker, prediction log, metrics, shadow) happens here, so the tests drive it
 directly with an injected clock.
 
-Shared state and what each worker does with it:
-
-* **Routing** (state DB, moved by the incident DAG's contain/restore steps) and the
-  **breaker** row (compare-and-set by whichever worker trips first, or an operator) are
-  re-read every ``refresh_seconds`` by a background thread: a change is obeyed by every
-  worker within that interval, with no restart.
-* **Aliases** (MLflow registry): every alias move Firebreak makes writes the alias
-  ledger first, so the refresh re-reads MLflow when the ledger changes (and every
-  ``alias_poll_seconds`` for moves made outside Firebreak); a new champion is loaded
-  off the request path and swapped in whole.
-* **State DB unreachable** (fail-safe): the gateway keeps serving on the last state it
-  read, its own breaker keeps counting and tripping locally, every request is answered
-  and logged, and ``firebreak_state_store_up`` drops to 0 for the alert. A gateway that
-  has never read the routing state serves the policy's containment route, not the
-  champion: it cannot know whether an incident contained the model.
+A batch goes: poll the breaker (open turns half-open) → pick who answers
+(:mod:`~firebreak.serving.routes`) → predict, guarding the answers and counting the
+champion's on the breaker (:mod:`~firebreak.serving.predictor`) → hand the rows to the
+challenger in shadow (:mod:`~firebreak.serving.shadow`) → answer and log
+(:mod:`~firebreak.serving.records`). What the request path obeys is re-read off it by
+:mod:`~firebreak.serving.shared_state`; a breaker transition is shared through
+:mod:`~firebreak.serving.breaker_sync` and alerted through :mod:`~firebreak.serving.inbox`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import queue
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
-from firebreak.containment.breaker import Breaker, Call, Transition
+from firebreak.containment.breaker import Breaker, Transition
 from firebreak.containment.state import RoutingStore
 from firebreak.contracts.online import OnlineContract, Violation
-from firebreak.incidents.enums import Alias, BreakerState, Route
+from firebreak.incidents.enums import BreakerState, Route
+from firebreak.kinds import kind_for
 from firebreak.policy.schema import load_policy
 from firebreak.prediction_log import PredictionLog
 from firebreak.registry.ledger import AliasLedger
-from firebreak.serving import metrics
+from firebreak.serving import records
+from firebreak.serving.breaker_sync import BreakerSync, Published
+from firebreak.serving.inbox import BreakerAlerts
 from firebreak.serving.logwriter import LogWriter
-from firebreak.serving.scorer import Scorer, heuristic_scorer, model_scorer
+from firebreak.serving.metrics import ModelMetrics
+from firebreak.serving.predictor import GUARDRAIL, Predictor
+from firebreak.serving.routes import Routes
+from firebreak.serving.scorer import Scorer
+from firebreak.serving.shadow import Shadow
+from firebreak.serving.shared_state import Aliases, SharedStateFollower
 from firebreak.settings import Settings
-
-if TYPE_CHECKING:
-    from firebreak.registry.mlflow_registry import Registry
-    from firebreak.remediation.guardrails import Guardrails
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +65,6 @@ class Answer:
     version: str
 
 
-@dataclass
-class _Shared:
-    """What the last refresh read; replaced whole, so readers never see half an update."""
-
-    route: str | None = None
-    route_reason: str = ""
-    breaker_generation: int | None = None
-    ledger_mark: str | None = None
-
-
 class Gateway:
     """Serves one model: ``serve`` answers batches, ``refresh`` follows the shared state.
 
@@ -93,6 +74,7 @@ class Gateway:
         clock: Wall-clock seconds; the breaker's clock (injected by tests).
         refresh_seconds: How often the shared state is re-read.
         alias_poll_seconds: How often MLflow aliases are re-read even without a ledger change.
+        log_interval: How often the buffered log rows are written.
         inbox_alerts: Report a trip (and the recovery) as a generic alert in the alert inbox.
     """
 
@@ -110,63 +92,58 @@ class Gateway:
         self.model = model
         self.settings = settings
         self.policy = load_policy(model, settings.policies_dir)
+        kind = kind_for(self.policy)
         self.contract = OnlineContract.load(settings.resolve(self.policy.contract))
-        self.llm = self.policy.llm
-        self.guardrails: Guardrails | None = None
-        if self.llm is not None:
-            # The suite describes the logged features; the question itself is the request's text.
-            self.contract.require(self.llm.question, "string")
-        self.store = RoutingStore(settings.state_db_url)
-        self.ledger = AliasLedger(settings.state_db_url)
+        kind.prepare_contract(self.contract)
+        self.guard = kind.answer_guard(settings)
         self.clock = clock
         self.refresh_seconds = refresh_seconds
-        self.inbox_alerts = inbox_alerts
-        self.alias_poll_seconds = alias_poll_seconds
-        self.breaker = Breaker(model, self.policy.serving.breaker, clock=clock)
-        self.heuristic = heuristic_scorer(self.policy, settings)
-        self.champion: Scorer | None = None
-        self.challenger: Scorer | None = None
-        self.fallback_model: Scorer | None = None
-        self.shared = _Shared()
-        self.store_up = False
-        self.last_refresh: float | None = None
-        self._aliases_read_at = -math.inf
-        self._open_key: str | None = None
+        self._m = ModelMetrics(model)
         self._lock = threading.RLock()
-        self._registry: Registry | None = None
+        self.store = RoutingStore(settings.state_db_url)
+        self.ledger = AliasLedger(settings.state_db_url)
+        self.breaker = Breaker(model, self.policy.serving.breaker, clock=clock)
+        self.sync = BreakerSync(self.breaker, self.store, clock=clock, metrics=self._m)
+        self.follower = SharedStateFollower(
+            model,
+            self.policy,
+            settings,
+            store=self.store,
+            ledger=self.ledger,
+            sync=self.sync,
+            guard=self.guard,
+            lock=self._lock,
+            metrics=self._m,
+            alias_poll_seconds=alias_poll_seconds,
+        )
+        self.routes = Routes(self.policy, settings)
+        self.predictor = Predictor(self.policy, self.breaker, self.guard, self._m, on_transition=self._publish)
+        self.alerts = BreakerAlerts(model, self.policy, settings.alert_inbox_dir, enabled=inbox_alerts)
         self.predictions = LogWriter(PredictionLog(settings.prediction_log_dir), interval=log_interval)
         self.rejections = LogWriter(PredictionLog(settings.rejected_log_dir), interval=log_interval)
-        self.shadow_log = LogWriter(PredictionLog(settings.shadow_log_dir), interval=log_interval)
-        self._shadow_queue: queue.Queue[tuple[Scorer, pd.DataFrame, list[str]] | None] = queue.Queue(maxsize=256)
-        self._threads: list[threading.Thread] = []
+        self.shadow = Shadow(model, LogWriter(PredictionLog(settings.shadow_log_dir), interval=log_interval), self._m)
+        self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
-        out = self.policy.features
         self.inputs = list(self.contract.fields)
-        self.output = out.output
-        self.confidence = out.confidence
-        self.floor = self.policy.detection.confidence_floor
-        self.sanity = self.policy.detection.output_floor
-        self._m = _Metrics(model)
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
         """First refresh (loads the models), then the background threads."""
         self.refresh()
-        for writer in (self.predictions, self.rejections, self.shadow_log):
-            writer.start()
-        for target, name in ((self._refresh_loop, "refresh"), (self._shadow_loop, "shadow")):
-            thread = threading.Thread(target=target, name=f"firebreak-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.predictions.start()
+        self.rejections.start()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="firebreak-refresh", daemon=True)
+        self._refresher.start()
+        self.shadow.start()
 
     def close(self) -> None:
         self._stop.set()
-        self._shadow_queue.put(None)
-        for thread in self._threads:
-            thread.join(timeout=10)
-        for writer in (self.predictions, self.rejections, self.shadow_log):
-            writer.close()
+        self.shadow.close()
+        if self._refresher is not None:
+            self._refresher.join(timeout=10)
+        self.predictions.close()
+        self.rejections.close()
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
@@ -175,343 +152,101 @@ class Gateway:
             except Exception:  # the loop must outlive any single failure (an MLflow hiccup)
                 log.exception("gateway refresh failed; serving on the last known state")
 
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            from firebreak.registry.mlflow_registry import Registry
-
-            self._registry = Registry(self.settings, self.ledger)
-        return self._registry
-
-    # -- following the shared state ----------------------------------------------------
-
     def refresh(self) -> None:
         """Re-read routing, breaker and (when the ledger moved) aliases; obey them."""
-        try:
-            routing = self.store.get_routing(self.model)
-            row = self.store.get_breaker(self.model)
-            mark = self.ledger.mark(self.model)
-        except sa.exc.SQLAlchemyError as exc:
-            if self.store_up or self.last_refresh is None:
-                log.error("state DB unreachable (%s): serving on the last known state", exc.__class__.__name__)
-            self.store_up = False
-            self._m.store_up.set(0)
-            return
-        self.store_up = True
-        self._m.store_up.set(1)
-        now = time.monotonic()
-        if (
-            mark != self.shared.ledger_mark
-            or self.champion is None
-            or now - self._aliases_read_at > self.alias_poll_seconds
-        ):
-            self._load_aliases()
-            self._aliases_read_at = now
-            if self.llm is not None:  # activating a guardrail version writes the ledger too
-                from firebreak.remediation.guardrails import load_guardrails
+        self.follower.refresh()
 
-                self.guardrails = load_guardrails(self.policy, self.settings)
+    # -- what the request path reads -------------------------------------------------------
+
+    @property
+    def aliases(self) -> Aliases:
+        return self.follower.aliases
+
+    @property
+    def champion(self) -> Scorer | None:
+        return self.follower.aliases.champion
+
+    @champion.setter
+    def champion(self, scorer: Scorer | None) -> None:
         with self._lock:
-            self.shared = _Shared(
-                route=routing.route if routing else Route.CHAMPION,
-                route_reason=routing.reason if routing else "no routing recorded: champion",
-                breaker_generation=self.shared.breaker_generation,
-                ledger_mark=mark,
-            )
-            self._follow_breaker(row)
-        self.last_refresh = time.time()
+            self.follower.aliases = Aliases(scorer, self.aliases.challenger, self.aliases.fallback)
 
-    def _load_aliases(self) -> None:
-        reg = self.registry
-        loaded: dict[str, Scorer | None] = {}
-        for alias, current in (
-            (Alias.CHAMPION, self.champion),
-            (Alias.CHALLENGER, self.challenger),
-            (Alias.FALLBACK, self.fallback_model),
-        ):
-            version = reg.version_for(self.model, alias)
-            if version is None:
-                loaded[alias] = None
-            elif current is not None and current.version == version.version:
-                loaded[alias] = current
-            else:
-                name = {Alias.CHAMPION: "champion", Alias.CHALLENGER: "challenger", Alias.FALLBACK: "fallback_model"}
-                loaded[alias] = model_scorer(reg, version, self.policy, name=name[alias])
-                log.info("loaded %s v%s as %s", self.model, version.version, alias)
+    @property
+    def challenger(self) -> Scorer | None:
+        return self.follower.aliases.challenger
+
+    @challenger.setter
+    def challenger(self, scorer: Scorer | None) -> None:
         with self._lock:
-            previous = self.champion.version if self.champion else None
-            self.champion = loaded[Alias.CHAMPION]
-            self.challenger = loaded[Alias.CHALLENGER]
-            self.fallback_model = loaded[Alias.FALLBACK]
-            if self.champion and previous and self.champion.version != previous and not self.breaker.forced:
-                # A breaker guards one version: a new champion starts closed.
-                self.breaker.adopt(BreakerState.CLOSED, since=self.clock(), forced=False, reason="new champion")
-            self._m.version.set(float(self.champion.version) if self.champion else 0)
-            self._m.breaker.set(self.breaker.state.gauge)
+            self.follower.aliases = Aliases(self.aliases.champion, scorer, self.aliases.fallback)
 
-    def _follow_breaker(self, row: Any) -> None:
-        if row is None or row.generation == self.shared.breaker_generation:
-            return
-        self.shared.breaker_generation = row.generation
-        serving = self.champion.version if self.champion else None
-        # A row written for another (older) champion version does not apply, unless an
-        # operator forced it (or released a force, or wrote it for no version in particular).
-        if row.forced or self.breaker.forced or row.version in (serving, None):
-            self.breaker.adopt(BreakerState(row.state), since=row.since, forced=row.forced, reason=row.reason)
-        elif self.breaker.state != BreakerState.CLOSED and not self.breaker.forced:
-            self.breaker.adopt(BreakerState.CLOSED, since=self.clock(), forced=False, reason="new champion")
-        self._m.breaker.set(self.breaker.state.gauge)
+    @property
+    def store_up(self) -> bool:
+        return self.follower.store_up
 
-    def _publish(self, transition: Transition) -> None:
-        """Share a local transition (first writer wins), record it, and raise the alert on a trip."""
-        self._m.transition(transition)
-        self._m.breaker.set(transition.target.gauge)
-        version = self.champion.version if self.champion else None
-        if transition.target == BreakerState.OPEN:
-            self._open_key = f"breaker:{self.model}:v{version}:{int(transition.at)}"
-        try:
-            won = self.store.compare_and_set_breaker(
-                self.model,
-                expected_generation=self.shared.breaker_generation,
-                state=transition.target,
-                since=transition.at,
-                version=version,
-                forced=self.breaker.forced,
-                reason=transition.reason,
-            )
-            if won:
-                self.shared.breaker_generation = (self.shared.breaker_generation or 0) + 1
-                self.store.add_breaker_event(
-                    self.model,
-                    source=transition.source,
-                    target=transition.target,
-                    version=version,
-                    reason=transition.reason,
-                    data=transition.rates,
-                )
-        except sa.exc.SQLAlchemyError:
-            won = True  # nobody to share with: this worker's breaker decides alone, and alerts
-            self.store_up = False
-            self._m.store_up.set(0)
-        log.warning("breaker %s: %s -> %s (%s)", self.model, transition.source, transition.target, transition.reason)
-        if won and transition.target == BreakerState.OPEN and transition.source == BreakerState.CLOSED:
-            self._alert(transition, "firing")
-        elif won and transition.target == BreakerState.CLOSED and self._open_key:
-            self._alert(transition, "resolved")
-
-    def _alert(self, transition: Transition, status: str) -> None:
-        """Drop a generic alert in the alert inbox: the ``alert_intake`` DAG opens the incident."""
-        if not self.inbox_alerts:
-            return
-        limit = self.policy.serving.breaker
-        worst = max(
-            (transition.rates.get(k, 0.0) / max(v, 1e-9), k, v)
-            for k, v in (
-                ("error_rate", limit.max_error_rate),
-                ("low_confidence_rate", limit.max_low_confidence_rate),
-                ("sanity_violation_rate", limit.max_sanity_violation_rate),
-            )
-        )
-        route = self.policy.containment.route
-        alert = {
-            "model": self.model,
-            "signal": f"gateway_breaker:{worst[1]}",
-            "value": transition.rates.get(worst[1], 0.0),
-            "threshold": worst[2],
-            "dedup_key": self._open_key,
-            "status": status,
-            "failure_class": "unknown",
-            "description": (
-                f"serving gateway breaker {transition.source} -> {transition.target} on {self.model} "
-                f"({transition.reason}); traffic on the {route} fallback while open"
-            ),
-            "source": "gateway",
-        }
-        inbox = self.settings.alert_inbox_dir
-        try:
-            inbox.mkdir(parents=True, exist_ok=True)
-            name = f"generic-gateway-{self.model}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.json"
-            tmp = inbox / f".{name}.tmp"
-            tmp.write_text(json.dumps(alert))
-            tmp.rename(inbox / name)
-        except OSError:
-            log.exception("could not write the breaker alert to %s", inbox)
-
-    # -- answering -------------------------------------------------------------------
-
-    def containment_scorer(self) -> Scorer | None:
-        route = self.policy.containment.route
-        if route == Route.FALLBACK_MODEL:
-            return self.fallback_model or self.heuristic
-        if route == Route.HEURISTIC:
-            return self.heuristic
-        return None
+    @property
+    def last_refresh(self) -> float | None:
+        return self.follower.last_refresh
 
     def current(self) -> tuple[Scorer | None, str]:
         """Who answers now, and why (for the response headers and ``/serving``)."""
-        route = self.shared.route
-        if route is None:
-            return self.containment_scorer(), "routing state never read: containment route (fail-safe)"
-        if route == Route.DISABLED:
-            return None, f"disabled: {self.shared.route_reason}"
-        if route == Route.HEURISTIC:
-            return self.heuristic, self.shared.route_reason
-        if route == Route.FALLBACK_MODEL:
-            return self.fallback_model or self.heuristic, self.shared.route_reason
-        if self.champion is None:
-            return self.containment_scorer(), "no champion alias: containment route"
-        if self.breaker.state != BreakerState.CLOSED:
-            return self.containment_scorer(), f"breaker {self.breaker.state}: {self.breaker.reason}"
-        return self.champion, "champion"
+        return self.routes.current(self.follower.state, self.aliases, self.breaker)
+
+    # -- answering -------------------------------------------------------------------
 
     def serve(self, batch: list[Request]) -> list[Answer]:
         """Answer a batch of checked requests (one model call for all their rows)."""
         with self._lock:
-            transition = self.breaker.poll()
-            if transition:
+            if transition := self.breaker.poll():
                 self._publish(transition)
+            aliases = self.aliases
             scorer, why = self.current()
             if scorer is None:
                 return [self._disabled(r, why) for r in batch]
             rows = [rec for r in batch for rec in r.records]
             frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in self.inputs})
-            probing = self.breaker.state == BreakerState.HALF_OPEN and scorer is not self.champion
-            outputs, routes = self._predict(scorer, frame)
-            if probing and self.champion is not None:
-                self._probe(frame.iloc[: self.breaker.probes_wanted])
-        if self.challenger is not None and scorer is self.champion:
-            self._shadow(frame, batch)
-        return self._answer(batch, frame, outputs, routes, scorer)
+            fallback = self.routes.containment(aliases)
+            probing = self.breaker.state == BreakerState.HALF_OPEN and scorer is not aliases.champion
+            outputs, routes = self.predictor.predict(scorer, frame, champion=aliases.champion, fallback=fallback)
+            if probing and aliases.champion is not None:
+                self.predictor.probe(aliases.champion, frame.iloc[: self.breaker.probes_wanted])
+        if aliases.challenger is not None and scorer is aliases.champion:
+            self.shadow.offer(aliases.challenger, frame, records.row_ids(batch))
+        versions = {scorer.name: scorer.version, GUARDRAIL: scorer.version}
+        if fallback is not None:
+            versions.setdefault(fallback.name, fallback.version)
+        return self._answer(batch, outputs, routes, versions)
 
-    def _predict(self, scorer: Scorer, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """Predict; for the champion, count each row on the breaker and guard its answers."""
-        fallback = self.containment_scorer()
-        if scorer is not self.champion:
-            outputs = scorer.predict(frame).reset_index(drop=True)
-            routes = [scorer.name] * len(frame)
-            self._guard(frame, outputs, routes)
-            return outputs, routes
-        try:
-            outputs = scorer.predict(frame).reset_index(drop=True)
-        except Exception:  # any model failure is a breaker failure, and the user still gets an answer
-            log.exception("champion v%s failed on %d rows", scorer.version, len(frame))
-            for _ in range(len(frame)):
-                if transition := self.breaker.record(Call(error=True)):
-                    self._publish(transition)
-            if fallback is None:
-                raise
-            outputs = fallback.predict(frame).reset_index(drop=True)
-            routes = [fallback.name] * len(frame)
-            self._guard(frame, outputs, routes)
-            return outputs, routes
-        low, insane = self._judge(frame, outputs)
-        routes = [scorer.name] * len(frame)
-        blocked = set(self._guard(frame, outputs, routes))  # already answered safely; the breaker counts them
-        for i in range(len(frame)):
-            call = Call(low_confidence=low[i], sanity_violation=insane[i] or i in blocked)
-            if transition := self.breaker.record(call):
-                self._publish(transition)
-        bad = [i for i, flag in enumerate(insane) if flag]
-        if bad and fallback is not None:
-            # Never serve an answer outside the sanity bound (a price under cost): the fallback answers that row.
-            replaced = fallback.predict(frame.iloc[bad]).reset_index(drop=True)
-            for column in replaced.columns.intersection(outputs.columns):
-                outputs.loc[bad, column] = replaced[column].to_numpy()
-            for i in bad:
-                routes[i] = fallback.name
-            self._m.sanity.inc(len(bad))
-        if self.confidence in outputs.columns:
-            for value in outputs[self.confidence].to_numpy():
-                self._m.confidence.observe(float(value))
-        return outputs, routes
-
-    def _guard(self, frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str]) -> list[int]:
-        """LLM answers through the guardrails: a blocked answer is replaced by the safe one.
-
-        Returns the rows blocked; their route becomes ``guardrail`` and the rule that fired
-        is logged with them.
-        """
-        if self.guardrails is None or self.llm is None or self.llm.answer not in outputs.columns:
-            return []
-        blocked = []
-        questions = frame[self.llm.question].tolist()
-        answers = outputs[self.llm.answer].tolist()
-        rules: list[str | None] = [None] * len(answers)
-        for i, (question, answer) in enumerate(zip(questions, answers, strict=True)):
-            verdict = self.guardrails.check(str(question), str(answer))
-            if not verdict.allowed:
-                answers[i] = verdict.replacement
-                rules[i] = verdict.rule
-                routes[i] = "guardrail"
-                blocked.append(i)
-                self._m.guardrail(str(verdict.rule))
-        if blocked:
-            outputs[self.llm.answer] = answers
-        outputs["guardrail"] = rules
-        return blocked
-
-    def _judge(self, frame: pd.DataFrame, outputs: pd.DataFrame) -> tuple[list[bool], list[bool]]:
-        n = len(frame)
-        low = [False] * n
-        if self.confidence in outputs.columns:
-            low = (outputs[self.confidence].to_numpy(dtype=float) < self.floor).tolist()
-        insane = [False] * n
-        if self.sanity is not None and self.output in outputs.columns:
-            base = frame[self.sanity.relative_to].to_numpy(dtype=float)
-            insane = (outputs[self.output].to_numpy(dtype=float) < base * self.sanity.min_ratio).tolist()
-        return low, insane
-
-    def _probe(self, frame: pd.DataFrame) -> None:
-        assert self.champion is not None
-        try:
-            outputs = self.champion.predict(frame).reset_index(drop=True)
-            low, insane = self._judge(frame, outputs)
-            calls = [Call(low_confidence=lo, sanity_violation=bad) for lo, bad in zip(low, insane, strict=True)]
-        except Exception:  # noqa: BLE001 — a failing probe is a failed probe
-            calls = [Call(error=True)] * len(frame)
-        for call in calls:
-            if transition := self.breaker.record(call):
-                self._publish(transition)
+    def _publish(self, transition: Transition) -> None:
+        """Share a local transition (first writer wins), record it, and raise the alert on a trip."""
+        version = self.aliases.champion_version
+        published = self.sync.publish(transition, version=version)
+        if published is Published.ALONE:  # nobody to share with: this worker's breaker decides alone, and alerts
+            self.follower.unreachable()
+        self.alerts.transition(transition, version=version, decided=published is not Published.LOST)
 
     def _answer(
-        self, batch: list[Request], frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str], scorer: Scorer
+        self, batch: list[Request], outputs: pd.DataFrame, routes: list[str], versions: dict[str, str]
     ) -> list[Answer]:
+        """One answer per request (the guardrail rule is logged, not sent), and the prediction log rows."""
         columns = list(outputs.columns)
-        records = [
+        predictions = [
             dict(zip(columns, values, strict=True))
             for values in zip(*(outputs[c].tolist() for c in columns), strict=True)
         ]
         now = datetime.now(UTC)
-        answers, log_rows, start = [], [], 0
         done = time.perf_counter()
-        fallback = self.containment_scorer()
-        versions = {scorer.name: scorer.version, "guardrail": scorer.version}
-        if fallback is not None:
-            versions.setdefault(fallback.name, fallback.version)
+        answers, start = [], 0
         for request in batch:
             n = len(request.records)
-            predictions = records[start : start + n]
-            answered = [{k: v for k, v in p.items() if k != "guardrail"} for p in predictions]
-            latency = done - request.received
-            for i in range(n):
-                log_rows.append(
-                    {
-                        "request_id": request.request_id if n == 1 else f"{request.request_id}/{i}",
-                        "ts": now,
-                        "model": self.model,
-                        "model_version": versions.get(routes[start + i], routes[start + i]),
-                        "route": routes[start + i],
-                        **request.records[i],
-                        **predictions[i],
-                        "latency_ms": round(latency * 1000, 3),
-                        "contract_violations": "",
-                    }
-                )
+            answered = [{k: v for k, v in p.items() if k != GUARDRAIL} for p in predictions[start : start + n]]
             route = routes[start]
-            self._m.answered(route, "ok", latency, n)
+            self._m.answered(route, "ok", done - request.received, n)
             answers.append(Answer(200, {"predictions": answered}, route, versions.get(route, route)))
             start += n
-        self.predictions.add(log_rows)
+        self.predictions.add(
+            records.prediction_rows(self.model, batch, predictions, routes, versions, ts=now, done=done)
+        )
         return answers
 
     def _disabled(self, request: Request, why: str) -> Answer:
@@ -533,57 +268,8 @@ class Gateway:
         for v in violations:
             self._m.violation(v.field, v.rule)
         self._m.answered("rejected", f"http_{status}", time.perf_counter() - received, 0)
-        self.rejections.add(
-            [
-                {
-                    "request_id": request_id,
-                    "ts": datetime.now(UTC),
-                    "model": self.model,
-                    "model_version": "",
-                    "route": "rejected",
-                    "status": status,
-                    "reason": reason[:2000],
-                    "violations": json.dumps([v.to_dict() for v in violations[:50]]),
-                    "body": body[:2000],
-                }
-            ]
-        )
-
-    # -- shadow --------------------------------------------------------------------------
-
-    def _shadow(self, frame: pd.DataFrame, batch: list[Request]) -> None:
-        assert self.challenger is not None
-        ids = [
-            r.request_id if len(r.records) == 1 else f"{r.request_id}/{i}" for r in batch for i in range(len(r.records))
-        ]
-        try:
-            self._shadow_queue.put_nowait((self.challenger, frame, ids))
-        except queue.Full:  # shadow never slows the answer: drop, and count it
-            self._m.shadow.labels(self.model, "dropped").inc()
-
-    def _shadow_loop(self) -> None:
-        while (item := self._shadow_queue.get()) is not None:
-            challenger, frame, ids = item
-            try:
-                outputs = challenger.predict(frame).reset_index(drop=True)
-            except Exception:  # noqa: BLE001 — a failing challenger never fails a request
-                log.exception("challenger v%s failed in shadow", challenger.version)
-                self._m.shadow.labels(self.model, "error").inc(len(ids))
-                continue
-            now = datetime.now(UTC)
-            rows = [
-                {
-                    "request_id": rid,
-                    "ts": now,
-                    "model": self.model,
-                    "model_version": challenger.version,
-                    "route": "shadow",
-                    **_plain(o),
-                }
-                for rid, o in zip(ids, outputs.to_dict("records"), strict=True)
-            ]
-            self.shadow_log.add(rows)
-            self._m.shadow.labels(self.model, "ok").inc(len(ids))
+        row = records.rejection_row(self.model, request_id, status, reason, violations, body, ts=datetime.now(UTC))
+        self.rejections.add([row])
 
     # -- what serves now -----------------------------------------------------------------
 
@@ -594,8 +280,8 @@ class Gateway:
             "route": scorer.name if scorer else Route.DISABLED.value,
             "version": scorer.version if scorer else None,
             "why": why,
-            "routing": self.shared.route,
-            "champion": self.champion.version if self.champion else None,
+            "routing": self.follower.state.route,
+            "champion": self.aliases.champion_version,
             "challenger": self.challenger.version if self.challenger else None,
             "fallback": self.policy.containment.route.value,
             "breaker": {
@@ -609,44 +295,3 @@ class Gateway:
             "last_refresh": self.last_refresh,
             "contract": {"name": self.contract.name, "fields": self.inputs, "batch_only": self.contract.batch_only},
         }
-
-
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
-    """numpy scalars to JSON-able Python values."""
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
-
-
-class _Metrics:
-    """The metric children of one model, looked up once (``labels()`` is not free)."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.store_up = metrics.STATE_STORE_UP.labels(model)
-        self.breaker = metrics.BREAKER_STATE.labels(model)
-        self.version = metrics.MODEL_VERSION.labels(model)
-        self.confidence = metrics.CONFIDENCE.labels(model)
-        self.sanity = metrics.SANITY_OVERRIDES.labels(model)
-        self.shadow = metrics.SHADOW
-        self._cache: dict[tuple[str, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._cache.get(key)
-        if child is None:
-            child = self._cache[key] = metric.labels(self.model, *labels)
-        return child
-
-    def answered(self, route: str, outcome: str, latency: float, rows: int) -> None:
-        self._child(metrics.REQUESTS, route, outcome).inc()
-        self._child(metrics.LATENCY, route).observe(latency)
-        if rows:
-            self._child(metrics.PREDICTIONS, route).inc(rows)
-
-    def guardrail(self, rule: str) -> None:
-        self._child(metrics.GUARDRAIL_HITS, rule).inc()
-
-    def violation(self, field_: str, rule: str) -> None:
-        self._child(metrics.CONTRACT_VIOLATIONS, field_, rule).inc()
-
-    def transition(self, t: Transition) -> None:
-        self._child(metrics.BREAKER_TRANSITIONS, t.source, t.target).inc()

@@ -8,6 +8,7 @@ whichever worker answers it. The directory must be set before this module is imp
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,6 +18,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+if TYPE_CHECKING:
+    from firebreak.containment.breaker import Transition
 
 REQUESTS = Counter("firebreak_requests", "Requests answered, by route and outcome.", ["model", "route", "outcome"])
 PREDICTIONS = Counter("firebreak_predictions", "Rows answered, by route.", ["model", "route"])
@@ -62,6 +66,44 @@ STATE_STORE_UP = Gauge(
 MODEL_VERSION = Gauge(
     "firebreak_serving_version", "The champion version loaded.", ["model"], multiprocess_mode="livemax"
 )
+
+
+class ModelMetrics:
+    """The metric children of one model, looked up once (``labels()`` is not free)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.store_up = STATE_STORE_UP.labels(model)
+        self.breaker = BREAKER_STATE.labels(model)
+        self.version = MODEL_VERSION.labels(model)
+        self.confidence = CONFIDENCE.labels(model)
+        self.sanity = SANITY_OVERRIDES.labels(model)
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._cache.get(key)
+        if child is None:
+            child = self._cache[key] = metric.labels(self.model, *labels)
+        return child
+
+    def answered(self, route: str, outcome: str, latency: float, rows: int) -> None:
+        self._child(REQUESTS, route, outcome).inc()
+        self._child(LATENCY, route).observe(latency)
+        if rows:
+            self._child(PREDICTIONS, route).inc(rows)
+
+    def guardrail(self, rule: str) -> None:
+        self._child(GUARDRAIL_HITS, rule).inc()
+
+    def violation(self, field_: str, rule: str) -> None:
+        self._child(CONTRACT_VIOLATIONS, field_, rule).inc()
+
+    def transition(self, t: Transition) -> None:
+        self._child(BREAKER_TRANSITIONS, t.source, t.target).inc()
+
+    def shadowed(self, outcome: str, rows: int = 1) -> None:
+        self._child(SHADOW, outcome).inc(rows)
 
 
 def render() -> tuple[bytes, str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from firebreak.policy.entry_points import resolve_entry_point
 from firebreak.policy.schema import Policy
 from firebreak.settings import Settings
 
@@ -80,8 +81,6 @@ def heuristic_scorer(policy: Policy, settings: Settings) -> Scorer | None:
     """The policy's heuristic fallback (``containment.heuristic``), when it names one."""
     if not policy.containment.heuristic:
         return None
-    from firebreak.policy.entry_points import resolve_entry_point
-
     function = resolve_entry_point(policy.containment.heuristic)
     output = policy.features.output
 

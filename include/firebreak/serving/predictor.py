@@ -1,0 +1,139 @@
+"""Predicting under watch: every answer guarded, the champion's judged on the breaker.
+
+Whoever answers, the model kind's answer guard checks its answers before a user sees
+them (a blocked answer is replaced by the safe one and routed ``guardrail``). The champion is
+also judged row by row: an error, an answer under the confidence floor, outside the
+output's sanity bound (a price under cost) or blocked by the guard counts against it on
+the breaker. An answer outside the sanity bound is never served: the containment route
+answers that row. In half-open, the champion is probed on the same input; its answers
+are judged, never returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pandas as pd
+
+from firebreak.containment.breaker import Breaker, Call, Transition
+from firebreak.kinds import AnswerGuard
+from firebreak.policy.schema import Policy
+from firebreak.serving.metrics import ModelMetrics
+from firebreak.serving.scorer import Scorer
+
+log = logging.getLogger(__name__)
+
+# The route of an answer the guard blocked (the user got the safe answer), and the log
+# column with the rule that fired.
+GUARDRAIL = "guardrail"
+
+
+class Predictor:
+    """Calls the scorer that answers, guards its answers and counts the champion's on the breaker.
+
+    Args:
+        policy: The model's policy (output, confidence floor, sanity bound).
+        breaker: This worker's breaker.
+        guard: The model kind's answer guard, or None.
+        metrics: The model's metrics.
+        on_transition: Called with each breaker transition a counted call causes.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        breaker: Breaker,
+        guard: AnswerGuard | None,
+        metrics: ModelMetrics,
+        on_transition: Callable[[Transition], None],
+    ) -> None:
+        self.breaker = breaker
+        self.guard = guard
+        self.on_transition = on_transition
+        self.output = policy.features.output
+        self.confidence = policy.features.confidence
+        self.floor = policy.detection.confidence_floor
+        self.sanity = policy.detection.output_floor
+        self._m = metrics
+
+    def predict(
+        self, scorer: Scorer, frame: pd.DataFrame, *, champion: Scorer | None, fallback: Scorer | None
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The answers to ``frame`` and the route of each row; ``fallback`` is the containment route's scorer."""
+        if scorer is not champion:
+            return self._guarded(scorer, frame)
+        try:
+            outputs = scorer.predict(frame).reset_index(drop=True)
+        except Exception:  # any model failure is a breaker failure, and the user still gets an answer
+            log.exception("champion v%s failed on %d rows", scorer.version, len(frame))
+            for _ in range(len(frame)):
+                self._record(Call(error=True))
+            if fallback is None:
+                raise
+            return self._guarded(fallback, frame)
+        low, insane = self._judge(frame, outputs)
+        routes = [scorer.name] * len(frame)
+        blocked = self._guard(frame, outputs, routes)  # already answered safely; the breaker counts them
+        for i in range(len(frame)):
+            self._record(Call(low_confidence=low[i], sanity_violation=insane[i] or i in blocked))
+        bad = [i for i, flag in enumerate(insane) if flag]
+        if bad and fallback is not None:
+            # Never serve an answer outside the sanity bound (a price under cost): the fallback answers that row.
+            replaced = fallback.predict(frame.iloc[bad]).reset_index(drop=True)
+            for column in replaced.columns.intersection(outputs.columns):
+                outputs.loc[bad, column] = replaced[column].to_numpy()
+            for i in bad:
+                routes[i] = fallback.name
+            self._m.sanity.inc(len(bad))
+        if self.confidence in outputs.columns:
+            for value in outputs[self.confidence].to_numpy():
+                self._m.confidence.observe(float(value))
+        return outputs, routes
+
+    def probe(self, champion: Scorer, frame: pd.DataFrame) -> None:
+        """Half-open: the champion scores the input the fallback answered; judged on the breaker, never returned."""
+        try:
+            outputs = champion.predict(frame).reset_index(drop=True)
+            low, insane = self._judge(frame, outputs)
+            calls = [Call(low_confidence=lo, sanity_violation=bad) for lo, bad in zip(low, insane, strict=True)]
+        except Exception:  # noqa: BLE001 — a failing probe is a failed probe
+            calls = [Call(error=True)] * len(frame)
+        for call in calls:
+            self._record(call)
+
+    def _guarded(self, scorer: Scorer, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        outputs = scorer.predict(frame).reset_index(drop=True)
+        routes = [scorer.name] * len(frame)
+        self._guard(frame, outputs, routes)
+        return outputs, routes
+
+    def _guard(self, frame: pd.DataFrame, outputs: pd.DataFrame, routes: list[str]) -> dict[int, str]:
+        """The answer guard: a blocked answer was replaced by the safe one.
+
+        Returns the rows blocked and the rule that fired; their route becomes ``guardrail``
+        and the rule is logged with them.
+        """
+        if self.guard is None:
+            return {}
+        blocked = self.guard.apply(frame, outputs)
+        for i, rule in blocked.items():
+            routes[i] = GUARDRAIL
+            self._m.guardrail(rule)
+        return blocked
+
+    def _judge(self, frame: pd.DataFrame, outputs: pd.DataFrame) -> tuple[list[bool], list[bool]]:
+        """Per row: answered under the confidence floor; answered outside the sanity bound."""
+        n = len(frame)
+        low = [False] * n
+        if self.confidence in outputs.columns:
+            low = (outputs[self.confidence].to_numpy(dtype=float) < self.floor).tolist()
+        insane = [False] * n
+        if self.sanity is not None and self.output in outputs.columns:
+            base = frame[self.sanity.relative_to].to_numpy(dtype=float)
+            insane = (outputs[self.output].to_numpy(dtype=float) < base * self.sanity.min_ratio).tolist()
+        return low, insane
+
+    def _record(self, call: Call) -> None:
+        if transition := self.breaker.record(call):
+            self.on_transition(transition)
