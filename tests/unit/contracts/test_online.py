@@ -14,7 +14,7 @@ from firebreak.contracts.validation import validate_frame
 from firebreak.errors import ContractError
 from firebreak.serving.protocol import ProtocolError, parse_records
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SUITE = REPO / "include" / "contracts" / "pricing.json"
 ROW = {
     "unit_cost": 10.0,
