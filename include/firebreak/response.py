@@ -240,7 +240,7 @@ def contain(incident_id: str) -> dict[str, Any]:
 
     Never waits for root cause. Running it twice (or concurrently) moves the route once.
     """
-    from firebreak.investigation.evaluation import evaluate
+    from firebreak.detection.performance import evaluate
 
     ctx = Context.load(incident_id)
     target = Route(ctx.policy.containment.route)
@@ -405,7 +405,7 @@ def golden_eval(incident_id: str) -> dict[str, Any]:
 
 def _against_last_known_good(ctx: Context, champion: str, champion_mae: float) -> dict[str, Any]:
     """The golden figures of ``last-known-good`` beside the champion's: a release that made things worse."""
-    from firebreak.investigation.evaluation import evaluate
+    from firebreak.detection.performance import evaluate
 
     target = ctx.registry.version_for(ctx.model, Alias.LAST_KNOWN_GOOD)
     if target is None or target.version == champion:
@@ -538,7 +538,7 @@ def _register_candidate(
     model_config: dict[str, Any] | None = None,
 ) -> str:
     """Register a remediation's model with its golden figures recorded as the version's baseline."""
-    from firebreak.investigation.evaluation import evaluate
+    from firebreak.detection.performance import evaluate
     from firebreak.registry.mlflow_registry import TAG_GUARDRAILS, golden_tags
 
     if model_config is not None:
@@ -695,7 +695,7 @@ def _traffic_since_opened(ctx: Context) -> pd.DataFrame:
 def verify(incident_id: str) -> dict[str, Any]:
     """SOP stage *Verify*: the promotion gate. Records the verdict, then raises if it refused."""
     from firebreak.contracts.validation import validate_frame
-    from firebreak.investigation.evaluation import evaluate
+    from firebreak.detection.performance import evaluate
     from firebreak.registry.mlflow_registry import TAG_BLOCKED
     from firebreak.verification.gate import evaluate_gate
 

@@ -12,9 +12,9 @@ from firebreak.detection.fairness import (
     classification_fairness,
     fairness_on,
 )
+from firebreak.detection.performance import Figures
 from firebreak.incidents.enums import FailureClass, Remediation
 from firebreak.investigation.diagnosis import diagnose
-from firebreak.investigation.evaluation import Figures
 from firebreak.policy.schema import load_policy
 from firebreak.settings import INCLUDE_DIR
 from firebreak.verification.gate import evaluate_gate

@@ -155,7 +155,7 @@ def classification_fairness(
 
 def regression_fairness(labelled: pd.DataFrame, outputs: pd.DataFrame, policy: Policy) -> FairnessResult:
     """Per-group error (MAPE) on labelled rows; worst group's error over the best's against ``max_error_ratio``."""
-    from firebreak.investigation.evaluation import score_outputs
+    from firebreak.detection.performance import score_outputs
 
     rules = policy.fairness
     assert rules is not None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from firebreak.investigation.evaluation import Figures, QAFigures
+from firebreak.detection.performance import Figures
+from firebreak.investigation.evaluation import QAFigures
 from firebreak.policy.schema import Fairness, Gate, Llm
 
 
