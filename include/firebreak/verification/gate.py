@@ -107,6 +107,16 @@ def _fairness_checks(rules: Fairness, figures: dict[str, Any]) -> list[dict[str,
                 "limit": rules.max_equalized_odds_difference,
             }
         )
+    if rules.max_error_rate_difference is not None:
+        gap = figures.get("error_rate_difference")
+        checks.append(
+            {
+                "name": "error-rate difference",
+                "passed": gap is not None and gap <= rules.max_error_rate_difference,
+                "candidate": gap if gap is not None else figures.get("summary", "not computed"),
+                "limit": rules.max_error_rate_difference,
+            }
+        )
     return checks
 
 
