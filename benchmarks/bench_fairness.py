@@ -47,7 +47,7 @@ def main() -> None:
 
 def row(rows: int, frame: Any, outputs: Any, policy: Any, repeat: int) -> str:
     from firebreak.detection.fairness import balancing_weights, classification_fairness
-    from firebreak.investigation.evaluation import score_outputs
+    from firebreak.detection.performance import score_outputs
 
     anchor = median_seconds(lambda: score_outputs(outputs, frame, policy), repeat)
     fair = median_seconds(

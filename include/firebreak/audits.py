@@ -169,8 +169,8 @@ def shadow_evaluation(
     import numpy as np
     import pandas as pd
 
+    from firebreak.detection.performance import score_outputs
     from firebreak.incidents.enums import Alias
-    from firebreak.investigation.evaluation import score_outputs
     from firebreak.kinds import kind_for
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import LabelStore, PredictionLog

@@ -86,8 +86,8 @@ def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_cham
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
+    from firebreak.detection.performance import evaluate
     from firebreak.feedback import FeedbackStore
-    from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import feedback, lending

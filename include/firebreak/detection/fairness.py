@@ -2,15 +2,25 @@
 
 Two kinds of model, two sets of figures:
 
-* a **classifier** (binary output, binary label; the policy's ``fairness:`` sets
-  ``min_selection_rate_ratio`` / ``max_equalized_odds_difference``): per-group selection
-  rate, true- and false-positive rates and accuracy computed with fairlearn's
-  ``MetricFrame``; the selection-rate ratio (lowest group rate / highest: the four-fifths
-  rule) and the equalized-odds difference (largest gap in TPR or FPR between groups);
+* a **classifier** (binary decisions; the policy's ``fairness:`` sets
+  ``min_selection_rate_ratio`` / ``max_equalized_odds_difference`` /
+  ``max_error_rate_difference``): per-group selection rate and, with labels, true- and
+  false-positive rates and accuracy, computed with fairlearn's ``MetricFrame``; the
+  selection-rate ratio (lowest group rate / highest: the four-fifths rule), the
+  equalized-odds difference (largest gap in TPR or FPR between groups) and the error-rate
+  difference (largest minus smallest per-group error rate, 1 - accuracy);
 * a **regressor**: per-group error (MAPE), worst group's error over the best group's.
 
-The worst group is named in both. ``balancing_weights`` is the remediation: sample weights
-that make the label independent of the group in the weighted training data.
+The same figures serve the incident's ``fairness_audit`` stage, the promotion gate, the
+nightly audit and ``firebreak triage`` (which has no policy: :func:`default_limits`).
+The worst group is named. ``balancing_weights`` is the remediation: sample weights that
+make the label independent of the group in the weighted training data.
+
+What counts as a decision (:func:`decisions`): a boolean, a 0/1 number, or a score in
+[0, 1], where a score of at least 0.5 counts as selected. Labels are booleans or 0/1.
+Numbers written as text ("0", "1") read as numbers. Anything else (other text, missing
+values, numbers outside those ranges) is refused with
+:class:`FairnessInputError` naming the column, rather than guessed at.
 """
 
 from __future__ import annotations
@@ -22,16 +32,29 @@ import numpy as np
 import pandas as pd
 
 from firebreak.errors import FirebreakError
-from firebreak.policy.schema import Policy
+from firebreak.policy.schema import Fairness, Policy
+
+# A score at or above this counts as selected (a positive decision).
+SCORE_THRESHOLD = 0.5
+# Name of the group of rows whose protected attribute is missing.
+NULL_GROUP = "<null>"
 
 
 class FairnessInputError(FirebreakError):
-    """The data cannot be scored for fairness as given (missing column, non-binary values)."""
+    """The data cannot be scored for fairness as given (missing column, values that are not decisions)."""
 
 
 @dataclass(frozen=True)
 class FairnessResult:
-    """Per-group figures and the verdict against the policy; ``breached`` None: not applicable."""
+    """Per-group figures and the verdict against the limits; ``breached`` None: not applicable.
+
+    ``groups`` holds the groups compared (at least ``min_group_rows`` rows each);
+    ``left_out`` the smaller ones with their row counts. ``limits`` are the limits the
+    figures were judged against, keyed by figure (``selection_rate_ratio`` is a floor,
+    the others are ceilings). ``worst`` / ``best``: lowest / highest selection rate (for a
+    regressor: highest / lowest error); ``error_rate_worst``: the group with the highest
+    error rate.
+    """
 
     attribute: str
     breached: bool | None
@@ -41,31 +64,82 @@ class FairnessResult:
     best: str | None = None
     selection_rate_ratio: float | None = None
     equalized_odds_difference: float | None = None
+    error_rate_difference: float | None = None
+    error_rate_worst: str | None = None
     error_ratio: float | None = None
     rows: int = 0
+    left_out: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def is_classification(policy: Policy) -> bool:
-    """The policy asks for classification fairness (selection rates, equalized odds)."""
+    """The policy asks for classification fairness (selection rates, equalized odds, error rates)."""
     rules = policy.fairness
     return rules is not None and (
-        rules.min_selection_rate_ratio is not None or rules.max_equalized_odds_difference is not None
+        rules.min_selection_rate_ratio is not None
+        or rules.max_equalized_odds_difference is not None
+        or rules.max_error_rate_difference is not None
     )
 
 
-def _binary(values: pd.Series, name: str) -> np.ndarray:
-    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isin(array, [0.0, 1.0])
+def default_limits(attribute: str) -> Fairness:
+    """The limits where no policy applies (``firebreak triage``), as a policy ``fairness:`` section.
+
+    The one place these numbers are set; everything else reads them from a ``Fairness``.
+    """
+    return Fairness(
+        protected_attribute=attribute,
+        # Four-fifths rule: a group's selection rate under 80% of the best-treated group's is
+        # evidence of adverse impact (US EEOC Uniform Guidelines on Employee Selection
+        # Procedures, 29 CFR 1607.4(D)).
+        min_selection_rate_ratio=0.8,
+        # Ten percentage points more errors than the best group: Firebreak's own line for
+        # "materially worse outcomes"; no standard sets one. Generated bias cases start at 12.
+        max_error_rate_difference=0.1,
+        # Fewer rows than this and a group's rate is noise (the usual n >= 30 rule of thumb:
+        # at 30 rows a rate's standard error is up to 9 points); such groups are not compared.
+        min_group_rows=30,
+    )
+
+
+def decisions(values: pd.Series, role: str = "prediction") -> np.ndarray:
+    """0/1 per row: booleans as they are; numbers 0/1, or scores in [0, 1] with >= 0.5 selected.
+
+    ``role`` ``"label"`` accepts booleans and 0/1 only (an outcome is not a score).
+
+    Raises:
+        FairnessInputError: Naming the column, if it holds text, missing values or numbers
+            outside those ranges.
+    """
+    what = f"the {role}" + (f" column {values.name!r}" if values.name is not None else "")
+    if pd.api.types.is_bool_dtype(values.dtype) and not values.isna().any():
+        return values.to_numpy(dtype=bool).astype(int)
+    numbers = pd.to_numeric(values, errors="coerce")
+    if not (pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)) and bool(
+        (numbers.isna() & values.notna()).any()
+    ):
+        raise FairnessInputError(f"{what} must hold numbers or booleans for fairness figures, not {values.dtype}")
+    array = numbers.to_numpy(dtype=float)
+    if role == "label":
+        bad = ~np.isin(array, [0.0, 1.0])
+        allowed = "0 or 1"
+    else:
+        bad = ~((array >= 0.0) & (array <= 1.0))  # NaN is bad too
+        allowed = "0/1 or a score in [0, 1]"
     if bad.any():
-        raise FairnessInputError(f"{name} must be 0 or 1 for fairness figures; {int(bad.sum())} rows are not")
-    return array.astype(int)
+        raise FairnessInputError(f"{what} must be {allowed} for fairness figures; {int(bad.sum())} rows are not")
+    return (array >= SCORE_THRESHOLD).astype(int)
+
+
+def _group_keys(groups: pd.Series) -> np.ndarray:
+    return groups.astype("string").fillna(NULL_GROUP).to_numpy(dtype=object).astype(str)
 
 
 def classification_fairness(
-    y_true: pd.Series,
+    y_true: pd.Series | None,
     y_pred: pd.Series,
     groups: pd.Series,
     *,
@@ -73,48 +147,66 @@ def classification_fairness(
     min_group_rows: int = 30,
     min_selection_rate_ratio: float | None = 0.8,
     max_equalized_odds_difference: float | None = None,
+    max_error_rate_difference: float | None = None,
 ) -> FairnessResult:
-    """Selection-rate ratio and equalized-odds difference across ``groups`` (fairlearn ``MetricFrame``).
+    """Selection-rate ratio, equalized-odds and error-rate differences across ``groups`` (fairlearn ``MetricFrame``).
 
-    Groups with fewer than ``min_group_rows`` rows are left out (their rates are noise).
-    The worst group is the one with the lowest selection rate.
+    ``y_pred`` holds decisions or scores (:func:`decisions`); ``y_true`` the labels, or None
+    when there are none (selection rates only: no equalized odds, no error rates). Groups
+    with fewer than ``min_group_rows`` rows are left out (their rates are noise). The worst
+    group is the one with the lowest selection rate; ``error_rate_worst`` the one with the
+    highest error rate.
     """
     from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
     from sklearn.metrics import accuracy_score
 
-    if not (len(y_true) == len(y_pred) == len(groups)):
+    if not ((y_true is None or len(y_true) == len(y_pred)) and len(y_pred) == len(groups)):
         raise FairnessInputError(
-            f"labels ({len(y_true)}), predictions ({len(y_pred)}) and groups ({len(groups)}) differ in length"
+            f"labels ({len(y_true) if y_true is not None else 'none'}), predictions ({len(y_pred)}) "
+            f"and groups ({len(groups)}) differ in length"
         )
-    truth = _binary(y_true, "the label")
-    predicted = _binary(y_pred, "the prediction")
-    sensitive = groups.astype(str).to_numpy()
+    predicted = decisions(y_pred, "prediction")
+    truth = decisions(y_true, "label") if y_true is not None else None
+    limits = {
+        name: float(limit)
+        for name, limit in (
+            ("selection_rate_ratio", min_selection_rate_ratio),
+            ("equalized_odds_difference", max_equalized_odds_difference),
+            ("error_rate_difference", max_error_rate_difference),
+        )
+        if limit is not None
+    }
+    sensitive = _group_keys(groups)
     sizes = pd.Series(sensitive).value_counts()
-    kept = np.isin(sensitive, sizes[sizes >= min_group_rows].index.to_numpy())
-    if len(sizes[sizes >= min_group_rows]) < 2:
+    compared = sizes[sizes >= min_group_rows]
+    left_out = {str(g): int(n) for g, n in sizes[sizes < min_group_rows].items()}
+    if len(compared) < 2:
         return FairnessResult(
             attribute,
             None,
             f"fewer than two groups of '{attribute}' with {min_group_rows} labelled rows",
-            rows=len(truth),
+            rows=len(predicted),
+            left_out=left_out,
+            limits=limits,
         )
+    kept = np.isin(sensitive, compared.index.to_numpy())
     # One row per (group, label, prediction) cell weighted by its count: the same figures as
     # row by row (every metric here is a weighted mean), at a cost that does not grow with the rows.
-    cells = (
-        pd.DataFrame({"group": sensitive[kept], "y_true": truth[kept], "y_pred": predicted[kept]})
-        .value_counts()
-        .reset_index(name="n")
-    )
+    columns = {"group": sensitive[kept], "y_pred": predicted[kept]}
+    if truth is not None:
+        columns["y_true"] = truth[kept]
+    cells = pd.DataFrame(columns).value_counts().reset_index(name="n")
     weights = cells["n"].to_numpy(dtype=float)
-    metrics = {
-        "selection_rate": selection_rate,
-        "true_positive_rate": true_positive_rate,
-        "false_positive_rate": false_positive_rate,
-        "accuracy": accuracy_score,
-    }
+    metrics: dict[str, Any] = {"selection_rate": selection_rate}
+    if truth is not None:
+        metrics |= {
+            "true_positive_rate": true_positive_rate,
+            "false_positive_rate": false_positive_rate,
+            "accuracy": accuracy_score,
+        }
     frame = MetricFrame(
         metrics=metrics,
-        y_true=cells["y_true"].to_numpy(),
+        y_true=cells["y_true" if truth is not None else "y_pred"].to_numpy(),  # no labels: selection rate only
         y_pred=cells["y_pred"].to_numpy(),
         sensitive_features=pd.Series(cells["group"].to_numpy(), name=attribute),
         sample_params={name: {"sample_weight": weights} for name in metrics},
@@ -127,18 +219,31 @@ def classification_fairness(
     }
     rates = by_group["selection_rate"]
     ratio = float(rates.min() / rates.max()) if rates.max() > 0 else 1.0
-    gaps = frame.difference(method="between_groups")
-    eod = float(max(gaps["true_positive_rate"], gaps["false_positive_rate"]))
     worst, best = str(rates.idxmin()), str(rates.idxmax())
+    eod = gap = None
+    error_worst = None
+    if truth is not None:
+        gaps = frame.difference(method="between_groups")
+        eod = float(max(gaps["true_positive_rate"], gaps["false_positive_rate"]))
+        errors = 1.0 - by_group["accuracy"]
+        gap = float(errors.max() - errors.min())
+        error_worst = str(errors.idxmax())
     failed = []
     if min_selection_rate_ratio is not None and ratio < min_selection_rate_ratio:
         failed.append(f"selection-rate ratio {ratio:.2f} < {min_selection_rate_ratio:g}")
-    if max_equalized_odds_difference is not None and eod > max_equalized_odds_difference:
+    if max_equalized_odds_difference is not None and eod is not None and eod > max_equalized_odds_difference:
         failed.append(f"equalized-odds difference {eod:.2f} > {max_equalized_odds_difference:g}")
+    if max_error_rate_difference is not None and gap is not None and gap > max_error_rate_difference:
+        failed.append(f"error-rate difference {gap:.2f} > {max_error_rate_difference:g}")
     summary = (
         f"{attribute}={worst} is selected {groups_out[worst]['selection_rate']:.0%} of the time vs "
         f"{groups_out[best]['selection_rate']:.0%} for {attribute}={best} (ratio {ratio:.2f}); "
-        f"equalized-odds difference {eod:.2f}" + (f" — {'; '.join(failed)}" if failed else " — within policy")
+        + (
+            f"equalized-odds difference {eod:.2f}; error-rate difference {gap:.2f} ({attribute}={error_worst} worst)"
+            if eod is not None and gap is not None
+            else "no labels: selection rates only"
+        )
+        + (f" — {'; '.join(failed)}" if failed else " — within policy")
     )
     return FairnessResult(
         attribute=attribute,
@@ -148,26 +253,71 @@ def classification_fairness(
         worst=worst,
         best=best,
         selection_rate_ratio=round(ratio, 4),
-        equalized_odds_difference=round(eod, 4),
+        equalized_odds_difference=round(eod, 4) if eod is not None else None,
+        error_rate_difference=round(gap, 4) if gap is not None else None,
+        error_rate_worst=error_worst,
         rows=int(kept.sum()),
+        left_out=left_out,
+        limits=limits,
     )
+
+
+def table_fairness(
+    frame: pd.DataFrame, rules: Fairness, *, prediction: str, label: str | None = None
+) -> FairnessResult:
+    """Classification fairness of the decisions in one table, judged against ``rules``.
+
+    ``firebreak triage`` calls it on each of its tables with :func:`default_limits`.
+
+    Raises:
+        FairnessInputError: If a column is missing, or its values are not decisions (:func:`decisions`).
+    """
+    attribute = rules.protected_attribute
+    for column in (attribute, prediction, *([label] if label else [])):
+        if column not in frame.columns:
+            raise FairnessInputError(
+                f"column {column!r} is not in the table (columns: {', '.join(map(str, frame.columns))})"
+            )
+    return classification_fairness(
+        frame[label] if label else None,
+        frame[prediction],
+        frame[attribute],
+        **_classification_limits(rules),
+    )
+
+
+def _classification_limits(rules: Fairness) -> dict[str, Any]:
+    return {
+        "attribute": rules.protected_attribute,
+        "min_group_rows": rules.min_group_rows,
+        "min_selection_rate_ratio": rules.min_selection_rate_ratio,
+        "max_equalized_odds_difference": rules.max_equalized_odds_difference,
+        "max_error_rate_difference": rules.max_error_rate_difference,
+    }
 
 
 def regression_fairness(labelled: pd.DataFrame, outputs: pd.DataFrame, policy: Policy) -> FairnessResult:
     """Per-group error (MAPE) on labelled rows; worst group's error over the best's against ``max_error_ratio``."""
-    from firebreak.investigation.evaluation import score_outputs
+    from firebreak.detection.performance import score_outputs
 
     rules = policy.fairness
     assert rules is not None
     attribute = rules.protected_attribute
+    limits = {"error_ratio": float(rules.max_error_ratio)}
     groups = {
         str(group): score_outputs(outputs.loc[part.index], part, policy).to_dict()
         for group, part in labelled.groupby(attribute)
         if len(part) >= rules.min_group_rows
     }
+    sizes = labelled[attribute].value_counts()
+    left_out = {str(group): int(n) for group, n in sizes.items() if n < rules.min_group_rows}
     if len(groups) < 2:
         return FairnessResult(
-            attribute, None, f"fewer than two groups of '{attribute}' with {rules.min_group_rows} labelled rows"
+            attribute,
+            None,
+            f"fewer than two groups of '{attribute}' with {rules.min_group_rows} labelled rows",
+            left_out=left_out,
+            limits=limits,
         )
     worst = max(groups, key=lambda g: groups[g]["mape"])
     best = min(groups, key=lambda g: groups[g]["mape"])
@@ -185,6 +335,8 @@ def regression_fairness(labelled: pd.DataFrame, outputs: pd.DataFrame, policy: P
         best=best,
         error_ratio=round(ratio, 4),
         rows=len(labelled),
+        left_out=left_out,
+        limits=limits,
     )
 
 
@@ -202,10 +354,7 @@ def fairness_on(labelled: pd.DataFrame, outputs: pd.DataFrame, policy: Policy) -
         labelled[policy.features.label],
         outputs[policy.features.output],
         labelled[attribute],
-        attribute=attribute,
-        min_group_rows=rules.min_group_rows,
-        min_selection_rate_ratio=rules.min_selection_rate_ratio,
-        max_equalized_odds_difference=rules.max_equalized_odds_difference,
+        **_classification_limits(rules),
     )
 
 

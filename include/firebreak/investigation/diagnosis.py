@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from firebreak.incidents.enums import FailureClass, Remediation, Severity
-from firebreak.investigation.evidence import CONFIRM_P_VALUE, ERROR_GAP_LIMIT, SELECTION_RATIO_FLOOR
+from firebreak.investigation.evidence import CONFIRM_P_VALUE
 from firebreak.policy.schema import Policy
 
 __all__ = ["Diagnosis", "Finding", "Verdict", "classify", "diagnose"]
@@ -84,7 +84,7 @@ def classify(
     SOP stage: diagnose. Inputs are the evidence dicts the investigation records:
     ``contract`` (:meth:`ContractResult.to_dict`), ``drift`` (:meth:`DriftResult.to_dict`,
     optionally with ``scale_changes`` from :func:`~firebreak.investigation.evidence.scale_changes`),
-    ``fairness`` (:func:`~firebreak.investigation.evidence.group_fairness`), ``golden``
+    ``fairness`` (:meth:`FairnessResult.to_dict <firebreak.detection.fairness.FairnessResult>`), ``golden``
     (:func:`~firebreak.investigation.evaluation.evaluate_golden`) and ``lineage``
     (:meth:`LineageTrace.to_dict`). Missing evidence counts as quiet.
 
@@ -93,8 +93,9 @@ def classify(
        factor (units, currency), or lineage shows unallowed sources.
     2. Bad release: the champion regressed on the golden dataset (against its baseline or
        against ``last-known-good``).
-    3. Bias: a protected group's selection rate is under 80% of the best group's, or its
-       error rate is 10 points worse, with or without drift beside it.
+    3. Bias: the fairness figures breached their limits (the policy's in an incident; in
+       triage the four-fifths rule and 10 points more errors), with or without drift
+       beside it; the further past a limit, the stronger the evidence.
     4. Drift: inputs moved (a column's drift test past its threshold; p-value tests at 1e-3)
        while the contract held.
     """
@@ -227,32 +228,54 @@ def _golden_findings(golden: dict[str, Any]) -> list[Finding]:
     return found
 
 
+# Fairness figures a result judges against a limit: whether the limit is a floor (else a
+# ceiling), and the evidence's weight at the limit; past it the weight grows by the distance
+# (a ratio's shortfall, a difference's excess), up to 1. A selection ratio 0.1 under its floor
+# weighs what an error-rate difference at its limit does (0.7), as triage's rules always had it.
+_FAIRNESS_LIMITS: dict[str, tuple[bool, float]] = {
+    "selection_rate_ratio": (True, 0.6),
+    "error_rate_difference": (False, 0.7),
+    "equalized_odds_difference": (False, 0.7),
+    "error_ratio": (False, 0.7),
+}
+
+
 def _fairness_findings(fairness: dict[str, Any]) -> list[Finding]:
+    """A breached fairness result (``FairnessResult.to_dict``): one finding per figure past its limit."""
+    if not fairness.get("breached"):
+        return []
+    attribute, worst = fairness.get("attribute"), fairness.get("worst")
+    limits = fairness.get("limits") or {}
     found = []
-    ratio = fairness.get("selection_ratio")
-    protected = fairness.get("protected")
-    if ratio is not None and ratio < SELECTION_RATIO_FLOOR:
-        found.append(
-            Finding(
-                "fairness",
-                FailureClass.BIAS,
-                protected,
-                f"{protected}={fairness.get('worst_group')} selected at {ratio:.2f}x the best group's rate "
-                f"(four-fifths floor {SELECTION_RATIO_FLOOR})",
-                min(1.0, 0.6 + (SELECTION_RATIO_FLOOR - ratio)),
+    for figure, (floor, base) in _FAIRNESS_LIMITS.items():
+        value, limit = fairness.get(figure), limits.get(figure)
+        if value is None or limit is None:
+            continue
+        past = limit - value if floor else value - limit
+        if past <= 0:
+            continue
+        if figure == "selection_rate_ratio":
+            detail = f"{attribute}={worst} selected at {value:.2f}x the best group's rate (floor {limit:g})"
+        elif figure == "error_rate_difference":
+            detail = (
+                f"{attribute}={fairness.get('error_rate_worst')} error rate {value:.2f} above the best group's "
+                f"(limit {limit:g})"
             )
-        )
-    gap = fairness.get("error_gap")
-    if gap is not None and gap >= ERROR_GAP_LIMIT:
-        found.append(
-            Finding(
-                "fairness",
-                FailureClass.BIAS,
-                protected,
-                f"{protected}={fairness.get('error_worst_group')} error rate {gap:.2f} above the best group's "
-                f"(limit {ERROR_GAP_LIMIT})",
-                min(1.0, 0.6 + gap),
+        elif figure == "equalized_odds_difference":
+            detail = (
+                f"{attribute}={worst} selected least; true- or false-positive rates {value:.2f} apart across "
+                f"groups (equalized-odds limit {limit:g})"
             )
+        else:
+            detail = (
+                f"{attribute}={worst} gets {value:.2f}x the error of {attribute}={fairness.get('best')} "
+                f"(limit {limit:g}x)"
+            )
+        found.append(Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, base + past)))
+    if not found:  # breached, but no figure past a recorded limit: the result's own words
+        detail = f"{attribute}={worst} is served worse than policy allows: {fairness.get('summary')}"
+        found.append(
+            Finding("fairness", FailureClass.BIAS, attribute, detail, _FAIRNESS_LIMITS["selection_rate_ratio"][1])
         )
     return found
 
@@ -347,15 +370,14 @@ def diagnose(
 ) -> Diagnosis:
     """The incident's diagnosis: :func:`classify` on its evidence, and the policy's remediation.
 
-    SOP stage: diagnose. :func:`classify` reads the contract, lineage, drift and golden
-    evidence; the incident's own checks then refine it, in the SOP's order of suspicion:
-    skew stands; an LLM model failing its golden Q&A is ``hallucination``; a bad release
-    stands; a protected group served worse than the policy's fairness limits
-    (``fairness_audit``) is ``bias``, with or without drift beside it; a few actors'
-    feedback, contradicted by the labels (``feedback_review``), is ``feedback_poisoning`` —
-    the specific cause of a regression or a drift it explains. When the evidence shows
-    nothing, the reported class stands (or ``unknown``): a person saw something the
-    evidence does not cover.
+    SOP stage: diagnose. :func:`classify` reads the contract, lineage, drift, golden and
+    fairness evidence (``fairness_audit``: a protected group served worse than the policy's
+    fairness limits is ``bias``, with or without drift beside it); the incident's own checks
+    then refine it: skew stands; an LLM model failing its golden Q&A is ``hallucination``;
+    a few actors' feedback, contradicted by the labels (``feedback_review``), is
+    ``feedback_poisoning`` — the specific cause of a regression, a bias or a drift it
+    explains. When the evidence shows nothing, the reported class stands (or ``unknown``):
+    a person saw something the evidence does not cover.
     """
     verdict = classify(contract=contract, drift=drift, fairness=fairness, golden=golden, lineage=lineage)
     reasons = [f.detail for f in verdict.evidence if f.points_to == verdict.failure_class and verdict.failure_class]
@@ -378,14 +400,6 @@ def diagnose(
         reasons = [
             f"top-actor share {figures.get('top_share')}, thumbs-down rate shift {figures.get('rate_shift')}, "
             f"their thumbs down contradicted by labels {figures.get('top_label_disagreement')}"
-        ]
-    elif verdict.failure_class in (None, FailureClass.DRIFT) and (fairness or {}).get("breached"):
-        assert fairness is not None
-        failure = FailureClass.BIAS
-        cause = f"{fairness.get('attribute')}={fairness.get('worst')} is served worse than policy allows: {fairness.get('summary')}"
-        reasons = [
-            f"selection-rate ratio {fairness.get('selection_rate_ratio')}, "
-            f"equalized-odds difference {fairness.get('equalized_odds_difference')}"
         ]
     elif verdict.failure_class is not None:
         failure, cause = verdict.failure_class, verdict.root_cause

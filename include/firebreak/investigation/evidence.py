@@ -1,5 +1,5 @@
 """Evidence for diagnosis computed from two tables: a contract derived from the reference,
-unit/scale changes per column, and group fairness figures.
+unit/scale changes per column, and (from :mod:`firebreak.detection.fairness`) group fairness figures.
 
 SOP stage: investigate. ``firebreak triage`` gathers all of it from a reference and a current
 table; the DAG's ``drift_report`` stage adds :func:`scale_changes` to its drift evidence, so
@@ -26,7 +26,6 @@ __all__ = [
     "comparable",
     "derive_contract",
     "gather_evidence",
-    "group_fairness",
     "numeric_columns",
     "scale_changes",
 ]
@@ -201,74 +200,6 @@ def _magnitudes(series: pd.Series) -> np.ndarray | None:
     return values
 
 
-# Four-fifths rule (US EEOC Uniform Guidelines): a group's selection rate under 80% of the
-# best-treated group's is evidence of adverse impact.
-SELECTION_RATIO_FLOOR = 0.8
-# Error-rate gap between groups that counts as materially worse outcomes.
-ERROR_GAP_LIMIT = 0.1
-MIN_GROUP_ROWS = 30
-
-
-def group_fairness(frame: pd.DataFrame, *, protected: str, prediction: str, label: str | None = None) -> dict[str, Any]:
-    """Selection rate and error rate per protected group; the worst ratio and gap.
-
-    A prediction is "selected" when it is true, or at least 0.5 for numbers (scores and
-    0/1 decisions alike). Errors need ``label``: a row errs when its selection differs from
-    the label's. Groups with fewer than 30 rows are reported but not compared.
-
-    Raises:
-        FirebreakError: If a column is missing or the prediction/label is not numeric or boolean.
-    """
-    for column in (protected, prediction, *([label] if label else [])):
-        if column not in frame.columns:
-            raise FirebreakError(
-                f"column {column!r} is not in the table (columns: {', '.join(map(str, frame.columns))})"
-            )
-    selected = _decisions(frame[prediction], prediction)
-    groups: dict[str, dict[str, float | int]] = {}
-    errors = None
-    if label:
-        errors = selected != _decisions(frame[label], label)
-    keys = frame[protected].astype("string").fillna("<null>")
-    for group, index in keys.groupby(keys).groups.items():
-        row: dict[str, float | int] = {
-            "rows": len(index),
-            "selection_rate": round(float(selected.loc[index].mean()), 4),
-        }
-        if errors is not None:
-            row["error_rate"] = round(float(errors.loc[index].mean()), 4)
-        groups[str(group)] = row
-    compared = {g: v for g, v in groups.items() if v["rows"] >= MIN_GROUP_ROWS}
-    result: dict[str, Any] = {
-        "protected": protected,
-        "groups": groups,
-        "selection_ratio": None,
-        "worst_group": None,
-        "error_gap": None,
-        "error_worst_group": None,
-    }
-    if len(compared) >= 2:
-        rates = {g: float(v["selection_rate"]) for g, v in compared.items()}
-        best = max(rates.values())
-        worst = min(rates, key=lambda g: rates[g])
-        result["selection_ratio"] = round(rates[worst] / best, 4) if best > 0 else 1.0
-        result["worst_group"] = worst
-        if errors is not None:
-            err = {g: float(v["error_rate"]) for g, v in compared.items()}
-            worst_err = max(err, key=lambda g: err[g])
-            result["error_gap"] = round(err[worst_err] - min(err.values()), 4)
-            result["error_worst_group"] = worst_err
-    return result
-
-
-def _decisions(series: pd.Series, name: str) -> pd.Series:
-    if pd.api.types.is_bool_dtype(series):
-        return series.fillna(False).astype(bool)
-    if not pd.api.types.is_numeric_dtype(series):
-        raise FirebreakError(f"column {name!r} must hold numbers or booleans for fairness figures, not {series.dtype}")
-    return series.astype(float) >= 0.5
-
-
 def _plain(value: Any) -> Any:
     """A JSON-able Python scalar for a value set."""
     if isinstance(value, np.generic):
@@ -294,15 +225,21 @@ def gather_evidence(
     current table; drift comes from :func:`firebreak.detection.stats.compute_drift` on the
     input columns both tables share with a usable type (label, prediction and confidence
     columns are outputs, not inputs); ``scale_changes`` ride along in the drift evidence;
-    fairness figures need ``protected`` and ``prediction``.
+    fairness figures (``fairness`` on the current table, ``reference_fairness``) need
+    ``protected`` and ``prediction``: :func:`firebreak.detection.fairness.table_fairness`
+    with :func:`~firebreak.detection.fairness.default_limits`, the figures and vocabulary of
+    the incident's ``fairness_audit``.
 
     Raises:
-        FirebreakError: If a named column is missing from a table, or a table is empty.
+        FirebreakError: If a named column is missing from a table, or a table is empty;
+            :class:`~firebreak.detection.fairness.FairnessInputError` if the prediction or
+            label column does not hold decisions.
     """
     import tempfile
     from pathlib import Path
 
     from firebreak.contracts.validation import validate_frame
+    from firebreak.detection.fairness import default_limits, table_fairness
     from firebreak.detection.stats import compute_drift
 
     for table, frame in (("reference", reference), ("current", current)):
@@ -351,10 +288,9 @@ def gather_evidence(
     add_drift_checks(drift, reference, current)
     evidence: dict[str, Any] = {"contract": contract_result.to_dict(), "drift": drift}
     if protected and prediction:
-        evidence["fairness"] = group_fairness(current, protected=protected, prediction=prediction, label=label)
-        evidence["reference_fairness"] = group_fairness(
-            reference, protected=protected, prediction=prediction, label=label
-        )
+        rules = default_limits(protected)
+        for key, frame in (("fairness", current), ("reference_fairness", reference)):
+            evidence[key] = table_fairness(frame, rules, prediction=prediction, label=label).to_dict()
     if confidence:
         evidence["confidence"] = {
             "reference_mean": round(float(reference[confidence].astype(float).mean()), 4),

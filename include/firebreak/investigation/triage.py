@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from firebreak.detection.performance import sanity_violations
 from firebreak.incidents.enums import FailureClass, Severity, Signal
-from firebreak.investigation.evaluation import sanity_violations
 from firebreak.policy.schema import Policy
 
 

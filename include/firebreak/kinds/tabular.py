@@ -64,7 +64,7 @@ class TabularKind:
         self, registry: Registry, champion: str, champion_mae: float, golden: pd.DataFrame
     ) -> dict[str, Any]:
         """The golden figures of ``last-known-good`` beside the champion's: a release that made things worse."""
-        from firebreak.investigation.evaluation import evaluate
+        from firebreak.detection.performance import evaluate
 
         target = registry.version_for(self.policy.model, Alias.LAST_KNOWN_GOOD)
         if target is None or target.version == champion:
@@ -79,14 +79,15 @@ class TabularKind:
     def fallback_figures(
         self, predict: Predict, settings: Settings, recent: Callable[[], pd.DataFrame]
     ) -> dict[str, Any]:
-        from firebreak.investigation.evaluation import evaluate
+        from firebreak.detection.performance import evaluate
 
         return {"fallback_on_recent": evaluate(predict, recent(), self.policy).to_dict()}
 
     # -- remediation ------------------------------------------------------------------------
 
     def candidate_figures(self, predict: Predict, settings: Settings, tags: dict[str, str]) -> Any:
-        from firebreak.investigation.evaluation import evaluate, load_golden
+        from firebreak.detection.performance import evaluate
+        from firebreak.investigation.evaluation import load_golden
 
         return evaluate(predict, load_golden(settings, self.policy), self.policy)
 
@@ -111,7 +112,8 @@ class TabularKind:
         settings: Settings,
         recent: Callable[[], pd.DataFrame],
     ) -> GateVerdict:
-        from firebreak.investigation.evaluation import evaluate, load_golden
+        from firebreak.detection.performance import evaluate
+        from firebreak.investigation.evaluation import load_golden
         from firebreak.registry.mlflow_registry import TAG_BLOCKED
         from firebreak.verification.gate import evaluate_gate, gate_fairness
 

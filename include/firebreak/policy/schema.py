@@ -133,6 +133,10 @@ class Fairness(_Strict):
     max_equalized_odds_difference: Fraction | None = Field(
         None, description="Largest gap in true- or false-positive rate between groups."
     )
+    max_error_rate_difference: Fraction | None = Field(
+        None,
+        description="Worst group's error rate (1 - accuracy) minus the best group's: materially worse outcomes.",
+    )
 
 
 class CircuitBreaker(_Strict):

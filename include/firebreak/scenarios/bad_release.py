@@ -63,8 +63,8 @@ def setup(settings: Settings, *, seed: int = 13, now: datetime | None = None) ->
     day of all-year traffic scored by v2, 80% labelled.
     """
     from firebreak.containment.state import RoutingStore
+    from firebreak.detection.performance import evaluate
     from firebreak.incidents.enums import Alias, Route
-    from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry, golden_tags
 

@@ -242,7 +242,7 @@ def register(
     registry: Any, settings: Settings, policy: Any, model: str, python_model: LoanModel, train: pd.DataFrame, run: str
 ) -> Any:
     """Register a version with its golden figures as baseline."""
-    from firebreak.investigation.evaluation import evaluate
+    from firebreak.detection.performance import evaluate
     from firebreak.registry.mlflow_registry import golden_tags
 
     golden = pd.read_csv(settings.resolve(policy.golden))

@@ -285,9 +285,9 @@ def setup(settings: Settings, *, seed: int = 7, now: datetime | None = None, mod
     the pricing recipe, for tests that need two.
     """
     from firebreak.containment.state import RoutingStore
+    from firebreak.detection.performance import evaluate
     from firebreak.feedback import FeedbackStore
     from firebreak.incidents.enums import Alias, Route
-    from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import LabelStore, PredictionLog
     from firebreak.registry.mlflow_registry import Registry, golden_tags

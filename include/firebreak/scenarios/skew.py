@@ -47,8 +47,8 @@ def setup(settings: Settings, *, seed: int = 11, now: datetime | None = None) ->
     which the gateway flagged as contract violations.
     """
     from firebreak.containment.state import RoutingStore
+    from firebreak.detection.performance import evaluate
     from firebreak.incidents.enums import Alias, Route
-    from firebreak.investigation.evaluation import evaluate
     from firebreak.policy.schema import load_policy
     from firebreak.registry.mlflow_registry import Registry, golden_tags
 

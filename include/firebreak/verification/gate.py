@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from firebreak.investigation.evaluation import Figures, QAFigures
+from firebreak.detection.performance import Figures
+from firebreak.investigation.evaluation import QAFigures
 from firebreak.policy.schema import Fairness, Gate, Llm, Policy
 
 if TYPE_CHECKING:
@@ -155,6 +156,16 @@ def _fairness_checks(rules: Fairness, figures: dict[str, Any]) -> list[dict[str,
                 "passed": eod is not None and eod <= rules.max_equalized_odds_difference,
                 "candidate": eod if eod is not None else figures.get("summary", "not computed"),
                 "limit": rules.max_equalized_odds_difference,
+            }
+        )
+    if rules.max_error_rate_difference is not None:
+        gap = figures.get("error_rate_difference")
+        checks.append(
+            {
+                "name": "error-rate difference",
+                "passed": gap is not None and gap <= rules.max_error_rate_difference,
+                "candidate": gap if gap is not None else figures.get("summary", "not computed"),
+                "limit": rules.max_error_rate_difference,
             }
         )
     return checks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,11 +12,13 @@ from firebreak.detection.fairness import (
     FairnessInputError,
     balancing_weights,
     classification_fairness,
+    default_limits,
     fairness_on,
+    table_fairness,
 )
+from firebreak.detection.performance import Figures
 from firebreak.incidents.enums import FailureClass, Remediation
 from firebreak.investigation.diagnosis import diagnose
-from firebreak.investigation.evaluation import Figures
 from firebreak.policy.schema import load_policy
 from firebreak.settings import INCLUDE_DIR
 from firebreak.verification.gate import evaluate_gate
@@ -54,10 +58,101 @@ def test_small_groups_are_left_out_and_one_group_is_not_a_comparison() -> None:
     assert result.breached is None and "fewer than two groups" in result.summary
 
 
-def test_non_binary_predictions_are_refused_by_name() -> None:
-    frame = two_groups().assign(approved=lambda f: f["approved"] * 0.7)
-    with pytest.raises(FairnessInputError, match="the prediction must be 0 or 1 .* 70 rows are not"):
+def test_the_error_rate_difference_names_its_worst_group_and_breaks_its_limit() -> None:
+    frame = two_groups()  # a: 5 + 5 of 100 wrong; b: 30 of 100 wrong
+    kwargs = {"attribute": "age_band", "min_group_rows": 50, "min_selection_rate_ratio": None}
+    result = classification_fairness(frame["repaid"], frame["approved"], frame["age_band"], **kwargs)
+    assert result.groups["a"]["accuracy"] == 0.9 and result.groups["b"]["accuracy"] == 0.7
+    assert result.error_rate_difference == pytest.approx(0.2) and result.error_rate_worst == "b"
+    assert result.breached is False and "error-rate difference 0.20 (age_band=b worst)" in result.summary
+    strict = classification_fairness(
+        frame["repaid"], frame["approved"], frame["age_band"], **kwargs, max_error_rate_difference=0.1
+    )
+    assert strict.breached is True and "error-rate difference 0.20 > 0.1" in strict.summary
+    assert strict.limits == {"error_rate_difference": 0.1}
+    lenient = classification_fairness(
+        frame["repaid"], frame["approved"], frame["age_band"], **kwargs, max_error_rate_difference=0.25
+    )
+    assert lenient.breached is False
+
+
+def test_scores_count_as_selected_from_one_half_and_booleans_as_decisions() -> None:
+    frame = two_groups()
+    decided = classification_fairness(frame["repaid"], frame["approved"], frame["age_band"], attribute="age_band")
+    # 1 -> 0.7 and 0 -> 0.3: the same decisions as scores either side of 0.5.
+    scores = frame["approved"] * 0.4 + 0.3
+    scored = classification_fairness(frame["repaid"], scores, frame["age_band"], attribute="age_band")
+    assert scored.to_dict() == decided.to_dict()
+    at_half = classification_fairness(frame["repaid"], frame["approved"] * 0.5, frame["age_band"], attribute="age_band")
+    assert at_half.groups == decided.groups  # exactly 0.5 is selected
+    booleans = classification_fairness(
+        frame["repaid"].astype(bool), frame["approved"].astype(bool), frame["age_band"], attribute="age_band"
+    )
+    assert booleans.to_dict() == decided.to_dict()
+
+
+def test_without_labels_only_selection_rates_are_compared() -> None:
+    frame = two_groups()
+    result = classification_fairness(None, frame["approved"], frame["age_band"], attribute="age_band")
+    assert result.groups == {"a": {"rows": 100, "selection_rate": 0.5}, "b": {"rows": 100, "selection_rate": 0.2}}
+    assert result.selection_rate_ratio == pytest.approx(0.4) and result.breached is True
+    assert result.equalized_odds_difference is None and result.error_rate_difference is None
+    assert "no labels: selection rates only" in result.summary
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        (
+            "approved",
+            lambda f: f["approved"] * 7,
+            r"the prediction column 'approved' must be 0/1 or a score in \[0, 1\] .* 70 rows are not",
+        ),
+        (
+            "approved",
+            lambda f: f["approved"].map({1: "yes", 0: "no"}),
+            "the prediction column 'approved' must hold numbers or booleans",
+        ),
+        (
+            "approved",
+            lambda f: f["approved"].where(f.index % 10 > 0),
+            "the prediction column 'approved' .* 20 rows are not",
+        ),
+        ("repaid", lambda f: f["repaid"] * 0.7, "the label column 'repaid' must be 0 or 1 .* 100 rows are not"),
+        (
+            "repaid",
+            lambda f: f["repaid"].map({1: "repaid", 0: "defaulted"}),
+            "the label column 'repaid' must hold numbers or booleans",
+        ),
+    ],
+    ids=["scores-out-of-range", "text-prediction", "missing-predictions", "label-scores", "text-label"],
+)
+def test_values_that_are_not_decisions_are_refused_by_column_name(column: str, values: Any, message: str) -> None:
+    frame = two_groups().assign(**{column: values})
+    with pytest.raises(FairnessInputError, match=message):
         classification_fairness(frame["repaid"], frame["approved"], frame["age_band"], attribute="age_band")
+
+
+def test_small_groups_are_named_with_their_rows() -> None:
+    frame = pd.concat([two_groups(), pd.DataFrame({"age_band": ["c"] * 10, "repaid": [1] * 10, "approved": [0] * 10})])
+    result = classification_fairness(frame["repaid"], frame["approved"], frame["age_band"], attribute="age_band")
+    assert set(result.groups) == {"a", "b"} and result.left_out == {"c": 10} and result.rows == 200
+
+
+def test_default_limits_are_the_four_fifths_rule_ten_points_and_thirty_rows() -> None:
+    rules = default_limits("region")
+    assert (rules.protected_attribute, rules.min_selection_rate_ratio, rules.max_error_rate_difference) == (
+        "region",
+        0.8,
+        0.1,
+    )
+    assert rules.min_group_rows == 30 and rules.max_equalized_odds_difference is None
+    frame = two_groups()
+    result = table_fairness(frame, default_limits("age_band"), prediction="approved", label="repaid")
+    assert result.limits == {"selection_rate_ratio": 0.8, "error_rate_difference": 0.1}
+    assert result.breached is True and "error-rate difference 0.20 > 0.1" in result.summary
+    with pytest.raises(FairnessInputError, match="column 'outcome' is not in the table"):
+        table_fairness(frame, default_limits("age_band"), prediction="approved", label="outcome")
 
 
 def test_policy_without_fairness_is_not_applicable() -> None:
@@ -108,6 +203,41 @@ def test_gate_checks_fairness_and_accuracy(ratio: float, eod: float, candidate_m
     assert [c["name"] for c in verdict.checks if not c["passed"]] == failed
     assert verdict.passed is (not failed)
     assert verdict.fairness["champion"]["selection_rate_ratio"] == 0.5
+
+
+@pytest.mark.parametrize(("gap", "passed"), [(0.08, True), (0.1, True), (0.14, False), (None, False)])
+def test_gate_checks_the_error_rate_difference_when_the_policy_limits_it(gap: float | None, passed: bool) -> None:
+    rules = LOANS.fairness.model_copy(update={"max_error_rate_difference": 0.1})  # type: ignore[union-attr]
+    verdict = evaluate_gate(
+        LOANS.gate,
+        candidate_golden=figures(0.12),
+        champion_golden=figures(0.15),
+        candidate_recent=figures(0.12),
+        champion_recent=figures(0.15),
+        fairness=rules,
+        candidate_fairness={
+            "selection_rate_ratio": 0.9,
+            "equalized_odds_difference": 0.05,
+            "error_rate_difference": gap,
+        },
+        champion_fairness={},
+    )
+    check = {c["name"]: c for c in verdict.checks}["error-rate difference"]
+    assert (check["passed"], check["limit"], verdict.passed) == (passed, 0.1, passed)
+    unlimited = evaluate_gate(
+        LOANS.gate,
+        candidate_golden=figures(0.12),
+        champion_golden=figures(0.15),
+        candidate_recent=figures(0.12),
+        champion_recent=figures(0.15),
+        fairness=LOANS.fairness,
+        candidate_fairness={
+            "selection_rate_ratio": 0.9,
+            "equalized_odds_difference": 0.05,
+            "error_rate_difference": 0.3,
+        },
+    )
+    assert "error-rate difference" not in {c["name"] for c in unlimited.checks}
 
 
 def test_diagnosis_bias_and_feedback_poisoning_from_their_evidence() -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from firebreak.incidents.enums import FailureClass, Remediation
+import pandas as pd
+import pytest
+
+from firebreak.detection.fairness import default_limits, table_fairness
+from firebreak.incidents.enums import FailureClass, Remediation, Severity
 from firebreak.investigation.diagnosis import classify, diagnose
 from firebreak.policy.schema import load_policy
 from firebreak.settings import INCLUDE_DIR
@@ -88,14 +92,83 @@ def test_weak_p_value_drift_and_unconfirmed_distance_do_not_alarm() -> None:
     assert verdict.failure_class == FailureClass.DRIFT
 
 
+def fairness_result(**figures: Any) -> dict[str, Any]:
+    """A ``FairnessResult.to_dict()`` judged against triage's limits."""
+    return {
+        "attribute": "region",
+        "breached": True,
+        "summary": "region=south is selected less",
+        "worst": "south",
+        "best": "north",
+        "selection_rate_ratio": 0.95,
+        "equalized_odds_difference": None,
+        "error_rate_difference": 0.02,
+        "error_rate_worst": "south",
+        "limits": {"selection_rate_ratio": 0.8, "error_rate_difference": 0.1},
+        **figures,
+    }
+
+
 def test_bias_is_diagnosed_alongside_drift() -> None:
-    fairness = {"protected": "region", "selection_ratio": 0.55, "worst_group": "south", "error_gap": 0.02}
+    fairness = fairness_result(selection_rate_ratio=0.55)
     verdict = classify(drift={"dataset_drift": True, "columns": [drifted("income", 0.4)]}, fairness=fairness)
     assert (verdict.failure_class, verdict.columns) == (FailureClass.BIAS, ["region"])
     assert "region=south selected at 0.55x" in verdict.root_cause
     assert [f.points_to for f in verdict.evidence] == [FailureClass.BIAS, FailureClass.DRIFT]
-    quiet = classify(fairness={**fairness, "selection_ratio": 0.9})
+    quiet = classify(fairness={**fairness, "selection_rate_ratio": 0.9, "breached": False})
     assert quiet.failure_class is None
+
+
+def test_a_breached_fairness_result_weighs_by_how_far_past_its_limit() -> None:
+    # Selection ratio: 0.6 at the floor plus the shortfall; error-rate difference: 0.7 at the limit plus the excess.
+    cases = [
+        ({"selection_rate_ratio": 0.75}, 0.65, Severity.SEV3, "region=south selected at 0.75x the best group's rate"),
+        ({"selection_rate_ratio": 0.55}, 0.85, Severity.SEV2, "(floor 0.8)"),
+        ({"error_rate_difference": 0.15}, 0.75, Severity.SEV3, "region=south error rate 0.15 above the best group's"),
+        ({"error_rate_difference": 0.25}, 0.85, Severity.SEV2, "(limit 0.1)"),
+    ]
+    for figures, weight, severity, detail in cases:
+        verdict = classify(fairness=fairness_result(**figures))
+        assert verdict.failure_class == FailureClass.BIAS, figures
+        assert (verdict.evidence[0].weight, verdict.severity) == (pytest.approx(weight), severity), figures
+        assert verdict.confidence == pytest.approx(0.5 + 0.5 * weight) and detail in verdict.evidence[0].detail
+    both = classify(fairness=fairness_result(selection_rate_ratio=0.7, error_rate_difference=0.3))
+    assert [f.weight for f in both.evidence] == [pytest.approx(0.9), pytest.approx(0.7)]
+    assert both.root_cause.startswith("a protected group gets materially worse outcomes: region=south error rate 0.30")
+    # At the limit is within it; figures past limits a result did not record are not evidence.
+    assert classify(fairness=fairness_result(error_rate_difference=0.1, breached=False)).failure_class is None
+    assert classify(fairness=fairness_result(selection_rate_ratio=0.5, breached=False)).failure_class is None
+
+
+def test_a_computed_fairness_result_is_bias_evidence_in_classify_and_diagnose() -> None:
+    rows = []
+    for group, selected in (("north", 60), ("south", 30)):
+        rows += [(group, 1, 1)] * selected + [(group, 1, 0)] * (60 - selected) + [(group, 0, 0)] * 40
+    table = pd.DataFrame(rows, columns=["region", "repaid", "approved"])
+    result = table_fairness(table, default_limits("region"), prediction="approved", label="repaid").to_dict()
+    assert result["breached"] is True and result["selection_rate_ratio"] == 0.5
+    verdict = classify(fairness=result)
+    assert (verdict.failure_class, verdict.columns) == (FailureClass.BIAS, ["region"])
+    # Selection ratio 0.5 (weight 0.9), error-rate difference 0.3 (weight 0.9): both named.
+    assert {f.detail.split(" ")[0] for f in verdict.evidence} == {"region=south"}
+    assert len(verdict.evidence) == 2
+    clean = {"contract": {"passed": True}, "lineage": {"passed": True}, "golden": {"regressed": False}}
+    drift = {"dataset_drift": True, "columns": [drifted("income", 0.4)]}
+    d = diagnose(POLICY, **clean, drift=drift, fairness=result, reported=FailureClass.DRIFT)
+    assert d.failure_class == FailureClass.BIAS and d.root_cause.startswith("a protected group gets materially worse")
+    assert "region=south" in d.root_cause and d.columns == ["region"]
+    assert d.reasons == [f.detail for f in verdict.evidence]
+    # Skew comes first in the order of suspicion; feedback poisoning still names the cause of a bias.
+    skew = {"passed": False, "failures": [{"column": "income", "expectation": "expect_column_to_exist"}]}
+    assert (
+        diagnose(
+            POLICY, **{**clean, "contract": skew}, drift={}, fairness=result, reported=FailureClass.UNKNOWN
+        ).failure_class
+        == FailureClass.SKEW
+    )
+    poisoned = {"poisoned": True, "slice": {"actors": ["acct-1"]}, "figures": {}}
+    d = diagnose(POLICY, **clean, drift={}, fairness=result, feedback=poisoned, reported=FailureClass.UNKNOWN)
+    assert d.failure_class == FailureClass.FEEDBACK_POISONING
 
 
 def test_regression_against_last_known_good_is_a_bad_release_with_rollback() -> None:

@@ -95,8 +95,48 @@ def test_a_group_selected_at_half_the_rate_is_bias(tmp_path: Path, capsys: pytes
     report = json.loads(out)
     assert (code, report["failure_class"], report["columns"]) == (0, "bias", ["region"])
     fairness = report["figures"]["fairness"]
-    assert fairness["worst_group"] == "south" and fairness["selection_ratio"] < 0.6
-    assert report["figures"]["reference_fairness"]["selection_ratio"] > 0.9
+    assert fairness["worst"] == "south" and fairness["selection_rate_ratio"] < 0.6
+    assert report["figures"]["reference_fairness"]["selection_rate_ratio"] > 0.9
+
+
+def test_scores_and_labels_give_the_incident_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(6)
+    reference, current = prices(11), prices(12)
+    for frame in (reference, current):
+        frame["region"] = rng.choice(["north", "south"], len(frame))
+        frame["repaid"] = (rng.random(len(frame)) < 0.5).astype("int64")
+        right = rng.random(len(frame)) < 0.95
+        frame["score"] = np.where(
+            right, np.where(frame["repaid"] == 1, 0.8, 0.2), np.where(frame["repaid"] == 1, 0.2, 0.8)
+        )
+    south = current["region"] == "south"
+    flip = south & (rng.random(len(current)) < 0.2)  # 20% more of south's decisions wrong
+    current.loc[flip, "score"] = 1.0 - current.loc[flip, "score"]
+    code, out, _ = run(
+        capsys,
+        *tables(tmp_path, reference, current),
+        "--protected-column",
+        "region",
+        "--prediction-column",
+        "score",
+        "--label-column",
+        "repaid",
+        "--json",
+    )
+    report = json.loads(out)
+    assert (code, report["failure_class"], report["columns"]) == (0, "bias", ["region"])
+    fairness = report["figures"]["fairness"]
+    assert fairness["error_rate_worst"] == "south" and fairness["error_rate_difference"] > 0.1
+    assert fairness["limits"] == {"selection_rate_ratio": 0.8, "error_rate_difference": 0.1}
+    assert set(fairness["groups"]["south"]) == {
+        "rows",
+        "selection_rate",
+        "true_positive_rate",
+        "false_positive_rate",
+        "accuracy",
+    }
+    assert report["evidence"][0]["detail"].startswith("region=south error rate")
+    assert report["figures"]["reference_fairness"]["breached"] is False
 
 
 def test_a_given_contract_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,8 +160,25 @@ def test_a_given_contract_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[
         ({"extra": ["--label-column", "margin"]}, "label column 'margin' is not in the reference table"),
         ({"extra": ["--protected-column", "region"]}, "--protected-column needs --prediction-column"),
         ({"extra": ["--contract", "nope.json"]}, "nope.json: file not found"),
+        (
+            {"extra": ["--protected-column", "inventory_days", "--prediction-column", "category"]},
+            "the prediction column 'category' must hold numbers or booleans for fairness figures",
+        ),
+        (
+            {"extra": ["--protected-column", "category", "--prediction-column", "unit_cost"]},
+            "the prediction column 'unit_cost' must be 0/1 or a score in [0, 1] for fairness figures",
+        ),
     ],
-    ids=["missing-file", "unknown-format", "unreadable", "unknown-column", "protected-alone", "missing-contract"],
+    ids=[
+        "missing-file",
+        "unknown-format",
+        "unreadable",
+        "unknown-column",
+        "protected-alone",
+        "missing-contract",
+        "text-prediction",
+        "prediction-not-a-score",
+    ],
 )
 def test_bad_input_exits_2_naming_the_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, object], message: str

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from firebreak.detection.performance import Figures
 from firebreak.incidents.enums import FailureClass, Remediation, Severity, Signal
 from firebreak.investigation.diagnosis import diagnose
-from firebreak.investigation.evaluation import Figures
 from firebreak.investigation.triage import triage
 from firebreak.policy.schema import load_policy
 from firebreak.settings import INCLUDE_DIR

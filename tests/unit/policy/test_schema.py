@@ -51,6 +51,10 @@ def test_shipped_policies_are_valid() -> None:
         ),
         ({"severity.rules": [{"severity": "SEV1", "when": {"vibes": 0.2}}]}, r"severity\.rules\.0\.when\.vibes"),
         ({"model": "other"}, r"field 'model' is 'other' but the file is named for 'pricing'"),
+        (
+            {"fairness": {"protected_attribute": "category", "max_error_rate_difference": 1.5}},
+            r"fairness\.max_error_rate_difference: Input should be less than or equal to 1",
+        ),
     ],
 )
 def test_bad_policy_names_the_field(tmp_path: Path, change: dict, message: str) -> None:  # type: ignore[type-arg]
@@ -72,3 +76,10 @@ def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "pricing.yaml").write_text("model: [unclosed")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy("pricing", tmp_path)
+
+
+def test_the_error_rate_difference_is_a_fairness_limit(tmp_path: Path) -> None:
+    change = {"fairness": {"protected_attribute": "category", "max_error_rate_difference": 0.1}}
+    policy = load_policy("pricing", write_policy(tmp_path, change))
+    assert policy.fairness is not None and policy.fairness.max_error_rate_difference == 0.1
+    assert load_policy("loan_approval", POLICIES).fairness.max_error_rate_difference is None  # type: ignore[union-attr]
