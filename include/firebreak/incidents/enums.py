@@ -115,6 +115,8 @@ class EvidenceKind(StrEnum):
     PROMOTION = "promotion"
     RESTORE = "restore"
     POSTMORTEM = "postmortem"
+    IMPACT = "impact"  # the harm in the model's own terms (the post-mortem's first section)
+    OUTPUTS = "outputs"  # output and confidence distributions, traffic by route (the post-mortem's charts)
 
 
 class EventKind(StrEnum):
@@ -127,3 +129,5 @@ class EventKind(StrEnum):
     CANDIDATE_REUSED = "candidate"
     GUARDRAILS = "guardrails"
     CLOSED = "closed"
+    ACKNOWLEDGED = "acknowledged"  # someone took the incident (data: by, reason)
+    OPERATOR = "operator"  # a person acted by hand from the console or the shell (data: by, reason, action)

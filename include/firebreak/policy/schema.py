@@ -190,6 +190,15 @@ class Llm(_Strict):
     )
 
 
+class Impact(_Strict):
+    """How the post-mortem counts harm in the model's own terms (money, people, requests)."""
+
+    subject: str = Field(
+        "requests", max_length=60, description="Who or what one prediction is about: 'applicants', 'customers'."
+    )
+    unit: str = Field("", max_length=12, description="Currency or unit of the output, e.g. 'USD' (money at stake).")
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
@@ -197,6 +206,9 @@ class Policy(_Strict):
     description: str
     owner: str
     notify: list[str] = []
+    task: Literal["regression", "classification"] = Field(
+        "regression", description="What the output is: a number, or a 0/1 decision (which figures fit it)."
+    )
     features: Features
     contract: str = Field(description="Great Expectations suite JSON, under include/contracts/.")
     golden: str = Field(description="Golden dataset CSV or Parquet, under include/golden/.")
@@ -211,6 +223,7 @@ class Policy(_Strict):
     fairness: Fairness | None = None
     serving: Serving = Serving()
     llm: Llm | None = None
+    impact: Impact = Impact()
 
 
 def load_policy(model: str, policies_dir: Path) -> Policy:

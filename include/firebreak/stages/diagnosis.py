@@ -27,6 +27,7 @@ def diagnose(incident_id: str) -> dict[str, Any]:
     )
     ctx.store.update_incident(incident_id, failure_class=result.failure_class)
     ctx.record(EvidenceKind.DIAGNOSIS, result.to_dict(), f"diagnosis: {result.failure_class}: {result.root_cause}")
+    ctx.tag_run({"firebreak.failure_class": str(result.failure_class), "firebreak.root_cause": result.root_cause})
     return {"failure_class": str(result.failure_class), "remediation": result.remediation and str(result.remediation)}
 
 

@@ -24,4 +24,6 @@ def triage(incident_id: str) -> dict[str, Any]:
         result.to_dict(),
         f"triaged {result.severity} ({failure}) on {result.rows} predictions: {signals}",
     )
+    ctx.tag_run({"firebreak.severity": str(result.severity), "firebreak.failure_class": str(failure)})
+    ctx.log_metrics({f"triage_{k}": v for k, v in result.signals.items()})
     return {"severity": str(result.severity), "failure_class": str(failure)}
