@@ -15,6 +15,9 @@ the SOP document is `docs/SOP.md`.
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -26,6 +29,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 FAILURE_TYPES = ["unknown", "drift", "skew", "bias", "hallucination", "feedback_poisoning", "bad_release"]
 SEVERITIES = ["auto", "SEV1", "SEV2", "SEV3", "SEV4"]
 REMEDIATIONS = ["auto", "rollback", "retrain", "parameter_update", "upstream_fix", "guardrail_rule"]
+# The trigger form offers the models that have a policy: a glob of file names, no YAML read
+# (cheap at parse time). The same folder the library reads (firebreak.settings).
+POLICIES = Path(os.environ.get("FIREBREAK_POLICIES_DIR") or Path(__file__).parents[1] / "include" / "policies")
+MODELS = sorted(p.stem for p in POLICIES.glob("*.yaml"))
+log = logging.getLogger(__name__)
 
 
 def _incident_id(context: Any) -> str:
@@ -59,7 +67,9 @@ def _run(task_id: str) -> Any:
     try:
         return STAGES[task_id](_incident_id(get_current_context()))
     except FirebreakError as exc:
-        raise AirflowFailException(str(exc)) from exc
+        # The reason, readable in the task log (a refused gate lists its checks); no library stack trace.
+        log.error("%s stopped: %s", task_id, exc)
+        raise AirflowFailException(str(exc)) from None
 
 
 @dag(
@@ -79,12 +89,13 @@ def _run(task_id: str) -> Any:
     },
     params={
         "model": Param(
-            "pricing",
+            "pricing" if "pricing" in MODELS or not MODELS else MODELS[0],
             type="string",
             pattern="^[a-z][a-z0-9_-]{0,63}$",
             title="Model",
-            description="Registered model name; it must have a policy in include/policies/<model>.yaml.",
+            description="Registered model name; the models with a policy in include/policies/<model>.yaml.",
             section="Incident",
+            **({"enum": MODELS} if MODELS else {}),
         ),
         "failure_type": Param(
             "unknown",
@@ -155,7 +166,8 @@ def incident_response() -> None:
         try:
             opened = open_(dict(run.conf or {}), run_id=run.run_id)
         except FirebreakError as exc:
-            raise AirflowFailException(str(exc)) from exc
+            log.error("open_incident refused the request: %s", exc)
+            raise AirflowFailException(str(exc)) from None
         if opened["replay"]:
             raise AirflowSkipException(f"incident {opened['incident_id']} is already {opened['status']}: nothing to do")
         return opened

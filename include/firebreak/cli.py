@@ -63,12 +63,12 @@ def demo(scenario: str, settings: Settings) -> int:
         "dedup_key": f"demo-{scenario}-{datetime.now(UTC):%Y%m%dT%H%M%S}",
     }
     incident_id = incident_id_from_conf(conf, "")
-    print(f"  running incident_response for incident {incident_id} (airflow dags test) ...")
+    print(f"  running incident_response for incident {incident_id} (the DAG in-process, run id = incident id) ...")
     run_started = time.perf_counter()
     log_path = settings.home / "demo-airflow.log"
     with log_path.open("w") as log:
         result = subprocess.run(
-            [executable("airflow"), "dags", "test", "incident_response", "--conf", json.dumps(conf)],
+            [sys.executable, "-m", "firebreak.embedded_run", "incident_response", incident_id, json.dumps(conf)],
             env=airflow_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -44,3 +44,11 @@ class RemediationError(FirebreakError):
 
 class GateRefused(FirebreakError):
     """The promotion gate refused the candidate; the verdict is already recorded."""
+
+
+class UnknownIncidentError(FirebreakError):
+    """A request names an incident that does not exist."""
+
+
+class ActionRefused(FirebreakError):
+    """A person's action (acknowledge, force the breaker, answer an approval) cannot be done as asked."""
