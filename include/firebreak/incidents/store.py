@@ -124,24 +124,7 @@ class IncidentStore(Store):
     def get_incident(self, incident_id: str) -> Incident | None:
         with self.begin() as conn:
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).mappings().first()
-        if row is None:
-            return None
-        return Incident(
-            id=row["id"],
-            model=row["model"],
-            status=IncidentStatus(row["status"]),
-            severity=row["severity"],
-            failure_class=row["failure_class"],
-            description=row["description"],
-            dedup_key=row["dedup_key"],
-            dag_run_id=row["dag_run_id"],
-            dry_run=bool(row["dry_run"]),
-            mlflow_run_id=row["mlflow_run_id"],
-            request=row["request"],
-            outcome=row["outcome"],
-            opened_at=row["opened_at"],
-            closed_at=row["closed_at"],
-        )
+        return None if row is None else _incident(row)
 
     def update_incident(self, incident_id: str, **values: Any) -> None:
         """Set fields on an incident (status values may be enums)."""
@@ -152,20 +135,56 @@ class IncidentStore(Store):
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(updated_at=utcnow(), **clean))
 
     def list_incidents(self, model: str | None = None) -> list[Incident]:
-        query = sa.select(incidents.c.id).order_by(incidents.c.opened_at)
+        return list(reversed(self.search(model=model)))
+
+    def search(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        opened_after: datetime | None = None,
+        opened_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Incident]:
+        """Incidents matching every given filter, newest first, in one query (the console's board)."""
+        query = sa.select(incidents).order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
         if model:
             query = query.where(incidents.c.model == model)
+        if status:
+            query = query.where(incidents.c.status == status)
+        if severity:
+            query = query.where(incidents.c.severity == severity)
+        if opened_after:
+            query = query.where(incidents.c.opened_at >= opened_after)
+        if opened_before:
+            query = query.where(incidents.c.opened_at < opened_before)
+        if limit:
+            query = query.limit(limit)
         with self.begin() as conn:
-            ids = list(conn.execute(query).scalars())
-        return [inc for i in ids if (inc := self.get_incident(i)) is not None]
+            return [_incident(row) for row in conn.execute(query).mappings()]
+
+    def models(self) -> list[str]:
+        """Every model that has had an incident."""
+        with self.begin() as conn:
+            return sorted(conn.execute(sa.select(incidents.c.model).distinct()).scalars())
 
     # -- timeline and evidence -----------------------------------------------------
 
-    def add_event(self, incident_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+    def add_event(
+        self,
+        incident_id: str,
+        kind: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Append a timeline line (``at``: now, unless replaying a record)."""
         with self.begin() as conn:
             conn.execute(
                 timeline.insert().values(
-                    incident_id=incident_id, at=utcnow(), kind=kind, message=message, data=jsonable(data)
+                    incident_id=incident_id, at=at or utcnow(), kind=kind, message=message, data=jsonable(data)
                 )
             )
 
@@ -175,6 +194,46 @@ class IncidentStore(Store):
                 sa.select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.id)
             ).mappings()
             return [TimelineEvent(r["at"], r["kind"], r["message"], r["data"]) for r in rows]
+
+    def milestones(
+        self, incident_ids: list[str], kinds: list[str], *, last: bool = False
+    ) -> dict[tuple[str, str], TimelineEvent]:
+        """The first (or last) timeline event of each kind for each incident, in one query.
+
+        Keyed by (incident id, kind); what the console's board reads for 1,000 incidents at once.
+        """
+        if not incident_ids or not kinds:
+            return {}
+        pick = sa.func.max(timeline.c.id) if last else sa.func.min(timeline.c.id)
+        chosen = (
+            sa.select(pick.label("id"))
+            .where(timeline.c.incident_id.in_(incident_ids), timeline.c.kind.in_(kinds))
+            .group_by(timeline.c.incident_id, timeline.c.kind)
+            .subquery()
+        )
+        query = sa.select(timeline).join(chosen, timeline.c.id == chosen.c.id)
+        with self.begin() as conn:
+            return {
+                (r["incident_id"], r["kind"]): TimelineEvent(r["at"], r["kind"], r["message"], r["data"])
+                for r in conn.execute(query).mappings()
+            }
+
+    def latest_event(self, incident_ids: list[str], kinds: list[str]) -> dict[str, TimelineEvent]:
+        """The newest event among ``kinds`` for each incident (e.g. the stage it reached), in one query."""
+        if not incident_ids or not kinds:
+            return {}
+        chosen = (
+            sa.select(sa.func.max(timeline.c.id).label("id"))
+            .where(timeline.c.incident_id.in_(incident_ids), timeline.c.kind.in_(kinds))
+            .group_by(timeline.c.incident_id)
+            .subquery()
+        )
+        query = sa.select(timeline).join(chosen, timeline.c.id == chosen.c.id)
+        with self.begin() as conn:
+            return {
+                r["incident_id"]: TimelineEvent(r["at"], r["kind"], r["message"], r["data"])
+                for r in conn.execute(query).mappings()
+            }
 
     def put_evidence(self, incident_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Record (or replace) one piece of evidence; a re-run replaces, never duplicates."""
@@ -202,3 +261,22 @@ class IncidentStore(Store):
             conn.execute(timeline.delete().where(timeline.c.incident_id.in_(ids)))
             conn.execute(evidence.delete().where(evidence.c.incident_id.in_(ids)))
             conn.execute(incidents.delete().where(incidents.c.model == model))
+
+
+def _incident(row: Any) -> Incident:
+    return Incident(
+        id=row["id"],
+        model=row["model"],
+        status=IncidentStatus(row["status"]),
+        severity=row["severity"],
+        failure_class=row["failure_class"],
+        description=row["description"],
+        dedup_key=row["dedup_key"],
+        dag_run_id=row["dag_run_id"],
+        dry_run=bool(row["dry_run"]),
+        mlflow_run_id=row["mlflow_run_id"],
+        request=row["request"],
+        outcome=row["outcome"],
+        opened_at=row["opened_at"],
+        closed_at=row["closed_at"],
+    )

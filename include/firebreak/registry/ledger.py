@@ -62,7 +62,9 @@ class AliasLedger(Store):
         incident_id: str | None,
         actor: str,
         reason: str,
+        at: datetime | None = None,
     ) -> int:
+        """Write a ``pending`` row before the registry call (``at``: now, unless replaying a record)."""
         with self.begin() as conn:
             result = conn.execute(
                 alias_ledger.insert().values(
@@ -74,7 +76,7 @@ class AliasLedger(Store):
                     actor=actor,
                     reason=reason,
                     status="pending",
-                    at=utcnow(),
+                    at=at or utcnow(),
                 )
             )
             key = result.inserted_primary_key

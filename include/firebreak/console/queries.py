@@ -1,0 +1,230 @@
+"""What the incident console shows, read from the state DB: the board, an incident, a model.
+
+On-call people think in incidents: which are open, how bad, which stage, who has it, how
+long since it started and what the model serves now. These read models answer that from
+the stores (:class:`IncidentStore`, :class:`RoutingStore`, :class:`AliasLedger`) in a
+fixed, small number of queries whatever the number of incidents: the board over 1,000
+incidents is four queries (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from firebreak.containment.state import BreakerRow, RoutingState, RoutingStore
+from firebreak.incidents.enums import EventKind, EvidenceKind, IncidentStatus, Severity
+from firebreak.incidents.store import Incident, IncidentStore, TimelineEvent
+from firebreak.postmortem.clock import Clock, utc
+from firebreak.registry.ledger import AliasLedger, LedgerEntry
+
+# The SOP stage an incident reached, from the newest timeline line of a stage's kind.
+STAGE_OF: dict[str, str] = {
+    EvidenceKind.OPENING: "open",
+    EvidenceKind.TRIAGE: "triage",
+    EvidenceKind.CONTAINMENT: "contain",
+    EvidenceKind.CONTRACT: "investigate",
+    EvidenceKind.LINEAGE: "investigate",
+    EvidenceKind.DRIFT: "investigate",
+    EvidenceKind.GOLDEN: "investigate",
+    EvidenceKind.GOLDEN_QA: "investigate",
+    EvidenceKind.FAIRNESS: "investigate",
+    EvidenceKind.FEEDBACK: "investigate",
+    EvidenceKind.DIAGNOSIS: "diagnose",
+    EvidenceKind.REMEDIATION_CHOICE: "diagnose",
+    EvidenceKind.CANDIDATE: "remediate",
+    EvidenceKind.UPSTREAM_CHECK: "remediate",
+    EvidenceKind.GATE: "verify",
+    EvidenceKind.PROMOTION: "promote",
+    EvidenceKind.RESTORE: "restore",
+    EvidenceKind.POSTMORTEM: "learn",
+    EventKind.CLOSED: "closed",
+}
+BOARD_LIMIT = 1000
+SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The board's filters (all optional); values are checked against the known vocabularies."""
+
+    model: str | None = None
+    status: str | None = None
+    severity: str | None = None
+    since: str | None = None  # 24h | 7d | 30d
+
+    @classmethod
+    def parse(cls, model: str | None, status: str | None, severity: str | None, since: str | None) -> Filters:
+        """Unknown values are dropped, never passed to a query."""
+        return cls(
+            model=model if model and len(model) <= 100 else None,
+            status=status if status in {s.value for s in IncidentStatus} else None,
+            severity=severity if severity in {s.value for s in Severity} else None,
+            since=since if since in SINCE else None,
+        )
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    incident: Incident
+    stage: str
+    clock: Clock
+    route: str | None
+
+
+@dataclass(frozen=True)
+class Board:
+    rows: list[BoardRow]
+    models: list[str]
+    filters: Filters
+    truncated: bool
+    now: datetime
+
+
+def board(
+    store: IncidentStore,
+    routing: RoutingStore,
+    filters: Filters,
+    *,
+    known_models: list[str],
+    now: datetime | None = None,
+    limit: int = BOARD_LIMIT,
+) -> Board:
+    """Incidents matching ``filters``, newest first, each with its stage, clock and the model's route."""
+    now = now or datetime.now(UTC)
+    found = store.search(
+        model=filters.model,
+        status=filters.status,
+        severity=filters.severity,
+        opened_after=now - SINCE[filters.since] if filters.since else None,
+        limit=limit + 1,
+    )
+    truncated = len(found) > limit
+    found = found[:limit]
+    ids = [i.id for i in found]
+    firsts = store.milestones(ids, [EventKind.ACKNOWLEDGED, EvidenceKind.CONTAINMENT])
+    stages = store.latest_event(ids, list(STAGE_OF))
+    routes = {m: routing.get_routing(m) for m in {i.model for i in found}}
+    rows = []
+    for incident in found:
+        ack = firsts.get((incident.id, EventKind.ACKNOWLEDGED))
+        contained = firsts.get((incident.id, EvidenceKind.CONTAINMENT))
+        stage = stages.get(incident.id)
+        route = routes.get(incident.model)
+        rows.append(
+            BoardRow(
+                incident=incident,
+                stage="closed" if incident.status.is_final else STAGE_OF.get(stage.kind, "open") if stage else "open",
+                clock=Clock(
+                    severity=incident.severity,
+                    status=str(incident.status),
+                    opened=utc(incident.opened_at) or now,
+                    acknowledged=utc(ack.at) if ack else None,
+                    acknowledged_by=(ack.data or {}).get("by") if ack else None,
+                    contained=utc(contained.at) if contained and "dry run" not in contained.message else None,
+                    closed=utc(incident.closed_at),
+                ),
+                route=route.route if route else None,
+            )
+        )
+    models = sorted(set(known_models) | set(store.models()))
+    return Board(rows=rows, models=models, filters=filters, truncated=truncated, now=now)
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    incident: Incident
+    events: list[TimelineEvent]
+    evidence: dict[str, dict[str, Any]]
+    stage: str
+    ledger: list[LedgerEntry]
+    routing: RoutingState | None
+    breaker: BreakerRow | None
+    postmortem: str | None  # path of the HTML post-mortem, when written
+    charts: list[str] = field(default_factory=list)
+
+
+def incident_page(
+    store: IncidentStore, routing: RoutingStore, ledger: AliasLedger, incident_id: str
+) -> IncidentPage | None:
+    """Everything the incident page shows; None when there is no such incident."""
+    from firebreak.postmortem.charts import available_charts
+
+    incident = store.get_incident(incident_id)
+    if incident is None:
+        return None
+    events = store.events(incident_id)
+    evidence = store.get_evidence(incident_id)
+    stage = next((STAGE_OF[e.kind] for e in reversed(events) if e.kind in STAGE_OF), "open")
+    page = evidence.get(EvidenceKind.POSTMORTEM, {}).get("html")
+    return IncidentPage(
+        incident=incident,
+        events=events,
+        evidence=evidence,
+        stage="closed" if incident.status.is_final else stage,
+        ledger=[e for e in ledger.entries(incident.model) if e.incident_id == incident_id],
+        routing=routing.get_routing(incident.model),
+        breaker=routing.get_breaker(incident.model),
+        postmortem=str(page) if page else None,
+        charts=available_charts(evidence, events),
+    )
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    model: str
+    routing: RoutingState | None
+    breaker: BreakerRow | None
+    aliases: dict[str, LedgerEntry]
+    ledger: list[LedgerEntry]
+    incidents: list[Incident]
+    breaker_events: list[dict[str, Any]]
+
+
+def model_page(store: IncidentStore, routing: RoutingStore, ledger: AliasLedger, model: str) -> ModelPage:
+    """What serves now and why: route, breaker, aliases by the ledger, its history, recent incidents."""
+    entries = ledger.entries(model)
+    aliases: dict[str, LedgerEntry] = {}
+    for entry in entries:
+        if entry.status == "applied":
+            aliases[entry.alias] = entry
+    return ModelPage(
+        model=model,
+        routing=routing.get_routing(model),
+        breaker=routing.get_breaker(model),
+        aliases={a: e for a, e in sorted(aliases.items()) if e.new_version},
+        ledger=list(reversed(entries)),
+        incidents=store.search(model=model, limit=20),
+        breaker_events=list(reversed(routing.breaker_events(model)))[:20],
+    )
+
+
+def latest_audits(settings: Any, model: str, limit: int = 5) -> list[dict[str, Any]]:
+    """The model's latest scheduled audit runs in MLflow: which audit, when, how many breaches.
+
+    Raises whatever MLflow raises when it cannot be reached; the page shows that instead.
+    """
+    from firebreak.audits import AUDIT_EXPERIMENT
+    from firebreak.registry.mlflow_registry import Registry
+
+    client = Registry(settings).client
+    experiment = client.get_experiment_by_name(AUDIT_EXPERIMENT)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`firebreak.model` = '{model}'",  # model matched MODEL_NAME: no quotes
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
+    return [
+        {
+            "audit": run.data.tags.get("firebreak.audit", "?"),
+            "at": datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+            "breaches": run.data.metrics.get("breaches"),
+            "run_id": run.info.run_id,
+            "experiment_id": experiment.experiment_id,
+        }
+        for run in runs
+    ]
