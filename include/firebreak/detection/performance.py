@@ -202,7 +202,7 @@ def _classification_impact(labelled: pd.DataFrame, policy: Policy) -> list[dict[
         items.append(
             {
                 "key": "wrongly_declined_worst_group",
-                "label": f"of them in the group hit hardest ({attribute} {worst})",
+                "label": f"wrongly declined in the group hit hardest ({attribute} {worst})",
                 "value": int(wrongly_declined[in_worst.to_numpy()].sum()),
                 "of": int(in_worst.sum()),
                 "format": "count",

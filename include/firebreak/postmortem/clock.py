@@ -106,23 +106,36 @@ class ClockRow:
     met: bool | None
 
 
-def clock_for(incident: Incident, events: list[TimelineEvent], evidence: dict[str, dict[str, Any]]) -> Clock:
-    """The clock of one incident from its row, timeline and triage evidence."""
+def clock_for(
+    incident: Incident,
+    events: list[TimelineEvent],
+    evidence: dict[str, dict[str, Any]],
+    *,
+    closing: tuple[str, datetime] | None = None,
+) -> Clock:
+    """The clock of one incident from its row, timeline and triage evidence.
+
+    ``closing`` (final status, time) stands in for the close the post-mortem precedes: the
+    ``postmortem`` task runs just before ``close_incident`` records it.
+    """
     first: dict[str, TimelineEvent] = {}
     for event in events:
         first.setdefault(event.kind, event)
     ack = first.get(EventKind.ACKNOWLEDGED)
     contained = first.get(EvidenceKind.CONTAINMENT)
     dry_run = bool(evidence.get(EvidenceKind.CONTAINMENT, {}).get("dry_run"))
+    status, closed = str(incident.status), utc(incident.closed_at)
+    if closing is not None and closed is None and IncidentStatus(closing[0]).is_final:
+        status, closed = closing[0], utc(closing[1])
     return Clock(
         severity=incident.severity,
-        status=str(incident.status),
+        status=status,
         opened=utc(incident.opened_at) or datetime.now(UTC),
         first_breach=utc(evidence.get(EvidenceKind.TRIAGE, {}).get("first_breach_at")),
         acknowledged=utc(ack.at) if ack else None,
         acknowledged_by=(ack.data or {}).get("by") if ack else None,
         contained=utc(contained.at) if contained and not dry_run else None,
-        closed=utc(incident.closed_at),
+        closed=closed,
     )
 
 

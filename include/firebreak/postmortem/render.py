@@ -88,7 +88,7 @@ def render_postmortem(
     lines += ["", "## Impact", ""]
     lines += _impact(evidence.get(EvidenceKind.IMPACT, {}))
     lines += ["", "## Clock against the SOP's targets", ""]
-    lines += _clock(incident, events, evidence)
+    lines += _clock(incident, events, evidence, (str(status), now or datetime.now(UTC)))
     lines += ["", "## Timeline", "", "| time (UTC) | what |", "|---|---|"]
     multi_day = len({utc(e.at).date() for e in events if utc(e.at)}) > 1  # type: ignore[union-attr]
     for event in events:
@@ -201,8 +201,13 @@ def _impact(impact: dict[str, Any]) -> list[str]:
     return out
 
 
-def _clock(incident: Incident, events: list[TimelineEvent], evidence: dict[str, dict[str, Any]]) -> list[str]:
-    clock = clock_for(incident, events, evidence)
+def _clock(
+    incident: Incident,
+    events: list[TimelineEvent],
+    evidence: dict[str, dict[str, Any]],
+    closing: tuple[str, datetime],
+) -> list[str]:
+    clock = clock_for(incident, events, evidence, closing=closing)
     out = ["| milestone | time (UTC) | since opened | SOP target | met |", "|---|---|---|---|---|"]
     for row in clock_rows(clock):
         met = {True: "yes", False: "**no**", None: ""}[row.met]
