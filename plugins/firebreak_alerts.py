@@ -105,10 +105,9 @@ class AirflowApprovals:
     async def pending(self, request: Any, incident: Any) -> Any:
         if not incident.dag_run_id:
             return []
-        path = (
-            f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(incident.dag_run_id, safe='')}/hitlDetails"
-            "?response_received=false"
-        )
+        # Any DAG's approval step on the incident's run id ("~": every DAG): incident_response's
+        # own, or a team's approval DAG run under the incident id.
+        path = f"/api/v2/dags/~/dagRuns/{urllib.parse.quote(incident.dag_run_id, safe='')}/hitlDetails"
         try:
             found = await asyncio.to_thread(_airflow_call, request, "GET", path, None)
         except (urllib.error.URLError, OSError, ValueError):
@@ -117,6 +116,7 @@ class AirflowApprovals:
 
         return [
             PendingApproval(
+                dag_id=str(d["task_instance"]["dag_id"]),
                 task_id=str(d["task_instance"]["task_id"]),
                 map_index=int(d["task_instance"].get("map_index", -1)),
                 subject=str(d.get("subject") or "approval"),
@@ -139,7 +139,8 @@ class AirflowApprovals:
         if option is None:
             raise ActionRefused(f"the approval offers no option to {choice}: {match.options}")
         path = (
-            f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(incident.dag_run_id, safe='')}/taskInstances/"
+            f"/api/v2/dags/{urllib.parse.quote(match.dag_id, safe='')}/dagRuns/"
+            f"{urllib.parse.quote(incident.dag_run_id, safe='')}/taskInstances/"
             f"{urllib.parse.quote(task_id, safe='')}/{map_index}/hitlDetails"
         )
         try:
@@ -160,7 +161,7 @@ def _airflow_call(request: Any, method: str, path: str, body: dict[str, Any] | N
         method=method,
         headers={"Authorization": f"Bearer {token_of(request)}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(call, timeout=10) as response:
+    with urllib.request.urlopen(call, timeout=30) as response:
         return dict(json.loads(response.read()))
 
 

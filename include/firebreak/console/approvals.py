@@ -22,6 +22,7 @@ from firebreak.incidents.store import Incident
 class PendingApproval:
     """One human-in-the-loop task of the incident's run waiting for an answer."""
 
+    dag_id: str
     task_id: str
     map_index: int
     subject: str

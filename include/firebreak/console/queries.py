@@ -4,7 +4,8 @@ On-call people think in incidents: which are open, how bad, which stage, who has
 long since it started and what the model serves now. These read models answer that from
 the stores (:class:`IncidentStore`, :class:`RoutingStore`, :class:`AliasLedger`) in a
 fixed, small number of queries whatever the number of incidents: the board over 1,000
-incidents is four queries (docs/benchmarks.md).
+incidents is two queries, the models with incidents, and one routing read per model shown
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from firebreak.containment.state import BreakerRow, RoutingState, RoutingStore
 from firebreak.incidents.enums import EventKind, EvidenceKind, IncidentStatus, Severity
-from firebreak.incidents.store import Incident, IncidentStore, TimelineEvent
+from firebreak.incidents.store import BoardEntry, Incident, IncidentStore, TimelineEvent
 from firebreak.postmortem.clock import Clock, utc
 from firebreak.registry.ledger import AliasLedger, LedgerEntry
 
@@ -67,7 +68,7 @@ class Filters:
 
 @dataclass(frozen=True)
 class BoardRow:
-    incident: Incident
+    incident: BoardEntry
     stage: str
     clock: Clock
     route: str | None
@@ -93,37 +94,34 @@ def board(
 ) -> Board:
     """Incidents matching ``filters``, newest first, each with its stage, clock and the model's route."""
     now = now or datetime.now(UTC)
-    found = store.search(
+    found = store.board(
         model=filters.model,
         status=filters.status,
         severity=filters.severity,
         opened_after=now - SINCE[filters.since] if filters.since else None,
         limit=limit + 1,
+        contained=EvidenceKind.CONTAINMENT,
+        acknowledged=EventKind.ACKNOWLEDGED,
+        stages=list(STAGE_OF),
     )
     truncated = len(found) > limit
     found = found[:limit]
-    ids = [i.id for i in found]
-    firsts = store.milestones(ids, [EventKind.ACKNOWLEDGED, EvidenceKind.CONTAINMENT])
-    stages = store.latest_event(ids, list(STAGE_OF))
     routes = {m: routing.get_routing(m) for m in {i.model for i in found}}
     rows = []
-    for incident in found:
-        ack = firsts.get((incident.id, EventKind.ACKNOWLEDGED))
-        contained = firsts.get((incident.id, EvidenceKind.CONTAINMENT))
-        stage = stages.get(incident.id)
-        route = routes.get(incident.model)
+    for entry in found:
+        route = routes.get(entry.model)
         rows.append(
             BoardRow(
-                incident=incident,
-                stage="closed" if incident.status.is_final else STAGE_OF.get(stage.kind, "open") if stage else "open",
+                incident=entry,
+                stage="closed" if entry.status.is_final else STAGE_OF.get(entry.stage or "", "open"),
                 clock=Clock(
-                    severity=incident.severity,
-                    status=str(incident.status),
-                    opened=utc(incident.opened_at) or now,
-                    acknowledged=utc(ack.at) if ack else None,
-                    acknowledged_by=(ack.data or {}).get("by") if ack else None,
-                    contained=utc(contained.at) if contained and "dry run" not in contained.message else None,
-                    closed=utc(incident.closed_at),
+                    severity=entry.severity,
+                    status=str(entry.status),
+                    opened=utc(entry.opened_at) or now,
+                    acknowledged=utc(entry.acknowledged_at),
+                    acknowledged_by=entry.acknowledged_by,
+                    contained=utc(entry.contained_at),
+                    closed=utc(entry.closed_at),
                 ),
                 route=route.route if route else None,
             )

@@ -74,6 +74,22 @@ class Incident:
 
 
 @dataclass(frozen=True)
+class BoardEntry:
+    """One incident on the console's board: its row and the milestones the board shows."""
+
+    id: str
+    model: str
+    status: IncidentStatus
+    severity: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    contained_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    stage: str | None  # the newest stage kind on the timeline
+
+
+@dataclass(frozen=True)
 class TimelineEvent:
     at: datetime
     kind: str
@@ -195,45 +211,79 @@ class IncidentStore(Store):
             ).mappings()
             return [TimelineEvent(r["at"], r["kind"], r["message"], r["data"]) for r in rows]
 
-    def milestones(
-        self, incident_ids: list[str], kinds: list[str], *, last: bool = False
-    ) -> dict[tuple[str, str], TimelineEvent]:
-        """The first (or last) timeline event of each kind for each incident, in one query.
+    def board(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        opened_after: datetime | None = None,
+        limit: int = 1000,
+        contained: str,
+        acknowledged: str,
+        stages: list[str],
+    ) -> list[BoardEntry]:
+        """The newest incidents matching the filters, each with its first containment and
+        acknowledgement and the newest of ``stages`` on its timeline: two queries, whatever the
+        number of incidents (the incident console's board; docs/benchmarks.md).
 
-        Keyed by (incident id, kind); what the console's board reads for 1,000 incidents at once.
+        A containment line starting "dry run" contained nothing and does not count.
         """
-        if not incident_ids or not kinds:
-            return {}
-        pick = sa.func.max(timeline.c.id) if last else sa.func.min(timeline.c.id)
-        chosen = (
-            sa.select(pick.label("id"))
-            .where(timeline.c.incident_id.in_(incident_ids), timeline.c.kind.in_(kinds))
-            .group_by(timeline.c.incident_id, timeline.c.kind)
-            .subquery()
+        newest = sa.select(
+            incidents.c.id, incidents.c.model, incidents.c.status, incidents.c.severity, incidents.c.opened_at,
+            incidents.c.closed_at,
+        )  # fmt: skip
+        for column, value in (
+            (incidents.c.model, model),
+            (incidents.c.status, status),
+            (incidents.c.severity, severity),
+        ):
+            if value:
+                newest = newest.where(column == value)
+        if opened_after:
+            newest = newest.where(incidents.c.opened_at >= opened_after)
+        chosen = newest.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()).limit(limit).subquery()
+        of_it = timeline.c.incident_id == chosen.c.id
+        contained_at = (
+            sa.select(sa.func.min(timeline.c.at))
+            .where(of_it, timeline.c.kind == contained, ~timeline.c.message.startswith("dry run"))
+            .scalar_subquery()
         )
-        query = sa.select(timeline).join(chosen, timeline.c.id == chosen.c.id)
-        with self.begin() as conn:
-            return {
-                (r["incident_id"], r["kind"]): TimelineEvent(r["at"], r["kind"], r["message"], r["data"])
-                for r in conn.execute(query).mappings()
-            }
-
-    def latest_event(self, incident_ids: list[str], kinds: list[str]) -> dict[str, TimelineEvent]:
-        """The newest event among ``kinds`` for each incident (e.g. the stage it reached), in one query."""
-        if not incident_ids or not kinds:
-            return {}
-        chosen = (
-            sa.select(sa.func.max(timeline.c.id).label("id"))
-            .where(timeline.c.incident_id.in_(incident_ids), timeline.c.kind.in_(kinds))
-            .group_by(timeline.c.incident_id)
-            .subquery()
+        first_ack = (
+            sa.select(sa.func.min(timeline.c.id)).where(of_it, timeline.c.kind == acknowledged).scalar_subquery()
         )
-        query = sa.select(timeline).join(chosen, timeline.c.id == chosen.c.id)
+        stage = (
+            sa.select(timeline.c.kind)
+            .where(of_it, timeline.c.kind.in_(stages))
+            .order_by(timeline.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = sa.select(
+            *chosen.c, contained_at.label("contained_at"), first_ack.label("ack_id"), stage.label("stage")
+        ).order_by(chosen.c.opened_at.desc(), chosen.c.id.desc())
         with self.begin() as conn:
-            return {
-                r["incident_id"]: TimelineEvent(r["at"], r["kind"], r["message"], r["data"])
-                for r in conn.execute(query).mappings()
-            }
+            rows = list(conn.execute(query).mappings())
+            ack_ids = [r["ack_id"] for r in rows if r["ack_id"] is not None]
+            acks = {
+                r.id: (r.at, (r.data or {}).get("by"))
+                for r in conn.execute(sa.select(timeline.c.id, timeline.c.at, timeline.c.data).where(timeline.c.id.in_(ack_ids)))
+            } if ack_ids else {}  # fmt: skip
+        return [
+            BoardEntry(
+                id=r["id"],
+                model=r["model"],
+                status=IncidentStatus(r["status"]),
+                severity=r["severity"],
+                opened_at=r["opened_at"],
+                closed_at=r["closed_at"],
+                contained_at=_as_datetime(r["contained_at"]),
+                acknowledged_at=acks.get(r["ack_id"], (None, None))[0],
+                acknowledged_by=acks.get(r["ack_id"], (None, None))[1],
+                stage=r["stage"],
+            )
+            for r in rows
+        ]
 
     def put_evidence(self, incident_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Record (or replace) one piece of evidence; a re-run replaces, never duplicates."""
@@ -280,3 +330,10 @@ def _incident(row: Any) -> Incident:
         opened_at=row["opened_at"],
         closed_at=row["closed_at"],
     )
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """An aggregate over a DateTime column: SQLite hands back its text, PostgreSQL a datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))

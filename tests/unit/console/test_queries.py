@@ -61,8 +61,8 @@ def test_filters_narrow_the_board(world: Any) -> None:
 
 
 def test_the_board_reads_in_a_fixed_number_of_queries(world: Any) -> None:
-    """Whatever the number of incidents: the incidents, their milestones, their stages, the
-    models, and one routing read per model shown."""
+    """Whatever the number of incidents: one query for the incidents with their milestones and
+    stages, one for the acknowledgements, the models, and one routing read per model shown."""
     from firebreak.state_db import get_engine
 
     settings, _, state = world
@@ -78,7 +78,8 @@ def test_the_board_reads_in_a_fixed_number_of_queries(world: Any) -> None:
         found = board(state.incidents, state.routing, Filters(), known_models=[], now=NOW)
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
-    assert len(selects) == 4 + len({row.incident.model for row in found.rows})
+    # the board (and its acknowledgements, when there are any), the models, a route per model
+    assert len(selects) <= 3 + len({row.incident.model for row in found.rows})
 
 
 def test_incident_and_model_pages(world: Any) -> None:

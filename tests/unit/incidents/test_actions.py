@@ -15,7 +15,13 @@ from firebreak.incidents.store import IncidentStore
 def store(tmp_path: Path) -> IncidentStore:
     store = IncidentStore(f"sqlite:///{tmp_path / 'state.db'}")
     store.create_incident(
-        incident_id="pricing-1", model="pricing", description="", dedup_key="k", dag_run_id="r", dry_run=False, request={}
+        incident_id="pricing-1",
+        model="pricing",
+        description="",
+        dedup_key="k",
+        dag_run_id="r",
+        dry_run=False,
+        request={},
     )
     return store
 
