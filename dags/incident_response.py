@@ -81,9 +81,10 @@ def _run(task_id: str) -> Any:
         "model": Param(
             "pricing",
             type="string",
-            pattern="^[a-z][a-z0-9_-]{0,63}$",
+            # firebreak.model_names.PARAM_PATTERN (a DAG-integrity test checks): any name MLflow accepts.
+            pattern=r"^(?!.*\.\.)(?!\s)[^/\\:\x00-\x1f\x7f]{1,100}$",
             title="Model",
-            description="Registered model name; it must have a policy in include/policies/<model>.yaml.",
+            description="Registered model name as MLflow spells it; it must have a policy (firebreak onboard writes one).",
             section="Incident",
         ),
         "failure_type": Param(

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from firebreak.model_names import model_stem
+
 REQUIRED_COLUMNS = ("request_id", "ts", "model", "model_version", "route")
 
 
 class PredictionLog:
-    """Append-only Parquet log under ``root/model=<m>/date=<d>/hour=<h>/``."""
+    """Append-only Parquet log under ``root/model=<m>/date=<d>/hour=<h>/`` (``<m>``: the model's stem,
+    :func:`firebreak.model_names.model_stem`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -33,7 +36,7 @@ class PredictionLog:
         ts = pd.to_datetime(rows["ts"], utc=True)
         written = []
         for (model, day, hour), part in rows.groupby([rows["model"], ts.dt.strftime("%Y-%m-%d"), ts.dt.hour]):
-            folder = self.root / f"model={model}" / f"date={day}" / f"hour={hour:02d}"
+            folder = self.root / f"model={model_stem(str(model))}" / f"date={day}" / f"hour={hour:02d}"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"part-{uuid.uuid4().hex}.parquet"
             part.to_parquet(path, index=False)
@@ -42,7 +45,7 @@ class PredictionLog:
 
     def read(self, model: str, *, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
         """Rows of ``model`` logged in ``[since, until)`` (either bound optional), oldest first."""
-        base = self.root / f"model={model}"
+        base = self.root / f"model={model_stem(model)}"
         files = sorted(base.glob("date=*/hour=*/*.parquet"))
         if since is not None:
             cutoff = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -75,7 +78,7 @@ class LabelStore:
         self.root = root
 
     def append(self, model: str, labels: pd.DataFrame) -> Path:
-        folder = self.root / f"model={model}"
+        folder = self.root / f"model={model_stem(model)}"
         folder.mkdir(parents=True, exist_ok=True)
         # Time-ordered names: when a request is labelled twice, the later label wins on read.
         path = folder / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
@@ -83,7 +86,7 @@ class LabelStore:
         return path
 
     def read(self, model: str) -> pd.DataFrame:
-        files = sorted((self.root / f"model={model}").glob("*.parquet"))
+        files = sorted((self.root / f"model={model_stem(model)}").glob("*.parquet"))
         if not files:
             return pd.DataFrame(columns=["request_id"])
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).drop_duplicates(

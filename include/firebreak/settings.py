@@ -78,10 +78,14 @@ class Settings:
         return self.home / "evidence"
 
     def resolve(self, path: str | Path) -> Path:
-        """Resolve a policy path: absolute as is, ``include/...`` from the repo, else under home."""
+        """Resolve a policy path: absolute as is, ``include/...`` from the repo, ``policies/...``
+        under ``FIREBREAK_POLICIES_DIR`` (files ``firebreak onboard`` writes beside the policy for
+        review), else under home."""
         p = Path(path)
         if p.is_absolute():
             return p
         if p.parts and p.parts[0] == "include":
             return INCLUDE_DIR.parent / p
+        if p.parts and p.parts[0] == "policies":
+            return self.policies_dir.joinpath(*p.parts[1:])
         return self.home / p

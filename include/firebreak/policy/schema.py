@@ -11,12 +11,34 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from firebreak.errors import PolicyError, UnknownModelError
 from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
+from firebreak.model_names import ModelNameError, check_model_name, model_stem
 
+# Names Firebreak itself chooses (prompt names and aliases). Model names are MLflow's:
+# firebreak.model_names.check_model_name.
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+# The gate's metrics per task. Higher is better for accuracy, AUC and F1; lower for the rest.
+Task = Literal["classification", "regression"]
+Metric = Literal["mae", "rmse", "mape", "accuracy", "auc", "f1", "log_loss"]
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "regression": ("mae", "rmse", "mape"),
+    "classification": ("accuracy", "auc", "f1", "log_loss"),
+}
+HIGHER_IS_BETTER = frozenset({"accuracy", "auc", "f1"})
+# How people read each metric's name (the gate's checks, the golden evidence, the post-mortem).
+METRIC_LABELS = {
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "mape": "MAPE",
+    "accuracy": "accuracy",
+    "auc": "AUC",
+    "f1": "F1",
+    "log_loss": "log-loss",
+}
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 EntryPoint = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
@@ -34,6 +56,10 @@ class Features(_Strict):
     output: str = Field(description="The model's main output column.")
     confidence: str = "confidence"
     lineage: list[str] = Field(default=[], description="Lineage columns in the prediction log.")
+    task: Task | None = Field(
+        None,
+        description="classification or regression; when unset, the gate's metric says (MAE on 0/1 labels is the error rate).",
+    )
 
     @property
     def inputs(self) -> list[str]:
@@ -79,8 +105,19 @@ class Containment(_Strict):
 
 
 class Training(_Strict):
-    recipe: EntryPoint
-    dataset: str = Field(description="Training data, relative to FIREBREAK_HOME or under include/.")
+    """How ``retrain`` builds a candidate: the policy's recipe, or a refit of the champion.
+
+    Without a recipe, a champion logged with MLflow's scikit-learn flavor is refitted as a
+    clone (``sklearn.base.clone``) on ``dataset`` plus the labelled traffic
+    (:mod:`firebreak.remediation.refit`): recent rows weigh more for drift, group x label
+    are re-weighted for bias.
+    """
+
+    recipe: EntryPoint | None = Field(None, description="module:function returning a pyfunc model; none: refit.")
+    dataset: str = Field(description="Training data (inputs and label), relative to FIREBREAK_HOME or under include/.")
+    recency_half_life_hours: float = Field(
+        24.0, gt=0, le=24 * 365, description="Refit: a labelled row this many hours older than the newest weighs half."
+    )
 
 
 class RemediationPolicy(_Strict):
@@ -89,9 +126,16 @@ class RemediationPolicy(_Strict):
 
 
 class Gate(_Strict):
-    metric: Literal["mae"] = "mae"
-    golden_max_regression: Fraction = Field(description="Candidate golden MAE <= champion's x (1 + this).")
-    recent_min_improvement: Fraction = Field(description="Candidate recent MAE <= champion's x (1 - this).")
+    """The promotion gate: the candidate against the pre-incident champion, on the policy's metric.
+
+    For a lower-is-better metric (MAE, RMSE, MAPE, log-loss) the limits apply to the metric;
+    for a higher-is-better one (accuracy, AUC, F1) to its shortfall ``1 - metric`` (the
+    error rate for accuracy), so ``golden_max_regression: 0.05`` reads the same way for both.
+    """
+
+    metric: Metric = "mae"
+    golden_max_regression: Fraction = Field(description="Candidate golden loss <= champion's x (1 + this).")
+    recent_min_improvement: Fraction = Field(description="Candidate recent loss <= champion's x (1 - this).")
     max_sanity_violation_rate: Fraction = 0.0
     max_low_confidence_rate: Fraction = 1.0
     min_labelled_rows: int = Field(100, ge=1)
@@ -193,7 +237,7 @@ class Llm(_Strict):
 class Policy(_Strict):
     """One model's SOP parameters."""
 
-    model: str = Field(pattern=MODEL_NAME.pattern)
+    model: str = Field(description="The registered model's name in MLflow, as MLflow spells it.")
     description: str
     owner: str
     notify: list[str] = []
@@ -212,6 +256,39 @@ class Policy(_Strict):
     serving: Serving = Serving()
     llm: Llm | None = None
 
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        try:
+            return check_model_name(value)
+        except ModelNameError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> Policy:
+        stated = self.features.task
+        if stated is not None and self.gate.metric not in TASK_METRICS[stated]:
+            raise ValueError(
+                f"gate.metric {self.gate.metric!r} does not apply to a {stated} model "
+                f"(use one of {', '.join(TASK_METRICS[stated])})"
+            )
+        return self
+
+    @property
+    def task(self) -> str:
+        """The stated task, else the one the gate's metric belongs to."""
+        if self.features.task is not None:
+            return self.features.task
+        return next(task for task, metrics in TASK_METRICS.items() if self.gate.metric in metrics)
+
+
+def policy_path(model: str, policies_dir: Path) -> Path:
+    """Where ``model``'s policy lives: ``<policies_dir>/<stem>.yaml`` (:func:`firebreak.model_names.model_stem`)."""
+    try:
+        return policies_dir / f"{model_stem(model)}.yaml"
+    except ModelNameError as exc:
+        raise UnknownModelError(str(exc)) from exc
+
 
 def load_policy(model: str, policies_dir: Path) -> Policy:
     """Load and validate ``<policies_dir>/<model>.yaml``.
@@ -220,13 +297,14 @@ def load_policy(model: str, policies_dir: Path) -> Policy:
         UnknownModelError: no policy file for ``model``.
         PolicyError: the file is not valid YAML or breaks the schema; the message names the field.
     """
-    if not MODEL_NAME.fullmatch(model):
-        raise UnknownModelError(f"model name {model!r} is not a valid model name (lowercase letters, digits, '-', '_')")
-    path = policies_dir / f"{model}.yaml"
+    path = policy_path(model, policies_dir)
     if not path.is_file():
-        known = sorted(p.stem for p in policies_dir.glob("*.yaml")) if policies_dir.is_dir() else []
+        known = list_policies(policies_dir) if policies_dir.is_dir() else []
         raise UnknownModelError(f"no policy for model {model!r}: {path} does not exist (known models: {known})")
-    return parse_policy(path)
+    policy = parse_policy(path)
+    if policy.model != model:
+        raise PolicyError(f"policy {path}: field 'model' is {policy.model!r}, not {model!r}")
+    return policy
 
 
 def parse_policy(path: Path) -> Policy:
@@ -244,11 +322,26 @@ def parse_policy(path: Path) -> Policy:
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
         raise PolicyError(f"policy {path}: {problems}") from exc
-    if policy.model != path.stem:
-        raise PolicyError(f"policy {path}: field 'model' is {policy.model!r} but the file is named for {path.stem!r}")
+    if model_stem(policy.model) != path.stem:
+        raise PolicyError(
+            f"policy {path}: field 'model' is {policy.model!r} but the file is named for {path.stem!r} "
+            f"(that model's policy file is {model_stem(policy.model)}.yaml)"
+        )
     return policy
 
 
 def list_policies(policies_dir: Path) -> list[str]:
-    """Names of the models that have a policy file."""
-    return sorted(p.stem for p in policies_dir.glob("*.yaml"))
+    """Names of the models that have a policy file, as each file's ``model`` field spells them.
+
+    A file that cannot be read as YAML is listed under its stem, so asking for that model
+    names the problem (:func:`load_policy`) instead of hiding the file.
+    """
+    names = []
+    for path in sorted(policies_dir.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            raw = None
+        named = raw.get("model") if isinstance(raw, dict) else None
+        names.append(named if isinstance(named, str) else path.stem)
+    return sorted(names)
