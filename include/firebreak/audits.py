@@ -169,7 +169,7 @@ def shadow_evaluation(
     import numpy as np
     import pandas as pd
 
-    from firebreak.detection.performance import score_outputs
+    from firebreak.detection.performance import loss, score_outputs
     from firebreak.incidents.enums import Alias
     from firebreak.kinds import kind_for
     from firebreak.policy.schema import load_policy
@@ -196,11 +196,15 @@ def shadow_evaluation(
         )
     else:
         inputs = log[policy.features.inputs].reset_index(drop=True)
-        ours = pd.DataFrame(registry.load(champion).predict(inputs))
-        theirs = pd.DataFrame(registry.load(challenger).predict(inputs))
+        ours = registry.predictor(champion, policy)(inputs)
+        theirs = registry.predictor(challenger, policy)(inputs)
         out_col = policy.features.output
-        a, b = ours[out_col].to_numpy(dtype=float), theirs[out_col].to_numpy(dtype=float)
-        disagreement = float((np.abs(a - b) > shadow.output_tolerance * np.maximum(np.abs(a), 1e-9)).mean())
+        if pd.api.types.is_numeric_dtype(ours[out_col]) and pd.api.types.is_numeric_dtype(theirs[out_col]):
+            a, b = ours[out_col].to_numpy(dtype=float), theirs[out_col].to_numpy(dtype=float)
+            differs = np.abs(a - b) > shadow.output_tolerance * np.maximum(np.abs(a), 1e-9)
+        else:  # class labels: they agree or they do not
+            differs = ours[out_col].to_numpy() != theirs[out_col].to_numpy()
+        disagreement = float(differs.mean())
         labels = LabelStore(settings.labels_dir).read(model)
         figures: dict[str, Any] = {
             "rows": len(log),
@@ -219,10 +223,17 @@ def shadow_evaluation(
                 champ = score_outputs(ours[has_label].reset_index(drop=True), labelled, policy)
                 chall = score_outputs(theirs[has_label].reset_index(drop=True), labelled, policy)
                 figures.update({"labelled_rows": champ.rows, "champion_mae": champ.mae, "challenger_mae": chall.mae})
+                # Judged on the policy's gate metric, as a loss (MAE itself for the policies that predate it).
+                metric = policy.gate.metric
+                ours_loss, theirs_loss = loss(metric, champ.metric(metric)), loss(metric, chall.metric(metric))
+                if metric != "mae":
+                    figures.update(
+                        {f"champion_{metric}": champ.metric(metric), f"challenger_{metric}": chall.metric(metric)}
+                    )
                 if disagreement > shadow.max_disagreement_rate:
-                    if chall.mae > champ.mae * (1 + shadow.min_mae_gain):
+                    if theirs_loss > ours_loss * (1 + shadow.min_mae_gain):
                         verdict = "challenger_worse"
-                    elif champ.mae > chall.mae * (1 + shadow.min_mae_gain):
+                    elif ours_loss > theirs_loss * (1 + shadow.min_mae_gain):
                         verdict = "champion_worse"
         figures["verdict"] = verdict
         summary = f"challenger v{challenger.version} vs champion v{champion.version}: {disagreement:.0%} disagree" + (

@@ -2,6 +2,14 @@
 
 What the detection, investigation and verification stages measure a model by, on any
 labelled rows (the golden dataset, recent labelled traffic, one protected group's rows).
+
+The figures follow the policy's task (:attr:`firebreak.policy.schema.Policy.task`):
+a regression is measured by MAE, RMSE and MAPE; a classification by accuracy, F1, AUC and
+log-loss (AUC and log-loss need a probability: the outputs' :data:`SCORE` column, which
+:mod:`firebreak.registry.flavors` adds for a scikit-learn classifier, or a 0/1 output read
+as one). MAE and MAPE are also kept for a classifier with 0/1 labels (the error rate), so
+policies written before the task existed keep their figures. The gate reads the policy's
+metric with :meth:`Figures.metric` and :func:`loss`.
 """
 
 from __future__ import annotations
@@ -12,24 +20,54 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from firebreak.policy.schema import Policy
+from firebreak.policy.schema import HIGHER_IS_BETTER, Policy
+from firebreak.registry.flavors import SCORE
 
-__all__ = ["Figures", "Predictor", "evaluate", "sanity_violations", "score_outputs"]
+__all__ = ["SCORE", "Figures", "Predictor", "evaluate", "loss", "sanity_violations", "score_outputs"]
 
 Predictor = Callable[[pd.DataFrame], pd.DataFrame]
+NAN = float("nan")
+_EPS = 1e-15  # log-loss clips probabilities like scikit-learn does
 
 
 @dataclass(frozen=True)
 class Figures:
+    """A model's figures on labelled rows; the task's metrics beside the ones every model gets."""
+
     rows: int
     mae: float
     mape: float
     sanity_violation_rate: float
     low_confidence_rate: float
     mean_confidence: float
+    rmse: float | None = None
+    accuracy: float | None = None
+    f1: float | None = None
+    auc: float | None = None
+    log_loss: float | None = None
 
     def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+        """The figures that apply (a regression has no accuracy): what the golden baseline tags record."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def metric(self, name: str) -> float:
+        """The figure named by a policy's ``gate.metric``; NaN when it could not be computed."""
+        value = getattr(self, name, None)
+        return NAN if value is None else float(value)
+
+
+def loss(metric: str, value: float) -> float:
+    """The metric as a loss (lower is better): itself, or ``1 - value`` for accuracy, AUC and F1.
+
+    The gate and the golden tolerance apply their relative limits to this, so "5% worse"
+    means 5% more error whichever way the metric points.
+    """
+    return 1.0 - value if metric in HIGHER_IS_BETTER else value
+
+
+def from_loss(metric: str, value: float) -> float:
+    """Back from :func:`loss` to the metric's own scale (for limits people read)."""
+    return 1.0 - value if metric in HIGHER_IS_BETTER else value
 
 
 def sanity_violations(outputs: pd.DataFrame, inputs: pd.DataFrame, policy: Policy) -> np.ndarray:
@@ -42,21 +80,27 @@ def sanity_violations(outputs: pd.DataFrame, inputs: pd.DataFrame, policy: Polic
 
 
 def score_outputs(outputs: pd.DataFrame, labelled: pd.DataFrame, policy: Policy) -> Figures:
-    """Figures for outputs already computed on ``labelled`` (same row order)."""
+    """Figures for outputs already computed on ``labelled`` (same row order).
+
+    Outputs without the policy's confidence column (a regressor, a classifier without
+    ``predict_proba``) count no low-confidence answers and have no mean confidence.
+    """
     if labelled.empty:
-        return Figures(0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
-    label = labelled[policy.features.label].to_numpy(dtype=float)
-    predicted = outputs[policy.features.output].to_numpy(dtype=float)
-    confidence = outputs[policy.features.confidence].to_numpy(dtype=float)
-    error = np.abs(predicted - label)
-    return Figures(
-        rows=len(labelled),
-        mae=round(float(error.mean()), 4),
-        mape=round(float((error / np.where(label == 0, 1.0, np.abs(label))).mean()), 4),  # 0/1 labels: the error rate
-        sanity_violation_rate=round(float(sanity_violations(outputs, labelled, policy).mean()), 4),
-        low_confidence_rate=round(float((confidence < policy.detection.confidence_floor).mean()), 4),
-        mean_confidence=round(float(confidence.mean()), 4),
-    )
+        return Figures(0, NAN, NAN, NAN, NAN, NAN)
+    label = labelled[policy.features.label]
+    predicted = outputs[policy.features.output]
+    if policy.features.confidence in outputs.columns:
+        confidence = outputs[policy.features.confidence].to_numpy(dtype=float)
+        low, mean = round(float((confidence < policy.detection.confidence_floor).mean()), 4), _r(confidence.mean())
+    else:
+        low, mean = 0.0, NAN
+    mae, mape, rmse = _errors(predicted, label)
+    violations = round(float(sanity_violations(outputs, labelled, policy).mean()), 4)
+    if policy.task == "classification":
+        return Figures(
+            len(labelled), mae, mape, violations, low, mean, **_classification(predicted, label, outputs.get(SCORE))
+        )
+    return Figures(len(labelled), mae, mape, violations, low, mean, rmse=rmse)
 
 
 def evaluate(predict: Predictor, labelled: pd.DataFrame, policy: Policy) -> Figures:
@@ -65,3 +109,79 @@ def evaluate(predict: Predictor, labelled: pd.DataFrame, policy: Policy) -> Figu
         return score_outputs(labelled, labelled, policy)
     outputs = predict(labelled[policy.features.inputs].reset_index(drop=True))
     return score_outputs(outputs.reset_index(drop=True), labelled.reset_index(drop=True), policy)
+
+
+# -- the figures themselves -------------------------------------------------------------------------
+
+
+def _r(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _numbers(values: pd.Series) -> np.ndarray | None:
+    """``values`` as floats, or None when they are not all numbers (string class labels)."""
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(dtype=float)
+    numbers = pd.to_numeric(values, errors="coerce")
+    if bool((numbers.isna() & values.notna()).any()):
+        return None
+    return numbers.to_numpy(dtype=float)
+
+
+def _errors(predicted: pd.Series, label: pd.Series) -> tuple[float, float, float]:
+    """MAE, MAPE and RMSE; NaN when the outputs or labels are not numbers (string classes)."""
+    y, p = _numbers(label), _numbers(predicted)
+    if y is None or p is None:
+        return NAN, NAN, NAN
+    error = np.abs(p - y)
+    return (
+        _r(error.mean()),
+        _r((error / np.where(y == 0, 1.0, np.abs(y))).mean()),  # 0/1 labels: the error rate
+        _r(np.sqrt((error**2).mean())),
+    )
+
+
+def _classification(predicted: pd.Series, label: pd.Series, score: pd.Series | None) -> dict[str, float]:
+    """Accuracy, F1 (binary: the positive class; else macro), AUC and log-loss (binary, with a score)."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    y = label.to_numpy()
+    p = predicted.to_numpy()
+    if y.dtype != p.dtype and _numbers(label) is not None and _numbers(predicted) is not None:
+        y, p = label.to_numpy(dtype=float), predicted.to_numpy(dtype=float)  # 1 vs 1.0
+    classes = _sorted_classes(np.concatenate([y, p]))
+    figures = {"accuracy": _r((y == p).mean())}
+    if len(classes) <= 2:
+        positive = classes[-1]
+        figures["f1"] = _r(f1_score(y == positive, p == positive, zero_division=0.0))
+        probability = _positive_probability(score, p, positive)
+        truth = (y == positive).astype(int)
+        if len(np.unique(truth)) == 2:
+            figures["auc"] = _r(roc_auc_score(truth, probability))
+            clipped = np.clip(probability, _EPS, 1 - _EPS)
+            figures["log_loss"] = _r(-np.mean(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)))
+        else:
+            figures["auc"] = figures["log_loss"] = NAN  # one class only in the labels: not computable
+    else:
+        # Several classes: macro F1; AUC and log-loss would need every class's probability.
+        figures["f1"] = _r(f1_score(y.astype(str), p.astype(str), average="macro", zero_division=0.0))
+        figures["auc"] = figures["log_loss"] = NAN
+    return figures
+
+
+def _sorted_classes(values: np.ndarray) -> list[object]:
+    """Distinct values sorted as scikit-learn sorts ``classes_`` (numbers numerically, text as text)."""
+    distinct = pd.unique(pd.Series(values).dropna())
+    try:
+        return sorted(distinct.tolist())
+    except TypeError:
+        return sorted(distinct.tolist(), key=str)
+
+
+def _positive_probability(score: pd.Series | None, predicted: np.ndarray, positive: object) -> np.ndarray:
+    """The positive class's probability: the outputs' score, else the decision read as 0/1."""
+    if score is not None:
+        values = pd.to_numeric(score, errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(values).all():
+            return values
+    return np.asarray(predicted == positive, dtype=float)

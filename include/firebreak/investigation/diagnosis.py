@@ -13,7 +13,7 @@ from typing import Any
 
 from firebreak.incidents.enums import FailureClass, Remediation, Severity
 from firebreak.investigation.evidence import CONFIRM_P_VALUE
-from firebreak.policy.schema import Policy
+from firebreak.policy.schema import METRIC_LABELS, Policy
 
 __all__ = ["Diagnosis", "Finding", "Verdict", "classify", "diagnose"]
 
@@ -202,14 +202,16 @@ def _source(group: dict[str, Any]) -> str:
 def _golden_findings(golden: dict[str, Any]) -> list[Finding]:
     found = []
     figures = golden.get("figures") or {}
+    metric = str(golden.get("metric", "mae"))  # the policy's gate metric; evidence from before it existed is MAE
+    label = METRIC_LABELS.get(metric, metric)
     if golden.get("regressed"):
         found.append(
             Finding(
                 "golden",
                 FailureClass.BAD_RELEASE,
                 None,
-                f"champion v{golden.get('version')} golden MAE {figures.get('mae')} vs its baseline "
-                f"{(golden.get('baseline') or {}).get('mae')} (limit {golden.get('limit_mae')})",
+                f"champion v{golden.get('version')} golden {label} {figures.get(metric)} vs its baseline "
+                f"{(golden.get('baseline') or {}).get(metric)} (limit {golden.get('limit', golden.get('limit_mae'))})",
                 0.95,
             )
         )
@@ -220,8 +222,8 @@ def _golden_findings(golden: dict[str, Any]) -> list[Finding]:
                 "golden",
                 FailureClass.BAD_RELEASE,
                 None,
-                f"champion v{golden.get('version')} golden MAE {figures.get('mae')} vs last-known-good "
-                f"v{lkg.get('version')} {(lkg.get('figures') or {}).get('mae')} (limit {lkg.get('limit_mae')})",
+                f"champion v{golden.get('version')} golden {label} {figures.get(metric)} vs last-known-good "
+                f"v{lkg.get('version')} {(lkg.get('figures') or {}).get(metric)} (limit {lkg.get('limit', lkg.get('limit_mae'))})",
                 0.95,
             )
         )

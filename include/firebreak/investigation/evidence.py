@@ -73,10 +73,14 @@ def comparable(frame: pd.DataFrame, column: str) -> bool:
 def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") -> dict[str, Any]:
     """A Great Expectations 1.x suite (as JSON) describing ``reference``.
 
-    Per column: it must exist; its type (integer, float, or any for text); its null rate
-    (none if the reference has none); numeric values within the reference range widened by
-    :data:`RANGE_MARGIN` of the span (never below 0 when the reference is non-negative);
-    text and boolean values within the reference's set.
+    Per column: it must exist; its type (integer; float, which integers also satisfy; or any
+    for text); its null rate (none if the reference has none, else 1.5x its rate plus one
+    point); numeric values within the reference range widened by :data:`RANGE_MARGIN` of the
+    span (never below 0 when the reference is non-negative); text and boolean values within
+    the reference's set. A pandas ``category`` column allows its declared categories, seen or
+    not (the dtype is the team's own statement of what may come). Rare values (under
+    :data:`RARE_SHARE` of the rows) stay allowed — the model was trained on them — and are
+    listed in the expectation's ``meta`` so a reviewer can decide.
 
     Raises:
         FirebreakError: If ``reference`` has no rows or no columns.
@@ -85,8 +89,8 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
         raise FirebreakError("cannot derive a contract from an empty reference table")
     expectations: list[dict[str, Any]] = []
 
-    def add(kind: str, **kwargs: Any) -> None:
-        expectations.append({"type": kind, "kwargs": kwargs, "meta": {}})
+    def add(kind: str, meta: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        expectations.append({"type": kind, "kwargs": kwargs, "meta": meta or {}})
 
     for column in reference.columns:
         series = reference[column]
@@ -102,17 +106,27 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
                 mostly=round(max(0.0, 1 - (1.5 * null_rate + _NULL_SLACK)), 4),
             )
         values = series.dropna()
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            declared = [_plain(v) for v in series.cat.categories]
+            add("expect_column_values_to_be_in_set", _rare_meta(values), column=name_, value_set=declared)
+            continue
         if values.empty or not comparable(reference, name_):
             continue  # timestamps and identifiers: present and non-null is all a contract can say
         if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
             add(
                 "expect_column_values_to_be_in_set",
+                _rare_meta(values),
                 column=name_,
                 value_set=sorted({_plain(v) for v in values}, key=str),
             )
             continue
         is_int = pd.api.types.is_integer_dtype(series)
-        add("expect_column_values_to_be_in_type_list", column=name_, type_list=_INT_TYPES if is_int else _FLOAT_TYPES)
+        # A float column takes integers too (3 is a valid 3.0); an integer column refuses floats.
+        add(
+            "expect_column_values_to_be_in_type_list",
+            column=name_,
+            type_list=_INT_TYPES if is_int else [*_FLOAT_TYPES, *_INT_TYPES],
+        )
         low, high = float(values.min()), float(values.max())
         span = high - low if high > low else max(abs(high), 1.0)
         min_value = low - RANGE_MARGIN * span
@@ -123,6 +137,20 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
             min_value, max_value = math.floor(min_value), math.ceil(max_value)
         add("expect_column_values_to_be_between", column=name_, min_value=min_value, max_value=max_value)
     return {"name": name, "expectations": expectations, "meta": {"derived_from_rows": len(reference)}}
+
+
+# A value on fewer than this share of the reference's rows is rare: allowed, and named for review.
+RARE_SHARE = 0.01
+
+
+def _rare_meta(values: pd.Series) -> dict[str, Any]:
+    """The rare values of a column and their counts, for the reviewer of a derived contract."""
+    counts = values.astype(object).value_counts()
+    rare = counts[counts < RARE_SHARE * max(len(values), 1)]
+    if rare.empty:
+        return {}
+    shown = {str(k): int(v) for k, v in rare.head(20).items()}
+    return {"rare_values": shown, "note": f"seen on under {RARE_SHARE:.0%} of {len(values)} reference rows"}
 
 
 def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 from firebreak.containment.state import RoutingState
 from firebreak.incidents.enums import IncidentStatus
 from firebreak.incidents.store import Incident, TimelineEvent
-from firebreak.policy.schema import Policy
+from firebreak.policy.schema import METRIC_LABELS, Policy
 from firebreak.registry.ledger import LedgerEntry
 
 # Task-level bookkeeping lines are summarised in the timeline, not repeated one by one.
@@ -114,9 +114,11 @@ def _evidence_section(ev: dict[str, dict[str, Any]]) -> list[str]:
         out.append("")
     if golden := ev.get("golden"):
         f = golden.get("figures", {})
+        metric = str(golden.get("metric", "mae"))
+        limit = golden.get("limit", golden.get("limit_mae"))
         out.append(
-            f"**Golden dataset** ({golden.get('golden_rows')} rows): champion v{golden.get('version')} MAE {f.get('mae')} "
-            f"vs baseline {golden.get('baseline', {}).get('mae')} (limit {golden.get('limit_mae'):.4g}); "
+            f"**Golden dataset** ({golden.get('golden_rows')} rows): champion v{golden.get('version')} {METRIC_LABELS.get(metric, metric)} "
+            f"{f.get(metric)} vs baseline {golden.get('baseline', {}).get(metric)} (limit {limit:.4g}); "
             f"regressed: {golden.get('regressed')}."
         )
         out.append("")
