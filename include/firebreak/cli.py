@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 import warnings
@@ -19,17 +18,12 @@ from datetime import UTC, datetime
 
 from firebreak import scenarios
 from firebreak.detection import drift_cli
-from firebreak.embedded import airflow_env, executable
+from firebreak.embedded import airflow_env, migrate, run_incident
 from firebreak.errors import FirebreakError
 from firebreak.investigation import triage_cli
+from firebreak.onboarding import cli as onboarding_cli
 from firebreak.serving import cli as serving_cli
 from firebreak.settings import Settings
-
-
-def _airflow(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [executable("airflow"), *args], env=airflow_env(settings), text=True, capture_output=True, check=False
-    )
 
 
 def demo(scenario: str, settings: Settings) -> int:
@@ -49,7 +43,7 @@ def demo(scenario: str, settings: Settings) -> int:
         f"  set up: {facts['model']} v{facts['champion']} is champion; {facts['logged_predictions']} predictions "
         f"logged ({facts['labelled']} labelled)"
     )
-    migrated = _airflow(settings, "db", "migrate")
+    migrated = migrate(settings)
     if migrated.returncode != 0:
         print(migrated.stdout[-2000:], migrated.stderr[-4000:], file=sys.stderr)
         return 1
@@ -66,16 +60,9 @@ def demo(scenario: str, settings: Settings) -> int:
     print(f"  running incident_response for incident {incident_id} (airflow dags test) ...")
     run_started = time.perf_counter()
     log_path = settings.home / "demo-airflow.log"
-    with log_path.open("w") as log:
-        result = subprocess.run(
-            [executable("airflow"), "dags", "test", "incident_response", "--conf", json.dumps(conf)],
-            env=airflow_env(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
+    returncode = run_incident(conf, settings, log_path)
     run_seconds = time.perf_counter() - run_started
-    print(f"  DAG run finished in {run_seconds:.1f} s (exit {result.returncode}); Airflow output: {log_path}")
+    print(f"  DAG run finished in {run_seconds:.1f} s (exit {returncode}); Airflow output: {log_path}")
     print()
     print(summary(incident_id, settings))
     print(f"\ndemo wall time {time.perf_counter() - started:.1f} s")
@@ -139,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     drift_cli.add_parser(sub)
     serving_cli.add_parsers(sub)
     triage_cli.add_parser(sub)
+    onboarding_cli.add_parsers(sub)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -153,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             return serving_cli.breaker(args, settings)
         if args.command == "triage":
             return triage_cli.run(args)
+        if args.command in onboarding_cli.COMMANDS:
+            return onboarding_cli.run(args, settings, summary)
         if args.command == "setup":
             print(json.dumps(scenarios.setup(args.scenario, settings), indent=2))
         elif args.command == "incident":

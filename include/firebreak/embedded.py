@@ -8,10 +8,13 @@ team's own Airflow, configured there. This module never imports Airflow: it laun
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from firebreak.errors import FirebreakError
 from firebreak.settings import INCLUDE_DIR, Settings
@@ -50,3 +53,29 @@ def executable(name: str) -> str:
     if found is None:
         raise FirebreakError(f"the {name!r} command is not installed in this environment")
     return str(found)
+
+
+def migrate(settings: Settings) -> subprocess.CompletedProcess[str]:
+    """``airflow db migrate`` on the embedded metadata DB (a no-op when it is current)."""
+    return subprocess.run(
+        [executable("airflow"), "db", "migrate"], env=airflow_env(settings), text=True, capture_output=True, check=False
+    )
+
+
+def run_incident(conf: dict[str, Any], settings: Settings, log_path: Path) -> int:
+    """Run the real ``incident_response`` DAG once on the embedded Airflow (``airflow dags test``).
+
+    The conf goes as one argument list element, never through a shell. Airflow's output goes
+    to ``log_path``; returns the command's exit code (the incident's own outcome is in the
+    state DB).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        result = subprocess.run(
+            [executable("airflow"), "dags", "test", "incident_response", "--conf", json.dumps(conf)],
+            env=airflow_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    return result.returncode

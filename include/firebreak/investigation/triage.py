@@ -34,7 +34,7 @@ def compute_signals(window: pd.DataFrame, policy: Policy) -> dict[Signal, float]
     """Rates over the window: low confidence, sanity violations, contract violations."""
     if window.empty:
         return {s: 0.0 for s in Signal}
-    confidence = window[policy.features.confidence].astype(float)
+    confidence = _confidence(window, policy)
     contract = window.get("contract_violations", pd.Series("", index=window.index)).fillna("")
     guardrail = window.get("guardrail_rule", pd.Series("", index=window.index)).fillna("")
     return {
@@ -69,7 +69,7 @@ def triage(window: pd.DataFrame, policy: Policy, *, requested: Severity | None =
         severity = requested
     breach = pd.Series(False, index=window.index)
     if not window.empty:
-        breach = (window[policy.features.confidence].astype(float) < policy.detection.confidence_floor) | pd.Series(
+        breach = (_confidence(window, policy) < policy.detection.confidence_floor) | pd.Series(
             sanity_violations(window, window, policy), index=window.index
         )
     first = str(window.loc[breach, "ts"].min()) if breach.any() else None
@@ -82,6 +82,15 @@ def triage(window: pd.DataFrame, policy: Policy, *, requested: Severity | None =
         first_breach_at=first,
         first_hour_over=_first_hour_over(window, policy),
     )
+
+
+def _confidence(window: pd.DataFrame, policy: Policy) -> pd.Series:
+    """The logged confidence; a log without it (a team's own server that answers labels only) has no
+    low-confidence signal rather than a failed triage."""
+    column = policy.features.confidence
+    if column not in window.columns:
+        return pd.Series(float("nan"), index=window.index)
+    return window[column].astype(float)
 
 
 def _first_hour_over(window: pd.DataFrame, policy: Policy) -> dict[str, str]:

@@ -135,6 +135,11 @@ class Gate(_Strict):
 
     metric: Metric = "mae"
     golden_max_regression: Fraction = Field(description="Candidate golden loss <= champion's x (1 + this).")
+    golden_slack: Fraction = Field(
+        0.0,
+        description="... plus this much loss in the metric's units: the sampling noise of a small golden set "
+        "(a champion trained on its golden rows scores them near perfectly; a refit never saw them).",
+    )
     recent_min_improvement: Fraction = Field(description="Candidate recent loss <= champion's x (1 - this).")
     max_sanity_violation_rate: Fraction = 0.0
     max_low_confidence_rate: Fraction = 1.0

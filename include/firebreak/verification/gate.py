@@ -79,7 +79,7 @@ def evaluate_gate(
             f"golden {METRIC_LABELS[metric]} no worse than champion",
             metric,
             candidate_golden.metric(metric),
-            loss(metric, champion_golden.metric(metric)) * (1 + gate.golden_max_regression),
+            loss(metric, champion_golden.metric(metric)) * (1 + gate.golden_max_regression) + gate.golden_slack,
         ),
         _metric_check(
             f"recent {METRIC_LABELS[metric]} improves on champion",
