@@ -42,7 +42,7 @@ _RANGE = "expect_column_values_to_be_between"
 class Finding:
     """One piece of evidence, with the class it points to (None: context, points nowhere)."""
 
-    kind: str  # contract | lineage | scale | golden | fairness | drift
+    kind: str  # contract | range | spike | lineage | scale | golden | fairness | drift | multivariate | performance
     points_to: FailureClass | None
     column: str | None
     detail: str
@@ -78,6 +78,9 @@ def classify(
     fairness: dict[str, Any] | None = None,
     golden: dict[str, Any] | None = None,
     lineage: dict[str, Any] | None = None,
+    performance: dict[str, Any] | None = None,
+    estimated: dict[str, Any] | None = None,
+    segments: dict[str, Any] | None = None,
 ) -> Verdict:
     """Decide the failure class from the evidence, in the SOP's order of suspicion.
 
@@ -96,13 +99,27 @@ def classify(
     3. Bias: the fairness figures breached their limits (the policy's in an incident; in
        triage the four-fifths rule and 10 points more errors), with or without drift
        beside it; the further past a limit, the stronger the evidence.
-    4. Drift: inputs moved (a column's drift test past its threshold; p-value tests at 1e-3)
-       while the contract held.
+    4. Drift: inputs moved (a column's drift test past its threshold; p-value tests at 1e-3;
+       values past a derived contract's range that continue the distribution; the joint
+       distribution, by PCA reconstruction error) while the contract held; or, with labels,
+       the model's accuracy or error is significantly worse than on the reference with the
+       inputs unchanged (concept drift: ``performance``, from
+       :func:`~firebreak.detection.performance.performance_change`).
+
+    A **derived** contract (``contract["derived"]``, from ``firebreak triage``) is a guess
+    from a sample: its unknown-value, null and range failures count as skew only when the
+    statistical checks in ``drift["data_checks"]`` say so (``docs/triage.md``). A declared
+    contract is the team's statement of what is valid: its failures stand.
+
+    ``estimated`` (CBPE/DLE) and ``segments`` (where the failure concentrates) decide the
+    severity with the class, and the root cause names the segment.
     """
     contract, drift, fairness = contract or {}, drift or {}, fairness or {}
     golden, lineage = golden or {}, lineage or {}
+    checks = drift.get("data_checks") if contract.get("derived") else None
     findings: list[Finding] = []
-    findings += _contract_findings(contract)
+    findings += _contract_findings(contract, checks)
+    findings += _spike_findings(drift)
     findings += _lineage_findings(lineage)
     for change in drift.get("scale_changes", []) or []:
         findings.append(
@@ -118,6 +135,8 @@ def classify(
     findings += _fairness_findings(fairness)
     skew_columns = {f.column for f in findings if f.points_to == FailureClass.SKEW and f.column}
     findings += _drift_findings(drift, explained=skew_columns)
+    findings += _multivariate_findings(drift)
+    findings += _performance_findings(performance or {})
 
     for failure in (FailureClass.SKEW, FailureClass.BAD_RELEASE, FailureClass.BIAS, FailureClass.DRIFT):
         decisive = sorted((f for f in findings if f.points_to == failure), key=lambda f: -f.weight)
@@ -126,9 +145,9 @@ def classify(
             columns = list(dict.fromkeys(f.column for f in decisive if f.column))
             return Verdict(
                 failure_class=failure,
-                severity=_severity(failure, decisive, drift, contract),
+                severity=_severity(failure, decisive, drift, performance or estimated or {}, segments or {}),
                 confidence=round(0.5 + 0.5 * decisive[0].weight, 3),
-                root_cause=_root_cause(failure, decisive, findings),
+                root_cause=_root_cause(failure, decisive, findings) + _where(segments or {}),
                 columns=columns,
                 evidence=[*decisive, *others],
             )
@@ -143,33 +162,103 @@ def classify(
     )
 
 
-def _contract_findings(contract: dict[str, Any]) -> list[Finding]:
+def _contract_findings(contract: dict[str, Any], checks: dict[str, Any] | None = None) -> list[Finding]:
     found = []
     rows = contract.get("evaluated_rows")
+    judged = _judged(checks)
     for failure in contract.get("failures", []) or []:
         kind = str(failure.get("expectation", ""))
         column = failure.get("column")
         percent = failure.get("unexpected_percent")
         sample = failure.get("sample") or []
         shown = f"; e.g. {', '.join(map(str, sample[:3]))}" if sample else ""
+        check = judged.get((kind, column))
         if kind == _RANGE:
             share = 100.0 if percent is None else float(percent)
-            if share >= RANGE_SKEW_PERCENT:
-                detail = f"{column}: {share:.1f}% of values outside the contract range{shown}"
-                found.append(Finding("contract", FailureClass.SKEW, column, detail, min(1.0, 0.7 + share / 100)))
-            else:
+            if share < RANGE_SKEW_PERCENT:
                 detail = f"{column}: {share:.2f}% of values just outside the contract range (tail of a shift)"
                 found.append(Finding("contract", None, column, detail, 0.2))
+            elif check is not None and check["verdict"] == "drift":
+                detail = (
+                    f"{column}: {share:.1f}% of values past the reference's range (up to {check['farthest']:g}); "
+                    f"{check['because']}"
+                )
+                found.append(Finding("range", FailureClass.DRIFT, column, detail, min(0.9, 0.55 + share / 100)))
+            else:
+                why = f"; {check['because']}" if check is not None else ""
+                detail = f"{column}: {share:.1f}% of values outside the contract range{shown}{why}"
+                found.append(Finding("contract", FailureClass.SKEW, column, detail, min(1.0, 0.7 + share / 100)))
             continue
         what = _STRUCTURAL.get(kind, kind)
         if failure.get("sample") == ["<column missing>"]:
             what = "column missing"
         on = f" on {float(percent):.1f}% of rows" if percent is not None and what != "column missing" else ""
+        if check is not None and not check["skew"]:
+            # A derived contract's set or null rule broken no more than a sample of the reference allows.
+            found.append(Finding("contract", None, column, f"{column}: {what}{on}{shown}; {check['why']}", 0.2))
+            continue
         weight = 1.0 if what == "column missing" else 0.95
-        found.append(Finding("contract", FailureClass.SKEW, column, f"{column}: {what}{on}{shown}", weight))
+        why = f"; {check['why']}" if check is not None else ""
+        found.append(Finding("contract", FailureClass.SKEW, column, f"{column}: {what}{on}{shown}{why}", weight))
     if found and rows is not None:
         found = [Finding(f.kind, f.points_to, f.column, f.detail + f" ({rows} rows checked)", f.weight) for f in found]
     return found
+
+
+def _judged(checks: dict[str, Any] | None) -> dict[tuple[str, Any], dict[str, Any]]:
+    """The data checks that judge a derived contract's failures, keyed by (expectation, column)."""
+    if not checks:
+        return {}
+    judged: dict[tuple[str, Any], dict[str, Any]] = {}
+    for item in checks.get("unknown_values", []):
+        why = (
+            f"{item['rows']} rows ({item['share']:.3%}) against {item['expected_share']:.3%} a reference of this "
+            f"size leaves unseen (p={item['p_value']:.2g})"
+        )
+        judged[("expect_column_values_to_be_in_set", item["column"])] = {"skew": item["skew"], "why": why}
+    for item in checks.get("null_changes", []):
+        why = f"null rate {item['reference_rate']:.2%} -> {item['current_rate']:.2%} (p={item['p_value']:.2g})"
+        judged[("expect_column_values_to_not_be_null", item["column"])] = {"skew": item["skew"], "why": why}
+    for item in checks.get("beyond_range", []):
+        judged[(_RANGE, item["column"])] = item
+    return judged
+
+
+def _spike_findings(drift: dict[str, Any]) -> list[Finding]:
+    found = []
+    for spike in (drift.get("data_checks") or {}).get("spikes", []):
+        detail = (
+            f"{spike['column']}: the single value {spike['value']:g} on {spike['share']:.1%} of rows "
+            f"({spike['reference_share']:.2%} in the reference): a default or sentinel filled in upstream"
+        )
+        found.append(Finding("spike", FailureClass.SKEW, spike["column"], detail, 0.9))
+    return found
+
+
+def _multivariate_findings(drift: dict[str, Any]) -> list[Finding]:
+    found = drift.get("multivariate") or {}
+    if not found.get("drifted"):
+        return []
+    detail = (
+        f"joint distribution changed: PCA reconstruction error {found['reference_error']:g} -> "
+        f"{found['current_error']:g} (+{found['rise']:.0%}, z={found['z']:g}) over {found['columns']} columns"
+    )
+    return [Finding("multivariate", FailureClass.DRIFT, None, detail, min(0.9, 0.6 + found["rise"]))]
+
+
+def _performance_findings(performance: dict[str, Any]) -> list[Finding]:
+    if not performance.get("significant"):
+        return []
+    metric = performance["metric"]
+    detail = (
+        f"concept drift: {metric} on labelled rows {performance['reference']:g} -> {performance['current']:g} "
+        f"(p={performance['p_value']:.2g}, {performance['rows']} rows): the model is worse whatever the inputs did"
+    )
+    if metric == "accuracy":
+        weight = min(1.0, 0.7 + 2 * (performance["reference"] - performance["current"]))
+    else:
+        weight = min(1.0, 0.7 + (performance["current"] / max(performance["reference"], 1e-12) - 1))
+    return [Finding("performance", FailureClass.DRIFT, None, detail, weight)]
 
 
 def _lineage_findings(lineage: dict[str, Any]) -> list[Finding]:
@@ -313,17 +402,65 @@ def _drift_findings(drift: dict[str, Any], *, explained: set[str]) -> list[Findi
     return found
 
 
+# A drop of this much accuracy (realised, or estimated before labels), or this rise of the
+# error, is harm users notice: the SOP's "accuracy drop beyond policy" (SEV2).
+HARMFUL_ACCURACY_DROP = 0.05
+HARMFUL_ERROR_RISE = 0.2
+# A failure confined to a segment of less than this share of traffic is one level less
+# severe, unless it harms a protected group or breaks the pipeline.
+SEGMENT_SHARE = 0.2
+
+
 def _severity(
-    failure: FailureClass, decisive: list[Finding], drift: dict[str, Any], contract: dict[str, Any]
+    failure: FailureClass,
+    decisive: list[Finding],
+    drift: dict[str, Any],
+    impact: dict[str, Any],
+    segments: dict[str, Any],
 ) -> Severity:
-    """A triage severity from the evidence alone (incidents take theirs from the policy's matrix)."""
+    """A triage severity from the evidence alone (incidents take theirs from the policy's matrix).
+
+    Drift is ranked by its harm where it can be measured or estimated: the performance
+    drop (realised with labels, CBPE/DLE before them), then by how much of the traffic it
+    concerns (a segment under a fifth of it is one level lower).
+    """
     if failure == FailureClass.SKEW:
         return Severity.SEV2 if any(f.weight >= 0.95 for f in decisive) else Severity.SEV3
     if failure == FailureClass.BAD_RELEASE:
         return Severity.SEV2
     if failure == FailureClass.BIAS:
         return Severity.SEV2 if decisive[0].weight >= 0.8 else Severity.SEV3
-    return Severity.SEV2 if drift.get("dataset_drift") else Severity.SEV3
+    harm = _harm(impact)
+    if harm is None:
+        severity = Severity.SEV2 if drift.get("dataset_drift") else Severity.SEV3
+    else:
+        severity = Severity.SEV2 if harm else Severity.SEV3
+    top = (segments.get("segments") or [{}])[0]
+    if segments.get("scope") == "segment" and top.get("share", 1.0) < SEGMENT_SHARE and severity == Severity.SEV2:
+        return Severity.SEV3
+    return severity
+
+
+def _harm(impact: dict[str, Any]) -> bool | None:
+    """Whether the performance change (realised or estimated) is harmful; None when there is none."""
+    metric = impact.get("metric")
+    before = impact.get("reference")
+    after = impact.get("current", impact.get("estimate"))
+    if metric is None or before is None or after is None:
+        return None
+    if metric == "accuracy":
+        return bool(before - after >= HARMFUL_ACCURACY_DROP)
+    return bool(after >= (1 + HARMFUL_ERROR_RISE) * before)
+
+
+def _where(segments: dict[str, Any]) -> str:
+    if segments.get("scope") == "segment":
+        from firebreak.investigation.segments import describe
+
+        return f"; concentrated in {describe(segments)}"
+    if segments.get("scope") == "all users":
+        return "; across all users (no segment stands out)"
+    return ""
 
 
 def _root_cause(failure: FailureClass, decisive: list[Finding], findings: list[Finding]) -> str:
@@ -336,6 +473,10 @@ def _root_cause(failure: FailureClass, decisive: list[Finding], findings: list[F
         return f"the released model regressed on the golden dataset: {decisive[0].detail}"
     if failure == FailureClass.BIAS:
         return f"a protected group gets materially worse outcomes: {decisive[0].detail}"
+    if all(f.kind == "performance" for f in decisive):
+        return (
+            f"the relation between inputs and labels changed (concept drift): {decisive[0].detail.split(': ', 1)[1]}"
+        )
     return (
         f"input distribution moved (drift) in {columns} within the contract's ranges: "
         "the world changed, the pipeline did not"
