@@ -61,7 +61,9 @@ class Condition:
         if "values" in data:
             return cls(str(data["column"]), values=tuple(str(v) for v in data["values"]))
         low, high = data.get("low"), data.get("high")
-        return cls(str(data["column"]), low=None if low is None else float(low), high=None if high is None else float(high))
+        return cls(
+            str(data["column"]), low=None if low is None else float(low), high=None if high is None else float(high)
+        )
 
 
 @dataclass(frozen=True)

@@ -136,10 +136,13 @@ def _compile_one(kind: str, kwargs: dict[str, Any]) -> Callable[[pd.Series], Any
         names = [kwargs["type_"]] if "type_" in kwargs else list(kwargs.get("type_list") or [])
         lowered = {str(n).lower() for n in names}
         integer = bool(lowered) and all(n.startswith(("int", "uint")) for n in lowered)
-        try:
-            json_kind = _json_kind(names, kind)
-        except ContractError:  # a type list the compiled checks cannot express: GX runs the suite
-            return None
+        if lowered and all(n.startswith(("int", "uint", "float")) for n in lowered):
+            json_kind = "number"  # numpy/pandas dtype names (int8 ... Float64)
+        else:
+            try:
+                json_kind = _json_kind(names, kind)
+            except ContractError:  # a type list the compiled checks cannot express: GX runs the suite
+                return None
         return lambda s: _typed(s, json_kind, integer)
     return None
 

@@ -69,14 +69,15 @@ def _design(
         for block, frame in zip(blocks, frames, strict=True):
             block.append(_normal_scores(ref, frame[column].to_numpy(dtype=float, na_value=np.nan)))
     for column in categorical:
-        ref = reference[column].astype("string")
-        shares = ref.value_counts(normalize=True)
-        for level in shares[shares >= _MIN_LEVEL_SHARE].index[:_MAX_LEVELS]:
+        shares = reference[column].astype("string").value_counts(normalize=True)
+        levels = shares[shares >= _MIN_LEVEL_SHARE].index[:_MAX_LEVELS]
+        # One pass per table: each row's level as a code (-1: a level not kept, or missing).
+        codes = [pd.Categorical(frame[column].astype("string"), categories=levels).codes for frame in frames]
+        for index, level in enumerate(levels):
             p = float(shares[level])
             scale = np.sqrt(p * (1 - p)) or 1.0
-            for block, frame in zip(blocks, frames, strict=True):
-                hit = (frame[column].astype("string") == level).fillna(False).to_numpy(dtype=float)
-                block.append((hit - p) / scale)
+            for block, code in zip(blocks, codes, strict=True):
+                block.append(((code == index).astype(float) - p) / scale)
     return [np.column_stack(b) if b else np.zeros((len(f), 0)) for b, f in zip(blocks, frames, strict=True)]
 
 
@@ -105,15 +106,24 @@ def reconstruction_drift(
     if fit.shape[1] < 2:
         return None
     mean = fit.mean(axis=0)
-    _, singular, vt = np.linalg.svd(fit - mean, full_matrices=False)
-    explained = np.cumsum(singular**2) / max(float(np.sum(singular**2)), 1e-12)
+    centred_fit = fit - mean
+    # Eigenvectors of the small covariance matrix, not an SVD of the tall data matrix: the
+    # same components, and LAPACK's SVD on a 15,000 x 15 matrix took 0.6 s here against 5 ms.
+    covariance = np.einsum("ij,ik->jk", centred_fit, centred_fit) / max(len(fit) - 1, 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = np.clip(eigenvalues[order], 0, None), eigenvectors[:, order]
+    explained = np.cumsum(eigenvalues) / max(float(eigenvalues.sum()), 1e-12)
     keep = int(np.searchsorted(explained, VARIANCE_KEPT) + 1)
-    components = vt[:keep]
+    components = eigenvectors[:, :keep].T
 
     def errors(x: np.ndarray) -> np.ndarray:
+        # |x - rebuilt|^2 = |x|^2 - |projection|^2 (orthonormal components). einsum runs in one
+        # thread: BLAS spreading these small products over busy cores cost more than the sums.
         centred = x - mean
-        rebuilt = centred @ components.T @ components
-        return np.sqrt(np.sum((centred - rebuilt) ** 2, axis=1))
+        projected = np.einsum("ij,kj->ik", centred, components)
+        squared = np.einsum("ij,ij->i", centred, centred) - np.einsum("ij,ij->i", projected, projected)
+        return np.sqrt(np.clip(squared, 0, None))
 
     base_err, cur_err = errors(base), errors(cur)
     before, after = float(base_err.mean()), float(cur_err.mean())

@@ -269,9 +269,7 @@ def data_checks(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every rule above over the columns both tables share: the evidence behind skew verdicts."""
     unknown = [u for c in categorical if (u := unknown_values(reference[c], current[c])) is not None]
-    ranges = [
-        r for c in numeric if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled)) is not None
-    ]
+    ranges = [r for c in numeric if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled)) is not None]
     found_spikes = [s for c in numeric if c not in rescaled and (s := spikes(reference[c], current[c])) is not None]
     columns = [c for c in reference.columns if c in current.columns]
     return {

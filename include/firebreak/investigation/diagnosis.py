@@ -474,9 +474,7 @@ def _root_cause(failure: FailureClass, decisive: list[Finding], findings: list[F
     if failure == FailureClass.BIAS:
         return f"a protected group gets materially worse outcomes: {decisive[0].detail}"
     if all(f.kind == "performance" for f in decisive):
-        return (
-            f"the relation between inputs and labels changed (concept drift): {decisive[0].detail.split(': ', 1)[1]}"
-        )
+        return f"the relation between inputs and labels changed (concept drift): {decisive[0].detail.split(': ', 1)[1]}"
     return (
         f"input distribution moved (drift) in {columns} within the contract's ranges: "
         "the world changed, the pipeline did not"

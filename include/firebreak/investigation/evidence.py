@@ -321,7 +321,13 @@ def gather_evidence(
                 estimate["error"] = round(estimate["estimate"] - estimate["realised"], 4)
             evidence["estimated_performance"] = estimate
     evidence["segments"] = _segments(
-        reference, current, shared, compiled, contract_result.passed, label=label if labelled else None, prediction=prediction
+        reference,
+        current,
+        shared,
+        compiled,
+        contract_result.passed,
+        label=label if labelled else None,
+        prediction=prediction,
     )
     return evidence
 
