@@ -51,9 +51,10 @@ MIN_NULL_RISE = 0.002
 MIN_NULL_RATIO = 1.5
 # Allowed range = reference [min, max] widened by this share of its span on each side.
 RANGE_MARGIN = 0.25
-# A sentinel: one value holding at least half the rows past the range, at least this many.
+# A sentinel: one value holding nearly all the rows past the range, at least this many. (A
+# discrete column moving into a new region also has point masses past the range, several.)
 _SENTINEL_MIN_ROWS = 5
-_SENTINEL_SHARE = 0.5
+_SENTINEL_SHARE = 0.9
 # A unit change on part of the rows: the values past the range, divided by one of these
 # factors, fall inside the reference's range (this share of them) and match its distribution.
 _UNIT_FACTORS = (10.0, 100.0, 1000.0, 0.1, 0.01, 0.001)

@@ -15,7 +15,7 @@ from firebreak.incidents.enums import FailureClass, Remediation, Severity
 from firebreak.investigation.evidence import CONFIRM_P_VALUE
 from firebreak.policy.schema import Policy
 
-__all__ = ["Diagnosis", "Finding", "Verdict", "classify", "diagnose"]
+__all__ = ["Diagnosis", "Finding", "Verdict", "classify", "diagnose", "triage_tables"]
 
 # A range expectation failing on at least this share of rows (percent) is an upstream change;
 # below it, a few values just past the widened range are what a moving world looks like.
@@ -81,6 +81,7 @@ def classify(
     performance: dict[str, Any] | None = None,
     estimated: dict[str, Any] | None = None,
     segments: dict[str, Any] | None = None,
+    reference_fairness: dict[str, Any] | None = None,
 ) -> Verdict:
     """Decide the failure class from the evidence, in the SOP's order of suspicion.
 
@@ -132,7 +133,7 @@ def classify(
             )
         )
     findings += _golden_findings(golden)
-    findings += _fairness_findings(fairness)
+    findings += _fairness_findings(fairness, reference_fairness or {})
     skew_columns = {f.column for f in findings if f.points_to == FailureClass.SKEW and f.column}
     findings += _drift_findings(drift, explained=skew_columns)
     findings += _multivariate_findings(drift)
@@ -329,8 +330,23 @@ _FAIRNESS_LIMITS: dict[str, tuple[bool, float]] = {
 }
 
 
-def _fairness_findings(fairness: dict[str, Any]) -> list[Finding]:
-    """A breached fairness result (``FairnessResult.to_dict``): one finding per figure past its limit."""
+# Triage has the reference table's figures: bias is then a group whose outcomes got worse
+# than the others' since the reference (a difference in differences), by at least this
+# much (rates) and at this significance (z, one-sided p ~ 0.001). With labels the harm is
+# the error rate; without them, the selection rate. A disparity the reference already had
+# is standing: context, not a new failure.
+BIAS_CHANGE = 0.05
+BIAS_Z = 3.0
+
+
+def _fairness_findings(fairness: dict[str, Any], reference: dict[str, Any] | None = None) -> list[Finding]:
+    """A breached fairness result (``FairnessResult.to_dict``): one finding per figure past its limit.
+
+    With the reference table's result (``firebreak triage``) the breach must also be new:
+    :func:`_fairness_change`.
+    """
+    if reference and reference.get("groups"):
+        return _fairness_change(fairness, reference)
     if not fairness.get("breached"):
         return []
     attribute, worst = fairness.get("attribute"), fairness.get("worst")
@@ -369,15 +385,70 @@ def _fairness_findings(fairness: dict[str, Any]) -> list[Finding]:
     return found
 
 
+def _fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> list[Finding]:
+    """Groups served worse than the others *since the reference*: error rate up, or selection rate down.
+
+    For each group, its change minus the change of all other groups together (rows-weighted),
+    with a z-score from the four rates' binomial variances.
+    """
+    attribute = fairness.get("attribute")
+    now, before = fairness.get("groups") or {}, reference.get("groups") or {}
+    labelled = any("accuracy" in g for g in now.values()) and any("accuracy" in g for g in before.values())
+    if labelled:
+        checks = [("error rate", lambda g: 1 - g["accuracy"] if "accuracy" in g else None, 1)]
+    else:
+        checks = [("selection rate", lambda g: g.get("selection_rate"), -1)]
+    found = []
+    for what, rate, direction in checks:
+        best: tuple[float, float, str, dict[str, float]] | None = None
+        for group in now.keys() & before.keys():
+            parts = {}
+            for name, table in (("cur", now), ("ref", before)):
+                inside = table[group]
+                others = [v for k, v in table.items() if k != group and rate(v) is not None]
+                rows_out = sum(v["rows"] for v in others)
+                if rate(inside) is None or not rows_out:
+                    break
+                parts[name] = (
+                    rate(inside),
+                    inside["rows"],
+                    sum(rate(v) * v["rows"] for v in others) / rows_out,
+                    rows_out,
+                )
+            if len(parts) < 2:
+                continue
+            (g1, n1, o1, m1), (g0, n0, o0, m0) = parts["cur"], parts["ref"]
+            change = direction * ((g1 - g0) - (o1 - o0))
+            variance = sum(p * (1 - p) / max(n, 1) for p, n in ((g1, n1), (g0, n0), (o1, m1), (o0, m0)))
+            z = change / math.sqrt(max(variance, 1e-12))
+            if change >= BIAS_CHANGE and z >= BIAS_Z and (best is None or z > best[1]):
+                best = (change, z, group, {"now": g1, "before": g0, "others_now": o1, "others_before": o0})
+        if best is None:
+            continue
+        change, z, group, r = best
+        detail = (
+            f"{attribute}={group}: {what} {r['before']:.2f} -> {r['now']:.2f} while the other groups went "
+            f"{r['others_before']:.2f} -> {r['others_now']:.2f} ({change:+.2f} worse than the rest, z={z:.1f})"
+        )
+        found.append(Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, 0.7 + change)))
+    if not found and fairness.get("breached"):
+        summary = fairness.get("summary")
+        found.append(Finding("fairness", None, attribute, f"standing disparity, as in the reference: {summary}", 0.3))
+    return found
+
+
 def _drift_findings(drift: dict[str, Any], *, explained: set[str]) -> list[Finding]:
     found = []
-    for column in drift.get("columns", []) or []:
+    columns = drift.get("columns", []) or []
+    # Family-wise: 1e-3 over all the columns a small reference was tested on, not each.
+    strict = STRICT_P_VALUE / max(len(columns), 1)
+    for column in columns:
         if not column.get("drifted"):
             continue
         name, method = column.get("column"), str(column.get("method") or "")
         score, threshold = column.get("score"), column.get("threshold")
         p_value = "p_value" in method
-        if p_value and score is not None and score >= STRICT_P_VALUE:
+        if p_value and score is not None and score >= strict:
             continue  # Evidently's 0.05 alone: too weak to alarm on
         if name in explained:
             continue  # the upstream change moved it; not the world
@@ -555,3 +626,41 @@ def diagnose(
         verdict.columns,
         verdict.to_dict()["evidence"],
     )
+
+
+def triage_tables(
+    reference: Any,
+    current: Any,
+    *,
+    contract: dict[str, Any] | None = None,
+    label: str | None = None,
+    prediction: str | None = None,
+    confidence: str | None = None,
+    protected: str | None = None,
+) -> tuple[Verdict, dict[str, Any]]:
+    """``firebreak triage`` as a call: the evidence from two tables, and the verdict on it.
+
+    SOP stages: triage, investigate, diagnose. The one composition the command, the
+    benchmarks and the accuracy tests share.
+    """
+    from firebreak.investigation.evidence import gather_evidence
+
+    evidence = gather_evidence(
+        reference,
+        current,
+        contract=contract,
+        label=label,
+        prediction=prediction,
+        confidence=confidence,
+        protected=protected,
+    )
+    verdict = classify(
+        contract=evidence["contract"],
+        drift=evidence["drift"],
+        fairness=evidence.get("fairness"),
+        reference_fairness=evidence.get("reference_fairness"),
+        performance=evidence.get("performance"),
+        estimated=evidence.get("estimated_performance"),
+        segments=evidence.get("segments"),
+    )
+    return verdict, evidence

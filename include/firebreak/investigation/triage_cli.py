@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from firebreak.contracts.validation import load_suite
     from firebreak.detection.drift_cli import _read_table
-    from firebreak.investigation.diagnosis import classify
-    from firebreak.investigation.evidence import gather_evidence
+    from firebreak.investigation.diagnosis import triage_tables
 
     try:
         reference = _read_table(args.reference)
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(args.contract) if args.contract is not None else None
         if args.protected_column and not args.prediction_column:
             raise FirebreakError("--protected-column needs --prediction-column (fairness compares decisions)")
-        evidence = gather_evidence(
+        verdict, evidence = triage_tables(
             reference,
             current,
             contract=suite,
@@ -91,14 +90,6 @@ def run(args: argparse.Namespace) -> int:
     except FirebreakError as exc:
         print(f"firebreak triage: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    verdict = classify(
-        contract=evidence["contract"],
-        drift=evidence["drift"],
-        fairness=evidence.get("fairness"),
-        performance=evidence.get("performance"),
-        estimated=evidence.get("estimated_performance"),
-        segments=evidence.get("segments"),
-    )
     report = {
         **verdict.to_dict(),
         "reference": {"path": str(args.reference), "rows": len(reference)},
