@@ -18,7 +18,10 @@ A segment is reported when:
 * its **lift** (failure rate in the segment / overall current failure rate) is at least
   :data:`MIN_LIFT`, with at least :data:`MIN_ROWS` current rows: a failure spread evenly
   is "all users", not a segment;
-* a pair is kept only when its lift beats its single-column parent's by a quarter.
+* its failure rate is also above the current traffic's as a whole (binomial test against the
+  overall rate): a failure that rose everywhere is everyone's;
+* a pair is kept only when its lift beats each of its two single-column halves' by a quarter,
+  and its failures are significantly more than the worse half's rate predicts.
 
 Ranked by a conservative lift: the Wilson lower bound of the segment's rate over the
 overall rate, so a small segment needs a clear excess to outrank a large one.
@@ -118,8 +121,12 @@ def _tests(
 ) -> dict[str, np.ndarray]:
     """Per segment: p-value (current rate above the segment's reference rate), lift and its lower bound."""
     n_cur, bad_cur = totals
-    p = _binomial_sf(cur_bad, cur_bad + ref_bad, cur_n / np.maximum(cur_n + ref_n, 1))
     overall = max(bad_cur / max(n_cur, 1), 1e-12)
+    # Two questions, both must be answered yes: worse than this segment was in the reference,
+    # and worse than the current traffic as a whole (else the failure is everyone's).
+    changed = _binomial_sf(cur_bad, cur_bad + ref_bad, cur_n / np.maximum(cur_n + ref_n, 1))
+    concentrated = _binomial_sf(cur_bad, cur_n, np.full(len(cur_n), overall))
+    p = np.maximum(changed, concentrated)
     rate = cur_bad / np.maximum(cur_n, 1)
     return {"p": p, "lift": rate / overall, "lift_low": _wilson_low(cur_bad, cur_n) / overall, "rate": rate}
 
@@ -204,6 +211,8 @@ def localise(
 
     candidates: list[tuple[Segment, dict[str, float]]] = []
     singles: list[tuple[int, int, dict[str, float]]] = []
+    single_lift: dict[tuple[int, int], float] = {}
+    single_rate: dict[tuple[int, int], float] = {}
     for index, col in enumerate(coded):
         size = len(col.conditions)
         tests = measured(*counts(col.ref, col.cur, size))
@@ -211,6 +220,8 @@ def localise(
             row = {k: float(v[level]) for k, v in tests.items()}
             candidates.append((Segment((col.conditions[level],)), row))
             singles.append((index, level, row))
+            single_lift[(index, level)] = row["lift"]
+            single_rate[(index, level)] = row["rate"]
     # Pairs: the most promising single segments, each crossed with every level of every other column.
     promising = sorted(
         (s for s in singles if s[2]["p"] < 0.05 and s[2]["lift"] > 1 and s[2]["cur_n"] >= MIN_ROWS),
@@ -229,8 +240,14 @@ def localise(
             tests = measured(ref_n, ref_bad, cur_n, cur_bad)
             for other_level in range(size):
                 row = {k: float(v[other_level]) for k, v in tests.items()}
-                if row["lift"] < _PAIR_GAIN * parent["lift"]:
-                    row["p"] = 1.0  # not sharper than its parent: tested, never reported
+                if row["lift"] < _PAIR_GAIN * max(parent["lift"], single_lift.get((other_index, other_level), 0.0)):
+                    row["p"] = 1.0  # not sharper than both its halves: tested, never reported
+                elif not share_mode:
+                    # ... and sharper beyond noise: its failures against the worse half's rate.
+                    half = max(parent["rate"], single_rate.get((other_index, other_level), 0.0))
+                    bad = np.array([row["rate"] * row["cur_n"]])
+                    sharper = float(_binomial_sf(np.round(bad), np.array([row["cur_n"]]), np.array([half]))[0])
+                    row["p"] = max(row["p"], sharper)
                 candidates.append((Segment((first.conditions[level], other.conditions[other_level])), row))
     result["tested"] = len(candidates)
     if not candidates:
