@@ -99,7 +99,7 @@ def _text(series: pd.Series) -> pd.Series:
     return series.astype("string")
 
 
-def unknown_values(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
+def unknown_values(reference: pd.Series, current: pd.Series, declared: Sequence[str] = ()) -> dict[str, Any] | None:
     """Values of ``current`` the reference never showed (nor declared, for a categorical dtype).
 
     The rate a reference of ``n`` rows leaves unseen is estimated by Good-Turing (values seen
@@ -112,7 +112,7 @@ def unknown_values(reference: pd.Series, current: pd.Series) -> dict[str, Any] |
         ``expected_share``, ``p_value``, ``sample`` and ``skew`` (bool).
     """
     ref, cur = _text(reference.dropna()), _text(current.dropna())
-    known = set(ref.unique().tolist())
+    known = set(ref.unique().tolist()) | set(declared)
     if isinstance(reference.dtype, pd.CategoricalDtype):
         known |= {str(c) for c in reference.cat.categories}
     unknown = cur[~cur.isin(known)]
@@ -267,9 +267,17 @@ def data_checks(
     numeric: Sequence[str],
     categorical: Sequence[str],
     rescaled: Sequence[str] = (),
+    declared: dict[str, list[str]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every rule above over the columns both tables share: the evidence behind skew verdicts."""
-    unknown = [u for c in categorical if (u := unknown_values(reference[c], current[c])) is not None]
+    """Every rule above over the columns both tables share: the evidence behind skew verdicts.
+
+    ``declared``: categories declared for a column (a pandas categorical dtype) that the
+    frames no longer carry.
+    """
+    declared = declared or {}
+    unknown = [
+        u for c in categorical if (u := unknown_values(reference[c], current[c], declared.get(c, ()))) is not None
+    ]
     ranges = [r for c in numeric if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled)) is not None]
     found_spikes = [s for c in numeric if c not in rescaled and (s := spikes(reference[c], current[c])) is not None]
     columns = [c for c in reference.columns if c in current.columns]

@@ -119,7 +119,7 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
             add(
                 "expect_column_values_to_be_in_set",
                 column=name_,
-                value_set=sorted({_plain(v) for v in values}, key=str),
+                value_set=sorted({_plain(v) for v in values.unique()}, key=str),
             )
             continue
         is_int = pd.api.types.is_integer_dtype(series)
@@ -167,14 +167,22 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
 CONFIRM_P_VALUE = 1e-3
 
 
-def add_drift_checks(drift: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
+def add_drift_checks(
+    drift: dict[str, Any],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    declared: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """Add the checks diagnosis needs beside the drift verdicts, in place; returns ``drift``.
 
     * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row.
     * ``scale_changes``: :func:`scale_changes` over the numeric columns of the verdicts.
     * ``data_checks``: :func:`firebreak.investigation.data_checks.data_checks` — unknown
       values by rate and significance, null-rate rises, values past the range (continuation
-      or format change), spikes — the evidence skew verdicts on a derived contract rest on.
+      or format change), spikes — the evidence skew verdicts on a derived contract rest on;
+      ``declared``: a categorical column's declared categories, when the frames already
+      hold its values as text.
     * ``multivariate``: :func:`firebreak.detection.multivariate.reconstruction_drift` over
       the same columns, for a joint change no single column shows.
     """
@@ -200,7 +208,7 @@ def add_drift_checks(drift: dict[str, Any], reference: pd.DataFrame, current: pd
     drift["scale_changes"] = scale_changes(reference, current, numeric)
     rescaled = [c["column"] for c in drift["scale_changes"]]
     drift["data_checks"] = data_checks.data_checks(
-        reference, current, numeric=numeric, categorical=categorical, rescaled=rescaled
+        reference, current, numeric=numeric, categorical=categorical, rescaled=rescaled, declared=declared or {}
     )
     drift["multivariate"] = reconstruction_drift(reference, current, numeric=numeric, categorical=categorical)
     return drift
@@ -283,15 +291,21 @@ def gather_evidence(
         contract_result = _validate_with_gx(current_inputs, suite)
     shared, categorical, skipped = _comparable_inputs(reference, current, inputs)
     drift: dict[str, Any] = {"dataset_drift": False, "columns": []}
+    # Categories as text once, for every check after this (pandas' string conversion and its
+    # null test are the costliest steps on a wide categorical table).
+    ref_frame = reference.assign(**{c: reference[c].astype("string") for c in categorical})
+    cur_frame = current.assign(**{c: current[c].astype("string") for c in categorical})
     if shared:
-        as_text = {c: reference[c].astype("string") for c in categorical}
-        ref_frame = reference[shared].assign(**as_text)
-        cur_frame = current[shared].assign(**{c: current[c].astype("string") for c in categorical})
         drift = compute_drift(
-            ref_frame, cur_frame, columns=shared, categorical=categorical, drift_share=drift_share
+            ref_frame[shared], cur_frame[shared], columns=shared, categorical=categorical, drift_share=drift_share
         ).to_dict()
     drift["skipped"] = skipped
-    add_drift_checks(drift, reference, current)
+    declared = {
+        c: [str(v) for v in reference[c].cat.categories]
+        for c in categorical
+        if isinstance(reference[c].dtype, pd.CategoricalDtype)
+    }
+    add_drift_checks(drift, ref_frame, cur_frame, declared=declared)
     evidence: dict[str, Any] = {"contract": {**contract_result.to_dict(), "derived": derived}, "drift": drift}
     labelled = label is not None and prediction is not None and label in current.columns
     if protected and prediction:
@@ -321,8 +335,8 @@ def gather_evidence(
                 estimate["error"] = round(estimate["estimate"] - estimate["realised"], 4)
             evidence["estimated_performance"] = estimate
     evidence["segments"] = _segments(
-        reference,
-        current,
+        ref_frame,
+        cur_frame,
         shared,
         compiled,
         contract_result.passed,
