@@ -11,13 +11,25 @@ Only standard-library code here: the gateway calls :meth:`matches` on every row.
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Condition", "Segment"]
 
 MISSING = "<missing>"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MARKDOWN = re.compile(r"([\\`*_\[\]|#])")
+_SHOWN = 60  # characters of a value shown in a description
+
+
+def _inert(text: str) -> str:
+    """A data value made safe to show in Markdown and HTML: no control characters, escaped, bounded."""
+    text = _CONTROL.sub("", text)
+    text = text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+    return html.escape(_MARKDOWN.sub(r"\\\1", text), quote=False)
 
 
 @dataclass(frozen=True)
@@ -42,14 +54,15 @@ class Condition:
         return (self.low is None or value >= self.low) and (self.high is None or value < self.high)
 
     def describe(self) -> str:
+        column = _inert(self.column)
         if self.values is not None:
-            shown = ", ".join(self.values)
-            return f"{self.column}={shown}" if len(self.values) == 1 else f"{self.column} in {{{shown}}}"
+            shown = ", ".join(_inert(v) for v in self.values[:10]) + (", ..." if len(self.values) > 10 else "")
+            return f"{column}={shown}" if len(self.values) == 1 else f"{column} in {{{shown}}}"
         if self.low is None:
-            return f"{self.column} < {self.high:g}"
+            return f"{column} < {self.high:g}"
         if self.high is None:
-            return f"{self.column} >= {self.low:g}"
-        return f"{self.low:g} <= {self.column} < {self.high:g}"
+            return f"{column} >= {self.low:g}"
+        return f"{self.low:g} <= {column} < {self.high:g}"
 
     def to_dict(self) -> dict[str, Any]:
         if self.values is not None:

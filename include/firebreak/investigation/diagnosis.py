@@ -394,27 +394,26 @@ def _fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> lis
     attribute = fairness.get("attribute")
     now, before = fairness.get("groups") or {}, reference.get("groups") or {}
     labelled = any("accuracy" in g for g in now.values()) and any("accuracy" in g for g in before.values())
-    if labelled:
-        checks = [("error rate", lambda g: 1 - g["accuracy"] if "accuracy" in g else None, 1)]
-    else:
-        checks = [("selection rate", lambda g: g.get("selection_rate"), -1)]
+    key, what, direction = ("accuracy", "error rate", 1) if labelled else ("selection_rate", "selection rate", -1)
+
+    def rate(group: dict[str, Any]) -> float | None:
+        value = group.get(key)
+        if value is None:
+            return None
+        return 1.0 - float(value) if labelled else float(value)
+
     found = []
-    for what, rate, direction in checks:
+    for _ in (key,):  # one figure: the error rate with labels, else the selection rate
         best: tuple[float, float, str, dict[str, float]] | None = None
         for group in now.keys() & before.keys():
-            parts = {}
+            parts: dict[str, tuple[float, float, float, float]] = {}
             for name, table in (("cur", now), ("ref", before)):
-                inside = table[group]
-                others = [v for k, v in table.items() if k != group and rate(v) is not None]
-                rows_out = sum(v["rows"] for v in others)
-                if rate(inside) is None or not rows_out:
+                inside, own = table[group], rate(table[group])
+                others = [(r, float(v["rows"])) for k, v in table.items() if k != group and (r := rate(v)) is not None]
+                rows_out = sum(n for _, n in others)
+                if own is None or not rows_out:
                     break
-                parts[name] = (
-                    rate(inside),
-                    inside["rows"],
-                    sum(rate(v) * v["rows"] for v in others) / rows_out,
-                    rows_out,
-                )
+                parts[name] = (own, float(inside["rows"]), sum(r * n for r, n in others) / rows_out, rows_out)
             if len(parts) < 2:
                 continue
             (g1, n1, o1, m1), (g0, n0, o0, m0) = parts["cur"], parts["ref"]
@@ -425,10 +424,11 @@ def _fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> lis
                 best = (change, z, group, {"now": g1, "before": g0, "others_now": o1, "others_before": o0})
         if best is None:
             continue
-        change, z, group, r = best
+        change, z, group, figures = best
         detail = (
-            f"{attribute}={group}: {what} {r['before']:.2f} -> {r['now']:.2f} while the other groups went "
-            f"{r['others_before']:.2f} -> {r['others_now']:.2f} ({change:+.2f} worse than the rest, z={z:.1f})"
+            f"{attribute}={group}: {what} {figures['before']:.2f} -> {figures['now']:.2f} while the other groups went "
+            f"{figures['others_before']:.2f} -> {figures['others_now']:.2f} ({change:+.2f} worse than the rest, "
+            f"z={z:.1f})"
         )
         found.append(Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, 0.7 + change)))
     if not found and fairness.get("breached"):

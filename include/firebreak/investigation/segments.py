@@ -117,7 +117,12 @@ def _wilson_low(hits: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def _tests(
-    ref_n: np.ndarray, ref_bad: np.ndarray, cur_n: np.ndarray, cur_bad: np.ndarray, totals: tuple[float, float]
+    ref_n: np.ndarray,
+    ref_bad: np.ndarray,
+    cur_n: np.ndarray,
+    cur_bad: np.ndarray,
+    totals: tuple[float, float],
+    baseline: bool = True,
 ) -> dict[str, np.ndarray]:
     """Per segment: p-value (current rate above the segment's reference rate), lift and its lower bound."""
     n_cur, bad_cur = totals
@@ -125,6 +130,8 @@ def _tests(
     # Two questions, both must be answered yes: worse than this segment was in the reference,
     # and worse than the current traffic as a whole (else the failure is everyone's).
     changed = _binomial_sf(cur_bad, cur_bad + ref_bad, cur_n / np.maximum(cur_n + ref_n, 1))
+    if not baseline:
+        changed = np.zeros_like(changed)  # no baseline (an incident's window): concentration alone
     concentrated = _binomial_sf(cur_bad, cur_n, np.full(len(cur_n), overall))
     p = np.maximum(changed, concentrated)
     rate = cur_bad / np.maximum(cur_n, 1)
@@ -132,7 +139,7 @@ def _tests(
 
 
 def localise(
-    reference: pd.DataFrame,
+    reference: pd.DataFrame | None,
     current: pd.DataFrame,
     *,
     columns: Sequence[str],
@@ -144,7 +151,9 @@ def localise(
     """Where the failure concentrates (see the module docstring).
 
     Args:
-        reference: Reference rows.
+        reference: Reference rows; None when there is no baseline (an incident's window,
+            where the failure is established): the segment is then judged against the
+            current overall rate only.
         current: Current rows.
         columns: Input columns to segment by (present in both tables).
         reference_flags: Per reference row, whether it failed; None (with
@@ -159,6 +168,10 @@ def localise(
         ``segment`` (its :meth:`Segment.to_dict`), ``description``, ``rows``, ``share``,
         ``rate``, ``reference_rate``, ``lift``, ``p_value``.
     """
+    baseline = reference is not None
+    if reference is None:
+        # No baseline: the window against itself, so the "changed" test always passes.
+        reference, reference_flags = current.iloc[:0], np.zeros(0, dtype=bool)
     share_mode = current_flags is None
     cur_flags = np.ones(len(current), dtype=bool) if share_mode else np.asarray(current_flags, dtype=bool)
     ref_flags = np.ones(len(reference), dtype=bool) if share_mode else np.asarray(reference_flags, dtype=bool)
@@ -168,7 +181,7 @@ def localise(
     if share_mode:
         # Rows are the signal: a segment's "rate" is its share of the table, tested against its reference share.
         result["overall_rate"] = 1.0
-    if not n_ref or not n_cur or (not share_mode and not cur_flags.any()):
+    if (baseline and not n_ref) or not n_cur or (not share_mode and not cur_flags.any()):
         result["scope"] = "none"
         return result
     coded = []
@@ -204,7 +217,7 @@ def localise(
             tests["lift_low"] = _wilson_low(cur_n, np.full(len(cur_n), float(n_cur))) / np.maximum(ref_share, 1e-12)
             tests["reference_rate"] = ref_share
         else:
-            tests = _tests(ref_n, ref_bad, cur_n, cur_bad, (n_cur, float(cur_flags.sum())))
+            tests = _tests(ref_n, ref_bad, cur_n, cur_bad, (n_cur, float(cur_flags.sum())), baseline)
             tests["reference_rate"] = ref_bad / np.maximum(ref_n, 1)
         tests["cur_n"] = cur_n
         return tests
