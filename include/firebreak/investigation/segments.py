@@ -59,12 +59,13 @@ class _Coded:
     conditions: list[Condition]
 
 
-def _code_numeric(column: str, ref: pd.Series, cur: pd.Series) -> _Coded:
+def _code_numeric(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series) -> _Coded:
     ref_values = ref.to_numpy(dtype=float, na_value=np.nan)
     cur_values = cur.to_numpy(dtype=float, na_value=np.nan)
-    finite = ref_values[np.isfinite(ref_values)]
+    basis_values = basis.to_numpy(dtype=float, na_value=np.nan)
+    finite = basis_values[np.isfinite(basis_values)]
     distinct = np.unique(finite)
-    if pd.api.types.is_integer_dtype(ref) and len(distinct) <= _FEW_VALUES:
+    if pd.api.types.is_integer_dtype(basis) and 0 < len(distinct) <= _FEW_VALUES:
         levels = [str(int(v)) for v in distinct]
         conditions = [Condition(column, values=(lv,)) for lv in levels]
 
@@ -87,10 +88,10 @@ def _code_numeric(column: str, ref: pd.Series, cur: pd.Series) -> _Coded:
     return _Coded(column, ref_codes, cur_codes, conditions)
 
 
-def _code_categorical(column: str, ref: pd.Series, cur: pd.Series) -> _Coded:
+def _code_categorical(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series) -> _Coded:
     ref_text = ref.astype("string").fillna(MISSING)
     cur_text = cur.astype("string").fillna(MISSING)
-    levels = ref_text.value_counts().index[:_MAX_LEVELS].tolist()
+    levels = basis.astype("string").fillna(MISSING).value_counts().index[:_MAX_LEVELS].tolist()
     lookup = {v: i for i, v in enumerate(levels)}
     other = len(levels)
     conditions = [Condition(column, values=(str(v),)) for v in levels]
@@ -169,8 +170,9 @@ def localise(
         ``rate``, ``reference_rate``, ``lift``, ``p_value``.
     """
     baseline = reference is not None
+    basis = reference if reference is not None else current  # where the bins and levels come from
     if reference is None:
-        # No baseline: the window against itself, so the "changed" test always passes.
+        # No baseline: only the concentration test decides (see _tests).
         reference, reference_flags = current.iloc[:0], np.zeros(0, dtype=bool)
     share_mode = current_flags is None
     cur_flags = np.ones(len(current), dtype=bool) if share_mode else np.asarray(current_flags, dtype=bool)
@@ -190,7 +192,7 @@ def localise(
         numeric = pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)
         if numeric and not (pd.api.types.is_numeric_dtype(cur) and not pd.api.types.is_bool_dtype(cur)):
             continue
-        coded.append((_code_numeric if numeric else _code_categorical)(str(column), ref, cur))
+        coded.append((_code_numeric if numeric else _code_categorical)(str(column), ref, cur, basis[column]))
 
     def counts(
         codes_ref: np.ndarray,

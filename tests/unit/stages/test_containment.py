@@ -74,3 +74,15 @@ def test_a_segment_scoped_policy_contains_only_the_segment_triage_found(
     assert (evidence["scope"], evidence["segment"]["description"]) == ("segment", "category=electronics")
     stages.restore_traffic(incident_id)
     assert state.routing.contained_segment("pricing") is None
+
+
+def test_triage_says_who_is_hit_before_contain_reads_it(world: World) -> None:
+    incident_id = world.open("triage-who")
+    stages.triage(incident_id)
+    evidence = world.state().incidents.get_evidence(incident_id)[EvidenceKind.TRIAGE]
+    segments = evidence["segments"]
+    # The pricing world's off-season prices fall below cost nearly everywhere: everyone's failure.
+    assert segments["signal"] == "predictions under the confidence floor or the sanity bound"
+    assert segments["scope"] in ("all users", "segment")
+    events = world.state().incidents.events(incident_id)
+    assert any("who is hit:" in e.message for e in events)
