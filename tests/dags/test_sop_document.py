@@ -33,3 +33,13 @@ def test_every_stage_has_a_task_and_every_task_a_stage() -> None:
     assert len(documented) == len(set(documented)), "a task is listed under two stages"
     assert sorted(set(documented) - set(dag.task_ids)) == [], "SOP.md names tasks the DAG lacks"
     assert sorted(set(dag.task_ids) - set(documented)) == [], "DAG tasks missing from SOP.md"
+
+
+def test_every_task_runs_a_library_stage_and_every_stage_has_a_task() -> None:
+    """The DAG's tasks and `firebreak.stages.STAGES` name the same steps (open_incident takes the run's conf)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from firebreak.stages import STAGES
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["incident_response"]
+    assert sorted(set(dag.task_ids) - {"open_incident"}) == sorted(STAGES)
