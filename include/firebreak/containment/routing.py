@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from firebreak.containment.segment import Segment
 from firebreak.containment.state import RoutingState, RoutingStore
 from firebreak.errors import RoutingConflict
 from firebreak.incidents.enums import Route
@@ -49,12 +50,26 @@ def contain(store: RoutingStore, model: str, target: Route, *, incident_id: str,
     return RouteChange(model, state.route, str(target), changed, now.generation if now else state.generation + 1)
 
 
+def contain_segment(store: RoutingStore, model: str, segment: Segment, *, incident_id: str, dry_run: bool) -> bool:
+    """Contain only ``segment`` of ``model``'s traffic: its rows to the fallback, the rest on the champion.
+
+    SOP stage *Contain*, for a policy with ``containment.scope: segment`` when triage found
+    where the failure concentrates. Returns whether this call changed anything (a re-run
+    of the same segment does not).
+    """
+    store.ensure_routing(model, Route.CHAMPION, FIRST_SEEN)
+    if dry_run:
+        return False
+    return store.contain_segment(model, segment.to_dict(), incident_id=incident_id)
+
+
 def restore(store: RoutingStore, model: str, *, incident_id: str) -> RouteChange:
     """Route ``model``'s traffic back to the champion (after a passed gate).
 
     Raises:
         RoutingConflict: Another writer moved the route concurrently.
     """
+    store.release_segment(model)  # a contained segment comes back with the rest
     state: RoutingState = store.ensure_routing(model, Route.CHAMPION, FIRST_SEEN)
     if state.route == Route.CHAMPION:
         return RouteChange(model, state.route, state.route, False, state.generation)

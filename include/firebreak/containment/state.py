@@ -41,6 +41,18 @@ breakers = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Segment-scoped containment: while a row exists, requests matching its segment (a
+# firebreak.containment.segment.Segment as JSON) go to the containment route; the model's
+# own route stays on the champion for everyone else.
+contained_segments = sa.Table(
+    "contained_segments",
+    metadata,
+    sa.Column("model", sa.String(100), primary_key=True),
+    sa.Column("segment", sa.JSON, nullable=False),
+    sa.Column("incident_id", sa.String(80)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 breaker_events = sa.Table(
     "breaker_events",
     metadata,
@@ -80,7 +92,7 @@ class BreakerRow:
 class RoutingStore(Store):
     """Typed access to the routing state and the shared breakers."""
 
-    tables = (routing, breakers, breaker_events)
+    tables = (routing, breakers, breaker_events, contained_segments)
 
     # -- routing state -------------------------------------------------------------
 
@@ -121,6 +133,34 @@ class RoutingStore(Store):
                 )
             ).rowcount
         return bool(changed)
+
+    # -- segment-scoped containment ------------------------------------------------
+
+    def contain_segment(self, model: str, segment: dict[str, Any], *, incident_id: str) -> bool:
+        """Contain one segment of ``model``'s traffic; False when that segment was already contained (idempotent)."""
+        current = self.contained_segment(model)
+        if current is not None and current["segment"] == segment:
+            return False
+        with self.begin() as conn:
+            conn.execute(contained_segments.delete().where(contained_segments.c.model == model))
+            conn.execute(
+                contained_segments.insert().values(
+                    model=model, segment=jsonable(segment), incident_id=incident_id, updated_at=utcnow()
+                )
+            )
+        return True
+
+    def contained_segment(self, model: str) -> dict[str, Any] | None:
+        """The contained segment of ``model`` (``segment``, ``incident_id``), or None."""
+        with self.begin() as conn:
+            row = conn.execute(sa.select(contained_segments).where(contained_segments.c.model == model)).mappings()
+            found = row.first()
+        return dict(found) if found else None
+
+    def release_segment(self, model: str) -> bool:
+        """Stop containing a segment of ``model``; False when none was contained."""
+        with self.begin() as conn:
+            return bool(conn.execute(contained_segments.delete().where(contained_segments.c.model == model)).rowcount)
 
     # -- circuit breakers (serving gateway) -----------------------------------------
 
@@ -196,3 +236,4 @@ class RoutingStore(Store):
             conn.execute(routing.delete().where(routing.c.model == model))
             conn.execute(breakers.delete().where(breakers.c.model == model))
             conn.execute(breaker_events.delete().where(breaker_events.c.model == model))
+            conn.execute(contained_segments.delete().where(contained_segments.c.model == model))

@@ -23,6 +23,8 @@ class TriageResult:
     # Per severity-rule signal: the first clock hour whose rate alone reached the rule's threshold,
     # i.e. when an hourly check of the same rule would have opened this incident.
     first_hour_over: dict[str, str]
+    # Where the breaching predictions concentrate (firebreak.investigation.segments.localise).
+    segments: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -49,6 +51,10 @@ def compute_signals(window: pd.DataFrame, policy: Policy) -> dict[Signal, float]
 def triage(window: pd.DataFrame, policy: Policy, *, requested: Severity | None = None) -> TriageResult:
     """Rank the incident: the first severity rule any signal reaches wins.
 
+    It also answers the SOP's first question, who is hit: the segments where the breaching
+    predictions concentrate (``segments``; "all users" when they do not), which a policy
+    with ``containment.scope: segment`` contains alone.
+
     ``requested`` (the form's explicit severity) overrides the matrix but is still
     reported next to the signals, so the post-mortem shows both.
     """
@@ -73,6 +79,18 @@ def triage(window: pd.DataFrame, policy: Policy, *, requested: Severity | None =
             sanity_violations(window, window, policy), index=window.index
         )
     first = str(window.loc[breach, "ts"].min()) if breach.any() else None
+    segments = None
+    if breach.any():
+        from firebreak.investigation.segments import localise
+
+        inputs = [c for c in policy.features.inputs if c in window.columns]
+        segments = localise(
+            None,
+            window.reset_index(drop=True),
+            columns=inputs,
+            current_flags=breach.to_numpy(),
+            signal="predictions under the confidence floor or the sanity bound",
+        )
     return TriageResult(
         rows=len(window),
         signals=signals,
@@ -81,6 +99,7 @@ def triage(window: pd.DataFrame, policy: Policy, *, requested: Severity | None =
         provisional_class=_provisional_class(signals),
         first_breach_at=first,
         first_hour_over=_first_hour_over(window, policy),
+        segments=segments,
     )
 
 

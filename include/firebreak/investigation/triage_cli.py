@@ -1,8 +1,9 @@
 """The ``firebreak triage`` subcommand: diagnose a current table against a reference one.
 
-SOP stages: investigate and diagnose, by hand. Gathers the evidence with
-:func:`firebreak.investigation.evidence.gather_evidence` (contract in Great Expectations,
-full-data drift, scale check, group fairness) and decides with
+SOP stages: triage, investigate and diagnose, by hand. Gathers the evidence with
+:func:`firebreak.investigation.evidence.gather_evidence` (the contract compiled into
+vectorised checks, full-data drift, the skew rules, multivariate drift, group fairness,
+concept drift and the performance estimate, the segments hit) and decides with
 :func:`firebreak.investigation.diagnosis.classify`, the classifier the DAG's ``diagnose``
 stage uses.
 
@@ -23,6 +24,9 @@ from firebreak.errors import FirebreakError
 __all__ = ["add_parser", "run"]
 
 EXIT_BAD_INPUT = 2
+# With --fail-on: the class asked about was found (a finding, not an error).
+EXIT_FINDING = 1
+_CLASSES = ("none", "drift", "skew", "bias", "any")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -48,15 +52,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--confidence-column", default=None, help="model confidence column")
     parser.add_argument("--protected-column", default=None, help="protected attribute (fairness figures)")
     parser.add_argument("--json", action="store_true", help="print the diagnosis and its evidence as JSON")
+    parser.add_argument(
+        "--fail-on",
+        action="append",
+        choices=[c for c in _CLASSES if c != "none"],
+        default=[],
+        metavar="CLASS",
+        help="exit 1 when the diagnosis is this class (drift, skew, bias, or any failure); repeatable",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``firebreak triage``; 0 whatever the class, 2 on unusable input (a one-line error on stderr)."""
+    """Run ``firebreak triage``: 0 whatever the class, unless ``--fail-on`` names it (then 1); 2 on unusable input.
+
+    Unusable input gets a one-line error on stderr.
+    """
     from firebreak.contracts.validation import load_suite
     from firebreak.detection.drift_cli import _read_table
-    from firebreak.investigation.diagnosis import classify
-    from firebreak.investigation.evidence import gather_evidence
+    from firebreak.investigation.diagnosis import triage_tables
 
     try:
         reference = _read_table(args.reference)
@@ -64,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(args.contract) if args.contract is not None else None
         if args.protected_column and not args.prediction_column:
             raise FirebreakError("--protected-column needs --prediction-column (fairness compares decisions)")
-        evidence = gather_evidence(
+        verdict, evidence = triage_tables(
             reference,
             current,
             contract=suite,
@@ -76,18 +90,23 @@ def run(args: argparse.Namespace) -> int:
     except FirebreakError as exc:
         print(f"firebreak triage: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    verdict = classify(contract=evidence["contract"], drift=evidence["drift"], fairness=evidence.get("fairness"))
     report = {
         **verdict.to_dict(),
         "reference": {"path": str(args.reference), "rows": len(reference)},
         "current": {"path": str(args.current), "rows": len(current)},
         "contract": "given: " + str(args.contract) if args.contract else "derived from the reference",
+        "segments": evidence["segments"],
+        "multivariate": evidence["drift"].get("multivariate"),
+        "estimated_performance": evidence.get("estimated_performance"),
         "figures": _figures(evidence),
     }
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(_text(report))
+    found = report["failure_class"]
+    if found != "none" and (found in args.fail_on or "any" in args.fail_on):
+        return EXIT_FINDING
     return 0
 
 
@@ -108,10 +127,31 @@ def _figures(evidence: dict[str, Any]) -> dict[str, Any]:
         },
         "scale_changes": drift.get("scale_changes", []),
     }
-    for key in ("fairness", "reference_fairness", "confidence"):
+    figures["data_checks"] = drift.get("data_checks", {})
+    for key in ("fairness", "reference_fairness", "confidence", "performance"):
         if key in evidence:
             figures[key] = evidence[key]
     return figures
+
+
+def _who(segments: dict[str, Any]) -> str:
+    from firebreak.investigation.segments import describe
+
+    if segments.get("scope") == "none":
+        return "no failure signal to localise"
+    return describe(segments)
+
+
+def _impact(estimate: dict[str, Any] | None) -> list[str]:
+    if not estimate:
+        return []
+    line = (
+        f"impact:        {estimate['metric']} {estimate['reference']:g} on the reference -> "
+        f"{estimate['estimate']:g} estimated ({estimate['method']})"
+    )
+    if "realised" in estimate:
+        line += f", {estimate['realised']:g} realised"
+    return [line]
 
 
 def _text(report: dict[str, Any]) -> str:
@@ -123,6 +163,8 @@ def _text(report: dict[str, Any]) -> str:
         f"columns:       {', '.join(report['columns']) or '-'}",
         f"tables:        reference {report['reference']['rows']:,} rows, current {report['current']['rows']:,} rows; "
         f"contract {report['contract']}",
+        f"who is hit:    {_who(report['segments'])}",
+        *_impact(report["estimated_performance"]),
         "evidence (strongest first):",
     ]
     shown = report["evidence"][:8]

@@ -70,6 +70,13 @@ class Containment(_Strict):
     route: Literal[Route.HEURISTIC, Route.FALLBACK_MODEL, Route.DISABLED]
     heuristic: EntryPoint | None = None
     description: str
+    scope: Literal["model", "segment"] = Field(
+        "model",
+        description=(
+            "'segment': when triage finds the failure concentrated in one segment, only its rows go to the "
+            "fallback and the rest stays on the champion; 'model' (or no segment found): all traffic moves."
+        ),
+    )
 
     @model_validator(mode="after")
     def _heuristic_named(self) -> Containment:

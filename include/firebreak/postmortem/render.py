@@ -263,6 +263,12 @@ def _detection_section(
         )
     if rule := triage.get("matched_rule"):
         out.append(f"Severity rule matched: {rule['severity']} on {rule['hits']}.")
+    if segments := triage.get("segments"):
+        from firebreak.investigation.segments import describe
+
+        out.append(f"Who was hit: {describe(segments)}.")
+    if contained := ev.get("containment", {}).get("segment"):
+        out.append(f"Contained: only the segment {contained['description']}; the rest stayed on the champion.")
     if first := triage.get("first_breach_at"):
         lag = (incident.opened_at.replace(tzinfo=None) - _naive(first)).total_seconds() / 3600
         out.append(

@@ -19,9 +19,14 @@ def triage(incident_id: str) -> dict[str, Any]:
     failure = reported if reported != FailureClass.UNKNOWN else result.provisional_class
     ctx.store.update_incident(incident_id, severity=result.severity, failure_class=failure)
     signals = ", ".join(f"{k}={v:.1%}" for k, v in result.signals.items())
+    who = ""
+    if result.segments:
+        from firebreak.investigation.segments import describe
+
+        who = f"; who is hit: {describe(result.segments)}"
     ctx.record(
         EvidenceKind.TRIAGE,
         result.to_dict(),
-        f"triaged {result.severity} ({failure}) on {result.rows} predictions: {signals}",
+        f"triaged {result.severity} ({failure}) on {result.rows} predictions: {signals}{who}",
     )
     return {"severity": str(result.severity), "failure_class": str(failure)}
