@@ -18,11 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firebreak.errors import FirebreakError
+from firebreak.errors import ExitCode, FirebreakError
 
 __all__ = ["add_parser", "run"]
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = ExitCode.BAD_INPUT
+# The classes `firebreak triage` can find (what `classify` decides from a table pair).
+FAIL_ON_CLASSES = ("drift", "skew", "bias")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -48,11 +50,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--confidence-column", default=None, help="model confidence column")
     parser.add_argument("--protected-column", default=None, help="protected attribute (fairness figures)")
     parser.add_argument("--json", action="store_true", help="print the diagnosis and its evidence as JSON")
+    parser.add_argument(
+        "--fail-on",
+        action="append",
+        choices=[*FAIL_ON_CLASSES, "any"],
+        default=[],
+        metavar="CLASS",
+        help=f"exit {int(ExitCode.FINDINGS)} when the class found is CLASS ({', '.join(FAIL_ON_CLASSES)}, or any "
+        "class but none); repeatable",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``firebreak triage``; 0 whatever the class, 2 on unusable input (a one-line error on stderr)."""
+    """Run ``firebreak triage``; 2 on unusable input (a one-line error on stderr).
+
+    0 whatever the class, unless ``--fail-on CLASS`` names the class found: then 3.
+    """
     from firebreak.contracts.validation import load_suite
     from firebreak.detection.drift_cli import _read_table
     from firebreak.investigation.diagnosis import classify
@@ -88,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(_text(report))
+    found = str(report["failure_class"])
+    if found != "none" and (found in args.fail_on or "any" in args.fail_on):
+        print(f"firebreak triage: found {found} (--fail-on)", file=sys.stderr)
+        return ExitCode.FINDINGS
     return 0
 
 
