@@ -19,7 +19,6 @@ from firebreak.errors import FirebreakError
 from firebreak.settings import Settings
 from firebreak_dev.services import HOST, Service, airflow_api_request, airflow_api_token
 
-
 # What the local stack exists to run: incidents, the alert inbox (the gateway's breaker alerts)
 # and the three audits. A DAG first seen by `airflow dags test` (the demo) was created paused,
 # and a paused DAG leaves its runs queued and its asset watcher idle.

@@ -40,7 +40,12 @@ def test_make_up_unpauses_every_dag_it_runs_and_keeps_the_password_private(
     stack.prepare()
 
     listed = subprocess.run(
-        [airflow, "dags", "list", "-o", "json"], env=stack.env(), capture_output=True, text=True, check=True, timeout=300
+        [airflow, "dags", "list", "-o", "json"],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
     table = next(line for line in listed.stdout.splitlines() if line.startswith("["))  # after Airflow's warnings
     paused = {d["dag_id"]: str(d["is_paused"]).lower() == "true" for d in json.loads(table)}
@@ -63,7 +68,9 @@ def test_stopping_a_service_stops_every_process_it_started(tmp_path: Path) -> No
         "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(300)"
     )
     leader = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}, {str(child_pid)!r}]); time.sleep(300)"
-    service = Service("stubborn", [sys.executable, "-c", leader], dict(os.environ), "http://127.0.0.1:9/", tmp_path / "logs" / "s.log")
+    service = Service(
+        "stubborn", [sys.executable, "-c", leader], dict(os.environ), "http://127.0.0.1:9/", tmp_path / "logs" / "s.log"
+    )
     service.start()
     deadline = time.monotonic() + 30
     while not (child_pid.exists() and child_pid.read_text()):
