@@ -18,6 +18,7 @@ import warnings
 from datetime import UTC, datetime
 
 from firebreak import scenarios
+from firebreak.containment import route_cli
 from firebreak.detection import drift_cli
 from firebreak.embedded import airflow_env, executable
 from firebreak.errors import ExitCode, FirebreakError, NotFound
@@ -133,7 +134,7 @@ def summary(incident_id: str, settings: Settings) -> str:
 # Commands that only read a state: an absent FIREBREAK_HOME is an error, never a new empty state.
 READS_STATE = {"incident", "incidents"}
 # Commands that write one: a new FIREBREAK_HOME is said out loud.
-WRITES_STATE = {"demo", "setup", "serve", "breaker"}
+WRITES_STATE = {"demo", "setup", "serve", "breaker", "route"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     drift_cli.add_parser(sub)
     serving_cli.add_parsers(sub)
     triage_cli.add_parser(sub)
+    route_cli.add_parser(sub)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             return serving_cli.breaker(args, settings)
         if args.command == "triage":
             return triage_cli.run(args)
+        if args.command == "route":
+            return route_cli.run(args, settings)
         if args.command == "setup":
             print(json.dumps(scenarios.setup(args.scenario, settings), indent=2))
         elif args.command == "incident":

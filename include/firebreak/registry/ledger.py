@@ -7,7 +7,7 @@ writes a ``pending`` row here before the registry call and marks it ``applied`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -99,6 +99,22 @@ class AliasLedger(Store):
                 .limit(1)
             ).first()
         return f"{row.id}:{row.status}" if row else "none"
+
+    def moved_at(self, model: str, alias: str, version: str) -> datetime | None:
+        """When ``alias`` last moved to ``version`` (applied), or None when the ledger never saw it."""
+        with self.begin() as conn:
+            at = conn.execute(
+                sa.select(alias_ledger.c.at)
+                .where(
+                    alias_ledger.c.model == model,
+                    alias_ledger.c.alias == alias,
+                    alias_ledger.c.new_version == version,
+                    alias_ledger.c.status == "applied",
+                )
+                .order_by(alias_ledger.c.id.desc())
+                .limit(1)
+            ).scalar()
+        return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
     def entries(self, model: str) -> list[LedgerEntry]:
         with self.begin() as conn:
