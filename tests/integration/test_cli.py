@@ -68,3 +68,37 @@ def test_triage_exits_3_when_the_class_found_is_one_to_fail_on(tmp_path: Path, d
     assert "found drift" in found.stderr
     other = firebreak("triage", *drifted, "--fail-on", "bias", cwd=tmp_path, home=str(tmp_path))
     assert other.returncode == 0, other.stdout + other.stderr
+
+
+def test_route_moves_traffic_by_hand_with_who_and_why_in_the_ledger(tmp_path: Path) -> None:
+    """Reliability case 34: a manual route change names who and why, lands in the ledger, is undone the same way."""
+    home = tmp_path / "state"
+    contained = firebreak(
+        "route", "fallback", "--model", "pricing", "--reason", "bad prices seen by support", "--by", "alice",
+        cwd=tmp_path, home=str(home),
+    )  # fmt: skip
+    assert contained.returncode == 0, contained.stderr
+    assert f"created FIREBREAK_HOME at {home}" in contained.stderr
+    assert "pricing: champion -> heuristic (generation 1), by alice" in contained.stdout
+    back = firebreak(
+        "route", "champion", "--model", "pricing", "--reason", "v2 verified healthy", "--by", "bob",
+        cwd=tmp_path, home=str(home),
+    )  # fmt: skip
+    assert back.returncode == 0 and "pricing: heuristic -> champion (generation 2), by bob" in back.stdout
+
+    from tests.state import State
+
+    changes = State(f"sqlite:///{home / 'state.db'}").routing.route_changes("pricing")
+    assert [(c["old_route"], c["new_route"], c["actor"], c["reason"]) for c in changes] == [
+        ("champion", "heuristic", "alice", "set by alice: bad prices seen by support"),
+        ("heuristic", "champion", "bob", "set by bob: v2 verified healthy"),
+    ]
+    refused = firebreak(
+        "route", "disabled", "--model", "pricing", "--reason", "x", "--by", "bob", cwd=tmp_path, home=str(home)
+    )
+    assert refused.returncode == 2 and "--reason must say why" in refused.stderr
+    unknown = firebreak(
+        "route", "disabled", "--model", "inventory", "--reason", "why not", "--by", "bob", cwd=tmp_path, home=str(home)
+    )
+    assert unknown.returncode == 2 and "no policy for model 'inventory'" in unknown.stderr
+    assert len(State(f"sqlite:///{home / 'state.db'}").routing.route_changes("pricing")) == 2
