@@ -69,6 +69,7 @@ def test_an_out_of_band_champion_is_not_followed_not_loaded_and_opens_an_inciden
 
     marker = tmp_path / "rogue-ran"
     rogue = register_outside_firebreak(world, marker)
+    marker.unlink(missing_ok=True)  # MLflow's own log_model loads it once to validate: not ours
     MlflowClient(world.mlflow_tracking_uri).set_registered_model_alias("pricing", "champion", rogue)  # the UI's move
 
     gateway = Gateway("pricing", world, refresh_seconds=3600)
