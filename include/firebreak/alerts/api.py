@@ -61,8 +61,10 @@ def create_app(starter: IncidentStarter, settings: Callable[[], Settings] = Sett
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             return JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
-        try:  # size, depth and number limits checked chunk by chunk: a hostile body is never buffered whole
-            body = await read_stream(request.stream(), LIMITS)
+        # The size is checked chunk by chunk, so a hostile body is never buffered whole; depth and
+        # numbers are checked by `receive` before it parses, in a thread (the api-server's loop stays free).
+        try:
+            body = await read_stream(request.stream(), LIMITS, structure=False)
         except JsonRejected as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
         s = settings()
