@@ -67,13 +67,20 @@ class DeliveryStore(Store):
         with self.begin() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
-    def opened_episodes(self, model: str) -> list[tuple[str, Any]]:
-        """(incident id, when its run was started) of every episode of ``model`` that started one."""
-        query = (
+    def opened_episodes(self, model: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
+        """(incident id, when its run was started) of the latest ``limit`` episodes of ``model`` that started one.
+
+        Oldest first. Bounded: the intake asks which of them are still open, and an incident
+        still open behind a thousand newer episodes of the same model is not a case to plan for.
+        """
+        latest = (
             sa.select(alert_episodes.c.incident_id, alert_episodes.c.opened_at)
             .where(alert_episodes.c.model == model, alert_episodes.c.opened_at.is_not(None))
-            .order_by(alert_episodes.c.opened_at)
+            .order_by(alert_episodes.c.opened_at.desc())
+            .limit(limit)
+            .subquery()
         )
+        query = sa.select(latest).order_by(latest.c.opened_at)
         with self.begin() as conn:
             return [(r.incident_id, _aware(r.opened_at)) for r in conn.execute(query)]
 
