@@ -49,11 +49,7 @@ def diagnose(incident_id: str) -> dict[str, Any]:
     )
     if ranked.changed:
         ctx.event(EventKind.SEVERITY_RERANKED, f"severity {ranked.why}")
-    return {
-        "failure_class": str(result.failure_class),
-        "remediation": result.remediation and str(result.remediation),
-        "severity": str(ranked.after),
-    }
+    return {"failure_class": str(result.failure_class), "remediation": result.remediation and str(result.remediation)}
 
 
 def choose_remediation(incident_id: str) -> str:
