@@ -82,3 +82,13 @@ def test_the_severity_matrix_and_the_policies_agree_both_ways() -> None:
         if applies(s, p) and (m, sev, s) not in ranked
     ]
     assert missing == []
+
+
+def test_every_task_runs_a_library_stage_and_every_stage_has_a_task() -> None:
+    """The DAG's tasks and `firebreak.stages.STAGES` name the same steps (open_incident takes the run's conf)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from firebreak.stages import STAGES
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["incident_response"]
+    assert sorted(set(dag.task_ids) - {"open_incident"}) == sorted(STAGES)

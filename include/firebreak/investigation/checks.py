@@ -48,7 +48,7 @@ class DriftCheck:
 
     def summary(self) -> str:
         top = ", ".join(f"{c.column} ({c.method} {c.score:.3g})" for c in self.result.top(3)) or "none"
-        return f"{len(self.result.drifted_columns)}/{len(self.result.columns)} inputs drifted; top: {top}"
+        return f"{len(self.result.drifted_columns)}/{len(self.result.columns)} inputs drifted (top: {top})"
 
 
 def check_drift(reference: pd.DataFrame, current: pd.DataFrame, policy: Policy, out_dir: Path) -> DriftCheck:
