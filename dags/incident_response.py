@@ -143,6 +143,23 @@ def _run(task_id: str) -> Any:
             description="Alert dedup key; the same key always maps to the same incident. Leave empty from the UI.",
             section="Response",
         ),
+        "model_version": Param(
+            None,
+            type=["null", "string"],
+            pattern="^[A-Za-z0-9._-]{1,20}$",
+            title="Model version the alert saw",
+            description="Set by alerts that know it. An alert about a version that no longer serves, while the "
+            "serving one shows no breach, is closed as stale without touching routing. Leave empty from the UI.",
+            section="Response",
+        ),
+        "alert_started_at": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Alert episode start",
+            description="When the alert's episode began (Alertmanager startsAt). Leave empty from the UI.",
+            section="Response",
+        ),
     },
 )
 def incident_response() -> None:
@@ -162,7 +179,10 @@ def incident_response() -> None:
 
     @task
     def triage() -> dict[str, Any]:
-        return _run("triage")
+        triaged = _run("triage")
+        if triaged.get("stale"):  # about a version that no longer serves: contain nothing, run nothing
+            raise AirflowSkipException(f"stale alert, incident closed: {triaged['why']}")
+        return triaged
 
     @task
     def contain() -> dict[str, Any]:

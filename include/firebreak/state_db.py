@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from firebreak.errors import ConfigurationError
+
 metadata = sa.MetaData()
 
 _created: set[tuple[str, str]] = set()
@@ -59,6 +61,36 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+def add_missing_columns(engine: Engine, tables: tuple[sa.Table, ...]) -> list[str]:
+    """Add the nullable columns a newer Firebreak declares to tables an older one created.
+
+    ``create_all`` creates missing tables but never changes existing ones, so a state DB
+    file from an earlier release would lack a column added since (the alias ledger's
+    ``digest``, say) and every insert would fail. Only nullable columns are added: they
+    need no backfill, and older rows read as "not recorded". Returns ``table.column`` added.
+    """
+    inspector = sa.inspect(engine)
+    added = []
+    for table in tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise ConfigurationError(f"state DB table {table.name} lacks NOT NULL column {column.name}: migrate it")
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+            except sa.exc.DBAPIError:
+                # Another process added it first ("duplicate column"): fine if it is there now.
+                if column.name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                    raise
+                continue
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
 class Store:
     """Base of the state DB's stores: an engine shared per URL, the owner's tables created on first use.
 
@@ -75,6 +107,7 @@ class Store:
             with _created_lock:
                 if key not in _created:
                     metadata.create_all(self.engine, tables=list(self.tables))
+                    add_missing_columns(self.engine, self.tables)
                     _created.add(key)
 
     @contextmanager

@@ -115,6 +115,12 @@ class Loopback:
         )
         if "FIREBREAK_ALERT_TOKEN_FILE" in env:
             env["FIREBREAK_ALERT_TOKEN_FILE"] = str(self.token_file)
+        if "MLFLOW_AUTH_CONFIG_PATH" in env:  # the repo's ini, its auth DB on the service's volume here
+            ini = (REPO / "deploy" / "mlflow" / Path(env["MLFLOW_AUTH_CONFIG_PATH"]).name).read_text()
+            local = self.root / "mlflow-auth"
+            local.mkdir(parents=True, exist_ok=True)
+            (local / "basic_auth.ini").write_text(ini.replace("sqlite:////mlflow-auth/", f"sqlite:///{local}/"))
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(local / "basic_auth.ini")
         for key in ("FIREBREAK_POLICIES_DIR", "FIREBREAK_ARTIFACT_ROOT"):
             env.pop(key, None)
         return env

@@ -19,12 +19,13 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from firebreak.alerts.intake import IncidentStarter, Source, receive
+from firebreak.alerts.intake import LIMITS, IncidentStarter, Source, receive
+from firebreak.bounded_json import JsonRejected, read_stream
 from firebreak.settings import Settings
 
 TOKEN_ENV = "FIREBREAK_ALERT_TOKEN"
 TOKEN_FILE_ENV = "FIREBREAK_ALERT_TOKEN_FILE"
-MAX_BODY_BYTES = 1_000_000
+MAX_BODY_BYTES = LIMITS.max_bytes
 
 
 def _expected_token() -> str:
@@ -57,9 +58,15 @@ def create_app(starter: IncidentStarter, settings: Callable[[], Settings] = Sett
     app = FastAPI(title="Firebreak alert intake", version="1")
 
     async def _receive(source: Source, request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
             return JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
+        # The size is checked chunk by chunk, so a hostile body is never buffered whole; depth and
+        # numbers are checked by `receive` before it parses, in a thread (the api-server's loop stays free).
+        try:
+            body = await read_stream(request.stream(), LIMITS, structure=False)
+        except JsonRejected as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
         s = settings()
         result = await asyncio.to_thread(
             receive, source, body, state_db_url=s.state_db_url, starter=starter, policies_dir=s.policies_dir

@@ -12,10 +12,14 @@ Label conventions (Alertmanager ``labels``; the generic JSON has the same keys a
 | ``failure_class`` | drift, skew, bias, hallucination, feedback_poisoning, bad_release | ``failure_type`` (default ``unknown``) |
 | ``severity`` | SEV1..SEV4, or critical/high/warning/info | ``severity`` (default ``auto``) |
 | annotations ``summary`` / ``description`` | free text | ``description`` |
+| ``model_version`` | the version the alert saw misbehave | ``model_version`` (an alert about a version that no longer serves is closed stale) |
+
+Alertmanager's ``startsAt`` goes along as ``alert_started_at``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -23,6 +27,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from firebreak.incidents.enums import FailureClass, Severity
+
+MODEL_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,20}$")
 
 # Common monitoring severities mapped onto the SOP's matrix.
 SEVERITY_ALIASES = {
@@ -87,10 +93,12 @@ class Alert:
     severity: Severity | None
     description: str
     labels: dict[str, Any] = field(default_factory=dict)
+    model_version: str | None = None  # the version the sender saw misbehave, when it says
+    started_at: datetime | None = None  # when the sender's episode began, when it says
 
     def conf(self) -> dict[str, Any]:
         """The incident_response params this alert starts."""
-        return {
+        conf: dict[str, Any] = {
             "model": self.model,
             "failure_type": self.failure_type.value,
             "severity": self.severity.value if self.severity else "auto",
@@ -99,6 +107,17 @@ class Alert:
             "dry_run": False,
             "dedup_key": self.dedup_key,
         }
+        if self.model_version is not None:
+            conf["model_version"] = self.model_version
+        if self.started_at is not None:
+            conf["alert_started_at"] = self.started_at.isoformat()
+        return conf
+
+
+def parse_model_version(value: Any) -> str | None:
+    """A version label as sent, if it looks like one (anything else is ignored, never forwarded)."""
+    text = str(value).strip().removeprefix("v") if value is not None else ""
+    return text if MODEL_VERSION.fullmatch(text) else None
 
 
 def parse_severity(value: str | None) -> Severity | None:
@@ -137,6 +156,8 @@ def from_alertmanager(webhook: AlertmanagerWebhook) -> list[Alert]:
                 severity=parse_severity(a.labels.get("severity")),
                 description=f"[{a.labels.get('alertname', 'alert')}] {text}".strip(),
                 labels=dict(a.labels),
+                model_version=parse_model_version(a.labels.get("model_version")),
+                started_at=a.startsAt,
             )
         )
     return alerts
@@ -157,4 +178,5 @@ def from_generic(alert: GenericAlert) -> Alert:
         severity=parse_severity(alert.severity),
         description=text,
         labels={"signal": alert.signal, "value": alert.value, "threshold": alert.threshold, "segment": alert.segment},
+        model_version=parse_model_version((alert.model_extra or {}).get("model_version")),
     )

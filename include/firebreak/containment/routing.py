@@ -83,3 +83,33 @@ def restore(store: RoutingStore, model: str, *, incident_id: str) -> RouteChange
     if not changed:
         raise RoutingConflict(f"routing of {model} changed concurrently; retry restore_traffic")
     return RouteChange(model, state.route, str(Route.CHAMPION), True, state.generation + 1)
+
+
+def set_route(store: RoutingStore, model: str, target: Route, *, actor: str, reason: str) -> RouteChange:
+    """Route ``model``'s traffic by hand (``firebreak route``), by compare-and-set, with who and why in the ledger.
+
+    SOP: the way a person contains a model, or sends traffic back to a champion an
+    incident left contained; undone the same way. A route already at ``target`` is left
+    alone (no ledger row).
+
+    Raises:
+        RoutingConflict: Another writer moved the route between the read and the write.
+    """
+    state = store.ensure_routing(model, Route.CHAMPION, FIRST_SEEN)
+    if state.route == target:
+        return RouteChange(model, state.route, str(target), False, state.generation)
+    changed = store.compare_and_set_route(
+        model,
+        expected_generation=state.generation,
+        route=target,
+        incident_id=None,
+        reason=f"set by {actor}: {reason}",
+        actor=actor,
+    )
+    if not changed:
+        now = store.get_routing(model)
+        raise RoutingConflict(
+            f"routing of {model} changed concurrently (now {now and now.route}, generation {now and now.generation}); "
+            "nothing changed: read it again and retry"
+        )
+    return RouteChange(model, state.route, str(target), True, state.generation + 1)

@@ -53,6 +53,21 @@ contained_segments = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Every route change, append-only: who, why, from what, by which incident (or none: by hand).
+routing_ledger = sa.Table(
+    "routing_ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.String(100), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("old_route", sa.String(40), nullable=False),
+    sa.Column("new_route", sa.String(40), nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("incident_id", sa.String(80)),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
 breaker_events = sa.Table(
     "breaker_events",
     metadata,
@@ -92,7 +107,7 @@ class BreakerRow:
 class RoutingStore(Store):
     """Typed access to the routing state and the shared breakers."""
 
-    tables = (routing, breakers, breaker_events, contained_segments)
+    tables = (routing, breakers, breaker_events, contained_segments, routing_ledger)
 
     # -- routing state -------------------------------------------------------------
 
@@ -117,10 +132,23 @@ class RoutingStore(Store):
         return state
 
     def compare_and_set_route(
-        self, model: str, *, expected_generation: int, route: str, incident_id: str | None, reason: str
+        self,
+        model: str,
+        *,
+        expected_generation: int,
+        route: str,
+        incident_id: str | None,
+        reason: str,
+        actor: str = "incident_response",
     ) -> bool:
-        """Move the route only if nobody else moved it since ``expected_generation``."""
+        """Move the route only if nobody else moved it since ``expected_generation``; the move is a ledger row.
+
+        The change and its ledger row are one transaction: there is never a move without its who and why.
+        """
         with self.begin() as conn:
+            before = conn.execute(
+                sa.select(routing.c.route).where(routing.c.model == model, routing.c.generation == expected_generation)
+            ).scalar()
             changed = conn.execute(
                 routing.update()
                 .where(routing.c.model == model, routing.c.generation == expected_generation)
@@ -132,6 +160,19 @@ class RoutingStore(Store):
                     updated_at=utcnow(),
                 )
             ).rowcount
+            if changed:
+                conn.execute(
+                    routing_ledger.insert().values(
+                        model=model,
+                        at=utcnow(),
+                        old_route=before or "",
+                        new_route=route,
+                        generation=expected_generation + 1,
+                        incident_id=incident_id,
+                        actor=actor[:100],
+                        reason=reason,
+                    )
+                )
         return bool(changed)
 
     # -- segment-scoped containment ------------------------------------------------
@@ -161,6 +202,14 @@ class RoutingStore(Store):
         """Stop containing a segment of ``model``; False when none was contained."""
         with self.begin() as conn:
             return bool(conn.execute(contained_segments.delete().where(contained_segments.c.model == model)).rowcount)
+
+    def route_changes(self, model: str) -> list[dict[str, Any]]:
+        """The model's route changes, oldest first."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(routing_ledger).where(routing_ledger.c.model == model).order_by(routing_ledger.c.id)
+            ).mappings()
+            return [dict(r) for r in rows]
 
     # -- circuit breakers (serving gateway) -----------------------------------------
 
@@ -237,3 +286,4 @@ class RoutingStore(Store):
             conn.execute(breakers.delete().where(breakers.c.model == model))
             conn.execute(breaker_events.delete().where(breaker_events.c.model == model))
             conn.execute(contained_segments.delete().where(contained_segments.c.model == model))
+            conn.execute(routing_ledger.delete().where(routing_ledger.c.model == model))

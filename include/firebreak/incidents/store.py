@@ -151,6 +151,14 @@ class IncidentStore(Store):
         with self.begin() as conn:
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(updated_at=utcnow(), **clean))
 
+    def statuses(self, incident_ids: list[str]) -> dict[str, IncidentStatus]:
+        """The status of each incident that exists among ``incident_ids`` (one query)."""
+        if not incident_ids:
+            return {}
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(incidents.c.id, incidents.c.status).where(incidents.c.id.in_(incident_ids)))
+            return {r.id: IncidentStatus(r.status) for r in rows}
+
     def list_incidents(self, model: str | None = None) -> list[Incident]:
         query = sa.select(incidents.c.id).order_by(incidents.c.opened_at)
         if model:

@@ -552,6 +552,15 @@ def _root_cause(failure: FailureClass, decisive: list[Finding], findings: list[F
     )
 
 
+# Classes where the version that served is itself the defect: a release that regressed, a
+# prompt that promises what it may not, a model that harms a group, a model that learned
+# from poisoned feedback. Drift (the world moved; the version fitted the old one) and skew
+# (the pipeline changed) do not condemn it. Such a version never becomes last-known-good.
+VERSION_FAULTS = frozenset(
+    {FailureClass.BAD_RELEASE, FailureClass.HALLUCINATION, FailureClass.BIAS, FailureClass.FEEDBACK_POISONING}
+)
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     failure_class: FailureClass
@@ -561,6 +570,7 @@ class Diagnosis:
     confidence: float | None = None
     columns: list[str] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    implicates_champion: bool = False  # the champion itself is the cause (:data:`VERSION_FAULTS`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -625,6 +635,7 @@ def diagnose(
         verdict.confidence,
         verdict.columns,
         verdict.to_dict()["evidence"],
+        failure in VERSION_FAULTS,
     )
 
 

@@ -19,14 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firebreak.errors import FirebreakError
+from firebreak.errors import ExitCode, FirebreakError
 
 __all__ = ["add_parser", "run"]
 
-EXIT_BAD_INPUT = 2
-# With --fail-on: the class asked about was found (a finding, not an error).
-EXIT_FINDING = 1
-_CLASSES = ("none", "drift", "skew", "bias", "any")
+EXIT_BAD_INPUT = ExitCode.BAD_INPUT
+# The classes `firebreak triage` can find (what `classify` decides from a table pair).
+FAIL_ON_CLASSES = ("drift", "skew", "bias")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -55,18 +54,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--fail-on",
         action="append",
-        choices=[c for c in _CLASSES if c != "none"],
+        choices=[*FAIL_ON_CLASSES, "any"],
         default=[],
         metavar="CLASS",
-        help="exit 1 when the diagnosis is this class (drift, skew, bias, or any failure); repeatable",
+        help=f"exit {int(ExitCode.FINDINGS)} when the class found is CLASS ({', '.join(FAIL_ON_CLASSES)}, or any "
+        "class but none); repeatable",
     )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``firebreak triage``: 0 whatever the class, unless ``--fail-on`` names it (then 1); 2 on unusable input.
+    """Run ``firebreak triage``; 2 on unusable input (a one-line error on stderr).
 
-    Unusable input gets a one-line error on stderr.
+    0 whatever the class, unless ``--fail-on CLASS`` names the class found: then 3.
     """
     from firebreak.contracts.validation import load_suite
     from firebreak.detection.drift_cli import _read_table
@@ -104,9 +104,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(_text(report))
-    found = report["failure_class"]
+    found = str(report["failure_class"])
     if found != "none" and (found in args.fail_on or "any" in args.fail_on):
-        return EXIT_FINDING
+        print(f"firebreak triage: found {found} (--fail-on)", file=sys.stderr)
+        return ExitCode.FINDINGS
     return 0
 
 

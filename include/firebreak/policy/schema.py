@@ -172,6 +172,18 @@ class Serving(_Strict):
     breaker: CircuitBreaker = CircuitBreaker()
 
 
+class AlertCaps(_Strict):
+    """How much work alerts about this model may cause (the alert intake)."""
+
+    max_open_incidents: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Incidents alerts may have open for the model at once; further episodes go on the open "
+        "incident's timeline instead of queueing more runs (one model is contained once, whatever fires).",
+    )
+
+
 class Llm(_Strict):
     """An LLM-style model: its prompt in MLflow's prompt registry, guardrails and golden Q&A.
 
@@ -218,6 +230,7 @@ class Policy(_Strict):
     fairness: Fairness | None = None
     serving: Serving = Serving()
     llm: Llm | None = None
+    alerts: AlertCaps = AlertCaps()
 
 
 def load_policy(model: str, policies_dir: Path) -> Policy:

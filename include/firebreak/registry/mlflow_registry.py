@@ -21,6 +21,7 @@ from mlflow.pyfunc import PyFuncModel, PythonModel
 
 from firebreak.errors import RegistryError
 from firebreak.registry.ledger import AliasLedger
+from firebreak.registry.verification import check, digest_of, load_verified
 from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,10 @@ class Registry:
         version = str(info.registered_model_version)
         for key, value in tags.items():
             self.client.set_model_version_tag(model, version, key, value)
-        return self.get_version(model, version)
+        registered = self.get_version(model, version)
+        # What Firebreak itself just logged: the digest every later load is checked against.
+        self.ledger.record_registered(model, version, digest_of(self, registered), by=run_name)
+        return registered
 
     def registered_by_run(self, model: str, run_name: str, tags: dict[str, str]) -> Version | None:
         """A version of ``model`` an earlier attempt already registered from a training run
@@ -180,7 +184,12 @@ class Registry:
             self.client.set_model_version_tag(model, version, key, value)
 
     def load(self, version: Version) -> PyFuncModel:
-        return mlflow.pyfunc.load_model(version.uri)
+        """Load a version, only if its artifacts are the ones Firebreak recorded (:mod:`~firebreak.registry.verification`).
+
+        Raises:
+            UnverifiedModel: never registered or promoted through Firebreak, or changed since.
+        """
+        return load_verified(self, version)
 
     def reference_frame(self, version: Version) -> pd.DataFrame:
         """The training inputs logged with a version: the drift reference."""
@@ -218,10 +227,23 @@ class Registry:
         old = current.version if current else None
         if old == version:
             return False
+        digest = None
         if version is not None:
-            self.get_version(model, version)  # raises RegistryError when it was deleted
+            target = self.get_version(model, version)  # raises RegistryError when it was deleted
+            digest = digest_of(self, target)
+            recorded = self.ledger.digests(model, version)
+            if recorded and recorded != {digest}:
+                # The artifacts changed since Firebreak registered or last moved an alias to them.
+                check(self, target, digest)
         entry = self.ledger.begin_move(
-            model=model, alias=alias, old=old, new=version, incident_id=incident_id, actor=actor, reason=reason
+            model=model,
+            alias=alias,
+            old=old,
+            new=version,
+            incident_id=incident_id,
+            actor=actor,
+            reason=reason,
+            digest=digest,
         )
         try:
             if version is None:

@@ -34,6 +34,7 @@ from firebreak.containment.state import RoutingStore
 from firebreak.incidents.enums import Alias, Route
 from firebreak.policy.schema import Policy
 from firebreak.registry.ledger import AliasLedger
+from firebreak.registry.verification import UnverifiedModel
 from firebreak.serving.breaker_sync import BreakerSync
 from firebreak.serving.metrics import ModelMetrics
 from firebreak.serving.scorer import Scorer, model_scorer
@@ -41,7 +42,7 @@ from firebreak.settings import Settings
 
 if TYPE_CHECKING:
     from firebreak.kinds import AnswerGuard
-    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.registry.mlflow_registry import Registry, Version
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,20 @@ class SharedStateFollower:
         self.store_up = False
         self._m.store_up.set(0)
 
+    def _verified_version(self, reg: Registry, alias: str) -> Version | None:
+        """The ledger's version of ``alias``; a move made outside Firebreak is not followed but alerted."""
+        from firebreak.registry.verification import reconcile, unverified_promotion_alert
+        from firebreak.serving.inbox import write_alert
+
+        served, drift = reconcile(reg, self.model, alias)
+        alerted = self.__dict__.setdefault("_unverified_alerted", set())  # one alert per drift, not per poll
+        if drift is not None and drift not in alerted:
+            alerted.add(drift)
+            write_alert(
+                self.settings.alert_inbox_dir, f"generic-unverified-{self.model}", unverified_promotion_alert(drift)
+            )
+        return reg.get_version(self.model, served) if served is not None else None
+
     def _load_aliases(self) -> None:
         """Load the versions behind the aliases that moved, then swap them in whole."""
         reg = self.registry
@@ -174,13 +189,18 @@ class SharedStateFollower:
             (Alias.CHALLENGER, current.challenger),
             (Alias.FALLBACK, current.fallback),
         ):
-            version = reg.version_for(self.model, alias)
+            version = self._verified_version(reg, alias)
             if version is None:
                 loaded[alias] = None
             elif scorer is not None and scorer.version == version.version:
                 loaded[alias] = scorer
             else:
-                loaded[alias] = model_scorer(reg, version, self.policy, name=_ROUTE_NAMES[alias])
+                try:
+                    loaded[alias] = model_scorer(reg, version, self.policy, name=_ROUTE_NAMES[alias])
+                except UnverifiedModel as exc:  # never run what the gate did not verify: serve without it
+                    log.error("not serving %s: %s", alias, exc)
+                    loaded[alias] = None
+                    continue
                 log.info("loaded %s v%s as %s", self.model, version.version, alias)
         with self.lock:
             previous = self.aliases.champion_version

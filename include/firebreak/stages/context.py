@@ -103,6 +103,11 @@ class Context:
     def event(self, kind: str, message: str) -> None:
         self.store.add_event(self.incident_id, kind, message)
 
+    @cached_property
+    def champion_version(self) -> str:
+        """The version that served when the incident opened: the one the incident is about."""
+        return str(self.evidence()[EvidenceKind.OPENING]["champion_version"])
+
     def champion_at_opening(self) -> Version:
         """The champion the incident opened with: what every check and the gate compare against."""
         return self.registry.get_version(self.model, self.evidence()[EvidenceKind.OPENING]["champion_version"])
@@ -122,12 +127,18 @@ class Context:
     # -- data ---------------------------------------------------------------------------
 
     def window(self) -> pd.DataFrame:
-        """The triage window of the prediction log: the policy's hours up to the incident's opening."""
+        """The triage window: the policy's hours up to the opening, rows the serving champion answered only.
+
+        Triage, containment and investigation read this: never the previous champion's or
+        the fallback's answers (:func:`firebreak.investigation.triage.champion_traffic`).
+        """
+        from firebreak.investigation.triage import champion_traffic
         from firebreak.prediction_log import PredictionLog
 
-        return PredictionLog(self.settings.prediction_log_dir).read_window(
+        window = PredictionLog(self.settings.prediction_log_dir).read_window(
             self.model, self.policy.detection.window_hours, now=self.opened_at + timedelta(minutes=1)
         )
+        return champion_traffic(window, self.champion_version)
 
     def labelled_window(self) -> pd.DataFrame:
         from firebreak.prediction_log import LabelStore

@@ -51,9 +51,15 @@ def open_incident(conf: dict[str, Any], *, run_id: str, settings: Settings | Non
     if created:
         run = registry.start_incident_run(incident_id, request.model)
         store.update_incident(incident_id, mlflow_run_id=run)
+        since = registry.ledger.moved_at(request.model, Alias.CHAMPION, champion.version)
         Context(incident_id, settings).record(
             EvidenceKind.OPENING,
-            {"champion_version": champion.version, "request": request.model_dump(mode="json"), "run_id": run_id},
+            {
+                "champion_version": champion.version,
+                "champion_since": since.isoformat() if since else None,
+                "request": request.model_dump(mode="json"),
+                "run_id": run_id,
+            },
             f"incident opened for {request.model} (champion v{champion.version}): {request.description or 'no description'}",
         )
     return {"incident_id": incident_id, "replay": False, "model": request.model, "dry_run": request.dry_run}

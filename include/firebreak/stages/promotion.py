@@ -28,8 +28,10 @@ def promote(incident_id: str) -> dict[str, Any]:
         version = ctx.registry.get_version(ctx.model, new)
         ctx.kind.on_promote(ctx.registry, ctx.registry.ledger, version, ctx.settings, incident_id=incident_id, why=why)
 
+    # The version this incident diagnosed as the cause never becomes last-known-good.
+    cause = old if ev.get(EvidenceKind.DIAGNOSIS, {}).get("implicates_champion") else None
     try:
-        promote_candidate(
+        promoted = promote_candidate(
             ctx.registry,
             ctx.model,
             old=old,
@@ -38,9 +40,17 @@ def promote(incident_id: str) -> dict[str, Any]:
             incident_id=incident_id,
             actor=ACTOR,
             with_champion=with_champion,
+            cause=cause,
         )
     except GateRefused as exc:
         ctx.record(EvidenceKind.PROMOTION, {"promoted": False, "reason": str(exc)}, f"not promoted: {exc}")
         raise
-    ctx.record(EvidenceKind.PROMOTION, {"promoted": True, "from": old, "to": new}, f"{Alias.CHAMPION} v{old} -> v{new}")
+    lkg = promoted.last_known_good
+    ctx.record(
+        EvidenceKind.PROMOTION,
+        {"promoted": True, "from": old, "to": new, "last_known_good": lkg, "note": promoted.note},
+        f"{Alias.CHAMPION} v{old} -> v{new}; {Alias.LAST_KNOWN_GOOD} "
+        + (f"v{lkg}" if lkg else "unset")
+        + (f" ({promoted.note})" if promoted.note else ""),
+    )
     return {"promoted": True, "champion": new}

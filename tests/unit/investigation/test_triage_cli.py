@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from firebreak.cli import main
+from firebreak.errors import ExitCode
 from firebreak.settings import INCLUDE_DIR
 
 
@@ -224,13 +225,13 @@ def test_labels_that_no_longer_follow_the_model_are_concept_drift(
     assert {"segments", "multivariate", "estimated_performance"} <= report.keys()
 
 
-def test_fail_on_turns_a_finding_into_exit_1_and_leaves_other_classes_at_0(
+def test_fail_on_turns_a_finding_into_exit_3_and_leaves_other_classes_at_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     current = prices(12)
     current["demand_index"] = current["demand_index"] + 0.4
     args = tables(tmp_path, prices(11), current)
-    assert run(capsys, *args, "--fail-on", "drift")[0] == 1
+    assert run(capsys, *args, "--fail-on", "drift")[0] == ExitCode.FINDINGS
     assert run(capsys, *args, "--fail-on", "skew")[0] == 0
-    assert run(capsys, *args, "--fail-on", "any")[0] == 1
+    assert run(capsys, *args, "--fail-on", "any")[0] == ExitCode.FINDINGS
     assert "who is hit:" in run(capsys, *args)[1]
