@@ -22,6 +22,7 @@ from firebreak.detection import drift_cli
 from firebreak.embedded import airflow_env, executable
 from firebreak.errors import FirebreakError
 from firebreak.investigation import triage_cli
+from firebreak.oncall import cli as oncall_cli
 from firebreak.serving import cli as serving_cli
 from firebreak.settings import Settings
 
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     drift_cli.add_parser(sub)
     serving_cli.add_parsers(sub)
     triage_cli.add_parser(sub)
+    oncall_cli.add_parser(sub)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             return serving_cli.breaker(args, settings)
         if args.command == "triage":
             return triage_cli.run(args)
+        if args.command == "ack":
+            return oncall_cli.run(args, settings)
         if args.command == "setup":
             print(json.dumps(scenarios.setup(args.scenario, settings), indent=2))
         elif args.command == "incident":

@@ -59,6 +59,24 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+def add_missing_columns(engine: Engine, tables: tuple[sa.Table, ...]) -> None:
+    """Add nullable columns a newer release declares to tables an older one created.
+
+    ``create_all`` creates missing tables only; a state DB from before a column existed
+    (the alias ledger before ``approved_by``) would otherwise fail every insert. Only
+    nullable columns are added, so no existing row needs a value.
+    """
+    inspector = sa.inspect(engine)
+    for table in tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+
+
 class Store:
     """Base of the state DB's stores: an engine shared per URL, the owner's tables created on first use.
 
@@ -75,6 +93,7 @@ class Store:
             with _created_lock:
                 if key not in _created:
                     metadata.create_all(self.engine, tables=list(self.tables))
+                    add_missing_columns(self.engine, self.tables)
                     _created.add(key)
 
     @contextmanager

@@ -28,6 +28,8 @@ alias_ledger = sa.Table(
     # crash between the two leaves a visible pending row instead of a silent gap.
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    # The person who signed the move off when the policy requires an approval (the approver of a promotion).
+    sa.Column("approved_by", sa.String(100)),
 )
 
 
@@ -43,6 +45,7 @@ class LedgerEntry:
     reason: str
     status: str
     at: datetime
+    approved_by: str | None = None
 
 
 class AliasLedger(Store):
@@ -62,6 +65,7 @@ class AliasLedger(Store):
         incident_id: str | None,
         actor: str,
         reason: str,
+        approved_by: str | None = None,
     ) -> int:
         with self.begin() as conn:
             result = conn.execute(
@@ -75,6 +79,7 @@ class AliasLedger(Store):
                     reason=reason,
                     status="pending",
                     at=utcnow(),
+                    approved_by=approved_by,
                 )
             )
             key = result.inserted_primary_key

@@ -206,7 +206,15 @@ class Registry:
     # -- aliases ---------------------------------------------------------------------
 
     def move_alias(
-        self, model: str, alias: str, version: str | None, *, incident_id: str | None, actor: str, reason: str
+        self,
+        model: str,
+        alias: str,
+        version: str | None,
+        *,
+        incident_id: str | None,
+        actor: str,
+        reason: str,
+        approved_by: str | None = None,
     ) -> bool:
         """Point ``alias`` at ``version`` (None deletes it), recording the move in the ledger.
 
@@ -221,7 +229,14 @@ class Registry:
         if version is not None:
             self.get_version(model, version)  # raises RegistryError when it was deleted
         entry = self.ledger.begin_move(
-            model=model, alias=alias, old=old, new=version, incident_id=incident_id, actor=actor, reason=reason
+            model=model,
+            alias=alias,
+            old=old,
+            new=version,
+            incident_id=incident_id,
+            actor=actor,
+            reason=reason,
+            approved_by=approved_by,
         )
         try:
             if version is None:

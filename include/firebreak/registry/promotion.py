@@ -32,12 +32,14 @@ def promote_candidate(
     incident_id: str,
     actor: str,
     with_champion: Callable[[str], None] | None = None,
+    approved_by: str | None = None,
 ) -> Promotion:
     """Move ``champion`` from ``old`` to ``new`` (``last-known-good`` to ``old`` unless rolling back).
 
     ``with_champion(why)`` moves what serves with the new champion (an LLM's prompt alias
     and guardrails) right after it. The candidate's ``challenger`` alias is cleared last;
-    another incident's candidate stays.
+    another incident's candidate stays. ``approved_by`` (the person who signed the promotion off,
+    when the policy requires it) is written on the ``champion`` row of the ledger.
 
     Raises:
         GateRefused: ``champion`` moved to a third version while this incident ran.
@@ -48,11 +50,11 @@ def promote_candidate(
             f"{Alias.CHAMPION} of {model} moved from v{old} to v{current.version} while this incident ran; "
             f"candidate v{new} was verified against v{old} only: re-run the incident to verify against v{current.version}"
         )
-    why = f"{remediation} passed the gate in {incident_id}"
+    why = f"{remediation} passed the gate in {incident_id}" + (f", approved by {approved_by}" if approved_by else "")
     move = registry.move_alias
     if remediation != Remediation.ROLLBACK and old != new:
         move(model, Alias.LAST_KNOWN_GOOD, old, incident_id=incident_id, actor=actor, reason=f"replaced by v{new}")
-    move(model, Alias.CHAMPION, new, incident_id=incident_id, actor=actor, reason=why)
+    move(model, Alias.CHAMPION, new, incident_id=incident_id, actor=actor, reason=why, approved_by=approved_by)
     if with_champion is not None:
         with_champion(why)
     challenger = registry.version_for(model, Alias.CHALLENGER)

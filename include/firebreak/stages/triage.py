@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from firebreak.incidents.enums import EvidenceKind, FailureClass, Severity
+from firebreak.incidents.enums import ClockMark, EvidenceKind, FailureClass, Severity
 from firebreak.stages.context import Context
 
 
@@ -24,4 +25,10 @@ def triage(incident_id: str) -> dict[str, Any]:
         result.to_dict(),
         f"triaged {result.severity} ({failure}) on {result.rows} predictions: {signals}",
     )
+    if result.first_breach_at:
+        ctx.mark(ClockMark.FIRST_BREACH, datetime.fromisoformat(result.first_breach_at), "prediction log")
+    # The page goes out once severity decides who is paged (SOP: a SEV1 pages IC and owner at once).
+    worst = max(result.signals.items(), key=lambda kv: kv[1], default=None)
+    seen = f"{worst[0]} {worst[1]:.0%} over {result.rows} predictions" if worst else f"{result.rows} predictions"
+    ctx.announce("opened", f"{result.severity} {failure}: {seen}", details={"signals": signals})
     return {"severity": str(result.severity), "failure_class": str(failure)}
