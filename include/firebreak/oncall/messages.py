@@ -119,21 +119,22 @@ def _links(facts: Facts) -> list[dict[str, str]]:
     ]
 
 
-_SLACK_LEAD = {
-    Event.OPENED: ":rotating_light: Incident opened",
-    Event.ACKNOWLEDGED: ":eyes: Acknowledged",
-    Event.UPDATE: ":information_source: Update",
-    Event.APPROVAL_NEEDED: ":raised_hand: Approval needed",
-    Event.CHANGE: ":arrows_counterclockwise: Change",
-    Event.ESCALATED: ":warning: Escalated",
-    Event.RESOLVED: ":white_check_mark: Traffic restored",
-    Event.CLOSED: ":memo: Closed",
+_LEAD = {  # the event's words, and the emoji a Slack message leads with
+    Event.OPENED: ("Incident opened", ":rotating_light:"),
+    Event.ACKNOWLEDGED: ("Acknowledged", ":eyes:"),
+    Event.UPDATE: ("Update", ":information_source:"),
+    Event.APPROVAL_NEEDED: ("Approval needed", ":raised_hand:"),
+    Event.CHANGE: ("Change", ":arrows_counterclockwise:"),
+    Event.ESCALATED: ("Escalated", ":warning:"),
+    Event.RESOLVED: ("Traffic restored", ":white_check_mark:"),
+    Event.CLOSED: ("Closed", ":memo:"),
 }
 
 
 def slack_message(event: Event, facts: Facts) -> dict[str, Any]:
     """A Slack incoming-webhook message: ``text`` (notifications, fallbacks) and ``blocks``."""
-    lead = _SLACK_LEAD[event]
+    words, emoji = _LEAD[event]
+    lead = f"{emoji} {words}"
     title = slack_escape(facts.title)
     headline = slack_escape(clean(facts.headline, 1500))
     text = f"{lead}: {title} — {headline}"
@@ -156,8 +157,7 @@ def slack_message(event: Event, facts: Facts) -> dict[str, Any]:
 
 def email_message(event: Event, facts: Facts, to: list[str]) -> dict[str, Any]:
     """An email for the model owner: subject and an HTML body with every outside string escaped."""
-    lead = _SLACK_LEAD[event].split(": ", 1)[-1].split(" ", 1)[-1]
-    subject = clean(f"[Firebreak] {lead}: {facts.title}", 200)
+    subject = clean(f"[Firebreak] {_LEAD[event][0]}: {facts.title}", 200)
     rows = "".join(
         f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(clean(v, 1000))}</td></tr>"
         for k, v in {

@@ -81,14 +81,16 @@ class PagerDutyChannel:
         notifier = PagerDutyEventsNotifier(
             event=payload["event"], change=payload.get("kind") == "change", pagerduty_events_conn_id=conn_id
         )
-        _notify(notifier)
+        _notify(notifier, conn_id)
 
 
 class SlackChannel:
     def send(self, conn_id: str, payload: dict[str, Any]) -> None:
         from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-        _notify(SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=payload["text"], blocks=payload["blocks"]))
+        _notify(
+            SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=payload["text"], blocks=payload["blocks"]), conn_id
+        )
 
 
 class EmailChannel:
@@ -102,12 +104,17 @@ class EmailChannel:
             subject=payload["subject"],
             html_content=payload["html"],
         )
-        _notify(notifier)
+        _notify(notifier, conn_id)
 
 
-def _notify(notifier: BaseNotifier) -> None:
-    """Run a notifier, turning its failures into the dispatcher's vocabulary."""
+def _notify(notifier: BaseNotifier, conn_id: str) -> None:
+    """Run a notifier, turning its failures into the dispatcher's vocabulary.
+
+    A connection that is not defined is said plainly and not retried (providers wrap that
+    case in their own generic errors); anything else from a provider may clear up.
+    """
     try:
+        BaseHook.get_connection(conn_id)
         notifier.notify({})
     except DeliveryError:
         raise
