@@ -130,6 +130,7 @@ class EventKind(StrEnum):
     CLOSED = "closed"
     ACKNOWLEDGED = "acknowledged"
     ESCALATED = "escalated"
+    DEADLINE_MET = "deadline_met"
     NOTIFIED = "notified"
     NOTIFY_FAILED = "notify_failed"
     STATUS_UPDATE = "status_update"

@@ -82,7 +82,9 @@ def on_deadline(
         return DeadlineOutcome(True, "status update posted")
     mark = ClockMark.ACKNOWLEDGED if target == Target.ACKNOWLEDGE else ClockMark.CONTAINED
     if (done := clock.at(mark)) is not None:
-        return DeadlineOutcome(False, f"{mark} at {done:%H:%M:%S} UTC, within the {late}")
+        reason = f"{mark} at {done:%H:%M:%S} UTC, within the {late}"
+        store.add_event(incident_id, EventKind.DEADLINE_MET, f"deadline passed{when}: {reason}; no escalation")
+        return DeadlineOutcome(False, reason)
     escalate = policy.notify.route(severity).escalate
     verb = "acknowledged" if target == Target.ACKNOWLEDGE else "contained"
     message = f"not {verb} within the {late}{when}: paging {', '.join(escalate) or 'nobody (no escalate targets)'}"
