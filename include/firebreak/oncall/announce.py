@@ -75,7 +75,7 @@ def announce(
     paged = {
         n.target
         for n in outbox.for_incident(incident_id)
-        if n.target_type == "pagerduty" and n.event in PAGED and n.status != "failed"
+        if n.target_type == "pagerduty" and n.event in PAGED and n.status not in ("failed", "unconfigured")
     }
     enqueued = []
     for name in _recipients(event, names, route.notify, paged, policy):

@@ -22,11 +22,16 @@ log = logging.getLogger(__name__)
 
 
 class DeliveryError(FirebreakError):
-    """A channel could not hand a notification over; ``retry`` says whether trying again may help."""
+    """A channel could not hand a notification over; ``retry`` says whether trying again may help.
 
-    def __init__(self, message: str, *, retry: bool) -> None:
+    ``unconfigured``: the target's Airflow connection does not exist — said once per incident
+    and target on the timeline, not for every notification (a demo has no connections at all).
+    """
+
+    def __init__(self, message: str, *, retry: bool, unconfigured: bool = False) -> None:
         super().__init__(message)
         self.retry = retry
+        self.unconfigured = unconfigured
 
 
 class Channel(Protocol):
@@ -53,16 +58,23 @@ def deliver(state_db_url: str, channels: Mapping[str, Channel], incident_id: str
                 raise DeliveryError(f"no channel for target type {note.target_type!r}", retry=False)
             channel.send(note.conn_id, note.payload)
         except DeliveryError as exc:
-            status = outbox.mark_failed(note.id, str(exc), retry=exc.retry)
-            if status == "failed":
+            said = exc.unconfigured and note.target in outbox.unconfigured_targets(note.incident_id)
+            status = outbox.mark_failed(note.id, str(exc), retry=exc.retry, unconfigured=exc.unconfigured)
+            if status != "pending":
                 failed += 1
+            if status != "pending" and not said:
+                what = (
+                    f"{note.target} ({note.target_type}) is not told about this incident"
+                    if exc.unconfigured
+                    else f"{where} not sent"
+                )
                 incidents.add_event(
                     note.incident_id,
                     EventKind.NOTIFY_FAILED,
-                    f"{where} not sent: {exc}",
+                    f"{what}: {exc}",
                     {"notification": note.id, "target": note.target},
                 )
-            else:
+            if status == "pending":
                 retrying += 1
             log.warning("notification %s: %s (%s)", note.dedup_key, exc, status)
             continue

@@ -119,7 +119,7 @@ def _notify(notifier: BaseNotifier, conn_id: str) -> None:
     except DeliveryError:
         raise
     except AirflowNotFoundException as exc:
-        raise DeliveryError(f"Airflow connection not defined: {exc}", retry=False) from exc
+        raise DeliveryError(f"Airflow connection not defined: {exc}", retry=False, unconfigured=True) from exc
     except (AirflowException, OSError, ValueError, requests.RequestException) as exc:
         # Provider errors (a non-200 webhook answer, SMTP refusals, connection resets) may clear up.
         raise DeliveryError(f"{type(exc).__name__}: {str(exc)[:300]}", retry=True) from exc

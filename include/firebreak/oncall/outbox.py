@@ -30,6 +30,7 @@ notifications = sa.Table(
     sa.Column("conn_id", sa.String(200), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     # pending -> sending -> sent | pending (retryable failure) | failed (after MAX_ATTEMPTS or not retryable)
+    # | unconfigured (the target's Airflow connection does not exist)
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -162,19 +163,29 @@ class Outbox(Store):
                 notifications.update().where(notifications.c.id == row_id).values(status="sent", sent_at=utcnow())
             )
 
-    def mark_failed(self, row_id: int, error: str, *, retry: bool) -> str:
+    def mark_failed(self, row_id: int, error: str, *, retry: bool, unconfigured: bool = False) -> str:
         """Record a failed send: back to ``pending`` if it may be retried, else ``failed``. Returns the status."""
         with self.begin() as conn:
             attempts = conn.execute(
                 sa.select(notifications.c.attempts).where(notifications.c.id == row_id)
             ).scalar_one()
-            status = "pending" if retry and attempts < MAX_ATTEMPTS else "failed"
+            status = "unconfigured" if unconfigured else "pending" if retry and attempts < MAX_ATTEMPTS else "failed"
             conn.execute(
                 notifications.update()
                 .where(notifications.c.id == row_id)
                 .values(status=status, error=error[:2000], claimed_at=None)
             )
         return status
+
+    def unconfigured_targets(self, incident_id: str) -> set[str]:
+        """Targets of this incident already found to have no Airflow connection."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                sa.select(notifications.c.target).where(
+                    notifications.c.incident_id == incident_id, notifications.c.status == "unconfigured"
+                )
+            )
+            return set(rows.scalars())
 
     def for_incident(self, incident_id: str) -> list[Notification]:
         with self.begin() as conn:
