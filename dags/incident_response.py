@@ -30,6 +30,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 # The on-call loop's Airflow side lives in plugins/firebreak_oncall.py (Airflow only at import).
 from firebreak_oncall import CADENCE_UPDATES, IncidentApproval, IncidentDeadline, OutboxNotifier
+from firebreak_oncall import SEVERITIES as PAGED_SEVERITIES
 
 # Values must match firebreak.incidents.enums (a DAG-integrity test checks): importing the
 # library here would cost its import time on every parse.
@@ -86,7 +87,7 @@ ONCALL_DEADLINES = [
             "firebreak_oncall.on_deadline", kwargs={"severity": severity, "target": target, "nth": nth}
         ),
     )
-    for severity in ("SEV1", "SEV2", "SEV3", "SEV4")
+    for severity in PAGED_SEVERITIES
     for target, nth in [("acknowledge", 1), ("contain", 1), *[("update", n) for n in range(1, CADENCE_UPDATES + 1)]]
     if DEADLINES_ON
 ]
