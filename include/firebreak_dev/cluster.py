@@ -174,6 +174,8 @@ class AirflowCluster:
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                # A real scheduler runs here: escalation by Deadline Alerts is on.
+                "FIREBREAK_DEADLINE_ALERTS": "on",
             }
         )
         if self.executor == "CeleryExecutor":

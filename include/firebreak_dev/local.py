@@ -66,6 +66,8 @@ class LocalStack:
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(not self.unpause),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                # A real scheduler runs here: escalation by Deadline Alerts is on.
+                "FIREBREAK_DEADLINE_ALERTS": "on",
             }
         )
         env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri

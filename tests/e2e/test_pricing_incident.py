@@ -169,13 +169,13 @@ def test_an_alert_about_the_fixed_version_is_closed_stale_and_routing_untouched(
         assert "stale" in [e.kind for e in store.incidents.events(incident_id)]
 
 
+# A required approval that is refused: tests/e2e/test_oncall_incident.py (the run waits for the answer).
+
+
 @pytest.mark.parametrize(
     ("gate_change", "reason"),
-    [
-        ({"recent_min_improvement": 0.99}, "recent MAE improves on champion"),  # a 99% error cut: v2 cannot
-        ({"requires_approval": True}, "the policy requires a human approval before promotion"),
-    ],
-    ids=["candidate-not-good-enough", "approval-required"],
+    [({"recent_min_improvement": 0.99}, "recent MAE improves on champion")],  # a 99% error cut: v2 cannot
+    ids=["candidate-not-good-enough"],
 )
 def test_gate_refusal_keeps_traffic_on_the_fallback(
     firebreak_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gate_change: dict[str, Any], reason: str

@@ -30,10 +30,19 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from firebreak.alerts.schemas import Alert, AlertmanagerWebhook, GenericAlert, from_alertmanager, from_generic
+from firebreak.alerts.schemas import (
+    VENDOR_PARSERS,
+    Alert,
+    AlertmanagerWebhook,
+    GenericAlert,
+    from_alertmanager,
+    from_generic,
+)
 from firebreak.alerts.store import DeliveryStore
 from firebreak.bounded_json import JsonLimits, JsonRejected, loads
 from firebreak.errors import FirebreakError, PolicyError, UnknownModelError
+from firebreak.incidents.clock import stamp
+from firebreak.incidents.enums import ClockMark
 from firebreak.incidents.identity import incident_id_for
 from firebreak.incidents.store import IncidentStore
 from firebreak.policy.schema import Policy, load_policy
@@ -41,7 +50,7 @@ from firebreak.state_db import utcnow
 
 log = logging.getLogger(__name__)
 
-Source = Literal["alertmanager", "generic"]
+Source = Literal["alertmanager", "generic", "grafana", "arize", "fiddler"]
 
 # The body limits of every source (the HTTP app enforces the same while reading).
 LIMITS = JsonLimits(max_bytes=1_000_000, max_depth=32, max_number_chars=100)
@@ -139,6 +148,8 @@ def _parse(source: Source, payload: Any) -> tuple[list[Alert], dict[str, Any]]:
                 log.warning("alertmanager group %s truncated %d alerts", webhook.groupKey, webhook.truncatedAlerts)
                 notes["truncated_alerts"] = webhook.truncatedAlerts
             return from_alertmanager(webhook), notes
+        if source in VENDOR_PARSERS:
+            return VENDOR_PARSERS[source](payload), {}
         return [from_generic(GenericAlert.model_validate(payload))], {}
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
@@ -214,6 +225,11 @@ class _Delivery:
                 incident_id, "alert_ignored", f"{where}: firing after the episode resolved; not reopened"
             )
             return {**base, "incident_id": incident_id, "action": "ignored", "detail": "episode already resolved"}
+        # The clock's `detected`: when the sender saw the breach begin (the first delivery wins), set
+        # before the run exists so open_incident finds it.
+        now = utcnow()  # a sender's clock running ahead never puts detection in the future
+        detected = min(alert.started_at, now) if alert.started_at and alert.started_at.tzinfo else now
+        stamp(self.incidents, incident_id, ClockMark.DETECTED, detected, f"{alert.source} alert")
         try:
             created = self.starter(incident_id, alert.conf())
         except StartRejected as exc:

@@ -127,6 +127,7 @@ class EvidenceKind(StrEnum):
     GATE = "gate"
     PROMOTION = "promotion"
     RESTORE = "restore"
+    APPROVAL = "approval"
     POSTMORTEM = "postmortem"
 
 
@@ -142,3 +143,31 @@ class EventKind(StrEnum):
     STALE = "stale"
     SEVERITY_RERANKED = "severity_reranked"
     CLOSED = "closed"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    DEADLINE_MET = "deadline_met"
+    NOTIFIED = "notified"
+    NOTIFY_FAILED = "notify_failed"
+    STATUS_UPDATE = "status_update"
+
+
+class ClockMark(StrEnum):
+    """The incident clock, in the order an incident lives it (``acknowledged`` runs beside ``contained``).
+
+    What on-call teams are measured by: time to detect (``detected`` - ``first_breach``),
+    to acknowledge (``acknowledged`` - ``opened``), to contain (``contained`` - ``detected``)
+    and to resolve (``resolved`` - ``detected``).
+    """
+
+    FIRST_BREACH = "first_breach"  # the first logged prediction that broke the policy (prediction log)
+    DETECTED = "detected"  # the alert started firing (its startsAt), or the incident was opened by hand
+    OPENED = "opened"  # the incident row exists and the SOP runs
+    ACKNOWLEDGED = "acknowledged"  # a person took it (shell, REST, UI)
+    CONTAINED = "contained"  # traffic is off the failing model
+    MITIGATED = "mitigated"  # the fix serves users (traffic restored on the remediated champion)
+    RESOLVED = "resolved"  # the incident closed resolved
+
+    @property
+    def chain(self) -> bool:
+        """On the lifecycle chain whose marks never go backwards (acknowledged is beside it)."""
+        return self is not ClockMark.ACKNOWLEDGED

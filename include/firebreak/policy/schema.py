@@ -7,11 +7,12 @@ validate, so the previous state stays in force.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from firebreak.errors import PolicyError, UnknownModelError
 from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
@@ -23,6 +24,20 @@ EntryPoint = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any) -> Any:
+    """``90s``, ``5m``, ``1h``, ``2d`` (or seconds, or ISO 8601) as a timedelta."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Features(_Strict):
@@ -95,6 +110,22 @@ class RemediationPolicy(_Strict):
     parameter_update: dict[str, float | int | str | bool] = {}
 
 
+class Approval(_Strict):
+    """The human sign-off a passed gate waits for when ``requires_approval`` is set (SOP: the approver)."""
+
+    timeout: Duration = Field(timedelta(hours=24), description="No answer by then counts as a rejection.")
+    approvers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]] = Field(
+        [], description="Airflow user names allowed to answer; empty lets any user with access to the DAG."
+    )
+    forbid_builder: bool = Field(True, description="The candidate's builder may not approve it (four-eyes rule).")
+
+    @model_validator(mode="after")
+    def _timeout_positive(self) -> Approval:
+        if self.timeout <= timedelta(0):
+            raise ValueError("timeout must be positive")
+        return self
+
+
 class Gate(_Strict):
     metric: Literal["mae"] = "mae"
     golden_max_regression: Fraction = Field(description="Candidate golden MAE <= champion's x (1 + this).")
@@ -103,6 +134,7 @@ class Gate(_Strict):
     max_low_confidence_rate: Fraction = 1.0
     min_labelled_rows: int = Field(100, ge=1)
     requires_approval: bool = False
+    approval: Approval = Field(default_factory=lambda: Approval())
 
 
 class Shadow(_Strict):
@@ -209,13 +241,95 @@ class Llm(_Strict):
     )
 
 
+TargetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+
+
+class NotifyTarget(_Strict):
+    """Someone to tell: a PagerDuty service, a Slack channel or mailboxes.
+
+    The secret (PagerDuty routing key, Slack webhook, SMTP password) lives in the Airflow
+    connection ``conn_id``, never here: a policy is a reviewed file in git.
+    """
+
+    type: Literal["pagerduty", "slack", "email"]
+    conn_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,200}$", description="Airflow connection holding the secret.")
+    role: str = Field("", max_length=100, description="Who this reaches, e.g. incident commander, model owner.")
+    channel: str = Field("", max_length=100, description="Slack: the channel the webhook posts to (shown only).")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]{1,64}@[^@\s,;<>]{1,255}$")]] = []
+
+    @model_validator(mode="after")
+    def _mail_has_recipients(self) -> NotifyTarget:
+        if self.type == "email" and not self.to:
+            raise ValueError("an email target needs 'to: [address, ...]'")
+        return self
+
+
+class SeverityRoute(_Strict):
+    """Who hears about an incident of one severity, and the targets it is held to (docs/SOP.md)."""
+
+    notify: list[TargetName] = Field([], description="Told at open, on acknowledgement, updates and close.")
+    escalate: list[TargetName] = Field([], description="Paged when a target below is missed.")
+    acknowledge_within: Duration | None = None
+    contain_within: Duration | None = None
+    update_every: Duration | None = None
+
+
+def _default_routes() -> dict[Severity, SeverityRoute]:
+    """The SOP's severity matrix: time to contain and update cadence; acknowledgement for paging levels."""
+    hour = timedelta(hours=1)
+    return {
+        Severity.SEV1: SeverityRoute(
+            acknowledge_within=timedelta(minutes=5), contain_within=timedelta(minutes=15), update_every=hour / 2
+        ),
+        Severity.SEV2: SeverityRoute(
+            acknowledge_within=timedelta(minutes=15), contain_within=hour, update_every=2 * hour
+        ),
+        Severity.SEV3: SeverityRoute(contain_within=24 * hour, update_every=24 * hour),
+        Severity.SEV4: SeverityRoute(contain_within=5 * 24 * hour, update_every=7 * 24 * hour),
+    }
+
+
+class Notify(_Strict):
+    """Notification targets and, per severity, who is told, who is paged next and by when."""
+
+    targets: dict[TargetName, NotifyTarget] = {}
+    routes: dict[Severity, SeverityRoute] = Field(default_factory=_default_routes)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_channel_list(cls, value: Any) -> Any:
+        """The first policies listed Slack channels only: each becomes a Slack target told at every severity."""
+        if not isinstance(value, list):
+            return value
+        targets = {}
+        for i, channel in enumerate(value):
+            if not isinstance(channel, str):
+                raise ValueError(f"notify[{i}]: expected a Slack channel name, got {type(channel).__name__}")
+            targets[f"slack-{i}"] = {"type": "slack", "conn_id": "firebreak_slack", "channel": channel}
+        routes = {sev: {**route.model_dump(), "notify": list(targets)} for sev, route in _default_routes().items()}
+        return {"targets": targets, "routes": routes}
+
+    @model_validator(mode="after")
+    def _routes_name_targets(self) -> Notify:
+        for severity, route in self.routes.items():
+            unknown = [t for t in [*route.notify, *route.escalate] if t not in self.targets]
+            if unknown:
+                raise ValueError(f"routes.{severity} names unknown targets {unknown} (known: {sorted(self.targets)})")
+        return self
+
+    def route(self, severity: Severity | str | None) -> SeverityRoute:
+        """The route of a severity; an untriaged incident is held to SEV1's (when in doubt, the higher)."""
+        key = Severity(severity) if severity in set(Severity) else Severity.SEV1
+        return self.routes.get(key) or _default_routes()[key]
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
     model: str = Field(pattern=MODEL_NAME.pattern)
     description: str
     owner: str
-    notify: list[str] = []
+    notify: Notify = Field(default_factory=Notify)
     features: Features
     contract: str = Field(description="Great Expectations suite JSON, under include/contracts/.")
     golden: str = Field(description="Golden dataset CSV or Parquet, under include/golden/.")

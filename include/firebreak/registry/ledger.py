@@ -31,6 +31,8 @@ alias_ledger = sa.Table(
     # The artifact digest of new_version this move verified (firebreak.registry.verification):
     # loaders compare a version's artifacts with it. None on rows written before digests existed.
     sa.Column("digest", sa.String(80)),
+    # The person who signed the move off when the policy requires an approval (the approver of a promotion).
+    sa.Column("approved_by", sa.String(100)),
 )
 
 # The digest of every version Firebreak registered, recorded right after logging it: a version
@@ -60,6 +62,7 @@ class LedgerEntry:
     status: str
     at: datetime
     digest: str | None = None
+    approved_by: str | None = None
 
 
 class AliasLedger(Store):
@@ -80,6 +83,7 @@ class AliasLedger(Store):
         actor: str,
         reason: str,
         digest: str | None = None,
+        approved_by: str | None = None,
     ) -> int:
         with self.begin() as conn:
             result = conn.execute(
@@ -94,6 +98,7 @@ class AliasLedger(Store):
                     status="pending",
                     at=utcnow(),
                     digest=digest,
+                    approved_by=approved_by,
                 )
             )
             key = result.inserted_primary_key

@@ -215,7 +215,15 @@ class Registry:
     # -- aliases ---------------------------------------------------------------------
 
     def move_alias(
-        self, model: str, alias: str, version: str | None, *, incident_id: str | None, actor: str, reason: str
+        self,
+        model: str,
+        alias: str,
+        version: str | None,
+        *,
+        incident_id: str | None,
+        actor: str,
+        reason: str,
+        approved_by: str | None = None,
     ) -> bool:
         """Point ``alias`` at ``version`` (None deletes it), recording the move in the ledger.
 
@@ -244,6 +252,7 @@ class Registry:
             actor=actor,
             reason=reason,
             digest=digest,
+            approved_by=approved_by,
         )
         try:
             if version is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from firebreak.containment import routing
 from firebreak.containment.segment import Segment
-from firebreak.incidents.enums import Alias, EvidenceKind, IncidentStatus, Route
+from firebreak.incidents.enums import Alias, ClockMark, EvidenceKind, IncidentStatus, Route
 from firebreak.stages.context import Context
 
 
@@ -49,6 +49,8 @@ def contain(incident_id: str) -> dict[str, Any]:
     if not ctx.dry_run:
         ctx.store.update_incident(incident_id, status=IncidentStatus.CONTAINED)
     ctx.record(EvidenceKind.CONTAINMENT, payload, message)
+    ctx.mark(ClockMark.CONTAINED, by="contain")
+    ctx.announce("update", f"contained: {message}", key="contained")
     return {"route": str(target), "changed": change.changed}
 
 
@@ -95,9 +97,13 @@ def restore_traffic(incident_id: str) -> dict[str, Any]:
         return {"restored": False}
     change = routing.restore(ctx.routing, ctx.model, incident_id=incident_id)
     champion = ctx.registry.version_for(ctx.model, Alias.CHAMPION)
+    restored = f"traffic of {ctx.model} back on {Alias.CHAMPION} v{champion and champion.version}"
     ctx.record(
         EvidenceKind.RESTORE,
         {"restored": True, "changed": change.changed, "champion": champion and champion.version},
-        f"traffic of {ctx.model} back on {Alias.CHAMPION} v{champion and champion.version}",
+        restored,
     )
+    # Users are served by the fixed model: mitigated, and the page resolves now, not at close.
+    ctx.mark(ClockMark.MITIGATED, by="restore_traffic")
+    ctx.announce("resolved", restored)
     return {"restored": True}

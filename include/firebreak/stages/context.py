@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from firebreak.containment.state import RoutingStore
 from firebreak.errors import FirebreakError
-from firebreak.incidents.enums import EvidenceKind
+from firebreak.incidents.clock import stamp
+from firebreak.incidents.enums import ClockMark, EvidenceKind
 from firebreak.incidents.store import Incident, IncidentStore
 from firebreak.kinds import ModelKind, kind_for
 from firebreak.policy.schema import Policy, load_policy
@@ -107,6 +108,21 @@ class Context:
     def champion_version(self) -> str:
         """The version that served when the incident opened: the one the incident is about."""
         return str(self.evidence()[EvidenceKind.OPENING]["champion_version"])
+
+    # -- the on-call loop -------------------------------------------------------------
+
+    def mark(self, mark: ClockMark, at: datetime | None = None, by: str | None = None) -> None:
+        """Set a mark of the incident clock (once; a dry run keeps no clock)."""
+        if not self.dry_run:
+            stamp(self.store, self.incident_id, mark, at or datetime.now(UTC), by)
+
+    def announce(self, event: str, headline: str, **kwargs: Any) -> None:
+        """Tell the severity route's targets (enqueued; Airflow's notifiers deliver). Dry runs page nobody."""
+        from firebreak.oncall.announce import announce
+        from firebreak.oncall.messages import Event
+
+        if not self.dry_run:
+            announce(self.incident_id, Event(event), headline, settings=self.settings, **kwargs)
 
     def champion_at_opening(self) -> Version:
         """The champion the incident opened with: what every check and the gate compare against."""

@@ -23,6 +23,15 @@ def promote(incident_id: str) -> dict[str, Any]:
         )
         return {"promoted": False}
     old, new = ev[EvidenceKind.OPENING]["champion_version"], candidate["version"]
+    approved_by = None
+    if ctx.policy.gate.requires_approval:
+        # Never promote past a required approval, whoever calls this stage.
+        approval = ev.get(EvidenceKind.APPROVAL, {})
+        if not approval.get("approved"):
+            reason = approval.get("reason") or "the policy requires a human approval before promotion; none was given"
+            ctx.record(EvidenceKind.PROMOTION, {"promoted": False, "reason": reason}, f"not promoted: {reason}")
+            raise GateRefused(reason)
+        approved_by = approval.get("by")
 
     def with_champion(why: str) -> None:
         version = ctx.registry.get_version(ctx.model, new)
@@ -41,16 +50,27 @@ def promote(incident_id: str) -> dict[str, Any]:
             actor=ACTOR,
             with_champion=with_champion,
             cause=cause,
+            approved_by=approved_by,
         )
     except GateRefused as exc:
         ctx.record(EvidenceKind.PROMOTION, {"promoted": False, "reason": str(exc)}, f"not promoted: {exc}")
         raise
     lkg = promoted.last_known_good
+    move = f"{Alias.CHAMPION} v{old} -> v{new}" + (f", approved by {approved_by}" if approved_by else "")
     ctx.record(
         EvidenceKind.PROMOTION,
-        {"promoted": True, "from": old, "to": new, "last_known_good": lkg, "note": promoted.note},
-        f"{Alias.CHAMPION} v{old} -> v{new}; {Alias.LAST_KNOWN_GOOD} "
+        {
+            "promoted": True,
+            "from": old,
+            "to": new,
+            "last_known_good": lkg,
+            "note": promoted.note,
+            "approved_by": approved_by,
+        },
+        f"{move}; {Alias.LAST_KNOWN_GOOD} "
         + (f"v{lkg}" if lkg else "unset")
         + (f" ({promoted.note})" if promoted.note else ""),
     )
+    what = "rollback" if candidate["remediation"] == "rollback" else f"promotion after {candidate['remediation']}"
+    ctx.announce("change", f"{what}: {move}", key=f"champion-v{new}", details={"remediation": candidate["remediation"]})
     return {"promoted": True, "champion": new}

@@ -6,9 +6,10 @@ containment, so routing is never touched for it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from firebreak.incidents.enums import EventKind, EvidenceKind, FailureClass, IncidentStatus, Severity
+from firebreak.incidents.enums import ClockMark, EventKind, EvidenceKind, FailureClass, IncidentStatus, Severity
 from firebreak.stages.context import Context
 
 
@@ -19,8 +20,6 @@ def triage(incident_id: str) -> dict[str, Any]:
     serving one shows no breach: the incident is then closed ``stale`` and the caller must
     run nothing after triage (the DAG skips containment and everything downstream).
     """
-    from datetime import datetime
-
     from firebreak.investigation.triage import staleness
     from firebreak.investigation.triage import triage as rank
 
@@ -51,9 +50,15 @@ def triage(incident_id: str) -> dict[str, Any]:
         f"triaged {result.severity} ({failure}) on {result.rows} predictions of v{ctx.champion_version}: "
         f"{signals}{who}",
     )
-    if stale is not None:
+    if result.first_breach_at:
+        ctx.mark(ClockMark.FIRST_BREACH, datetime.fromisoformat(result.first_breach_at), "prediction log")
+    if stale is not None:  # nothing to page anyone about: the version the alert saw no longer serves
         outcome = f"stale: {stale}; routing untouched"
         ctx.store.update_incident(incident_id, status=IncidentStatus.STALE, outcome=outcome)
         ctx.event(EventKind.STALE, outcome)
         return {"severity": str(result.severity), "failure_class": str(failure), "stale": True, "why": stale}
+    # The page goes out once severity decides who is paged (SOP: a SEV1 pages IC and owner at once).
+    worst = max(result.signals.items(), key=lambda kv: kv[1], default=None)
+    seen = f"{worst[0]} {worst[1]:.0%} over {result.rows} predictions" if worst else f"{result.rows} predictions"
+    ctx.announce("opened", f"{result.severity} {failure}: {seen}", details={"signals": signals})
     return {"severity": str(result.severity), "failure_class": str(failure), "stale": False}
