@@ -44,3 +44,11 @@ class RemediationError(FirebreakError):
 
 class GateRefused(FirebreakError):
     """The promotion gate refused the candidate; the verdict is already recorded."""
+
+
+class UpstreamError(FirebreakError):
+    """The model server the gateway fronts failed, timed out, or answered what cannot be read."""
+
+
+class PredictionLogError(FirebreakError):
+    """The prediction log or the label store refused an operation (bad rows, bad location)."""
