@@ -102,7 +102,7 @@ def golden_dataset_audit(
     champion = registry.version_for(model, Alias.CHAMPION)
     if champion is None:
         return None
-    last_day = PredictionLog(settings.prediction_log_dir).read_window(model, 24, now=now)
+    last_day = PredictionLog(settings.prediction_log_url).read_window(model, 24, now=now)
     golden = kind_for(policy).golden_check(registry, champion, settings, last_day, full=False)
     findings = [Finding(str(golden.kind), golden.breached, golden.summary, golden.payload)]
     out = settings.evidence_dir / "audits" / f"golden_dataset-{model}-{day}"
@@ -188,7 +188,7 @@ def shadow_evaluation(
         return None
     if not kind_for(policy).shadow_comparable:  # answers are text: the gate's golden Q&A compares them
         return None
-    log = PredictionLog(settings.prediction_log_dir).read_window(model, shadow.window_hours, now=now)
+    log = PredictionLog(settings.prediction_log_url).read_window(model, shadow.window_hours, now=now)
     findings: list[Finding] = []
     if len(log) < shadow.min_rows:
         findings.append(

@@ -187,6 +187,15 @@ class Serving(_Strict):
     upstream: Upstream = Upstream()
 
 
+class PredictionLogPolicy(_Strict):
+    """Upkeep of the model's prediction log (``firebreak log maintain``)."""
+
+    retention_days: float = Field(30, gt=0, le=3660, description="Hours older than this are deleted.")
+    compact_after_minutes: float = Field(
+        10, ge=0, le=24 * 60, description="An hour's parts are merged this long after the hour ended."
+    )
+
+
 class Llm(_Strict):
     """An LLM-style model: its prompt in MLflow's prompt registry, guardrails and golden Q&A.
 
@@ -232,6 +241,7 @@ class Policy(_Strict):
     feedback: FeedbackAudit = FeedbackAudit()
     fairness: Fairness | None = None
     serving: Serving = Serving()
+    prediction_log: PredictionLogPolicy = PredictionLogPolicy()
     llm: Llm | None = None
 
 

@@ -133,7 +133,7 @@ class Gateway:
         self.routes = Routes(self.policy, settings)
         self.predictor = Predictor(self.policy, self.breaker, self.guard, self._m, on_transition=self._publish)
         self.alerts = BreakerAlerts(model, self.policy, settings.alert_inbox_dir, enabled=inbox_alerts)
-        self.predictions = LogWriter(PredictionLog(settings.prediction_log_dir), interval=log_interval)
+        self.predictions = LogWriter(PredictionLog(settings.prediction_log_url), interval=log_interval)
         self.rejections = LogWriter(PredictionLog(settings.rejected_log_dir), interval=log_interval)
         self.shadow = Shadow(model, LogWriter(PredictionLog(settings.shadow_log_dir), interval=log_interval), self._m)
         self._refresher: threading.Thread | None = None

@@ -125,7 +125,7 @@ class Context:
         """The triage window of the prediction log: the policy's hours up to the incident's opening."""
         from firebreak.prediction_log import PredictionLog
 
-        return PredictionLog(self.settings.prediction_log_dir).read_window(
+        return PredictionLog(self.settings.prediction_log_url).read_window(
             self.model, self.policy.detection.window_hours, now=self.opened_at + timedelta(minutes=1)
         )
 
@@ -138,4 +138,4 @@ class Context:
         """Prediction-log rows logged after the incident opened (the window ends at opening)."""
         from firebreak.prediction_log import PredictionLog
 
-        return PredictionLog(self.settings.prediction_log_dir).read(self.model, since=self.opened_at)
+        return PredictionLog(self.settings.prediction_log_url).read(self.model, since=self.opened_at)
