@@ -39,7 +39,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -356,8 +356,8 @@ class LogWindow:
     ) -> Iterator[pd.DataFrame]:
         """The window's rows as frames of at most ``batch_rows`` (None: one frame per part), in part order.
 
-        ``columns`` projects (``ts`` is always read for the window's bounds); a column some
-        part lacks comes back as nulls. Text columns arrive as pandas categoricals unless
+        ``columns`` projects (``ts`` is always read for the window's bounds); a column a part
+        lacks is absent from its frames, as it would be from a whole read. Text columns arrive as pandas categoricals unless
         told otherwise: decoding each of a hundred million strings into a Python object is
         most of the cost of a read, and categoricals hold each distinct value once.
         """
@@ -407,8 +407,6 @@ class LogWindow:
                     frame = chunk.to_pandas()
                     if "ts" in frame.columns:
                         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-                    if wanted is not None:
-                        frame = frame.reindex(columns=[*wanted, *(["ts"] if "ts" not in wanted else [])])
                     yield frame
             except (OSError, ValueError) as exc:  # torn in the body, past a readable footer
                 self.log._quarantine(path, exc)
@@ -451,6 +449,16 @@ class LabelStore:
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).drop_duplicates(
             "request_id", keep="last"
         )
+
+    def join_batches(self, model: str, batches: Iterable[pd.DataFrame], label: str) -> pd.DataFrame:
+        """The labelled rows of a streamed window (memory: the labels and the labelled rows, not the window)."""
+        labels = self.read(model)
+        if label not in labels.columns:
+            return pd.DataFrame(columns=["request_id", label])
+        known = labels[["request_id", label]]
+        parts = [batch.merge(known, on="request_id", how="inner") for batch in batches]
+        parts = [p for p in parts if not p.empty]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["request_id", label])
 
     def join(self, model: str, predictions: pd.DataFrame, label: str) -> pd.DataFrame:
         """Predictions whose label has arrived, with the label column added."""

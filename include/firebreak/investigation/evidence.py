@@ -163,10 +163,17 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
 CONFIRM_P_VALUE = 1e-3
 
 
-def add_drift_checks(drift: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
+def add_drift_checks(
+    drift: dict[str, Any],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    ks_p_values: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Add the checks diagnosis needs beside the drift verdicts, in place; returns ``drift``.
 
-    * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row.
+    * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row
+      (given in ``ks_p_values`` when the window was streamed, and ``current`` is its sample).
     * ``scale_changes``: :func:`scale_changes` over the numeric columns of the verdicts.
     """
     from scipy import stats
@@ -179,7 +186,10 @@ def add_drift_checks(drift: dict[str, Any], reference: pd.DataFrame, current: pd
         if not numeric_columns(reference, [name]) or not numeric_columns(current, [name]):
             continue
         numeric.append(name)
-        if column.get("drifted"):
+        if column.get("drifted") and ks_p_values is not None:
+            if name in ks_p_values:
+                column["confirm_p_value"] = ks_p_values[name]
+        elif column.get("drifted"):
             ref = reference[name].to_numpy(dtype=float)
             cur = current[name].to_numpy(dtype=float)
             ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]

@@ -19,6 +19,7 @@ from firebreak.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from firebreak.prediction_log import LogWindow
     from firebreak.registry.mlflow_registry import Registry, Version
 
 ACTOR = "incident_response"
@@ -123,11 +124,15 @@ class Context:
 
     def window(self) -> pd.DataFrame:
         """The triage window of the prediction log: the policy's hours up to the incident's opening."""
+        return self.log_window().frame()
+
+    def log_window(self) -> LogWindow:
+        """The triage window, not read yet: the contract, lineage and drift checks stream it when it is big."""
         from firebreak.prediction_log import PredictionLog
 
-        return PredictionLog(self.settings.prediction_log_url).read_window(
-            self.model, self.policy.detection.window_hours, now=self.opened_at + timedelta(minutes=1)
-        )
+        until = self.opened_at + timedelta(minutes=1)
+        since = until - timedelta(hours=self.policy.detection.window_hours)
+        return PredictionLog(self.settings.prediction_log_url).window(self.model, since=since, until=until)
 
     def labelled_window(self) -> pd.DataFrame:
         from firebreak.prediction_log import LabelStore
