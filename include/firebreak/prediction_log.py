@@ -32,6 +32,7 @@ How it scales out:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -131,6 +132,48 @@ class PredictionLog:
             self._publish(part.reset_index(drop=True), path)
             written.append(path)
         return written
+
+    def publish_whole(self, rows: pd.DataFrame, *, name: str) -> tuple[list[str], int]:
+        """Publish rows as parts named ``part-<name>-<n>``, all or nothing; returns (parts written, parts there).
+
+        Every part is written under a temporary name first; only when all are written are they
+        renamed into place. A part already in place (an earlier run of the same import that
+        stopped mid-way) is kept, so running the import again finishes it and never doubles a row.
+        """
+        missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
+        if missing:
+            raise PredictionLogError(f"prediction log rows lack required columns {missing}")
+        ts = pd.to_datetime(rows["ts"], utc=True)
+        plans = []
+        for n, ((model, day, hour), part) in enumerate(
+            rows.groupby([rows["model"], ts.dt.strftime("%Y-%m-%d"), ts.dt.hour], sort=True)
+        ):
+            path = f"{self._partition(str(model), day, int(hour))}/part-{_WRITER.sub('_', name)[:80]}-{n:05d}.parquet"
+            plans.append((path, part.reset_index(drop=True)))
+        todo = [(path, part) for path, part in plans if not self.fs.exists(path)]
+        if not self.local:  # one PUT per part, each whole; a re-run puts the missing ones
+            for path, part in todo:
+                self._publish(part, path)
+            return [p for p, _ in todo], len(plans) - len(todo)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        staged: list[tuple[str, str]] = []
+        try:
+            for path, part in todo:
+                folder, file_name = path.rsplit("/", 1)
+                os.makedirs(folder, exist_ok=True)
+                tmp = f"{folder}/.{file_name}.{uuid.uuid4().hex[:8]}.tmp"
+                staged.append((tmp, path))
+                pq.write_table(pa.Table.from_pandas(part, preserve_index=False), tmp)
+        except BaseException:
+            for tmp, _ in staged:  # nothing was published: leave nothing behind either
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
+            raise
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        return [path for _, path in staged], len(plans) - len(todo)
 
     def _partition(self, model: str, day: str, hour: int) -> str:
         if not model or "/" in model or "=" in model or model in (".", ".."):
@@ -362,15 +405,8 @@ class LogWindow:
         most of the cost of a read, and categoricals hold each distinct value once.
         """
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         wanted = list(dict.fromkeys(columns)) if columns is not None else None
-        low = (
-            pa.scalar(pd.Timestamp(self.since).tz_convert("UTC"), pa.timestamp("us", tz="UTC")) if self.since else None
-        )
-        high = (
-            pa.scalar(pd.Timestamp(self.until).tz_convert("UTC"), pa.timestamp("us", tz="UTC")) if self.until else None
-        )
         for path in self.files():
             footer = self.log._open(path)
             if footer is None:
@@ -385,6 +421,7 @@ class LogWindow:
                 if text_as_category
                 and (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type))
             ]
+            bounds = _bounds(schema, self.since, self.until)
             try:
                 reader = _reopen(self.log, path, text)
                 chunks: Iterator[Any] = (
@@ -392,28 +429,59 @@ class LogWindow:
                     if batch_rows
                     else iter([reader.read(columns=present)])
                 )
-                for chunk in chunks:
-                    if "ts" in chunk.schema.names and (low is not None or high is not None):
-                        ts = pc.cast(chunk.column("ts"), pa.timestamp("us", tz="UTC"))
-                        mask = None
-                        if low is not None:
-                            mask = pc.greater_equal(ts, low)
-                        if high is not None:
-                            below = pc.less(ts, high)
-                            mask = below if mask is None else pc.and_(mask, below)
-                        chunk = chunk.filter(mask)
-                    if chunk.num_rows == 0:
-                        continue
-                    frame = chunk.to_pandas()
-                    if "ts" in frame.columns:
-                        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-                    yield frame
-            except (OSError, ValueError) as exc:  # torn in the body, past a readable footer
+            except (OSError, pa.ArrowInvalid) as exc:
                 self.log._quarantine(path, exc)
+                continue
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except (OSError, pa.ArrowInvalid) as exc:  # torn in the body, past a readable footer
+                    self.log._quarantine(path, exc)
+                    break
+                if bounds is not None:
+                    chunk = chunk.filter(bounds(chunk.column("ts")))
+                if chunk.num_rows == 0:
+                    continue
+                frame = chunk.to_pandas()
+                if "ts" in frame.columns:
+                    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+                yield frame
 
     def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The whole window as one frame (small windows)."""
         return self.log.read(self.model, since=self.since, until=self.until, columns=columns)
+
+
+def _bounds(schema: pa.Schema, since: datetime | None, until: datetime | None) -> Any:
+    """A mask function for ``since <= ts < until``, compared in the stored column's own unit and zone."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "ts" not in schema.names or (since is None and until is None):
+        return None
+    kind = schema.field("ts").type
+    if not pa.types.is_timestamp(kind):
+        return None  # ts stored as text by some writer: left to the reader's own filter
+
+    def scalar(moment: datetime) -> Any:
+        stamp = pd.Timestamp(moment).tz_convert("UTC")
+        return pa.scalar(stamp if kind.tz else stamp.tz_localize(None), type=kind)
+
+    low = scalar(since) if since is not None else None
+    high = scalar(until) if until is not None else None
+
+    def mask(ts: Any) -> Any:
+        keep = None
+        if low is not None:
+            keep = pc.greater_equal(ts, low)
+        if high is not None:
+            below = pc.less(ts, high)
+            keep = below if keep is None else pc.and_(keep, below)
+        return keep
+
+    return mask
 
 
 def _reopen(log_: PredictionLog, path: str, text: list[str]) -> pq.ParquetFile:

@@ -149,3 +149,16 @@ def test_a_window_streams_in_bounded_batches_with_text_as_categories(tmp_path: P
 def test_a_model_name_that_is_not_a_partition_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PredictionLogError, match="cannot name a prediction-log partition"):
         PredictionLog(tmp_path).append(rows(datetime.now(UTC), 1, model="../escape"))
+
+
+def test_nanosecond_timestamps_are_read_not_mistaken_for_a_torn_part(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    start = pd.Timestamp("2026-11-27 09:00:00.000000001", tz="UTC")
+    frame = rows(datetime(2026, 11, 27, 9, tzinfo=UTC), 4)
+    frame["ts"] = [start + pd.Timedelta(nanoseconds=7 * i) for i in range(4)]
+    log.append(frame)
+    window = log.window(
+        "pricing", since=datetime(2026, 11, 27, 9, tzinfo=UTC), until=datetime(2026, 11, 27, 10, tzinfo=UTC)
+    )
+    assert sum(len(b) for b in window.batches(["confidence"])) == 4
+    assert not (tmp_path / "_quarantine").exists()
