@@ -59,3 +59,22 @@ def test_v2_answers_map_tensors_to_columns_and_refuse_a_wrong_length() -> None:
         _v2_outputs({"outputs": [{"name": "predict", "data": [1, 2, 3]}]}, "price", index, "u")
     with pytest.raises(UpstreamError, match="no v2 'outputs'"):
         _v2_outputs({"error": "model not ready"}, "price", index, "u")
+
+
+def test_serve_refuses_a_bad_upstream_before_starting_and_hands_a_good_one_to_every_worker(
+    firebreak_home: object, tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from firebreak.cli import main
+    from firebreak.serving import app
+    from tests import own_model
+
+    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(own_model.write_policy(Path(str(tmp_path)) / "files")))
+    assert main(["serve", "--model", "payments", "--upstream", "ftp://models/fraud"]) == 2
+    assert "--upstream must be an http(s) URL with a host" in capsys.readouterr().err
+    monkeypatch.setenv("FIREBREAK_SERVE_UPSTREAM", "http://127.0.0.1:5001/v2/models/payments")
+    monkeypatch.setenv("FIREBREAK_SERVE_UPSTREAM_PROTOCOL", "v2")
+    assert app._upstream_from_env() == UpstreamSpec("http://127.0.0.1:5001/v2/models/payments/infer", "v2")
+    monkeypatch.delenv("FIREBREAK_SERVE_UPSTREAM")
+    assert app._upstream_from_env() is None
