@@ -65,6 +65,7 @@ def child(code: str, env: dict[str, str]) -> tuple[dict[str, Any], float, float]
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-4000:])
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"raw ({wall:.0f} s): {json.dumps(result)}", flush=True)  # kept even if a later step fails
     return result, wall, float(result["peak_gb"])
 
 
@@ -156,10 +157,12 @@ registry = Registry(settings)
 reference = registry.reference_frame(registry.version_for("pricing", Alias.CHAMPION))
 log = PredictionLog(settings.prediction_log_url)
 files = log.files("pricing")
-dataset = ds.dataset(files, format="parquet")
 out = {{}}
 started = time.perf_counter()
 for column in pricing.INPUTS:
+    # Text as dictionary (pandas categoricals): 100M Python strings would not fit.
+    options = ds.ParquetReadOptions(dictionary_columns=[column] if column in pricing.CATEGORICAL else [])
+    dataset = ds.dataset(files, format=ds.ParquetFileFormat(read_options=options))
     table = dataset.to_table(columns=[column])
     current = table.to_pandas()
     del table
@@ -261,7 +264,9 @@ def main() -> None:
     made = generate(settings, args.rows, args.parts)
     rows = made["rows"]
     disk = sum(f.stat().st_size for f in settings.prediction_log_dir.rglob("*.parquet")) / 1e9
-    print(f"generated {rows:,} rows in {made['seconds']:.0f} s ({disk:.1f} GB of Parquet, {REPLICAS} writers)")
+    print(
+        f"generated {rows:,} rows in {made['seconds']:.0f} s ({disk:.1f} GB of Parquet, {REPLICAS} writers)", flush=True
+    )
 
     compact, _, compact_peak = child(COMPACT.format(now=END.isoformat()), env)
     load.append(os.getloadavg()[0])
