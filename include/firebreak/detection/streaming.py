@@ -193,19 +193,26 @@ def stream_drift(
     counts: dict[str, pd.Series] = {name: pd.Series(dtype=np.int64) for name in cat}
     sampler = _Sampler(sample_rows, seed)
     rows = 0
+    seen: set[str] = set()
     for frame in batches():
-        if missing := [c for c in selected if c not in frame.columns]:
-            raise DriftInputError(f"columns {missing} are missing from the current frame")
+        # A part written before a column existed lacks it: its rows are nulls there, as in a whole read.
+        present = [c for c in selected if c in frame.columns]
+        seen.update(present)
         rows += len(frame)
         for name, acc in numeric.items():
-            acc.first_pass(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
+            if name in frame.columns:
+                acc.first_pass(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
         for name in cat:
+            if name not in frame.columns:
+                continue
             found = stats._value_counts(frame[name])
             found.index = pd.Index(found.index.astype(object))  # batches' categoricals differ: compare values
             counts[name] = counts[name].add(found, fill_value=0)
-        sampler.add(frame[selected])
+        sampler.add(frame.reindex(columns=selected))
     if rows == 0:
         raise DriftInputError("current frame is empty (the window holds no rows)")
+    if missing := [c for c in selected if c not in seen]:
+        raise DriftInputError(f"columns {missing} are missing from the current frame")
 
     verdicts: dict[str, ColumnDrift] = {}
     for name in cat:
@@ -243,7 +250,8 @@ def stream_drift(
             acc.grid = np.zeros(cells_for[acc.name], dtype=np.int64)
         for frame in batches():
             for acc in pending:
-                acc.second_pass(frame[acc.name].to_numpy(dtype=np.float64, na_value=np.nan))
+                if acc.name in frame.columns:
+                    acc.second_pass(frame[acc.name].to_numpy(dtype=np.float64, na_value=np.nan))
         passes += 1
         again = []
         for acc in pending:

@@ -79,3 +79,15 @@ def test_the_k_s_confirmation_equals_scipy_on_every_row() -> None:
 def test_an_empty_window_is_refused_as_compute_drift_refuses_it() -> None:
     with pytest.raises(DriftInputError, match="current frame is empty"):
         stream_drift(world(1, 100, shift=0), lambda: iter([]), columns=COLUMNS, categorical=CATEGORICAL)
+
+
+def test_a_part_written_before_a_column_existed_counts_as_nulls_there_as_a_whole_read_does() -> None:
+    reference, current = world(1, 3000, shift=0.0), world(2, 6000, shift=0.2)
+    older, newer = current.iloc[:2000].drop(columns=["units"]), current.iloc[2000:]
+    whole = compute_drift(reference, pd.concat([older, newer]), columns=COLUMNS, categorical=CATEGORICAL)
+    streamed = stream_drift(reference, lambda: iter([older, newer]), columns=COLUMNS, categorical=CATEGORICAL)
+    assert {c.column: (c.drifted, round(c.score, 9)) for c in streamed.result.columns} == {
+        c.column: (c.drifted, round(c.score, 9)) for c in whole.columns
+    }
+    with pytest.raises(DriftInputError, match=r"columns \['units'\] are missing from the current frame"):
+        stream_drift(reference, lambda: iter([older]), columns=COLUMNS, categorical=CATEGORICAL)
