@@ -17,7 +17,7 @@ import time
 import warnings
 from datetime import UTC, datetime
 
-from firebreak import scenarios
+from firebreak import prediction_log_cli, scenarios
 from firebreak.containment import route_cli
 from firebreak.detection import drift_cli
 from firebreak.embedded import airflow_env, executable
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     triage_cli.add_parser(sub)
     route_cli.add_parser(sub)
     oncall_cli.add_parser(sub)
+    prediction_log_cli.add_parsers(sub)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return route_cli.run(args, settings)
         if args.command == "ack":
             return oncall_cli.run(args, settings)
+        if args.command in ("log", "labels"):
+            return prediction_log_cli.run(args, settings)
         if args.command == "setup":
             print(json.dumps(scenarios.setup(args.scenario, settings), indent=2))
         elif args.command == "incident":

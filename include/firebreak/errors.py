@@ -59,3 +59,11 @@ class GateRefused(FirebreakError):
 
 class NotFound(FirebreakError):
     """What a command names (an incident, a state home) does not exist."""
+
+
+class UpstreamError(FirebreakError):
+    """The model server the gateway fronts failed, timed out, or answered what cannot be read."""
+
+
+class PredictionLogError(FirebreakError):
+    """The prediction log or the label store refused an operation (bad rows, bad location)."""

@@ -47,6 +47,7 @@ class Settings:
     state_db_url: str
     mlflow_tracking_uri: str
     artifact_root: Path
+    prediction_log_location: str | None = None  # FIREBREAK_PREDICTION_LOG_URL; None: prediction_log_dir
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,6 +59,7 @@ class Settings:
             state_db_url=os.environ.get("FIREBREAK_STATE_DB_URL", f"sqlite:///{home / 'state.db'}"),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
             artifact_root=Path(os.environ.get("FIREBREAK_ARTIFACT_ROOT", home / "mlartifacts")).resolve(),
+            prediction_log_location=os.environ.get("FIREBREAK_PREDICTION_LOG_URL") or None,
         )
 
     def ensure_home(self) -> bool:
@@ -73,7 +75,13 @@ class Settings:
 
     @property
     def prediction_log_dir(self) -> Path:
+        """The prediction log's local folder (the embedded default)."""
         return self.home / "predictions"
+
+    @property
+    def prediction_log_url(self) -> str:
+        """Where the prediction log lives: an fsspec URL (``s3://bucket/log``) or the local folder."""
+        return self.prediction_log_location or str(self.prediction_log_dir)
 
     @property
     def rejected_log_dir(self) -> Path:

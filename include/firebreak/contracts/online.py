@@ -32,7 +32,11 @@ from typing import Any
 from firebreak.contracts.validation import load_suite
 from firebreak.errors import ContractError
 
-_NUMERIC_TYPES = {"int", "int32", "int64", "integer", "float", "float32", "float64", "number", "double", "decimal"}
+# Every width numpy and pandas name (the contracts ``firebreak triage`` derives list them all).
+_NUMERIC_TYPES = {
+    *("int", "integer", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
+    *("float", "float16", "float32", "float64", "number", "double", "decimal"),
+}
 _STRING_TYPES = {"str", "string", "object", "category", "unicode"}
 _BOOL_TYPES = {"bool", "boolean"}
 

@@ -173,10 +173,12 @@ def add_drift_checks(
     current: pd.DataFrame,
     *,
     declared: dict[str, list[str]] | None = None,
+    ks_p_values: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Add the checks diagnosis needs beside the drift verdicts, in place; returns ``drift``.
 
-    * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row.
+    * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row
+      (given in ``ks_p_values`` when the window was streamed, and ``current`` is its sample).
     * ``scale_changes``: :func:`scale_changes` over the numeric columns of the verdicts.
     * ``data_checks``: :func:`firebreak.investigation.data_checks.data_checks` — unknown
       values by rate and significance, null-rate rises, values past the range (continuation
@@ -199,7 +201,10 @@ def add_drift_checks(
             categorical.append(name)
             continue
         numeric.append(name)
-        if column.get("drifted"):
+        if column.get("drifted") and ks_p_values is not None:
+            if name in ks_p_values:
+                column["confirm_p_value"] = ks_p_values[name]
+        elif column.get("drifted"):
             ref = reference[name].to_numpy(dtype=float, na_value=np.nan)
             cur = current[name].to_numpy(dtype=float, na_value=np.nan)
             ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]

@@ -57,15 +57,11 @@ def compute_signals(window: pd.DataFrame, policy: Policy) -> dict[Signal, float]
 
 
 def champion_traffic(window: pd.DataFrame, version: str) -> pd.DataFrame:
-    """The rows ``version`` answered: the only traffic that is evidence about the model serving now.
+    """The rows ``version`` answered: the only traffic that is evidence about the model serving now
+    (:func:`firebreak.prediction_log.answered_by`)."""
+    from firebreak.prediction_log import answered_by
 
-    A window spans hours; after a promotion it still holds the previous champion's answers
-    (and the fallback's, while contained). Read whole, a repeated alert about a fixed
-    failure found the old version's breaches and contained the healthy new champion.
-    """
-    if window.empty or "model_version" not in window.columns:
-        return window
-    return window[window["model_version"].astype(str) == str(version)].reset_index(drop=True)
+    return answered_by(window, version)
 
 
 def rank(signals: dict[Signal, float], policy: Policy) -> tuple[Severity, dict[str, Any] | None]:

@@ -196,12 +196,43 @@ class CircuitBreaker(_Strict):
     half_open_probes: int = Field(10, ge=1, le=1000, description="Live inputs the champion is probed on.")
 
 
+class Upstream(_Strict):
+    """The team's own model server, when the gateway fronts it (``firebreak serve --upstream URL``).
+
+    A call that errors, times out or answers what cannot be read counts as a failed
+    champion call on the breaker, and the containment route answers those rows.
+    """
+
+    timeout_seconds: float = Field(
+        1.0, gt=0, le=120, description="Connect and read timeout of one upstream call; over it, the call failed."
+    )
+    max_connections: int = Field(8, ge=1, le=256, description="Keep-alive connections kept open to the upstream.")
+    v2_inputs: Literal["columns", "tensor"] = Field(
+        "columns",
+        description="Open Inference Protocol v2 request shape: one input per column (MLServer's pandas codec, "
+        "KServe/Triton ensembles) or one 2-D FP64 tensor of the numeric inputs (scikit-learn/XGBoost servers).",
+    )
+    v2_tensor: str = Field(
+        "input-0", min_length=1, max_length=128, description="The tensor's name (v2_inputs: tensor)."
+    )
+
+
 class Serving(_Strict):
     """Limits of the serving gateway's request path."""
 
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
     max_rows: int = Field(1000, ge=1, description="Rows per request.")
     breaker: CircuitBreaker = CircuitBreaker()
+    upstream: Upstream = Upstream()
+
+
+class PredictionLogPolicy(_Strict):
+    """Upkeep of the model's prediction log (``firebreak log maintain``)."""
+
+    retention_days: float = Field(30, gt=0, le=3660, description="Hours older than this are deleted.")
+    compact_after_minutes: float = Field(
+        10, ge=0, le=24 * 60, description="An hour's parts are merged this long after the hour ended."
+    )
 
 
 class AlertCaps(_Strict):
@@ -343,6 +374,7 @@ class Policy(_Strict):
     feedback: FeedbackAudit = FeedbackAudit()
     fairness: Fairness | None = None
     serving: Serving = Serving()
+    prediction_log: PredictionLogPolicy = PredictionLogPolicy()
     llm: Llm | None = None
     alerts: AlertCaps = AlertCaps()
 

@@ -27,6 +27,7 @@ from firebreak.serving import metrics
 from firebreak.serving.gateway import Answer, Gateway
 from firebreak.serving.gateway import Request as Scoring
 from firebreak.serving.protocol import ProtocolError, dumps, parse_records
+from firebreak.serving.upstream import UpstreamSpec
 from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,13 @@ class Batcher:
                 batch.append(item)
                 rows += len(item.scoring.records)
             try:
-                answers = self.gateway.serve([p.scoring for p in batch])
+                scorings = [p.scoring for p in batch]
+                # An upstream answers over the network: wait for it off the event loop, which keeps
+                # accepting (and checking) the requests the next batch will take.
+                if self.gateway.blocking:
+                    answers = await asyncio.to_thread(self.gateway.serve, scorings)
+                else:
+                    answers = self.gateway.serve(scorings)
             except Exception as exc:  # the batch failed and no fallback could answer: say so, per request
                 log.exception("scoring failed for a batch of %d requests", len(batch))
                 for p in batch:
@@ -184,5 +191,14 @@ def app_from_env() -> FastAPI:
         settings,
         refresh_seconds=float(os.environ.get("FIREBREAK_SERVE_REFRESH", "0.2")),
         inbox_alerts=os.environ.get("FIREBREAK_SERVE_ALERTS", "inbox") == "inbox",
+        upstream=_upstream_from_env(),
     )
     return create_app(gateway)
+
+
+def _upstream_from_env() -> UpstreamSpec | None:
+    """``firebreak serve --upstream URL [--upstream-protocol P]``, as the CLI hands it to each worker."""
+    url = os.environ.get("FIREBREAK_SERVE_UPSTREAM")
+    if not url:
+        return None
+    return UpstreamSpec.parse(url, os.environ.get("FIREBREAK_SERVE_UPSTREAM_PROTOCOL", "auto"))

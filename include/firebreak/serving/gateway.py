@@ -43,6 +43,7 @@ from firebreak.serving.routes import Routes
 from firebreak.serving.scorer import Scorer
 from firebreak.serving.shadow import Shadow
 from firebreak.serving.shared_state import Aliases, SharedStateFollower
+from firebreak.serving.upstream import UpstreamClient, UpstreamSpec, upstream_scorer
 from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class Gateway:
         alias_poll_seconds: How often MLflow aliases are re-read even without a ledger change.
         log_interval: How often the buffered log rows are written.
         inbox_alerts: Report a trip (and the recovery) as a generic alert in the alert inbox.
+        upstream: The team's own model server, when the gateway fronts it: then it is the champion
+            (:mod:`~firebreak.serving.upstream`).
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class Gateway:
         alias_poll_seconds: float = 30.0,
         log_interval: float = 1.0,
         inbox_alerts: bool = True,
+        upstream: UpstreamSpec | None = None,
     ) -> None:
         self.model = model
         self.settings = settings
@@ -100,6 +104,15 @@ class Gateway:
         self.refresh_seconds = refresh_seconds
         self._m = ModelMetrics(model)
         self._lock = threading.RLock()
+        self.upstream = (
+            None
+            if upstream is None
+            else UpstreamClient(
+                upstream,
+                timeout_seconds=self.policy.serving.upstream.timeout_seconds,
+                max_connections=self.policy.serving.upstream.max_connections,
+            )
+        )
         self.store = RoutingStore(settings.state_db_url)
         self.ledger = AliasLedger(settings.state_db_url)
         self.breaker = Breaker(model, self.policy.serving.breaker, clock=clock)
@@ -115,11 +128,12 @@ class Gateway:
             lock=self._lock,
             metrics=self._m,
             alias_poll_seconds=alias_poll_seconds,
+            upstream=None if self.upstream is None else self._upstream_champion,
         )
         self.routes = Routes(self.policy, settings)
         self.predictor = Predictor(self.policy, self.breaker, self.guard, self._m, on_transition=self._publish)
         self.alerts = BreakerAlerts(model, self.policy, settings.alert_inbox_dir, enabled=inbox_alerts)
-        self.predictions = LogWriter(PredictionLog(settings.prediction_log_dir), interval=log_interval)
+        self.predictions = LogWriter(PredictionLog(settings.prediction_log_url), interval=log_interval)
         self.rejections = LogWriter(PredictionLog(settings.rejected_log_dir), interval=log_interval)
         self.shadow = Shadow(model, LogWriter(PredictionLog(settings.shadow_log_dir), interval=log_interval), self._m)
         self._refresher: threading.Thread | None = None
@@ -144,6 +158,17 @@ class Gateway:
             self._refresher.join(timeout=10)
         self.predictions.close()
         self.rejections.close()
+        if self.upstream is not None:
+            self.upstream.close()
+
+    def _upstream_champion(self, version: str) -> Scorer:
+        assert self.upstream is not None
+        return upstream_scorer(self.upstream, self.policy, version=version)
+
+    @property
+    def blocking(self) -> bool:
+        """Whether answering waits on the network (an upstream): then the app scores off its event loop."""
+        return self.upstream is not None
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.refresh_seconds):
@@ -282,6 +307,9 @@ class Gateway:
             "why": why,
             "routing": self.follower.state.route,
             "champion": self.aliases.champion_version,
+            "upstream": None
+            if self.upstream is None
+            else {"url": self.upstream.spec.url, "protocol": self.upstream.spec.protocol, "answers_as": "champion"},
             "challenger": self.challenger.version if self.challenger else None,
             "fallback": self.policy.containment.route.value,
             "breaker": {

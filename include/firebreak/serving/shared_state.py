@@ -25,6 +25,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,8 @@ class SharedStateFollower:
         lock: The gateway's lock: swaps happen under it, never mid-request.
         metrics: The model's metrics (state store up, serving version).
         alias_poll_seconds: How often MLflow aliases are re-read even without a ledger change.
+        upstream: When the gateway fronts the team's own server: the champion's scorer for a
+            registry version (the upstream answers; the version labels it).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class SharedStateFollower:
         lock: threading.RLock,
         metrics: ModelMetrics,
         alias_poll_seconds: float,
+        upstream: Callable[[str], Scorer] | None = None,
     ) -> None:
         self.model = model
         self.policy = policy
@@ -112,6 +116,7 @@ class SharedStateFollower:
         self.guard = guard
         self.lock = lock
         self.alias_poll_seconds = alias_poll_seconds
+        self.upstream = upstream
         self.state = SharedState()
         self.aliases = Aliases()
         self.store_up = False
@@ -190,7 +195,11 @@ class SharedStateFollower:
             (Alias.FALLBACK, current.fallback),
         ):
             version = self._verified_version(reg, alias)
-            if version is None:
+            if alias == Alias.CHAMPION and self.upstream is not None:
+                # The upstream is the champion; the registry's version is what the ledger and the gate name.
+                label = version.version if version is not None else "upstream"
+                loaded[alias] = scorer if scorer is not None and scorer.version == label else self.upstream(label)
+            elif version is None:
                 loaded[alias] = None
             elif scorer is not None and scorer.version == version.version:
                 loaded[alias] = scorer

@@ -20,6 +20,7 @@ from firebreak.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from firebreak.prediction_log import LogWindow
     from firebreak.registry.mlflow_registry import Registry, Version
 
 ACTOR = "incident_response"
@@ -148,13 +149,16 @@ class Context:
         Triage, containment and investigation read this: never the previous champion's or
         the fallback's answers (:func:`firebreak.investigation.triage.champion_traffic`).
         """
-        from firebreak.investigation.triage import champion_traffic
+        return self.log_window().frame()
+
+    def log_window(self) -> LogWindow:
+        """The triage window, not read yet: the contract, lineage and drift checks stream it when it is big."""
         from firebreak.prediction_log import PredictionLog
 
-        window = PredictionLog(self.settings.prediction_log_dir).read_window(
-            self.model, self.policy.detection.window_hours, now=self.opened_at + timedelta(minutes=1)
-        )
-        return champion_traffic(window, self.champion_version)
+        until = self.opened_at + timedelta(minutes=1)
+        since = until - timedelta(hours=self.policy.detection.window_hours)
+        log = PredictionLog(self.settings.prediction_log_url)
+        return log.window(self.model, since=since, until=until, version=self.champion_version)
 
     def labelled_window(self) -> pd.DataFrame:
         from firebreak.prediction_log import LabelStore
@@ -165,4 +169,4 @@ class Context:
         """Prediction-log rows logged after the incident opened (the window ends at opening)."""
         from firebreak.prediction_log import PredictionLog
 
-        return PredictionLog(self.settings.prediction_log_dir).read(self.model, since=self.opened_at)
+        return PredictionLog(self.settings.prediction_log_url).read(self.model, since=self.opened_at)
