@@ -7,6 +7,7 @@ the inputs, the outputs, confidence, latency, contract violations and lineage fi
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -23,8 +24,14 @@ class PredictionLog:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def append(self, rows: pd.DataFrame) -> list[Path]:
-        """Write rows into their hour partitions; returns the files written."""
+    def append(self, rows: pd.DataFrame, *, name: str | None = None) -> list[Path]:
+        """Write rows into their hour partitions; returns the files written.
+
+        Each part is written under a temporary name and renamed into place, so a reader
+        never sees half a file. ``name`` makes the part names deterministic
+        (``part-<name>.parquet``): writing the same rows again replaces the part instead
+        of adding a copy (the gateway's journal replays what a crash left uncommitted).
+        """
         missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
         if missing:
             raise ValueError(f"prediction log rows lack required columns {missing}")
@@ -35,8 +42,10 @@ class PredictionLog:
         for (model, day, hour), part in rows.groupby([rows["model"], ts.dt.strftime("%Y-%m-%d"), ts.dt.hour]):
             folder = self.root / f"model={model}" / f"date={day}" / f"hour={hour:02d}"
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"part-{uuid.uuid4().hex}.parquet"
-            part.to_parquet(path, index=False)
+            path = folder / f"part-{name or uuid.uuid4().hex}.parquet"
+            tmp = folder / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+            part.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
             written.append(path)
         return written
 
