@@ -154,12 +154,15 @@ class Predictor:
         insane: np.ndarray | None = None,
     ) -> None:
         """One breaker call per request: the share of its rows that failed each way, and its caller."""
-        starts = np.cumsum([0, *sizes[:-1]])
+        single = len(sizes) == sum(sizes)  # one row per request (the usual case): the flags are the shares
+        starts = None if single else np.cumsum([0, *sizes[:-1]])
         counts = np.asarray(sizes, dtype=float)
 
         def shares(flags: np.ndarray | None) -> list[float]:
             if flags is None:
-                return [0.0] * len(counts)
+                return [0.0] * len(sizes)
+            if starts is None:
+                return flags.astype(float).tolist()
             return (np.add.reduceat(flags.astype(float), starts) / counts).tolist()
 
         for caller, e, lo, bad in zip(callers, shares(error), shares(low), shares(insane), strict=True):
