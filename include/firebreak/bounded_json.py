@@ -11,6 +11,8 @@ to answer (413 for size, 400 for the rest), so the caller answers 4xx and stores
 
 Shared by every server that parses JSON from outside (the alert intake for every alert
 source, the inbox path of the ``alert_intake`` DAG); it imports nothing of Firebreak but its errors.
+The serving gateway's scoring protocol bounds its bodies itself, more cheaply, as it parses
+them (:mod:`firebreak.serving.protocol`).
 """
 
 from __future__ import annotations

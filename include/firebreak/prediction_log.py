@@ -12,7 +12,11 @@ Where it lives: any fsspec location (``FIREBREAK_PREDICTION_LOG_URL``: ``s3://bu
 How it scales out:
 
 * **Many writers, no collisions.** Every gateway replica writes its own part files, named
-  by its writer id (host and process) and a random suffix; nobody appends to a file.
+  by its writer id (host and process) and a random suffix; nobody appends to a file. The
+  gateway's journal drainer names its parts after the journal segment and offset they came
+  from (``part-<host>-<pid>-<start>.<segment>-<offset>.parquet``, see
+  :mod:`firebreak.serving.journal`): still one name per writer, and a replay after a crash
+  replaces the part it wrote before instead of adding a copy.
 * **Nothing half-published.** A part is written whole under a temporary name and renamed
   into place (local files), or put in one request (object stores publish a PUT whole), so a
   reader never sees a partial part from a live writer.
@@ -71,6 +75,14 @@ def writer_id() -> str:
     return _WRITER.sub("_", f"{socket.gethostname()}-{os.getpid()}")[:80]
 
 
+def _part_name(name: str) -> str:
+    """A caller's deterministic part name, made safe for a file name; never truncated (that could collide)."""
+    safe = _WRITER.sub("_", name)
+    if not safe or len(safe) > 200 or safe.startswith(".") or safe.startswith(_COMPACTED_PREFIX.removeprefix("part-")):
+        raise PredictionLogError(f"part name {name[:80]!r} cannot name a prediction-log part")
+    return safe
+
+
 def _filesystem(root: str | Path) -> tuple[AbstractFileSystem, str]:
     from fsspec.core import url_to_fs
 
@@ -111,12 +123,18 @@ class PredictionLog:
 
     # -- writing ----------------------------------------------------------------------
 
-    def append(self, rows: pd.DataFrame) -> list[str]:
+    def append(self, rows: pd.DataFrame, *, name: str | None = None) -> list[str]:
         """Write rows into their hour partitions, one new part per partition; returns the parts written.
 
+        ``name`` makes the part names deterministic (``part-<name>.parquet`` in each hour
+        partition) instead of this writer's id, the time and a random suffix: writing the
+        same rows again replaces the part instead of adding a copy (the gateway's journal
+        replays what a crash left uncommitted; its names carry the journal writer's host,
+        process and segment offset, so replicas never collide).
+
         Raises:
-            PredictionLogError: required columns missing, or a model name that cannot be a
-                partition (``/``, ``..``, ``=``).
+            PredictionLogError: required columns missing, a model name that cannot be a
+                partition (``/``, ``..``, ``=``), or a ``name`` too long for a file name.
         """
         missing = [c for c in REQUIRED_COLUMNS if c not in rows.columns]
         if missing:
@@ -127,8 +145,12 @@ class PredictionLog:
         written = []
         for (model, day, hour), part in rows.groupby([rows["model"], ts.dt.strftime("%Y-%m-%d"), ts.dt.hour]):
             folder = self._partition(str(model), day, int(hour))
-            name = f"part-{self.writer}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:12]}.parquet"
-            path = f"{folder}/{name}"
+            if name is not None:
+                file_name = f"part-{_part_name(name)}.parquet"
+            else:
+                stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+                file_name = f"part-{self.writer}-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+            path = f"{folder}/{file_name}"
             self._publish(part.reset_index(drop=True), path)
             written.append(path)
         return written

@@ -44,18 +44,34 @@ def jsonable(data: Any) -> Any:
 
 
 @lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process."""
+def get_engine(url: str, timeout: float = 30.0) -> Engine:
+    """One engine per URL (and lock wait) per process.
+
+    ``timeout`` bounds how long a statement waits for a lock (or a connection): 30 s
+    for the DAG's tasks, well under a second for the serving gateway, which must never
+    wait on the state DB (it keeps serving and retries instead).
+    """
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": timeout}, pool_timeout=timeout)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cursor.close()
+    elif timeout < 30 and url.startswith("postgresql"):
+        ms = max(1, int(timeout * 1000))
+        engine = sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_timeout=timeout,
+            connect_args={
+                "connect_timeout": max(1, round(timeout)),
+                "options": f"-c lock_timeout={ms} -c statement_timeout={ms}",
+            },
+        )
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
     return engine
@@ -99,15 +115,22 @@ class Store:
 
     tables: ClassVar[tuple[sa.Table, ...]] = ()
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self.url = url
-        self.engine = get_engine(url)
+        self.engine = get_engine(url, timeout)
         key = (url, type(self).__qualname__)
         if key not in _created:
             with _created_lock:
                 if key not in _created:
-                    metadata.create_all(self.engine, tables=list(self.tables))
-                    add_missing_columns(self.engine, self.tables)
+                    try:
+                        metadata.create_all(self.engine, tables=list(self.tables))
+                        add_missing_columns(self.engine, self.tables)
+                    except sa.exc.OperationalError:
+                        if timeout >= 30:
+                            raise
+                        # A gateway starting while the DB is locked serves on its fail-safe
+                        # state; the tables (and columns) are made by the next store constructed.
+                        return
                     _created.add(key)
 
     @contextmanager

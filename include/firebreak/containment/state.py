@@ -228,10 +228,13 @@ class RoutingStore(Store):
         version: str | None,
         forced: bool,
         reason: str,
+        event: dict[str, Any] | None = None,
     ) -> bool:
         """Move the shared breaker only if nobody moved it since ``expected_generation``.
 
         ``expected_generation=None`` means "no row yet": the first writer inserts it.
+        ``event`` (``source`` and ``data``) is recorded in ``breaker_events`` in the same
+        transaction when the move wins, so a won move and its event never part.
         """
         values = {
             "state": state,
@@ -241,36 +244,53 @@ class RoutingStore(Store):
             "reason": reason[:2000],
             "updated_at": utcnow(),
         }
-        if expected_generation is None:
-            try:
-                with self.begin() as conn:
+        try:
+            with self.begin() as conn:
+                if expected_generation is None:
                     conn.execute(breakers.insert().values(model=model, generation=1, **values))
-                return True
-            except sa.exc.IntegrityError:
-                return False
-        with self.begin() as conn:
-            changed = conn.execute(
-                breakers.update()
-                .where(breakers.c.model == model, breakers.c.generation == expected_generation)
-                .values(generation=expected_generation + 1, **values)
-            ).rowcount
-        return bool(changed)
+                else:
+                    changed = conn.execute(
+                        breakers.update()
+                        .where(breakers.c.model == model, breakers.c.generation == expected_generation)
+                        .values(generation=expected_generation + 1, **values)
+                    ).rowcount
+                    if not changed:
+                        return False
+                if event is not None:
+                    self._insert_event(
+                        conn,
+                        model,
+                        source=event["source"],
+                        target=state,
+                        version=version,
+                        reason=reason,
+                        data=event["data"],
+                    )
+        except sa.exc.IntegrityError:  # another writer inserted the first row
+            return False
+        return True
 
     def add_breaker_event(
         self, model: str, *, source: str, target: str, version: str | None, reason: str, data: dict[str, Any]
     ) -> None:
         with self.begin() as conn:
-            conn.execute(
-                breaker_events.insert().values(
-                    model=model,
-                    at=utcnow(),
-                    source=source,
-                    target=target,
-                    version=version,
-                    reason=reason[:2000],
-                    data=jsonable(data),
-                )
+            self._insert_event(conn, model, source=source, target=target, version=version, reason=reason, data=data)
+
+    @staticmethod
+    def _insert_event(
+        conn: Any, model: str, *, source: str, target: str, version: str | None, reason: str, data: dict[str, Any]
+    ) -> None:
+        conn.execute(
+            breaker_events.insert().values(
+                model=model,
+                at=utcnow(),
+                source=source,
+                target=target,
+                version=version,
+                reason=reason[:2000],
+                data=jsonable(data),
             )
+        )
 
     def breaker_events(self, model: str) -> list[dict[str, Any]]:
         with self.begin() as conn:

@@ -188,12 +188,32 @@ class CircuitBreaker(_Strict):
     """
 
     window_seconds: float = Field(30, gt=0, le=3600, description="Sliding window the rates are computed over.")
-    min_calls: int = Field(20, ge=1, description="No verdict on fewer calls than this in the window.")
+    min_calls: int = Field(
+        20,
+        ge=1,
+        description="No verdict on fewer calls than this in the window (a request is one call, whatever its rows).",
+    )
+    min_callers: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="No verdict on fewer distinct callers than this; from 2 up, every verdict must also hold without "
+        "any single caller's calls, so no one caller can trip (or hold open) the breaker for everyone. 1 trusts "
+        "every caller (a model whose only caller is one backend service).",
+    )
+    max_calls_per_caller: int = Field(
+        100,
+        ge=1,
+        description="A caller's most recent calls in the window count, at most this many: one caller flooding "
+        "answers cannot drown a failure that other callers see.",
+    )
     max_error_rate: Fraction = Field(0.2, description="Share of calls that raised.")
     max_low_confidence_rate: Fraction = Field(0.2, description="Share of answers under the confidence floor.")
     max_sanity_violation_rate: Fraction = Field(0.05, description="Share of answers breaking the output floor.")
     open_seconds: float = Field(30, gt=0, le=86400, description="Wait in open before probing the champion.")
-    half_open_probes: int = Field(10, ge=1, le=1000, description="Live inputs the champion is probed on.")
+    half_open_probes: int = Field(
+        10, ge=1, le=1000, description="Live requests the champion is probed on (each caller fills at most its share)."
+    )
 
 
 class Upstream(_Strict):
@@ -222,6 +242,12 @@ class Serving(_Strict):
 
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
     max_rows: int = Field(1000, ge=1, description="Rows per request.")
+    caller_header: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="Header naming the caller, set by a trusted proxy in front (an authenticated client id); "
+        "unset: the caller is the peer address. The breaker's per-caller limits count by it.",
+    )
     breaker: CircuitBreaker = CircuitBreaker()
     upstream: Upstream = Upstream()
 

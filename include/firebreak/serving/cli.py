@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -76,10 +78,18 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["FIREBREAK_SERVE_UPSTREAM_PROTOCOL"] = spec.protocol
     else:
         os.environ.pop("FIREBREAK_SERVE_UPSTREAM", None)
+    os.environ["FIREBREAK_SERVE_DRAINER"] = "process"
     multiproc = None
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The workers and the drainer process each write their metrics here; /metrics sums them.
         multiproc = tempfile.mkdtemp(prefix="firebreak-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
+    # The background work (logs, shadow, per-row metrics) runs in a process of its own,
+    # beside the workers, and finishes what a dead worker or an earlier run left. With an
+    # upstream it is the same: the workers journal the upstream's answers like any champion's.
+    drainer = subprocess.Popen(
+        [sys.executable, "-m", "firebreak.serving.background", "--model", args.model, "--parent", str(os.getpid())]
+    )
     fronting = f", champion answered by {os.environ['FIREBREAK_SERVE_UPSTREAM']}" if args.upstream else ""
     print(
         f"firebreak serve: {args.model} on http://{args.host}:{args.port} ({args.workers} worker(s)){fronting}",
@@ -98,6 +108,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             access_log=False,
         )
     finally:
+        drainer.terminate()  # after the workers: its last pass drains their sealed journals
+        try:
+            drainer.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            drainer.kill()
         if multiproc:
             shutil.rmtree(multiproc, ignore_errors=True)
     return 0
@@ -124,16 +139,12 @@ def breaker(args: argparse.Namespace, settings: Settings) -> int:
                 version=row.version if row else None,
                 forced=args.action == "open",
                 reason=reason,
+                event={
+                    "source": row.state if row else BreakerState.CLOSED,
+                    "data": {"forced": args.action == "open", "by": "firebreak breaker"},
+                },
             )
             if changed:
-                store.add_breaker_event(
-                    args.model,
-                    source=row.state if row else BreakerState.CLOSED,
-                    target=target,
-                    version=row.version if row else None,
-                    reason=reason,
-                    data={"forced": args.action == "open", "by": "firebreak breaker"},
-                )
                 break
             row = store.get_breaker(args.model)
         else:

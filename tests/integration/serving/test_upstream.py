@@ -35,6 +35,7 @@ from firebreak.serving.upstream import UpstreamSpec
 from firebreak.settings import Settings
 from firebreak_dev.services import free_port
 from tests import own_model
+from tests.gateway_helpers import many_callers
 from tests.state import State
 
 
@@ -156,7 +157,7 @@ def test_mlflow_models_serve_answers_as_the_champion_and_a_dead_upstream_trips_t
     url, proc = mlflow_upstream
     gateway = sidecar(settings, url)
     records = requests(12, seed=4)
-    with TestClient(create_app(gateway, start=False)) as http:
+    with TestClient(many_callers(create_app(gateway, start=False))) as http:
         served = http.get("/serving").json()
         answers = [
             http.post("/invocations", json={"dataframe_records": [r]}, headers={"X-Request-Id": f"up-{i}"})
@@ -175,7 +176,8 @@ def test_mlflow_models_serve_answers_as_the_champion_and_a_dead_upstream_trips_t
             for i, r in enumerate(requests(8, seed=5))
         ]
         now_serving = http.get("/serving").json()
-    gateway.predictions.flush()
+    gateway.close()  # its breaker writes are done, not retried into the next test
+    gateway.drain()
     assert served["upstream"] == {"url": f"{url}/invocations", "protocol": "mlflow", "answers_as": "champion"}
     assert served["champion"] == versions["champion"] and served["route"] == "champion"
     # Users never see the failure: every request is answered, by the fallback model.
@@ -256,7 +258,7 @@ def test_an_open_inference_protocol_v2_upstream_answers_columns_and_a_stalled_on
     records = requests(6, seed=6)
     with V2Server(model) as server:
         gateway = sidecar(settings, server.url)
-        with TestClient(create_app(gateway, start=False)) as http:
+        with TestClient(many_callers(create_app(gateway, start=False))) as http:
             batch = http.post("/invocations", json={"dataframe_records": records})
             sent = server.last
             server.stall = 3.0  # past the policy's 1 s timeout
@@ -264,6 +266,7 @@ def test_an_open_inference_protocol_v2_upstream_answers_columns_and_a_stalled_on
             stalled = [http.post("/invocations", json={"dataframe_records": [r]}) for r in records[:5]]
             waited = time.perf_counter() - started
             after = http.post("/invocations", json={"dataframe_records": [records[0]]})
+        gateway.close()
     assert batch.status_code == 200 and batch.headers["X-Firebreak-Route"] == "champion"
     truth = expected(settings, versions["champion"], records)
     assert [p["prediction"] for p in batch.json()["predictions"]] == truth["prediction"].tolist()
@@ -298,8 +301,9 @@ def test_a_tensor_upstream_gets_the_numeric_inputs_as_one_fp64_tensor(
     records = requests(3, seed=7)
     with V2Server(model) as server:
         gateway = sidecar(Settings.from_env(), server.url)
-        with TestClient(create_app(gateway, start=False)) as http:
+        with TestClient(many_callers(create_app(gateway, start=False))) as http:
             answer = http.post("/invocations", json={"dataframe_records": records})
+        gateway.close()
     assert answer.status_code == 200 and answer.json()["predictions"] == [{"prediction": 0}] * 3
     tensor = server.last["inputs"][0]
     assert (tensor["name"], tensor["shape"], tensor["datatype"]) == ("input-0", [3, 2], "FP64")
