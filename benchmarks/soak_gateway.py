@@ -4,7 +4,7 @@
 from 8 legitimate callers (each on its own loopback address) plus one adversarial caller;
 a real failure (the season ends: v1 prices under cost) and recovery; two `kill -9`s of
 workers; the state DB's write lock held 20 s by another process. The plan and every check
-live in `firebreak_dev.soak`; the integration test runs the same checks in under a minute.
+live in `firebreak_dev.soak`; `--short` runs the same checks in under a minute.
 
 Run: `.venv/bin/python benchmarks/soak_gateway.py [--seconds 600] [--rate 200] [--short]`;
 prints Markdown (counts, p99 per phase, breaker events, load average) and exits 1 when a
@@ -27,7 +27,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--short", action="store_true", help="the integration test's plan (under a minute)")
+    parser.add_argument("--short", action="store_true", help="the short plan (under a minute)")
     args = parser.parse_args()
     plan = Plan.short() if args.short else dataclasses.replace(Plan(), rate=args.rate)
     if not args.short and args.seconds != plan.seconds:  # scale every cue with the length

@@ -14,7 +14,7 @@ How it scales out:
 * **Many writers, no collisions.** Every gateway replica writes its own part files, named
   by its writer id (host and process) and a random suffix; nobody appends to a file. The
   gateway's journal drainer names its parts after the journal segment and offset they came
-  from (``part-<host>-<pid>-<start>.<segment>-<offset>.parquet``, see
+  from (``part-<host>-<pid>-<start-ns>.<segment-no>-<offset>.parquet``, see
   :mod:`firebreak.serving.journal`): still one name per writer, and a replay after a crash
   replaces the part it wrote before instead of adding a copy.
 * **Nothing half-published.** A part is written whole under a temporary name and renamed

@@ -150,6 +150,64 @@ def sidecar(settings: Settings, url: str, protocol: str = "auto") -> Gateway:
     return gateway
 
 
+def test_firebreak_serve_upstream_journals_every_answer_and_its_drainer_logs_them_at_the_log_url(
+    world: tuple[Settings, dict[str, str]],
+    mlflow_upstream: tuple[str, subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """``firebreak serve --upstream``: the workers journal the upstream's answers, the drainer process logs them."""
+    import httpx
+
+    settings, versions = world
+    with State(settings.state_db_url).begin() as conn:
+        conn.execute(sa.text("DELETE FROM breakers"))
+    url, _ = mlflow_upstream
+    log_url = f"file://{tmp_path / 'shared-log'}"
+    port = free_port()
+    env = {**os.environ, "FIREBREAK_PREDICTION_LOG_URL": log_url}
+    firebreak = str(Path(sys.executable).parent / "firebreak")
+    cmd = [firebreak, "serve", "--model", own_model.MODEL, "--port", str(port), "--workers", "2", "--upstream", url]
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    records = requests(10, seed=8)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, server.stdout and server.stdout.read()
+            time.sleep(0.5)
+        answers = []
+        for i, record in enumerate(records):
+            with httpx.Client() as http:  # a new connection each time: both workers answer
+                answers.append(
+                    http.post(
+                        f"http://127.0.0.1:{port}/invocations",
+                        json={"dataframe_records": [record]},
+                        headers={"X-Request-Id": f"serve-{i}"},
+                        timeout=30,
+                    )
+                )
+    finally:
+        server.terminate()  # the workers stop, then the drainer's last pass logs their sealed journals
+        server.wait(timeout=90)
+    assert [a.status_code for a in answers] == [200] * len(records)
+    assert {a.headers["X-Firebreak-Route"] for a in answers} == {"champion"}
+    log = PredictionLog(log_url).read(own_model.MODEL)
+    ours = log[log["request_id"].str.startswith("serve-")]
+    assert sorted(ours["request_id"]) == sorted(f"serve-{i}" for i in range(len(records)))
+    assert set(ours["route"]) == {"champion"} and set(ours["model_version"]) == {versions["champion"]}
+    truth = expected(settings, versions["champion"], records)
+    by_id = ours.set_index("request_id")["prediction"]
+    assert [by_id[f"serve-{i}"] for i in range(len(records))] == truth["prediction"].tolist()
+    # Nothing left in the journal, and nothing logged at the default location instead.
+    assert not list((settings.home / "journal" / own_model.MODEL).glob("*.jnl"))
+    default = PredictionLog(settings.prediction_log_dir).read(own_model.MODEL)
+    assert not default["request_id"].astype(str).str.startswith("serve-").any()
+
+
 def test_mlflow_models_serve_answers_as_the_champion_and_a_dead_upstream_trips_the_breaker_to_the_fallback(
     world: tuple[Settings, dict[str, str]], mlflow_upstream: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
