@@ -171,5 +171,9 @@ class LocalStack:
     def api_request(
         self, method: str, path: str, token: str, body: dict[str, object] | None = None
     ) -> dict[str, object]:
-        """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx."""
-        return airflow_api_request(self.airflow_url, method, path, token, body, timeout=10)
+        """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx.
+
+        ``airflow standalone`` answers from one process on SQLite: while the scheduler writes a
+        burst of runs it can take tens of seconds, so a call waits up to a minute.
+        """
+        return airflow_api_request(self.airflow_url, method, path, token, body, timeout=60)

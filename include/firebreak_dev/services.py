@@ -33,7 +33,7 @@ def airflow_api_token(airflow_url: str, password: str | None, user: str = "admin
         data=json.dumps({"username": user, "password": password}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         return str(json.loads(response.read())["access_token"])
 
 

@@ -273,7 +273,14 @@ def loop(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         # The gateway serves the pricing model: set it up in this MLflow and state DB first.
         wait_healthy(lb, "mlflow", started, 180)
         with pytest.MonkeyPatch.context() as mp:
-            for key in ("FIREBREAK_HOME", "MLFLOW_TRACKING_URI", "FIREBREAK_STATE_DB_URL"):
+            # MLflow answers only with the stack's credentials (basic auth): this process logs in as the gateway does.
+            for key in (
+                "FIREBREAK_HOME",
+                "MLFLOW_TRACKING_URI",
+                "FIREBREAK_STATE_DB_URL",
+                "MLFLOW_TRACKING_USERNAME",
+                "MLFLOW_TRACKING_PASSWORD",
+            ):
                 mp.setenv(key, lb.env("gateway")[key])
             from firebreak.scenarios import pricing
             from firebreak.settings import Settings
