@@ -171,8 +171,9 @@ def create_app(gateway: Gateway, *, start: bool = True) -> FastAPI:
         return Response(dumps(answer.body), answer.status, headers, media_type="application/json")
 
     @app.get("/serving")
-    async def serving() -> dict[str, object]:
-        """Which model version and route serve now, and why."""
+    async def serving(response: Response) -> dict[str, object]:
+        """Which model version and route serve now, and why, as the answering worker sees it."""
+        response.headers["X-Firebreak-Worker"] = WORKER
         return gateway.describe()
 
     @app.get("/health")

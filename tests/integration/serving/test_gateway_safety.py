@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,37 @@ class World:
             check=True,
             capture_output=True,
         )
-        time.sleep(1.0)
+        states = self.worker_states(lambda state: state == "closed")
+        assert set(states.values()) == {"closed"}, f"workers never adopted the release: {states}"
+
+    def worker_states(self, wanted: Callable[[str], bool], timeout: float = 30) -> dict[str, str]:
+        """Each worker's breaker state, asked until every worker's is ``wanted`` or ``timeout`` passes.
+
+        A worker adopts the shared breaker row at its own next refresh, so the workers agree a
+        moment after the row moves. Each question goes on a new connection, answered by any worker.
+        """
+        workers = {str(pid) for pid in self.server.workers()}
+        states: dict[str, str] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with httpx.Client(base_url=self.server.url, timeout=10) as http:
+                answer = http.get("/serving")
+            states[answer.headers["X-Firebreak-Worker"]] = answer.json()["breaker"]["state"]
+            if states.keys() >= workers and all(wanted(states[w]) for w in workers):
+                break
+            time.sleep(0.1)
+        return states
+
+    def events_after(self, before: int, timeout: float = 20) -> list[dict[str, Any]]:
+        """The breaker events recorded after the first ``before``, waiting for at least one.
+
+        Workers write their transitions off the request path, so a trip reaches the state DB
+        a moment after the fallback starts answering.
+        """
+        deadline = time.monotonic() + timeout
+        while len(events := self.events()) <= before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return events[before:]
 
     def events(self) -> list[dict[str, Any]]:
         return self.state.routing.breaker_events("pricing")
@@ -198,7 +228,8 @@ def test_one_caller_cannot_trip_the_breaker_for_everyone_but_a_real_failure_trip
             c.close()
     window = 30.0  # the pricing policy's serving.breaker.window_seconds (default)
     assert tripped is not None and tripped < window
-    assert [(e["source"], e["target"]) for e in world.events()][0] == ("closed", "open")
+    tripped_events = world.events_after(0)
+    assert tripped_events and (tripped_events[0]["source"], tripped_events[0]["target"]) == ("closed", "open")
     world.release()
 
 
@@ -225,20 +256,17 @@ def test_a_locked_state_db_never_slows_serving_and_the_trip_reaches_breaker_even
             i += 1
         assert len(world.events()) == before  # still locked: nothing could be written yet
         locker.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while len(world.events()) == before and time.monotonic() < deadline:
-            time.sleep(0.2)
-        states = {c.get("/serving").json()["breaker"]["state"] for c in callers for _ in range(3)}
+        tripped = world.events_after(before)
+        states = world.worker_states(lambda state: state != "closed")
     finally:
         for c in callers:
             c.close()
         locker.kill()
     assert max(latencies) < 1.0 and max(health) < 1.0, (max(latencies), max(health))
     assert "heuristic" in routes  # the breaker tripped while the DB was locked
-    tripped = world.events()[before:]
     assert tripped and (tripped[0]["source"], tripped[0]["target"]) == ("closed", "open")
     assert tripped[0]["data"]["late"] is True  # written when the lock was gone, not swallowed
-    assert states <= {"open", "half_open"}  # both workers converged on a contained model
+    assert set(states.values()) <= {"open", "half_open"}, states  # both workers converged on a contained model
     world.release()
 
 
