@@ -40,10 +40,17 @@ def start_incident(run_id: str, conf: dict[str, Any]) -> bool:
     return True
 
 
+def deliver_notifications(incident_id: str) -> Any:
+    """Send an incident's pending notifications (an acknowledgement's page) through Airflow's notifiers."""
+    from firebreak.oncall.notifiers import deliver_now
+
+    return deliver_now(incident_id)
+
+
 def _intake_app() -> Any:
     from firebreak.alerts.api import create_app
 
-    return create_app(start_incident)
+    return create_app(start_incident, deliver=deliver_notifications)
 
 
 class FirebreakAlertsPlugin(AirflowPlugin):

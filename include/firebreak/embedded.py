@@ -73,7 +73,9 @@ def run_incident(conf: dict[str, Any], settings: Settings, log_path: Path) -> in
     with log_path.open("w") as log:
         result = subprocess.run(
             [executable("airflow"), "dags", "test", "incident_response", "--conf", json.dumps(conf)],
-            env=airflow_env(settings),
+            # No scheduler fires deadlines under `dags test` (and Airflow 3.3.2's `dags test` fails at the end
+            # of a successful run of a DAG that has Deadline Alerts): the run goes without escalation.
+            env={**airflow_env(settings), "FIREBREAK_DEADLINE_ALERTS": "off"},
             stdout=log,
             stderr=subprocess.STDOUT,
             check=False,

@@ -14,6 +14,7 @@ metric with :meth:`Figures.metric` and :func:`loss`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -23,7 +24,16 @@ import pandas as pd
 from firebreak.policy.schema import HIGHER_IS_BETTER, Policy
 from firebreak.registry.flavors import SCORE
 
-__all__ = ["SCORE", "Figures", "Predictor", "evaluate", "loss", "sanity_violations", "score_outputs"]
+__all__ = [
+    "SCORE",
+    "Figures",
+    "Predictor",
+    "evaluate",
+    "loss",
+    "performance_change",
+    "sanity_violations",
+    "score_outputs",
+]
 
 Predictor = Callable[[pd.DataFrame], pd.DataFrame]
 NAN = float("nan")
@@ -185,3 +195,76 @@ def _positive_probability(score: pd.Series | None, predicted: np.ndarray, positi
         if np.isfinite(values).all():
             return values
     return np.asarray(predicted == positive, dtype=float)
+
+
+# A drop in performance counts as evidence only below this p-value, and only when it is
+# large enough to matter: 2 points of accuracy, or a 10% larger mean absolute error.
+CHANGE_P_VALUE = 1e-3
+MIN_ACCURACY_DROP = 0.02
+MIN_ERROR_RISE = 0.10
+
+
+def performance_change(
+    reference: pd.DataFrame, current: pd.DataFrame, *, label: str, prediction: str
+) -> dict[str, object] | None:
+    """The model's realised figure on the current labelled rows against the reference's own.
+
+    SOP stage: investigate (concept drift). With labels in both tables, a significant drop
+    is a failure whether or not any input moved: the relation between inputs and labels
+    changed. Classifiers (0/1 or boolean labels; decisions 0/1 or scores, >= 0.5 selected)
+    are judged on accuracy with a one-sided two-proportion z-test; regressors on the mean
+    absolute error with a one-sided Welch t-test on the absolute errors.
+
+    Returns:
+        None when a table has no labelled rows; else ``metric`` (``accuracy`` or ``mae``),
+        ``reference``, ``current``, ``change`` (current - reference), ``p_value``, ``rows``
+        and ``significant``.
+    """
+    from scipy import stats
+
+    from firebreak.detection.fairness import FairnessInputError, decisions
+
+    ref = reference[[label, prediction]].dropna()
+    cur = current[[label, prediction]].dropna()
+    if ref.empty or cur.empty:
+        return None
+    try:
+        ref_y, cur_y = decisions(ref[label], "label"), decisions(cur[label], "label")
+        ref_p, cur_p = decisions(ref[prediction]), decisions(cur[prediction])
+    except FairnessInputError:  # labels that are not 0/1: class names (compared as given), or a regressor
+        if _numbers(ref[label]) is None or _numbers(cur[label]) is None:
+            ref_y, cur_y = ref[label].astype(str).to_numpy(), cur[label].astype(str).to_numpy()
+            ref_p, cur_p = ref[prediction].astype(str).to_numpy(), cur[prediction].astype(str).to_numpy()
+            return _accuracy_change(ref_y == ref_p, cur_y == cur_p, rows=len(cur))
+        ref_err = np.abs(ref[prediction].to_numpy(dtype=float) - ref[label].to_numpy(dtype=float))
+        cur_err = np.abs(cur[prediction].to_numpy(dtype=float) - cur[label].to_numpy(dtype=float))
+        before, after = float(ref_err.mean()), float(cur_err.mean())
+        p_value = float(stats.ttest_ind(cur_err, ref_err, equal_var=False, alternative="greater").pvalue)
+        significant = p_value < CHANGE_P_VALUE and after >= (1 + MIN_ERROR_RISE) * before
+    else:
+        return _accuracy_change(ref_y == ref_p, cur_y == cur_p, rows=len(cur))
+    return _change("mae", before, after, p_value, significant, rows=len(cur))
+
+
+def _accuracy_change(ref_ok: np.ndarray, cur_ok: np.ndarray, *, rows: int) -> dict[str, object]:
+    """Accuracy before and after, with a one-sided two-proportion z-test."""
+    from scipy import stats
+
+    before, after = float(ref_ok.mean()), float(cur_ok.mean())
+    pooled = (ref_ok.sum() + cur_ok.sum()) / (len(ref_ok) + len(cur_ok))
+    se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / len(ref_ok) + 1 / len(cur_ok)))
+    p_value = float(stats.norm.sf((before - after) / se))
+    significant = p_value < CHANGE_P_VALUE and before - after >= MIN_ACCURACY_DROP
+    return _change("accuracy", before, after, p_value, significant, rows=rows)
+
+
+def _change(metric: str, before: float, after: float, p_value: float, significant: bool, *, rows: int) -> dict[str, object]:
+    return {
+        "metric": metric,
+        "reference": round(before, 4),
+        "current": round(after, 4),
+        "change": round(after - before, 4),
+        "p_value": p_value,
+        "rows": rows,
+        "significant": bool(significant),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,6 +24,10 @@ class IncidentRequest(BaseModel):
     remediation: Remediation | Literal["auto"] = "auto"
     dry_run: bool = False
     dedup_key: str | None = Field(None, max_length=255)
+    # What the alert said about itself: the version it saw misbehave and when its episode
+    # began. Triage uses them to tell an alert about a version that no longer serves.
+    model_version: str | None = Field(None, max_length=20, pattern=r"^[A-Za-z0-9._-]+$")
+    alert_started_at: datetime | None = None
 
     @field_validator("model")
     @classmethod

@@ -1,6 +1,8 @@
-"""Incidents, their timeline and their evidence: the incident store of the state DB.
+"""Incidents, their timeline, their evidence and their clock: the incident store of the state DB.
 
-Evidence rows are keyed by (incident, kind) and replaced on re-run, never duplicated.
+Evidence rows are keyed by (incident, kind) and replaced on re-run, never duplicated. Clock
+marks are keyed by (incident, mark) and written once: the first writer wins, a re-run or a
+second acknowledgement never moves a mark.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from firebreak.incidents.enums import IncidentStatus
+from firebreak.incidents.clock import ClockEntry, aware
+from firebreak.incidents.enums import ClockMark, IncidentStatus
 from firebreak.state_db import Store, jsonable, metadata, utcnow
 
 incidents = sa.Table(
@@ -54,6 +57,16 @@ evidence = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
 )
 
+incident_clock = sa.Table(
+    "incident_clock",
+    metadata,
+    sa.Column("incident_id", sa.String(80), primary_key=True),
+    sa.Column("mark", sa.String(30), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("by", sa.String(200)),  # who or what set it: a person (acknowledged), a stage, an alert source
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class Incident:
@@ -84,7 +97,7 @@ class TimelineEvent:
 class IncidentStore(Store):
     """Typed access to incidents, their timeline and evidence."""
 
-    tables = (incidents, timeline, evidence)
+    tables = (incidents, timeline, evidence, incident_clock)
 
     # -- incidents -----------------------------------------------------------------
 
@@ -151,6 +164,14 @@ class IncidentStore(Store):
         with self.begin() as conn:
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(updated_at=utcnow(), **clean))
 
+    def statuses(self, incident_ids: list[str]) -> dict[str, IncidentStatus]:
+        """The status of each incident that exists among ``incident_ids`` (one query)."""
+        if not incident_ids:
+            return {}
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(incidents.c.id, incidents.c.status).where(incidents.c.id.in_(incident_ids)))
+            return {r.id: IncidentStatus(r.status) for r in rows}
+
     def list_incidents(self, model: str | None = None) -> list[Incident]:
         query = sa.select(incidents.c.id).order_by(incidents.c.opened_at)
         if model:
@@ -195,10 +216,42 @@ class IncidentStore(Store):
             rows = conn.execute(sa.select(evidence).where(evidence.c.incident_id == incident_id)).mappings()
             return {r["kind"]: r["payload"] for r in rows}
 
+    # -- the incident clock ------------------------------------------------------------
+
+    def mark_clock(self, incident_id: str, mark: ClockMark, at: datetime, by: str | None = None) -> bool:
+        """Set a clock mark unless it is set already; True when this call set it (first writer wins)."""
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    incident_clock.insert().values(
+                        incident_id=incident_id, mark=str(mark), at=at, by=by, recorded_at=utcnow()
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def clock(self, incident_id: str) -> dict[ClockMark, ClockEntry]:
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(incident_clock).where(incident_clock.c.incident_id == incident_id))
+            entries = [ClockEntry(ClockMark(r.mark), aware(r.at), r.by) for r in rows if r.mark in set(ClockMark)]
+        return {e.mark: e for e in entries}
+
+    def clocks(self) -> dict[str, dict[ClockMark, ClockEntry]]:
+        """Every incident's clock (for the metrics export)."""
+        out: dict[str, dict[ClockMark, ClockEntry]] = {}
+        with self.begin() as conn:
+            for r in conn.execute(sa.select(incident_clock)):
+                if r.mark in set(ClockMark):
+                    entry = ClockEntry(ClockMark(r.mark), aware(r.at), r.by)
+                    out.setdefault(r.incident_id, {})[entry.mark] = entry
+        return out
+
     def forget_model(self, model: str) -> None:
-        """Delete every incident of a model, with its timeline and evidence (demo resets only)."""
+        """Delete every incident of a model, with its timeline, evidence and clock (demo resets only)."""
         with self.begin() as conn:
             ids = list(conn.execute(sa.select(incidents.c.id).where(incidents.c.model == model)).scalars())
             conn.execute(timeline.delete().where(timeline.c.incident_id.in_(ids)))
             conn.execute(evidence.delete().where(evidence.c.incident_id.in_(ids)))
+            conn.execute(incident_clock.delete().where(incident_clock.c.incident_id.in_(ids)))
             conn.execute(incidents.delete().where(incidents.c.model == model))

@@ -1,7 +1,8 @@
 """The commands that put a team's own model under Firebreak, and open an incident from the shell.
 
-``firebreak onboard``, ``check``, ``policy validate``, ``log import``, ``labels import`` and
-``open``. Bad input exits 2 naming the problem (``firebreak.cli`` maps every
+``firebreak onboard``, ``check``, ``policy validate`` and ``open`` (a team's own logs and
+labels come in through ``firebreak log import`` and ``labels import``,
+:mod:`firebreak.prediction_log_cli`). Bad input exits 2 naming the problem (``firebreak.cli`` maps every
 ``FirebreakError``); ``check`` exits 1 when a part is missing; ``open`` exits 0 when the
 incident resolved, 3 when it ended ``contained_needs_human`` (a person takes it from
 there), 1 otherwise.
@@ -21,7 +22,7 @@ from firebreak.incidents.enums import FailureClass, Remediation, Severity
 from firebreak.policy.schema import TASK_METRICS
 from firebreak.settings import Settings
 
-COMMANDS = frozenset({"onboard", "check", "policy", "log", "labels", "open"})
+COMMANDS = frozenset({"onboard", "check", "policy", "open"})
 EXIT_CONTAINED = 3
 
 
@@ -63,24 +64,6 @@ def add_parsers(sub: Any) -> None:
     v = pol_sub.add_parser("validate", help="check a policy file against the schema without running anything")
     v.add_argument("file", type=Path)
 
-    log = sub.add_parser("log", help="the prediction log")
-    log_sub = log.add_subparsers(dest="log_command", required=True)
-    li = log_sub.add_parser("import", help="import your own serving log (CSV, Parquet, JSON lines)")
-    li.add_argument("--model", required=True)
-    li.add_argument("file", type=Path)
-    li.add_argument("--map", action="append", default=[], metavar="SRC=DST", help="rename a column (repeatable)")
-    li.add_argument("--version", help="model version that served the rows, if the file has no model_version column")
-    li.add_argument("--json", action="store_true")
-
-    lab = sub.add_parser("labels", help="ground truth that arrives after the predictions")
-    lab_sub = lab.add_subparsers(dest="labels_command", required=True)
-    la = lab_sub.add_parser("import", help="import labels keyed by request id")
-    la.add_argument("--model", required=True)
-    la.add_argument("file", type=Path)
-    la.add_argument("--id-column", required=True, help="the request id column")
-    la.add_argument("--label", required=True, help="the label column")
-    la.add_argument("--json", action="store_true")
-
     o = sub.add_parser("open", help="open an incident: runs the real incident_response DAG on the embedded Airflow")
     o.add_argument("--model", required=True)
     o.add_argument("--failure-type", choices=[c.value for c in FailureClass], default="unknown")
@@ -99,10 +82,6 @@ def run(args: argparse.Namespace, settings: Settings, summary: Callable[[str, Se
         return _check(args, settings)
     if args.command == "policy":
         return _validate(args.file, settings)
-    if args.command == "log":
-        return _log_import(args, settings)
-    if args.command == "labels":
-        return _labels_import(args, settings)
     return _open(args, settings, summary)
 
 
@@ -156,22 +135,6 @@ def _validate(path: Path, settings: Settings) -> int:
     for item in missing:
         print(f"  missing: {item}")
     return 1 if missing else 0
-
-
-def _log_import(args: argparse.Namespace, settings: Settings) -> int:
-    from firebreak.onboarding.imports import import_log
-
-    done = import_log(args.model, args.file, settings, mappings=args.map, version=args.version)
-    _print(done.to_dict(), [f"{args.file}: {done.detail} ({done.files} file(s), import {done.import_id})"], args.json)
-    return 0
-
-
-def _labels_import(args: argparse.Namespace, settings: Settings) -> int:
-    from firebreak.onboarding.imports import import_labels
-
-    done = import_labels(args.model, args.file, settings, id_column=args.id_column, label=args.label)
-    _print(done.to_dict(), [f"{args.file}: {done.detail} (import {done.import_id})"], args.json)
-    return 0
 
 
 def _open(args: argparse.Namespace, settings: Settings, summary: Callable[[str, Settings], str]) -> int:

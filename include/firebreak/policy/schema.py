@@ -7,11 +7,12 @@ validate, so the previous state stays in force.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from firebreak.errors import PolicyError, UnknownModelError
 from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
@@ -45,6 +46,20 @@ EntryPoint = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any) -> Any:
+    """``90s``, ``5m``, ``1h``, ``2d`` (or seconds, or ISO 8601) as a timedelta."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Features(_Strict):
@@ -96,6 +111,13 @@ class Containment(_Strict):
     route: Literal[Route.HEURISTIC, Route.FALLBACK_MODEL, Route.DISABLED]
     heuristic: EntryPoint | None = None
     description: str
+    scope: Literal["model", "segment"] = Field(
+        "model",
+        description=(
+            "'segment': when triage finds the failure concentrated in one segment, only its rows go to the "
+            "fallback and the rest stays on the champion; 'model' (or no segment found): all traffic moves."
+        ),
+    )
 
     @model_validator(mode="after")
     def _heuristic_named(self) -> Containment:
@@ -125,6 +147,22 @@ class RemediationPolicy(_Strict):
     parameter_update: dict[str, float | int | str | bool] = {}
 
 
+class Approval(_Strict):
+    """The human sign-off a passed gate waits for when ``requires_approval`` is set (SOP: the approver)."""
+
+    timeout: Duration = Field(timedelta(hours=24), description="No answer by then counts as a rejection.")
+    approvers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]] = Field(
+        [], description="Airflow user names allowed to answer; empty lets any user with access to the DAG."
+    )
+    forbid_builder: bool = Field(True, description="The candidate's builder may not approve it (four-eyes rule).")
+
+    @model_validator(mode="after")
+    def _timeout_positive(self) -> Approval:
+        if self.timeout <= timedelta(0):
+            raise ValueError("timeout must be positive")
+        return self
+
+
 class Gate(_Strict):
     """The promotion gate: the candidate against the pre-incident champion, on the policy's metric.
 
@@ -145,6 +183,7 @@ class Gate(_Strict):
     max_low_confidence_rate: Fraction = 1.0
     min_labelled_rows: int = Field(100, ge=1)
     requires_approval: bool = False
+    approval: Approval = Field(default_factory=lambda: Approval())
 
 
 class Shadow(_Strict):
@@ -198,12 +237,53 @@ class CircuitBreaker(_Strict):
     """
 
     window_seconds: float = Field(30, gt=0, le=3600, description="Sliding window the rates are computed over.")
-    min_calls: int = Field(20, ge=1, description="No verdict on fewer calls than this in the window.")
+    min_calls: int = Field(
+        20,
+        ge=1,
+        description="No verdict on fewer calls than this in the window (a request is one call, whatever its rows).",
+    )
+    min_callers: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="No verdict on fewer distinct callers than this; from 2 up, every verdict must also hold without "
+        "any single caller's calls, so no one caller can trip (or hold open) the breaker for everyone. 1 trusts "
+        "every caller (a model whose only caller is one backend service).",
+    )
+    max_calls_per_caller: int = Field(
+        100,
+        ge=1,
+        description="A caller's most recent calls in the window count, at most this many: one caller flooding "
+        "answers cannot drown a failure that other callers see.",
+    )
     max_error_rate: Fraction = Field(0.2, description="Share of calls that raised.")
     max_low_confidence_rate: Fraction = Field(0.2, description="Share of answers under the confidence floor.")
     max_sanity_violation_rate: Fraction = Field(0.05, description="Share of answers breaking the output floor.")
     open_seconds: float = Field(30, gt=0, le=86400, description="Wait in open before probing the champion.")
-    half_open_probes: int = Field(10, ge=1, le=1000, description="Live inputs the champion is probed on.")
+    half_open_probes: int = Field(
+        10, ge=1, le=1000, description="Live requests the champion is probed on (each caller fills at most its share)."
+    )
+
+
+class Upstream(_Strict):
+    """The team's own model server, when the gateway fronts it (``firebreak serve --upstream URL``).
+
+    A call that errors, times out or answers what cannot be read counts as a failed
+    champion call on the breaker, and the containment route answers those rows.
+    """
+
+    timeout_seconds: float = Field(
+        1.0, gt=0, le=120, description="Connect and read timeout of one upstream call; over it, the call failed."
+    )
+    max_connections: int = Field(8, ge=1, le=256, description="Keep-alive connections kept open to the upstream.")
+    v2_inputs: Literal["columns", "tensor"] = Field(
+        "columns",
+        description="Open Inference Protocol v2 request shape: one input per column (MLServer's pandas codec, "
+        "KServe/Triton ensembles) or one 2-D FP64 tensor of the numeric inputs (scikit-learn/XGBoost servers).",
+    )
+    v2_tensor: str = Field(
+        "input-0", min_length=1, max_length=128, description="The tensor's name (v2_inputs: tensor)."
+    )
 
 
 class Serving(_Strict):
@@ -211,7 +291,35 @@ class Serving(_Strict):
 
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
     max_rows: int = Field(1000, ge=1, description="Rows per request.")
+    caller_header: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="Header naming the caller, set by a trusted proxy in front (an authenticated client id); "
+        "unset: the caller is the peer address. The breaker's per-caller limits count by it.",
+    )
     breaker: CircuitBreaker = CircuitBreaker()
+    upstream: Upstream = Upstream()
+
+
+class PredictionLogPolicy(_Strict):
+    """Upkeep of the model's prediction log (``firebreak log maintain``)."""
+
+    retention_days: float = Field(30, gt=0, le=3660, description="Hours older than this are deleted.")
+    compact_after_minutes: float = Field(
+        10, ge=0, le=24 * 60, description="An hour's parts are merged this long after the hour ended."
+    )
+
+
+class AlertCaps(_Strict):
+    """How much work alerts about this model may cause (the alert intake)."""
+
+    max_open_incidents: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Incidents alerts may have open for the model at once; further episodes go on the open "
+        "incident's timeline instead of queueing more runs (one model is contained once, whatever fires).",
+    )
 
 
 class Llm(_Strict):
@@ -239,13 +347,95 @@ class Llm(_Strict):
     )
 
 
+TargetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+
+
+class NotifyTarget(_Strict):
+    """Someone to tell: a PagerDuty service, a Slack channel or mailboxes.
+
+    The secret (PagerDuty routing key, Slack webhook, SMTP password) lives in the Airflow
+    connection ``conn_id``, never here: a policy is a reviewed file in git.
+    """
+
+    type: Literal["pagerduty", "slack", "email"]
+    conn_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,200}$", description="Airflow connection holding the secret.")
+    role: str = Field("", max_length=100, description="Who this reaches, e.g. incident commander, model owner.")
+    channel: str = Field("", max_length=100, description="Slack: the channel the webhook posts to (shown only).")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]{1,64}@[^@\s,;<>]{1,255}$")]] = []
+
+    @model_validator(mode="after")
+    def _mail_has_recipients(self) -> NotifyTarget:
+        if self.type == "email" and not self.to:
+            raise ValueError("an email target needs 'to: [address, ...]'")
+        return self
+
+
+class SeverityRoute(_Strict):
+    """Who hears about an incident of one severity, and the targets it is held to (docs/SOP.md)."""
+
+    notify: list[TargetName] = Field([], description="Told at open, on acknowledgement, updates and close.")
+    escalate: list[TargetName] = Field([], description="Paged when a target below is missed.")
+    acknowledge_within: Duration | None = None
+    contain_within: Duration | None = None
+    update_every: Duration | None = None
+
+
+def _default_routes() -> dict[Severity, SeverityRoute]:
+    """The SOP's severity matrix: time to contain and update cadence; acknowledgement for paging levels."""
+    hour = timedelta(hours=1)
+    return {
+        Severity.SEV1: SeverityRoute(
+            acknowledge_within=timedelta(minutes=5), contain_within=timedelta(minutes=15), update_every=hour / 2
+        ),
+        Severity.SEV2: SeverityRoute(
+            acknowledge_within=timedelta(minutes=15), contain_within=hour, update_every=2 * hour
+        ),
+        Severity.SEV3: SeverityRoute(contain_within=24 * hour, update_every=24 * hour),
+        Severity.SEV4: SeverityRoute(contain_within=5 * 24 * hour, update_every=7 * 24 * hour),
+    }
+
+
+class Notify(_Strict):
+    """Notification targets and, per severity, who is told, who is paged next and by when."""
+
+    targets: dict[TargetName, NotifyTarget] = {}
+    routes: dict[Severity, SeverityRoute] = Field(default_factory=_default_routes)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_channel_list(cls, value: Any) -> Any:
+        """The first policies listed Slack channels only: each becomes a Slack target told at every severity."""
+        if not isinstance(value, list):
+            return value
+        targets = {}
+        for i, channel in enumerate(value):
+            if not isinstance(channel, str):
+                raise ValueError(f"notify[{i}]: expected a Slack channel name, got {type(channel).__name__}")
+            targets[f"slack-{i}"] = {"type": "slack", "conn_id": "firebreak_slack", "channel": channel}
+        routes = {sev: {**route.model_dump(), "notify": list(targets)} for sev, route in _default_routes().items()}
+        return {"targets": targets, "routes": routes}
+
+    @model_validator(mode="after")
+    def _routes_name_targets(self) -> Notify:
+        for severity, route in self.routes.items():
+            unknown = [t for t in [*route.notify, *route.escalate] if t not in self.targets]
+            if unknown:
+                raise ValueError(f"routes.{severity} names unknown targets {unknown} (known: {sorted(self.targets)})")
+        return self
+
+    def route(self, severity: Severity | str | None) -> SeverityRoute:
+        """The route of a severity; an untriaged incident is held to SEV1's (when in doubt, the higher)."""
+        key = Severity(severity) if severity in set(Severity) else Severity.SEV1
+        return self.routes.get(key) or _default_routes()[key]
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
     model: str = Field(description="The registered model's name in MLflow, as MLflow spells it.")
     description: str
     owner: str
-    notify: list[str] = []
+    notify: Notify = Field(default_factory=Notify)
     features: Features
     contract: str = Field(description="Great Expectations suite JSON, under include/contracts/.")
     golden: str = Field(description="Golden dataset CSV or Parquet, under include/golden/.")
@@ -259,7 +449,9 @@ class Policy(_Strict):
     feedback: FeedbackAudit = FeedbackAudit()
     fairness: Fairness | None = None
     serving: Serving = Serving()
+    prediction_log: PredictionLogPolicy = PredictionLogPolicy()
     llm: Llm | None = None
+    alerts: AlertCaps = AlertCaps()
 
     @field_validator("model")
     @classmethod

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from firebreak.containment.state import RoutingState
-from firebreak.incidents.enums import IncidentStatus
+from firebreak.incidents.clock import DURATIONS, Clock
+from firebreak.incidents.enums import ClockMark, IncidentStatus
 from firebreak.incidents.store import Incident, TimelineEvent
+from firebreak.oncall.outbox import Notification
 from firebreak.policy.schema import METRIC_LABELS, Policy
 from firebreak.registry.ledger import LedgerEntry
 
-# Task-level bookkeeping lines are summarised in the timeline, not repeated one by one.
-_QUIET = {"task_started", "task_succeeded"}
+# Task-level bookkeeping lines are summarised in the timeline, not repeated one by one; so are
+# the notifications sent (their own section lists them).
+_QUIET = {"task_started", "task_succeeded", "notified"}
 
 
 def render_postmortem(
@@ -23,6 +26,8 @@ def render_postmortem(
     why: str,
     ledger: list[LedgerEntry],
     routing: RoutingState | None,
+    clock: Clock | None = None,
+    notifications: list[Notification] | None = None,
 ) -> str:
     """Markdown post-mortem; written whatever happened, so every section copes with missing evidence."""
     triage = evidence.get("triage", {})
@@ -50,14 +55,19 @@ def render_postmortem(
         lines.append(f"| {event.at:%H:%M:%S} | {event.message.replace('|', '/')} |")
     if durations:
         lines += ["", "Task durations: " + ", ".join(f"`{t}` {s:.1f}s" for t, s in durations.items())]
+    lines += ["", "## Incident clock", ""]
+    lines += _clock_section(clock or Clock({}), status, evidence)
+    lines += ["", "## On-call", ""]
+    lines += _oncall_section(notifications or [], evidence)
     lines += ["", "## Evidence", ""]
     lines += _evidence_section(evidence)
     lines += ["", "## Alias moves", ""]
     moves = [e for e in ledger if e.incident_id == incident.id]
     if moves:
-        lines += ["| alias | from | to | status | why |", "|---|---|---|---|---|"]
+        lines += ["| alias | from | to | status | why | approved by |", "|---|---|---|---|---|---|"]
         lines += [
-            f"| `{e.alias}` | {e.old_version or '—'} | {e.new_version or '—'} | {e.status} | {e.reason} |"
+            f"| `{e.alias}` | {e.old_version or '—'} | {e.new_version or '—'} | {e.status} | {e.reason} "
+            f"| {e.approved_by or '—'} |"
             for e in moves
         ]
     else:
@@ -67,6 +77,62 @@ def render_postmortem(
     lines += ["", "## Proposed changes", ""]
     lines += _proposals(policy, evidence, triage)
     return "\n".join(lines) + "\n"
+
+
+_NOT_REACHED = {
+    ClockMark.FIRST_BREACH: "no single prediction broke the policy (the signal is aggregate, or outside the window)",
+    ClockMark.ACKNOWLEDGED: "nobody acknowledged",
+    ClockMark.CONTAINED: "traffic was not moved off the model",
+    ClockMark.MITIGATED: "no fixed model serves yet",
+    ClockMark.RESOLVED: "not resolved",
+}
+
+
+def _clock_section(clock: Clock, status: IncidentStatus, evidence: dict[str, dict[str, Any]]) -> list[str]:
+    """Every mark with its time and who set it, the measured spans, and whether the clock holds together."""
+    out = ["| mark | time (UTC) | by |", "|---|---|---|"]
+    for mark in ClockMark:
+        entry = clock.marks.get(mark)
+        if entry is not None:
+            out.append(f"| {mark} | {entry.at:%Y-%m-%d %H:%M:%S} | {_cell(entry.by or '—')} |")
+        else:
+            why = _NOT_REACHED.get(mark, "not recorded")
+            if mark == ClockMark.CONTAINED and evidence.get("containment", {}).get("dry_run"):
+                why = "dry run"
+            out.append(f"| {mark} | — | {why} |")
+    spans = clock.durations()
+    out += ["", "Measured: " + ", ".join(f"{name.replace('_', ' ')} {_span(spans[name])}" for name in DURATIONS)]
+    problems = clock.problems()
+    out.append("Clock order: " + ("monotonic." if not problems else "OUT OF ORDER: " + "; ".join(problems)))
+    return out
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")
+
+
+def _oncall_section(notifications: list[Notification], evidence: dict[str, dict[str, Any]]) -> list[str]:
+    """Who was told what, when it reached them, and the approval, if one was asked."""
+    out: list[str] = []
+    if approval := evidence.get("approval"):
+        out += [f"**Approval:** {approval.get('answer')} — {approval.get('reason')}.", ""]
+    if not notifications:
+        return [*out, "No notifications were sent (dry run, or no targets in the policy's route)."]
+    out += ["| event | target | type | status | enqueued → accepted |", "|---|---|---|---|---|"]
+    for n in notifications:
+        latency = f"{n.latency:.2f} s" if n.latency is not None else (n.error or "—")
+        out.append(f"| {n.event} | {n.target} | {n.target_type} | {n.status} | {_cell(latency[:160])} |")
+    return out
 
 
 def _task_durations(events: list[TimelineEvent]) -> dict[str, float]:
@@ -265,6 +331,12 @@ def _detection_section(
         )
     if rule := triage.get("matched_rule"):
         out.append(f"Severity rule matched: {rule['severity']} on {rule['hits']}.")
+    if segments := triage.get("segments"):
+        from firebreak.investigation.segments import describe
+
+        out.append(f"Who was hit: {describe(segments)}.")
+    if contained := ev.get("containment", {}).get("segment"):
+        out.append(f"Contained: only the segment {contained['description']}; the rest stayed on the champion.")
     if first := triage.get("first_breach_at"):
         lag = (incident.opened_at.replace(tzinfo=None) - _naive(first)).total_seconds() / 3600
         out.append(

@@ -23,6 +23,7 @@ from mlflow.pyfunc import PyFuncModel, PythonModel
 from firebreak.errors import RegistryError
 from firebreak.policy.schema import Policy
 from firebreak.registry.ledger import AliasLedger
+from firebreak.registry.verification import check, digest_of, load_verified
 from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,10 @@ class Registry:
         version = str(info.registered_model_version)
         for key, value in tags.items():
             self.client.set_model_version_tag(model, version, key, value)
-        return self.get_version(model, version)
+        registered = self.get_version(model, version)
+        # What Firebreak itself just logged: the digest every later load is checked against.
+        self.ledger.record_registered(model, version, digest_of(self, registered), by=run_name)
+        return registered
 
     def _log_reference(self, reference: pd.DataFrame, run_id: str | None = None) -> None:
         """The training inputs as the version's drift reference: on the active run, or on ``run_id``."""
@@ -235,7 +239,12 @@ class Registry:
             self.client.set_model_version_tag(model, version, key, value)
 
     def load(self, version: Version) -> PyFuncModel:
-        return mlflow.pyfunc.load_model(version.uri)
+        """Load a version, only if its artifacts are the ones Firebreak recorded (:mod:`~firebreak.registry.verification`).
+
+        Raises:
+            UnverifiedModel: never registered or promoted through Firebreak, or changed since.
+        """
+        return load_verified(self, version)
 
     def reference_frame(self, version: Version) -> pd.DataFrame:
         """The training inputs logged with a version: the drift reference."""
@@ -261,7 +270,15 @@ class Registry:
     # -- aliases ---------------------------------------------------------------------
 
     def move_alias(
-        self, model: str, alias: str, version: str | None, *, incident_id: str | None, actor: str, reason: str
+        self,
+        model: str,
+        alias: str,
+        version: str | None,
+        *,
+        incident_id: str | None,
+        actor: str,
+        reason: str,
+        approved_by: str | None = None,
     ) -> bool:
         """Point ``alias`` at ``version`` (None deletes it), recording the move in the ledger.
 
@@ -273,10 +290,24 @@ class Registry:
         old = current.version if current else None
         if old == version:
             return False
+        digest = None
         if version is not None:
-            self.get_version(model, version)  # raises RegistryError when it was deleted
+            target = self.get_version(model, version)  # raises RegistryError when it was deleted
+            digest = digest_of(self, target)
+            recorded = self.ledger.digests(model, version)
+            if recorded and recorded != {digest}:
+                # The artifacts changed since Firebreak registered or last moved an alias to them.
+                check(self, target, digest)
         entry = self.ledger.begin_move(
-            model=model, alias=alias, old=old, new=version, incident_id=incident_id, actor=actor, reason=reason
+            model=model,
+            alias=alias,
+            old=old,
+            new=version,
+            incident_id=incident_id,
+            actor=actor,
+            reason=reason,
+            digest=digest,
+            approved_by=approved_by,
         )
         try:
             if version is None:
