@@ -52,9 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from firebreak.model_names import ModelNameError, model_stem
-
 from firebreak.errors import PredictionLogError
+from firebreak.model_names import ModelNameError, model_stem
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -53,7 +53,10 @@ def add_parsers(sub: Any) -> None:
         "--map", action="append", default=[], metavar="SRC=DST", help="rename a column of the file (repeatable)"
     )
     imp.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="default: from the file's extension")
-    imp.add_argument("--model-version", default="imported", help="the version that answered these rows")
+    imp.add_argument(
+        "--model-version",
+        help="the version that answered rows without a model_version column (default: the champion now)",
+    )
     maintain = log_sub.add_parser("maintain", help="compact settled hours and delete those past retention")
     maintain.add_argument("--model", required=True)
     labels = sub.add_parser("labels", help="ground truth that arrives after the prediction")
@@ -73,8 +76,32 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.log_command == "maintain":
         return _print(maintain(args.model, settings))
     mapping = _mapping(args.map)
-    return _print(
-        import_log(args.model, args.file, settings, mapping=mapping, fmt=args.format, model_version=args.model_version)
+    version, why = args.model_version, "given (--model-version)"
+    if version is None:
+        version, why = _champion_version(args.model, settings)
+    summary = import_log(args.model, args.file, settings, mapping=mapping, fmt=args.format, model_version=version)
+    return _print(summary | {"answered_by": f"{summary['answered_by']}: {why}"})
+
+
+def _champion_version(model: str, settings: Settings) -> tuple[str, str]:
+    """The version the ``champion`` alias names now: who answered rows whose file does not say.
+
+    Incidents judge a champion on the rows it answered (:func:`firebreak.prediction_log.answered_by`),
+    so rows tagged with no known version would never count as evidence.
+    """
+    from firebreak.errors import RegistryError
+    from firebreak.incidents.enums import Alias
+    from firebreak.registry.mlflow_registry import Registry
+
+    try:
+        champion = Registry(settings).version_for(model, Alias.CHAMPION)
+    except RegistryError:
+        champion = None
+    if champion is None:
+        return "imported", f"{model} has no {Alias.CHAMPION} alias: pass --model-version V to name who answered"
+    return champion.version, (
+        f"the file has no model_version column: v{champion.version} is {Alias.CHAMPION} now "
+        "(pass --model-version V if another version answered these rows)"
     )
 
 
@@ -215,6 +242,9 @@ def import_log(
     out["ts"] = ts
     out["model"] = model
     out["model_version"] = str(model_version)[:64]
+    if "model_version" in frame.columns:  # the team's log says who answered each row
+        given = frame["model_version"].astype("string").str.strip().str.slice(0, 64)
+        out["model_version"] = given.mask(given.isna() | (given == ""), str(model_version)[:64]).astype(object)
     out["route"] = "champion"  # the team's own server answered these
     for column in [*features.numeric, features.confidence]:
         if column not in frame.columns:
@@ -236,7 +266,7 @@ def import_log(
         if column in frame.columns and column not in out.columns:
             out[column] = frame[column].astype("string").str.slice(0, 1000).astype(object)
     problems.raise_if_any(path.name)
-    dropped = [c for c in frame.columns if c not in out.columns and c != "request_id"]
+    dropped = [c for c in frame.columns if c not in out.columns and c not in ("request_id", "model_version")]
     log = PredictionLog(settings.prediction_log_url, writer=f"import-{digest}")
     written, existed = log.publish_whole(out, name=f"import-{digest}")
     return {
@@ -248,6 +278,7 @@ def import_log(
         "already_there": existed,
         "from_time": str(ts.min()),
         "to_time": str(ts.max()),
+        "answered_by": ", ".join(f"v{v}" for v in sorted(out["model_version"].astype(str).unique())[:10]),
         "columns_left_out": dropped,
     }
 

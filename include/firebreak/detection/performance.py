@@ -258,7 +258,9 @@ def _accuracy_change(ref_ok: np.ndarray, cur_ok: np.ndarray, *, rows: int) -> di
     return _change("accuracy", before, after, p_value, significant, rows=rows)
 
 
-def _change(metric: str, before: float, after: float, p_value: float, significant: bool, *, rows: int) -> dict[str, object]:
+def _change(
+    metric: str, before: float, after: float, p_value: float, significant: bool, *, rows: int
+) -> dict[str, object]:
     return {
         "metric": metric,
         "reference": round(before, 4),

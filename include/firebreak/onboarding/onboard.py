@@ -58,10 +58,17 @@ NOT_SKLEARN = (
 TAG_ONBOARDED = "firebreak.onboarded_at"
 TAG_FALLBACK_FOR = "firebreak.fallback_for"
 TAG_GOLDEN_GROUPS = "firebreak.golden_groups"
-# One point of accuracy, AUC or F1: a candidate may fall this far behind a champion that
-# trained on the golden rows (the reference is usually its training data) before it counts as
-# worse. Regressions gate on MAE's relative limit alone (the label's units vary).
+# Sampling noise of a golden set, in the metric's units, on top of the measured optimism of a
+# champion that trained on the golden rows (:func:`_measured_slack`); the whole slack when it
+# cannot be measured (a model that is not scikit-learn).
 GOLDEN_SLACK = 0.01
+_IN_LABEL_UNITS = frozenset({"mae", "rmse"})  # no unit-free noise margin: the gate's relative limit covers it
+
+
+def _noise(metric: str) -> float:
+    return 0.0 if metric in _IN_LABEL_UNITS else GOLDEN_SLACK
+
+
 _MAX_GROUPS = 50  # per-group baselines kept on the version (a tag holds at most 5000 characters)
 
 
@@ -134,7 +141,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
             reference is empty or unreadable, the model cannot be loaded or cannot score it, or
             files exist and ``force`` is not set.
     """
-    from firebreak.registry.flavors import sklearn_estimator
+    from firebreak.registry.flavors import sklearn_estimator, version_predictor
     from firebreak.registry.mlflow_registry import Registry
 
     try:
@@ -149,7 +156,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     reference = _read_reference(request)
     registry = registry or Registry(settings)
     version, champion_set = _version(registry, name, request.version)
-    pyfunc = _load(registry, version)
+    pyfunc, digest = _load(registry, version)
     inputs = _inputs(pyfunc, reference, request)
     task = infer_task(reference[request.label], task=request.task, metric=request.metric)
     numeric, categorical = split_inputs(reference, inputs)
@@ -182,17 +189,19 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
         route="fallback_model",
         fallback_description="",
         dataset=f"data/{stem}/training.parquet",
-        golden_slack=GOLDEN_SLACK if task.task == "classification" else 0.0,
+        golden_slack=_noise(task.metric),
         protected=request.protected,
         classification_fairness=task.task == "classification",
     )
     from firebreak.investigation.evidence import derive_contract
 
-    predict = registry.predictor(version, _policy(choices))
+    predict = version_predictor(pyfunc, _policy(choices))
     outputs = _score(predict, reference[inputs], name, version)
     column = choices.confidence
     floor, floor_why = confidence_floor(outputs[column].to_numpy(dtype=float) if column in outputs else None)
-    fallback, baseline_model = _choose_fallback(registry, name, version, request, task, numeric, categorical, training)
+    fallback, fallback_model = _choose_fallback(registry, name, version, request, task, numeric, categorical, training)
+    if fallback_model is None and fallback.version is not None:  # last-known-good or an earlier baseline
+        fallback_model = _load(registry, registry.get_version(name, fallback.version))
     notes = [] if sklearn_estimator(pyfunc) is not None else [NOT_SKLEARN]
     choices = replace(
         choices,
@@ -204,14 +213,20 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     )
     policy = _policy(choices)
     figures = _evaluate(predict, golden, policy)
+    estimator = sklearn_estimator(pyfunc)
+    if estimator is not None:
+        slack, slack_why = _measured_slack(estimator, training, golden, policy, figures)
+        choices = replace(choices, golden_slack=slack, slack_why=slack_why)
+        policy = _policy(choices)
     contract = derive_contract(reference[[*inputs, *request.lineage]], name=f"{stem}_inputs")
     created = [p.parent for p in targets.values() if not p.parent.exists()]
     staged = _stage(targets, render_policy(choices), contract, golden, training)
     published = False
     try:
         parse_policy(staged["policy"])  # what is on disk is what Firebreak will run on
+        registry.ledger.record_registered(name, version.version, digest, by=ACTOR)  # vouched for by who onboards
         fallback_figures = _record(
-            registry, name, version, policy, figures, golden, reference[inputs], fallback, baseline_model, training
+            registry, predict, version, policy, figures, golden, reference[inputs], fallback, fallback_model, training
         )
         if fallback_figures.get("version"):
             fallback = replace(fallback, version=str(fallback_figures.pop("version")))
@@ -322,9 +337,14 @@ def _quoted(name: str) -> str:
     return name.replace("'", "\\'")
 
 
-def _load(registry: Registry, version: Version) -> Any:
+def _load(registry: Registry, version: Version) -> tuple[Any, str]:
+    """The version loaded from one downloaded copy, and that copy's digest (recorded when onboarding succeeds)."""
+    from firebreak.registry.verification import UnverifiedModel, load_for_adoption
+
     try:
-        return registry.load(version)
+        return load_for_adoption(registry, version)
+    except UnverifiedModel as exc:
+        raise OnboardingError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 — a model that cannot load fails in many ways (flavor, pickle, deps)
         raise OnboardingError(
             f"cannot load {version.model} v{version.version}: {type(exc).__name__}: {str(exc)[:300]}"
@@ -377,6 +397,38 @@ def _evaluate(predict: Any, golden: pd.DataFrame, policy: Policy) -> Figures:
     from firebreak.detection.performance import evaluate
 
     return evaluate(predict, golden, policy)
+
+
+def _measured_slack(
+    estimator: Any, training: pd.DataFrame, golden: pd.DataFrame, policy: Policy, figures: Figures
+) -> tuple[float, str]:
+    """How much better the champion scores the golden rows than a refit that never saw them, plus noise.
+
+    The reference is usually the champion's own training data, so the champion has seen the
+    golden rows and scores them better than any candidate can; the gate would refuse every
+    refit. A clone of the champion fitted on the training rows alone measures that optimism.
+    """
+    from sklearn.base import clone
+
+    from firebreak.detection.performance import evaluate, loss
+    from firebreak.registry.flavors import object_predictor
+
+    metric = policy.gate.metric
+    inputs, label = policy.features.inputs, policy.features.label
+    try:
+        held_out = evaluate(
+            object_predictor(clone(estimator).fit(training[inputs], training[label]), policy), golden, policy
+        ).metric(metric)
+    except Exception as exc:  # noqa: BLE001 — the team's estimator raises what it raises: keep the default
+        return _noise(metric), f"default: a clone could not be refitted to measure it ({type(exc).__name__})"
+    champion = figures.metric(metric)
+    if held_out != held_out or champion != champion:  # NaN: the metric could not be computed
+        return _noise(metric), "default: the metric could not be computed on the golden rows"
+    gap = max(0.0, loss(metric, held_out) - loss(metric, champion))
+    return round(gap + _noise(metric), 4), (
+        f"measured: a clone fitted without the golden rows scores {metric} {held_out:.4f} on them, the champion "
+        f"{champion:.4f} (it saw them)" + (f"; plus {_noise(metric)} for noise" if _noise(metric) else "")
+    )
 
 
 def _choose_fallback(
@@ -477,27 +529,31 @@ def _publish(staged: dict[str, Path], targets: dict[str, Path]) -> None:
 
 def _record(
     registry: Registry,
-    name: str,
+    predict: Any,
     version: Version,
     policy: Policy,
     figures: Figures,
     golden: pd.DataFrame,
     reference_inputs: pd.DataFrame,
     fallback: FallbackChoice,
-    baseline_model: Any,
+    fallback_model: Any,
     training: pd.DataFrame,
 ) -> dict[str, Any]:
     """What incidents read from MLflow: baseline tags, drift reference, the fallback alias.
 
-    Returns the fallback's golden figures (with the version it registered, if any).
+    ``fallback_model`` is a baseline to register, or the loaded fallback version and its
+    digest (an existing version, vouched for here like the champion). Returns the
+    fallback's golden figures (with the version it registered, if any).
     """
     from datetime import UTC, datetime
 
     from firebreak.detection.performance import evaluate
+    from firebreak.registry.flavors import version_predictor
     from firebreak.registry.mlflow_registry import golden_tags
 
+    name = version.model
     tags = {**golden_tags(figures), TAG_ONBOARDED: datetime.now(UTC).isoformat(timespec="seconds")}
-    groups = _group_baselines(registry, version, policy, golden)
+    groups = _group_baselines(predict, policy, golden)
     if groups:
         tags[TAG_GOLDEN_GROUPS] = json.dumps(groups, sort_keys=True)[:5000]
     registry.set_version_tags(name, version.version, tags)
@@ -506,12 +562,16 @@ def _record(
     if fallback.route != "fallback_model":
         return found
     target = fallback.version
-    if baseline_model is not None:
+    if isinstance(fallback_model, tuple):  # an existing version: (loaded model, digest of that copy)
+        loaded, digest = fallback_model
+        registry.ledger.record_registered(name, str(target), digest, by=ACTOR)
+        found = evaluate(version_predictor(loaded, policy), golden, policy).to_dict()
+    elif fallback_model is not None:
         inputs = policy.features.inputs
-        baseline_figures = evaluate(_object_predictor(baseline_model, policy), golden, policy)
+        baseline_figures = evaluate(_object_predictor(fallback_model, policy), golden, policy)
         registered = registry.register(
             name,
-            baseline_model,
+            fallback_model,
             input_example=training[inputs].head(5),
             reference=training[inputs],
             tags={TAG_FALLBACK_FOR: version.version, **golden_tags(baseline_figures)},
@@ -519,8 +579,6 @@ def _record(
         )
         target = registered.version
         found = {**baseline_figures.to_dict(), "version": target}
-    elif target is not None:
-        found = evaluate(registry.predictor(registry.get_version(name, target), policy), golden, policy).to_dict()
     if target is not None:
         registry.move_alias(
             name, Alias.FALLBACK, target, incident_id=None, actor=ACTOR, reason=f"containment fallback: {fallback.why}"
@@ -534,7 +592,7 @@ def _object_predictor(model: Any, policy: Policy) -> Any:
     return object_predictor(model, policy)
 
 
-def _group_baselines(registry: Registry, version: Version, policy: Policy, golden: pd.DataFrame) -> dict[str, Any]:
+def _group_baselines(predict: Any, policy: Policy, golden: pd.DataFrame) -> dict[str, Any]:
     """Per-group golden figures on the policy's metric, for groups with enough rows (``--protected``)."""
     from firebreak.detection.performance import score_outputs
 
@@ -542,7 +600,7 @@ def _group_baselines(registry: Registry, version: Version, policy: Policy, golde
         return {}
     attribute = policy.fairness.protected_attribute
     rows = golden.reset_index(drop=True)
-    outputs = registry.predictor(version, policy)(rows[policy.features.inputs])
+    outputs = predict(rows[policy.features.inputs])
     metric = policy.gate.metric
     found: dict[str, Any] = {}
     for group, part in rows.groupby(attribute, sort=True):

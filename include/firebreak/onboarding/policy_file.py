@@ -50,6 +50,7 @@ class PolicyChoices:
     fallback_description: str
     dataset: str
     golden_slack: float = 0.0
+    slack_why: str = "the champion may have trained on the golden rows, a refit never does"
     protected: str | None = None
     classification_fairness: bool = False
     notes: list[str] = field(default_factory=list)
@@ -130,10 +131,7 @@ def render_policy(c: PolicyChoices) -> str:
         "gate:",
         _c(f"  metric: {c.metric}", c.metric_why),
         _c("  golden_max_regression: 0.05", "candidate's golden loss at most 5% above the champion's"),
-        _c(
-            f"  golden_slack: {c.golden_slack}",
-            "... plus this much (metric units): the champion may have trained on the golden rows, a refit never does",
-        ),
+        _c(f"  golden_slack: {c.golden_slack}", f"... plus this much (metric units): {c.slack_why}"),
         _c("  recent_min_improvement: 0.05", "... and its recent loss 5% under it, on labelled traffic"),
         "  max_low_confidence_rate: 1.0",
         "  min_labelled_rows: 100",

@@ -9,6 +9,8 @@ not the registry's:
   logged (``registered`` rows of the ledger's ``verified_artifacts``);
 * every alias move it makes (the gate's promotion, a rollback, the scenario's or the
   onboarding's first release) records the digest of the target in its ledger row;
+* ``firebreak onboard`` records the digest of the team's own version it was asked to
+  put under Firebreak (:func:`load_for_adoption`): the person onboarding vouches for it;
 * :func:`load_verified` downloads a version's artifacts once, digests that copy, and loads
   it only when the digest equals every digest Firebreak recorded for the version (and at
   least one exists); the copy that was checked is the copy that is loaded;
@@ -99,6 +101,27 @@ def load_verified(registry: Registry, version: Version) -> PyFuncModel:
         local = download(registry, version, Path(tmp))
         check(registry, version, artifact_digest(local))
         return mlflow.pyfunc.load_model(str(local))
+
+
+def load_for_adoption(registry: Registry, version: Version) -> tuple[PyFuncModel, str]:
+    """Load a version Firebreak did not register, and the digest of the very copy loaded.
+
+    For ``firebreak onboard`` only: the person onboarding a team's own model vouches for it,
+    and the digest is recorded (:meth:`~firebreak.registry.ledger.AliasLedger.record_registered`)
+    only once the onboarding succeeds, so every later load is checked against it. A version
+    Firebreak already recorded must still match its record.
+
+    Raises:
+        UnverifiedModel: Firebreak recorded other artifacts for this version.
+    """
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="firebreak-adopt-") as tmp:
+        local = download(registry, version, Path(tmp))
+        digest = artifact_digest(local)
+        if registry.ledger.digests(version.model, version.version):
+            check(registry, version, digest)
+        return mlflow.pyfunc.load_model(str(local)), digest
 
 
 @dataclass(frozen=True)
