@@ -22,8 +22,11 @@ install: $(BIN)/.installed  ## create .venv with the locked dependencies
 demo: install  ## run a scenario end to end through the real incident_response DAG
 	$(BIN)/firebreak demo --scenario $(SCENARIO)
 
+# Test files run on two workers, the longest first (tests/conftest.py); TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+
 test: install lint typecheck  ## lint, type check, then every test layer
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: install
 	$(BIN)/ruff check .

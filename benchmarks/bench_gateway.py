@@ -15,8 +15,9 @@ Also measured:
   in-season traffic, then off-season traffic that v1 prices under cost);
 - logged predictions = requests answered (after a clean stop).
 
-Run: `.venv/bin/python benchmarks/bench_gateway.py [--seconds 15] [--connections 8]`;
-prints Markdown tables.
+Run: `.venv/bin/python benchmarks/bench_gateway.py [--seconds 15] [--connections 8]
+[--compare-with OTHER/include]`; prints Markdown tables. `--compare-with` also serves the
+model with another checkout's code (e.g. main before a change), in the same run.
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ def setup_model(home: Path) -> dict[str, str]:
         "FIREBREAK_HOME": str(home),
         "FIREBREAK_POLICIES_DIR": str(policies),
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "PYTHONPATH": str(home),
+        # The benchmark's fallback module, then the code under test (a worktree's include/).
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(home), os.environ.get("PYTHONPATH", "")])),
     }
     os.environ.update(env)
     sys.path.insert(0, str(home))
@@ -227,8 +229,7 @@ def phases(home_env: dict[str, str], rate: float = 100.0) -> dict[str, Any]:
     from firebreak.settings import Settings
 
     env = {**os.environ, **home_env}
-    for key in ("FIREBREAK_POLICIES_DIR", "PYTHONPATH"):
-        env.pop(key, None)
+    env.pop("FIREBREAK_POLICIES_DIR", None)
     os.environ.pop("FIREBREAK_POLICIES_DIR", None)
     os.environ.update({k: v for k, v in env.items() if k.startswith(("FIREBREAK", "MLFLOW"))})
     settings = Settings.from_env()
@@ -296,6 +297,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--phases-only", action="store_true", help="only the normal -> failure -> recovered run")
+    parser.add_argument("--compare-with", type=Path, help="another checkout's include/ folder, served too")
     args = parser.parse_args()
     if args.phases_only:
         report_phases()
@@ -308,9 +310,14 @@ def main() -> None:
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = '{json.dumps({'dataframe_records': [ROW]})}'\n"
     )
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    gateways = [("firebreak serve", env)]
+    if args.compare_with:
+        other = {**env, "PYTHONPATH": os.pathsep.join([str(home), str(args.compare_with.resolve())])}
+        gateways.insert(0, (f"firebreak serve ({args.compare_with.parent.name})", other))
     rows = []
     for workers in (1, 2):
-        for name, cmd in (
+        servers = [
             (
                 "mlflow models serve",
                 [
@@ -325,54 +332,66 @@ def main() -> None:
                     str(workers),
                     "-p",
                 ],
+                env,
             ),
-            (
-                "firebreak serve",
-                [str(BIN / "firebreak"), "serve", "--model", "bench-gbr", "--workers", str(workers), "--port"],
+            *(
+                (
+                    gateway,
+                    [str(BIN / "firebreak"), "serve", "--model", "bench-gbr", "--workers", str(workers), "--port"],
+                    gateway_env,
+                )
+                for gateway, gateway_env in gateways
             ),
-        ):
-            runs = []
-            for _ in range(args.repeats):
+        ]
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in servers}
+        for _ in range(args.repeats):  # interleaved, so a change in the machine's load hits every server alike
+            for name, cmd, run_env in servers:
                 port = free_port()
                 proc = subprocess.Popen(
-                    [*cmd, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    [*cmd, str(port)], env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                 )
                 url = f"http://127.0.0.1:{port}"
                 try:
                     wait_ready(f"{url}/ping", proc)
                     time.sleep(2 + 3 * workers)
                     warm = wrk(f"{url}/invocations", 3, args.connections, lua)  # warm-up
-                    runs.append(wrk(f"{url}/invocations", args.seconds, args.connections, lua))
-                    runs[-1]["answered"] = warm["requests"] + runs[-1]["requests"]
+                    result = wrk(f"{url}/invocations", args.seconds, args.connections, lua)
+                    result["answered"] = warm["requests"] + result["requests"]
                 finally:
                     stop(proc)
-                if name == "firebreak serve":
+                if name.startswith("firebreak serve"):
                     from firebreak.prediction_log import PredictionLog
 
-                    logged = len(PredictionLog(home / "predictions").read("bench-gbr"))
-                    runs[-1]["logged"] = logged
+                    result["logged"] = len(PredictionLog(home / "predictions").read("bench-gbr"))
                     shutil.rmtree(home / "predictions", ignore_errors=True)
-            rows.append((name, workers, runs))
+                runs[name].append(result)
+        rows += [(name, workers, runs[name]) for name, _, _ in servers]
     print(
         f"\n### Throughput, one-row requests, {args.connections} connections, {args.seconds} s, median of {args.repeats}\n"
     )
     print("| server | workers | req/s | p50 ms | p99 ms | non-2xx | logged / answered |")
     print("|---|---|---|---|---|---|---|")
     medians: dict[tuple[str, int], dict[str, float]] = {}
-    for name, workers, runs in rows:
-        med = {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")}
+    for name, workers, results in rows:
+        med = {k: statistics.median(r[k] for r in results) for k in ("rps", "p50", "p99")}
         medians[(name, workers)] = med
         answered = (
-            " ; ".join(f"{r.get('logged', '-')}/{r['answered']}" for r in runs) if name == "firebreak serve" else "-"
+            " ; ".join(f"{r.get('logged', '-')}/{r['answered']}" for r in results)
+            if name.startswith("firebreak serve")
+            else "-"
         )
         print(
-            f"| {name} | {workers} | {med['rps']:.0f} | {med['p50']:.2f} | {med['p99']:.2f} | {sum(r['non2xx'] for r in runs)} | {answered} |"
+            f"| {name} | {workers} | {med['rps']:.0f} | {med['p50']:.2f} | {med['p99']:.2f} | {sum(r['non2xx'] for r in results)} | {answered} |"
         )
     for workers in (1, 2):
-        m, g = medians[("mlflow models serve", workers)], medians[("firebreak serve", workers)]
-        print(
-            f"\n{workers} worker(s): gateway throughput {g['rps'] / m['rps']:.2f}x mlflow serve; gateway p99 {g['p99']:.2f} ms vs mlflow p50 {m['p50']:.2f} ms"
-        )
+        m = medians[("mlflow models serve", workers)]
+        for gateway, _ in gateways:
+            g = medians[(gateway, workers)]
+            print(
+                f"\n{workers} worker(s), {gateway}: throughput {g['rps'] / m['rps']:.2f}x mlflow serve; "
+                f"p99 {g['p99']:.2f} ms = {g['p99'] / m['p50']:.2f}x mlflow's p50 ({m['p50']:.2f} ms)"
+            )
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     cost = contract_cost()
     print(
         f"\ncontract check: {cost['online_us']:.1f} us per row (GX on the same row: {cost['gx_us'] / 1000:.0f} ms, {cost['gx_us'] / cost['online_us']:.0f}x)"

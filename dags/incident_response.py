@@ -4,9 +4,14 @@
 Open → triage → **contain** (traffic to the policy's fallback, before any root cause) →
 investigate (Great Expectations contract with lineage, lineage trace, Evidently drift,
 golden dataset) → diagnose → remediate (rollback | retrain | parameter update | upstream
-fix | guardrail rule) → verify (promotion gate) → promote → restore traffic. The post-mortem and the
-close are teardowns: they always run, and the run's own state stays honest — a refused
-gate fails the run and the incident ends `contained_needs_human`.
+fix | guardrail rule) → verify (promotion gate) → approve promotion (a named person, where the
+policy requires it) → promote → restore traffic. The post-mortem and the close are teardowns:
+they always run, and the run's own state stays honest — a refused gate or approval fails the
+run and the incident ends `contained_needs_human`.
+
+On-call: pages, Slack and mail go to the policy's targets for the incident's severity after
+each stage (`notify:` routes); acknowledge with `firebreak ack ID --by NAME`; Deadline Alerts
+escalate when the severity's acknowledge or contain target passes.
 
 Start one from the trigger form (model, failure type, severity, description), from an
 alert, or from a scheduled audit. The model's policy is `include/policies/<model>.yaml`;
@@ -17,12 +22,17 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import DeadlineAlert, Param, SyncCallback, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+# The on-call loop's Airflow side lives in plugins/firebreak_oncall.py (Airflow only at import).
+from firebreak_oncall import CADENCE_UPDATES, IncidentApproval, IncidentDeadline, OutboxNotifier
+from firebreak_oncall import SEVERITIES as PAGED_SEVERITIES
 
 # Values must match firebreak.incidents.enums (a DAG-integrity test checks): importing the
 # library here would cost its import time on every parse.
@@ -72,6 +82,27 @@ def _run(task_id: str) -> Any:
         raise AirflowFailException(str(exc)) from None
 
 
+# On-call: every severity's acknowledge and contain targets and its first update times, from
+# the model's policy (IncidentDeadline); each callback acts only for the incident's severity.
+# FIREBREAK_DEADLINE_ALERTS=off where no scheduler runs (`airflow dags test`, dag.test()): there
+# nothing fires deadlines, and Airflow 3.3.2's dag.test() fails at the end of a successful run
+# of a DAG that has them (its re-deserialized DAG holds encoded alerts where ids are expected).
+DEADLINES_ON = os.environ.get("FIREBREAK_DEADLINE_ALERTS", "on").lower() != "off"
+ONCALL_DEADLINES = [
+    DeadlineAlert(
+        reference=IncidentDeadline(severity, target, nth),
+        interval=timedelta(0),
+        callback=SyncCallback(
+            "firebreak_oncall.on_deadline", kwargs={"severity": severity, "target": target, "nth": nth}
+        ),
+    )
+    for severity in PAGED_SEVERITIES
+    for target, nth in [("acknowledge", 1), ("contain", 1), *[("update", n) for n in range(1, CADENCE_UPDATES + 1)]]
+    if DEADLINES_ON
+]
+DELIVER = OutboxNotifier()  # sends what a stage enqueued (pages, Slack, mail) right after it
+
+
 @dag(
     dag_id="incident_response",
     schedule=None,
@@ -84,16 +115,18 @@ def _run(task_id: str) -> Any:
         "retries": 1,
         "retry_delay": pendulum.duration(seconds=10),
         "on_execute_callback": _on_task_event("task_started"),
-        "on_success_callback": _on_task_event("task_succeeded"),
-        "on_failure_callback": _on_task_event("task_failed"),
+        "on_success_callback": [_on_task_event("task_succeeded"), DELIVER],
+        "on_failure_callback": [_on_task_event("task_failed"), DELIVER],
     },
+    deadline=ONCALL_DEADLINES or None,
     params={
         "model": Param(
             "pricing" if "pricing" in MODELS or not MODELS else MODELS[0],
             type="string",
-            pattern="^[a-z][a-z0-9_-]{0,63}$",
+            # firebreak.model_names.PARAM_PATTERN (a DAG-integrity test checks): any name MLflow accepts.
+            pattern=r"^(?!.*\.\.)(?!\s)[^/\\:\x00-\x1f\x7f]{1,100}$",
             title="Model",
-            description="Registered model name; the models with a policy in include/policies/<model>.yaml.",
+            description="Registered model name as MLflow spells it; it must have a policy (firebreak onboard writes one).",
             section="Incident",
             **({"enum": MODELS} if MODELS else {}),
         ),
@@ -154,6 +187,23 @@ def _run(task_id: str) -> Any:
             description="Alert dedup key; the same key always maps to the same incident. Leave empty from the UI.",
             section="Response",
         ),
+        "model_version": Param(
+            None,
+            type=["null", "string"],
+            pattern="^[A-Za-z0-9._-]{1,20}$",
+            title="Model version the alert saw",
+            description="Set by alerts that know it. An alert about a version that no longer serves, while the "
+            "serving one shows no breach, is closed as stale without touching routing. Leave empty from the UI.",
+            section="Response",
+        ),
+        "alert_started_at": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Alert episode start",
+            description="When the alert's episode began (Alertmanager startsAt). Leave empty from the UI.",
+            section="Response",
+        ),
     },
 )
 def incident_response() -> None:
@@ -174,7 +224,10 @@ def incident_response() -> None:
 
     @task
     def triage() -> dict[str, Any]:
-        return _run("triage")
+        triaged = _run("triage")
+        if triaged.get("stale"):  # about a version that no longer serves: contain nothing, run nothing
+            raise AirflowSkipException(f"stale alert, incident closed: {triaged['why']}")
+        return triaged
 
     @task
     def contain() -> dict[str, Any]:
@@ -236,6 +289,9 @@ def incident_response() -> None:
     def verify() -> dict[str, Any]:
         return _run("verify")
 
+    # Waits for a person only where the policy requires an approval (SOP: the approver).
+    approval = IncidentApproval(task_id="approve_promotion")
+
     @task(max_active_tis_per_dag=1)  # alias moves of concurrent incidents never interleave
     def promote() -> dict[str, Any]:
         return _run("promote")
@@ -262,6 +318,7 @@ def incident_response() -> None:
         branch
         >> [rollback(), retrain(), parameter_update(), upstream_fix(), guardrail_rule()]
         >> verify()
+        >> approval
         >> promote()
         >> restored
     )

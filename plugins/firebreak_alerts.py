@@ -53,6 +53,13 @@ def start_incident(run_id: str, conf: dict[str, Any]) -> bool:
     return True
 
 
+def deliver_notifications(incident_id: str) -> Any:
+    """Send an incident's pending notifications (an acknowledgement's page) through Airflow's notifiers."""
+    from firebreak.oncall.notifiers import deliver_now
+
+    return deliver_now(incident_id)
+
+
 # -- the incident console ------------------------------------------------------------------------
 
 
@@ -202,8 +209,8 @@ def _firebreak_app() -> Any:
     from firebreak.alerts.api import create_app
     from firebreak.console.app import create_app as create_console
 
-    app = create_app(start_incident)
-    app.mount("/console", create_console(authenticate, AirflowApprovals()))
+    app = create_app(start_incident, deliver=deliver_notifications)
+    app.mount("/console", create_console(authenticate, AirflowApprovals(), deliver=deliver_notifications))
     return app
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from firebreak.incidents.enums import FailureClass
@@ -87,6 +87,8 @@ def golden_dataset_audit(
     kind's golden check) on the last 24 h of logged traffic. None when the model has a
     policy but was never released (no ``champion``): nothing to audit.
     """
+    import pandas as pd
+
     from firebreak.incidents.enums import Alias
     from firebreak.investigation import checks
     from firebreak.kinds import kind_for
@@ -102,20 +104,29 @@ def golden_dataset_audit(
     champion = registry.version_for(model, Alias.CHAMPION)
     if champion is None:
         return None
-    last_day = PredictionLog(settings.prediction_log_dir).read_window(model, 24, now=now)
-    golden = kind_for(policy).golden_check(registry, champion, settings, last_day, full=False)
-    findings = [Finding(str(golden.kind), golden.breached, golden.summary, golden.payload)]
+    # The day's window, read whole when it is small, streamed in bounded batches when it is not.
+    window = PredictionLog(settings.prediction_log_url).window(model, since=now - timedelta(hours=24), until=now)
+    last_day = checks.in_memory(window)
+    empty = window.stored_rows() == 0 if last_day is None else last_day.empty
     out = settings.evidence_dir / "audits" / f"golden_dataset-{model}-{day}"
     out.mkdir(parents=True, exist_ok=True)
-    if last_day.empty:
+    findings: list[Finding] = []
+    sample = None
+    if empty:
         findings.append(Finding("contract", None, "no logged traffic in the last 24 h"))
         findings.append(Finding("drift", None, "no logged traffic in the last 24 h"))
     else:
-        contract = checks.check_contract(last_day, policy, settings, result_path=out / "contract.json")
+        traffic: checks.Traffic = window if last_day is None else last_day
+        contract = checks.check_contract(traffic, policy, settings, result_path=out / "contract.json")
         findings.append(Finding("contract", not contract.passed, contract.summary(), contract.to_dict()))
-        drift = checks.check_drift(registry.reference_frame(champion), last_day, policy, out)
+        drift = checks.check_drift(registry.reference_frame(champion), traffic, policy, out)
         findings.append(Finding("drift", drift.result.dataset_drift, drift.summary(), drift.payload))
-    findings.append(_fairness_finding(last_day, policy, settings))
+        sample = drift.sample
+    # The golden check reads the log only for an LLM app's guardrail hits: on a streamed day, the day's sample.
+    recent = last_day if last_day is not None else sample if sample is not None else pd.DataFrame()
+    golden = kind_for(policy).golden_check(registry, champion, settings, recent, full=False)
+    findings.insert(0, Finding(str(golden.kind), golden.breached, golden.summary, golden.payload))
+    findings.append(_fairness_finding(window if last_day is None else last_day, policy, settings))
 
     result = AuditResult("golden_dataset_audit", model, day, champion.version, findings, "")
     (out / "findings.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
@@ -127,14 +138,22 @@ def golden_dataset_audit(
 def _fairness_finding(window: Any, policy: Any, settings: Settings) -> Finding:
     """Per-group figures on the day's labelled traffic, for the policy's protected attribute."""
     from firebreak.investigation.checks import check_fairness
-    from firebreak.prediction_log import LabelStore
+    from firebreak.prediction_log import LabelStore, LogWindow
 
     if policy.fairness is None:
         return Finding("fairness", None, "not applicable: the policy names no protected attribute")
     attribute = policy.fairness.protected_attribute
-    if window.empty or attribute not in window.columns:
+    labels = LabelStore(settings.labels_dir)
+    if isinstance(window, LogWindow):  # a streamed day: only the labelled rows are kept
+        columns = ["request_id", attribute, policy.features.output, policy.features.confidence]
+        batches = window.batches(columns, text_as_category=False)
+        labelled = labels.join_batches(policy.model, batches, policy.features.label)
+        if attribute not in labelled.columns:
+            return Finding("fairness", None, f"no labelled traffic with '{attribute}' in the last 24 h")
+    elif window.empty or attribute not in window.columns:
         return Finding("fairness", None, f"no logged traffic with '{attribute}' in the last 24 h")
-    labelled = LabelStore(settings.labels_dir).join(policy.model, window, policy.features.label)
+    else:
+        labelled = labels.join(policy.model, window, policy.features.label)
     result = check_fairness(labelled, policy)
     if result.breached is None:
         return Finding("fairness", None, result.summary)
@@ -169,7 +188,7 @@ def shadow_evaluation(
     import numpy as np
     import pandas as pd
 
-    from firebreak.detection.performance import score_outputs
+    from firebreak.detection.performance import loss, score_outputs
     from firebreak.incidents.enums import Alias
     from firebreak.kinds import kind_for
     from firebreak.policy.schema import load_policy
@@ -188,7 +207,7 @@ def shadow_evaluation(
         return None
     if not kind_for(policy).shadow_comparable:  # answers are text: the gate's golden Q&A compares them
         return None
-    log = PredictionLog(settings.prediction_log_dir).read_window(model, shadow.window_hours, now=now)
+    log = PredictionLog(settings.prediction_log_url).read_window(model, shadow.window_hours, now=now)
     findings: list[Finding] = []
     if len(log) < shadow.min_rows:
         findings.append(
@@ -196,11 +215,15 @@ def shadow_evaluation(
         )
     else:
         inputs = log[policy.features.inputs].reset_index(drop=True)
-        ours = pd.DataFrame(registry.load(champion).predict(inputs))
-        theirs = pd.DataFrame(registry.load(challenger).predict(inputs))
+        ours = registry.predictor(champion, policy)(inputs)
+        theirs = registry.predictor(challenger, policy)(inputs)
         out_col = policy.features.output
-        a, b = ours[out_col].to_numpy(dtype=float), theirs[out_col].to_numpy(dtype=float)
-        disagreement = float((np.abs(a - b) > shadow.output_tolerance * np.maximum(np.abs(a), 1e-9)).mean())
+        if pd.api.types.is_numeric_dtype(ours[out_col]) and pd.api.types.is_numeric_dtype(theirs[out_col]):
+            a, b = ours[out_col].to_numpy(dtype=float), theirs[out_col].to_numpy(dtype=float)
+            differs = np.abs(a - b) > shadow.output_tolerance * np.maximum(np.abs(a), 1e-9)
+        else:  # class labels: they agree or they do not
+            differs = ours[out_col].to_numpy() != theirs[out_col].to_numpy()
+        disagreement = float(differs.mean())
         labels = LabelStore(settings.labels_dir).read(model)
         figures: dict[str, Any] = {
             "rows": len(log),
@@ -219,10 +242,17 @@ def shadow_evaluation(
                 champ = score_outputs(ours[has_label].reset_index(drop=True), labelled, policy)
                 chall = score_outputs(theirs[has_label].reset_index(drop=True), labelled, policy)
                 figures.update({"labelled_rows": champ.rows, "champion_mae": champ.mae, "challenger_mae": chall.mae})
+                # Judged on the policy's gate metric, as a loss (MAE itself for the policies that predate it).
+                metric = policy.gate.metric
+                ours_loss, theirs_loss = loss(metric, champ.metric(metric)), loss(metric, chall.metric(metric))
+                if metric != "mae":
+                    figures.update(
+                        {f"champion_{metric}": champ.metric(metric), f"challenger_{metric}": chall.metric(metric)}
+                    )
                 if disagreement > shadow.max_disagreement_rate:
-                    if chall.mae > champ.mae * (1 + shadow.min_mae_gain):
+                    if theirs_loss > ours_loss * (1 + shadow.min_mae_gain):
                         verdict = "challenger_worse"
-                    elif champ.mae > chall.mae * (1 + shadow.min_mae_gain):
+                    elif ours_loss > theirs_loss * (1 + shadow.min_mae_gain):
                         verdict = "champion_worse"
         figures["verdict"] = verdict
         summary = f"challenger v{challenger.version} vs champion v{champion.version}: {disagreement:.0%} disagree" + (

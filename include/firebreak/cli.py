@@ -11,25 +11,21 @@ import contextlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 import warnings
 from datetime import UTC, datetime
 
-from firebreak import scenarios
+from firebreak import prediction_log_cli, scenarios
+from firebreak.containment import route_cli
 from firebreak.detection import drift_cli
-from firebreak.embedded import airflow_env, executable
-from firebreak.errors import FirebreakError
+from firebreak.embedded import airflow_env, migrate, run_incident
+from firebreak.errors import ExitCode, FirebreakError, NotFound
 from firebreak.investigation import triage_cli
+from firebreak.onboarding import cli as onboarding_cli
+from firebreak.oncall import cli as oncall_cli
 from firebreak.serving import cli as serving_cli
 from firebreak.settings import Settings
-
-
-def _airflow(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [executable("airflow"), *args], env=airflow_env(settings), text=True, capture_output=True, check=False
-    )
 
 
 def demo(scenario: str, settings: Settings) -> int:
@@ -49,7 +45,7 @@ def demo(scenario: str, settings: Settings) -> int:
         f"  set up: {facts['model']} v{facts['champion']} is champion; {facts['logged_predictions']} predictions "
         f"logged ({facts['labelled']} labelled)"
     )
-    migrated = _airflow(settings, "db", "migrate")
+    migrated = migrate(settings)
     if migrated.returncode != 0:
         print(migrated.stdout[-2000:], migrated.stderr[-4000:], file=sys.stderr)
         return 1
@@ -66,16 +62,9 @@ def demo(scenario: str, settings: Settings) -> int:
     print(f"  running incident_response for incident {incident_id} (the DAG in-process, run id = incident id) ...")
     run_started = time.perf_counter()
     log_path = settings.home / "demo-airflow.log"
-    with log_path.open("w") as log:
-        result = subprocess.run(
-            [sys.executable, "-m", "firebreak.embedded_run", "incident_response", incident_id, json.dumps(conf)],
-            env=airflow_env(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
+    returncode = run_incident(conf, settings, log_path, run_id=incident_id)
     run_seconds = time.perf_counter() - run_started
-    print(f"  DAG run finished in {run_seconds:.1f} s (exit {result.returncode}); Airflow output: {log_path}")
+    print(f"  DAG run finished in {run_seconds:.1f} s (exit {returncode}); Airflow output: {log_path}")
     print()
     print(summary(incident_id, settings))
     print(f"\ndemo wall time {time.perf_counter() - started:.1f} s")
@@ -90,14 +79,18 @@ def show_status(incident_id: str, settings: Settings) -> str | None:
 
 
 def summary(incident_id: str, settings: Settings) -> str:
-    """The short incident summary: what happened, by the evidence."""
+    """The short incident summary: what happened, by the evidence.
+
+    Raises:
+        NotFound: no such incident in this state DB.
+    """
     from firebreak.incidents.store import IncidentStore
     from firebreak.registry.mlflow_registry import Registry
 
     store = IncidentStore(settings.state_db_url)
     incident = store.get_incident(incident_id)
     if incident is None:
-        return f"incident {incident_id}: not found in {settings.state_db_url}"
+        raise NotFound(f"incident {incident_id!r} not found in {settings.state_db_url}")
     ev = store.get_evidence(incident_id)
     drift = ev.get("drift", {})
     top = [f"{c['column']} ({c['score']:.3g})" for c in drift.get("columns", []) if c.get("drifted")][:3]
@@ -126,6 +119,12 @@ def summary(incident_id: str, settings: Settings) -> str:
     return "\n".join(lines)
 
 
+# Commands that only read a state: an absent FIREBREAK_HOME is an error, never a new empty state.
+READS_STATE = {"incident", "incidents"}
+# Commands that write one: a new FIREBREAK_HOME is said out loud.
+WRITES_STATE = {"demo", "setup", "serve", "breaker", "route"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="firebreak", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,9 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     drift_cli.add_parser(sub)
     serving_cli.add_parsers(sub)
     triage_cli.add_parser(sub)
+    onboarding_cli.add_parsers(sub)
+    route_cli.add_parser(sub)
+    oncall_cli.add_parser(sub)
+    prediction_log_cli.add_parsers(sub)
     sub.add_parser("airflow-env", help="print the environment for the embedded Airflow (for `eval`)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    if args.command in READS_STATE and not settings.home.is_dir():
+        print(f"firebreak: error: no Firebreak state at {settings.home} (set FIREBREAK_HOME)", file=sys.stderr)
+        return ExitCode.NOT_FOUND
+    if args.command in WRITES_STATE and settings.ensure_home():
+        print(f"firebreak: created FIREBREAK_HOME at {settings.home}", file=sys.stderr)
     try:
         if args.command == "demo":
             return demo(args.scenario, settings)
@@ -153,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
             return serving_cli.breaker(args, settings)
         if args.command == "triage":
             return triage_cli.run(args)
+        if args.command == "route":
+            return route_cli.run(args, settings)
+        if args.command == "ack":
+            return oncall_cli.run(args, settings)
+        if args.command in ("log", "labels"):
+            return prediction_log_cli.run(args, settings)
+        if args.command in onboarding_cli.COMMANDS:
+            return onboarding_cli.run(args, settings, summary)
         if args.command == "setup":
             print(json.dumps(scenarios.setup(args.scenario, settings), indent=2))
         elif args.command == "incident":
@@ -168,10 +184,13 @@ def main(argv: list[str] | None = None) -> int:
             env = airflow_env(settings)
             for key in sorted(k for k in env if k.startswith(("AIRFLOW", "FIREBREAK"))):
                 print(f"export {key}={shlex.quote(env[key])}")
+    except NotFound as exc:
+        print(f"firebreak: error: {exc}", file=sys.stderr)
+        return ExitCode.NOT_FOUND
     except FirebreakError as exc:
         print(f"firebreak: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return ExitCode.BAD_INPUT
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ team's own Airflow, configured there. This module never imports Airflow: it laun
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from firebreak.errors import FirebreakError
 from firebreak.settings import INCLUDE_DIR, Settings
@@ -50,3 +53,32 @@ def executable(name: str) -> str:
     if found is None:
         raise FirebreakError(f"the {name!r} command is not installed in this environment")
     return str(found)
+
+
+def migrate(settings: Settings) -> subprocess.CompletedProcess[str]:
+    """``airflow db migrate`` on the embedded metadata DB (a no-op when it is current)."""
+    return subprocess.run(
+        [executable("airflow"), "db", "migrate"], env=airflow_env(settings), text=True, capture_output=True, check=False
+    )
+
+
+def run_incident(conf: dict[str, Any], settings: Settings, log_path: Path, run_id: str) -> int:
+    """Run the real ``incident_response`` DAG once on the embedded Airflow, as the run ``run_id``.
+
+    In-process ``dag.test()`` through :mod:`firebreak.embedded_run`, so the run in the
+    Airflow UI carries the incident id and its note. The conf goes as one argument list
+    element, never through a shell. Airflow's output goes to ``log_path``; returns the
+    command's exit code (the incident's own outcome is in the state DB).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        result = subprocess.run(
+            [sys.executable, "-m", "firebreak.embedded_run", "incident_response", run_id, json.dumps(conf)],
+            # No scheduler fires deadlines under a test run (and Airflow 3.3.2's test run fails at the end
+            # of a successful run of a DAG that has Deadline Alerts): the run goes without escalation.
+            env={**airflow_env(settings), "FIREBREAK_DEADLINE_ALERTS": "off"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    return result.returncode

@@ -35,7 +35,7 @@ def write_note(dag_id: str, run_id: str) -> str:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    from firebreak.errors import UnknownIncidentError
+    from firebreak.errors import IncidentNotFound
     from firebreak.incidents.identity import incident_id_from_conf
     from firebreak.incidents.notes import run_note
     from firebreak.settings import Settings
@@ -44,7 +44,7 @@ def write_note(dag_id: str, run_id: str) -> str:
         run = session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.run_id == run_id).one()
         try:
             run.note = run_note(incident_id_from_conf(run.conf or {}, run.run_id), Settings.from_env())
-        except UnknownIncidentError:  # a refused request opened no incident
+        except IncidentNotFound:  # a refused request opened no incident
             return ""
         return str(run.note)
 

@@ -5,6 +5,17 @@ Every error names the bad value, so a failed task's log says what to fix.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What the ``firebreak`` command's exit status means, the same for every subcommand."""
+
+    OK = 0
+    NOT_FOUND = 1  # the incident, model or state named does not exist
+    BAD_INPUT = 2  # unusable flags, files or columns (argparse uses 2 for bad flags too)
+    FINDINGS = 3  # asked to fail on findings (--fail-on-drift, --fail-on CLASS) and there were some
+
 
 class FirebreakError(Exception):
     """Root of every error Firebreak raises on purpose."""
@@ -46,8 +57,20 @@ class GateRefused(FirebreakError):
     """The promotion gate refused the candidate; the verdict is already recorded."""
 
 
-class UnknownIncidentError(FirebreakError):
-    """A request names an incident that does not exist."""
+class NotFound(FirebreakError):
+    """What a command names (an incident, a state home) does not exist."""
+
+
+class UpstreamError(FirebreakError):
+    """The model server the gateway fronts failed, timed out, or answered what cannot be read."""
+
+
+class PredictionLogError(FirebreakError):
+    """The prediction log or the label store refused an operation (bad rows, bad location)."""
+
+
+class IncidentNotFound(NotFound):
+    """No incident has this id."""
 
 
 class ActionRefused(FirebreakError):

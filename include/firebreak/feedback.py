@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from firebreak.model_names import model_stem
+
 COLUMNS = ["request_id", "actor_id", "ts", "thumbs"]
 
 
@@ -33,7 +35,7 @@ class FeedbackStore:
         self.root = root
 
     def _folder(self, model: str) -> Path:
-        return self.root / f"model={model}"
+        return self.root / f"model={model_stem(model)}"
 
     def append(self, model: str, events: pd.DataFrame) -> Path:
         missing = [c for c in COLUMNS if c not in events.columns]

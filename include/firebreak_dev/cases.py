@@ -7,7 +7,9 @@ varied shapes and ranges), sizes and seed, then applies one change:
 * ``none``  — the current table is a fresh sample of the same distributions.
 * ``drift`` — the world moved inside the columns' plausible ranges: a mean shift of
   0.15-1.5 standard deviations on unbounded columns, a reweighting towards one end of a
-  column's range, a wider or narrower spread, or category shares moving.
+  column's range, a wider or narrower spread, or category shares moving; or, in about a
+  quarter of the drift cases that can carry labels, **concept drift**: the inputs are a
+  fresh sample, the labels follow another threshold, and the model's accuracy falls.
 * ``skew``  — the upstream pipeline changed: units (x100, x1000, /100), a currency
   conversion (x0.79 ... x150), a type change, new category codes, a column gone or
   renamed, nulls appearing, sentinel values.
@@ -126,7 +128,8 @@ def _case(index: int, expected: str, rng: np.random.Generator) -> Case:
     current = _frame(columns, rng, n_cur)
     roles: dict[str, str] = {}
     numeric = [c for c in columns if c.kind != "cat"]
-    if (expected == "bias" or rng.random() < 0.3) and numeric:
+    concept = expected == "drift" and bool(numeric) and rng.random() < 0.25
+    if (expected == "bias" or concept or rng.random() < 0.3) and numeric:
         driver = numeric[int(rng.integers(len(numeric)))].name
         groups = ["g_a", "g_b", "g_c"][: int(rng.integers(2, 4))]
         spec = {
@@ -143,7 +146,9 @@ def _case(index: int, expected: str, rng: np.random.Generator) -> Case:
         reference, current = _roles(reference, rng, spec), _roles(current, rng, spec)
         roles = {k: str(spec[k]) for k in ("protected", "prediction", "label")}
     change = "fresh sample of the same distributions"
-    if expected == "drift":
+    if concept:
+        change = _apply_concept(rng, roles, spec, current)
+    elif expected == "drift":
         change = _apply_drift(rng, columns, reference, current)
     elif expected == "skew":
         change = _apply_skew(rng, columns, current)
@@ -197,6 +202,15 @@ def _apply_drift(rng: np.random.Generator, columns: list[_Column], reference: pd
             cur[name] = values.round(3)
         done.append(label)
     return "; ".join(done)
+
+
+def _apply_concept(rng: np.random.Generator, roles: dict[str, str], spec: dict[str, Any], cur: pd.DataFrame) -> str:
+    """Labels follow another threshold on the same driver; inputs and decisions untouched."""
+    z = (cur[spec["driver"]].to_numpy(dtype=float) - spec["driver_mean"]) / spec["driver_std"]
+    delta = float(rng.uniform(0.4, 1.2)) * rng.choice([-1, 1])
+    truth = (z + rng.normal(0, 0.7, len(cur)) > spec["cut"] + delta).astype("int64")
+    cur[roles["label"]] = np.where(rng.random(len(cur)) < 0.1, 1 - truth, truth).astype("int64")
+    return f"concept drift: labels now follow {spec['driver']} past a threshold moved {delta:+.2f} sd"
 
 
 def _apply_skew(rng: np.random.Generator, columns: list[_Column], cur: pd.DataFrame) -> str:

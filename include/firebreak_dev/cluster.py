@@ -126,6 +126,9 @@ class AirflowCluster:
     The metadata DB, MLflow's backend and Firebreak's state DB are three databases of one
     :class:`PostgresCluster`. ``executor="CeleryExecutor"`` also needs ``broker_url`` (redis)
     and adds a ``celery worker``.
+
+    Only ``active_dags`` are unpaused: the scheduled audits would otherwise run on the
+    clock and open incidents of their own beside the ones a test starts.
     """
 
     settings: Settings
@@ -138,6 +141,7 @@ class AirflowCluster:
     jwt_secret: str = field(default_factory=lambda: secrets.token_hex(32))
     admin_password_value: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     extra_env: dict[str, str] = field(default_factory=dict)
+    active_dags: tuple[str, ...] = ("incident_response", "alert_intake")
     services: dict[str, Service] = field(default_factory=dict)
 
     @property
@@ -167,9 +171,11 @@ class AirflowCluster:
                 "AIRFLOW__API__BASE_URL": self.airflow_url,
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                # A real scheduler runs here: escalation by Deadline Alerts is on.
+                "FIREBREAK_DEADLINE_ALERTS": "on",
             }
         )
         if self.executor == "CeleryExecutor":
@@ -230,7 +236,10 @@ class AirflowCluster:
             service.start()
         try:
             self.wait_healthy(timeout)
-        except FirebreakError:
+            token = self.api_token()
+            for dag_id in self.active_dags:
+                self.api_request("PATCH", f"/api/v2/dags/{dag_id}", token, {"is_paused": False})
+        except (FirebreakError, urllib.error.URLError):
             self.stop()
             raise
 

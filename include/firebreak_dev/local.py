@@ -19,6 +19,12 @@ from firebreak.errors import FirebreakError
 from firebreak.settings import Settings
 from firebreak_dev.services import HOST, Service, airflow_api_request, airflow_api_token
 
+# What the local stack exists to run: incidents, the alert inbox (the gateway's breaker alerts)
+# and the three audits. A DAG first seen by `airflow dags test` (the demo) was created paused,
+# and a paused DAG leaves its runs queued and its asset watcher idle.
+RUN_DAGS = ("incident_response", "alert_intake", "golden_dataset_audit", "shadow_evaluation", "feedback_loop_audit")
+PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
+
 
 @dataclass
 class LocalStack:
@@ -61,23 +67,45 @@ class LocalStack:
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(not self.unpause),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                # A real scheduler runs here: escalation by Deadline Alerts is on.
+                "FIREBREAK_DEADLINE_ALERTS": "on",
             }
         )
         env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
         env.update(self.extra_env)
         return env
 
-    def start(self, timeout: float = 120) -> None:
+    def prepare(self) -> None:
+        """Migrate the metadata DB, serialize the DAGs, unpause what the stack runs, write the admin password.
+
+        The password file is written here, owner-only, before Airflow starts: Airflow then
+        finds it and never prints a generated password into the stack's log.
+        """
         env = self.env()
-        logs = self.settings.home / "stack-logs"
         airflow = executable("airflow")
+        self._write_password_file()
         steps = [["db", "migrate"], ["dags", "reserialize"]]
-        if self.unpause:  # a DAG first seen by `dags test` was created paused
-            steps += [["dags", "unpause", "incident_response"]]
+        if self.unpause:  # one command for all of them: each `airflow` start costs seconds
+            steps += [["dags", "unpause", "--treat-dag-id-as-regex", "--yes", f"^({'|'.join(RUN_DAGS)})$"]]
         for args in steps:
             done = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise FirebreakError(f"airflow {' '.join(args)} failed: {done.stderr[-2000:]}")
+
+    def _write_password_file(self) -> None:
+        path = self.settings.home / "airflow" / PASSWORD_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"admin": secrets.token_urlsafe(16)}, f)
+        os.chmod(path, 0o600)  # also a file an earlier Airflow wrote world-readable
+
+    def start(self, timeout: float = 120) -> None:
+        env = self.env()
+        logs = self.settings.home / "stack-logs"
+        airflow = executable("airflow")
+        self.prepare()
         self.services = [
             Service(
                 "airflow",
@@ -129,7 +157,7 @@ class LocalStack:
             service.stop()
 
     def admin_password(self) -> str | None:
-        path = self.settings.home / "airflow" / "simple_auth_manager_passwords.json.generated"
+        path = self.settings.home / "airflow" / PASSWORD_FILE
         try:
             return str(json.loads(path.read_text()).get("admin"))
         except (OSError, ValueError):
@@ -145,5 +173,9 @@ class LocalStack:
     def api_request(
         self, method: str, path: str, token: str, body: dict[str, object] | None = None
     ) -> dict[str, object]:
-        """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx."""
-        return airflow_api_request(self.airflow_url, method, path, token, body, timeout=10)
+        """Call Airflow's REST API; raises urllib.error.HTTPError on 4xx/5xx.
+
+        ``airflow standalone`` answers from one process on SQLite: while the scheduler writes a
+        burst of runs it can take tens of seconds, so a call waits up to a minute.
+        """
+        return airflow_api_request(self.airflow_url, method, path, token, body, timeout=60)

@@ -93,6 +93,10 @@ def export(settings: Settings, incidents: dict[str, str]) -> dict[str, Any]:
                     if e.incident_id == incident_id
                 ],
                 "routing": {"route": route.route} if (route := routing.get_routing(incident.model)) else None,
+                "clock": [
+                    {"mark": str(mark), "after": since(entry.at), "by": entry.by}
+                    for mark, entry in store.clock(incident_id).items()
+                ],
             }
         )
     return {"incidents": recorded}
@@ -140,7 +144,7 @@ def _replay_one(
     store: IncidentStore, ledger: AliasLedger, record: dict[str, Any], copy: int, opened: datetime
 ) -> Replayed:
     """One recorded incident written again, in one transaction (a thousand of them take seconds)."""
-    from firebreak.incidents.store import evidence, incidents, timeline
+    from firebreak.incidents.store import evidence, incident_clock, incidents, timeline
     from firebreak.registry.ledger import alias_ledger
     from firebreak.state_db import jsonable
 
@@ -187,6 +191,21 @@ def _replay_one(
                 for kind, p in record["evidence"].items()
             ],
         )
+        marks = record["clock"] if "clock" in record else _derived_clock(record)
+        if marks:
+            conn.execute(
+                incident_clock.insert(),
+                [
+                    {
+                        "incident_id": incident_id,
+                        "mark": str(m["mark"]),
+                        "at": opened + timedelta(seconds=m["after"]),
+                        "by": m["by"],
+                        "recorded_at": opened,
+                    }
+                    for m in marks
+                ],
+            )
         if record["ledger"]:
             conn.execute(
                 alias_ledger.insert(),
@@ -206,6 +225,38 @@ def _replay_one(
                 ],
             )
     return Replayed(incident_id, record["scenario"], row["model"], row["status"])
+
+
+def _derived_clock(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Clock marks for a recording made before the incident clock existed, read off its timeline.
+
+    Detected is the opening (the demo opens by hand); acknowledged and contained are the first
+    such timeline lines (a dry run's containment contains nothing); resolved is the close.
+    """
+    from firebreak.incidents.enums import ClockMark, EventKind, EvidenceKind, IncidentStatus
+
+    row, events = record["incident"], record["events"]
+    opened = utc(row.get("opened_at"))
+    marks = [
+        {"mark": ClockMark.DETECTED, "after": 0.0, "by": "opened by hand (recorded)"},
+        {"mark": ClockMark.OPENED, "after": 0.0, "by": "incident_response (recorded)"},
+    ]
+    breach = utc(str((record["evidence"].get(EvidenceKind.TRIAGE) or {}).get("first_breach_at") or "")) or None
+    if breach and opened and breach <= opened:
+        marks.append(
+            {"mark": ClockMark.FIRST_BREACH, "after": (breach - opened).total_seconds(), "by": "prediction log"}
+        )
+    ack = next((e for e in events if e["kind"] == EventKind.ACKNOWLEDGED), None)
+    if ack:
+        marks.append({"mark": ClockMark.ACKNOWLEDGED, "after": ack["after"], "by": (ack["data"] or {}).get("by")})
+    contained = next(
+        (e for e in events if e["kind"] == EvidenceKind.CONTAINMENT and not e["message"].startswith("dry run")), None
+    )
+    if contained:
+        marks.append({"mark": ClockMark.CONTAINED, "after": contained["after"], "by": "contain (recorded)"})
+    if row["status"] == IncidentStatus.RESOLVED and row.get("closed_after") is not None:
+        marks.append({"mark": ClockMark.RESOLVED, "after": row["closed_after"], "by": "close_incident (recorded)"})
+    return marks
 
 
 def _shifted(kind: str, payload: dict[str, Any], shift: timedelta) -> dict[str, Any]:

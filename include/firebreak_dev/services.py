@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ def airflow_api_token(airflow_url: str, password: str | None, user: str = "admin
         data=json.dumps({"username": user, "password": password}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=60) as response:
         return str(json.loads(response.read())["access_token"])
 
 
@@ -60,12 +61,16 @@ class Service:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        # A new session: stop() can signal the service and everything it started.
-        self.process = subprocess.Popen(
-            self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Logs may carry secrets a service prints (tokens, generated passwords): owner-only,
+        # and so is everything the service itself creates (umask 077).
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.chmod(self.log_path, 0o600)
+        with os.fdopen(fd, "ab") as log:
+            # A new session: stop() can signal the service and everything it started.
+            self.process = subprocess.Popen(
+                self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, umask=0o077
+            )
 
     def healthy(self) -> bool:
         try:
@@ -75,15 +80,54 @@ class Service:
             return False
 
     def stop(self, timeout: float = 20) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """Stop the service and every process it started: SIGTERM to the group, wait, then SIGKILL.
+
+        Waiting for the leader alone is not enough: ``airflow standalone`` exits on SIGTERM
+        while its scheduler and api-server are still shutting down (or ignoring it), and
+        those were left running. The group is the session started in :meth:`start`.
+        """
+        if self.process is None:
             return
+        group = self.process.pid
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
-                os.killpg(self.process.pid, sig)
+                os.killpg(group, sig)
             except ProcessLookupError:
-                return
-            try:
-                self.process.wait(timeout=timeout)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+                break
+            if _wait_for_group(self.process, group, timeout):
+                break
+        if self.process.poll() is None:
+            self.process.wait(timeout=timeout)
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of ``group`` still runs (zombies waiting for their reaper do not count)."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member exists but is not ours to signal: still alive
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its ")".
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
+def _wait_for_group(leader: subprocess.Popen[bytes], group: int, timeout: float) -> bool:
+    """Wait until no process of ``group`` is left (reaping the leader); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leader.poll()  # reap the leader, or it lingers as a zombie member of the group
+        if not _group_alive(group):
+            return True
+        time.sleep(0.05)
+    return False

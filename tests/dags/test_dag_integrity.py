@@ -97,3 +97,51 @@ def test_every_param_explains_itself(dagbag) -> None:  # type: ignore[no-untyped
         assert "enum" in params.get_param(name).schema
     assert "unknown" in params.get_param("failure_type").schema["enum"]
     assert "auto" in params.get_param("severity").schema["enum"]
+
+
+def test_on_call_deadlines_cover_every_severity_and_target() -> None:
+    """The plugin keeps literal copies (it is imported at parse time); they must equal the library's."""
+    import firebreak_oncall
+    from firebreak.incidents.enums import Severity
+    from firebreak.oncall.escalation import UPDATES_SCHEDULED
+
+    assert list(firebreak_oncall.SEVERITIES) == [s.value for s in Severity]
+    assert firebreak_oncall.CADENCE_UPDATES == UPDATES_SCHEDULED
+
+
+def test_approval_waits_between_the_gate_and_the_promotion(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["incident_response"]
+    approval = dag.get_task("approve_promotion")
+    assert approval.upstream_task_ids == {"verify"} and approval.downstream_task_ids == {"promote"}
+    assert approval.options == ["Approve", "Reject"]
+
+
+def test_with_a_scheduler_every_severity_target_is_a_deadline_alert_the_scheduler_can_read() -> None:
+    """Parsed as a dag-processor next to a scheduler would (alerts on), serialized, and each alert decoded
+    the way the scheduler does when it creates a run (the custom reference found through the plugin)."""
+    probe = f"""
+import importlib.util, json
+from airflow.serialization.serialized_objects import DagSerialization
+from airflow.serialization.decoders import decode_deadline_alert
+from airflow.serialization.enums import DagAttributeTypes as DAT, Encoding
+from airflow.serialization.definitions.deadline import DeadlineAlertFields as F
+spec = importlib.util.spec_from_file_location("dag_under_test", {str(REPO / "dags" / "incident_response.py")!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+alerts = DagSerialization.serialize_dag(module.incident_response())["deadline"]
+decoded = [
+    decode_deadline_alert({{Encoding.TYPE: DAT.DEADLINE_ALERT, Encoding.VAR: {{
+        F.REFERENCE: a["reference"], F.INTERVAL: a["interval"], F.CALLBACK: a["callback"]}}}})
+    for a in alerts
+]
+print(json.dumps([
+    [d.reference.inner_ref.severity, d.reference.inner_ref.target, d.reference.inner_ref.nth, d.callback.path]
+    for d in decoded
+]))
+"""
+    env = {**__import__("os").environ, "FIREBREAK_DEADLINE_ALERTS": "on"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    alerts = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(alerts) == 4 * 5  # SEV1..SEV4 x (acknowledge, contain, three cadence updates)
+    assert {tuple(a[:3]) for a in alerts} >= {("SEV1", "acknowledge", 1), ("SEV2", "contain", 1), ("SEV4", "update", 3)}
+    assert {a[3] for a in alerts} == {"firebreak_oncall.on_deadline"}

@@ -57,11 +57,11 @@ def test_bias_incident_is_diagnosed_reweighted_and_promoted(promoted: dict[str, 
     assert result.state == "success", result.task_states
     assert promoted["facts"]["worst_group"] == "18-25" and promoted["facts"]["selection_rate_ratio"] < 0.8
     assert before["aliases"] == {"champion": "1"}
-    assert after["aliases"] == {"champion": "2", "last-known-good": "1"}
+    # v1 harmed a protected group: it never becomes last-known-good.
+    assert after["aliases"] == {"champion": "2"}
     assert after["ledger"] == [
         ("champion", None, "1", "applied"),
         ("challenger", None, "2", "applied"),
-        ("last-known-good", None, "1", "applied"),
         ("champion", "1", "2", "applied"),
         ("challenger", "2", None, "applied"),
     ]
@@ -88,6 +88,12 @@ def test_bias_incident_is_diagnosed_reweighted_and_promoted(promoted: dict[str, 
             g["true_positive_rate"] for b, g in groups.items() if b != "18-25"
         )
         assert ev["diagnosis"]["failure_class"] == "bias" and "age_band=18-25" in ev["diagnosis"]["root_cause"]
+        # Harm to a protected group is SEV1 (the SOP's matrix): triage could not see it, diagnose re-ranked.
+        assert ev["diagnosis"]["severity"]["before"] != "SEV1" and incident.severity == "SEV1"
+        assert any(
+            e.kind == "severity_reranked" and "-> SEV1 by protected_group_harm" in e.message
+            for e in store.incidents.events(incident_id)
+        )
         # The remediation weighted the suppressed cell (young, repaid) up.
         weights = ev["candidate"]["training"]["weights"]
         assert weights["18-25/1"] > 1.0 > weights["18-25/0"]

@@ -46,5 +46,5 @@ def test_incident_before_the_audit_marks_the_slice_unless_dry_run(firebreak_home
         assert ev["feedback"]["marked_by_this_incident"] is True
         assert len(store.read(feedback.MODEL)) == facts["feedback_events"] - facts["flood_events"]
         assert ev["candidate"]["training"]["excluded_events"] == facts["flood_events"]
-        assert aliases == {"champion": "3", "last-known-good": facts["champion"]}
+        assert aliases == {"champion": "3"}  # the champion that learned from the poison never becomes last-known-good
         assert str(state.incidents.get_incident(incident_id).status) == "resolved"  # type: ignore[union-attr]

@@ -126,9 +126,10 @@ def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_cham
     store = State(settings.state_db_url)
     [incident] = store.incidents.list_incidents(feedback.MODEL)
     assert str(incident.status) == "resolved" and incident.failure_class == "feedback_poisoning"
-    assert Registry(settings).aliases(feedback.MODEL) == {"champion": "3", "last-known-good": "2"}
+    # v2 learned from the poisoned feedback: it never becomes last-known-good.
+    assert Registry(settings).aliases(feedback.MODEL) == {"champion": "3"}
     ledger = [(e.alias, e.old_version, e.new_version) for e in store.ledger.entries(feedback.MODEL)]
-    assert ledger[-3:] == [("last-known-good", None, "2"), ("champion", "2", "3"), ("challenger", "3", None)]
+    assert ledger[-2:] == [("champion", "2", "3"), ("challenger", "3", None)]
     routing = store.routing.get_routing(feedback.MODEL)
     assert routing is not None and routing.route == "champion"
 

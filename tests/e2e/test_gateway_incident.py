@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.e2e.conftest import firebreak_env, pricing_conf, run_incident, settings
-from tests.gateway_helpers import body, pricing_records
+from tests.gateway_helpers import body, many_callers, pricing_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
 
@@ -39,7 +39,7 @@ def test_the_breaker_serves_last_known_good_pricing_until_the_incident_promotes_
         clock = Clock()
         gateway = Gateway("pricing", s, clock=clock, refresh_seconds=3600)
         gateway.refresh()
-        http = TestClient(create_app(gateway, start=False))
+        http = TestClient(many_callers(create_app(gateway, start=False)))
         with http:
             # In season, v1 serves.
             for record in pricing_records(30, holiday=True, seed=21):
@@ -82,4 +82,4 @@ def test_the_breaker_serves_last_known_good_pricing_until_the_incident_promotes_
         assert {a.headers["X-Firebreak-Route"] for a in after} == {"champion"}
         assert {a.headers["X-Firebreak-Model-Version"] for a in after} == {"2"}
         assert state["breaker"]["state"] == "closed" and state["champion"] == "2"
-        gateway.predictions.flush()
+        gateway.drain()

@@ -119,14 +119,14 @@ def test_promises_are_stopped_by_a_reviewed_prompt_and_new_guardrail_rules(promo
     assert promoted["facts"]["guardrail_hits"] > 0
 
     # After: model v3 pins prompt v3; the prompt's production alias and the guardrails moved with it.
-    assert after["aliases"] == {"champion": "3", "last-known-good": "2"}
+    # v2 made the promises: it never becomes last-known-good (that stays v1, what a rollback returns to).
+    assert after["aliases"] == {"champion": "3", "last-known-good": "1"}
     assert after["prompt"] == {"production": 3, "challenger": None}
     assert after["guardrails"] == 2
     assert after["ledger"] == [
         *SETUP_LEDGER,
         ("prompt:challenger", None, "3", "applied"),
         ("challenger", None, "3", "applied"),
-        ("last-known-good", "1", "2", "applied"),
         ("champion", "2", "3", "applied"),
         ("prompt:production", "2", "3", "applied"),
         ("prompt:challenger", "3", None, "applied"),

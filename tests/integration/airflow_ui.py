@@ -103,3 +103,50 @@ def trigger_from_the_form(
         finally:
             browser.close()
     return seen
+
+
+def answer_required_action(
+    airflow_url: str,
+    password: str,
+    screenshots: Path,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    option: str,
+) -> dict[str, Any]:
+    """Log in, open the task's Required Actions (Airflow's human-in-the-loop form), click ``option``.
+
+    Returns what the page showed before the click (its text) and how long the click took to
+    be accepted (the form leaves the waiting state).
+    """
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, Any] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        try:
+            page.goto(f"{airflow_url}/")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{airflow_url}/", timeout=60_000)
+            page.goto(f"{airflow_url}/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/required_actions")
+            button = page.get_by_role("button", name=option, exact=True)
+            button.first.wait_for(timeout=60_000)
+            seen["text"] = page.inner_text("body")
+            page.screenshot(path=str(screenshots / "10-required-action.png"), full_page=True)
+            started = time.monotonic()
+            button.first.click()
+            page.wait_for_timeout(2000)
+            seen["click_seconds"] = time.monotonic() - started
+            page.screenshot(path=str(screenshots / "11-answered.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(screenshots / "99-required-action-failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    return seen

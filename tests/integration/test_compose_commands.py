@@ -115,6 +115,12 @@ class Loopback:
         )
         if "FIREBREAK_ALERT_TOKEN_FILE" in env:
             env["FIREBREAK_ALERT_TOKEN_FILE"] = str(self.token_file)
+        if "MLFLOW_AUTH_CONFIG_PATH" in env:  # the repo's ini, its auth DB on the service's volume here
+            ini = (REPO / "deploy" / "mlflow" / Path(env["MLFLOW_AUTH_CONFIG_PATH"]).name).read_text()
+            local = self.root / "mlflow-auth"
+            local.mkdir(parents=True, exist_ok=True)
+            (local / "basic_auth.ini").write_text(ini.replace("sqlite:////mlflow-auth/", f"sqlite:///{local}/"))
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(local / "basic_auth.ini")
         for key in ("FIREBREAK_POLICIES_DIR", "FIREBREAK_ARTIFACT_ROOT"):
             env.pop(key, None)
         return env
@@ -267,7 +273,14 @@ def loop(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         # The gateway serves the pricing model: set it up in this MLflow and state DB first.
         wait_healthy(lb, "mlflow", started, 180)
         with pytest.MonkeyPatch.context() as mp:
-            for key in ("FIREBREAK_HOME", "MLFLOW_TRACKING_URI", "FIREBREAK_STATE_DB_URL"):
+            # MLflow answers only with the stack's credentials (basic auth): this process logs in as the gateway does.
+            for key in (
+                "FIREBREAK_HOME",
+                "MLFLOW_TRACKING_URI",
+                "FIREBREAK_STATE_DB_URL",
+                "MLFLOW_TRACKING_USERNAME",
+                "MLFLOW_TRACKING_PASSWORD",
+            ):
                 mp.setenv(key, lb.env("gateway")[key])
             from firebreak.scenarios import pricing
             from firebreak.settings import Settings

@@ -110,3 +110,28 @@ def test_gateway_is_scraped_and_its_open_breaker_alerts_the_intake() -> None:
     assert "firebreak_alert_token" in services["alertmanager"]["secrets"]
     assert "firebreak_alert_token" in services["airflow-apiserver"]["secrets"]
     assert services["airflow-apiserver"]["environment"]["FIREBREAK_ALERT_TOKEN_FILE"] == secret
+
+
+def test_mlflow_requires_authentication_and_is_not_public() -> None:
+    """Reliability case 32: anyone who can write to MLflow could register code the workers load."""
+    import configparser
+
+    services = compose()["services"]
+    mlflow = services["mlflow"]
+    command = mlflow["command"]
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    env = mlflow["environment"]
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"].startswith("${MLFLOW_SECRET_KEY:?")
+    ini = configparser.ConfigParser()
+    ini.read(REPO / "deploy" / "mlflow" / Path(env["MLFLOW_AUTH_CONFIG_PATH"]).name)
+    assert ini["mlflow"]["default_permission"] == "NO_PERMISSIONS" and "admin_password" not in ini["mlflow"]
+    # Every client of MLflow authenticates with the same required secret.
+    for name in ("airflow-worker", "airflow-scheduler", "gateway"):
+        client_env = services[name].get("environment") or compose()["x-airflow-common"]["environment"]
+        assert client_env["MLFLOW_TRACKING_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"], name
+    # UIs nobody outside this host needs are bound to loopback; only Airflow and the gateway are public.
+    public = {
+        name: [p for p in s.get("ports", []) if not str(p).startswith("127.0.0.1:")] for name, s in services.items()
+    }
+    assert {name for name, ports in public.items() if ports} == {"airflow-apiserver", "gateway"}

@@ -90,3 +90,26 @@ def test_ledger_keeps_pending_failed_and_applied(tmp_path: Path) -> None:
     s.ledger.finish_move(a, "applied")
     s.ledger.finish_move(b, "failed")
     assert [(e.new_version, e.status) for e in s.ledger.entries("pricing")] == [("2", "applied"), ("3", "failed")]
+
+
+def test_a_state_db_from_an_earlier_release_gains_the_new_columns(tmp_path: Path) -> None:
+    """Tables are created on first use, never altered by create_all: new nullable columns are added."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with sa.create_engine(url).begin() as conn:  # alert_episodes as the first release created it
+        conn.execute(
+            sa.text(
+                "CREATE TABLE alert_episodes (incident_id VARCHAR(80) PRIMARY KEY, model VARCHAR(100) NOT NULL, "
+                "dedup_key VARCHAR(300) NOT NULL, first_seen DATETIME NOT NULL, deliveries INTEGER NOT NULL, "
+                "resolved_at DATETIME)"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO alert_episodes VALUES ('pricing-old', 'pricing', 'k', '2026-11-01 10:00:00', 1, NULL)")
+        )
+    s = State(url)
+    episode = s.alerts.touch_episode("pricing-old", "pricing", "k", resolved=False)
+    assert episode["deliveries"] == 2 and episode["opened_at"] is None
+    s.alerts.mark_opened("pricing-old")
+    assert [incident for incident, _ in s.alerts.opened_episodes("pricing")] == ["pricing-old"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +32,8 @@ alert_episodes = sa.Table(
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("deliveries", sa.Integer, nullable=False),
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    # When the intake started the episode's incident run (None: not started, e.g. capped).
+    sa.Column("opened_at", sa.DateTime(timezone=True)),
 )
 
 
@@ -64,6 +67,38 @@ class DeliveryStore(Store):
         with self.begin() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    def opened_episodes(self, model: str, *, limit: int = 1000) -> list[tuple[str, Any]]:
+        """(incident id, when its run was started) of the latest ``limit`` episodes of ``model`` that started one.
+
+        Oldest first. Bounded: the intake asks which of them are still open, and an incident
+        still open behind a thousand newer episodes of the same model is not a case to plan for.
+        """
+        latest = (
+            sa.select(alert_episodes.c.incident_id, alert_episodes.c.opened_at)
+            .where(alert_episodes.c.model == model, alert_episodes.c.opened_at.is_not(None))
+            .order_by(alert_episodes.c.opened_at.desc())
+            .limit(limit)
+            .subquery()
+        )
+        query = sa.select(latest).order_by(latest.c.opened_at)
+        with self.begin() as conn:
+            return [(r.incident_id, _aware(r.opened_at)) for r in conn.execute(query)]
+
+    def episode_opened(self, incident_id: str) -> bool:
+        with self.begin() as conn:
+            at = conn.execute(
+                sa.select(alert_episodes.c.opened_at).where(alert_episodes.c.incident_id == incident_id)
+            ).scalar()
+        return at is not None
+
+    def mark_opened(self, incident_id: str) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                alert_episodes.update()
+                .where(alert_episodes.c.incident_id == incident_id, alert_episodes.c.opened_at.is_(None))
+                .values(opened_at=utcnow())
+            )
+
     def touch_episode(self, incident_id: str, model: str, dedup_key: str, *, resolved: bool) -> dict[str, Any]:
         """Count a delivery for the episode (created on first sight); returns the episode after the update."""
         now = utcnow()
@@ -95,3 +130,8 @@ class DeliveryStore(Store):
                 .one()
             )
         return dict(row)
+
+
+def _aware(at: Any) -> Any:
+    """SQLite hands back naive datetimes for timezone-aware columns: they were written in UTC."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at

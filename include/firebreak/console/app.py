@@ -34,10 +34,11 @@ from firebreak.console.approvals import Approvals, NoApprovals
 from firebreak.console.auth import Authenticator, NotAllowed, Viewer
 from firebreak.console.queries import Filters, board, incident_page, latest_audits, model_page
 from firebreak.containment.state import RoutingStore
-from firebreak.errors import ActionRefused, FirebreakError, UnknownIncidentError
-from firebreak.incidents.actions import acknowledge, actor_and_reason
+from firebreak.errors import ActionRefused, FirebreakError, IncidentNotFound, IncidentRequestError
+from firebreak.incidents.actions import actor_and_reason
 from firebreak.incidents.enums import EventKind
 from firebreak.incidents.store import IncidentStore
+from firebreak.oncall.acknowledge import acknowledge
 from firebreak.policy.schema import MODEL_NAME, list_policies
 from firebreak.registry.ledger import AliasLedger
 from firebreak.settings import Settings
@@ -98,8 +99,14 @@ def create_app(
     authenticate: Authenticator,
     approvals: Approvals | None = None,
     settings: Callable[[], Settings] = Settings.from_env,
+    deliver: Callable[[str], Any] | None = None,
 ) -> FastAPI:
-    """Build the console; ``authenticate`` checks Airflow's login (the plugin's), ``approvals`` reaches HITL."""
+    """Build the console; ``authenticate`` checks Airflow's login (the plugin's), ``approvals`` reaches HITL.
+
+    ``deliver`` sends an incident's pending notifications (the plugin's: Airflow's
+    notifiers), so an acknowledgement from the console reaches the pager as one from the
+    shell or the REST endpoint does.
+    """
     app = FastAPI(title="Firebreak incident console", version="1", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.authenticate = authenticate
     approver = approvals or NoApprovals()
@@ -126,7 +133,8 @@ def create_app(
 
     def read_board(filters: Filters) -> Any:
         s, store, routing, _ = stores()
-        return s, board(store, routing, filters, known_models=list_policies(s.policies_dir))
+        models = list_policies(s.policies_dir)
+        return s, board(store, routing, filters, known_models=models, notify=_routes(s, models))
 
     def read_incident(incident_id: str) -> Any:
         s, store, routing, ledger = stores()
@@ -218,8 +226,8 @@ def create_app(
     @app.get("/api/incidents/{incident_id}")
     async def incident_json(incident_id: str, who: Seeing) -> dict[str, Any]:
         _check_id(incident_id)
-        _, page = await asyncio.to_thread(read_incident, incident_id)
-        return views.incident_json(page)
+        s, page = await asyncio.to_thread(read_incident, incident_id)
+        return views.incident_json(page, s)
 
     @app.get("/api/models/{model}")
     async def model_json(model: str, who: Seeing) -> dict[str, Any]:
@@ -233,8 +241,11 @@ def create_app(
         _check_id(incident_id)
 
         def act() -> dict[str, Any]:
-            _, store, _, _ = stores()
-            done = acknowledge(store, incident_id, who.name, body.reason)
+            name, reason = actor_and_reason(who.name, body.reason)
+            # The on-call loop's acknowledgement: the clock's mark, the timeline, the pager told.
+            done = acknowledge(incident_id, name, via="ui", note=reason, settings=settings())
+            if deliver is not None and done.first:
+                deliver(incident_id)
             return {"acknowledged_by": done.by, "first": done.first, "at": done.at.isoformat()}
 
         return await _acting(act)
@@ -247,7 +258,7 @@ def create_app(
             _, store, routing, _ = stores()
             incident = store.get_incident(incident_id)
             if incident is None:
-                raise UnknownIncidentError("no such incident")
+                raise IncidentNotFound("no such incident")
             return _force(store, routing, incident.model, body, who, incident_id)
 
         return await _acting(act)
@@ -311,12 +322,27 @@ def _force(
     return {"model": model, "state": row.state, "forced": row.forced, "by": name}
 
 
+def _routes(settings: Settings, models: list[str]) -> dict[str, Any]:
+    """Each model's severity routes (its clock's targets); a policy that no longer loads keeps the SOP's."""
+    from firebreak.policy.schema import load_policy
+
+    out = {}
+    for model in models:
+        try:
+            out[model] = load_policy(model, settings.policies_dir).notify
+        except FirebreakError:
+            continue
+    return out
+
+
 async def _acting(act: Callable[[], dict[str, Any]]) -> JSONResponse:
     """Run an action off the event loop; a refused action is a 4xx naming the problem."""
     try:
         return JSONResponse(await asyncio.to_thread(act))
-    except UnknownIncidentError as exc:
+    except IncidentNotFound as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
+    except IncidentRequestError as exc:  # a name the on-call loop does not accept
+        return JSONResponse({"error": str(exc)}, status_code=422)
     except FirebreakError as exc:  # ActionRefused, RoutingConflict: the request cannot be done as asked
         return JSONResponse({"error": str(exc)}, status_code=409 if not isinstance(exc, ActionRefused) else 422)
 

@@ -15,9 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from firebreak.containment.state import BreakerRow, RoutingState, RoutingStore
+from firebreak.incidents.clock import Clock
 from firebreak.incidents.enums import EventKind, EvidenceKind, IncidentStatus, Severity
 from firebreak.incidents.store import BoardEntry, Incident, IncidentStore, TimelineEvent
-from firebreak.postmortem.clock import Clock, utc
+from firebreak.policy.schema import Notify
+from firebreak.postmortem.clock import ClockView, clock_view, route_for
 from firebreak.registry.ledger import AliasLedger, LedgerEntry
 
 # The SOP stage an incident reached, from the newest timeline line of a stage's kind.
@@ -70,7 +72,7 @@ class Filters:
 class BoardRow:
     incident: BoardEntry
     stage: str
-    clock: Clock
+    clock: ClockView
     route: str | None
 
 
@@ -89,10 +91,15 @@ def board(
     filters: Filters,
     *,
     known_models: list[str],
+    notify: dict[str, Notify] | None = None,
     now: datetime | None = None,
     limit: int = BOARD_LIMIT,
 ) -> Board:
-    """Incidents matching ``filters``, newest first, each with its stage, clock and the model's route."""
+    """Incidents matching ``filters``, newest first, each with its stage, clock and the model's route.
+
+    ``notify``: each model's policy section whose severity routes hold the targets (the
+    SOP's matrix for a model without one).
+    """
     now = now or datetime.now(UTC)
     found = store.board(
         model=filters.model,
@@ -100,8 +107,6 @@ def board(
         severity=filters.severity,
         opened_after=now - SINCE[filters.since] if filters.since else None,
         limit=limit + 1,
-        contained=EvidenceKind.CONTAINMENT,
-        acknowledged=EventKind.ACKNOWLEDGED,
         stages=list(STAGE_OF),
     )
     truncated = len(found) > limit
@@ -114,14 +119,12 @@ def board(
             BoardRow(
                 incident=entry,
                 stage="closed" if entry.status.is_final else STAGE_OF.get(entry.stage or "", "open"),
-                clock=Clock(
-                    severity=entry.severity,
+                clock=clock_view(
+                    Clock(entry.marks),
                     status=str(entry.status),
-                    opened=utc(entry.opened_at) or now,
-                    acknowledged=utc(entry.acknowledged_at),
-                    acknowledged_by=entry.acknowledged_by,
-                    contained=utc(entry.contained_at),
-                    closed=utc(entry.closed_at),
+                    opened=entry.opened_at,
+                    closed=entry.closed_at,
+                    route=route_for((notify or {}).get(entry.model), entry.severity),
                 ),
                 route=route.route if route else None,
             )
@@ -140,6 +143,7 @@ class IncidentPage:
     routing: RoutingState | None
     breaker: BreakerRow | None
     postmortem: str | None  # path of the HTML post-mortem, when written
+    clock: Clock = field(default_factory=lambda: Clock({}))
     charts: list[str] = field(default_factory=list)
 
 
@@ -165,6 +169,7 @@ def incident_page(
         routing=routing.get_routing(incident.model),
         breaker=routing.get_breaker(incident.model),
         postmortem=str(page) if page else None,
+        clock=Clock(store.clock(incident_id)),
         charts=available_charts(evidence, events),
     )
 

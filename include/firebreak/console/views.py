@@ -20,7 +20,7 @@ from firebreak.console.queries import STAGE_OF, Board, IncidentPage, ModelPage
 from firebreak.errors import FirebreakError
 from firebreak.incidents.enums import EvidenceKind, IncidentStatus, Severity
 from firebreak.inert import clean
-from firebreak.postmortem.clock import Clock, clock_for, clock_rows, describe_target, human_duration, utc
+from firebreak.postmortem.clock import ClockView, clock_rows, clock_view, describe, human_duration, route_for, utc
 from firebreak.settings import Settings
 
 DAG_ID = "incident_response"
@@ -77,7 +77,7 @@ def board(base: str, who: Viewer, found: Board, settings: Settings) -> str:
 def incident(
     base: str, who: Viewer, page: IncidentPage, settings: Settings, waiting: list[PendingApproval] | None
 ) -> str:
-    clock = clock_for(page.incident, page.events, page.evidence)
+    clock = _clock(page, settings)
     opening = page.evidence.get(EvidenceKind.OPENING, {})
     mlflow = None
     if page.incident.mlflow_run_id and opening.get("mlflow_experiment_id"):
@@ -92,6 +92,7 @@ def incident(
         page=page,
         clock=clock,
         rows=clock_rows(clock),
+        marks_order=clock.clock.problems(),
         ev=page.evidence,
         summaries=summaries,
         timeline=[e for e in page.events if e.kind not in _QUIET],
@@ -99,6 +100,22 @@ def incident(
         approval=_approval_state(page, settings, waiting),
         links={"airflow": airflow_run, "mlflow": mlflow},
         **_common(base, who, settings),
+    )
+
+
+def _clock(page: IncidentPage, settings: Settings | None) -> ClockView:
+    """The incident's clock against its policy's targets (the SOP's matrix when the policy is gone)."""
+    from firebreak.policy.schema import load_policy
+
+    notify = None
+    if settings is not None:
+        try:
+            notify = load_policy(page.incident.model, settings.policies_dir).notify
+        except FirebreakError:
+            notify = None
+    i = page.incident
+    return clock_view(
+        page.clock, status=str(i.status), opened=i.opened_at, closed=i.closed_at, route=route_for(notify, i.severity)
     )
 
 
@@ -145,7 +162,7 @@ def denied(base: str, status: int, message: str) -> str:
 # -- JSON ----------------------------------------------------------------------------------
 
 
-def _clock_json(clock: Clock, now: datetime) -> dict[str, Any]:
+def _clock_json(clock: ClockView, now: datetime) -> dict[str, Any]:
     def seconds(delta: timedelta | None) -> float | None:
         return round(delta.total_seconds(), 1) if delta is not None else None
 
@@ -154,7 +171,7 @@ def _clock_json(clock: Clock, now: datetime) -> dict[str, Any]:
         "acknowledged_by": clock.acknowledged_by,
         "time_to_contain_seconds": seconds(clock.time_to_contain),
         "time_to_resolve_seconds": seconds(clock.time_to_resolve),
-        "contain_target": describe_target(clock.severity),
+        "contain_target": describe(clock.route.contain_within),
         "contain_met": clock.contain_met(now),
     }
 
@@ -178,8 +195,8 @@ def board_json(found: Board) -> dict[str, Any]:
     }
 
 
-def incident_json(page: IncidentPage) -> dict[str, Any]:
-    clock = clock_for(page.incident, page.events, page.evidence)
+def incident_json(page: IncidentPage, settings: Settings | None = None) -> dict[str, Any]:
+    clock = _clock(page, settings)
     return {
         "id": page.incident.id,
         "model": page.incident.model,

@@ -11,33 +11,57 @@ beside the fallback, and its answer is judged but never returned — unlike a br
 front of a network call, a wrong answer from a model is harm to a user, not a retryable
 failure, so probes must not reach users.
 
-A call counts against the champion when it raised, answered under the confidence floor,
-or broke the output's sanity bound (a price under cost). The breaker never does I/O: the
-gateway records the transitions it returns (state DB, metrics, the alert inbox).
+A call is one request, whatever its rows: it counts against the champion by the share of
+its rows the model raised on, answered under the confidence floor, or answered outside
+the output's sanity bound (a price under cost). A request of 1,000 adversarial rows
+weighs what one request weighs. The breaker never does I/O: the gateway records the
+transitions it returns (state DB, metrics, the alert inbox).
+
+No single caller decides (issue 17): calls carry their caller (the peer address, or a
+header a trusted proxy sets), each caller's most recent ``max_calls_per_caller`` count,
+and from ``min_callers`` = 2 up a verdict needs that many distinct callers and must hold
+*without any one caller's calls* (leave-one-caller-out). One caller sending answers the
+model gets wrong never trips the breaker for everyone; a failure two callers see trips
+it within one window. Half-open probes follow the same rule: each caller fills at most
+its share of the probes, and the breaker re-opens only when the probes fail without any
+one caller's.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from firebreak.incidents.enums import BreakerState
 from firebreak.policy.schema import CircuitBreaker
 
+# What each rate is called in a reason, and its limit in the policy.
+_LIMITS = (
+    ("error rate", "max_error_rate"),
+    ("low-confidence rate", "max_low_confidence_rate"),
+    ("sanity-violation rate", "max_sanity_violation_rate"),
+)
+
 
 @dataclass(frozen=True)
 class Call:
-    """The outcome of one champion call (a served request or a half-open probe)."""
+    """The outcome of one champion call: a served request or a half-open probe.
 
-    error: bool = False
-    low_confidence: bool = False
-    sanity_violation: bool = False
+    Each outcome is the share of the request's rows it applies to (``True`` is all of
+    them), so a request weighs one call whatever its size.
+    """
+
+    error: float = 0.0
+    low_confidence: float = 0.0
+    sanity_violation: float = 0.0
+    caller: str = ""
 
     @property
     def failed(self) -> bool:
-        return self.error or self.low_confidence or self.sanity_violation
+        return bool(self.error or self.low_confidence or self.sanity_violation)
 
 
 @dataclass(frozen=True)
@@ -47,14 +71,14 @@ class Rates:
     low_confidence_rate: float
     sanity_violation_rate: float
 
+    def values(self) -> tuple[float, float, float]:
+        return self.error_rate, self.low_confidence_rate, self.sanity_violation_rate
+
     def breaches(self, config: CircuitBreaker) -> list[str]:
         """The rates over the policy's limits, as readable reasons (empty: within)."""
         found = []
-        for name, value, limit in (
-            ("error rate", self.error_rate, config.max_error_rate),
-            ("low-confidence rate", self.low_confidence_rate, config.max_low_confidence_rate),
-            ("sanity-violation rate", self.sanity_violation_rate, config.max_sanity_violation_rate),
-        ):
+        for (name, limit_name), value in zip(_LIMITS, self.values(), strict=True):
+            limit = getattr(config, limit_name)
             if value > limit:
                 found.append(f"{name} {value:.0%} > {limit:.0%}")
         return found
@@ -80,37 +104,117 @@ class Transition:
     rates: dict[str, float] = field(default_factory=dict)
 
 
-class _Window:
-    """Counts of the calls in the last ``seconds``; O(1) amortised per call."""
+class _Tally:
+    """Sums of calls and of each failure share."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.calls: deque[tuple[float, Call]] = deque()
-        self.errors = self.low = self.sanity = 0
+    __slots__ = ("errors", "low", "n", "sanity")
 
-    def add(self, at: float, call: Call) -> None:
-        self.calls.append((at, call))
-        self._count(call, 1)
-        self.expire(at)
+    def __init__(self) -> None:
+        self.n = 0
+        self.errors = self.low = self.sanity = 0.0
 
-    def expire(self, now: float) -> None:
-        while self.calls and self.calls[0][0] <= now - self.seconds:
-            self._count(self.calls.popleft()[1], -1)
-
-    def _count(self, call: Call, sign: int) -> None:
+    def add(self, call: Call, sign: int) -> None:
+        self.n += sign
         self.errors += sign * call.error
         self.low += sign * call.low_confidence
         self.sanity += sign * call.sanity_violation
 
+    def failures(self) -> tuple[float, float, float]:
+        return self.errors, self.low, self.sanity
+
     def rates(self) -> Rates:
-        n = len(self.calls)
-        if not n:
+        if self.n <= 0:
             return Rates(0, 0.0, 0.0, 0.0)
-        return Rates(n, self.errors / n, self.low / n, self.sanity / n)
+        return Rates(self.n, self.errors / self.n, self.low / self.n, self.sanity / self.n)
+
+
+class _Entry:
+    __slots__ = ("at", "call", "live")
+
+    def __init__(self, at: float, call: Call) -> None:
+        self.at, self.call, self.live = at, call, True
+
+
+class _Window:
+    """The calls of the last ``seconds``, at most ``per_caller`` (the most recent) of each caller.
+
+    O(1) amortised per call; the leave-one-caller-out verdict costs one pass over the
+    callers with failures, and only when the plain rates breach the policy.
+    """
+
+    def __init__(self, seconds: float, per_caller: int) -> None:
+        self.seconds = seconds
+        self.per_caller = per_caller
+        self.calls: deque[_Entry] = deque()
+        self.total = _Tally()
+        self.callers: dict[str, tuple[_Tally, deque[_Entry]]] = {}
+
+    def add(self, at: float, call: Call) -> None:
+        entry = _Entry(at, call)
+        self.calls.append(entry)
+        tally, entries = self.callers.get(call.caller) or self.callers.setdefault(call.caller, (_Tally(), deque()))
+        entries.append(entry)
+        tally.add(call, 1)
+        self.total.add(call, 1)
+        if tally.n > self.per_caller:  # this caller's oldest call stops counting
+            self._drop(entries.popleft())
+        self.expire(at)
+
+    def expire(self, now: float) -> None:
+        while self.calls and self.calls[0].at <= now - self.seconds:
+            entry = self.calls.popleft()
+            if entry.live:
+                self.callers[entry.call.caller][1].popleft()  # its caller's oldest live call
+                self._drop(entry)
+
+    def _drop(self, entry: _Entry) -> None:
+        entry.live = False
+        tally, _ = self.callers[entry.call.caller]
+        tally.add(entry.call, -1)
+        self.total.add(entry.call, -1)
+        if tally.n == 0:
+            del self.callers[entry.call.caller]
+
+    def rates(self) -> Rates:
+        return self.total.rates()
+
+    def verdict(self, config: CircuitBreaker, *, min_calls: int) -> list[str]:
+        """The breaches a verdict may rest on (empty: no verdict, or within the policy)."""
+        rates = self.total.rates()
+        if rates.calls < min_calls or len(self.callers) < config.min_callers:
+            return []
+        breaches = rates.breaches(config)
+        if not breaches or config.min_callers <= 1:
+            return breaches
+        return _without_any_one(config, self.total, [t for t, _ in self.callers.values()], min_calls=min_calls)
 
     def clear(self) -> None:
         self.calls.clear()
-        self.errors = self.low = self.sanity = 0
+        self.callers.clear()
+        self.total = _Tally()
+
+
+def _without_any_one(config: CircuitBreaker, total: _Tally, callers: list[_Tally], *, min_calls: int) -> list[str]:
+    """The rates that breach the policy whatever single caller's calls are left out.
+
+    Leaving out a caller with no failures of a kind only raises that rate, so only the
+    callers with failures are tried; every caller must leave ``min_calls`` behind.
+    """
+    if total.n - max(t.n for t in callers) < min_calls:
+        return []
+    found = []
+    failures = total.failures()
+    for k, ((name, limit_name), value) in enumerate(zip(_LIMITS, total.rates().values(), strict=True)):
+        limit = getattr(config, limit_name)
+        if value <= limit:
+            continue
+        lowest = min(
+            ((failures[k] - t.failures()[k]) / (total.n - t.n) for t in callers if t.failures()[k] > 0),
+            default=value,
+        )
+        if lowest > limit:
+            found.append(f"{name} {value:.0%} > {limit:.0%} (over without any one of {len(callers)} callers)")
+    return found
 
 
 class Breaker:
@@ -131,8 +235,10 @@ class Breaker:
         self.since = clock()
         self.forced = False
         self.reason = "initial"
-        self._window = _Window(config.window_seconds)
-        self._probes: list[Call] = []
+        self._window = _Window(config.window_seconds, config.max_calls_per_caller)
+        # Each caller fills at most its share of the probes, so several callers always decide.
+        self._probe_share = math.ceil(config.half_open_probes / config.min_callers)
+        self._probes = _Window(math.inf, self._probe_share)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -148,7 +254,7 @@ class Breaker:
             and not self.forced
             and self.clock() - self.since >= self.config.open_seconds
         ):
-            self._probes = []
+            self._probes.clear()
             return self._move(BreakerState.HALF_OPEN, f"open for {self.config.open_seconds:g} s: probing the champion")
         return None
 
@@ -157,7 +263,22 @@ class Breaker:
         """How many more half-open probes the champion needs before a verdict."""
         if self._state != BreakerState.HALF_OPEN:
             return 0
-        return self.config.half_open_probes - len(self._probes)
+        return self.config.half_open_probes - self._probes.total.n
+
+    def probes_from(self, callers: Iterable[str]) -> list[int]:
+        """Which of these requests (by their callers, in order) to probe: the probes still wanted, each caller's share."""
+        wanted = self.probes_wanted
+        taken: dict[str, int] = {}
+        chosen: list[int] = []
+        for i, caller in enumerate(callers):
+            if len(chosen) >= wanted:
+                break
+            entry = self._probes.callers.get(caller)
+            count = (entry[0].n if entry else 0) + taken.get(caller, 0)
+            if count < self._probe_share:
+                chosen.append(i)
+                taken[caller] = taken.get(caller, 0) + 1
+        return chosen
 
     def rates(self) -> Rates:
         self._window.expire(self.clock())
@@ -166,26 +287,20 @@ class Breaker:
     # -- recording -------------------------------------------------------------------
 
     def record(self, call: Call) -> Transition | None:
-        """Count one champion call: a served answer (closed) or a probe (half-open)."""
+        """Count one champion call: a served request (closed) or a probe (half-open)."""
         now = self.clock()
         if self._state == BreakerState.CLOSED:
             self._window.add(now, call)
-            rates = self._window.rates()
-            if rates.calls < self.config.min_calls:
-                return None
-            breaches = rates.breaches(self.config)
+            breaches = self._window.verdict(self.config, min_calls=self.config.min_calls)
             if breaches:
-                return self._move(BreakerState.OPEN, "; ".join(breaches), rates)
+                return self._move(BreakerState.OPEN, "; ".join(breaches), self._window.rates())
             return None
         if self._state == BreakerState.HALF_OPEN and self.probes_wanted > 0:
-            self._probes.append(call)
+            self._probes.add(now, call)
             if self.probes_wanted > 0:
                 return None
-            probes = _Window(float("inf"))
-            for probe in self._probes:
-                probes.add(now, probe)
-            rates = probes.rates()
-            breaches = rates.breaches(self.config)
+            rates = self._probes.rates()
+            breaches = self._probes.verdict(self.config, min_calls=1)
             if breaches:
                 return self._move(BreakerState.OPEN, "probes failed: " + "; ".join(breaches), rates)
             return self._move(BreakerState.CLOSED, f"{rates.calls} probes within the policy", rates)
@@ -210,7 +325,7 @@ class Breaker:
         """Take the shared state another worker (or an operator) recorded; no transition is emitted."""
         if state != self._state:
             self._window.clear()
-            self._probes = []
+            self._probes.clear()
         self._state, self.since, self.forced, self.reason = state, since, forced, reason
 
     def _move(self, target: BreakerState, reason: str, rates: Rates | None = None) -> Transition:
@@ -220,5 +335,5 @@ class Breaker:
         self.reason = reason
         self._window.clear()
         if target != BreakerState.HALF_OPEN:
-            self._probes = []
+            self._probes.clear()
         return Transition(self.model, source, target, self.since, reason, rates.to_dict() if rates else {})

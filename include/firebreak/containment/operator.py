@@ -2,7 +2,8 @@
 
 SOP stage *Contain*, done by a person: ``firebreak breaker open|close`` and the incident
 console call :func:`force_breaker`. The breaker row is shared by every gateway worker
-(compare-and-set on its generation), so all workers obey within their refresh interval.
+(compare-and-set on its generation, the breaker event written in the same
+transaction), so all workers obey within their refresh interval.
 A forced-open breaker stays open until it is released; releasing it lets the gateway's
 own state machine decide again. Routing (contain/restore) is a separate state moved by
 :mod:`firebreak.containment.routing`.
@@ -39,16 +40,9 @@ def force_breaker(
             version=row.version if row else None,
             forced=action == "open",
             reason=reason,
+            event={"source": row.state if row else BreakerState.CLOSED, "data": {"forced": action == "open", "by": by}},
         )
         if changed:
-            store.add_breaker_event(
-                model,
-                source=row.state if row else BreakerState.CLOSED,
-                target=target,
-                version=row.version if row else None,
-                reason=reason,
-                data={"forced": action == "open", "by": by},
-            )
             now = store.get_breaker(model)
             assert now is not None  # just written
             return now

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from firebreak.containment.segment import Segment
 from firebreak.containment.state import RoutingState, RoutingStore
 from firebreak.errors import RoutingConflict
 from firebreak.incidents.enums import Route
@@ -49,12 +50,26 @@ def contain(store: RoutingStore, model: str, target: Route, *, incident_id: str,
     return RouteChange(model, state.route, str(target), changed, now.generation if now else state.generation + 1)
 
 
+def contain_segment(store: RoutingStore, model: str, segment: Segment, *, incident_id: str, dry_run: bool) -> bool:
+    """Contain only ``segment`` of ``model``'s traffic: its rows to the fallback, the rest on the champion.
+
+    SOP stage *Contain*, for a policy with ``containment.scope: segment`` when triage found
+    where the failure concentrates. Returns whether this call changed anything (a re-run
+    of the same segment does not).
+    """
+    store.ensure_routing(model, Route.CHAMPION, FIRST_SEEN)
+    if dry_run:
+        return False
+    return store.contain_segment(model, segment.to_dict(), incident_id=incident_id)
+
+
 def restore(store: RoutingStore, model: str, *, incident_id: str) -> RouteChange:
     """Route ``model``'s traffic back to the champion (after a passed gate).
 
     Raises:
         RoutingConflict: Another writer moved the route concurrently.
     """
+    store.release_segment(model)  # a contained segment comes back with the rest
     state: RoutingState = store.ensure_routing(model, Route.CHAMPION, FIRST_SEEN)
     if state.route == Route.CHAMPION:
         return RouteChange(model, state.route, state.route, False, state.generation)
@@ -68,3 +83,33 @@ def restore(store: RoutingStore, model: str, *, incident_id: str) -> RouteChange
     if not changed:
         raise RoutingConflict(f"routing of {model} changed concurrently; retry restore_traffic")
     return RouteChange(model, state.route, str(Route.CHAMPION), True, state.generation + 1)
+
+
+def set_route(store: RoutingStore, model: str, target: Route, *, actor: str, reason: str) -> RouteChange:
+    """Route ``model``'s traffic by hand (``firebreak route``), by compare-and-set, with who and why in the ledger.
+
+    SOP: the way a person contains a model, or sends traffic back to a champion an
+    incident left contained; undone the same way. A route already at ``target`` is left
+    alone (no ledger row).
+
+    Raises:
+        RoutingConflict: Another writer moved the route between the read and the write.
+    """
+    state = store.ensure_routing(model, Route.CHAMPION, FIRST_SEEN)
+    if state.route == target:
+        return RouteChange(model, state.route, str(target), False, state.generation)
+    changed = store.compare_and_set_route(
+        model,
+        expected_generation=state.generation,
+        route=target,
+        incident_id=None,
+        reason=f"set by {actor}: {reason}",
+        actor=actor,
+    )
+    if not changed:
+        now = store.get_routing(model)
+        raise RoutingConflict(
+            f"routing of {model} changed concurrently (now {now and now.route}, generation {now and now.generation}); "
+            "nothing changed: read it again and retry"
+        )
+    return RouteChange(model, state.route, str(target), True, state.generation + 1)

@@ -32,7 +32,11 @@ from typing import Any
 from firebreak.contracts.validation import load_suite
 from firebreak.errors import ContractError
 
-_NUMERIC_TYPES = {"int", "int32", "int64", "integer", "float", "float32", "float64", "number", "double", "decimal"}
+# Every width numpy and pandas name (the contracts ``firebreak triage`` derives list them all).
+_NUMERIC_TYPES = {
+    *("int", "integer", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
+    *("float", "float16", "float32", "float64", "number", "double", "decimal"),
+}
 _STRING_TYPES = {"str", "string", "object", "category", "unicode"}
 _BOOL_TYPES = {"bool", "boolean"}
 
@@ -120,13 +124,21 @@ class OnlineContract:
     def required(self) -> list[str]:
         return [f.name for f in self.fields.values() if f.required]
 
-    def check(self, records: list[dict[str, Any]]) -> list[Violation]:
-        """Every violation in ``records`` (an empty list: the request may reach the model)."""
+    def check(self, records: list[dict[str, Any]], *, limit: int | None = None) -> list[Violation]:
+        """Every violation in ``records`` (an empty list: the request may reach the model).
+
+        ``limit`` stops after that many: a hostile request of 50,000 invented fields costs
+        the gateway no more than the violations it reports.
+        """
         found: list[Violation] = []
         specs = self.fields
         for row, record in enumerate(records):
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
             for name in record.keys() - specs.keys():
                 found.append(Violation(row, name, "unknown_field", "field not in the contract"))
+                if limit is not None and len(found) >= limit:
+                    return found
             for spec in specs.values():
                 if spec.name not in record:
                     if spec.required:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from firebreak.errors import FirebreakError
+from firebreak.errors import ExitCode, FirebreakError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["add_parser", "run"]
 
 # Exit code for unusable input (unreadable file, missing column), as argparse uses for bad flags.
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = ExitCode.BAD_INPUT
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _CSV_SUFFIXES = (".csv",)
 
@@ -64,6 +64,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--html", type=Path, default=None, help="also write Evidently's report here (its JSON snapshot beside it)"
     )
     parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    parser.add_argument(
+        "--fail-on-drift",
+        action="store_true",
+        help=f"exit {int(ExitCode.FINDINGS)} when the dataset drifted (for CI jobs and cron checks)",
+    )
     return parser
 
 
@@ -74,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
         args: Namespace from the ``drift`` parser.
 
     Returns:
-        0 on success (whether or not the data drifted); 2 when a file cannot be
-        read or a column is missing or unusable (a one-line error on stderr,
-        nothing printed on stdout); 1 when only the ``--html`` report failed.
+        0 on success (whether or not the data drifted, unless ``--fail-on-drift``);
+        2 when a file cannot be read or a column is missing or unusable (a one-line
+        error on stderr, nothing printed on stdout); 1 when only the ``--html``
+        report failed; 3 with ``--fail-on-drift`` when the dataset drifted.
     """
     from firebreak.detection.stats import compute_drift
 
@@ -102,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
             # The verdicts above stand; only the report is missing.
             print(f"firebreak drift: error: the Evidently report failed: {exc}", file=sys.stderr)
             return 1
+    if args.fail_on_drift and result.dataset_drift:
+        print(f"firebreak drift: dataset drifted: {', '.join(result.drifted_columns)}", file=sys.stderr)
+        return ExitCode.FINDINGS
     return 0
 
 

@@ -61,7 +61,7 @@ def assess_feedback(
     down_before = float((previous["thumbs"] < 0).mean()) if len(previous) else None
     shift = None if down_before is None else down_now - down_before
     # What each thumbs-down was about: the logged output against the label that arrived.
-    log = PredictionLog(settings.prediction_log_dir).read(model, since=now - 2 * width - timedelta(hours=1), until=now)
+    log = PredictionLog(settings.prediction_log_url).read(model, since=now - 2 * width - timedelta(hours=1), until=now)
     labels = LabelStore(settings.labels_dir).read(model)
     label, output = policy.features.label, policy.features.output
     downs = current[current["thumbs"] < 0].merge(log[["request_id", output]], on="request_id")

@@ -2,34 +2,84 @@
 
 What the detection, investigation and verification stages measure a model by, on any
 labelled rows (the golden dataset, recent labelled traffic, one protected group's rows).
+
+The figures follow the policy's task (:attr:`firebreak.policy.schema.Policy.task`):
+a regression is measured by MAE, RMSE and MAPE; a classification by accuracy, F1, AUC and
+log-loss (AUC and log-loss need a probability: the outputs' :data:`SCORE` column, which
+:mod:`firebreak.registry.flavors` adds for a scikit-learn classifier, or a 0/1 output read
+as one). MAE and MAPE are also kept for a classifier with 0/1 labels (the error rate), so
+policies written before the task existed keep their figures. The gate reads the policy's
+metric with :meth:`Figures.metric` and :func:`loss`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from firebreak.policy.schema import Policy
+from firebreak.policy.schema import HIGHER_IS_BETTER, METRIC_LABELS, Policy
+from firebreak.registry.flavors import SCORE
 
-__all__ = ["Figures", "Predictor", "evaluate", "impact", "reported_figures", "sanity_violations", "score_outputs"]
+__all__ = [
+    "SCORE",
+    "Figures",
+    "Predictor",
+    "evaluate",
+    "impact",
+    "loss",
+    "performance_change",
+    "reported_figures",
+    "sanity_violations",
+    "score_outputs",
+]
 
 Predictor = Callable[[pd.DataFrame], pd.DataFrame]
+NAN = float("nan")
+_EPS = 1e-15  # log-loss clips probabilities like scikit-learn does
 
 
 @dataclass(frozen=True)
 class Figures:
+    """A model's figures on labelled rows; the task's metrics beside the ones every model gets."""
+
     rows: int
     mae: float
     mape: float
     sanity_violation_rate: float
     low_confidence_rate: float
     mean_confidence: float
+    rmse: float | None = None
+    accuracy: float | None = None
+    f1: float | None = None
+    auc: float | None = None
+    log_loss: float | None = None
 
     def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+        """The figures that apply (a regression has no accuracy): what the golden baseline tags record."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def metric(self, name: str) -> float:
+        """The figure named by a policy's ``gate.metric``; NaN when it could not be computed."""
+        value = getattr(self, name, None)
+        return NAN if value is None else float(value)
+
+
+def loss(metric: str, value: float) -> float:
+    """The metric as a loss (lower is better): itself, or ``1 - value`` for accuracy, AUC and F1.
+
+    The gate and the golden tolerance apply their relative limits to this, so "5% worse"
+    means 5% more error whichever way the metric points.
+    """
+    return 1.0 - value if metric in HIGHER_IS_BETTER else value
+
+
+def from_loss(metric: str, value: float) -> float:
+    """Back from :func:`loss` to the metric's own scale (for limits people read)."""
+    return 1.0 - value if metric in HIGHER_IS_BETTER else value
 
 
 def sanity_violations(outputs: pd.DataFrame, inputs: pd.DataFrame, policy: Policy) -> np.ndarray:
@@ -42,21 +92,27 @@ def sanity_violations(outputs: pd.DataFrame, inputs: pd.DataFrame, policy: Polic
 
 
 def score_outputs(outputs: pd.DataFrame, labelled: pd.DataFrame, policy: Policy) -> Figures:
-    """Figures for outputs already computed on ``labelled`` (same row order)."""
+    """Figures for outputs already computed on ``labelled`` (same row order).
+
+    Outputs without the policy's confidence column (a regressor, a classifier without
+    ``predict_proba``) count no low-confidence answers and have no mean confidence.
+    """
     if labelled.empty:
-        return Figures(0, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
-    label = labelled[policy.features.label].to_numpy(dtype=float)
-    predicted = outputs[policy.features.output].to_numpy(dtype=float)
-    confidence = outputs[policy.features.confidence].to_numpy(dtype=float)
-    error = np.abs(predicted - label)
-    return Figures(
-        rows=len(labelled),
-        mae=round(float(error.mean()), 4),
-        mape=round(float((error / np.where(label == 0, 1.0, np.abs(label))).mean()), 4),  # 0/1 labels: the error rate
-        sanity_violation_rate=round(float(sanity_violations(outputs, labelled, policy).mean()), 4),
-        low_confidence_rate=round(float((confidence < policy.detection.confidence_floor).mean()), 4),
-        mean_confidence=round(float(confidence.mean()), 4),
-    )
+        return Figures(0, NAN, NAN, NAN, NAN, NAN)
+    label = labelled[policy.features.label]
+    predicted = outputs[policy.features.output]
+    if policy.features.confidence in outputs.columns:
+        confidence = outputs[policy.features.confidence].to_numpy(dtype=float)
+        low, mean = round(float((confidence < policy.detection.confidence_floor).mean()), 4), _r(confidence.mean())
+    else:
+        low, mean = 0.0, NAN
+    mae, mape, rmse = _errors(predicted, label)
+    violations = round(float(sanity_violations(outputs, labelled, policy).mean()), 4)
+    if policy.task == "classification":
+        return Figures(
+            len(labelled), mae, mape, violations, low, mean, **_classification(predicted, label, outputs.get(SCORE))
+        )
+    return Figures(len(labelled), mae, mape, violations, low, mean, rmse=rmse)
 
 
 def evaluate(predict: Predictor, labelled: pd.DataFrame, policy: Policy) -> Figures:
@@ -67,20 +123,175 @@ def evaluate(predict: Predictor, labelled: pd.DataFrame, policy: Policy) -> Figu
     return score_outputs(outputs.reset_index(drop=True), labelled.reset_index(drop=True), policy)
 
 
+# -- the figures themselves -------------------------------------------------------------------------
+
+
+def _r(value: float) -> float:
+    return round(float(value), 4)
+
+
+def _numbers(values: pd.Series) -> np.ndarray | None:
+    """``values`` as floats, or None when they are not all numbers (string class labels)."""
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(dtype=float)
+    numbers = pd.to_numeric(values, errors="coerce")
+    if bool((numbers.isna() & values.notna()).any()):
+        return None
+    return numbers.to_numpy(dtype=float)
+
+
+def _errors(predicted: pd.Series, label: pd.Series) -> tuple[float, float, float]:
+    """MAE, MAPE and RMSE; NaN when the outputs or labels are not numbers (string classes)."""
+    y, p = _numbers(label), _numbers(predicted)
+    if y is None or p is None:
+        return NAN, NAN, NAN
+    error = np.abs(p - y)
+    return (
+        _r(error.mean()),
+        _r((error / np.where(y == 0, 1.0, np.abs(y))).mean()),  # 0/1 labels: the error rate
+        _r(np.sqrt((error**2).mean())),
+    )
+
+
+def _classification(predicted: pd.Series, label: pd.Series, score: pd.Series | None) -> dict[str, float]:
+    """Accuracy, F1 (binary: the positive class; else macro), AUC and log-loss (binary, with a score)."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    y = label.to_numpy()
+    p = predicted.to_numpy()
+    if y.dtype != p.dtype and _numbers(label) is not None and _numbers(predicted) is not None:
+        y, p = label.to_numpy(dtype=float), predicted.to_numpy(dtype=float)  # 1 vs 1.0
+    classes = _sorted_classes(np.concatenate([y, p]))
+    figures = {"accuracy": _r((y == p).mean())}
+    if len(classes) <= 2:
+        positive = classes[-1]
+        figures["f1"] = _r(f1_score(y == positive, p == positive, zero_division=0.0))
+        probability = _positive_probability(score, p, positive)
+        truth = (y == positive).astype(int)
+        if len(np.unique(truth)) == 2:
+            figures["auc"] = _r(roc_auc_score(truth, probability))
+            clipped = np.clip(probability, _EPS, 1 - _EPS)
+            figures["log_loss"] = _r(-np.mean(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)))
+        else:
+            figures["auc"] = figures["log_loss"] = NAN  # one class only in the labels: not computable
+    else:
+        # Several classes: macro F1; AUC and log-loss would need every class's probability.
+        figures["f1"] = _r(f1_score(y.astype(str), p.astype(str), average="macro", zero_division=0.0))
+        figures["auc"] = figures["log_loss"] = NAN
+    return figures
+
+
+def _sorted_classes(values: np.ndarray) -> list[object]:
+    """Distinct values sorted as scikit-learn sorts ``classes_`` (numbers numerically, text as text)."""
+    distinct = pd.unique(pd.Series(values).dropna())
+    try:
+        return sorted(distinct.tolist())
+    except TypeError:
+        return sorted(distinct.tolist(), key=str)
+
+
+def _positive_probability(score: pd.Series | None, predicted: np.ndarray, positive: object) -> np.ndarray:
+    """The positive class's probability: the outputs' score, else the decision read as 0/1."""
+    if score is not None:
+        values = pd.to_numeric(score, errors="coerce").to_numpy(dtype=float)
+        if np.isfinite(values).all():
+            return values
+    return np.asarray(predicted == positive, dtype=float)
+
+
+# A drop in performance counts as evidence only below this p-value, and only when it is
+# large enough to matter: 2 points of accuracy, or a 10% larger mean absolute error.
+CHANGE_P_VALUE = 1e-3
+MIN_ACCURACY_DROP = 0.02
+MIN_ERROR_RISE = 0.10
+
+
+def performance_change(
+    reference: pd.DataFrame, current: pd.DataFrame, *, label: str, prediction: str
+) -> dict[str, object] | None:
+    """The model's realised figure on the current labelled rows against the reference's own.
+
+    SOP stage: investigate (concept drift). With labels in both tables, a significant drop
+    is a failure whether or not any input moved: the relation between inputs and labels
+    changed. Classifiers (0/1 or boolean labels; decisions 0/1 or scores, >= 0.5 selected)
+    are judged on accuracy with a one-sided two-proportion z-test; regressors on the mean
+    absolute error with a one-sided Welch t-test on the absolute errors.
+
+    Returns:
+        None when a table has no labelled rows; else ``metric`` (``accuracy`` or ``mae``),
+        ``reference``, ``current``, ``change`` (current - reference), ``p_value``, ``rows``
+        and ``significant``.
+    """
+    from scipy import stats
+
+    from firebreak.detection.fairness import FairnessInputError, decisions
+
+    ref = reference[[label, prediction]].dropna()
+    cur = current[[label, prediction]].dropna()
+    if ref.empty or cur.empty:
+        return None
+    try:
+        ref_y, cur_y = decisions(ref[label], "label"), decisions(cur[label], "label")
+        ref_p, cur_p = decisions(ref[prediction]), decisions(cur[prediction])
+    except FairnessInputError:  # labels that are not 0/1: class names (compared as given), or a regressor
+        if _numbers(ref[label]) is None or _numbers(cur[label]) is None:
+            ref_y, cur_y = ref[label].astype(str).to_numpy(), cur[label].astype(str).to_numpy()
+            ref_p, cur_p = ref[prediction].astype(str).to_numpy(), cur[prediction].astype(str).to_numpy()
+            return _accuracy_change(ref_y == ref_p, cur_y == cur_p, rows=len(cur))
+        ref_err = np.abs(ref[prediction].to_numpy(dtype=float) - ref[label].to_numpy(dtype=float))
+        cur_err = np.abs(cur[prediction].to_numpy(dtype=float) - cur[label].to_numpy(dtype=float))
+        before, after = float(ref_err.mean()), float(cur_err.mean())
+        p_value = float(stats.ttest_ind(cur_err, ref_err, equal_var=False, alternative="greater").pvalue)
+        significant = p_value < CHANGE_P_VALUE and after >= (1 + MIN_ERROR_RISE) * before
+    else:
+        return _accuracy_change(ref_y == ref_p, cur_y == cur_p, rows=len(cur))
+    return _change("mae", before, after, p_value, significant, rows=len(cur))
+
+
+def _accuracy_change(ref_ok: np.ndarray, cur_ok: np.ndarray, *, rows: int) -> dict[str, object]:
+    """Accuracy before and after, with a one-sided two-proportion z-test."""
+    from scipy import stats
+
+    before, after = float(ref_ok.mean()), float(cur_ok.mean())
+    pooled = (ref_ok.sum() + cur_ok.sum()) / (len(ref_ok) + len(cur_ok))
+    se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / len(ref_ok) + 1 / len(cur_ok)))
+    p_value = float(stats.norm.sf((before - after) / se))
+    significant = p_value < CHANGE_P_VALUE and before - after >= MIN_ACCURACY_DROP
+    return _change("accuracy", before, after, p_value, significant, rows=rows)
+
+
+def _change(
+    metric: str, before: float, after: float, p_value: float, significant: bool, *, rows: int
+) -> dict[str, object]:
+    return {
+        "metric": metric,
+        "reference": round(before, 4),
+        "current": round(after, 4),
+        "change": round(after - before, 4),
+        "p_value": p_value,
+        "rows": rows,
+        "significant": bool(significant),
+    }
+
+
 # -- what fits the task: the figures people read, and the harm in the model's terms -----------
 
 # Which labelled figures mean something for the policy's task, and their names for people.
 # A 0/1 decision has no percentage error, and a classifier has no sanity floor; a regressor's
-# floor-breach figure exists only where the policy sets a floor.
+# floor-breach figure exists only where the policy sets a floor. The gate's metric comes first.
 _FIGURES = {
     "regression": [
-        ("mae", "MAE", "number"),
-        ("mape", "MAPE", "share"),
+        ("mae", METRIC_LABELS["mae"], "number"),
+        ("rmse", METRIC_LABELS["rmse"], "number"),
+        ("mape", METRIC_LABELS["mape"], "share"),
         ("sanity_violation_rate", "below sanity bound", "share"),
         ("low_confidence_rate", "low confidence", "share"),
     ],
     "classification": [
-        ("mae", "error rate", "share"),
+        ("accuracy", METRIC_LABELS["accuracy"], "share"),
+        ("auc", METRIC_LABELS["auc"], "number"),
+        ("f1", METRIC_LABELS["f1"], "number"),
+        ("log_loss", METRIC_LABELS["log_loss"], "number"),
         ("low_confidence_rate", "low confidence", "share"),
         ("mean_confidence", "mean confidence", "number"),
     ],
@@ -96,7 +307,8 @@ def reported_figures(policy: Policy) -> list[tuple[str, str, str]]:
     figures = _FIGURES[policy.task]
     if policy.detection.output_floor is None:
         figures = [f for f in figures if f[0] != "sanity_violation_rate"]
-    return figures
+    metric = policy.gate.metric
+    return sorted(figures, key=lambda f: f[0] != metric)  # stable: the gate's metric first
 
 
 def impact(window: pd.DataFrame, labelled: pd.DataFrame, policy: Policy) -> list[dict[str, object]]:

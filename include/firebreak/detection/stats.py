@@ -471,12 +471,7 @@ def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     low = min(float(reference.min()), float(current.min()))
     high = max(float(reference.max()), float(current.max()))
     width = high - low
-    # The bound is at most 2 * width / cells: pick the power of two that keeps it under the limit.
-    wanted = 2 * width / (norm * _MAX_WASSERSTEIN_ERROR)
-    if not wanted <= _MAX_GRID_CELLS:  # also catches inf/NaN from extreme values
-        cells = _MAX_GRID_CELLS
-    else:
-        cells = max(1 << math.ceil(math.log2(max(wanted, 1.0))), _MIN_GRID_CELLS)
+    cells = _grid_cells(width, norm)
     estimate, bound = _grid_wasserstein(reference, current, low, width, cells)
     score, error = estimate / norm, bound / norm
     ambiguous = abs(score - _DISTANCE_THRESHOLD) <= error
@@ -484,6 +479,17 @@ def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
         # Exact but sorts both samples (~1 s per million rows): rare by construction.
         return float(stats.wasserstein_distance(reference, current)) / norm
     return score
+
+
+def _grid_cells(width: float, norm: float) -> int:
+    """Grid cells for a normed Wasserstein distance within ``_MAX_WASSERSTEIN_ERROR`` (capped).
+
+    The bound is at most 2 * width / cells: the power of two that keeps it under the limit.
+    """
+    wanted = 2 * width / (norm * _MAX_WASSERSTEIN_ERROR)
+    if not wanted <= _MAX_GRID_CELLS:  # also catches inf/NaN from extreme values
+        return _MAX_GRID_CELLS
+    return max(1 << math.ceil(math.log2(max(wanted, 1.0))), _MIN_GRID_CELLS)
 
 
 def _grid_wasserstein(
@@ -513,9 +519,18 @@ def _grid_wasserstein(
     """
     ref_counts = _grid_counts(reference, low, width, cells)
     cur_counts = _grid_counts(current, low, width, cells)
-    cell_width = width / cells
-    ref_cdf = np.cumsum(ref_counts) / len(reference)
-    cur_cdf = np.cumsum(cur_counts) / len(current)
+    return _grid_estimate(ref_counts, cur_counts, width / cells)
+
+
+def _grid_estimate(ref_counts: np.ndarray, cur_counts: np.ndarray, cell_width: float) -> tuple[float, float]:
+    """The Wasserstein-1 estimate and its bound from both samples' counts on one grid.
+
+    Split from :func:`_grid_wasserstein` so a streamed current sample (counts added up
+    batch by batch, :mod:`firebreak.detection.streaming`) gets the very same figure.
+    """
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    ref_cdf = np.cumsum(ref_counts) / n_ref
+    cur_cdf = np.cumsum(cur_counts) / n_cur
     gap = np.concatenate(([0.0], ref_cdf - cur_cdf))  # difference at the cell edges
     left, right = gap[:-1], gap[1:]
     both = np.abs(left) + np.abs(right)
@@ -524,8 +539,8 @@ def _grid_wasserstein(
         # sign and to (a^2 + b^2) / (2 (|a| + |b|)) when it crosses zero.
         per_cell = np.where(left * right >= 0, both / 2, (left * left + right * right) / (2 * both))
     estimate = float(per_cell.sum()) * cell_width
-    ref_mass = ref_counts / len(reference)
-    cur_mass = cur_counts / len(current)
+    ref_mass = ref_counts / n_ref
+    cur_mass = cur_counts / n_cur
     bound = float(np.maximum(ref_mass, cur_mass).sum()) * cell_width
     return estimate, bound
 

@@ -42,13 +42,22 @@ class IncidentStatus(StrEnum):
     CONTAINED_NEEDS_HUMAN = "contained_needs_human"
     FAILED = "failed"
     DRY_RUN = "dry_run"
+    # The alert was about a version that no longer serves, and the one serving shows no breach:
+    # closed without touching routing (containing a healthy model is harm too).
+    STALE = "stale"
 
     @property
     def is_final(self) -> bool:
         return self in _FINAL
 
 
-_FINAL = {IncidentStatus.RESOLVED, IncidentStatus.CONTAINED_NEEDS_HUMAN, IncidentStatus.FAILED, IncidentStatus.DRY_RUN}
+_FINAL = {
+    IncidentStatus.RESOLVED,
+    IncidentStatus.CONTAINED_NEEDS_HUMAN,
+    IncidentStatus.FAILED,
+    IncidentStatus.DRY_RUN,
+    IncidentStatus.STALE,
+}
 
 
 class Route(StrEnum):
@@ -89,6 +98,10 @@ class Signal(StrEnum):
     SANITY_VIOLATION_RATE = "sanity_violation_rate"
     CONTRACT_VIOLATION_RATE = "contract_violation_rate"
     GUARDRAIL_HIT_RATE = "guardrail_hit_rate"
+    # 1.0 when the incident's fairness audit found a protected group served worse than the
+    # policy's fairness limits, else 0.0. Known only after investigation (``fairness_audit``):
+    # the diagnose stage re-ranks the severity with it.
+    PROTECTED_GROUP_HARM = "protected_group_harm"
 
 
 class EvidenceKind(StrEnum):
@@ -114,6 +127,7 @@ class EvidenceKind(StrEnum):
     GATE = "gate"
     PROMOTION = "promotion"
     RESTORE = "restore"
+    APPROVAL = "approval"
     POSTMORTEM = "postmortem"
     IMPACT = "impact"  # the harm in the model's own terms (the post-mortem's first section)
     OUTPUTS = "outputs"  # output and confidence distributions, traffic by route (the post-mortem's charts)
@@ -128,6 +142,35 @@ class EventKind(StrEnum):
     TASK_FAILED = "task_failed"
     CANDIDATE_REUSED = "candidate"
     GUARDRAILS = "guardrails"
+    STALE = "stale"
+    SEVERITY_RERANKED = "severity_reranked"
     CLOSED = "closed"
     ACKNOWLEDGED = "acknowledged"  # someone took the incident (data: by, reason)
     OPERATOR = "operator"  # a person acted by hand from the console or the shell (data: by, reason, action)
+    ESCALATED = "escalated"
+    DEADLINE_MET = "deadline_met"
+    NOTIFIED = "notified"
+    NOTIFY_FAILED = "notify_failed"
+    STATUS_UPDATE = "status_update"
+
+
+class ClockMark(StrEnum):
+    """The incident clock, in the order an incident lives it (``acknowledged`` runs beside ``contained``).
+
+    What on-call teams are measured by: time to detect (``detected`` - ``first_breach``),
+    to acknowledge (``acknowledged`` - ``opened``), to contain (``contained`` - ``detected``)
+    and to resolve (``resolved`` - ``detected``).
+    """
+
+    FIRST_BREACH = "first_breach"  # the first logged prediction that broke the policy (prediction log)
+    DETECTED = "detected"  # the alert started firing (its startsAt), or the incident was opened by hand
+    OPENED = "opened"  # the incident row exists and the SOP runs
+    ACKNOWLEDGED = "acknowledged"  # a person took it (shell, REST, UI)
+    CONTAINED = "contained"  # traffic is off the failing model
+    MITIGATED = "mitigated"  # the fix serves users (traffic restored on the remediated champion)
+    RESOLVED = "resolved"  # the incident closed resolved
+
+    @property
+    def chain(self) -> bool:
+        """On the lifecycle chain whose marks never go backwards (acknowledged is beside it)."""
+        return self is not ClockMark.ACKNOWLEDGED

@@ -7,7 +7,7 @@ outcome by then).
 
 from __future__ import annotations
 
-from firebreak.errors import UnknownIncidentError
+from firebreak.errors import IncidentNotFound
 from firebreak.incidents.enums import EvidenceKind
 from firebreak.incidents.store import IncidentStore
 from firebreak.inert import clean
@@ -20,12 +20,12 @@ def run_note(incident_id: str, settings: Settings) -> str:
     """``resolved · SEV1 drift · pricing: champion v1 -> v2; traffic back on champion. Post-mortem: ...``
 
     Raises:
-        UnknownIncidentError: The run opened no incident (a refused request).
+        IncidentNotFound: The run opened no incident (a refused request).
     """
     store = IncidentStore(settings.state_db_url)
     incident = store.get_incident(incident_id)
     if incident is None:
-        raise UnknownIncidentError(f"no incident {incident_id!r}")
+        raise IncidentNotFound(f"no incident {incident_id!r}")
     head = " · ".join(
         part
         for part in (

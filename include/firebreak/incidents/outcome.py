@@ -27,6 +27,8 @@ def final_status(
     """
     if dry_run:
         return IncidentStatus.DRY_RUN, "dry run: investigated and planned, nothing changed"
+    if stale := evidence.get(EvidenceKind.TRIAGE, {}).get("stale"):
+        return IncidentStatus.STALE, f"stale: {stale}; routing untouched"
     if evidence.get(EvidenceKind.RESTORE, {}).get("restored"):
         promo = evidence.get(EvidenceKind.PROMOTION, {})
         how = f"{Alias.CHAMPION} v{promo['from']} -> v{promo['to']}" if promo.get("promoted") else "no model change"

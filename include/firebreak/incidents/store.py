@@ -1,6 +1,8 @@
-"""Incidents, their timeline and their evidence: the incident store of the state DB.
+"""Incidents, their timeline, their evidence and their clock: the incident store of the state DB.
 
-Evidence rows are keyed by (incident, kind) and replaced on re-run, never duplicated.
+Evidence rows are keyed by (incident, kind) and replaced on re-run, never duplicated. Clock
+marks are keyed by (incident, mark) and written once: the first writer wins, a re-run or a
+second acknowledgement never moves a mark.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from firebreak.incidents.enums import IncidentStatus
+from firebreak.incidents.clock import ClockEntry, aware
+from firebreak.incidents.enums import ClockMark, IncidentStatus
 from firebreak.state_db import Store, jsonable, metadata, utcnow
 
 incidents = sa.Table(
@@ -54,6 +57,16 @@ evidence = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
 )
 
+incident_clock = sa.Table(
+    "incident_clock",
+    metadata,
+    sa.Column("incident_id", sa.String(80), primary_key=True),
+    sa.Column("mark", sa.String(30), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("by", sa.String(200)),  # who or what set it: a person (acknowledged), a stage, an alert source
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class Incident:
@@ -83,9 +96,7 @@ class BoardEntry:
     severity: str | None
     opened_at: datetime
     closed_at: datetime | None
-    contained_at: datetime | None
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
+    marks: dict[ClockMark, ClockEntry]  # its incident clock
     stage: str | None  # the newest stage kind on the timeline
 
 
@@ -100,7 +111,7 @@ class TimelineEvent:
 class IncidentStore(Store):
     """Typed access to incidents, their timeline and evidence."""
 
-    tables = (incidents, timeline, evidence)
+    tables = (incidents, timeline, evidence, incident_clock)
 
     # -- incidents -----------------------------------------------------------------
 
@@ -149,6 +160,14 @@ class IncidentStore(Store):
             clean.setdefault("closed_at", utcnow())
         with self.begin() as conn:
             conn.execute(incidents.update().where(incidents.c.id == incident_id).values(updated_at=utcnow(), **clean))
+
+    def statuses(self, incident_ids: list[str]) -> dict[str, IncidentStatus]:
+        """The status of each incident that exists among ``incident_ids`` (one query)."""
+        if not incident_ids:
+            return {}
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(incidents.c.id, incidents.c.status).where(incidents.c.id.in_(incident_ids)))
+            return {r.id: IncidentStatus(r.status) for r in rows}
 
     def list_incidents(self, model: str | None = None) -> list[Incident]:
         return list(reversed(self.search(model=model)))
@@ -219,15 +238,11 @@ class IncidentStore(Store):
         severity: str | None = None,
         opened_after: datetime | None = None,
         limit: int = 1000,
-        contained: str,
-        acknowledged: str,
         stages: list[str],
     ) -> list[BoardEntry]:
-        """The newest incidents matching the filters, each with its first containment and
-        acknowledgement and the newest of ``stages`` on its timeline: two queries, whatever the
-        number of incidents (the incident console's board; docs/benchmarks.md).
-
-        A containment line starting "dry run" contained nothing and does not count.
+        """The newest incidents matching the filters, each with its clock and the newest of
+        ``stages`` on its timeline: two queries, whatever the number of incidents (the
+        incident console's board; docs/benchmarks.md).
         """
         newest = sa.select(
             incidents.c.id, incidents.c.model, incidents.c.status, incidents.c.severity, incidents.c.opened_at,
@@ -244,14 +259,6 @@ class IncidentStore(Store):
             newest = newest.where(incidents.c.opened_at >= opened_after)
         chosen = newest.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()).limit(limit).subquery()
         of_it = timeline.c.incident_id == chosen.c.id
-        contained_at = (
-            sa.select(sa.func.min(timeline.c.at))
-            .where(of_it, timeline.c.kind == contained, ~timeline.c.message.startswith("dry run"))
-            .scalar_subquery()
-        )
-        first_ack = (
-            sa.select(sa.func.min(timeline.c.id)).where(of_it, timeline.c.kind == acknowledged).scalar_subquery()
-        )
         stage = (
             sa.select(timeline.c.kind)
             .where(of_it, timeline.c.kind.in_(stages))
@@ -259,16 +266,18 @@ class IncidentStore(Store):
             .limit(1)
             .scalar_subquery()
         )
-        query = sa.select(
-            *chosen.c, contained_at.label("contained_at"), first_ack.label("ack_id"), stage.label("stage")
-        ).order_by(chosen.c.opened_at.desc(), chosen.c.id.desc())
+        query = sa.select(*chosen.c, stage.label("stage")).order_by(chosen.c.opened_at.desc(), chosen.c.id.desc())
+        marks: dict[str, dict[ClockMark, ClockEntry]] = {}
         with self.begin() as conn:
             rows = list(conn.execute(query).mappings())
-            ack_ids = [r["ack_id"] for r in rows if r["ack_id"] is not None]
-            acks = {
-                r.id: (r.at, (r.data or {}).get("by"))
-                for r in conn.execute(sa.select(timeline.c.id, timeline.c.at, timeline.c.data).where(timeline.c.id.in_(ack_ids)))
-            } if ack_ids else {}  # fmt: skip
+            ids = [r["id"] for r in rows]
+            for r in (
+                conn.execute(sa.select(incident_clock).where(incident_clock.c.incident_id.in_(ids))) if ids else ()
+            ):
+                if r.mark in set(ClockMark):
+                    marks.setdefault(r.incident_id, {})[ClockMark(r.mark)] = ClockEntry(
+                        ClockMark(r.mark), aware(r.at), r.by
+                    )
         return [
             BoardEntry(
                 id=r["id"],
@@ -277,9 +286,7 @@ class IncidentStore(Store):
                 severity=r["severity"],
                 opened_at=r["opened_at"],
                 closed_at=r["closed_at"],
-                contained_at=_as_datetime(r["contained_at"]),
-                acknowledged_at=acks.get(r["ack_id"], (None, None))[0],
-                acknowledged_by=acks.get(r["ack_id"], (None, None))[1],
+                marks=marks.get(r["id"], {}),
                 stage=r["stage"],
             )
             for r in rows
@@ -304,12 +311,44 @@ class IncidentStore(Store):
             rows = conn.execute(sa.select(evidence).where(evidence.c.incident_id == incident_id)).mappings()
             return {r["kind"]: r["payload"] for r in rows}
 
+    # -- the incident clock ------------------------------------------------------------
+
+    def mark_clock(self, incident_id: str, mark: ClockMark, at: datetime, by: str | None = None) -> bool:
+        """Set a clock mark unless it is set already; True when this call set it (first writer wins)."""
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    incident_clock.insert().values(
+                        incident_id=incident_id, mark=str(mark), at=at, by=by, recorded_at=utcnow()
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def clock(self, incident_id: str) -> dict[ClockMark, ClockEntry]:
+        with self.begin() as conn:
+            rows = conn.execute(sa.select(incident_clock).where(incident_clock.c.incident_id == incident_id))
+            entries = [ClockEntry(ClockMark(r.mark), aware(r.at), r.by) for r in rows if r.mark in set(ClockMark)]
+        return {e.mark: e for e in entries}
+
+    def clocks(self) -> dict[str, dict[ClockMark, ClockEntry]]:
+        """Every incident's clock (for the metrics export)."""
+        out: dict[str, dict[ClockMark, ClockEntry]] = {}
+        with self.begin() as conn:
+            for r in conn.execute(sa.select(incident_clock)):
+                if r.mark in set(ClockMark):
+                    entry = ClockEntry(ClockMark(r.mark), aware(r.at), r.by)
+                    out.setdefault(r.incident_id, {})[entry.mark] = entry
+        return out
+
     def forget_model(self, model: str) -> None:
-        """Delete every incident of a model, with its timeline and evidence (demo resets only)."""
+        """Delete every incident of a model, with its timeline, evidence and clock (demo resets only)."""
         with self.begin() as conn:
             ids = list(conn.execute(sa.select(incidents.c.id).where(incidents.c.model == model)).scalars())
             conn.execute(timeline.delete().where(timeline.c.incident_id.in_(ids)))
             conn.execute(evidence.delete().where(evidence.c.incident_id.in_(ids)))
+            conn.execute(incident_clock.delete().where(incident_clock.c.incident_id.in_(ids)))
             conn.execute(incidents.delete().where(incidents.c.model == model))
 
 
@@ -330,10 +369,3 @@ def _incident(row: Any) -> Incident:
         opened_at=row["opened_at"],
         closed_at=row["closed_at"],
     )
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    """An aggregate over a DateTime column: SQLite hands back its text, PostgreSQL a datetime."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))

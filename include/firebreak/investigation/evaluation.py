@@ -6,14 +6,15 @@ Model figures on any labelled rows (:class:`~firebreak.detection.performance.Fig
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from firebreak.detection.performance import Predictor, evaluate
+from firebreak.detection.performance import Predictor, evaluate, from_loss, loss
 from firebreak.errors import ConfigurationError
-from firebreak.policy.schema import Policy
+from firebreak.policy.schema import HIGHER_IS_BETTER, Policy
 from firebreak.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,19 +30,44 @@ def load_golden(settings: Settings, policy: Policy) -> pd.DataFrame:
 
 
 def evaluate_golden(registry: Registry, version: Version, settings: Settings, policy: Policy) -> dict[str, Any]:
-    """A version on the golden dataset against the baseline recorded for it; ``regressed`` past the tolerance."""
+    """A version on the golden dataset against the baseline recorded for it; ``regressed`` past the tolerance.
+
+    Judged on the policy's gate metric (``metric``, ``value``, ``limit``; the tolerance
+    applies to its loss, see :func:`~firebreak.detection.performance.loss`). A version with
+    no baseline for that metric cannot regress against it. ``limit_mae`` stays for MAE policies.
+    """
     baseline = registry.golden_baseline(version)
     golden = load_golden(settings, policy)
-    figures = evaluate(registry.load(version).predict, golden, policy)
-    limit = baseline.get("mae", float("inf")) * (1 + policy.detection.golden_tolerance)
-    return {
+    figures = evaluate(registry.predictor(version, policy), golden, policy)
+    metric = policy.gate.metric
+    value, limit, regressed = golden_verdict(metric, figures.metric(metric), baseline.get(metric), policy)
+    payload: dict[str, Any] = {
         "version": version.version,
         "figures": figures.to_dict(),
         "baseline": baseline,
-        "limit_mae": limit,
-        "regressed": bool(figures.mae > limit),
+        "metric": metric,
+        "value": value,
+        "limit": limit,
+        "regressed": regressed,
         "golden_rows": len(golden),
     }
+    if metric == "mae":
+        payload["limit_mae"] = limit
+    return payload
+
+
+def golden_verdict(metric: str, value: float, baseline: float | None, policy: Policy) -> tuple[float, float, bool]:
+    """``value`` of ``metric`` against ``baseline`` widened by the policy's golden tolerance (on the loss).
+
+    Returns the value, the limit on the metric's own scale (infinite for a lower-is-better
+    metric without baseline, minus infinite for a higher-is-better one), and whether it regressed.
+    """
+    tolerance = policy.detection.golden_tolerance
+    if baseline is None or math.isnan(baseline):
+        limit = -math.inf if metric in HIGHER_IS_BETTER else math.inf
+        return value, limit, False
+    limit = from_loss(metric, loss(metric, baseline) * (1 + tolerance))
+    return value, limit, bool(loss(metric, value) > loss(metric, limit))
 
 
 # -- LLM models: the golden Q&A set ------------------------------------------------------------

@@ -9,7 +9,6 @@ on both paths.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.errors import FirebreakError
+from firebreak.investigation import data_checks
 
 __all__ = [
     "RANGE_MARGIN",
@@ -32,7 +32,8 @@ __all__ = [
 
 # Allowed range = reference [min, max] widened by this share of its span on each side:
 # the world may move a little past what the reference saw; a unit change moves it far.
-RANGE_MARGIN = 0.25
+# (One home: firebreak.investigation.data_checks, which also judges values past it.)
+RANGE_MARGIN = data_checks.RANGE_MARGIN
 # A column whose reference has no nulls allows none; otherwise 1.5x its rate plus one point.
 _NULL_SLACK = 0.01
 _INT_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "Int64", "Int32"]
@@ -64,6 +65,8 @@ def comparable(frame: pd.DataFrame, column: str) -> bool:
     series = frame[column]
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return False
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return True  # declared categories: a category, however many there are
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return True
     distinct = series.nunique(dropna=True)
@@ -73,10 +76,17 @@ def comparable(frame: pd.DataFrame, column: str) -> bool:
 def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") -> dict[str, Any]:
     """A Great Expectations 1.x suite (as JSON) describing ``reference``.
 
-    Per column: it must exist; its type (integer, float, or any for text); its null rate
-    (none if the reference has none); numeric values within the reference range widened by
-    :data:`RANGE_MARGIN` of the span (never below 0 when the reference is non-negative);
-    text and boolean values within the reference's set.
+    Per column: it must exist; its type (integer; float, which integers also satisfy; or any
+    for text); its null rate (none if the reference has none, else 1.5x its rate plus one
+    point); numeric values within the reference range widened by :data:`RANGE_MARGIN` of the
+    span (never below 0 when the reference is non-negative); text and boolean values within
+    the reference's set. A pandas categorical column (what Parquet gives back for a
+    dictionary-encoded column) is a category whatever its values are, and its allowed set is
+    its declared categories, seen in the reference or not (the dtype is the team's own
+    statement of what may come). Rare values (under :data:`RARE_SHARE` of the rows) stay
+    allowed — the model was trained on them — and are listed in the expectation's ``meta`` so
+    a reviewer can decide. The suite's ``meta.derived_from_rows`` marks it derived: diagnosis
+    judges its failures statistically (:mod:`firebreak.investigation.data_checks`).
 
     Raises:
         FirebreakError: If ``reference`` has no rows or no columns.
@@ -85,8 +95,8 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
         raise FirebreakError("cannot derive a contract from an empty reference table")
     expectations: list[dict[str, Any]] = []
 
-    def add(kind: str, **kwargs: Any) -> None:
-        expectations.append({"type": kind, "kwargs": kwargs, "meta": {}})
+    def add(kind: str, meta: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        expectations.append({"type": kind, "kwargs": kwargs, "meta": meta or {}})
 
     for column in reference.columns:
         series = reference[column]
@@ -102,27 +112,44 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
                 mostly=round(max(0.0, 1 - (1.5 * null_rate + _NULL_SLACK)), 4),
             )
         values = series.dropna()
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            declared = [_plain(v) for v in series.cat.categories]
+            add("expect_column_values_to_be_in_set", _rare_meta(values), column=name_, value_set=declared)
+            continue
         if values.empty or not comparable(reference, name_):
             continue  # timestamps and identifiers: present and non-null is all a contract can say
         if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
             add(
                 "expect_column_values_to_be_in_set",
+                _rare_meta(values),
                 column=name_,
-                value_set=sorted({_plain(v) for v in values}, key=str),
+                value_set=sorted({_plain(v) for v in values.unique()}, key=str),
             )
             continue
         is_int = pd.api.types.is_integer_dtype(series)
-        add("expect_column_values_to_be_in_type_list", column=name_, type_list=_INT_TYPES if is_int else _FLOAT_TYPES)
-        low, high = float(values.min()), float(values.max())
-        span = high - low if high > low else max(abs(high), 1.0)
-        min_value = low - RANGE_MARGIN * span
-        if low >= 0:
-            min_value = max(min_value, 0.0)
-        max_value = high + RANGE_MARGIN * span
-        if is_int:
-            min_value, max_value = math.floor(min_value), math.ceil(max_value)
+        # A float column takes integers too (3 is a valid 3.0); an integer column refuses floats.
+        add(
+            "expect_column_values_to_be_in_type_list",
+            column=name_,
+            type_list=_INT_TYPES if is_int else [*_FLOAT_TYPES, *_INT_TYPES],
+        )
+        min_value, max_value = data_checks.allowed_range(values.to_numpy(dtype=float), integer=is_int)
         add("expect_column_values_to_be_between", column=name_, min_value=min_value, max_value=max_value)
     return {"name": name, "expectations": expectations, "meta": {"derived_from_rows": len(reference)}}
+
+
+# A value on fewer than this share of the reference's rows is rare: allowed, and named for review.
+RARE_SHARE = 0.01
+
+
+def _rare_meta(values: pd.Series) -> dict[str, Any]:
+    """The rare values of a column and their counts, for the reviewer of a derived contract."""
+    counts = values.astype(object).value_counts()
+    rare = counts[counts < RARE_SHARE * max(len(values), 1)]
+    if rare.empty:
+        return {}
+    shown = {str(k): int(v) for k, v in rare.head(20).items()}
+    return {"rare_values": shown, "note": f"seen on under {RARE_SHARE:.0%} of {len(values)} reference rows"}
 
 
 def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -163,29 +190,55 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
 CONFIRM_P_VALUE = 1e-3
 
 
-def add_drift_checks(drift: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
+def add_drift_checks(
+    drift: dict[str, Any],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    declared: dict[str, list[str]] | None = None,
+    ks_p_values: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Add the checks diagnosis needs beside the drift verdicts, in place; returns ``drift``.
 
-    * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row.
+    * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row
+      (given in ``ks_p_values`` when the window was streamed, and ``current`` is its sample).
     * ``scale_changes``: :func:`scale_changes` over the numeric columns of the verdicts.
+    * ``data_checks``: :func:`firebreak.investigation.data_checks.data_checks` — unknown
+      values by rate and significance, null-rate rises, values past the range (continuation
+      or format change), spikes — the evidence skew verdicts on a derived contract rest on;
+      ``declared``: a categorical column's declared categories, when the frames already
+      hold its values as text.
+    * ``multivariate``: :func:`firebreak.detection.multivariate.reconstruction_drift` over
+      the same columns, for a joint change no single column shows.
     """
     from scipy import stats
 
-    numeric = []
+    from firebreak.detection.multivariate import reconstruction_drift
+
+    numeric, categorical = [], []
     for column in drift.get("columns", []):
         name = column["column"]
         if name not in reference.columns or name not in current.columns:
             continue
         if not numeric_columns(reference, [name]) or not numeric_columns(current, [name]):
+            categorical.append(name)
             continue
         numeric.append(name)
-        if column.get("drifted"):
-            ref = reference[name].to_numpy(dtype=float)
-            cur = current[name].to_numpy(dtype=float)
+        if column.get("drifted") and ks_p_values is not None:
+            if name in ks_p_values:
+                column["confirm_p_value"] = ks_p_values[name]
+        elif column.get("drifted"):
+            ref = reference[name].to_numpy(dtype=float, na_value=np.nan)
+            cur = current[name].to_numpy(dtype=float, na_value=np.nan)
             ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
             if len(ref) and len(cur):
                 column["confirm_p_value"] = float(stats.ks_2samp(ref, cur).pvalue)
     drift["scale_changes"] = scale_changes(reference, current, numeric)
+    rescaled = [c["column"] for c in drift["scale_changes"]]
+    drift["data_checks"] = data_checks.data_checks(
+        reference, current, numeric=numeric, categorical=categorical, rescaled=rescaled, declared=declared or {}
+    )
+    drift["multivariate"] = reconstruction_drift(reference, current, numeric=numeric, categorical=categorical)
     return drift
 
 
@@ -221,42 +274,123 @@ def gather_evidence(
     """Everything :func:`~firebreak.investigation.diagnosis.classify` needs, from two tables.
 
     SOP stage: investigate, by hand (``firebreak triage``). The contract (``contract``, a GX
-    suite as JSON; derived from ``reference`` when None) runs in Great Expectations on the
-    current table; drift comes from :func:`firebreak.detection.stats.compute_drift` on the
-    input columns both tables share with a usable type (label, prediction and confidence
-    columns are outputs, not inputs); ``scale_changes`` ride along in the drift evidence;
+    suite as JSON; derived from ``reference`` when None) is compiled into vectorised checks
+    (:mod:`firebreak.contracts.compiled`; a suite with an expectation it does not know runs
+    in Great Expectations); drift comes from :func:`firebreak.detection.stats.compute_drift`
+    on the input columns both tables share with a usable type (label, prediction and
+    confidence columns are outputs, not inputs), with :func:`add_drift_checks` beside it;
     fairness figures (``fairness`` on the current table, ``reference_fairness``) need
     ``protected`` and ``prediction``: :func:`firebreak.detection.fairness.table_fairness`
     with :func:`~firebreak.detection.fairness.default_limits`, the figures and vocabulary of
-    the incident's ``fairness_audit``.
+    the incident's ``fairness_audit``. With ``label`` and ``prediction``: ``performance``
+    (the realised figure against the reference's own: concept drift) and, with scores or
+    ``confidence``, ``estimated_performance`` (CBPE/DLE: what the current rows cost before
+    their labels are in). ``segments``: where the failure concentrates
+    (:func:`firebreak.investigation.segments.localise`).
 
     Raises:
         FirebreakError: If a named column is missing from a table, or a table is empty;
             :class:`~firebreak.detection.fairness.FairnessInputError` if the prediction or
             label column does not hold decisions.
     """
-    import tempfile
-    from pathlib import Path
-
-    from firebreak.contracts.validation import validate_frame
-    from firebreak.detection.fairness import default_limits, table_fairness
+    from firebreak.contracts.compiled import compile_suite
     from firebreak.detection.stats import compute_drift
 
     for table, frame in (("reference", reference), ("current", current)):
         if frame.empty:
             raise FirebreakError(f"the {table} table has no rows")
-        for role, column in (("label", label), ("prediction", prediction), ("confidence", confidence)):
+        for role, column in (("prediction", prediction), ("confidence", confidence)):
             if column is not None and column not in frame.columns:
                 raise FirebreakError(f"{role} column {column!r} is not in the {table} table")
         if protected is not None and protected not in frame.columns:
             raise FirebreakError(f"protected column {protected!r} is not in the {table} table")
+    if label is not None and label not in reference.columns:
+        # The current table may have no labels yet: that is what the estimate is for.
+        raise FirebreakError(f"label column {label!r} is not in the reference table")
     outputs = {c for c in (label, prediction, confidence) if c}
     inputs = [str(c) for c in reference.columns if c not in outputs]
-    suite = contract if contract is not None else derive_contract(reference[inputs])
+    derived = contract is None
+    suite = derive_contract(reference[inputs]) if contract is None else contract
+    current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
+    compiled = compile_suite(suite)
+    if compiled is not None:
+        contract_result = compiled.validate(current_inputs)
+    else:
+        contract_result = _validate_with_gx(current_inputs, suite)
+    shared, categorical, skipped = _comparable_inputs(reference, current, inputs)
+    drift: dict[str, Any] = {"dataset_drift": False, "columns": []}
+    # Categories as text once, for every check after this (pandas' string conversion and its
+    # null test are the costliest steps on a wide categorical table).
+    ref_frame = reference.assign(**{c: reference[c].astype("string") for c in categorical})
+    cur_frame = current.assign(**{c: current[c].astype("string") for c in categorical})
+    if shared:
+        drift = compute_drift(
+            ref_frame[shared], cur_frame[shared], columns=shared, categorical=categorical, drift_share=drift_share
+        ).to_dict()
+    drift["skipped"] = skipped
+    declared = {
+        c: [str(v) for v in reference[c].cat.categories]
+        for c in categorical
+        if isinstance(reference[c].dtype, pd.CategoricalDtype)
+    }
+    add_drift_checks(drift, ref_frame, cur_frame, declared=declared)
+    evidence: dict[str, Any] = {"contract": {**contract_result.to_dict(), "derived": derived}, "drift": drift}
+    labelled = label is not None and prediction is not None and label in current.columns
+    if protected and prediction:
+        from firebreak.detection.fairness import default_limits, table_fairness
+
+        rules = default_limits(protected)
+        current_label = label if labelled else None
+        evidence["fairness"] = table_fairness(current, rules, prediction=prediction, label=current_label).to_dict()
+        evidence["reference_fairness"] = table_fairness(
+            reference, rules, prediction=prediction, label=current_label
+        ).to_dict()
+    if confidence:
+        evidence["confidence"] = {
+            "reference_mean": round(float(reference[confidence].astype(float).mean()), 4),
+            "current_mean": round(float(current[confidence].astype(float).mean()), 4),
+        }
+    if labelled:
+        from firebreak.detection.performance import performance_change
+
+        assert label is not None and prediction is not None
+        evidence["performance"] = performance_change(reference, current, label=label, prediction=prediction)
+    if label is not None and prediction is not None:
+        estimate = _estimate(reference, current, shared, label=label, prediction=prediction, confidence=confidence)
+        if estimate is not None:
+            if labelled and evidence.get("performance"):
+                estimate["realised"] = evidence["performance"]["current"]
+                estimate["error"] = round(estimate["estimate"] - estimate["realised"], 4)
+            evidence["estimated_performance"] = estimate
+    evidence["segments"] = _segments(
+        ref_frame,
+        cur_frame,
+        shared,
+        compiled,
+        contract_result.passed,
+        label=label if labelled else None,
+        prediction=prediction,
+    )
+    return evidence
+
+
+def _validate_with_gx(frame: pd.DataFrame, suite: dict[str, Any]) -> Any:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from firebreak.contracts.validation import validate_frame
+
     with tempfile.TemporaryDirectory(prefix="firebreak-triage-") as tmp:
         suite_path = Path(tmp) / "contract.json"
         suite_path.write_text(json.dumps(suite))
-        contract_result = validate_frame(current.drop(columns=[c for c in outputs if c in current.columns]), suite_path)
+        return validate_frame(frame, suite_path)
+
+
+def _comparable_inputs(
+    reference: pd.DataFrame, current: pd.DataFrame, inputs: list[str]
+) -> tuple[list[str], list[str], list[dict[str, str]]]:
+    """The inputs both tables can be compared on, which of them are categorical, and why the rest are not."""
     shared, categorical, skipped = [], [], []
     for column in inputs:
         if column not in current.columns:
@@ -276,24 +410,87 @@ def gather_evidence(
         shared.append(column)
         if not ref_num:
             categorical.append(column)
-    drift: dict[str, Any] = {"dataset_drift": False, "columns": []}
-    if shared:
-        as_text = {c: reference[c].astype("string") for c in categorical}
-        ref_frame = reference[shared].assign(**as_text)
-        cur_frame = current[shared].assign(**{c: current[c].astype("string") for c in categorical})
-        drift = compute_drift(
-            ref_frame, cur_frame, columns=shared, categorical=categorical, drift_share=drift_share
-        ).to_dict()
-    drift["skipped"] = skipped
-    add_drift_checks(drift, reference, current)
-    evidence: dict[str, Any] = {"contract": contract_result.to_dict(), "drift": drift}
-    if protected and prediction:
-        rules = default_limits(protected)
-        for key, frame in (("fairness", current), ("reference_fairness", reference)):
-            evidence[key] = table_fairness(frame, rules, prediction=prediction, label=label).to_dict()
-    if confidence:
-        evidence["confidence"] = {
-            "reference_mean": round(float(reference[confidence].astype(float).mean()), 4),
-            "current_mean": round(float(current[confidence].astype(float).mean()), 4),
-        }
-    return evidence
+    return shared, categorical, skipped
+
+
+def _is_score(series: pd.Series) -> bool:
+    """Scores in [0, 1] that are not all 0/1: a probability the estimate can calibrate."""
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return False
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    return bool(len(values)) and bool(((values >= 0) & (values <= 1)).all()) and not bool(np.isin(values, [0, 1]).all())
+
+
+def _estimate(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    features: list[str],
+    *,
+    label: str,
+    prediction: str,
+    confidence: str | None,
+) -> dict[str, Any] | None:
+    """CBPE (decisions with a score or a confidence) or DLE (numbers), calibrated on the reference's labels."""
+    from firebreak.detection import estimation
+    from firebreak.detection.fairness import FairnessInputError, decisions
+
+    ref = reference.dropna(subset=[label, prediction])
+    if len(ref) < 100:
+        return None
+    try:
+        ref_y = decisions(ref[label], "label")
+    except FairnessInputError:  # a regressor's labels
+        if not pd.api.types.is_numeric_dtype(ref[prediction]) or not features:
+            return None
+        return estimation.estimate_mae(ref, current, features=features, label=label, prediction=prediction)
+    cur = current.dropna(subset=[prediction])
+    if _is_score(ref[prediction]):
+        ref_decided, ref_conf = estimation.decision_confidence(ref[prediction].to_numpy(dtype=float))
+        _, cur_conf = estimation.decision_confidence(cur[prediction].to_numpy(dtype=float))
+    elif confidence is not None:
+        ref_decided = decisions(ref[prediction])
+        ref_conf = ref[confidence].to_numpy(dtype=float)
+        cur_conf = cur[confidence].to_numpy(dtype=float)
+    else:
+        return None  # bare decisions carry no confidence to estimate from
+    return estimation.estimate_accuracy(ref_conf, ref_decided == ref_y, cur_conf)
+
+
+def _segments(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: list[str],
+    compiled: Any,
+    contract_passed: bool,
+    *,
+    label: str | None,
+    prediction: str | None,
+) -> dict[str, Any]:
+    """Where the failure concentrates: wrong answers with labels, else broken contract rows, else moved traffic."""
+    from firebreak.detection.fairness import FairnessInputError, decisions
+    from firebreak.investigation.segments import localise
+
+    if label is not None and prediction is not None:
+        ref, cur = reference.dropna(subset=[label, prediction]), current.dropna(subset=[label, prediction])
+        try:
+            ref_bad = decisions(ref[label], "label") != decisions(ref[prediction])
+            cur_bad = decisions(cur[label], "label") != decisions(cur[prediction])
+            signal = "wrong decisions"
+        except FairnessInputError:  # numbers: a large error is one past the reference's 90th percentile
+            ref_err = np.abs(ref[label].to_numpy(dtype=float) - ref[prediction].to_numpy(dtype=float))
+            cur_err = np.abs(cur[label].to_numpy(dtype=float) - cur[prediction].to_numpy(dtype=float))
+            limit = float(np.quantile(ref_err, 0.9))
+            ref_bad, cur_bad = ref_err > limit, cur_err > limit
+            signal = f"errors over {limit:.3g} (the reference's 90th percentile)"
+        return localise(ref, cur, columns=columns, reference_flags=ref_bad, current_flags=cur_bad, signal=signal)
+    if not contract_passed and compiled is not None:
+        return localise(
+            reference,
+            current,
+            columns=columns,
+            reference_flags=compiled.violations(reference),
+            current_flags=compiled.violations(current),
+            signal="contract violations",
+        )
+    return localise(reference, current, columns=columns, signal="traffic share")

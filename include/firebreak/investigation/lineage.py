@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,29 +29,52 @@ class LineageTrace:
         return f"lineage: {self.rows} predictions in {len(self.groups)} lineage group(s), {verdict}"
 
 
-def trace_lineage(log: pd.DataFrame, allowed: dict[str, list[Any]], *, window_start: pd.Timestamp) -> LineageTrace:
+def trace_lineage(
+    log: pd.DataFrame | Iterable[pd.DataFrame], allowed: dict[str, list[Any]], *, window_start: pd.Timestamp
+) -> LineageTrace:
     """Group the log by lineage columns and model version; flag values outside ``allowed``.
 
     Args:
-        log: prediction-log rows (with ``ts`` and ``model_version``).
+        log: prediction-log rows (with ``ts`` and ``model_version``), as one frame or as the
+            batches of a streamed window (each batch is grouped, then the groups are merged:
+            counts add up, first and last seen are the min and max).
         allowed: lineage column -> allowed values, taken from the model's contract.
         window_start: rows before it are history; combinations first seen after it are "new".
     """
     columns = list(allowed)
-    if log.empty:
-        return LineageTrace(True, 0, [], 0, [])
-    frame = log.copy()
-    for column in columns:
-        if column not in frame.columns:
-            frame[column] = None
     keys = [*columns, "model_version"]
-    ok = pd.Series(True, index=frame.index)
-    for column, values in allowed.items():
-        ok &= frame[column].isin(values)
+    pieces, rows, unknown = [], 0, 0
+    for batch in [log] if isinstance(log, pd.DataFrame) else log:
+        if batch.empty:
+            continue
+        frame = batch.copy()
+        for column in keys:
+            if column not in frame.columns:
+                frame[column] = None
+            elif isinstance(frame[column].dtype, pd.CategoricalDtype):
+                frame[column] = frame[column].astype(object)  # group by values seen, not every category
+        ok = pd.Series(True, index=frame.index)
+        for column, values in allowed.items():
+            ok &= frame[column].isin(values)
+        rows += len(frame)
+        unknown += int((~ok).sum())
+        pieces.append(
+            frame.assign(_ok=ok)
+            .groupby(keys, dropna=False)
+            .agg(rows=("ts", "size"), first_seen=("ts", "min"), last_seen=("ts", "max"), allowed=("_ok", "all"))
+            .reset_index()
+        )
+    if rows == 0:
+        return LineageTrace(True, 0, [], 0, [])
     grouped = (
-        frame.assign(_ok=ok)
+        pd.concat(pieces, ignore_index=True)
         .groupby(keys, dropna=False)
-        .agg(rows=("request_id", "size"), first_seen=("ts", "min"), last_seen=("ts", "max"), allowed=("_ok", "all"))
+        .agg(
+            rows=("rows", "sum"),
+            first_seen=("first_seen", "min"),
+            last_seen=("last_seen", "max"),
+            allowed=("allowed", "all"),
+        )
     )
     groups = [
         {**dict(zip(keys, (None if pd.isna(v) else v for v in idx), strict=True)), **row}
@@ -62,5 +86,4 @@ def trace_lineage(log: pd.DataFrame, allowed: dict[str, list[Any]], *, window_st
         g["rows"] = int(g["rows"])
         g["allowed"] = bool(g["allowed"])
     new = [g for g in groups if pd.Timestamp(g["first_seen"]) >= window_start]
-    unknown = int((~ok).sum())
-    return LineageTrace(unknown == 0, len(frame), groups, unknown, new)
+    return LineageTrace(unknown == 0, rows, groups, unknown, new)

@@ -1,8 +1,9 @@
 """The ``firebreak triage`` subcommand: diagnose a current table against a reference one.
 
-SOP stages: investigate and diagnose, by hand. Gathers the evidence with
-:func:`firebreak.investigation.evidence.gather_evidence` (contract in Great Expectations,
-full-data drift, scale check, group fairness) and decides with
+SOP stages: triage, investigate and diagnose, by hand. Gathers the evidence with
+:func:`firebreak.investigation.evidence.gather_evidence` (the contract compiled into
+vectorised checks, full-data drift, the skew rules, multivariate drift, group fairness,
+concept drift and the performance estimate, the segments hit) and decides with
 :func:`firebreak.investigation.diagnosis.classify`, the classifier the DAG's ``diagnose``
 stage uses.
 
@@ -18,11 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from firebreak.errors import FirebreakError
+from firebreak.errors import ExitCode, FirebreakError
 
 __all__ = ["add_parser", "run"]
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = ExitCode.BAD_INPUT
+# The classes `firebreak triage` can find (what `classify` decides from a table pair).
+FAIL_ON_CLASSES = ("drift", "skew", "bias")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -48,15 +51,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--confidence-column", default=None, help="model confidence column")
     parser.add_argument("--protected-column", default=None, help="protected attribute (fairness figures)")
     parser.add_argument("--json", action="store_true", help="print the diagnosis and its evidence as JSON")
+    parser.add_argument(
+        "--fail-on",
+        action="append",
+        choices=[*FAIL_ON_CLASSES, "any"],
+        default=[],
+        metavar="CLASS",
+        help=f"exit {int(ExitCode.FINDINGS)} when the class found is CLASS ({', '.join(FAIL_ON_CLASSES)}, or any "
+        "class but none); repeatable",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``firebreak triage``; 0 whatever the class, 2 on unusable input (a one-line error on stderr)."""
+    """Run ``firebreak triage``; 2 on unusable input (a one-line error on stderr).
+
+    0 whatever the class, unless ``--fail-on CLASS`` names the class found: then 3.
+    """
     from firebreak.contracts.validation import load_suite
     from firebreak.detection.drift_cli import _read_table
-    from firebreak.investigation.diagnosis import classify
-    from firebreak.investigation.evidence import gather_evidence
+    from firebreak.investigation.diagnosis import triage_tables
 
     try:
         reference = _read_table(args.reference)
@@ -64,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(args.contract) if args.contract is not None else None
         if args.protected_column and not args.prediction_column:
             raise FirebreakError("--protected-column needs --prediction-column (fairness compares decisions)")
-        evidence = gather_evidence(
+        verdict, evidence = triage_tables(
             reference,
             current,
             contract=suite,
@@ -76,18 +90,24 @@ def run(args: argparse.Namespace) -> int:
     except FirebreakError as exc:
         print(f"firebreak triage: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    verdict = classify(contract=evidence["contract"], drift=evidence["drift"], fairness=evidence.get("fairness"))
     report = {
         **verdict.to_dict(),
         "reference": {"path": str(args.reference), "rows": len(reference)},
         "current": {"path": str(args.current), "rows": len(current)},
         "contract": "given: " + str(args.contract) if args.contract else "derived from the reference",
+        "segments": evidence["segments"],
+        "multivariate": evidence["drift"].get("multivariate"),
+        "estimated_performance": evidence.get("estimated_performance"),
         "figures": _figures(evidence),
     }
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(_text(report))
+    found = str(report["failure_class"])
+    if found != "none" and (found in args.fail_on or "any" in args.fail_on):
+        print(f"firebreak triage: found {found} (--fail-on)", file=sys.stderr)
+        return ExitCode.FINDINGS
     return 0
 
 
@@ -108,10 +128,31 @@ def _figures(evidence: dict[str, Any]) -> dict[str, Any]:
         },
         "scale_changes": drift.get("scale_changes", []),
     }
-    for key in ("fairness", "reference_fairness", "confidence"):
+    figures["data_checks"] = drift.get("data_checks", {})
+    for key in ("fairness", "reference_fairness", "confidence", "performance"):
         if key in evidence:
             figures[key] = evidence[key]
     return figures
+
+
+def _who(segments: dict[str, Any]) -> str:
+    from firebreak.investigation.segments import describe
+
+    if segments.get("scope") == "none":
+        return "no failure signal to localise"
+    return describe(segments)
+
+
+def _impact(estimate: dict[str, Any] | None) -> list[str]:
+    if not estimate:
+        return []
+    line = (
+        f"impact:        {estimate['metric']} {estimate['reference']:g} on the reference -> "
+        f"{estimate['estimate']:g} estimated ({estimate['method']})"
+    )
+    if "realised" in estimate:
+        line += f", {estimate['realised']:g} realised"
+    return [line]
 
 
 def _text(report: dict[str, Any]) -> str:
@@ -123,6 +164,8 @@ def _text(report: dict[str, Any]) -> str:
         f"columns:       {', '.join(report['columns']) or '-'}",
         f"tables:        reference {report['reference']['rows']:,} rows, current {report['current']['rows']:,} rows; "
         f"contract {report['contract']}",
+        f"who is hit:    {_who(report['segments'])}",
+        *_impact(report["estimated_performance"]),
         "evidence (strongest first):",
     ]
     shown = report["evidence"][:8]

@@ -10,7 +10,7 @@ import pandas as pd
 from firebreak.errors import RemediationError
 from firebreak.incidents.enums import Alias, EvidenceKind
 from firebreak.kinds.base import GoldenCheck, Predict
-from firebreak.policy.schema import Policy
+from firebreak.policy.schema import METRIC_LABELS, Policy
 
 if TYPE_CHECKING:
     from firebreak.contracts.online import OnlineContract
@@ -48,33 +48,37 @@ class TabularKind:
         from firebreak.investigation.golden import coverage_gap
 
         payload = evaluate_golden(registry, version, settings, self.policy)
-        mae = payload["figures"]["mae"]
+        metric, value = payload["metric"], payload["value"]
         if full:
             golden = load_golden(settings, self.policy)
             payload["coverage"] = coverage_gap(golden, window, self.policy)
-            payload.update(self._against_last_known_good(registry, version.version, mae, golden))
+            payload.update(self._against_last_known_good(registry, version.version, value, golden))
         verdict = "REGRESSED" if payload["regressed"] else "within tolerance"
         summary = (
-            f"golden: v{version.version} MAE {mae} vs baseline {payload['baseline'].get('mae')} "
-            f"(limit {payload['limit_mae']:.4g}; {verdict})"
+            f"golden: v{version.version} {METRIC_LABELS[metric]} {value} vs baseline {payload['baseline'].get(metric)} "
+            f"(limit {payload['limit']:.4g}; {verdict})"
         )
-        return GoldenCheck(EvidenceKind.GOLDEN, bool(payload["regressed"]), summary, payload, {"golden_mae": mae})
+        return GoldenCheck(
+            EvidenceKind.GOLDEN, bool(payload["regressed"]), summary, payload, {f"golden_{metric}": value}
+        )
 
     def _against_last_known_good(
-        self, registry: Registry, champion: str, champion_mae: float, golden: pd.DataFrame
+        self, registry: Registry, champion: str, champion_value: float, golden: pd.DataFrame
     ) -> dict[str, Any]:
         """The golden figures of ``last-known-good`` beside the champion's: a release that made things worse."""
         from firebreak.detection.performance import evaluate
+        from firebreak.investigation.evaluation import golden_verdict
 
         target = registry.version_for(self.policy.model, Alias.LAST_KNOWN_GOOD)
         if target is None or target.version == champion:
             return {}
-        figures = evaluate(registry.load(target).predict, golden, self.policy)
-        limit = figures.mae * (1 + self.policy.detection.golden_tolerance)
-        return {
-            "last_known_good": {"version": target.version, "figures": figures.to_dict(), "limit_mae": round(limit, 4)},
-            "regressed_vs_last_known_good": bool(champion_mae > limit),
-        }
+        figures = evaluate(registry.predictor(target, self.policy), golden, self.policy)
+        metric = self.policy.gate.metric
+        _, limit, regressed = golden_verdict(metric, champion_value, figures.metric(metric), self.policy)
+        found: dict[str, Any] = {"version": target.version, "figures": figures.to_dict(), "limit": round(limit, 4)}
+        if metric == "mae":
+            found["limit_mae"] = found["limit"]
+        return {"last_known_good": found, "regressed_vs_last_known_good": regressed}
 
     def fallback_figures(
         self, predict: Predict, settings: Settings, recent: Callable[[], pd.DataFrame]
@@ -127,17 +131,17 @@ class TabularKind:
 
         golden = load_golden(settings, self.policy)
         labelled = recent()
-        champion_model = registry.load(champion)
-        challenger_model = registry.load(challenger)
+        champion_predict = registry.predictor(champion, self.policy)
+        challenger_predict = registry.predictor(challenger, self.policy)
         return evaluate_gate(
             self.policy.gate,
-            candidate_golden=evaluate(challenger_model.predict, golden, self.policy),
-            champion_golden=evaluate(champion_model.predict, golden, self.policy),
-            candidate_recent=evaluate(challenger_model.predict, labelled, self.policy),
+            candidate_golden=evaluate(challenger_predict, golden, self.policy),
+            champion_golden=evaluate(champion_predict, golden, self.policy),
+            candidate_recent=evaluate(challenger_predict, labelled, self.policy),
             # Both re-scored on the same labelled inputs: the log may hold answers of other versions.
-            champion_recent=evaluate(champion_model.predict, labelled, self.policy),
+            champion_recent=evaluate(champion_predict, labelled, self.policy),
             blocked=challenger.tags.get(TAG_BLOCKED),
-            **gate_fairness(self.policy, labelled, champion_model.predict, challenger_model.predict),
+            **gate_fairness(self.policy, labelled, champion_predict, challenger_predict),
         )
 
     def on_promote(

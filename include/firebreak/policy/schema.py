@@ -7,22 +7,59 @@ validate, so the previous state stays in force.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from firebreak.errors import PolicyError, UnknownModelError
 from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
+from firebreak.model_names import ModelNameError, check_model_name, model_stem
 
+# Names Firebreak itself chooses (prompt names and aliases). Model names are MLflow's:
+# firebreak.model_names.check_model_name.
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+# The gate's metrics per task. Higher is better for accuracy, AUC and F1; lower for the rest.
+Task = Literal["classification", "regression"]
+Metric = Literal["mae", "rmse", "mape", "accuracy", "auc", "f1", "log_loss"]
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "regression": ("mae", "rmse", "mape"),
+    "classification": ("accuracy", "auc", "f1", "log_loss"),
+}
+HIGHER_IS_BETTER = frozenset({"accuracy", "auc", "f1"})
+# How people read each metric's name (the gate's checks, the golden evidence, the post-mortem).
+METRIC_LABELS = {
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "mape": "MAPE",
+    "accuracy": "accuracy",
+    "auc": "AUC",
+    "f1": "F1",
+    "log_loss": "log-loss",
+}
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 EntryPoint = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any) -> Any:
+    """``90s``, ``5m``, ``1h``, ``2d`` (or seconds, or ISO 8601) as a timedelta."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class Features(_Strict):
@@ -34,6 +71,10 @@ class Features(_Strict):
     output: str = Field(description="The model's main output column.")
     confidence: str = "confidence"
     lineage: list[str] = Field(default=[], description="Lineage columns in the prediction log.")
+    task: Task | None = Field(
+        None,
+        description="classification or regression; when unset, the gate's metric says (MAE on 0/1 labels is the error rate).",
+    )
 
     @property
     def inputs(self) -> list[str]:
@@ -70,6 +111,13 @@ class Containment(_Strict):
     route: Literal[Route.HEURISTIC, Route.FALLBACK_MODEL, Route.DISABLED]
     heuristic: EntryPoint | None = None
     description: str
+    scope: Literal["model", "segment"] = Field(
+        "model",
+        description=(
+            "'segment': when triage finds the failure concentrated in one segment, only its rows go to the "
+            "fallback and the rest stays on the champion; 'model' (or no segment found): all traffic moves."
+        ),
+    )
 
     @model_validator(mode="after")
     def _heuristic_named(self) -> Containment:
@@ -79,8 +127,19 @@ class Containment(_Strict):
 
 
 class Training(_Strict):
-    recipe: EntryPoint
-    dataset: str = Field(description="Training data, relative to FIREBREAK_HOME or under include/.")
+    """How ``retrain`` builds a candidate: the policy's recipe, or a refit of the champion.
+
+    Without a recipe, a champion logged with MLflow's scikit-learn flavor is refitted as a
+    clone (``sklearn.base.clone``) on ``dataset`` plus the labelled traffic
+    (:mod:`firebreak.remediation.refit`): recent rows weigh more for drift, group x label
+    are re-weighted for bias.
+    """
+
+    recipe: EntryPoint | None = Field(None, description="module:function returning a pyfunc model; none: refit.")
+    dataset: str = Field(description="Training data (inputs and label), relative to FIREBREAK_HOME or under include/.")
+    recency_half_life_hours: float = Field(
+        24.0, gt=0, le=24 * 365, description="Refit: a labelled row this many hours older than the newest weighs half."
+    )
 
 
 class RemediationPolicy(_Strict):
@@ -88,14 +147,43 @@ class RemediationPolicy(_Strict):
     parameter_update: dict[str, float | int | str | bool] = {}
 
 
+class Approval(_Strict):
+    """The human sign-off a passed gate waits for when ``requires_approval`` is set (SOP: the approver)."""
+
+    timeout: Duration = Field(timedelta(hours=24), description="No answer by then counts as a rejection.")
+    approvers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,100}$")]] = Field(
+        [], description="Airflow user names allowed to answer; empty lets any user with access to the DAG."
+    )
+    forbid_builder: bool = Field(True, description="The candidate's builder may not approve it (four-eyes rule).")
+
+    @model_validator(mode="after")
+    def _timeout_positive(self) -> Approval:
+        if self.timeout <= timedelta(0):
+            raise ValueError("timeout must be positive")
+        return self
+
+
 class Gate(_Strict):
-    metric: Literal["mae"] = "mae"
-    golden_max_regression: Fraction = Field(description="Candidate golden MAE <= champion's x (1 + this).")
-    recent_min_improvement: Fraction = Field(description="Candidate recent MAE <= champion's x (1 - this).")
+    """The promotion gate: the candidate against the pre-incident champion, on the policy's metric.
+
+    For a lower-is-better metric (MAE, RMSE, MAPE, log-loss) the limits apply to the metric;
+    for a higher-is-better one (accuracy, AUC, F1) to its shortfall ``1 - metric`` (the
+    error rate for accuracy), so ``golden_max_regression: 0.05`` reads the same way for both.
+    """
+
+    metric: Metric = "mae"
+    golden_max_regression: Fraction = Field(description="Candidate golden loss <= champion's x (1 + this).")
+    golden_slack: Fraction = Field(
+        0.0,
+        description="... plus this much loss in the metric's units: the sampling noise of a small golden set "
+        "(a champion trained on its golden rows scores them near perfectly; a refit never saw them).",
+    )
+    recent_min_improvement: Fraction = Field(description="Candidate recent loss <= champion's x (1 - this).")
     max_sanity_violation_rate: Fraction = 0.0
     max_low_confidence_rate: Fraction = 1.0
     min_labelled_rows: int = Field(100, ge=1)
     requires_approval: bool = False
+    approval: Approval = Field(default_factory=lambda: Approval())
 
 
 class Shadow(_Strict):
@@ -149,12 +237,53 @@ class CircuitBreaker(_Strict):
     """
 
     window_seconds: float = Field(30, gt=0, le=3600, description="Sliding window the rates are computed over.")
-    min_calls: int = Field(20, ge=1, description="No verdict on fewer calls than this in the window.")
+    min_calls: int = Field(
+        20,
+        ge=1,
+        description="No verdict on fewer calls than this in the window (a request is one call, whatever its rows).",
+    )
+    min_callers: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="No verdict on fewer distinct callers than this; from 2 up, every verdict must also hold without "
+        "any single caller's calls, so no one caller can trip (or hold open) the breaker for everyone. 1 trusts "
+        "every caller (a model whose only caller is one backend service).",
+    )
+    max_calls_per_caller: int = Field(
+        100,
+        ge=1,
+        description="A caller's most recent calls in the window count, at most this many: one caller flooding "
+        "answers cannot drown a failure that other callers see.",
+    )
     max_error_rate: Fraction = Field(0.2, description="Share of calls that raised.")
     max_low_confidence_rate: Fraction = Field(0.2, description="Share of answers under the confidence floor.")
     max_sanity_violation_rate: Fraction = Field(0.05, description="Share of answers breaking the output floor.")
     open_seconds: float = Field(30, gt=0, le=86400, description="Wait in open before probing the champion.")
-    half_open_probes: int = Field(10, ge=1, le=1000, description="Live inputs the champion is probed on.")
+    half_open_probes: int = Field(
+        10, ge=1, le=1000, description="Live requests the champion is probed on (each caller fills at most its share)."
+    )
+
+
+class Upstream(_Strict):
+    """The team's own model server, when the gateway fronts it (``firebreak serve --upstream URL``).
+
+    A call that errors, times out or answers what cannot be read counts as a failed
+    champion call on the breaker, and the containment route answers those rows.
+    """
+
+    timeout_seconds: float = Field(
+        1.0, gt=0, le=120, description="Connect and read timeout of one upstream call; over it, the call failed."
+    )
+    max_connections: int = Field(8, ge=1, le=256, description="Keep-alive connections kept open to the upstream.")
+    v2_inputs: Literal["columns", "tensor"] = Field(
+        "columns",
+        description="Open Inference Protocol v2 request shape: one input per column (MLServer's pandas codec, "
+        "KServe/Triton ensembles) or one 2-D FP64 tensor of the numeric inputs (scikit-learn/XGBoost servers).",
+    )
+    v2_tensor: str = Field(
+        "input-0", min_length=1, max_length=128, description="The tensor's name (v2_inputs: tensor)."
+    )
 
 
 class Serving(_Strict):
@@ -162,7 +291,35 @@ class Serving(_Strict):
 
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413.")
     max_rows: int = Field(1000, ge=1, description="Rows per request.")
+    caller_header: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="Header naming the caller, set by a trusted proxy in front (an authenticated client id); "
+        "unset: the caller is the peer address. The breaker's per-caller limits count by it.",
+    )
     breaker: CircuitBreaker = CircuitBreaker()
+    upstream: Upstream = Upstream()
+
+
+class PredictionLogPolicy(_Strict):
+    """Upkeep of the model's prediction log (``firebreak log maintain``)."""
+
+    retention_days: float = Field(30, gt=0, le=3660, description="Hours older than this are deleted.")
+    compact_after_minutes: float = Field(
+        10, ge=0, le=24 * 60, description="An hour's parts are merged this long after the hour ended."
+    )
+
+
+class AlertCaps(_Strict):
+    """How much work alerts about this model may cause (the alert intake)."""
+
+    max_open_incidents: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Incidents alerts may have open for the model at once; further episodes go on the open "
+        "incident's timeline instead of queueing more runs (one model is contained once, whatever fires).",
+    )
 
 
 class Llm(_Strict):
@@ -199,16 +356,95 @@ class Impact(_Strict):
     unit: str = Field("", max_length=12, description="Currency or unit of the output, e.g. 'USD' (money at stake).")
 
 
+TargetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+
+
+class NotifyTarget(_Strict):
+    """Someone to tell: a PagerDuty service, a Slack channel or mailboxes.
+
+    The secret (PagerDuty routing key, Slack webhook, SMTP password) lives in the Airflow
+    connection ``conn_id``, never here: a policy is a reviewed file in git.
+    """
+
+    type: Literal["pagerduty", "slack", "email"]
+    conn_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,200}$", description="Airflow connection holding the secret.")
+    role: str = Field("", max_length=100, description="Who this reaches, e.g. incident commander, model owner.")
+    channel: str = Field("", max_length=100, description="Slack: the channel the webhook posts to (shown only).")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]{1,64}@[^@\s,;<>]{1,255}$")]] = []
+
+    @model_validator(mode="after")
+    def _mail_has_recipients(self) -> NotifyTarget:
+        if self.type == "email" and not self.to:
+            raise ValueError("an email target needs 'to: [address, ...]'")
+        return self
+
+
+class SeverityRoute(_Strict):
+    """Who hears about an incident of one severity, and the targets it is held to (docs/SOP.md)."""
+
+    notify: list[TargetName] = Field([], description="Told at open, on acknowledgement, updates and close.")
+    escalate: list[TargetName] = Field([], description="Paged when a target below is missed.")
+    acknowledge_within: Duration | None = None
+    contain_within: Duration | None = None
+    update_every: Duration | None = None
+
+
+def _default_routes() -> dict[Severity, SeverityRoute]:
+    """The SOP's severity matrix: time to contain and update cadence; acknowledgement for paging levels."""
+    hour = timedelta(hours=1)
+    return {
+        Severity.SEV1: SeverityRoute(
+            acknowledge_within=timedelta(minutes=5), contain_within=timedelta(minutes=15), update_every=hour / 2
+        ),
+        Severity.SEV2: SeverityRoute(
+            acknowledge_within=timedelta(minutes=15), contain_within=hour, update_every=2 * hour
+        ),
+        Severity.SEV3: SeverityRoute(contain_within=24 * hour, update_every=24 * hour),
+        Severity.SEV4: SeverityRoute(contain_within=5 * 24 * hour, update_every=7 * 24 * hour),
+    }
+
+
+class Notify(_Strict):
+    """Notification targets and, per severity, who is told, who is paged next and by when."""
+
+    targets: dict[TargetName, NotifyTarget] = {}
+    routes: dict[Severity, SeverityRoute] = Field(default_factory=_default_routes)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_channel_list(cls, value: Any) -> Any:
+        """The first policies listed Slack channels only: each becomes a Slack target told at every severity."""
+        if not isinstance(value, list):
+            return value
+        targets = {}
+        for i, channel in enumerate(value):
+            if not isinstance(channel, str):
+                raise ValueError(f"notify[{i}]: expected a Slack channel name, got {type(channel).__name__}")
+            targets[f"slack-{i}"] = {"type": "slack", "conn_id": "firebreak_slack", "channel": channel}
+        routes = {sev: {**route.model_dump(), "notify": list(targets)} for sev, route in _default_routes().items()}
+        return {"targets": targets, "routes": routes}
+
+    @model_validator(mode="after")
+    def _routes_name_targets(self) -> Notify:
+        for severity, route in self.routes.items():
+            unknown = [t for t in [*route.notify, *route.escalate] if t not in self.targets]
+            if unknown:
+                raise ValueError(f"routes.{severity} names unknown targets {unknown} (known: {sorted(self.targets)})")
+        return self
+
+    def route(self, severity: Severity | str | None) -> SeverityRoute:
+        """The route of a severity; an untriaged incident is held to SEV1's (when in doubt, the higher)."""
+        key = Severity(severity) if severity in set(Severity) else Severity.SEV1
+        return self.routes.get(key) or _default_routes()[key]
+
+
 class Policy(_Strict):
     """One model's SOP parameters."""
 
-    model: str = Field(pattern=MODEL_NAME.pattern)
+    model: str = Field(description="The registered model's name in MLflow, as MLflow spells it.")
     description: str
     owner: str
-    notify: list[str] = []
-    task: Literal["regression", "classification"] = Field(
-        "regression", description="What the output is: a number, or a 0/1 decision (which figures fit it)."
-    )
+    notify: Notify = Field(default_factory=Notify)
     features: Features
     contract: str = Field(description="Great Expectations suite JSON, under include/contracts/.")
     golden: str = Field(description="Golden dataset CSV or Parquet, under include/golden/.")
@@ -222,8 +458,43 @@ class Policy(_Strict):
     feedback: FeedbackAudit = FeedbackAudit()
     fairness: Fairness | None = None
     serving: Serving = Serving()
+    prediction_log: PredictionLogPolicy = PredictionLogPolicy()
     llm: Llm | None = None
     impact: Impact = Impact()
+    alerts: AlertCaps = AlertCaps()
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        try:
+            return check_model_name(value)
+        except ModelNameError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> Policy:
+        stated = self.features.task
+        if stated is not None and self.gate.metric not in TASK_METRICS[stated]:
+            raise ValueError(
+                f"gate.metric {self.gate.metric!r} does not apply to a {stated} model "
+                f"(use one of {', '.join(TASK_METRICS[stated])})"
+            )
+        return self
+
+    @property
+    def task(self) -> str:
+        """The stated task, else the one the gate's metric belongs to."""
+        if self.features.task is not None:
+            return self.features.task
+        return next(task for task, metrics in TASK_METRICS.items() if self.gate.metric in metrics)
+
+
+def policy_path(model: str, policies_dir: Path) -> Path:
+    """Where ``model``'s policy lives: ``<policies_dir>/<stem>.yaml`` (:func:`firebreak.model_names.model_stem`)."""
+    try:
+        return policies_dir / f"{model_stem(model)}.yaml"
+    except ModelNameError as exc:
+        raise UnknownModelError(str(exc)) from exc
 
 
 def load_policy(model: str, policies_dir: Path) -> Policy:
@@ -233,13 +504,14 @@ def load_policy(model: str, policies_dir: Path) -> Policy:
         UnknownModelError: no policy file for ``model``.
         PolicyError: the file is not valid YAML or breaks the schema; the message names the field.
     """
-    if not MODEL_NAME.fullmatch(model):
-        raise UnknownModelError(f"model name {model!r} is not a valid model name (lowercase letters, digits, '-', '_')")
-    path = policies_dir / f"{model}.yaml"
+    path = policy_path(model, policies_dir)
     if not path.is_file():
-        known = sorted(p.stem for p in policies_dir.glob("*.yaml")) if policies_dir.is_dir() else []
+        known = list_policies(policies_dir) if policies_dir.is_dir() else []
         raise UnknownModelError(f"no policy for model {model!r}: {path} does not exist (known models: {known})")
-    return parse_policy(path)
+    policy = parse_policy(path)
+    if policy.model != model:
+        raise PolicyError(f"policy {path}: field 'model' is {policy.model!r}, not {model!r}")
+    return policy
 
 
 def parse_policy(path: Path) -> Policy:
@@ -257,11 +529,26 @@ def parse_policy(path: Path) -> Policy:
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
         raise PolicyError(f"policy {path}: {problems}") from exc
-    if policy.model != path.stem:
-        raise PolicyError(f"policy {path}: field 'model' is {policy.model!r} but the file is named for {path.stem!r}")
+    if model_stem(policy.model) != path.stem:
+        raise PolicyError(
+            f"policy {path}: field 'model' is {policy.model!r} but the file is named for {path.stem!r} "
+            f"(that model's policy file is {model_stem(policy.model)}.yaml)"
+        )
     return policy
 
 
 def list_policies(policies_dir: Path) -> list[str]:
-    """Names of the models that have a policy file."""
-    return sorted(p.stem for p in policies_dir.glob("*.yaml"))
+    """Names of the models that have a policy file, as each file's ``model`` field spells them.
+
+    A file that cannot be read as YAML is listed under its stem, so asking for that model
+    names the problem (:func:`load_policy`) instead of hiding the file.
+    """
+    names = []
+    for path in sorted(policies_dir.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            raw = None
+        named = raw.get("model") if isinstance(raw, dict) else None
+        names.append(named if isinstance(named, str) else path.stem)
+    return sorted(names)

@@ -1,27 +1,30 @@
-"""The incident clock against the SOP's targets: what happened when, and how long it took.
+"""The incident clock as people read it: its marks against the SOP's targets.
 
-SOP stage *Learn* (the post-mortem's clock) and the incident console's board (age, time to
-contain, time to resolve). Built from what the state DB records today: the first breach
-triage found in the prediction log, the incident's opening, the first acknowledgement, the
-containment step and the close. Where an incident clock with more milestones is stored
-(detected, mitigated), :func:`clock_rows` is the one function to extend.
+SOP stage *Learn* (the post-mortem's clock) and the incident console's board (age, who has
+it, time to contain, time to resolve). The marks themselves have one home,
+:mod:`firebreak.incidents.clock` (written once by the stages and the on-call loop); the
+targets are the severity route's of the model's policy (``notify.routes``: acknowledge
+within, contain within, the SOP's matrix by default). This module only reads both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from firebreak.incidents.enums import EventKind, EvidenceKind, IncidentStatus, Severity
-from firebreak.incidents.store import Incident, TimelineEvent
+from firebreak.incidents.clock import Clock, aware
+from firebreak.incidents.enums import ClockMark, IncidentStatus
+from firebreak.policy.schema import Notify, SeverityRoute
 
-# docs/SOP.md, severity matrix, "Time to contain": (amount, unit). Business days skip weekends.
-CONTAIN_TARGETS: dict[str, tuple[int, str]] = {
-    Severity.SEV1: (15, "minutes"),
-    Severity.SEV2: (1, "hours"),
-    Severity.SEV3: (1, "business days"),
-    Severity.SEV4: (5, "business days"),
+# What each mark is called where people read it.
+MARK_NAMES: dict[ClockMark, str] = {
+    ClockMark.FIRST_BREACH: "first breach in the prediction log",
+    ClockMark.DETECTED: "detected (the alert fired, or opened by hand)",
+    ClockMark.OPENED: "incident opened",
+    ClockMark.ACKNOWLEDGED: "acknowledged",
+    ClockMark.CONTAINED: "contained (traffic off the model)",
+    ClockMark.MITIGATED: "mitigated (the fix serves users)",
+    ClockMark.RESOLVED: "resolved",
 }
 
 
@@ -29,131 +32,119 @@ def utc(at: datetime | str | None) -> datetime | None:
     """A timestamp from the state DB (SQLite drops the zone) or an ISO string, as aware UTC."""
     if at is None or at == "":
         return None
-    value = datetime.fromisoformat(at) if isinstance(at, str) else at
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware(datetime.fromisoformat(at) if isinstance(at, str) else at)
 
 
-def contain_deadline(severity: str | None, opened: datetime) -> datetime | None:
-    """When traffic must be off the failing model, by the SOP's target for the severity."""
-    if severity not in CONTAIN_TARGETS:
-        return None
-    amount, unit = CONTAIN_TARGETS[severity]
-    if unit != "business days":
-        return opened + timedelta(**{unit: amount})
-    at, left = opened, amount
-    while left:
-        at += timedelta(days=1)
-        if at.weekday() < 5:
-            left -= 1
-    return at
+def route_for(notify: Notify | None, severity: str | None) -> SeverityRoute:
+    """The severity route whose targets the incident is held to (the SOP's matrix without a policy)."""
+    return (notify or Notify()).route(severity)
 
 
-def describe_target(severity: str | None) -> str:
-    if severity not in CONTAIN_TARGETS:
+def describe(delta: timedelta | None) -> str:
+    """``15 min``, ``1 h``, ``5 d``: a target as people say it."""
+    if delta is None:
         return "—"
-    amount, unit = CONTAIN_TARGETS[severity]
-    return f"{amount} {unit.removesuffix('s') if amount == 1 else unit}"
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return human_duration(delta)
 
 
 @dataclass(frozen=True)
-class Clock:
-    """One incident's milestones (aware UTC); None where it has not happened (yet)."""
+class ClockView:
+    """One incident's clock (:class:`Clock`) with what the board and the post-mortem add to it."""
 
-    severity: str | None
+    clock: Clock
     status: str
-    opened: datetime
-    first_breach: datetime | None = None
-    acknowledged: datetime | None = None
-    acknowledged_by: str | None = None
-    contained: datetime | None = None
-    closed: datetime | None = None
+    opened: datetime  # the incident row's opening (the clock's ``opened`` mark once the run has set it)
+    closed: datetime | None
+    route: SeverityRoute
+
+    def at(self, mark: ClockMark) -> datetime | None:
+        return self.clock.at(mark) or (self.opened if mark == ClockMark.OPENED else None)
+
+    @property
+    def acknowledged_by(self) -> str | None:
+        entry = self.clock.marks.get(ClockMark.ACKNOWLEDGED)
+        return entry.by if entry else None
+
+    def _span(self, name: str) -> timedelta | None:
+        seconds = self.clock.durations()[name]
+        return None if seconds is None else timedelta(seconds=seconds)
 
     @property
     def time_to_contain(self) -> timedelta | None:
-        return self.contained - self.opened if self.contained else None
+        return self._span("time_to_contain")
 
     @property
     def time_to_resolve(self) -> timedelta | None:
-        return self.closed - self.opened if self.closed and self.status == IncidentStatus.RESOLVED else None
+        return self._span("time_to_resolve")
 
-    @property
-    def time_to_close(self) -> timedelta | None:
-        return self.closed - self.opened if self.closed else None
+    def deadline(self, mark: ClockMark) -> datetime | None:
+        """When ``mark`` is due by the route's target, counted from the opening; None without one."""
+        target = {
+            ClockMark.ACKNOWLEDGED: self.route.acknowledge_within,
+            ClockMark.CONTAINED: self.route.contain_within,
+        }.get(mark)
+        return self.opened + target if target is not None else None
 
-    @property
-    def contain_deadline(self) -> datetime | None:
-        return contain_deadline(self.severity, self.opened)
-
-    def contain_met(self, now: datetime | None = None) -> bool | None:
-        """Contained within the SOP's target; None when there is no target or it is still running."""
-        deadline = self.contain_deadline
+    def met(self, mark: ClockMark, now: datetime | None = None) -> bool | None:
+        """Reached within its target; None when there is no target, or it is still running and not late."""
+        deadline = self.deadline(mark)
         if deadline is None:
             return None
-        if self.contained is not None:
-            return self.contained <= deadline
+        reached = self.at(mark)
+        if reached is not None:
+            return reached <= deadline
+        if IncidentStatus(self.status).is_final:
+            return None  # closed without it (a dry run contains nothing): no verdict
         return False if (now or datetime.now(UTC)) > deadline else None
+
+    def contain_met(self, now: datetime | None = None) -> bool | None:
+        return self.met(ClockMark.CONTAINED, now)
 
     def age(self, now: datetime | None = None) -> timedelta:
         return (self.closed or now or datetime.now(UTC)) - self.opened
 
 
+def clock_view(
+    clock: Clock, *, status: str, opened: datetime | str, closed: datetime | str | None, route: SeverityRoute
+) -> ClockView:
+    return ClockView(clock, str(status), utc(opened) or datetime.now(UTC), utc(closed), route)
+
+
 @dataclass(frozen=True)
 class ClockRow:
+    mark: ClockMark
     milestone: str
     at: datetime | None
+    by: str | None
     since_opened: timedelta | None
     target: str
     met: bool | None
 
 
-def clock_for(
-    incident: Incident,
-    events: list[TimelineEvent],
-    evidence: dict[str, dict[str, Any]],
-    *,
-    closing: tuple[str, datetime] | None = None,
-) -> Clock:
-    """The clock of one incident from its row, timeline and triage evidence.
-
-    ``closing`` (final status, time) stands in for the close the post-mortem precedes: the
-    ``postmortem`` task runs just before ``close_incident`` records it.
-    """
-    first: dict[str, TimelineEvent] = {}
-    for event in events:
-        first.setdefault(event.kind, event)
-    ack = first.get(EventKind.ACKNOWLEDGED)
-    contained = first.get(EvidenceKind.CONTAINMENT)
-    dry_run = bool(evidence.get(EvidenceKind.CONTAINMENT, {}).get("dry_run"))
-    status, closed = str(incident.status), utc(incident.closed_at)
-    if closing is not None and closed is None and IncidentStatus(closing[0]).is_final:
-        status, closed = closing[0], utc(closing[1])
-    return Clock(
-        severity=incident.severity,
-        status=status,
-        opened=utc(incident.opened_at) or datetime.now(UTC),
-        first_breach=utc(evidence.get(EvidenceKind.TRIAGE, {}).get("first_breach_at")),
-        acknowledged=utc(ack.at) if ack else None,
-        acknowledged_by=(ack.data or {}).get("by") if ack else None,
-        contained=utc(contained.at) if contained and not dry_run else None,
-        closed=closed,
-    )
-
-
-def clock_rows(clock: Clock) -> list[ClockRow]:
-    """The clock as the post-mortem's table: each milestone, its time, and the SOP's target."""
-    target = describe_target(clock.severity)
-
-    def row(name: str, at: datetime | None, target: str = "", met: bool | None = None) -> ClockRow:
-        return ClockRow(name, at, at - clock.opened if at else None, target, met)
-
-    closed_as = "resolved" if clock.status == IncidentStatus.RESOLVED else f"closed ({clock.status})"
-    return [
-        row("first breach in the prediction log", clock.first_breach),
-        row("incident opened", clock.opened),
-        row("acknowledged" + (f" by {clock.acknowledged_by}" if clock.acknowledged_by else ""), clock.acknowledged),
-        row("contained (traffic off the model)", clock.contained, f"contain within {target}", clock.contain_met()),
-        row(closed_as, clock.closed),
-    ]
+def clock_rows(view: ClockView, now: datetime | None = None) -> list[ClockRow]:
+    """The clock as a table: each mark, its time, who set it and, where the route sets one, its target."""
+    rows = []
+    for mark in ClockMark:
+        at, entry = view.at(mark), view.clock.marks.get(mark)
+        target = view.route.acknowledge_within if mark == ClockMark.ACKNOWLEDGED else None
+        if mark == ClockMark.CONTAINED:
+            target = view.route.contain_within
+        rows.append(
+            ClockRow(
+                mark=mark,
+                milestone=MARK_NAMES[mark],
+                at=at,
+                by=entry.by if entry else None,
+                since_opened=at - view.opened if at else None,
+                target=f"within {describe(target)} of opening" if target is not None else "",
+                met=view.met(mark, now),
+            )
+        )
+    return rows
 
 
 def human_duration(delta: timedelta | None) -> str:

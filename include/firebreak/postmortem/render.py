@@ -17,15 +17,18 @@ from typing import Any
 
 from firebreak.containment.state import RoutingState
 from firebreak.detection.performance import reported_figures
-from firebreak.incidents.enums import EvidenceKind, IncidentStatus, Severity
+from firebreak.incidents.clock import DURATIONS, Clock
+from firebreak.incidents.enums import ClockMark, EvidenceKind, IncidentStatus, Severity
 from firebreak.incidents.store import Incident, TimelineEvent
 from firebreak.inert import md, md_block, md_code
-from firebreak.policy.schema import Policy
-from firebreak.postmortem.clock import clock_for, clock_rows, human_duration, utc
+from firebreak.oncall.outbox import Notification
+from firebreak.policy.schema import METRIC_LABELS, Policy
+from firebreak.postmortem.clock import clock_rows, clock_view, human_duration, route_for, utc
 from firebreak.registry.ledger import LedgerEntry
 
-# Task-level bookkeeping lines are summarised in the timeline, not repeated one by one.
-_QUIET = {"task_started", "task_succeeded"}
+# Task-level bookkeeping lines are summarised in the timeline, not repeated one by one; so are
+# the notifications sent (their own section lists them).
+_QUIET = {"task_started", "task_succeeded", "notified"}
 # Action items are due within this many business days of the close, by severity: a SEV1's
 # lessons are worth a week at most (docs/SOP.md, stage Learn).
 ACTION_DUE_BUSINESS_DAYS: dict[str, int] = {Severity.SEV1: 5, Severity.SEV2: 10, Severity.SEV3: 20, Severity.SEV4: 20}
@@ -64,6 +67,8 @@ def render_postmortem(
     links: Links | None = None,
     charts: Sequence[ChartRef] = (),
     now: datetime | None = None,
+    clock: Clock | None = None,
+    notifications: list[Notification] | None = None,
 ) -> str:
     """Markdown post-mortem of one incident."""
     triage = evidence.get(EvidenceKind.TRIAGE, {})
@@ -88,7 +93,7 @@ def render_postmortem(
     lines += ["", "## Impact", ""]
     lines += _impact(evidence.get(EvidenceKind.IMPACT, {}))
     lines += ["", "## Clock against the SOP's targets", ""]
-    lines += _clock(incident, events, evidence, (str(status), now or datetime.now(UTC)))
+    lines += _clock(incident, policy, clock or Clock({}), status, evidence)
     lines += ["", "## Timeline", "", "| time (UTC) | what |", "|---|---|"]
     multi_day = len({utc(e.at).date() for e in events if utc(e.at)}) > 1  # type: ignore[union-attr]
     for event in events:
@@ -97,15 +102,17 @@ def render_postmortem(
         lines.append(f"| {_stamp(event.at, multi_day)} | {md(event.message, 400)} |")
     if durations := _task_durations(events):
         lines += ["", "Task durations: " + ", ".join(f"{md_code(t)} {s:.1f} s" for t, s in durations.items())]
+    lines += ["", "## On-call", ""]
+    lines += _oncall_section(notifications or [], evidence)
     lines += ["", "## Evidence", ""]
     lines += _evidence_section(evidence, policy, images)
     lines += ["", "## Alias moves", ""]
     moves = [e for e in ledger if e.incident_id == incident.id]
     if moves:
-        lines += ["| alias | from | to | status | why |", "|---|---|---|---|---|"]
+        lines += ["| alias | from | to | status | why | approved by |", "|---|---|---|---|---|---|"]
         lines += [
             f"| {md_code(e.alias)} | {md(e.old_version or '—')} | {md(e.new_version or '—')} | {md(e.status)} "
-            f"| {md(e.reason, 300)} |"
+            f"| {md(e.reason, 300)} | {md(e.approved_by or '—', 100)} |"
             for e in moves
         ]
     else:
@@ -201,21 +208,66 @@ def _impact(impact: dict[str, Any]) -> list[str]:
     return out
 
 
+_NOT_REACHED = {
+    ClockMark.FIRST_BREACH: "no single prediction broke the policy (the signal is aggregate, or outside the window)",
+    ClockMark.ACKNOWLEDGED: "nobody acknowledged",
+    ClockMark.CONTAINED: "traffic was not moved off the model",
+    ClockMark.MITIGATED: "no fixed model serves yet",
+    ClockMark.RESOLVED: "not resolved",
+}
+
+
 def _clock(
-    incident: Incident,
-    events: list[TimelineEvent],
-    evidence: dict[str, dict[str, Any]],
-    closing: tuple[str, datetime],
+    incident: Incident, policy: Policy, clock: Clock, status: IncidentStatus, evidence: dict[str, Any]
 ) -> list[str]:
-    clock = clock_for(incident, events, evidence, closing=closing)
-    out = ["| milestone | time (UTC) | since opened | SOP target | met |", "|---|---|---|---|---|"]
-    for row in clock_rows(clock):
+    """Every mark of the incident clock with who set it, against the severity route's targets; the
+    measured spans; whether the clock holds together."""
+    view = clock_view(
+        clock,
+        status=str(status),
+        opened=incident.opened_at,
+        closed=incident.closed_at or clock.at(ClockMark.RESOLVED),
+        route=route_for(policy.notify, incident.severity),
+    )
+    out = ["| milestone | time (UTC) | since opened | by | SOP target | met |", "|---|---|---|---|---|---|"]
+    for row in clock_rows(view):
         met = {True: "yes", False: "**no**", None: ""}[row.met]
+        if row.at is None:
+            why = _NOT_REACHED.get(row.mark, "not recorded")
+            if row.mark == ClockMark.CONTAINED and evidence.get(EvidenceKind.CONTAINMENT, {}).get("dry_run"):
+                why = "dry run"
+            out.append(f"| {md(row.milestone)} | — | | {why} | {md(row.target)} | {met} |")
+            continue
         out.append(
-            f"| {md(row.milestone)} | {_when(row.at)} | {human_duration(row.since_opened)} | {md(row.target)} | {met} |"
+            f"| {md(row.milestone)} | {_when(row.at)} | {human_duration(row.since_opened)} | {md(row.by or '—', 200)} "
+            f"| {md(row.target)} | {met} |"
         )
-    if clock.first_breach and clock.opened:
-        out += ["", f"Detection lag (first breach to opening): {human_duration(clock.opened - clock.first_breach)}."]
+    spans = clock.durations()
+    out += [
+        "",
+        "Measured: "
+        + ", ".join(
+            f"{name.replace('_', ' ')} {human_duration(timedelta(seconds=v)) if (v := spans[name]) is not None else '—'}"
+            for name in DURATIONS
+        )
+        + ".",
+    ]
+    problems = clock.problems()
+    out.append("Clock order: " + ("monotonic." if not problems else "OUT OF ORDER: " + md("; ".join(problems), 600)))
+    return out
+
+
+def _oncall_section(notifications: list[Notification], evidence: dict[str, dict[str, Any]]) -> list[str]:
+    """Who was told what, when it reached them, and the approval, if one was asked."""
+    out: list[str] = []
+    if approval := evidence.get(EvidenceKind.APPROVAL):
+        out += [f"**Approval:** {md(approval.get('answer'))} — {md(approval.get('reason'), 300)}.", ""]
+    if not notifications:
+        return [*out, "No notifications were sent (dry run, or no targets in the policy's route)."]
+    out += ["| event | target | type | status | enqueued → accepted |", "|---|---|---|---|---|"]
+    for n in notifications:
+        latency = f"{n.latency:.2f} s" if n.latency is not None else (n.error or "—")
+        out.append(f"| {md(n.event)} | {md(n.target)} | {md(n.target_type)} | {md(n.status)} | {md(latency, 160)} |")
     return out
 
 
@@ -293,10 +345,13 @@ def _evidence_section(ev: dict[str, dict[str, Any]], policy: Policy, images: dic
         out.append("")
     if golden := ev.get(EvidenceKind.GOLDEN):
         f = golden.get("figures", {})
+        metric = str(golden.get("metric", "mae"))
+        limit = golden.get("limit", golden.get("limit_mae"))
         out.append(
             f"**Golden dataset** ({_number(golden.get('golden_rows'))} rows): champion v{md(golden.get('version'))} "
-            f"MAE {_number(f.get('mae'))} vs baseline {_number(golden.get('baseline', {}).get('mae'))} "
-            f"(limit {_number(golden.get('limit_mae'))}); regressed: {'yes' if golden.get('regressed') else 'no'}."
+            f"{METRIC_LABELS.get(metric, md(metric))} {_number(f.get(metric))} vs baseline "
+            f"{_number(golden.get('baseline', {}).get(metric))} (limit {_number(limit)}); "
+            f"regressed: {'yes' if golden.get('regressed') else 'no'}."
         )
         out.append("")
     if outputs := ev.get(EvidenceKind.OUTPUTS):
@@ -467,6 +522,14 @@ def _detection_section(
     if rule := triage.get("matched_rule"):
         hits = ", ".join(f"{md(k)} {_share(v)}" for k, v in (rule.get("hits") or {}).items())
         out.append(f"Severity rule matched: {md(rule.get('severity'))} on {hits or 'no signal'}.")
+    if segments := triage.get("segments"):
+        from firebreak.investigation.segments import describe
+
+        out.append(f"Who was hit: {md(describe(segments), 600)}.")
+    if contained := ev.get(EvidenceKind.CONTAINMENT, {}).get("segment"):
+        out.append(
+            f"Contained: only the segment {md(contained.get('description'), 300)}; the rest stayed on the champion."
+        )
     if first := triage.get("first_breach_at"):
         opened, breach = utc(incident.opened_at), utc(str(first))
         lag = (opened - breach).total_seconds() / 3600 if opened and breach else 0.0

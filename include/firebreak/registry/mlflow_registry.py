@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel, PythonModel
 
 from firebreak.errors import RegistryError
+from firebreak.policy.schema import Policy
 from firebreak.registry.ledger import AliasLedger
+from firebreak.registry.verification import check, digest_of, load_verified
 from firebreak.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,7 +108,7 @@ class Registry:
     def register(
         self,
         model: str,
-        python_model: PythonModel,
+        python_model: PythonModel | Any,
         *,
         input_example: pd.DataFrame,
         reference: pd.DataFrame,
@@ -113,24 +116,42 @@ class Registry:
         run_name: str,
         model_config: dict[str, Any] | None = None,
     ) -> Version:
-        """Log a pyfunc model with its training reference data and register a new version."""
+        """Log a model with its training reference data and register a new version.
+
+        ``python_model`` is a pyfunc ``PythonModel`` (Firebreak's own models), or a fitted
+        scikit-learn estimator or pipeline, logged with MLflow's sklearn flavor and the skops
+        types it needs trusted (:func:`firebreak.registry.flavors.trusted_types`).
+        """
+        import mlflow.sklearn
         from mlflow.models import infer_signature
 
+        from firebreak.registry.flavors import is_sklearn_model, pip_requirements, trusted_types
+
         exp = self.experiment_id(TRAINING_EXPERIMENT)
-        output = python_model.predict(None, input_example)
+        sklearn_model = is_sklearn_model(python_model)
+        model_obj: Any = python_model  # a PythonModel, or a scikit-learn estimator (predict takes the frame only)
+        output = model_obj.predict(input_example) if sklearn_model else model_obj.predict(None, input_example)
         with mlflow.start_run(experiment_id=exp, run_name=run_name, tags=tags):
-            with tempfile.TemporaryDirectory() as tmp:
-                ref_path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-                reference.to_parquet(ref_path, index=False)
-                mlflow.log_artifact(str(ref_path), str(Path(REFERENCE_ARTIFACT).parent))
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=python_model,
-                signature=infer_signature(input_example, output),
-                input_example=input_example,
-                registered_model_name=model,
-                model_config=model_config,
-            )
+            self._log_reference(reference)
+            if sklearn_model:
+                info = mlflow.sklearn.log_model(
+                    python_model,
+                    name="model",
+                    signature=infer_signature(input_example, output),
+                    input_example=input_example,
+                    registered_model_name=model,
+                    skops_trusted_types=trusted_types(python_model),
+                    pip_requirements=pip_requirements(),
+                )
+            else:
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=python_model,
+                    signature=infer_signature(input_example, output),
+                    input_example=input_example,
+                    registered_model_name=model,
+                    model_config=model_config,
+                )
             # The golden figures are version tags (the baseline later incidents read) and, on the
             # training run, metrics: MLflow charts and compares metrics, never tags.
             golden = {k.removeprefix(TAG_GOLDEN_PREFIX): v for k, v in tags.items() if k.startswith(TAG_GOLDEN_PREFIX)}
@@ -138,7 +159,45 @@ class Registry:
         version = str(info.registered_model_version)
         for key, value in tags.items():
             self.client.set_model_version_tag(model, version, key, value)
-        return self.get_version(model, version)
+        registered = self.get_version(model, version)
+        # What Firebreak itself just logged: the digest every later load is checked against.
+        self.ledger.record_registered(model, version, digest_of(self, registered), by=run_name)
+        return registered
+
+    def _log_reference(self, reference: pd.DataFrame, run_id: str | None = None) -> None:
+        """The training inputs as the version's drift reference: on the active run, or on ``run_id``."""
+        with tempfile.TemporaryDirectory() as tmp:
+            ref_path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+            reference.to_parquet(ref_path, index=False)
+            if run_id is None:
+                mlflow.log_artifact(str(ref_path), str(Path(REFERENCE_ARTIFACT).parent))
+            else:
+                self.client.log_artifact(run_id, str(ref_path), str(Path(REFERENCE_ARTIFACT).parent))
+
+    def record_reference(self, version: Version, reference: pd.DataFrame) -> str:
+        """Log ``reference`` as ``version``'s drift reference on its source run (what ``drift_report`` reads).
+
+        Onboarding writes it for a version registered outside Firebreak.
+
+        Raises:
+            RegistryError: The version has no source run to hold the artifact.
+        """
+        if not version.run_id:
+            raise RegistryError(
+                f"{version.model} v{version.version} has no source run, so it cannot hold a drift reference: "
+                "register the model from an MLflow run (mlflow.sklearn.log_model(..., registered_model_name=...))"
+            )
+        self._log_reference(reference, version.run_id)
+        return f"runs:/{version.run_id}/{REFERENCE_ARTIFACT}"
+
+    def predictor(self, version: Version, policy: Policy) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        """How ``version`` answers a frame of the policy's inputs: output, confidence, positive score.
+
+        Whatever flavor it was logged with (:mod:`firebreak.registry.flavors`).
+        """
+        from firebreak.registry.flavors import version_predictor
+
+        return version_predictor(self.load(version), policy)
 
     def registered_by_run(self, model: str, run_name: str, tags: dict[str, str]) -> Version | None:
         """A version of ``model`` an earlier attempt already registered from a training run
@@ -184,7 +243,12 @@ class Registry:
             self.client.set_model_version_tag(model, version, key, value)
 
     def load(self, version: Version) -> PyFuncModel:
-        return mlflow.pyfunc.load_model(version.uri)
+        """Load a version, only if its artifacts are the ones Firebreak recorded (:mod:`~firebreak.registry.verification`).
+
+        Raises:
+            UnverifiedModel: never registered or promoted through Firebreak, or changed since.
+        """
+        return load_verified(self, version)
 
     def reference_frame(self, version: Version) -> pd.DataFrame:
         """The training inputs logged with a version: the drift reference."""
@@ -210,7 +274,15 @@ class Registry:
     # -- aliases ---------------------------------------------------------------------
 
     def move_alias(
-        self, model: str, alias: str, version: str | None, *, incident_id: str | None, actor: str, reason: str
+        self,
+        model: str,
+        alias: str,
+        version: str | None,
+        *,
+        incident_id: str | None,
+        actor: str,
+        reason: str,
+        approved_by: str | None = None,
     ) -> bool:
         """Point ``alias`` at ``version`` (None deletes it), recording the move in the ledger.
 
@@ -222,10 +294,24 @@ class Registry:
         old = current.version if current else None
         if old == version:
             return False
+        digest = None
         if version is not None:
-            self.get_version(model, version)  # raises RegistryError when it was deleted
+            target = self.get_version(model, version)  # raises RegistryError when it was deleted
+            digest = digest_of(self, target)
+            recorded = self.ledger.digests(model, version)
+            if recorded and recorded != {digest}:
+                # The artifacts changed since Firebreak registered or last moved an alias to them.
+                check(self, target, digest)
         entry = self.ledger.begin_move(
-            model=model, alias=alias, old=old, new=version, incident_id=incident_id, actor=actor, reason=reason
+            model=model,
+            alias=alias,
+            old=old,
+            new=version,
+            incident_id=incident_id,
+            actor=actor,
+            reason=reason,
+            digest=digest,
+            approved_by=approved_by,
         )
         try:
             if version is None:

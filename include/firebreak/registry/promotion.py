@@ -20,6 +20,8 @@ class Promotion:
     old: str
     new: str
     why: str
+    last_known_good: str | None = None  # what last-known-good points at afterwards
+    note: str = ""  # why last-known-good did not move, when it did not
 
 
 def promote_candidate(
@@ -32,12 +34,17 @@ def promote_candidate(
     incident_id: str,
     actor: str,
     with_champion: Callable[[str], None] | None = None,
+    cause: str | None = None,
+    approved_by: str | None = None,
 ) -> Promotion:
-    """Move ``champion`` from ``old`` to ``new`` (``last-known-good`` to ``old`` unless rolling back).
+    """Move ``champion`` from ``old`` to ``new``, and ``last-known-good`` to ``old`` unless it is the cause.
 
-    ``with_champion(why)`` moves what serves with the new champion (an LLM's prompt alias
-    and guardrails) right after it. The candidate's ``challenger`` alias is cleared last;
-    another incident's candidate stays.
+    ``last-known-good`` is what a rollback returns to, so it is never a version an incident
+    diagnosed as the cause (``cause``: a bad release, the prompt that made promises): it
+    stays where it was. Rolling back never moves it either. ``with_champion(why)`` moves
+    what serves with the new champion (an LLM's prompt alias and guardrails) right after
+    it. The candidate's ``challenger`` alias is cleared last; another incident's candidate stays. ``approved_by`` (the person who signed the promotion off,
+    when the policy requires it) is written on the ``champion`` row of the ledger.
 
     Raises:
         GateRefused: ``champion`` moved to a third version while this incident ran.
@@ -48,14 +55,19 @@ def promote_candidate(
             f"{Alias.CHAMPION} of {model} moved from v{old} to v{current.version} while this incident ran; "
             f"candidate v{new} was verified against v{old} only: re-run the incident to verify against v{current.version}"
         )
-    why = f"{remediation} passed the gate in {incident_id}"
+    why = f"{remediation} passed the gate in {incident_id}" + (f", approved by {approved_by}" if approved_by else "")
     move = registry.move_alias
+    note = ""
     if remediation != Remediation.ROLLBACK and old != new:
-        move(model, Alias.LAST_KNOWN_GOOD, old, incident_id=incident_id, actor=actor, reason=f"replaced by v{new}")
-    move(model, Alias.CHAMPION, new, incident_id=incident_id, actor=actor, reason=why)
+        if cause == old:
+            note = f"{Alias.LAST_KNOWN_GOOD} not moved to v{old}: {incident_id} diagnosed v{old} as the cause"
+        else:
+            move(model, Alias.LAST_KNOWN_GOOD, old, incident_id=incident_id, actor=actor, reason=f"replaced by v{new}")
+    move(model, Alias.CHAMPION, new, incident_id=incident_id, actor=actor, reason=why, approved_by=approved_by)
     if with_champion is not None:
         with_champion(why)
     challenger = registry.version_for(model, Alias.CHALLENGER)
     if challenger is not None and challenger.version == new:
         move(model, Alias.CHALLENGER, None, incident_id=incident_id, actor=actor, reason=f"v{new} promoted")
-    return Promotion(old, new, why)
+    lkg = registry.version_for(model, Alias.LAST_KNOWN_GOOD)
+    return Promotion(old, new, why, lkg.version if lkg else None, note)

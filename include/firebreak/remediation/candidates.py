@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 if TYPE_CHECKING:
+    from firebreak.policy.schema import Policy
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.settings import Settings
 
@@ -40,6 +41,7 @@ def register_candidate(
     settings: Settings,
     python_model: Any,
     *,
+    policy: Policy,
     model: str,
     incident_id: str,
     reference: pd.DataFrame,
@@ -47,12 +49,17 @@ def register_candidate(
     run_name: str,
     model_config: dict[str, Any] | None = None,
 ) -> Registered:
-    """Register ``python_model`` for ``model`` with the kind's golden figures as its baseline tags."""
+    """Register ``python_model`` for ``model`` with the kind's golden figures as its baseline tags.
+
+    ``python_model`` is a pyfunc ``PythonModel`` (a recipe's) or a fitted scikit-learn
+    estimator (a refit of the champion), logged with the sklearn flavor.
+    """
+    from firebreak.registry.flavors import object_predictor
     from firebreak.registry.mlflow_registry import golden_tags
 
     if model_config is not None:
         python_model.load_context(SimpleNamespace(model_config=model_config))  # as MLflow will on load
-    figures = kind.candidate_figures(lambda frame: python_model.predict(None, frame), settings, tags)
+    figures = kind.candidate_figures(object_predictor(python_model, policy), settings, tags)
     all_tags = {"firebreak.incident_id": incident_id, **tags, **golden_tags(figures)}
     name = f"{incident_id}-{run_name}"
     found = registry.registered_by_run(model, name, all_tags)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,16 +28,46 @@ class Retrained:
     training: dict[str, Any] = field(default_factory=dict)
 
 
-def retrain(policy: Policy, settings: Settings) -> Retrained:
-    """Train the policy's recipe (``training.recipe``) on its dataset (``training.dataset``).
+@dataclass(frozen=True)
+class Champion:
+    """What a refit without a recipe needs: the champion to clone and the incident's labelled traffic."""
+
+    registry: Registry
+    version: Version
+    labelled: Callable[[], pd.DataFrame]
+    failure_class: str | None
+
+
+def describe(policy: Policy, champion: Version) -> str:
+    """What ``retrain`` will do, for a dry run."""
+    if policy.training.recipe:
+        return f"train {policy.training.recipe}"
+    return f"refit a clone of v{champion.version} on {policy.training.dataset} plus labelled traffic"
+
+
+def candidate_tags(policy: Policy, champion: Version) -> dict[str, str]:
+    """Tags saying where a retrained version came from."""
+    if policy.training.recipe:
+        return {"firebreak.recipe": policy.training.recipe}
+    return {"firebreak.refit_of": champion.version}
+
+
+def retrain(policy: Policy, settings: Settings, champion: Champion | None = None) -> Retrained:
+    """Train the policy's recipe (``training.recipe``) on its dataset (``training.dataset``);
+    without a recipe, refit a clone of the scikit-learn ``champion`` (:mod:`firebreak.remediation.refit`).
 
     A recipe that reads more than its dataset (e.g. the feedback store) takes ``settings``.
 
     Raises:
-        RemediationError: The dataset does not exist.
+        RemediationError: The dataset does not exist; or no recipe and the champion is not a
+            scikit-learn model (then a recipe is the way: docs/SOP.md).
         ConfigurationError: The recipe cannot be imported.
     """
     recipe_name = policy.training.recipe
+    if recipe_name is None:
+        if champion is None:
+            raise RemediationError(f"policy of {policy.model} names no training.recipe and no champion to refit")
+        return _refit_champion(policy, settings, champion)
     recipe = resolve_entry_point(recipe_name)
     dataset = settings.resolve(policy.training.dataset)
     if not dataset.is_file():
@@ -53,6 +84,28 @@ def retrain(policy: Policy, settings: Settings) -> Retrained:
             f"{training.get('excluded_events')} excluded from poisoned slices (actors: {actors})"
         )
     return Retrained(trained, history[policy.features.inputs], detail, training)
+
+
+def _refit_champion(policy: Policy, settings: Settings, champion: Champion) -> Retrained:
+    from firebreak.registry.flavors import sklearn_estimator
+    from firebreak.remediation.refit import refit, training_rows
+
+    loaded = champion.registry.load(champion.version)
+    estimator = sklearn_estimator(loaded)
+    if estimator is None:
+        flavors = ", ".join(sorted(loaded.metadata.flavors or {}))
+        raise RemediationError(
+            f"{policy.model} v{champion.version} is not a scikit-learn model (flavors: {flavors}): "
+            "name a training.recipe (module:function) in its policy"
+        )
+    done = refit(
+        estimator,
+        policy,
+        training_rows(policy, settings),
+        champion.labelled(),
+        failure_class=champion.failure_class,
+    )
+    return Retrained(done.estimator, done.inputs, done.detail, done.training)
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,15 @@ def reset_model(settings: Settings, model: str) -> None:
 
 
 def forget_state(settings: Settings, model: str) -> None:
-    """Delete every state-DB row recorded for ``model``: incidents, routing and breakers, alias ledger."""
+    """Delete every state-DB row recorded for ``model``: incidents, their notifications, routing and breakers, alias ledger."""
     from firebreak.containment.state import RoutingStore
     from firebreak.incidents.store import IncidentStore
+    from firebreak.oncall.outbox import Outbox
     from firebreak.registry.ledger import AliasLedger
 
+    Outbox(settings.state_db_url).forget_incidents(
+        [i.id for i in IncidentStore(settings.state_db_url).list_incidents(model)]
+    )
     for store in (IncidentStore, RoutingStore, AliasLedger):
         store(settings.state_db_url).forget_model(model)
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from typing import Any
 
@@ -34,6 +36,20 @@ def add_parsers(sub: Any) -> None:
         "the incident), or off when Prometheus alerts on firebreak_breaker_state instead (one path per deployment, "
         "or one trip opens two incidents)",
     )
+    p.add_argument(
+        "--upstream",
+        metavar="URL",
+        help="front a model server the team already runs instead of loading the champion: MLflow's scoring "
+        "protocol (http://host:port, `mlflow models serve`) or the Open Inference Protocol v2 "
+        "(http://host:port/v2/models/NAME, KServe, MLServer, Triton). The upstream answers as the champion; "
+        "timeout and v2 request shape are in the policy (serving.upstream)",
+    )
+    p.add_argument(
+        "--upstream-protocol",
+        choices=["auto", "mlflow", "v2"],
+        default="auto",
+        help="auto: v2 when the URL path holds /v2/models/, MLflow otherwise",
+    )
     b = sub.add_parser("breaker", help="show a model's circuit breaker, or force it open / release it")
     b.add_argument("action", choices=["status", "open", "close"])
     b.add_argument("--model", required=True)
@@ -53,11 +69,31 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     os.environ["FIREBREAK_SERVE_MODEL"] = args.model
     os.environ["FIREBREAK_SERVE_REFRESH"] = str(args.refresh)
     os.environ["FIREBREAK_SERVE_ALERTS"] = args.breaker_alerts
+    if args.upstream:
+        from firebreak.serving.upstream import UpstreamSpec
+
+        spec = UpstreamSpec.parse(args.upstream, args.upstream_protocol)  # a clear error now, not in every worker
+        os.environ["FIREBREAK_SERVE_UPSTREAM"] = spec.url
+        os.environ["FIREBREAK_SERVE_UPSTREAM_PROTOCOL"] = spec.protocol
+    else:
+        os.environ.pop("FIREBREAK_SERVE_UPSTREAM", None)
+    os.environ["FIREBREAK_SERVE_DRAINER"] = "process"
     multiproc = None
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The workers and the drainer process each write their metrics here; /metrics sums them.
         multiproc = tempfile.mkdtemp(prefix="firebreak-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
-    print(f"firebreak serve: {args.model} on http://{args.host}:{args.port} ({args.workers} worker(s))", flush=True)
+    # The background work (logs, shadow, per-row metrics) runs in a process of its own,
+    # beside the workers, and finishes what a dead worker or an earlier run left. With an
+    # upstream it is the same: the workers journal the upstream's answers like any champion's.
+    drainer = subprocess.Popen(
+        [sys.executable, "-m", "firebreak.serving.background", "--model", args.model, "--parent", str(os.getpid())]
+    )
+    fronting = f", champion answered by {os.environ['FIREBREAK_SERVE_UPSTREAM']}" if args.upstream else ""
+    print(
+        f"firebreak serve: {args.model} on http://{args.host}:{args.port} ({args.workers} worker(s)){fronting}",
+        flush=True,
+    )
     try:
         uvicorn.run(
             "firebreak.serving.app:app_from_env",
@@ -71,6 +107,11 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             access_log=False,
         )
     finally:
+        drainer.terminate()  # after the workers: its last pass drains their sealed journals
+        try:
+            drainer.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            drainer.kill()
         if multiproc:
             shutil.rmtree(multiproc, ignore_errors=True)
     return 0

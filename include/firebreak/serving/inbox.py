@@ -39,11 +39,13 @@ class BreakerAlerts:
         self.inbox = inbox
         self.enabled = enabled
         self._open_key: str | None = None
+        self._version: str | None = None
 
     def transition(self, transition: Transition, *, version: str | None, decided: bool) -> None:
         """Note a transition; ``decided``: this worker's transition is the shared one (or it is alone)."""
         if transition.target == BreakerState.OPEN:
             self._open_key = f"breaker:{self.model}:v{version}:{int(transition.at)}"
+            self._version = version
         if not decided:
             return
         if transition.target == BreakerState.OPEN and transition.source == BreakerState.CLOSED:
@@ -78,6 +80,7 @@ class BreakerAlerts:
                 f"({transition.reason}); traffic on the {route} fallback while open"
             ),
             "source": "gateway",
+            "model_version": self._version,  # an alert about a version that no longer serves is closed stale
         }
         write_alert(self.inbox, f"generic-gateway-{self.model}", alert)
 

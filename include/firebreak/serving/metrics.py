@@ -1,13 +1,20 @@
 """Prometheus metrics of the gateway, summed over all worker processes.
 
-With several workers (``firebreak serve --workers N``) each process writes its values to
-``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums them: a scrape sees the whole gateway,
-whichever worker answers it. The directory must be set before this module is imported.
+Under ``firebreak serve`` each process (the workers and the background drainer) writes its
+values to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums them: a scrape sees the whole
+gateway, whichever worker answers it. The directory must be set before this module is
+imported. The request path touches a few counters per request; per-row metrics (the
+champion's confidence) and shadow outcomes are counted by the drainer, off the path.
+
+Every label value comes from the policy's schema or a fixed vocabulary, never from a
+client: a field a client invents is counted as ``(not in the contract)``, so no caller can
+grow the number of series.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -68,11 +75,20 @@ MODEL_VERSION = Gauge(
 )
 
 
-class ModelMetrics:
-    """The metric children of one model, looked up once (``labels()`` is not free)."""
+UNKNOWN_FIELD = "(not in the contract)"
 
-    def __init__(self, model: str) -> None:
+
+class ModelMetrics:
+    """The metric children of one model, looked up once (``labels()`` is not free).
+
+    Args:
+        model: The served model.
+        fields: The contract's fields: the only field names that become label values.
+    """
+
+    def __init__(self, model: str, fields: Iterable[str] = ()) -> None:
         self.model = model
+        self.fields = frozenset(fields)
         self.store_up = STATE_STORE_UP.labels(model)
         self.breaker = BREAKER_STATE.labels(model)
         self.version = MODEL_VERSION.labels(model)
@@ -97,7 +113,7 @@ class ModelMetrics:
         self._child(GUARDRAIL_HITS, rule).inc()
 
     def violation(self, field_: str, rule: str) -> None:
-        self._child(CONTRACT_VIOLATIONS, field_, rule).inc()
+        self._child(CONTRACT_VIOLATIONS, field_ if field_ in self.fields else UNKNOWN_FIELD, rule).inc()
 
     def transition(self, t: Transition) -> None:
         self._child(BREAKER_TRANSITIONS, t.source, t.target).inc()

@@ -4,16 +4,18 @@ Whoever answers, the model kind's answer guard checks its answers before a user 
 them (a blocked answer is replaced by the safe one and routed ``guardrail``). The champion is
 also judged row by row: an error, an answer under the confidence floor, outside the
 output's sanity bound (a price under cost) or blocked by the guard counts against it on
-the breaker. An answer outside the sanity bound is never served: the containment route
-answers that row. In half-open, the champion is probed on the same input; its answers
-are judged, never returned.
+the breaker — as the share of its request's rows, so each request is one call on the
+breaker, with its caller, whatever its size. An answer outside the sanity bound is never
+served: the containment route answers that row. In half-open, the champion is probed on
+the input of the requests the breaker picks; its answers are judged, never returned.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from firebreak.containment.breaker import Breaker, Call, Transition
@@ -58,26 +60,38 @@ class Predictor:
         self._m = metrics
 
     def predict(
-        self, scorer: Scorer, frame: pd.DataFrame, *, champion: Scorer | None, fallback: Scorer | None
+        self,
+        scorer: Scorer,
+        frame: pd.DataFrame,
+        *,
+        sizes: Sequence[int],
+        callers: Sequence[str],
+        champion: Scorer | None,
+        fallback: Scorer | None,
     ) -> tuple[pd.DataFrame, list[str]]:
-        """The answers to ``frame`` and the route of each row; ``fallback`` is the containment route's scorer."""
+        """The answers to ``frame`` and the route of each row.
+
+        ``frame`` holds the rows of several requests in order: ``sizes`` rows each, from
+        ``callers``. ``fallback`` is the containment route's scorer.
+        """
         if scorer is not champion:
             return self._guarded(scorer, frame)
         try:
             outputs = scorer.predict(frame).reset_index(drop=True)
         except Exception:  # any model failure is a breaker failure, and the user still gets an answer
             log.exception("champion v%s failed on %d rows", scorer.version, len(frame))
-            for _ in range(len(frame)):
-                self._record(Call(error=True))
+            self._count(sizes, callers, error=np.ones(len(frame), dtype=bool))
             if fallback is None:
                 raise
             return self._guarded(fallback, frame)
         low, insane = self._judge(frame, outputs)
         routes = [scorer.name] * len(frame)
         blocked = self._guard(frame, outputs, routes)  # already answered safely; the breaker counts them
-        for i in range(len(frame)):
-            self._record(Call(low_confidence=low[i], sanity_violation=insane[i] or i in blocked))
-        bad = [i for i, flag in enumerate(insane) if flag]
+        bad = np.flatnonzero(insane).tolist()
+        if blocked:
+            insane = insane.copy()
+            insane[list(blocked)] = True
+        self._count(sizes, callers, low=low, insane=insane)
         if bad and fallback is not None:
             # Never serve an answer outside the sanity bound (a price under cost): the fallback answers that row.
             replaced = fallback.predict(frame.iloc[bad]).reset_index(drop=True)
@@ -86,21 +100,17 @@ class Predictor:
             for i in bad:
                 routes[i] = fallback.name
             self._m.sanity.inc(len(bad))
-        if self.confidence in outputs.columns:
-            for value in outputs[self.confidence].to_numpy():
-                self._m.confidence.observe(float(value))
         return outputs, routes
 
-    def probe(self, champion: Scorer, frame: pd.DataFrame) -> None:
+    def probe(self, champion: Scorer, frame: pd.DataFrame, *, sizes: Sequence[int], callers: Sequence[str]) -> None:
         """Half-open: the champion scores the input the fallback answered; judged on the breaker, never returned."""
         try:
             outputs = champion.predict(frame).reset_index(drop=True)
             low, insane = self._judge(frame, outputs)
-            calls = [Call(low_confidence=lo, sanity_violation=bad) for lo, bad in zip(low, insane, strict=True)]
         except Exception:  # noqa: BLE001 — a failing probe is a failed probe
-            calls = [Call(error=True)] * len(frame)
-        for call in calls:
-            self._record(call)
+            self._count(sizes, callers, error=np.ones(len(frame), dtype=bool))
+            return
+        self._count(sizes, callers, low=low, insane=insane)
 
     def _guarded(self, scorer: Scorer, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         outputs = scorer.predict(frame).reset_index(drop=True)
@@ -122,18 +132,39 @@ class Predictor:
             self._m.guardrail(rule)
         return blocked
 
-    def _judge(self, frame: pd.DataFrame, outputs: pd.DataFrame) -> tuple[list[bool], list[bool]]:
+    def _judge(self, frame: pd.DataFrame, outputs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Per row: answered under the confidence floor; answered outside the sanity bound."""
         n = len(frame)
-        low = [False] * n
+        low = np.zeros(n, dtype=bool)
         if self.confidence in outputs.columns:
-            low = (outputs[self.confidence].to_numpy(dtype=float) < self.floor).tolist()
-        insane = [False] * n
+            low = outputs[self.confidence].to_numpy(dtype=float) < self.floor
+        insane = np.zeros(n, dtype=bool)
         if self.sanity is not None and self.output in outputs.columns:
             base = frame[self.sanity.relative_to].to_numpy(dtype=float)
-            insane = (outputs[self.output].to_numpy(dtype=float) < base * self.sanity.min_ratio).tolist()
+            insane = outputs[self.output].to_numpy(dtype=float) < base * self.sanity.min_ratio
         return low, insane
 
-    def _record(self, call: Call) -> None:
-        if transition := self.breaker.record(call):
-            self.on_transition(transition)
+    def _count(
+        self,
+        sizes: Sequence[int],
+        callers: Sequence[str],
+        *,
+        error: np.ndarray | None = None,
+        low: np.ndarray | None = None,
+        insane: np.ndarray | None = None,
+    ) -> None:
+        """One breaker call per request: the share of its rows that failed each way, and its caller."""
+        single = len(sizes) == sum(sizes)  # one row per request (the usual case): the flags are the shares
+        starts = None if single else np.cumsum([0, *sizes[:-1]])
+        counts = np.asarray(sizes, dtype=float)
+
+        def shares(flags: np.ndarray | None) -> list[float]:
+            if flags is None:
+                return [0.0] * len(sizes)
+            if starts is None:
+                return flags.astype(float).tolist()
+            return (np.add.reduceat(flags.astype(float), starts) / counts).tolist()
+
+        for caller, e, lo, bad in zip(callers, shares(error), shares(low), shares(insane), strict=True):
+            if transition := self.breaker.record(Call(e, lo, bad, caller)):
+                self.on_transition(transition)

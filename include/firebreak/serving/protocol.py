@@ -9,14 +9,30 @@ Accepted bodies (``Content-Type: application/json``), as ``mlflow models serve``
 
 ``params`` is accepted and ignored. The answer is ``{"predictions": [{...}, ...]}``, one
 object per row, as MLflow answers for a DataFrame output.
+
+Every body is hostile until parsed (issue 17): its size is capped while it is read (the
+app), a number longer than :data:`MAX_NUMBER_CHARS` characters or beyond a float's range
+is refused as it is parsed (before Python turns 5,000 digits into an int), and nesting
+deeper than the parser's recursion guard (about a thousand levels; the protocol needs
+four) is refused — each a 400 naming the problem, never a 500.
+
+The alert intake's :mod:`firebreak.bounded_json` bounds the same three things, but with a
+byte-by-byte scan of the body (about 1 µs a byte, in Python) and with ``NaN`` refused. The
+gateway keeps its own bounds, set as the parser meets each number token, because its
+parsing runs on the event loop for every request, and because a ``NaN`` must reach the
+contract, which names the field it broke (a 422 a client can act on).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
+# The longest number token accepted: a float's 17 significant digits with sign, point and
+# exponent fit many times over; identifiers that long belong in strings.
+MAX_NUMBER_CHARS = 64
 
 
 class ProtocolError(ValueError):
@@ -32,12 +48,32 @@ def _reject_constant(name: str) -> float:
     return float(name)
 
 
+def _check_length(token: str) -> None:
+    if len(token) > MAX_NUMBER_CHARS:
+        raise ProtocolError(400, f"a number of {len(token)} characters; at most {MAX_NUMBER_CHARS} are accepted")
+
+
+def _int(token: str) -> int:
+    _check_length(token)
+    return int(token)
+
+
+def _float(token: str) -> float:
+    _check_length(token)
+    value = float(token)
+    if math.isinf(value):
+        raise ProtocolError(400, f"number {token} is out of range (beyond a 64-bit float)")
+    return value
+
+
 def parse_records(body: bytes, *, max_rows: int) -> list[dict[str, Any]]:
     """The rows of a scoring request, as dicts; raises :class:`ProtocolError` naming the problem."""
     try:
-        payload = json.loads(body, parse_constant=_reject_constant)
+        payload = json.loads(body, parse_constant=_reject_constant, parse_int=_int, parse_float=_float)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(400, "body is nested too deeply (the scoring protocol needs four levels)") from None
     if not isinstance(payload, dict):
         raise ProtocolError(400, f"body must be a JSON object with one of {', '.join(FORMATS)}")
     present = [k for k in FORMATS if k in payload]

@@ -10,7 +10,10 @@ incident may have contained.
 
 from __future__ import annotations
 
+from typing import Any
+
 from firebreak.containment.breaker import Breaker
+from firebreak.containment.segment import Segment
 from firebreak.incidents.enums import BreakerState, Route
 from firebreak.policy.schema import Policy
 from firebreak.serving.scorer import Scorer, heuristic_scorer
@@ -49,3 +52,17 @@ class Routes:
         if breaker.state != BreakerState.CLOSED:
             return self.containment(aliases), f"breaker {breaker.state}: {breaker.reason}"
         return aliases.champion, "champion"
+
+
+def segment_rows(records: list[dict[str, Any]], segment: Segment | None) -> list[int]:
+    """The rows of a batch a contained segment sends to the containment route (segment-scoped containment).
+
+    The per-row hook of the route choice: when an incident contained only a segment
+    (``containment.scope: segment``; the segment row in the state DB,
+    :meth:`firebreak.containment.state.RoutingStore.contained_segment`), these rows are
+    answered by :meth:`Routes.containment` and every other row by the champion. None (no
+    segment contained): no row.
+    """
+    if segment is None:
+        return []
+    return [i for i, record in enumerate(records) if segment.matches(record)]

@@ -1,64 +1,77 @@
 """The challenger in shadow: it scores the champion's live input off the request path, never answering.
 
-The request path only enqueues; a full queue drops the batch (and counts it), so shadow
-never slows an answer, and a failing challenger never fails a request. Its answers go
-to the shadow log under the same row ids as the champion's, for the comparison.
+The request path only names the challenger in the journal line of a batch the champion
+answered; the background drainer (:mod:`firebreak.serving.background`) scores those rows
+with that challenger version after they are in the prediction log, so shadow never slows
+an answer, never holds the log back, and a failing challenger never fails a request. Its
+answers go to the shadow log under the same row ids as the champion's, for the comparison.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
-from firebreak.serving.logwriter import LogWriter
+from firebreak.prediction_log import PredictionLog
 from firebreak.serving.metrics import ModelMetrics
 from firebreak.serving.records import shadow_rows
 from firebreak.serving.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
+# Rows scored in shadow per drain pass at most; the rest are dropped and counted, so a slow
+# challenger (an LLM) cannot make the drainer fall behind the journal.
+MAX_ROWS_PER_PASS = 20_000
+
 
 class Shadow:
-    """One model's shadow scoring: a bounded queue, a thread, the shadow log."""
+    """One model's shadow scoring, called by the drainer with the rows the champion answered.
 
-    def __init__(self, model: str, writer: LogWriter, metrics: ModelMetrics, *, maxsize: int = 256) -> None:
+    Args:
+        model: The served model.
+        log_: The shadow log.
+        inputs: The columns the model is called with (the contract's fields).
+        load: Loads a challenger version as a :class:`Scorer` (cached here by version).
+        metrics: The model's metrics (shadow outcomes).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        log_: PredictionLog,
+        inputs: list[str],
+        load: Callable[[str], Scorer],
+        metrics: ModelMetrics,
+    ) -> None:
         self.model = model
-        self.writer = writer
+        self.log = log_
+        self.inputs = inputs
+        self.load = load
         self._m = metrics
-        self._queue: queue.Queue[tuple[Scorer, pd.DataFrame, list[str]] | None] = queue.Queue(maxsize=maxsize)
-        self._thread: threading.Thread | None = None
+        self.scorers: dict[str, Scorer] = {}  # the challenger versions loaded, by version
 
-    def start(self) -> None:
-        self.writer.start()
-        self._thread = threading.Thread(target=self._run, name="firebreak-shadow", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        """Score what is queued, stop, and write the shadow log."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-        self.writer.close()
-
-    def offer(self, challenger: Scorer, frame: pd.DataFrame, ids: list[str]) -> None:
-        """Queue the rows the champion answered (``ids``: their log row ids) for the challenger."""
+    def score(self, version: str, rows: list[dict[str, Any]], *, name: str) -> None:
+        """Score ``rows`` (the champion's answered rows) with challenger ``version``; write them as part ``name``."""
+        if len(rows) > MAX_ROWS_PER_PASS:
+            self._m.shadowed("dropped", len(rows) - MAX_ROWS_PER_PASS)
+            rows = rows[:MAX_ROWS_PER_PASS]
+        ids = [r["request_id"] for r in rows]
         try:
-            self._queue.put_nowait((challenger, frame, ids))
-        except queue.Full:  # shadow never slows the answer: drop, and count it
-            self._m.shadowed("dropped")
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            challenger, frame, ids = item
-            try:
-                outputs = challenger.predict(frame).reset_index(drop=True)
-            except Exception:  # noqa: BLE001 — a failing challenger never fails a request
-                log.exception("challenger v%s failed in shadow", challenger.version)
-                self._m.shadowed("error", len(ids))
-                continue
-            self.writer.add(shadow_rows(self.model, ids, challenger.version, outputs, ts=datetime.now(UTC)))
-            self._m.shadowed("ok", len(ids))
+            challenger = self.scorers.get(version)
+            if challenger is None:
+                if len(self.scorers) >= 2:  # the alias moved on: keep the newest only
+                    self.scorers.pop(next(iter(self.scorers)))
+                challenger = self.scorers[version] = self.load(version)
+            frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in self.inputs})
+            outputs = challenger.predict(frame).reset_index(drop=True)
+        except Exception:  # noqa: BLE001 — a failing challenger never fails a request, nor the log
+            log.exception("challenger v%s failed in shadow", version)
+            self._m.shadowed("error", len(ids))
+            return
+        frame = pd.DataFrame.from_records(shadow_rows(self.model, ids, version, outputs, ts=datetime.now(UTC)))
+        self.log.append(frame, name=name)
+        self._m.shadowed("ok", len(ids))

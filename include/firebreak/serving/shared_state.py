@@ -25,6 +25,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from firebreak.containment.state import RoutingStore
 from firebreak.incidents.enums import Alias, Route
 from firebreak.policy.schema import Policy
 from firebreak.registry.ledger import AliasLedger
+from firebreak.registry.verification import UnverifiedModel
 from firebreak.serving.breaker_sync import BreakerSync
 from firebreak.serving.metrics import ModelMetrics
 from firebreak.serving.scorer import Scorer, model_scorer
@@ -41,7 +43,7 @@ from firebreak.settings import Settings
 
 if TYPE_CHECKING:
     from firebreak.kinds import AnswerGuard
-    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.registry.mlflow_registry import Registry, Version
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class SharedStateFollower:
         lock: The gateway's lock: swaps happen under it, never mid-request.
         metrics: The model's metrics (state store up, serving version).
         alias_poll_seconds: How often MLflow aliases are re-read even without a ledger change.
+        upstream: When the gateway fronts the team's own server: the champion's scorer for a
+            registry version (the upstream answers; the version labels it).
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class SharedStateFollower:
         lock: threading.RLock,
         metrics: ModelMetrics,
         alias_poll_seconds: float,
+        upstream: Callable[[str], Scorer] | None = None,
     ) -> None:
         self.model = model
         self.policy = policy
@@ -111,6 +116,7 @@ class SharedStateFollower:
         self.guard = guard
         self.lock = lock
         self.alias_poll_seconds = alias_poll_seconds
+        self.upstream = upstream
         self.state = SharedState()
         self.aliases = Aliases()
         self.store_up = False
@@ -164,6 +170,20 @@ class SharedStateFollower:
         self.store_up = False
         self._m.store_up.set(0)
 
+    def _verified_version(self, reg: Registry, alias: str) -> Version | None:
+        """The ledger's version of ``alias``; a move made outside Firebreak is not followed but alerted."""
+        from firebreak.registry.verification import reconcile, unverified_promotion_alert
+        from firebreak.serving.inbox import write_alert
+
+        served, drift = reconcile(reg, self.model, alias)
+        alerted = self.__dict__.setdefault("_unverified_alerted", set())  # one alert per drift, not per poll
+        if drift is not None and drift not in alerted:
+            alerted.add(drift)
+            write_alert(
+                self.settings.alert_inbox_dir, f"generic-unverified-{self.model}", unverified_promotion_alert(drift)
+            )
+        return reg.get_version(self.model, served) if served is not None else None
+
     def _load_aliases(self) -> None:
         """Load the versions behind the aliases that moved, then swap them in whole."""
         reg = self.registry
@@ -174,13 +194,22 @@ class SharedStateFollower:
             (Alias.CHALLENGER, current.challenger),
             (Alias.FALLBACK, current.fallback),
         ):
-            version = reg.version_for(self.model, alias)
-            if version is None:
+            version = self._verified_version(reg, alias)
+            if alias == Alias.CHAMPION and self.upstream is not None:
+                # The upstream is the champion; the registry's version is what the ledger and the gate name.
+                label = version.version if version is not None else "upstream"
+                loaded[alias] = scorer if scorer is not None and scorer.version == label else self.upstream(label)
+            elif version is None:
                 loaded[alias] = None
             elif scorer is not None and scorer.version == version.version:
                 loaded[alias] = scorer
             else:
-                loaded[alias] = model_scorer(reg, version, self.policy, name=_ROUTE_NAMES[alias])
+                try:
+                    loaded[alias] = model_scorer(reg, version, self.policy, name=_ROUTE_NAMES[alias])
+                except UnverifiedModel as exc:  # never run what the gate did not verify: serve without it
+                    log.error("not serving %s: %s", alias, exc)
+                    loaded[alias] = None
+                    continue
                 log.info("loaded %s v%s as %s", self.model, version.version, alias)
         with self.lock:
             previous = self.aliases.champion_version

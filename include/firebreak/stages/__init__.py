@@ -30,7 +30,7 @@ from firebreak.stages.opening import open_incident, record_task_event
 from firebreak.stages.promotion import promote
 from firebreak.stages.remediation import guardrail_rule, parameter_update, retrain, rollback, upstream_fix
 from firebreak.stages.triage import triage
-from firebreak.stages.verification import verify
+from firebreak.stages.verification import approval_request, record_approval, verify
 
 # The incident_response task ids and the stage each one runs (open_incident takes the run's conf).
 STAGES: dict[str, Callable[[str], Any]] = {
@@ -58,6 +58,7 @@ STAGES: dict[str, Callable[[str], Any]] = {
 
 __all__ = [
     "STAGES",
+    "approval_request",
     "choose_remediation",
     "close_incident",
     "contain",
@@ -71,6 +72,7 @@ __all__ = [
     "open_incident",
     "parameter_update",
     "promote",
+    "record_approval",
     "record_task_event",
     "restore_traffic",
     "retrain",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from firebreak.incidents.enums import EventKind, EvidenceKind, IncidentStatus, Route
+from firebreak.incidents.enums import ClockMark, EventKind, EvidenceKind, IncidentStatus, Route
 from firebreak.incidents.outcome import final_status
 from firebreak.incidents.store import TimelineEvent
 from firebreak.stages.context import Context
@@ -46,6 +46,8 @@ def write_postmortem(incident_id: str) -> dict[str, Any]:
     """
     ctx = Context.load(incident_id)
     status, why = _outcome(ctx)
+    if status == IncidentStatus.RESOLVED:
+        ctx.mark(ClockMark.RESOLVED, by="postmortem")  # the clock in the post-mortem is the final one
     impact, error = _best_effort("impact", lambda: ctx.kind.impact(ctx.settings, ctx.window, ctx.labelled_window))
     ctx.store.put_evidence(incident_id, EvidenceKind.IMPACT, {"items": impact} if impact else {"error": error})
     ctx.log_metrics({f"impact_{i['key']}": i["value"] for i in impact or [] if "key" in i})
@@ -73,6 +75,8 @@ def publish_postmortem(ctx: Context, status: IncidentStatus, why: str) -> tuple[
     Returns the Markdown path, the HTML path and the chart files. Reads no model and no
     MLflow, so it also renders recorded incidents (the console's tests and benchmark).
     """
+    from firebreak.incidents.clock import Clock
+    from firebreak.oncall.outbox import Outbox
     from firebreak.postmortem.html import to_html
     from firebreak.postmortem.render import ChartRef, render_postmortem
     from firebreak.registry.ledger import AliasLedger
@@ -100,6 +104,8 @@ def publish_postmortem(ctx: Context, status: IncidentStatus, why: str) -> tuple[
         ctx.routing.get_routing(ctx.model),
         links=_links(ctx, evidence),
         charts=refs,
+        clock=Clock(ctx.store.clock(incident_id)),
+        notifications=Outbox(ctx.settings.state_db_url).for_incident(incident_id),
     )
     path = ctx.settings.postmortem_dir / f"{incident_id}.md"
     path.write_text(text)
@@ -185,7 +191,15 @@ def close_incident(incident_id: str) -> dict[str, Any]:
     ctx = Context.load(incident_id)
     status, why = _outcome(ctx)
     ctx.store.update_incident(incident_id, status=status, outcome=why)
+    if status == IncidentStatus.RESOLVED:
+        ctx.mark(ClockMark.RESOLVED, by="close_incident")
     ctx.event(EventKind.CLOSED, f"incident {status}: {why}")
+    postmortem = ctx.evidence().get(EvidenceKind.POSTMORTEM, {})
+    ctx.announce(
+        "closed",
+        f"{status}: {why}",
+        details={"post-mortem": postmortem.get("artifact") or postmortem.get("path") or "not written"},
+    )
     if ctx.incident.mlflow_run_id:
         ctx.tag_run(
             {

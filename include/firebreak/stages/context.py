@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from firebreak.containment.state import RoutingStore
 from firebreak.errors import FirebreakError
-from firebreak.incidents.enums import EvidenceKind
+from firebreak.incidents.clock import stamp
+from firebreak.incidents.enums import ClockMark, EvidenceKind
 from firebreak.incidents.store import Incident, IncidentStore
 from firebreak.inert import clean
 from firebreak.kinds import ModelKind, kind_for
@@ -21,6 +22,7 @@ from firebreak.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
 
+    from firebreak.prediction_log import LogWindow
     from firebreak.registry.mlflow_registry import Registry, Version
 
 ACTOR = "incident_response"
@@ -115,6 +117,26 @@ class Context:
                 if value not in (None, ""):
                     self.registry.client.set_tag(self.incident.mlflow_run_id, key, clean(value, 4000))
 
+    @cached_property
+    def champion_version(self) -> str:
+        """The version that served when the incident opened: the one the incident is about."""
+        return str(self.evidence()[EvidenceKind.OPENING]["champion_version"])
+
+    # -- the on-call loop -------------------------------------------------------------
+
+    def mark(self, mark: ClockMark, at: datetime | None = None, by: str | None = None) -> None:
+        """Set a mark of the incident clock (once; a dry run keeps no clock)."""
+        if not self.dry_run:
+            stamp(self.store, self.incident_id, mark, at or datetime.now(UTC), by)
+
+    def announce(self, event: str, headline: str, **kwargs: Any) -> None:
+        """Tell the severity route's targets (enqueued; Airflow's notifiers deliver). Dry runs page nobody."""
+        from firebreak.oncall.announce import announce
+        from firebreak.oncall.messages import Event
+
+        if not self.dry_run:
+            announce(self.incident_id, Event(event), headline, settings=self.settings, **kwargs)
+
     def champion_at_opening(self) -> Version:
         """The champion the incident opened with: what every check and the gate compare against."""
         return self.registry.get_version(self.model, self.evidence()[EvidenceKind.OPENING]["champion_version"])
@@ -138,12 +160,21 @@ class Context:
     # -- data ---------------------------------------------------------------------------
 
     def window(self) -> pd.DataFrame:
-        """The triage window of the prediction log: the policy's hours up to the incident's opening."""
+        """The triage window: the policy's hours up to the opening, rows the serving champion answered only.
+
+        Triage, containment and investigation read this: never the previous champion's or
+        the fallback's answers (:func:`firebreak.investigation.triage.champion_traffic`).
+        """
+        return self.log_window().frame()
+
+    def log_window(self) -> LogWindow:
+        """The triage window, not read yet: the contract, lineage and drift checks stream it when it is big."""
         from firebreak.prediction_log import PredictionLog
 
-        return PredictionLog(self.settings.prediction_log_dir).read_window(
-            self.model, self.policy.detection.window_hours, now=self.opened_at + timedelta(minutes=1)
-        )
+        until = self.opened_at + timedelta(minutes=1)
+        since = until - timedelta(hours=self.policy.detection.window_hours)
+        log = PredictionLog(self.settings.prediction_log_url)
+        return log.window(self.model, since=since, until=until, version=self.champion_version)
 
     def labelled_window(self) -> pd.DataFrame:
         from firebreak.prediction_log import LabelStore
@@ -154,4 +185,4 @@ class Context:
         """Prediction-log rows logged after the incident opened (the window ends at opening)."""
         from firebreak.prediction_log import PredictionLog
 
-        return PredictionLog(self.settings.prediction_log_dir).read(self.model, since=self.opened_at)
+        return PredictionLog(self.settings.prediction_log_url).read(self.model, since=self.opened_at)

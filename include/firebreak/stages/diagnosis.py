@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from firebreak.incidents.enums import EvidenceKind, FailureClass, IncidentStatus
+from firebreak.incidents.enums import EventKind, EvidenceKind, FailureClass, IncidentStatus, Severity
 from firebreak.stages.context import Context
 
 
 def diagnose(incident_id: str) -> dict[str, Any]:
-    """Failure class and root cause from the collected evidence (the classifier ``firebreak triage`` shares)."""
+    """Failure class and root cause from the collected evidence (the classifier ``firebreak triage`` shares).
+
+    Also the severity again: triage ranked the incident before the investigation existed;
+    harm to a protected group (``fairness_audit``) is SEV1 by the SOP's matrix, so the
+    matrix is applied again with every signal now known, and the severity only rises
+    (:func:`firebreak.investigation.triage.rerank`). The re-rank is evidence and a timeline line.
+    """
     from firebreak.investigation.diagnosis import diagnose as decide
+    from firebreak.investigation.triage import rerank
 
     ctx = Context.load(incident_id)
     ev = ctx.evidence()
@@ -25,8 +32,23 @@ def diagnose(incident_id: str) -> dict[str, Any]:
         fairness=ev.get(EvidenceKind.FAIRNESS, {}),
         feedback=ev.get(EvidenceKind.FEEDBACK, {}),
     )
-    ctx.store.update_incident(incident_id, failure_class=result.failure_class)
-    ctx.record(EvidenceKind.DIAGNOSIS, result.to_dict(), f"diagnosis: {result.failure_class}: {result.root_cause}")
+    requested = ctx.requested("severity", "auto")
+    ranked = rerank(
+        ctx.policy,
+        triaged=ev.get(EvidenceKind.TRIAGE, {}),
+        fairness=ev.get(EvidenceKind.FAIRNESS),
+        current=Severity(ctx.incident.severity or ctx.policy.severity.default),
+        requested=None if requested == "auto" else Severity(requested),
+    )
+    ctx.store.update_incident(incident_id, failure_class=result.failure_class, severity=ranked.after)
+    severity = {"before": str(ranked.before), "after": str(ranked.after), "why": ranked.why, "signals": ranked.signals}
+    ctx.record(
+        EvidenceKind.DIAGNOSIS,
+        {**result.to_dict(), "severity": severity},
+        f"diagnosis: {result.failure_class}: {result.root_cause}",
+    )
+    if ranked.changed:
+        ctx.event(EventKind.SEVERITY_RERANKED, f"severity {ranked.why}")
     ctx.tag_run({"firebreak.failure_class": str(result.failure_class), "firebreak.root_cause": result.root_cause})
     return {"failure_class": str(result.failure_class), "remediation": result.remediation and str(result.remediation)}
 

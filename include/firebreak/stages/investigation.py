@@ -20,7 +20,7 @@ def validate_contract(incident_id: str) -> dict[str, Any]:
     """The model's Great Expectations contract on the recent traffic (lineage columns included)."""
     ctx = Context.load(incident_id)
     result_path = ctx.artifact_dir() / "contract_result.json"
-    result = checks.check_contract(ctx.window(), ctx.policy, ctx.settings, result_path=result_path)
+    result = checks.check_contract(ctx.log_window(), ctx.policy, ctx.settings, result_path=result_path)
     payload = result.to_dict()
     payload["artifact"] = ctx.log_artifact(result_path, "contract")
     ctx.record(EvidenceKind.CONTRACT, payload, result.summary())
@@ -36,7 +36,10 @@ def trace_lineage(incident_id: str) -> dict[str, Any]:
     suite = load_suite(ctx.settings.resolve(ctx.policy.contract))
     allowed = allowed_value_sets(suite, ctx.policy.features.lineage, name=ctx.policy.contract)
     start = pd.Timestamp(ctx.opened_at) - pd.Timedelta(hours=ctx.policy.detection.window_hours)
-    result = trace(ctx.window(), allowed, window_start=start)
+    window = ctx.log_window()
+    frame = checks.in_memory(window)
+    rows = frame if frame is not None else window.batches([*ctx.policy.features.lineage, "model_version"])
+    result = trace(rows, allowed, window_start=start)
     ctx.record(EvidenceKind.LINEAGE, result.to_dict(), result.summary())
     return {"passed": result.passed, "groups": len(result.groups)}
 
@@ -45,7 +48,7 @@ def drift_report(incident_id: str) -> dict[str, Any]:
     """Drift of recent inputs against the champion's training data (Evidently report as evidence)."""
     ctx = Context.load(incident_id)
     reference = ctx.registry.reference_frame(ctx.champion_at_opening())
-    drift = checks.check_drift(reference, ctx.window(), ctx.policy, ctx.artifact_dir())
+    drift = checks.check_drift(reference, ctx.log_window(), ctx.policy, ctx.artifact_dir())
     drift.payload["artifacts"] = [ctx.log_artifact(path, "drift") for path in drift.reports]
     ctx.record(EvidenceKind.DRIFT, drift.payload, f"drift: {drift.summary()}")
     ctx.log_metrics({"drift_share": drift.result.drift_share})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from firebreak.errors import RegistryError
-from firebreak.incidents.enums import Alias, EventKind, EvidenceKind
+from firebreak.incidents.enums import Alias, ClockMark, EventKind, EvidenceKind
 from firebreak.incidents.identity import incident_id_from_conf
 from firebreak.incidents.request import IncidentRequest
 from firebreak.incidents.store import IncidentStore
@@ -51,11 +51,16 @@ def open_incident(conf: dict[str, Any], *, run_id: str, settings: Settings | Non
     if created:
         run = registry.start_incident_run(incident_id, request.model)
         store.update_incident(incident_id, mlflow_run_id=run)
+        since = registry.ledger.moved_at(request.model, Alias.CHAMPION, champion.version)
         ctx = Context(incident_id, settings)
+        # An alert set `detected` (its startsAt) before the run existed; opened by hand, detection is now.
+        ctx.mark(ClockMark.DETECTED, existing.opened_at, "opened by hand")
+        ctx.mark(ClockMark.OPENED, existing.opened_at, "incident_response")
         ctx.record(
             EvidenceKind.OPENING,
             {
                 "champion_version": champion.version,
+                "champion_since": since.isoformat() if since else None,
                 "request": request.model_dump(mode="json"),
                 "run_id": run_id,
                 "mlflow_experiment_id": registry.experiment_id(INCIDENT_EXPERIMENT),  # for links to the run

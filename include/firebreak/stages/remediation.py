@@ -26,20 +26,23 @@ def rollback(incident_id: str) -> dict[str, Any]:
 
 
 def retrain(incident_id: str) -> dict[str, Any]:
-    """Train the policy's recipe on its dataset and register the result as ``challenger``."""
+    """Train the policy's recipe on its dataset (or refit the champion without one); register it as ``challenger``."""
+    from firebreak.remediation.retrain import Champion, candidate_tags, describe
     from firebreak.remediation.retrain import retrain as train
 
     ctx = Context.load(incident_id)
     if found := _existing_candidate(ctx, Remediation.RETRAIN):
         return found
+    champion = ctx.champion_at_opening()
     if ctx.dry_run:
-        return _offer_candidate(ctx, Remediation.RETRAIN, None, f"dry run: would train {ctx.policy.training.recipe}")
-    trained = train(ctx.policy, ctx.settings)
+        return _offer_candidate(ctx, Remediation.RETRAIN, None, f"dry run: would {describe(ctx.policy, champion)}")
+    diagnosed = ctx.evidence().get(EvidenceKind.DIAGNOSIS, {}).get("failure_class")
+    trained = train(ctx.policy, ctx.settings, Champion(ctx.registry, champion, ctx.labelled_window, diagnosed))
     version = _register(
         ctx,
         trained.python_model,
         reference=trained.reference,
-        tags={"firebreak.recipe": ctx.policy.training.recipe},
+        tags=candidate_tags(ctx.policy, champion),
         run_name="retrain",
     )
     return _offer_candidate(ctx, Remediation.RETRAIN, version, trained.detail, trained.training)
@@ -148,7 +151,14 @@ def _register(ctx: Context, python_model: Any, **kwargs: Any) -> str:
     from firebreak.remediation.candidates import register_candidate
 
     registered = register_candidate(
-        ctx.registry, ctx.kind, ctx.settings, python_model, model=ctx.model, incident_id=ctx.incident_id, **kwargs
+        ctx.registry,
+        ctx.kind,
+        ctx.settings,
+        python_model,
+        policy=ctx.policy,
+        model=ctx.model,
+        incident_id=ctx.incident_id,
+        **kwargs,
     )
     if registered.reused:
         ctx.event(EventKind.CANDIDATE_REUSED, f"v{registered.version} was registered by an earlier attempt; reused")

@@ -1,8 +1,11 @@
-"""SOP stage *Verify*: the promotion gate. Records the verdict, then raises if it refused.
+"""SOP stage *Verify*: the promotion gate, then the approver. Records each verdict, then raises if it refused.
 
 A candidate with no model change (an upstream fix) is verified on the newest traffic
 against the contract; a model candidate by its kind's gate (figures and fairness for a
-tabular model, served answers on the golden Q&A for an LLM app).
+tabular model, served answers on the golden Q&A for an LLM app). Where the policy requires
+it, a passed gate then waits for a named person's approval (the DAG's ``approve_promotion``
+task, Airflow's human-in-the-loop ``ApprovalOperator``): :func:`approval_request` says what
+to ask, :func:`record_approval` judges the answer.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from firebreak.errors import GateRefused
-from firebreak.incidents.enums import EvidenceKind, Remediation
+from firebreak.incidents.enums import EventKind, EvidenceKind, Remediation
 from firebreak.stages.context import Context
 
 NEWEST_ROWS = 200  # the upstream gate judges the traffic logged last, not the whole time since opening
@@ -52,9 +55,69 @@ def verify(incident_id: str) -> dict[str, Any]:
             f"promotion gate refused {ctx.model} v{challenger.version}: {verdict.summary()}\n"
             f"Every check (v{challenger.version} against v{champion.version}):\n{verdict.checklist()}"
         )
-    if ctx.policy.gate.requires_approval:
-        # Never promote past a required approval: stop here, contained, and say so.
-        raise GateRefused(
-            f"gate passed for {ctx.model} v{challenger.version}, but the policy requires a human approval before promotion"
-        )
     return {"passed": True, "candidate_version": challenger.version}
+
+
+BUILT_BY_TAG = "firebreak.built_by"  # set by whoever registers a candidate by hand; else MLflow's user_id
+
+
+def approval_request(incident_id: str) -> dict[str, Any]:
+    """What the approver is asked, or ``{"required": False}`` when nothing needs a sign-off.
+
+    Asked only for a model candidate that passed the gate, on a policy with
+    ``gate.requires_approval``. The body is the gate report the approver signs off.
+    """
+    ctx = Context.load(incident_id)
+    ev = ctx.evidence()
+    candidate, gate = ev.get(EvidenceKind.CANDIDATE, {}), ev.get(EvidenceKind.GATE, {})
+    rules = ctx.policy.gate.approval
+    if not ctx.policy.gate.requires_approval or ctx.dry_run or not candidate.get("version") or not gate.get("passed"):
+        return {"required": False}
+    builder = _builder(ctx, str(candidate["version"]))
+    checks = "\n".join(
+        f"| {c['name']} | {c['candidate']} | {c['limit']} | {'yes' if c['passed'] else 'NO'} |"
+        for c in gate.get("checks", [])
+    )
+    subject = f"Promote {ctx.model} v{candidate['version']} to champion? ({incident_id})"
+    body = (
+        f"**Incident** `{incident_id}` — {ctx.incident.severity or 'untriaged'}, {ctx.incident.failure_class}.\n\n"
+        f"**Candidate** v{candidate['version']} ({candidate.get('remediation')}; built by {builder or 'the pipeline'}) "
+        f"passed the promotion gate against v{gate.get('champion_version')}:\n\n"
+        f"| check | candidate | limit | passed |\n|---|---|---|---|\n{checks}\n\n"
+        f"Approve moves `champion` to v{candidate['version']} and restores traffic; Reject (or no answer within "
+        f"{rules.timeout}) leaves traffic on the fallback and hands the incident to a person."
+        + (" The candidate's builder may not approve it." if rules.forbid_builder and builder else "")
+    )
+    waiting = f"waiting for approval to promote v{candidate['version']}" + (
+        f" (approvers: {', '.join(rules.approvers)})" if rules.approvers else ""
+    )
+    ctx.event(EventKind.STATUS_UPDATE, waiting)
+    ctx.announce("approval_needed", waiting, details={"gate": gate.get("summary", "passed")})
+    return {
+        "required": True,
+        "subject": subject,
+        "body": body,
+        "approvers": list(rules.approvers),
+        "timeout_seconds": rules.timeout.total_seconds(),
+        "builder": builder,
+    }
+
+
+def record_approval(incident_id: str, *, chosen: list[str], by: str | None, timed_out: bool = False) -> dict[str, Any]:
+    """Judge the approver's answer and record it; anything but a permitted Approve raises GateRefused."""
+    from firebreak.verification.approval import judge_answer
+
+    ctx = Context.load(incident_id)
+    candidate = ctx.evidence().get(EvidenceKind.CANDIDATE, {})
+    builder = _builder(ctx, str(candidate["version"])) if candidate.get("version") else None
+    verdict = judge_answer(ctx.policy.gate.approval, chosen=chosen, by=by, builder=builder, timed_out=timed_out)
+    ctx.record(EvidenceKind.APPROVAL, {**verdict.to_dict(), "builder": builder}, verdict.reason)
+    if not verdict.approved:
+        raise GateRefused(verdict.reason)
+    return {"approved": True, "by": verdict.by}
+
+
+def _builder(ctx: Context, version: str) -> str | None:
+    """Who built the candidate: its ``firebreak.built_by`` tag, else who registered it in MLflow."""
+    found = ctx.registry.client.get_model_version(ctx.model, version)
+    return (found.tags or {}).get(BUILT_BY_TAG) or found.user_id or None

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from firebreak.detection.performance import Figures
+from firebreak.detection.performance import Figures, from_loss, loss
 from firebreak.investigation.evaluation import QAFigures
-from firebreak.policy.schema import Fairness, Gate, Llm, Policy
+from firebreak.policy.schema import HIGHER_IS_BETTER, METRIC_LABELS, Fairness, Gate, Llm, Policy
 
 if TYPE_CHECKING:
     from firebreak.contracts.validation import ContractResult
@@ -79,17 +79,20 @@ def evaluate_gate(
     ``blocked`` is a reason recorded on the candidate version (e.g. by the shadow
     evaluation); a blocked candidate never passes.
     """
+    metric = gate.metric
     checks = [
         _not_blocked(blocked),
-        _check(
-            "golden MAE no worse than champion",
-            candidate_golden.mae,
-            round(champion_golden.mae * (1 + gate.golden_max_regression), 4),
+        _metric_check(
+            f"golden {METRIC_LABELS[metric]} no worse than champion",
+            metric,
+            candidate_golden.metric(metric),
+            loss(metric, champion_golden.metric(metric)) * (1 + gate.golden_max_regression) + gate.golden_slack,
         ),
-        _check(
-            "recent MAE improves on champion",
-            candidate_recent.mae,
-            round(champion_recent.mae * (1 - gate.recent_min_improvement), 4),
+        _metric_check(
+            f"recent {METRIC_LABELS[metric]} improves on champion",
+            metric,
+            candidate_recent.metric(metric),
+            loss(metric, champion_recent.metric(metric)) * (1 - gate.recent_min_improvement),
         ),
         _check("recent sanity violation rate", candidate_recent.sanity_violation_rate, gate.max_sanity_violation_rate),
         _check("recent low-confidence rate", candidate_recent.low_confidence_rate, gate.max_low_confidence_rate),
@@ -180,6 +183,17 @@ def _fairness_checks(rules: Fairness, figures: dict[str, Any]) -> list[dict[str,
 
 def _check(name: str, value: float, limit: float) -> dict[str, Any]:
     return {"name": name, "passed": bool(value <= limit), "candidate": value, "limit": limit}
+
+
+def _metric_check(name: str, metric: str, value: float, loss_limit: float) -> dict[str, Any]:
+    """``value`` of ``metric`` against a limit set on its loss; NaN (not computable) never passes.
+
+    A higher-is-better metric shows its limit as ``>= x`` on the metric's own scale.
+    """
+    limit = round(from_loss(metric, loss_limit), 4)
+    if metric in HIGHER_IS_BETTER:
+        return {"name": name, "passed": bool(value >= limit), "candidate": value, "limit": f">= {limit}"}
+    return _check(name, value, limit)
 
 
 # -- LLM models ------------------------------------------------------------------------------------

@@ -199,8 +199,72 @@ def test_bad_alerts_are_answered_clearly_and_start_nothing(
     )
     assert response.status_code == code
     assert message in response.json()["error"]
+    if code == 400:  # never parseable: nothing stored (a stored delivery would be retried or kept forever)
+        assert deliveries() == []
+        return
     [delivery] = deliveries()
     assert delivery["status"] == "rejected" and delivery["body"] == body.decode()
+
+
+def _deep(n: int) -> bytes:
+    return b'{"version": "4", "x": ' + b"[" * n + b"]" * n + b"}"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        (_deep(100_000), 400, "nested deeper than 32 levels"),
+        (b'{"version": "4", "truncatedAlerts": ' + b"9" * 5000 + b"}", 400, "a number longer than 100 characters"),
+        (b'{"model": "pricing", "signal": "psi", "value": 1e400}', 400, "number 1e400 is out of range"),
+        (b'{"model": "pricing", "value": NaN}', 400, "NaN is not a JSON number"),
+        (b"\xff\xfe{}", 400, "body is not UTF-8"),
+    ],
+    ids=["depth-100k", "int-5000-digits", "1e400", "nan", "not-utf8"],
+)
+def test_hostile_json_is_a_4xx_and_nothing_is_stored(client, body: bytes, code: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    """Reliability case 29: each of these was a 500 (and a stored delivery Alertmanager resent forever)."""
+    for path in ("alertmanager", "generic"):
+        response = client.post(f"/firebreak/alerts/{path}", content=body, headers=AUTH)
+        assert response.status_code == code, response.text
+        assert message in response.json()["error"]
+    assert deliveries() == []
+
+
+def test_an_oversized_body_without_a_length_is_refused_while_streaming(client) -> None:  # type: ignore[no-untyped-def]
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"version": "4", "pad": "'
+        for _ in range(40):  # 2.6 MB, sent chunked: no Content-Length to refuse it by
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = client.post("/firebreak/alerts/alertmanager", content=chunks(), headers=AUTH)
+    assert response.status_code == 413 and "body larger than 1000000 bytes" in response.json()["error"]
+    assert deliveries() == []
+
+
+def test_one_delivery_of_1000_alerts_for_one_model_opens_at_most_its_cap(client) -> None:  # type: ignore[no-untyped-def]
+    """Reliability case 30: 1,000 alerts for `pricing` held the request 73 s and queued 1,000 runs."""
+    alerts = [am_alert(fingerprint=f"storm-{i:04d}") for i in range(1000)]
+    response = client.post("/firebreak/alerts/alertmanager", json=am_payload(*alerts), headers=AUTH)
+    assert response.status_code == 200, response.text
+    actions = [a["action"] for a in response.json()["alerts"]]
+    assert actions == ["opened", "opened"] + ["capped"] * 98  # the policy's alerts.max_open_incidents: 2
+    opened = [a["incident_id"] for a in response.json()["alerts"][:2]]
+    assert [len(runs_for(i)) for i in opened] == [1, 1]
+    assert runs_for(incident_id_for("pricing", "storm-0002|2026-11-27T10:00:00+00:00")) == []
+    [delivery] = deliveries()
+    assert delivery["detail"]["excess_alerts"] == 900  # kept in the stored body, not acted on
+    from firebreak.settings import Settings
+    from tests.state import State
+
+    events = State(Settings.from_env().state_db_url).incidents.events(opened[-1])
+    [capped] = [e for e in events if e.kind == "alert_capped"]
+    assert capped.message.startswith("alertmanager delivery #1: 998 more alerts for pricing not opened")
+    assert capped.data is not None and capped.data["alerts"] == 998
+
+    # The storm's episode fires again later: still capped while two incidents are open, never a third run.
+    again = client.post("/firebreak/alerts/alertmanager", json=am_payload(alerts[2]), headers=AUTH)
+    assert again.json()["alerts"][0]["action"] == "capped"
 
 
 def test_truncated_alerts_are_accepted_and_noted(client) -> None:  # type: ignore[no-untyped-def]

@@ -182,10 +182,12 @@ def test_acting_records_the_user_and_the_reason_on_the_timeline(client: Any) -> 
     assert released.json()["state"] == "closed"
 
     lines = [(e.kind, e.message, (e.data or {}).get("by")) for e in state().incidents.events("pricing-aaaa00000001")]
-    assert ("acknowledged", "acknowledged by admin: on call, looking", "admin") in lines
+    assert ("acknowledged", "acknowledged by admin via ui: on call, looking", "admin") in lines
     assert ("operator", "breaker of pricing forced open by admin: prices below cost", "admin") in lines
     assert ("operator", "breaker of pricing released (closed) by admin: v2 is fine", "admin") in lines
-    assert sum(1 for kind, *_ in lines if kind == "acknowledged") == 1
+    acks = [e for e in state().incidents.events("pricing-aaaa00000001") if e.kind == "acknowledged"]
+    assert [bool((e.data or {}).get("repeat")) for e in acks] == [False, True]  # the first one holds it
+    assert state().incidents.clock("pricing-aaaa00000001")["acknowledged"].by == "admin"
     events = state().routing.breaker_events("pricing")
     assert [(e["target"], e["data"]["by"]) for e in events[-2:]] == [("open", "admin"), ("closed", "admin")]
     board = client.get("/firebreak/console/api/incidents", params={"model": "pricing"}, headers=headers).json()

@@ -13,6 +13,7 @@ from firebreak.prediction_log import PredictionLog
 from firebreak.serving.app import create_app
 from firebreak.serving.gateway import Gateway
 from firebreak.settings import Settings
+from tests.gateway_helpers import many_callers
 from tests.state import State
 
 pytestmark = pytest.mark.integration
@@ -53,7 +54,7 @@ def test_answers_the_active_guardrails_block_never_reach_a_user(world: Settings)
     gateway.refresh()
     chats = support_bot.generate_traffic(5, 200)
     ids = [f"chat-{i}" for i in range(len(chats))]
-    with TestClient(create_app(gateway, start=False)) as http:
+    with TestClient(many_callers(create_app(gateway, start=False))) as http:
         answers = [
             http.post(
                 "/invocations",
@@ -74,7 +75,7 @@ def test_answers_the_active_guardrails_block_never_reach_a_user(world: Settings)
     assert gateway.breaker.state == "open" and routes[-1] == "heuristic"
     students = [a for q, a in zip(chats["question"], served, strict=True) if q == "Do students get a discount?"]
     assert students and all("15%" in a for a in students)  # policy, not a promise: still explained
-    gateway.predictions.flush()
+    gateway.drain()
     log = PredictionLog(world.prediction_log_dir).read("support-bot")
     log = log[log["request_id"].isin(ids)]
     assert len(log) == len(chats)
@@ -90,7 +91,7 @@ def test_a_guardrail_version_activated_by_an_incident_is_enforced_at_the_next_re
     with store.begin() as conn:
         conn.exec_driver_sql("DELETE FROM breakers")
     gateway.refresh()
-    with TestClient(create_app(gateway, start=False)) as http:
+    with TestClient(many_callers(create_app(gateway, start=False))) as http:
         before = http.post("/invocations", json={"dataframe_records": [chat(LATE, "shipping")]})
         assert before.headers["X-Firebreak-Route"] == "champion"
         assert "waive" in before.json()["predictions"][0]["answer"]  # v1's rules miss this promise

@@ -16,6 +16,7 @@ INSANE = Call(sanity_violation=True)
 CONFIG = CircuitBreaker(
     window_seconds=10,
     min_calls=4,
+    min_callers=1,  # the state machine on one caller's calls; the per-caller rules are tested below
     max_error_rate=0.25,
     max_low_confidence_rate=0.5,
     max_sanity_violation_rate=0.0,
@@ -147,3 +148,97 @@ def test_adopting_the_shared_state_emits_nothing_and_resets_the_counts(breaker: 
     assert breaker.rates().calls == 0
     transition = breaker.poll()  # its wait started 5 s ago, on the other worker
     assert transition is not None and transition.target == BreakerState.HALF_OPEN
+
+
+# -- no single caller decides (issue 17) ---------------------------------------------
+
+GUARDED = CONFIG.model_copy(update={"min_callers": 2, "max_calls_per_caller": 6})
+
+
+def calls(caller: str, outcome: Call, n: int) -> list[Call]:
+    return [Call(outcome.error, outcome.low_confidence, outcome.sanity_violation, caller=caller)] * n
+
+
+def test_one_caller_alone_never_trips_the_breaker_for_everyone(clock: Clock) -> None:
+    breaker = Breaker("pricing", GUARDED, clock=clock)
+    script = calls("alice", OK, 3) + calls("mallory", ERROR, 40) + calls("bob", OK, 3)
+    assert [breaker.record(c) for c in script] == [None] * len(script)
+    assert breaker.state == BreakerState.CLOSED
+    # Without mallory, 6 calls and no error; with her, capped at her 6 most recent: 50% > 25%.
+    assert breaker.rates().calls == 12 and breaker.rates().error_rate == 0.5
+
+
+def test_a_failure_two_callers_see_trips_within_one_window(clock: Clock) -> None:
+    breaker = Breaker("pricing", GUARDED, clock=clock)
+    for c in calls("alice", OK, 2) + calls("bob", OK, 2):
+        assert breaker.record(c) is None
+    clock.now += 1
+    transition = None
+    for c in [*calls("alice", ERROR, 1), *calls("bob", ERROR, 1), *calls("alice", ERROR, 1), *calls("bob", ERROR, 1)]:
+        transition = transition or breaker.record(c)
+    assert transition is not None and transition.target == BreakerState.OPEN
+    assert transition.reason == "error rate 50% > 25% (over without any one of 2 callers)"
+    assert clock.now - 1 < transition.at <= clock.now  # within the 10 s window the failure began in
+
+
+def test_one_caller_flooding_good_answers_cannot_hide_a_failure_others_see(clock: Clock) -> None:
+    breaker = Breaker("pricing", GUARDED, clock=clock)
+    for c in calls("flood", OK, 500):
+        assert breaker.record(c) is None
+    transition = None
+    for c in calls("alice", ERROR, 3) + calls("bob", ERROR, 3):
+        transition = transition or breaker.record(c)
+    # The flood counts its 6 most recent calls: 6 errors in 12 calls, still 40% without alice or bob.
+    assert transition is not None and transition.target == BreakerState.OPEN
+
+
+def test_a_request_weighs_one_call_whatever_its_rows(clock: Clock) -> None:
+    breaker = Breaker("pricing", CONFIG, clock=clock)
+    breaker.record(Call(low_confidence=1.0, caller="mallory"))  # 1,000 rows under the floor: one call
+    for c in calls("alice", OK, 2):
+        breaker.record(c)
+    assert breaker.rates().calls == 3 and breaker.rates().low_confidence_rate == pytest.approx(1 / 3)
+    assert breaker.record(Call(low_confidence=0.25, caller="bob")) is None  # a quarter of bob's rows: 0.25 of a call
+    assert breaker.rates().low_confidence_rate == pytest.approx(1.25 / 4)
+
+
+def half_open(breaker: Breaker, clock: Clock) -> None:
+    for c in calls("alice", ERROR, 4) + calls("bob", ERROR, 4):
+        breaker.record(c)
+    assert breaker.state == BreakerState.OPEN
+    clock.now += GUARDED.open_seconds
+    assert breaker.poll() is not None and breaker.state == BreakerState.HALF_OPEN
+
+
+def test_each_caller_fills_at_most_its_share_of_the_probes(clock: Clock) -> None:
+    breaker = Breaker("pricing", GUARDED.model_copy(update={"half_open_probes": 4}), clock=clock)
+    half_open(breaker, clock)
+    assert breaker.probes_from(["mallory"] * 5 + ["alice", "bob", "alice"]) == [0, 1, 5, 6]
+    for c in calls("mallory", ERROR, 2):
+        assert breaker.record(c) is None
+    assert breaker.probes_from(["mallory", "alice"]) == [1]
+
+
+def test_one_callers_failing_probes_cannot_keep_a_healthy_model_contained(clock: Clock) -> None:
+    breaker = Breaker("pricing", GUARDED.model_copy(update={"half_open_probes": 4}), clock=clock)
+    half_open(breaker, clock)
+    transitions = [
+        breaker.record(c) for c in [*calls("mallory", ERROR, 2), *calls("alice", OK, 1), *calls("bob", OK, 1)]
+    ]
+    assert transitions[-1] is not None and transitions[-1].target == BreakerState.CLOSED
+
+
+def test_probes_failing_for_several_callers_reopen(clock: Clock) -> None:
+    breaker = Breaker("pricing", GUARDED.model_copy(update={"half_open_probes": 4}), clock=clock)
+    half_open(breaker, clock)
+    transitions = [
+        breaker.record(c)
+        for c in [
+            *calls("alice", ERROR, 1),
+            *calls("bob", ERROR, 1),
+            *calls("carol", ERROR, 1),
+            *calls("mallory", OK, 1),
+        ]
+    ]
+    assert transitions[-1] is not None and transitions[-1].target == BreakerState.OPEN
+    assert transitions[-1].reason.startswith("probes failed: error rate 75% > 25% (over without any one of 4 callers)")

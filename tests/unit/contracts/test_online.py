@@ -134,3 +134,24 @@ def test_unreadable_bodies_are_refused_with_the_reason(body: bytes, status: int,
     with pytest.raises(ProtocolError, match=match) as caught:
         parse_records(body, max_rows=2)
     assert caught.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"dataframe_records": [{"unit_cost": ' + b"9" * 5000 + b"}]}", "a number of 5000 characters; at most 64"),
+        (b'{"dataframe_records": [{"unit_cost": 1e400}]}', r"number 1e400 is out of range"),
+        (b'{"dataframe_records": [{"unit_cost": -1.5e999}]}', r"number -1.5e999 is out of range"),
+    ],
+)
+def test_hostile_json_is_a_400_naming_the_problem(body: bytes, match: str) -> None:
+    with pytest.raises(ProtocolError, match=match) as caught:
+        parse_records(body, max_rows=2)
+    assert caught.value.status == 400
+
+
+def test_a_request_of_invented_fields_costs_no_more_than_the_violations_reported(contract: OnlineContract) -> None:
+    record = dict(ROW, **{f"x{i}": i for i in range(50_000)})
+    violations = contract.check([record], limit=100)
+    assert len(violations) == 100 and {v.rule for v in violations} == {"unknown_field"}

@@ -16,6 +16,7 @@ from firebreak.contracts.validation import (
     COLUMN_MISSING,
     ContractResult,
     load_suite,
+    validate_batches,
     validate_frame,
 )
 from firebreak.errors import ContractError
@@ -260,3 +261,22 @@ def test_invalid_expectation_kwargs_raise_contract_error(frame: pd.DataFrame, tm
 
     with pytest.raises(ContractError, match="column field required"):
         validate_frame(frame, path)
+
+
+def test_a_window_validated_in_batches_gets_the_whole_window_verdict(frame: pd.DataFrame, tmp_path: Path) -> None:
+    row_level = [e for e in PRICING_SUITE["expectations"] if "column" in e["kwargs"] and "mean" not in e["type"]]
+    row_level = [e for e in row_level if e["type"] not in ("expect_column_values_to_be_unique",)]
+    suite = _write(tmp_path / "rows.json", {"name": "rows", "expectations": row_level})
+    window = frame.copy()
+    window.loc[[10, 700, 1900], "unit_cost"] = -1.0  # spread over the batches
+    window.loc[1500:1515, "list_price"] = 5000.0  # 16 of 2000 (0.8%): within mostly=0.99 overall,
+    window.loc[300, "region"] = "mars"  # though 16 of the last batch's 500 (3.2%) would fail it alone
+    whole = validate_frame(window, suite)
+    batched = validate_batches((window.iloc[i : i + 500] for i in range(0, ROWS, 500)), suite)
+    assert batched.passed == whole.passed is False
+    assert batched.evaluated_rows == ROWS
+    assert [
+        (f.expectation, f.column, f.unexpected_count, round(f.unexpected_percent, 9)) for f in batched.failures
+    ] == [(f.expectation, f.column, f.unexpected_count, round(f.unexpected_percent, 9)) for f in whole.failures]
+    assert {f.column for f in batched.failures} == {"unit_cost", "region"}
+    assert sorted(batched.failures[0].sample) == [-1.0]

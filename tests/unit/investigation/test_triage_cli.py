@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from firebreak.cli import main
+from firebreak.errors import ExitCode
 from firebreak.settings import INCLUDE_DIR
 
 
@@ -135,7 +136,8 @@ def test_scores_and_labels_give_the_incident_figures(tmp_path: Path, capsys: pyt
         "false_positive_rate",
         "accuracy",
     }
-    assert report["evidence"][0]["detail"].startswith("region=south error rate")
+    # Named as a change since the reference, against the other groups' change.
+    assert report["evidence"][0]["detail"].startswith("region=south: error rate 0.05 -> 0.2")
     assert report["figures"]["reference_fairness"]["breached"] is False
 
 
@@ -195,3 +197,41 @@ def test_bad_input_exits_2_naming_the_problem(
     assert code == 2
     assert out == ""
     assert err.startswith("firebreak triage: error:") and message in err
+
+
+def labelled(seed: int, n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = prices(seed, n)
+    score = 1 / (1 + np.exp(-(frame["demand_index"] - 0.9) * 4))
+    frame["score"] = score.round(4)
+    frame["sold"] = (rng.random(n) < score).astype("int64")
+    return frame
+
+
+def test_labels_that_no_longer_follow_the_model_are_concept_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    current = labelled(12)
+    rng = np.random.default_rng(0)
+    flip = rng.random(len(current)) < 0.3
+    current.loc[flip, "sold"] = 1 - current.loc[flip, "sold"]  # inputs untouched, the relation changed
+    args = [*tables(tmp_path, labelled(11), current), "--label-column", "sold", "--prediction-column", "score"]
+    code, out, _ = run(capsys, *args, "--json")
+    report = json.loads(out)
+    assert (code, report["failure_class"]) == (0, "drift")
+    assert "concept drift" in report["root_cause"]
+    assert report["estimated_performance"]["method"] == "CBPE"
+    assert report["segments"]["scope"] == "all users"
+    assert {"segments", "multivariate", "estimated_performance"} <= report.keys()
+
+
+def test_fail_on_turns_a_finding_into_exit_3_and_leaves_other_classes_at_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    current = prices(12)
+    current["demand_index"] = current["demand_index"] + 0.4
+    args = tables(tmp_path, prices(11), current)
+    assert run(capsys, *args, "--fail-on", "drift")[0] == ExitCode.FINDINGS
+    assert run(capsys, *args, "--fail-on", "skew")[0] == 0
+    assert run(capsys, *args, "--fail-on", "any")[0] == ExitCode.FINDINGS
+    assert "who is hit:" in run(capsys, *args)[1]

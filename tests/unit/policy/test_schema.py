@@ -83,3 +83,43 @@ def test_the_error_rate_difference_is_a_fairness_limit(tmp_path: Path) -> None:
     policy = load_policy("pricing", write_policy(tmp_path, change))
     assert policy.fairness is not None and policy.fairness.max_error_rate_difference == 0.1
     assert load_policy("loan_approval", POLICIES).fairness.max_error_rate_difference is None  # type: ignore[union-attr]
+
+
+def test_notify_routes_name_targets_and_the_sop_targets_per_severity() -> None:
+    from datetime import timedelta
+
+    notify = load_policy("pricing", POLICIES).notify
+    assert notify.targets["ic-pager"].type == "pagerduty" and notify.targets["ic-pager"].conn_id == "pagerduty_pricing"
+    sev1 = notify.route(Severity.SEV1)
+    assert sev1.notify == ["ic-pager", "team-slack", "owner-mail"] and sev1.escalate == ["backup-pager"]
+    assert (sev1.acknowledge_within, sev1.contain_within) == (timedelta(minutes=5), timedelta(minutes=15))
+    assert (
+        notify.route(Severity.SEV4).notify == ["owner-mail"] and notify.route(Severity.SEV4).acknowledge_within is None
+    )
+    assert notify.route(None) == sev1  # untriaged: held to SEV1's (when in doubt, the higher)
+
+
+def test_a_channel_list_from_before_typed_targets_still_loads(tmp_path: Path) -> None:
+    policy = load_policy("pricing", write_policy(tmp_path, {"notify": ["#pricing-oncall"]}))
+    (target,) = policy.notify.targets.values()
+    assert (target.type, target.channel, target.conn_id) == ("slack", "#pricing-oncall", "firebreak_slack")
+    assert all(route.notify == ["slack-0"] for route in policy.notify.routes.values())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"notify.routes.SEV1.escalate": ["nobody"]}, "routes.SEV1 names unknown targets ['nobody']"),
+        ({"notify.targets.owner-mail.to": []}, "an email target needs 'to:"),
+        (
+            {"notify.targets.ic-pager.routing_key": "abc"},
+            "notify.targets.ic-pager.routing_key: Extra inputs are not permitted",
+        ),
+        ({"notify.routes.SEV1.acknowledge_within": "soon"}, "notify.routes.SEV1.acknowledge_within"),
+        ({"gate.approval": {"timeout": "0s"}}, "timeout must be positive"),
+    ],
+    ids=["unknown-target", "mail-without-recipients", "secret-in-policy", "bad-duration", "zero-timeout"],
+)
+def test_bad_notify_or_approval_sections_are_named(tmp_path: Path, change: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_policy("pricing", write_policy(tmp_path, change))

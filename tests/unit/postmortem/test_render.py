@@ -11,7 +11,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from firebreak.containment.state import RoutingState
-from firebreak.incidents.enums import IncidentStatus
+from firebreak.incidents.clock import Clock, ClockEntry
+from firebreak.incidents.enums import ClockMark, IncidentStatus
 from firebreak.incidents.store import Incident, TimelineEvent
 from firebreak.policy.schema import load_policy
 from firebreak.postmortem.html import to_html
@@ -24,6 +25,7 @@ SECTIONS = [
     "Impact",
     "Clock against the SOP's targets",
     "Timeline",
+    "On-call",
     "Evidence",
     "Alias moves",
     "Detection: what it saw and what it missed",
@@ -109,6 +111,18 @@ EVIDENCE: dict[str, dict[str, Any]] = {
 }
 
 
+def clock() -> Clock:
+    """The marks the stages and the on-call loop would have set for :func:`events`."""
+    marks = {
+        ClockMark.DETECTED: (0, "opened by hand"),
+        ClockMark.OPENED: (0, "incident_response"),
+        ClockMark.CONTAINED: (120, "contain"),
+        ClockMark.ACKNOWLEDGED: (180, "alice"),
+        ClockMark.RESOLVED: (540, "postmortem"),
+    }
+    return Clock({m: ClockEntry(m, OPENED + timedelta(seconds=s), by) for m, (s, by) in marks.items()})
+
+
 def render(description: str, model: str = "pricing", evidence: dict[str, dict[str, Any]] | None = None) -> str:
     return render_postmortem(
         incident(description, model),
@@ -126,6 +140,7 @@ def render(description: str, model: str = "pricing", evidence: dict[str, dict[st
         ),
         charts=[ChartRef("drift", "Drift by column", "pricing-0123456789ab/drift.png")],
         now=OPENED + timedelta(minutes=10),
+        clock=clock(),
     )
 
 
@@ -173,17 +188,27 @@ def test_impact_clock_actions_and_links_for_people() -> None:
     text = render("prices below cost since the season ended")
     assert "**1,429** of 1,500 (95.3%) price requests below cost" in text
     assert "**USD\u00a012,818.73** money at stake" in text
-    clock = table_after(MD.parse(text), "Clock against the SOP's targets")
-    assert clock[0] == ["milestone", "time (UTC)", "since opened", "SOP target", "met"]
-    assert clock[2][:3] == ["incident opened", "2026-11-30 10:00:00", "0 s"]
-    assert clock[3][:3] == ["acknowledged by alice", "2026-11-30 10:03:00", "3 min 00 s"]
-    assert clock[4] == [
+    table = table_after(MD.parse(text), "Clock against the SOP's targets")
+    assert table[0] == ["milestone", "time (UTC)", "since opened", "by", "SOP target", "met"]
+    assert table[3][:3] == ["incident opened", "2026-11-30 10:00:00", "0 s"]
+    assert table[4] == [
+        "acknowledged",
+        "2026-11-30 10:03:00",
+        "3 min 00 s",
+        "alice",
+        "within 5 min of opening",
+        "yes",
+    ]
+    assert table[5] == [
         "contained (traffic off the model)",
         "2026-11-30 10:02:00",
         "2 min 00 s",
-        "contain within 15 minutes",
+        "contain",
+        "within 15 min of opening",
         "yes",
     ]
+    assert "time to contain 2 min 00 s, time to resolve 9 min 00 s" in text
+    assert "Clock order: monotonic." in text
     actions = table_after(MD.parse(text), "Action items")
     assert actions[0] == ["#", "action", "owner", "due"]
     assert {row[2] for row in actions[1:]} == {"pricing-data-science", "incident commander (on-call)"}
@@ -195,7 +220,7 @@ def test_impact_clock_actions_and_links_for_people() -> None:
 
 
 def test_a_classifier_gets_decision_figures_not_price_figures() -> None:
-    """The loan model decides 0/1: error rate and confidence, never MAPE or a sanity floor."""
+    """The loan model decides 0/1 and is gated on accuracy: decision figures, never MAPE or a sanity floor."""
     declined = {"key": "wrongly_declined", "label": "applicants wrongly declined", "value": 212, "of": 900}
     evidence = {
         **EVIDENCE,
@@ -204,9 +229,9 @@ def test_a_classifier_gets_decision_figures_not_price_figures() -> None:
     }
     text = render("approvals fell for 18-25", model="loan_approval", evidence=evidence)
     gate_figures = [line for line in text.splitlines() if line.startswith("| figures |")]
-    assert gate_figures == ["| figures | error rate | low confidence | mean confidence |"]
+    assert gate_figures == ["| figures | accuracy | AUC | F1 | log-loss | low confidence | mean confidence |"]
     containment = next(line for line in text.splitlines() if line.startswith("**Containment:**"))
-    assert "error rate 4.3%" not in containment and "error rate 260.0%" in containment
+    assert "accuracy" in containment and "MAE" not in containment
     assert "MAPE" not in text and "below sanity bound" not in text and "below cost" not in text
     assert "**212** of 900 (23.6%) applicants wrongly declined" in text
     assert "MAPE" in render("prices below cost")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from firebreak import stages
 from firebreak.incidents.enums import EvidenceKind, IncidentStatus, Route
 from tests.unit.stages.conftest import World
@@ -43,3 +47,42 @@ def test_a_dry_run_contains_nothing(world: World) -> None:
     assert incident is not None and incident.status == IncidentStatus.OPEN
     messages = [e.message for e in world.state().incidents.events(incident_id)]
     assert "dry run: would route pricing from champion to heuristic" in messages
+
+
+def test_a_segment_scoped_policy_contains_only_the_segment_triage_found(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from firebreak.settings import INCLUDE_DIR
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    text = (INCLUDE_DIR / "policies" / "pricing.yaml").read_text()
+    (policies / "pricing.yaml").write_text(text.replace("containment:\n", "containment:\n  scope: segment\n", 1))
+    incident_id = world.open("contain-segment")
+    segment = {"conditions": [{"column": "category", "values": ["electronics"]}], "description": "category=electronics"}
+    found = {"scope": "segment", "segments": [{"segment": segment, "rows": 120, "share": 0.08, "lift": 3.1}]}
+    state = world.state()
+    state.incidents.put_evidence(incident_id, EvidenceKind.TRIAGE, {"segments": found})
+    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(policies))
+
+    assert stages.contain(incident_id)["segment"] == "category=electronics"
+    route = state.routing.get_routing("pricing")
+    assert route is not None and route.route == "champion"  # the rest stays on the champion
+    contained = state.routing.contained_segment("pricing")
+    assert contained is not None and contained["segment"] == segment and contained["incident_id"] == incident_id
+    evidence = state.incidents.get_evidence(incident_id)[EvidenceKind.CONTAINMENT]
+    assert (evidence["scope"], evidence["segment"]["description"]) == ("segment", "category=electronics")
+    stages.restore_traffic(incident_id)
+    assert state.routing.contained_segment("pricing") is None
+
+
+def test_triage_says_who_is_hit_before_contain_reads_it(world: World) -> None:
+    incident_id = world.open("triage-who")
+    stages.triage(incident_id)
+    evidence = world.state().incidents.get_evidence(incident_id)[EvidenceKind.TRIAGE]
+    segments = evidence["segments"]
+    # The pricing world's off-season prices fall below cost nearly everywhere: everyone's failure.
+    assert segments["signal"] == "predictions under the confidence floor or the sanity bound"
+    assert segments["scope"] in ("all users", "segment")
+    events = world.state().incidents.events(incident_id)
+    assert any("who is hit:" in e.message for e in events)

@@ -1,0 +1,198 @@
+"""The contract suite compiled into vectorised checks over a whole frame: triage's contract.
+
+SOP stage: investigate (``firebreak triage``). Great Expectations builds an ephemeral
+context, a datasource, a suite and a validation definition on every call: about 400 ms per
+table before it reads a row, and a 13 s import. Triage compares two tables in well under
+that, so it runs the same suite compiled into numpy/pandas checks per column, with the
+same :class:`~firebreak.contracts.validation.ContractResult` (same failures, same
+``unexpected_percent`` relative to the non-null values, same samples). The incident's
+``validate_contract`` keeps Great Expectations, and a suite holding an expectation this
+module does not know is run there too (:func:`compile_suite` returns None).
+
+The online contract (:mod:`firebreak.contracts.online`) is the same idea per request; this
+is the same idea per batch, and it also evaluates ``mostly``, which only a batch can.
+
+One departure, on purpose: types are judged by the values, not the container. An integer
+column arriving as floats *because it holds nulls* (how pandas, CSV readers and Parquet
+without nullable integers store it) is not a type change; one arriving as floats without
+a null, or with fractional values, is. A float column arriving as whole numbers is fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from firebreak.contracts.online import _json_kind
+from firebreak.contracts.validation import COLUMN_MISSING, ContractResult, ExpectationFailure, _distinct
+from firebreak.errors import ContractError
+
+__all__ = ["CompiledSuite", "compile_suite"]
+
+_SAMPLE_ROWS = 50  # offending values looked at for the sample (GX's partial list is 20)
+
+
+@dataclass(frozen=True)
+class _Check:
+    expectation: str
+    column: str
+    mostly: float
+    run: Callable[[pd.Series], tuple[np.ndarray | None, int, list[Any]]]
+    # run(series) -> (offending mask over the rows, or None when the whole column fails by
+    # type; the count it is relative to; a sample override)
+
+
+@dataclass(frozen=True)
+class CompiledSuite:
+    """A suite's expectations as vectorised checks; :meth:`validate` gives GX's result shape."""
+
+    name: str
+    checks: list[_Check]
+
+    def violations(self, frame: pd.DataFrame) -> np.ndarray:
+        """Per row, whether it breaks a row-level check (a missing column or a type breaks every row)."""
+        broken = np.zeros(len(frame), dtype=bool)
+        for check in self.checks:
+            if check.column not in frame.columns:
+                broken[:] = True
+                continue
+            mask, _, _ = check.run(frame[check.column])
+            broken |= frame[check.column].notna().to_numpy() if mask is None else mask
+        return broken
+
+    def validate(self, frame: pd.DataFrame) -> ContractResult:
+        """Run every check on ``frame`` (failures in suite order, like GX's)."""
+        rows = len(frame)
+        failures = []
+        for check in self.checks:
+            if check.column not in frame.columns:
+                failures.append(ExpectationFailure(check.expectation, check.column, rows, 100.0, [COLUMN_MISSING]))
+                continue
+            if check.expectation == "expect_column_to_exist":
+                continue
+            series = frame[check.column]
+            mask, base, sample = check.run(series)
+            if mask is None:  # the column's type cannot hold what the expectation asks
+                failures.append(ExpectationFailure(check.expectation, check.column, base, 100.0, sample))
+                continue
+            count = int(mask.sum())
+            if count == 0:
+                continue
+            share = count / base if base else 1.0
+            if check.expectation == "expect_column_values_to_not_be_null":
+                ok = 1 - count / rows >= check.mostly
+            else:
+                ok = 1 - share >= check.mostly
+            if ok:
+                continue
+            values = series[mask].head(_SAMPLE_ROWS).tolist()
+            failures.append(
+                ExpectationFailure(check.expectation, check.column, count, 100.0 * share, sample or _distinct(values))
+            )
+        return ContractResult(
+            suite=self.name,
+            passed=not failures,
+            evaluated_rows=rows,
+            evaluated_expectations=len(self.checks),
+            failures=failures,
+        )
+
+
+def compile_suite(suite: dict[str, Any]) -> CompiledSuite | None:
+    """Compile a GX suite (JSON dict); None when an expectation has no vectorised equivalent here."""
+    checks: list[_Check] = []
+    for exp in suite.get("expectations", []):
+        kind, kwargs = exp.get("type"), exp.get("kwargs", {})
+        column = kwargs.get("column")
+        if not isinstance(column, str):
+            return None
+        mostly = float(kwargs.get("mostly", 1.0))
+        run = _compile_one(str(kind), kwargs)
+        if run is None:
+            return None
+        checks.append(_Check(str(kind), column, mostly, run))
+    return CompiledSuite(str(suite.get("name") or "suite"), checks)
+
+
+def _compile_one(kind: str, kwargs: dict[str, Any]) -> Callable[[pd.Series], Any] | None:
+    if kind == "expect_column_to_exist":
+        return lambda s: (np.zeros(len(s), dtype=bool), len(s), [])
+    if kind == "expect_column_values_to_not_be_null":
+        return lambda s: (s.isna().to_numpy(), len(s), [None])
+    if kind == "expect_column_values_to_be_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        return lambda s: _between(s, low, high)
+    if kind == "expect_column_values_to_be_in_set":
+        values = kwargs.get("value_set")
+        if not isinstance(values, list):
+            return None
+        allowed = list(values)
+        return lambda s: _in_set(s, allowed)
+    if kind in ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"):
+        names = [kwargs["type_"]] if "type_" in kwargs else list(kwargs.get("type_list") or [])
+        lowered = {str(n).lower() for n in names}
+        integer = bool(lowered) and all(n.startswith(("int", "uint")) for n in lowered)
+        if lowered and all(n.startswith(("int", "uint", "float")) for n in lowered):
+            json_kind = "number"  # numpy/pandas dtype names (int8 ... Float64)
+        else:
+            try:
+                json_kind = _json_kind(names, kind)
+            except ContractError:  # a type list the compiled checks cannot express: GX runs the suite
+                return None
+        return lambda s: _typed(s, json_kind, integer)
+    return None
+
+
+def _non_null(series: pd.Series) -> tuple[pd.Series, int]:
+    present = series.notna()
+    return present, int(present.sum())
+
+
+def _numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def _between(series: pd.Series, low: Any, high: Any) -> tuple[np.ndarray | None, int, list[Any]]:
+    present, base = _non_null(series)
+    if not _numeric(series):
+        return None, base, [f"<error: values of type {series.dtype} cannot be compared with a range>"]
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    bad = np.zeros(len(values), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if low is not None:
+            bad |= values < float(low)
+        if high is not None:
+            bad |= values > float(high)
+    return bad & present.to_numpy(), base, []
+
+
+def _in_set(series: pd.Series, allowed: list[Any]) -> tuple[np.ndarray, int, list[Any]]:
+    present, base = _non_null(series)
+    inside = series.isin(allowed).to_numpy()
+    return present.to_numpy() & ~inside, base, []
+
+
+def _typed(series: pd.Series, kind: str, integer: bool) -> tuple[np.ndarray | None, int, list[Any]]:
+    present, base = _non_null(series)
+    dtype = [str(series.dtype)]
+    if kind == "number":
+        if not _numeric(series):
+            return None, base, dtype
+        if integer and not pd.api.types.is_integer_dtype(series):
+            values = series.to_numpy(dtype=float, na_value=np.nan)
+            fractional = present.to_numpy() & (values != np.round(values))
+            if fractional.any():
+                return fractional, base, []
+            if base == len(series):  # whole numbers sent as floats with no null to explain it: the schema changed
+                return None, base, dtype
+        return np.zeros(len(series), dtype=bool), base, []
+    if kind == "bool":
+        ok = pd.api.types.is_bool_dtype(series) or series.dropna().map(lambda v: isinstance(v, bool | np.bool_)).all()
+        return (None, base, dtype) if not ok else (np.zeros(len(series), dtype=bool), base, [])
+    if _numeric(series) or pd.api.types.is_bool_dtype(series):
+        return None, base, dtype
+    return np.zeros(len(series), dtype=bool), base, []

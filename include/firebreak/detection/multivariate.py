@@ -1,0 +1,142 @@
+"""Multivariate drift: a change in the joint distribution that no single column shows.
+
+SOP stage: detection. Per-column tests miss a relation between columns that broke while
+each column kept its own distribution (two sensors that moved together now move apart;
+income and loan size decoupled). This is NannyML's *data reconstruction with PCA*
+(NannyML documentation, "How it works: Multivariate Drift Detection"): learn the
+reference's main directions, and measure how badly the current rows are rebuilt from them.
+
+Steps, and where they depart from NannyML's defaults (and why):
+
+1. Each numeric column becomes normal scores through the reference's own empirical CDF
+   (a Gaussian copula): the PCA then sees the dependence between columns, not their
+   units or their tails; a heavy-tailed column cannot swamp the error. Categorical
+   columns become one indicator per level holding at least 1% of the reference
+   (at most 10 per column), standardised the same way. Missing values take the
+   reference's median score (0).
+2. PCA is fitted on half of the reference (random), keeping the components that explain
+   65% of the variance (NannyML's default).
+3. The reconstruction error of a row is its Euclidean distance to its reconstruction.
+   The other half of the reference gives the error the world produces without change
+   (out of sample, like the current rows, so fitting does not flatter the baseline).
+4. Drift when the current mean error is above that baseline by more than
+   :data:`Z_THRESHOLD` standard errors *and* by at least :data:`MIN_RISE` of it (NannyML
+   alerts outside three standard deviations of the reference chunks' means; one table
+   against another is one comparison, so the bound is set for a false-alarm rate under
+   0.1%, measured in ``tests/unit/detection/test_multivariate.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MIN_RISE", "Z_THRESHOLD", "reconstruction_drift"]
+
+VARIANCE_KEPT = 0.65
+Z_THRESHOLD = 4.0
+MIN_RISE = 0.03
+_MIN_LEVEL_SHARE = 0.01
+_MAX_LEVELS = 10
+_MIN_ROWS = 200
+
+
+def _normal_scores(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtri
+
+    ordered = np.sort(reference[np.isfinite(reference)])
+    n = len(ordered)
+    if n == 0:
+        return np.zeros(len(values))
+    # Mid-rank empirical CDF of the reference, kept inside (0, 1).
+    below = np.searchsorted(ordered, values, side="left")
+    at_or_below = np.searchsorted(ordered, values, side="right")
+    cdf = np.clip((below + at_or_below) / (2.0 * n), 0.5 / n, 1 - 0.5 / n)
+    scores = ndtri(cdf)
+    scores[~np.isfinite(values)] = 0.0
+    return scores
+
+
+def _design(
+    reference: pd.DataFrame, frames: Sequence[pd.DataFrame], numeric: Sequence[str], categorical: Sequence[str]
+) -> list[np.ndarray]:
+    blocks: list[list[np.ndarray]] = [[] for _ in frames]
+    for column in numeric:
+        ref = reference[column].to_numpy(dtype=float, na_value=np.nan)
+        for block, frame in zip(blocks, frames, strict=True):
+            block.append(_normal_scores(ref, frame[column].to_numpy(dtype=float, na_value=np.nan)))
+    for column in categorical:
+        shares = reference[column].astype("string").value_counts(normalize=True)
+        levels = shares[shares >= _MIN_LEVEL_SHARE].index[:_MAX_LEVELS]
+        # One pass per table: each row's level as a code (-1: a level not kept, or missing).
+        codes = [pd.Categorical(frame[column].astype("string"), categories=levels).codes for frame in frames]
+        for index, level in enumerate(levels):
+            p = float(shares[level])
+            scale = np.sqrt(p * (1 - p)) or 1.0
+            for block, code in zip(blocks, codes, strict=True):
+                block.append(((code == index).astype(float) - p) / scale)
+    return [np.column_stack(b) if b else np.zeros((len(f), 0)) for b, f in zip(blocks, frames, strict=True)]
+
+
+def reconstruction_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    numeric: Sequence[str],
+    categorical: Sequence[str] = (),
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """PCA reconstruction error of ``current`` against ``reference`` (see the module docstring).
+
+    Returns:
+        None with fewer than two columns or 200 reference rows; else ``method``,
+        ``components``, ``columns``, ``reference_error``, ``current_error``, ``rise``
+        (relative), ``z`` and ``drifted``.
+    """
+    if len(numeric) + len(categorical) < 2 or len(reference) < _MIN_ROWS or len(current) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(reference))
+    half = len(reference) // 2
+    fit_rows, base_rows = reference.iloc[np.sort(order[:half])], reference.iloc[np.sort(order[half:])]
+    fit, base, cur = _design(reference, [fit_rows, base_rows, current], numeric, categorical)
+    if fit.shape[1] < 2:
+        return None
+    mean = fit.mean(axis=0)
+    centred_fit = fit - mean
+    # Eigenvectors of the small covariance matrix, not an SVD of the tall data matrix: the
+    # same components, and LAPACK's SVD on a 15,000 x 15 matrix took 0.6 s here against 5 ms.
+    covariance = np.einsum("ij,ik->jk", centred_fit, centred_fit) / max(len(fit) - 1, 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = np.clip(eigenvalues[order], 0, None), eigenvectors[:, order]
+    explained = np.cumsum(eigenvalues) / max(float(eigenvalues.sum()), 1e-12)
+    keep = int(np.searchsorted(explained, VARIANCE_KEPT) + 1)
+    components = eigenvectors[:, :keep].T
+
+    def errors(x: np.ndarray) -> np.ndarray:
+        # |x - rebuilt|^2 = |x|^2 - |projection|^2 (orthonormal components). einsum runs in one
+        # thread: BLAS spreading these small products over busy cores cost more than the sums.
+        centred = x - mean
+        projected = np.einsum("ij,kj->ik", centred, components)
+        squared = np.einsum("ij,ij->i", centred, centred) - np.einsum("ij,ij->i", projected, projected)
+        return np.sqrt(np.clip(squared, 0, None))
+
+    base_err, cur_err = errors(base), errors(cur)
+    before, after = float(base_err.mean()), float(cur_err.mean())
+    se = float(np.sqrt(base_err.var(ddof=1) / len(base_err) + cur_err.var(ddof=1) / len(cur_err))) or 1e-12
+    z = (after - before) / se
+    rise = (after - before) / before if before > 0 else 0.0
+    return {
+        "method": "PCA reconstruction error",
+        "components": keep,
+        "columns": len(numeric) + len(categorical),
+        "reference_error": round(before, 4),
+        "current_error": round(after, 4),
+        "rise": round(rise, 4),
+        "z": round(float(z), 2),
+        "drifted": bool(z > Z_THRESHOLD and rise >= MIN_RISE),
+    }

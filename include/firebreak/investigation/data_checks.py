@@ -1,0 +1,289 @@
+"""The statistical rules that tell a changed pipeline (skew) from a moving world (drift).
+
+SOP stage: investigate. A contract derived from a reference table is a guess from a
+sample: a value the sample never showed, a null it never had, a number past its range can
+all be the world being bigger than the sample. So each contract failure on a derived
+contract is judged here against what the sample could have missed, and the verdict
+carries the evidence it rests on (``docs/triage.md`` explains every rule):
+
+* :func:`unknown_values` — values outside the reference's set, by **rate and
+  significance**: a binomial test of the current count against the rate at which a
+  reference of that size leaves values unseen (Good-Turing: the share of values seen once).
+* :func:`null_changes` — a rise of the null rate, tested with the conditional binomial
+  test of two counts (nulls in either table, split by the tables' sizes).
+* :func:`beyond_range` — values past the reference's range: **skew** only with positive
+  evidence of a format, unit, encoding or type change (a point mass far out or across a
+  sign the reference never had: a sentinel; the values beyond the range are the
+  reference's own distribution times a power of ten: a unit change on part of the rows);
+  otherwise a **continuation** of the distribution: drift.
+* :func:`spikes` — one value suddenly holding a share of rows it never had in a column
+  of many distinct values (a default or sentinel filled in upstream), inside the range too.
+
+Each function returns plain dicts (JSON-able evidence); :func:`data_checks` runs them all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "SIGNIFICANCE",
+    "allowed_range",
+    "beyond_range",
+    "data_checks",
+    "null_changes",
+    "spikes",
+    "unknown_values",
+]
+
+# A rule counts a change only below this p-value. Triage tests a few dozen things per table;
+# 1e-3 keeps the chance of one false alarm on an unchanged table at a few percent.
+SIGNIFICANCE = 1e-3
+# ... and only when the change is big enough to matter to a pipeline: 0.1% of rows of
+# unknown values, a null rate up by 0.2 points and by half again.
+MIN_UNKNOWN_SHARE = 0.001
+MIN_NULL_RISE = 0.002
+MIN_NULL_RATIO = 1.5
+# Allowed range = reference [min, max] widened by this share of its span on each side.
+RANGE_MARGIN = 0.25
+# A sentinel: one value holding nearly all the rows past the range, at least this many. (A
+# discrete column moving into a new region also has point masses past the range, several.)
+_SENTINEL_MIN_ROWS = 5
+_SENTINEL_SHARE = 0.9
+# A unit change on part of the rows: the values past the range, divided by one of these
+# factors, fall inside the reference's range (this share of them) and match its distribution.
+_UNIT_FACTORS = (10.0, 100.0, 1000.0, 0.1, 0.01, 0.001)
+_UNIT_INSIDE_SHARE = 0.9
+_UNIT_MATCH_P = 0.01
+_UNIT_MIN_ROWS = 20
+# A spike: a column whose reference has at least this many distinct values, none over this share.
+_SPIKE_MIN_DISTINCT = 50
+_SPIKE_REF_MAX_SHARE = 0.005
+_SPIKE_MIN_SHARE = 0.01
+_SPIKE_MIN_RATIO = 10.0
+
+
+def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
+    """The derived contract's range for a reference column: [min, max] widened by :data:`RANGE_MARGIN`.
+
+    Never below 0 when the reference is non-negative; whole numbers for integer columns.
+    """
+    low, high = float(values.min()), float(values.max())
+    span = high - low if high > low else max(abs(high), 1.0)
+    min_value = low - RANGE_MARGIN * span
+    if low >= 0:
+        min_value = max(min_value, 0.0)
+    max_value = high + RANGE_MARGIN * span
+    if integer:
+        min_value, max_value = math.floor(min_value), math.ceil(max_value)
+    return min_value, max_value
+
+
+def _binomial_sf(count: int, trials: int, rate: float) -> float:
+    """P(X >= count) for X ~ Binomial(trials, rate)."""
+    from scipy import stats
+
+    if count <= 0:
+        return 1.0
+    if rate <= 0:
+        return 0.0
+    return float(stats.binom.sf(count - 1, trials, min(rate, 1.0)))
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return series.astype("string")
+
+
+def unknown_values(reference: pd.Series, current: pd.Series, declared: Sequence[str] = ()) -> dict[str, Any] | None:
+    """Values of ``current`` the reference never showed (nor declared, for a categorical dtype).
+
+    The rate a reference of ``n`` rows leaves unseen is estimated by Good-Turing (values seen
+    exactly once / ``n``; at least ``1 / n``): a table of 30,000 rows where one value
+    appears once is what a second sample of the same world looks like. Skew when the
+    current count is significant against that rate *and* on at least 0.1% of rows.
+
+    Returns:
+        None when every value is known; else ``column``, ``rows``, ``share``,
+        ``expected_share``, ``p_value``, ``sample`` and ``skew`` (bool).
+    """
+    ref, cur = _text(reference.dropna()), _text(current.dropna())
+    known = set(ref.unique().tolist()) | set(declared)
+    if isinstance(reference.dtype, pd.CategoricalDtype):
+        known |= {str(c) for c in reference.cat.categories}
+    unknown = cur[~cur.isin(known)]
+    if unknown.empty or cur.empty:
+        return None
+    counts = ref.value_counts()
+    n_ref = max(int(counts.sum()), 1)
+    expected = max(float((counts == 1).sum()) / n_ref, 1.0 / n_ref)
+    rows, n = len(unknown), len(cur)
+    p_value = _binomial_sf(rows, n, expected)
+    share = rows / n
+    return {
+        "column": str(reference.name),
+        "rows": rows,
+        "share": round(share, 5),
+        "expected_share": round(expected, 5),
+        "p_value": p_value,
+        "sample": unknown.value_counts().index[:3].tolist(),
+        "skew": p_value < SIGNIFICANCE and share >= MIN_UNKNOWN_SHARE,
+    }
+
+
+def null_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Columns whose null rate rose, each with its test.
+
+    Conditional test of two counts: given ``k`` nulls in both tables together, the current
+    table's share of them is Binomial(k, n_cur / (n_ref + n_cur)) when the rate did not
+    change (exact, and sound for the rare counts a clean column has). Skew when
+    significant, the rate rose by at least 0.2 points and to at least 1.5 times the
+    reference's.
+    """
+    found = []
+    n_ref, n_cur = len(reference), len(current)
+    for column in columns:
+        if column not in reference.columns or column not in current.columns:
+            continue
+        a, b = int(reference[column].isna().sum()), int(current[column].isna().sum())
+        ref_rate, cur_rate = a / n_ref, b / n_cur
+        if b == 0 or cur_rate <= ref_rate:
+            continue
+        p_value = _binomial_sf(b, a + b, n_cur / (n_ref + n_cur))
+        found.append(
+            {
+                "column": str(column),
+                "reference_rate": round(ref_rate, 5),
+                "current_rate": round(cur_rate, 5),
+                "p_value": p_value,
+                "skew": p_value < SIGNIFICANCE
+                and cur_rate - ref_rate >= MIN_NULL_RISE
+                and cur_rate >= MIN_NULL_RATIO * ref_rate,
+            }
+        )
+    return found
+
+
+def _finite(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    return values[np.isfinite(values)]
+
+
+def beyond_range(reference: pd.Series, current: pd.Series, *, rescaled: bool = False) -> dict[str, Any] | None:
+    """Values of a numeric column past the derived range, and whether they continue the distribution.
+
+    ``rescaled``: the whole column was found rescaled by one factor (units, currency):
+    that is the evidence, and nothing more is needed.
+
+    Returns:
+        None when nothing is past the range; else ``column``, ``rows``, ``share``, ``range``,
+        ``farthest``, ``verdict`` (``skew`` or ``drift``) and ``because`` (the evidence in words).
+    """
+    ref, cur = _finite(reference), _finite(current)
+    if len(ref) == 0 or len(cur) == 0:
+        return None
+    integer = pd.api.types.is_integer_dtype(reference)
+    low, high = allowed_range(ref, integer=integer)
+    outside = cur[(cur < low) | (cur > high)]
+    if len(outside) == 0:
+        return None
+    farthest = float(outside[np.argmax(np.abs(outside - (low + high) / 2))])
+    found: dict[str, Any] = {
+        "column": str(reference.name),
+        "rows": len(outside),
+        "share": round(len(outside) / len(cur), 5),
+        "range": [low, high],
+        "farthest": farthest,
+    }
+    verdict, because = _judge_outside(ref, outside, rescaled)
+    return {**found, "verdict": verdict, "because": because}
+
+
+def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool) -> tuple[str, str]:
+    if rescaled:
+        return "skew", "the whole column is rescaled by one factor (units or currency)"
+    values, counts = np.unique(outside, return_counts=True)
+    top = int(np.argmax(counts))
+    q1, q3 = np.quantile(ref, [0.25, 0.75])
+    spread = float(q3 - q1) or float(np.std(ref)) or 1.0
+    ref_low, ref_high = float(ref.min()), float(ref.max())
+    value = float(values[top])
+    gap = max(ref_low - value, value - ref_high, 0.0)
+    if counts[top] >= _SENTINEL_MIN_ROWS and counts[top] >= _SENTINEL_SHARE * len(outside):
+        sign_flip = ref_low >= 0 > value
+        if gap >= spread or sign_flip:
+            why = "a sign the reference never has" if sign_flip else f"{gap / spread:.1f} interquartile ranges out"
+            return "skew", f"{counts[top]} rows hold the single value {value:g}, {why}: a sentinel or default"
+    if len(outside) >= _UNIT_MIN_ROWS:
+        from scipy import stats
+
+        for factor in _UNIT_FACTORS:
+            scaled = outside / factor
+            inside = (scaled >= ref_low) & (scaled <= ref_high)
+            if inside.mean() >= _UNIT_INSIDE_SHARE and stats.ks_2samp(scaled, ref).pvalue >= _UNIT_MATCH_P:
+                return "skew", (
+                    f"divided by {factor:g} they match the reference's own distribution: "
+                    "a unit change on part of the rows"
+                )
+    return "drift", "no point mass and no unit factor: the values continue the distribution (a new region)"
+
+
+def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
+    """One value newly holding a share of rows in a column of many distinct values (a filled-in default)."""
+    ref, cur = _finite(reference), _finite(current)
+    if len(ref) == 0 or len(cur) == 0:
+        return None
+    ref_values, ref_counts = np.unique(ref, return_counts=True)
+    if len(ref_values) < _SPIKE_MIN_DISTINCT or ref_counts.max() / len(ref) > _SPIKE_REF_MAX_SHARE:
+        return None
+    values, counts = np.unique(cur, return_counts=True)
+    top = int(np.argmax(counts))
+    share = counts[top] / len(cur)
+    position = np.searchsorted(ref_values, values[top])
+    seen = int(ref_counts[position]) if position < len(ref_values) and ref_values[position] == values[top] else 0
+    ref_share = max(seen, 1) / len(ref)
+    if share < _SPIKE_MIN_SHARE or share < _SPIKE_MIN_RATIO * ref_share:
+        return None
+    p_value = _binomial_sf(int(counts[top]), len(cur), ref_share)
+    if p_value >= SIGNIFICANCE:
+        return None
+    return {
+        "column": str(reference.name),
+        "value": float(values[top]),
+        "share": round(float(share), 5),
+        "reference_share": round(seen / len(ref), 5),
+        "p_value": p_value,
+    }
+
+
+def data_checks(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    rescaled: Sequence[str] = (),
+    declared: dict[str, list[str]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every rule above over the columns both tables share: the evidence behind skew verdicts.
+
+    ``declared``: categories declared for a column (a pandas categorical dtype) that the
+    frames no longer carry.
+    """
+    declared = declared or {}
+    unknown = [
+        u for c in categorical if (u := unknown_values(reference[c], current[c], declared.get(c, ()))) is not None
+    ]
+    ranges = [r for c in numeric if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled)) is not None]
+    found_spikes = [s for c in numeric if c not in rescaled and (s := spikes(reference[c], current[c])) is not None]
+    columns = [c for c in reference.columns if c in current.columns]
+    return {
+        "unknown_values": unknown,
+        "null_changes": null_changes(reference, current, columns),
+        "beyond_range": ranges,
+        "spikes": found_spikes,
+    }

@@ -1,0 +1,310 @@
+"""Which users are hit: where a failure concentrates, over single columns and pairs.
+
+SOP stage: triage and investigate — the SOP's first question, *"is the model failing for
+all users, or a specific subset?"*. Every row of both tables carries a failure flag (a
+wrong decision or a large error where labels exist; a broken contract row); without flags,
+the row itself is the signal and the question becomes where the traffic moved. Segments
+are each column's levels (categories; for numbers, bins between the reference's
+5/10/20/.../90/95% quantiles, or the values of an integer column with at most 12) and
+pairs of a promising segment with every level of another column.
+
+A segment is reported when:
+
+* its current failure rate is above **the same segment's rate in the reference**
+  (conditional binomial test of two counts, one-sided): a segment the model always served
+  worse is not news, and unchanged data reports nothing;
+* the tests survive **Benjamini-Hochberg** control of the false discovery rate at
+  :data:`FDR` over every segment tested (singles and pairs);
+* its **lift** (failure rate in the segment / overall current failure rate) is at least
+  :data:`MIN_LIFT`, with at least :data:`MIN_ROWS` current rows: a failure spread evenly
+  is "all users", not a segment;
+* its failure rate is also above the current traffic's as a whole (binomial test against the
+  overall rate): a failure that rose everywhere is everyone's;
+* a pair is kept only when its lift beats each of its two single-column halves' by a quarter,
+  and its failures are significantly more than the worse half's rate predicts.
+
+Ranked by a conservative lift: the Wilson lower bound of the segment's rate over the
+overall rate, so a small segment needs a clear excess to outrank a large one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from firebreak.containment.segment import MISSING, Condition, Segment
+
+__all__ = ["FDR", "MIN_LIFT", "MIN_ROWS", "localise"]
+
+FDR = 0.005
+MIN_LIFT = 1.5
+MIN_ROWS = 30
+_PAIR_GAIN = 1.25
+_PAIR_PARENTS = 6
+_QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+_FEW_VALUES = 12
+_MAX_LEVELS = 20
+_Z = 1.96  # Wilson interval, 95%
+
+
+@dataclass
+class _Coded:
+    column: str
+    ref: np.ndarray
+    cur: np.ndarray
+    conditions: list[Condition]
+
+
+def _code_numeric(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series) -> _Coded:
+    ref_values = ref.to_numpy(dtype=float, na_value=np.nan)
+    cur_values = cur.to_numpy(dtype=float, na_value=np.nan)
+    basis_values = basis.to_numpy(dtype=float, na_value=np.nan)
+    finite = basis_values[np.isfinite(basis_values)]
+    distinct = np.unique(finite)
+    if pd.api.types.is_integer_dtype(basis) and 0 < len(distinct) <= _FEW_VALUES:
+        levels = [str(int(v)) for v in distinct]
+        conditions = [Condition(column, values=(lv,)) for lv in levels]
+
+        def code(values: np.ndarray) -> np.ndarray:
+            at = np.minimum(np.searchsorted(distinct, values), len(distinct) - 1)
+            return np.where(distinct[at] == values, at, len(levels))
+
+        ref_codes, cur_codes = code(ref_values), code(cur_values)
+    else:
+        edges = np.unique(np.quantile(finite, _QUANTILES)) if len(finite) else np.array([])
+        bounds = [None, *edges.tolist(), None]
+        conditions = [Condition(column, low=bounds[i], high=bounds[i + 1]) for i in range(len(bounds) - 1)]
+        ref_codes = np.searchsorted(edges, ref_values, side="right")
+        cur_codes = np.searchsorted(edges, cur_values, side="right")
+    # Missing values (and, for few-valued integers, values the reference never had) get the last code.
+    missing = len(conditions)
+    conditions.append(Condition(column, values=(MISSING,)))
+    ref_codes = np.where(np.isfinite(ref_values), ref_codes, missing)
+    cur_codes = np.where(np.isfinite(cur_values), cur_codes, missing)
+    return _Coded(column, ref_codes, cur_codes, conditions)
+
+
+def _code_categorical(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series) -> _Coded:
+    ref_text = ref.astype("string").fillna(MISSING)
+    cur_text = cur.astype("string").fillna(MISSING)
+    levels = basis.astype("string").fillna(MISSING).value_counts().index[:_MAX_LEVELS].tolist()
+    lookup = {v: i for i, v in enumerate(levels)}
+    other = len(levels)
+    conditions = [Condition(column, values=(str(v),)) for v in levels]
+    unseen = sorted(set(cur_text.unique().tolist()) - set(levels))[:50]
+    conditions.append(Condition(column, values=tuple(str(v) for v in unseen) or ("<other>",)))
+    ref_codes = ref_text.map(lookup).fillna(other).to_numpy(dtype=np.intp)
+    cur_codes = cur_text.map(lookup).fillna(other).to_numpy(dtype=np.intp)
+    return _Coded(column, ref_codes, cur_codes, conditions)
+
+
+def _binomial_sf(count: np.ndarray, trials: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
+    p = stats.binom.sf(count - 1, trials, np.clip(rate, 0.0, 1.0))
+    return np.where(count <= 0, 1.0, p)
+
+
+def _wilson_low(hits: np.ndarray, n: np.ndarray) -> np.ndarray:
+    n = np.maximum(n, 1)
+    p = hits / n
+    centre = p + _Z**2 / (2 * n)
+    margin = _Z * np.sqrt(p * (1 - p) / n + _Z**2 / (4 * n**2))
+    return np.asarray((centre - margin) / (1 + _Z**2 / n))
+
+
+def _tests(
+    ref_n: np.ndarray,
+    ref_bad: np.ndarray,
+    cur_n: np.ndarray,
+    cur_bad: np.ndarray,
+    totals: tuple[float, float],
+    baseline: bool = True,
+) -> dict[str, np.ndarray]:
+    """Per segment: p-value (current rate above the segment's reference rate), lift and its lower bound."""
+    n_cur, bad_cur = totals
+    overall = max(bad_cur / max(n_cur, 1), 1e-12)
+    # Two questions, both must be answered yes: worse than this segment was in the reference,
+    # and worse than the current traffic as a whole (else the failure is everyone's).
+    changed = _binomial_sf(cur_bad, cur_bad + ref_bad, cur_n / np.maximum(cur_n + ref_n, 1))
+    if not baseline:
+        changed = np.zeros_like(changed)  # no baseline (an incident's window): concentration alone
+    concentrated = _binomial_sf(cur_bad, cur_n, np.full(len(cur_n), overall))
+    p = np.maximum(changed, concentrated)
+    rate = cur_bad / np.maximum(cur_n, 1)
+    return {"p": p, "lift": rate / overall, "lift_low": _wilson_low(cur_bad, cur_n) / overall, "rate": rate}
+
+
+def localise(
+    reference: pd.DataFrame | None,
+    current: pd.DataFrame,
+    *,
+    columns: Sequence[str],
+    reference_flags: np.ndarray | None = None,
+    current_flags: np.ndarray | None = None,
+    signal: str = "traffic share",
+    top: int = 5,
+) -> dict[str, Any]:
+    """Where the failure concentrates (see the module docstring).
+
+    Args:
+        reference: Reference rows; None when there is no baseline (an incident's window,
+            where the failure is established): the segment is then judged against the
+            current overall rate only.
+        current: Current rows.
+        columns: Input columns to segment by (present in both tables).
+        reference_flags: Per reference row, whether it failed; None (with
+            ``current_flags`` None) asks where the traffic moved instead.
+        current_flags: Per current row, whether it failed.
+        signal: What the flags are, in words (``wrong decisions``, ``contract violations``).
+        top: Segments reported at most.
+
+    Returns:
+        ``signal``, ``scope`` (``all users``, ``segment`` or ``none`` when nothing failed),
+        ``tested`` (segments tested), ``overall_rate`` and ``segments`` (best first): each
+        ``segment`` (its :meth:`Segment.to_dict`), ``description``, ``rows``, ``share``,
+        ``rate``, ``reference_rate``, ``lift``, ``p_value``.
+    """
+    baseline = reference is not None
+    basis = reference if reference is not None else current  # where the bins and levels come from
+    if reference is None:
+        # No baseline: only the concentration test decides (see _tests).
+        reference, reference_flags = current.iloc[:0], np.zeros(0, dtype=bool)
+    share_mode = current_flags is None
+    cur_flags = np.ones(len(current), dtype=bool) if share_mode else np.asarray(current_flags, dtype=bool)
+    ref_flags = np.ones(len(reference), dtype=bool) if share_mode else np.asarray(reference_flags, dtype=bool)
+    n_ref, n_cur = len(reference), len(current)
+    overall = float(cur_flags.mean()) if n_cur else 0.0
+    result: dict[str, Any] = {"signal": signal, "tested": 0, "overall_rate": round(overall, 5), "segments": []}
+    if share_mode:
+        # Rows are the signal: a segment's "rate" is its share of the table, tested against its reference share.
+        result["overall_rate"] = 1.0
+    if (baseline and not n_ref) or not n_cur or (not share_mode and not cur_flags.any()):
+        result["scope"] = "none"
+        return result
+    coded = []
+    for column in columns:
+        ref, cur = reference[column], current[column]
+        numeric = pd.api.types.is_numeric_dtype(ref) and not pd.api.types.is_bool_dtype(ref)
+        if numeric and not (pd.api.types.is_numeric_dtype(cur) and not pd.api.types.is_bool_dtype(cur)):
+            continue
+        coded.append((_code_numeric if numeric else _code_categorical)(str(column), ref, cur, basis[column]))
+
+    def counts(
+        codes_ref: np.ndarray,
+        codes_cur: np.ndarray,
+        size: int,
+        flags_ref: np.ndarray = ref_flags,
+        flags_cur: np.ndarray = cur_flags,
+    ) -> tuple[np.ndarray, ...]:
+        return (
+            np.bincount(codes_ref, minlength=size).astype(float),
+            np.bincount(codes_ref, weights=flags_ref, minlength=size),
+            np.bincount(codes_cur, minlength=size).astype(float),
+            np.bincount(codes_cur, weights=flags_cur, minlength=size),
+        )
+
+    def measured(ref_n: np.ndarray, ref_bad: np.ndarray, cur_n: np.ndarray, cur_bad: np.ndarray) -> dict[str, Any]:
+        if share_mode:
+            # Share of the table: the "failures" are the rows, the trials both tables' rows in the segment.
+            tests = _tests(ref_n, ref_n, cur_n, cur_n, (n_cur, n_cur))
+            tests["p"] = _binomial_sf(cur_n, cur_n + ref_n, np.full(len(cur_n), n_cur / (n_cur + n_ref)))
+            ref_share = ref_n / n_ref
+            tests["rate"] = cur_n / n_cur
+            tests["lift"] = tests["rate"] / np.maximum(ref_share, 1e-12)
+            tests["lift_low"] = _wilson_low(cur_n, np.full(len(cur_n), float(n_cur))) / np.maximum(ref_share, 1e-12)
+            tests["reference_rate"] = ref_share
+        else:
+            tests = _tests(ref_n, ref_bad, cur_n, cur_bad, (n_cur, float(cur_flags.sum())), baseline)
+            tests["reference_rate"] = ref_bad / np.maximum(ref_n, 1)
+        tests["cur_n"] = cur_n
+        return tests
+
+    candidates: list[tuple[Segment, dict[str, float]]] = []
+    singles: list[tuple[int, int, dict[str, float]]] = []
+    single_lift: dict[tuple[int, int], float] = {}
+    single_rate: dict[tuple[int, int], float] = {}
+    for index, col in enumerate(coded):
+        size = len(col.conditions)
+        tests = measured(*counts(col.ref, col.cur, size))
+        for level in range(size):
+            row = {k: float(v[level]) for k, v in tests.items()}
+            candidates.append((Segment((col.conditions[level],)), row))
+            singles.append((index, level, row))
+            single_lift[(index, level)] = row["lift"]
+            single_rate[(index, level)] = row["rate"]
+    # Pairs: the most promising single segments, each crossed with every level of every other column.
+    promising = sorted(
+        (s for s in singles if s[2]["p"] < 0.05 and s[2]["lift"] > 1 and s[2]["cur_n"] >= MIN_ROWS),
+        key=lambda s: -s[2]["lift_low"],
+    )[:_PAIR_PARENTS]
+    for index, level, parent in promising:
+        first = coded[index]
+        in_ref, in_cur = first.ref == level, first.cur == level
+        for other_index, other in enumerate(coded):
+            if other_index == index:
+                continue
+            size = len(other.conditions)
+            ref_n, ref_bad, cur_n, cur_bad = counts(
+                other.ref[in_ref], other.cur[in_cur], size, ref_flags[in_ref], cur_flags[in_cur]
+            )
+            tests = measured(ref_n, ref_bad, cur_n, cur_bad)
+            for other_level in range(size):
+                row = {k: float(v[other_level]) for k, v in tests.items()}
+                if row["lift"] < _PAIR_GAIN * max(parent["lift"], single_lift.get((other_index, other_level), 0.0)):
+                    row["p"] = 1.0  # not sharper than both its halves: tested, never reported
+                elif not share_mode:
+                    # ... and sharper beyond noise: its failures against the worse half's rate.
+                    half = max(parent["rate"], single_rate.get((other_index, other_level), 0.0))
+                    bad = np.array([row["rate"] * row["cur_n"]])
+                    sharper = float(_binomial_sf(np.round(bad), np.array([row["cur_n"]]), np.array([half]))[0])
+                    row["p"] = max(row["p"], sharper)
+                candidates.append((Segment((first.conditions[level], other.conditions[other_level])), row))
+    result["tested"] = len(candidates)
+    if not candidates:
+        result["scope"] = "all users"
+        return result
+    p_values = np.array([row["p"] for _, row in candidates])
+    order = np.argsort(p_values)
+    m = len(p_values)
+    passed = p_values[order] <= FDR * np.arange(1, m + 1) / m
+    cutoff = int(np.max(np.nonzero(passed)[0])) + 1 if passed.any() else 0
+    discovered = set(order[:cutoff].tolist())
+    reported = [
+        (segment, row)
+        for i, (segment, row) in enumerate(candidates)
+        if i in discovered and row["lift"] >= MIN_LIFT and row["cur_n"] >= MIN_ROWS
+    ]
+    reported.sort(key=lambda pair: -pair[1]["lift_low"])
+    result["segments"] = [
+        {
+            "segment": segment.to_dict(),
+            "description": segment.describe(),
+            "rows": int(row["cur_n"]),
+            "share": round(row["cur_n"] / n_cur, 4),
+            "rate": round(row["rate"], 4),
+            "reference_rate": round(row["reference_rate"], 4),
+            "lift": round(row["lift"], 2),
+            "p_value": row["p"],
+        }
+        for segment, row in reported[:top]
+    ]
+    result["scope"] = "segment" if result["segments"] else "all users"
+    if share_mode and not result["segments"]:
+        result["scope"] = "none"
+    return result
+
+
+def describe(report: dict[str, Any]) -> str:
+    """One line: ``all users`` or ``segment X: n rows, share, lift``."""
+    if report.get("scope") != "segment":
+        return str(report.get("scope", "none"))
+    best = report["segments"][0]
+    return (
+        f"segment {best['description']}: {best['rows']:,} rows, {best['share']:.1%} of traffic, "
+        f"lift {best['lift']:.1f} ({report['signal']})"
+    )

@@ -1,0 +1,331 @@
+"""``firebreak log import``, ``firebreak labels import`` and ``firebreak log maintain``: bring a team's own logs.
+
+SOP stage: detection and investigation read the prediction log; a team that already serves its
+model has its own request logs and ground truth that arrives later. These commands put them
+where every check reads them, validated against the model's policy:
+
+* ``firebreak log import --model NAME FILE [--map src=dst ...] [--model-version V]`` — CSV,
+  Parquet or JSON lines. The policy's inputs and output and a time column (``ts``) must be
+  there (``--map`` renames the file's own names); each row needs a parseable time, numbers
+  where the policy says numeric, an output, a confidence within [0, 1] when given, and a
+  unique request id (generated from the file's digest and the row number when the file has
+  none). Columns the policy does not name are left out, and said so.
+* ``firebreak labels import --model NAME FILE --id-column COL --label COL`` — ground truth by
+  request id, stored under the policy's label name; ids unique and present, labels present.
+* ``firebreak log maintain --model NAME`` — compaction and retention by the policy's
+  ``prediction_log`` section.
+
+Bad rows are reported with their row numbers (1 = the first data row; for CSV the file line
+is one more) and nothing is written: exit 2. A good file is published whole: every part is
+written first, then renamed into place under names derived from the file's digest, so a
+crash mid-way is finished by running the same import again, and a finished import is never
+imported twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from firebreak.errors import PredictionLogError
+from firebreak.settings import Settings
+
+_MAX_REPORTED = 20  # bad rows listed one by one; the rest are counted
+_MAX_ID = 128
+_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def add_parsers(sub: Any) -> None:
+    log = sub.add_parser("log", help="the prediction log: import a team's own serving logs, compact and expire")
+    log_sub = log.add_subparsers(dest="log_command", required=True)
+    imp = log_sub.add_parser(
+        "import",
+        help="import prediction logs (CSV, Parquet or JSON lines) for a model, validated against its policy",
+        description=__doc__.split("\n\n")[2] if __doc__ else None,
+    )
+    imp.add_argument("--model", required=True)
+    imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--map", action="append", default=[], metavar="SRC=DST", help="rename a column of the file (repeatable)"
+    )
+    imp.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="default: from the file's extension")
+    imp.add_argument(
+        "--model-version",
+        help="the version that answered rows without a model_version column (default: the champion now)",
+    )
+    maintain = log_sub.add_parser("maintain", help="compact settled hours and delete those past retention")
+    maintain.add_argument("--model", required=True)
+    labels = sub.add_parser("labels", help="ground truth that arrives after the prediction")
+    labels_sub = labels.add_subparsers(dest="labels_command", required=True)
+    lab = labels_sub.add_parser("import", help="import labels by request id (CSV, Parquet or JSON lines)")
+    lab.add_argument("--model", required=True)
+    lab.add_argument("file", type=Path)
+    lab.add_argument("--id-column", required=True, help="the file's column holding the request id")
+    lab.add_argument("--label", required=True, help="the file's column holding the ground truth")
+    lab.add_argument("--format", choices=["csv", "parquet", "jsonl"])
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Dispatch ``log ...`` / ``labels ...``; bad input → exit 2 with every problem named."""
+    if args.command == "labels":
+        return _print(import_labels(args.model, args.file, args.id_column, args.label, settings, fmt=args.format))
+    if args.log_command == "maintain":
+        return _print(maintain(args.model, settings))
+    mapping = _mapping(args.map)
+    version, why = args.model_version, "given (--model-version)"
+    if version is None:
+        version, why = _champion_version(args.model, settings)
+    summary = import_log(args.model, args.file, settings, mapping=mapping, fmt=args.format, model_version=version)
+    return _print(summary | {"answered_by": f"{summary['answered_by']}: {why}"})
+
+
+def _champion_version(model: str, settings: Settings) -> tuple[str, str]:
+    """The version the ``champion`` alias names now: who answered rows whose file does not say.
+
+    Incidents judge a champion on the rows it answered (:func:`firebreak.prediction_log.answered_by`),
+    so rows tagged with no known version would never count as evidence.
+    """
+    from firebreak.errors import RegistryError
+    from firebreak.incidents.enums import Alias
+    from firebreak.registry.mlflow_registry import Registry
+
+    try:
+        champion = Registry(settings).version_for(model, Alias.CHAMPION)
+    except RegistryError:
+        champion = None
+    if champion is None:
+        return "imported", f"{model} has no {Alias.CHAMPION} alias: pass --model-version V to name who answered"
+    return champion.version, (
+        f"the file has no model_version column: v{champion.version} is {Alias.CHAMPION} now "
+        "(pass --model-version V if another version answered these rows)"
+    )
+
+
+def _print(summary: dict[str, Any]) -> int:
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source or not target:
+            raise PredictionLogError(f"--map takes SRC=DST, got {pair[:100]!r}")
+        if source in mapping:
+            raise PredictionLogError(f"--map names {source[:100]!r} twice")
+        mapping[source] = target
+    if len(set(mapping.values())) != len(mapping):
+        raise PredictionLogError("--map maps two columns onto one name")
+    return mapping
+
+
+def read_table(path: Path, fmt: str | None) -> Any:
+    """The file as a frame, every value as the file holds it; a clear error when it cannot be read."""
+    import pandas as pd
+
+    kind = fmt or _FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise PredictionLogError(f"cannot tell the format of {path.name!r}: use --format csv|parquet|jsonl")
+    if not path.is_file():
+        raise PredictionLogError(f"{path} is not a file")
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=True, dtype=False)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:  # pandas' parsers raise these for a bad file
+        raise PredictionLogError(f"cannot read {path.name} as {kind}: {str(exc)[:300]}") from exc
+    if frame.empty:
+        raise PredictionLogError(f"{path.name} holds no rows")
+    if len(frame.columns) > 1000 or any(len(str(c)) > 128 for c in frame.columns):
+        raise PredictionLogError(f"{path.name}: more than 1000 columns, or a column name over 128 characters")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+class _Problems:
+    """Bad rows by row number (1-based data rows), reported together."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.rows: dict[int, list[str]] = {}
+
+    def add(self, positions: Any, message: str) -> None:
+        for position in positions:
+            self.rows.setdefault(int(position) + 1, []).append(message)
+
+    def raise_if_any(self, name: str) -> None:
+        if not self.rows:
+            return
+        numbers = sorted(self.rows)
+        lines = [
+            f"row {n}{' (line ' + str(n + 1) + ')' if self.kind == 'csv' else ''}: " + "; ".join(self.rows[n])
+            for n in numbers[:_MAX_REPORTED]
+        ]
+        more = f"\n  ... and {len(numbers) - _MAX_REPORTED} more bad rows" if len(numbers) > _MAX_REPORTED else ""
+        raise PredictionLogError(
+            f"{name}: {len(numbers)} bad row(s), nothing imported:\n  " + "\n  ".join(lines) + more
+        )
+
+
+def _text(value: Any) -> str:
+    """A hostile value, bounded and printable, for a message."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return repr(text[:40] + ("..." if len(text) > 40 else ""))
+
+
+def import_log(
+    model: str,
+    path: Path,
+    settings: Settings,
+    *,
+    mapping: dict[str, str] | None = None,
+    fmt: str | None = None,
+    model_version: str = "imported",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Validate a team's prediction log against ``model``'s policy and publish it whole.
+
+    Raises:
+        UnknownModelError / PolicyError: no valid policy for ``model``.
+        PredictionLogError: unreadable file, missing columns, or bad rows (each named).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from firebreak.policy.schema import load_policy
+    from firebreak.prediction_log import PredictionLog
+
+    policy = load_policy(model, settings.policies_dir)
+    raw = path.read_bytes() if path.is_file() else b""
+    frame = read_table(path, fmt)
+    kind = fmt or _FORMATS.get(path.suffix.lower(), "")
+    mapping = mapping or {}
+    if absent := [s for s in mapping if s not in frame.columns]:
+        raise PredictionLogError(f"--map names columns {absent} that {path.name} does not have")
+    frame = frame.rename(columns=mapping)
+    features = policy.features
+    named = [*features.inputs, *features.lineage, features.output, features.confidence]
+    if policy.fairness is not None:
+        named.append(policy.fairness.protected_attribute)
+    required = [*features.inputs, features.output, "ts"]
+    if missing := [c for c in required if c not in frame.columns]:
+        raise PredictionLogError(
+            f"{path.name} lacks columns {missing} the policy of {model} needs (rename yours with --map SRC=DST)"
+        )
+    problems = _Problems(kind)
+    out = pd.DataFrame(index=frame.index)
+    digest = hashlib.sha256(raw + json.dumps([model, mapping, model_version]).encode()).hexdigest()[:16]
+    if "request_id" in frame.columns:
+        ids = frame["request_id"].astype("string").str.strip()
+        problems.add(np.flatnonzero((ids.isna() | (ids == "")).to_numpy()), "request_id is empty")
+        problems.add(
+            np.flatnonzero((ids.str.len() > _MAX_ID).fillna(False).to_numpy()), f"request_id over {_MAX_ID} characters"
+        )
+        duplicated = ids.duplicated(keep=False) & ids.notna()
+        problems.add(np.flatnonzero(duplicated.to_numpy()), "request_id repeats another row's")
+        out["request_id"] = ids.astype(object)
+    else:  # stable ids, so labels can be joined later and a re-import names the same rows
+        out["request_id"] = [f"import-{digest}-{i}" for i in range(len(frame))]
+    ts = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="mixed")
+    for i in np.flatnonzero(ts.isna().to_numpy()):
+        problems.add([i], f"ts {_text(frame['ts'].iloc[i])} is not a time")
+    late = (ts > (now or datetime.now(UTC)) + timedelta(minutes=5)).fillna(False)
+    problems.add(np.flatnonzero(late.to_numpy()), "ts is in the future")
+    out["ts"] = ts
+    out["model"] = model
+    out["model_version"] = str(model_version)[:64]
+    if "model_version" in frame.columns:  # the team's log says who answered each row
+        given = frame["model_version"].astype("string").str.strip().str.slice(0, 64)
+        out["model_version"] = given.mask(given.isna() | (given == ""), str(model_version)[:64]).astype(object)
+    out["route"] = "champion"  # the team's own server answered these
+    for column in [*features.numeric, features.confidence]:
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna() & (frame[column].astype("string").str.strip() != "")
+        for i in np.flatnonzero(bad.to_numpy()):
+            problems.add([i], f"{column} {_text(frame[column].iloc[i])} is not a number")
+        if column == features.confidence:
+            outside = ((values < 0) | (values > 1)).fillna(False)
+            problems.add(np.flatnonzero(outside.to_numpy()), f"{column} is outside [0, 1]")
+        out[column] = values
+    output = frame[features.output]
+    problems.add(np.flatnonzero(output.isna().to_numpy()), f"{features.output} (the output) is empty")
+    if features.output not in out.columns:
+        numeric_output = pd.to_numeric(output, errors="coerce")
+        out[features.output] = numeric_output if numeric_output.notna().sum() == output.notna().sum() else output
+    for column in named:
+        if column in frame.columns and column not in out.columns:
+            out[column] = frame[column].astype("string").str.slice(0, 1000).astype(object)
+    problems.raise_if_any(path.name)
+    dropped = [c for c in frame.columns if c not in out.columns and c not in ("request_id", "model_version")]
+    log = PredictionLog(settings.prediction_log_url, writer=f"import-{digest}")
+    written, existed = log.publish_whole(out, name=f"import-{digest}")
+    return {
+        "model": model,
+        "rows": len(out),
+        "from": str(path),
+        "import": digest,
+        "parts": len(written) + existed,
+        "already_there": existed,
+        "from_time": str(ts.min()),
+        "to_time": str(ts.max()),
+        "answered_by": ", ".join(f"v{v}" for v in sorted(out["model_version"].astype(str).unique())[:10]),
+        "columns_left_out": dropped,
+    }
+
+
+def import_labels(
+    model: str, path: Path, id_column: str, label: str, settings: Settings, *, fmt: str | None = None
+) -> dict[str, Any]:
+    """Validate ground truth by request id and publish it whole, under the policy's label name."""
+    import numpy as np
+    import pandas as pd
+
+    from firebreak.policy.schema import load_policy
+    from firebreak.prediction_log import LabelStore
+
+    policy = load_policy(model, settings.policies_dir)
+    frame = read_table(path, fmt)
+    kind = fmt or _FORMATS.get(path.suffix.lower(), "")
+    if missing := [c for c in (id_column, label) if c not in frame.columns]:
+        raise PredictionLogError(f"{path.name} lacks columns {missing}")
+    problems = _Problems(kind)
+    ids = frame[id_column].astype("string").str.strip()
+    problems.add(np.flatnonzero((ids.isna() | (ids == "")).to_numpy()), f"{id_column} (the request id) is empty")
+    problems.add(
+        np.flatnonzero((ids.str.len() > _MAX_ID).fillna(False).to_numpy()), f"{id_column} over {_MAX_ID} characters"
+    )
+    problems.add(
+        np.flatnonzero((ids.duplicated(keep=False) & ids.notna()).to_numpy()), f"{id_column} repeats another row's"
+    )
+    values = frame[label]
+    empty = values.isna() | (values.astype("string").str.strip() == "")
+    problems.add(np.flatnonzero(empty.to_numpy()), f"{label} (the label) is empty")
+    numbers = pd.to_numeric(values, errors="coerce")
+    problems.raise_if_any(path.name)
+    stored = numbers if numbers.notna().sum() == (~empty).sum() else values.astype("string").astype(object)
+    labels = pd.DataFrame({"request_id": ids.astype(object), policy.features.label: stored})
+    written = LabelStore(settings.labels_dir).append(model, labels)
+    return {"model": model, "labels": len(labels), "label_column": policy.features.label, "part": str(written)}
+
+
+def maintain(model: str, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
+    """Compact settled hours and expire old ones, by the policy's ``prediction_log`` section."""
+    from firebreak.policy.schema import load_policy
+    from firebreak.prediction_log import PredictionLog
+
+    policy = load_policy(model, settings.policies_dir).prediction_log
+    log = PredictionLog(settings.prediction_log_url)
+    now = now or datetime.now(UTC)
+    expired = log.expire(model, keep=timedelta(days=policy.retention_days), now=now)
+    compacted = log.compact(model, now=now, settle=timedelta(minutes=policy.compact_after_minutes))
+    return {"model": model, "hours_expired": expired, "parts_compacted": compacted}

@@ -1,0 +1,232 @@
+"""The team's own model server as the champion: the gateway as a sidecar in front of it.
+
+``firebreak serve --model NAME --upstream URL`` keeps serving where the team already runs it
+(``mlflow models serve``, KServe, MLServer, Triton) and puts the contract, the breaker,
+shadow scoring and the prediction log in front. The upstream is one more :class:`Scorer`:
+the gateway's request path does not know whether the champion is loaded in process or
+answered over HTTP. Two protocols:
+
+* **MLflow scoring protocol** (``POST <url>/invocations``): the rows go as
+  ``dataframe_split`` (column order kept); the answer is ``{"predictions": [...]}``, one
+  scalar or one object per row.
+* **Open Inference Protocol v2** (``POST <url>/v2/models/<name>[/versions/<v>]/infer``):
+  one input per column (``BYTES``/``FP64``/``INT64``/``BOOL``, with MLServer's
+  ``content_type: pd``), or one 2-D ``FP64`` tensor of the numeric inputs
+  (``serving.upstream.v2_inputs: tensor``, for scikit-learn/XGBoost servers). Each output
+  tensor of one value per row becomes a column; a lone output is the policy's output column.
+
+Calls go over a pool of keep-alive connections (``serving.upstream.max_connections``) with
+the policy's connect and read timeout (``serving.upstream.timeout_seconds``). A refused
+connection, a timeout, a non-200 answer or an answer of the wrong length raises
+:class:`~firebreak.errors.UpstreamError`: the predictor counts it on the breaker and the
+containment route answers those rows, so a dead upstream trips the breaker to the fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+
+from firebreak.errors import ConfigurationError, UpstreamError
+from firebreak.policy.schema import Policy
+from firebreak.serving.scorer import Scorer
+
+Protocol = Literal["mlflow", "v2"]
+PROTOCOLS: tuple[str, ...] = ("auto", "mlflow", "v2")
+_MAX_ERROR_BODY = 300  # characters of an upstream error body kept in the message (it is hostile text)
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """Where the upstream answers and in which protocol.
+
+    Attributes:
+        url: The endpoint the gateway posts to (``.../invocations`` or ``.../infer``).
+        protocol: ``mlflow`` or ``v2``.
+    """
+
+    url: str
+    protocol: Protocol
+
+    @classmethod
+    def parse(cls, url: str, protocol: str = "auto") -> UpstreamSpec:
+        """Read ``--upstream URL`` (and ``--upstream-protocol``).
+
+        ``auto`` picks v2 when the path holds ``/v2/models/``, MLflow otherwise. The endpoint
+        is completed when the URL names the server only: ``/invocations`` for MLflow,
+        ``/infer`` for v2.
+
+        Raises:
+            ConfigurationError: not an http(s) URL with a host, an unknown protocol, or a v2 URL
+                without ``/v2/models/<name>``.
+        """
+        if protocol not in PROTOCOLS:
+            raise ConfigurationError(f"upstream protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(f"--upstream must be an http(s) URL with a host, got {url!r}")
+        if parts.username or parts.password:
+            raise ConfigurationError("--upstream must not carry credentials in the URL")
+        path = parts.path.rstrip("/")
+        chosen: Protocol = "v2" if "/v2/models/" in f"{path}/" else "mlflow"
+        if protocol != "auto":
+            chosen = "v2" if protocol == "v2" else "mlflow"
+        if chosen == "v2":
+            if "/v2/models/" not in f"{path}/" or path.endswith("/v2/models"):
+                raise ConfigurationError(f"an Open Inference Protocol v2 upstream is .../v2/models/<name>, got {url!r}")
+            if not path.endswith("/infer"):
+                path += "/infer"
+        elif not path.endswith("/invocations"):
+            path += "/invocations"
+        query = f"?{parts.query}" if parts.query else ""
+        return cls(f"{parts.scheme}://{parts.netloc}{path}{query}", chosen)
+
+
+class UpstreamClient:
+    """A pool of keep-alive connections to one upstream endpoint.
+
+    Args:
+        spec: Where and how to call.
+        timeout_seconds: Connect and read timeout of one call.
+        max_connections: Connections kept open.
+    """
+
+    def __init__(self, spec: UpstreamSpec, *, timeout_seconds: float, max_connections: int) -> None:
+        import urllib3
+
+        self.spec = spec
+        parts = urlsplit(spec.url)
+        self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        pool_class = urllib3.HTTPSConnectionPool if parts.scheme == "https" else urllib3.HTTPConnectionPool
+        # block=False: a burst past the pool opens an extra connection rather than waiting for one;
+        # retries=False: a failed call is the breaker's to count, not ours to repeat.
+        self.pool = pool_class(
+            parts.hostname or "",
+            parts.port,
+            maxsize=max_connections,
+            block=False,
+            timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
+            retries=False,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+
+    def post(self, payload: dict[str, Any]) -> Any:
+        """POST ``payload`` as JSON; the decoded JSON answer.
+
+        Raises:
+            UpstreamError: refused, timed out, not 200, or not JSON.
+        """
+        import urllib3
+
+        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+        try:
+            response = self.pool.urlopen("POST", self.path, body=body, preload_content=True)
+        except urllib3.exceptions.HTTPError as exc:  # connection refused, reset, timeouts: one family
+            raise UpstreamError(f"upstream {self.spec.url} failed: {exc.__class__.__name__}") from exc
+        if response.status != 200:
+            text = response.data[:_MAX_ERROR_BODY].decode(errors="replace")
+            raise UpstreamError(f"upstream {self.spec.url} answered {response.status}: {text!r}")
+        try:
+            return json.loads(response.data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UpstreamError(f"upstream {self.spec.url} answered a body that is not JSON") from exc
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def upstream_scorer(client: UpstreamClient, policy: Policy, *, version: str) -> Scorer:
+    """The champion answered by the upstream, labelled with the registry's ``champion`` version.
+
+    The registry's champion is still what the ledger and the gate talk about; the gateway
+    cannot know what the upstream loaded, so ``/serving`` says the upstream answers.
+    """
+    output = policy.features.output
+    settings = policy.serving.upstream
+    if client.spec.protocol == "mlflow":
+
+        def predict(frame: pd.DataFrame) -> pd.DataFrame:
+            answer = client.post({"dataframe_split": {"columns": list(frame.columns), "data": _rows(frame)}})
+            return _mlflow_outputs(answer, output, frame.index, client.spec.url)
+
+    elif settings.v2_inputs == "tensor":
+        numeric = policy.features.numeric
+
+        def predict(frame: pd.DataFrame) -> pd.DataFrame:
+            values = frame[numeric].to_numpy(dtype=float)
+            tensor = {"name": settings.v2_tensor, "shape": list(values.shape), "datatype": "FP64"}
+            answer = client.post({"id": uuid.uuid4().hex, "inputs": [{**tensor, "data": values.ravel().tolist()}]})
+            return _v2_outputs(answer, output, frame.index, client.spec.url)
+
+    else:
+
+        def predict(frame: pd.DataFrame) -> pd.DataFrame:
+            inputs = [_v2_column(str(c), frame[c]) for c in frame.columns]
+            payload = {"id": uuid.uuid4().hex, "parameters": {"content_type": "pd"}, "inputs": inputs}
+            return _v2_outputs(client.post(payload), output, frame.index, client.spec.url)
+
+    return Scorer("champion", version, predict)
+
+
+def _plain(values: list[Any]) -> list[Any]:
+    """NaN as null: JSON has no NaN, and the upstream reads a missing value as null."""
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+
+
+def _rows(frame: pd.DataFrame) -> list[list[Any]]:
+    columns = [_plain(frame[c].tolist()) for c in frame.columns]
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+def _v2_column(name: str, series: pd.Series) -> dict[str, Any]:
+    if pd.api.types.is_bool_dtype(series):
+        datatype = "BOOL"
+    elif pd.api.types.is_integer_dtype(series):
+        datatype = "INT64"
+    elif pd.api.types.is_float_dtype(series):
+        datatype = "FP64"
+    else:
+        datatype = "BYTES"
+    return {"name": name, "shape": [len(series)], "datatype": datatype, "data": _plain(series.tolist())}
+
+
+def _mlflow_outputs(answer: Any, output: str, index: pd.Index, url: str) -> pd.DataFrame:
+    """``{"predictions": [...]}``: a scalar, an object or a list (its first value is the output) per row."""
+    predictions = answer.get("predictions") if isinstance(answer, dict) else answer
+    if isinstance(predictions, dict):  # column-oriented: {"col": [...], ...}
+        predictions = pd.DataFrame(predictions).to_dict("records")
+    if not isinstance(predictions, list) or len(predictions) != len(index):
+        got = len(predictions) if isinstance(predictions, list) else type(predictions).__name__
+        raise UpstreamError(f"upstream {url} answered {got} predictions for {len(index)} rows")
+    if predictions and all(isinstance(p, dict) for p in predictions):
+        return pd.DataFrame.from_records(predictions, index=index)
+    values = [p[0] if isinstance(p, list) and p else p for p in predictions]
+    return pd.DataFrame({output: values}, index=index)
+
+
+def _v2_outputs(answer: Any, output: str, index: pd.Index, url: str) -> pd.DataFrame:
+    """The v2 ``outputs``: each tensor of one value per row is a column; a lone tensor is the output."""
+    tensors = answer.get("outputs") if isinstance(answer, dict) else None
+    if not isinstance(tensors, list) or not tensors or not all(isinstance(t, dict) for t in tensors):
+        raise UpstreamError(f"upstream {url} answered no v2 'outputs'")
+    n = len(index)
+    columns: dict[str, Any] = {}
+    for tensor in tensors:
+        data = tensor.get("data")
+        if not isinstance(data, list):
+            raise UpstreamError(f"upstream {url}: v2 output {str(tensor.get('name'))[:64]!r} has no data list")
+        flat = np.asarray(data, dtype=object).ravel()
+        if len(flat) != n:
+            raise UpstreamError(
+                f"upstream {url}: v2 output {str(tensor.get('name'))[:64]!r} has {len(flat)} values for {n} rows"
+            )
+        name = output if len(tensors) == 1 else str(tensor.get("name", ""))[:128]
+        columns[name] = pd.Series(flat, index=index).infer_objects()
+    return pd.DataFrame(columns, index=index)

@@ -1,0 +1,78 @@
+"""The gate's metrics per task agree with scikit-learn's, and "worse" points the right way for each."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from sklearn import metrics
+
+from firebreak.detection.performance import SCORE, loss, performance_change, score_outputs
+from firebreak.policy.schema import Policy
+from firebreak.settings import INCLUDE_DIR
+
+
+def policy(task: str, metric: str) -> Policy:
+    """The shipped pricing policy, made a team's own model with label ``y``, output ``p``, confidence ``c``."""
+    data = yaml.safe_load((INCLUDE_DIR / "policies" / "pricing.yaml").read_text())
+    data["model"] = "Churn Model"
+    data["features"] = {"task": task, "numeric": ["x"], "label": "y", "output": "p", "confidence": "c"}
+    data["detection"] = {**data["detection"], "confidence_floor": 0.6}
+    data["detection"].pop("output_floor", None)
+    data["gate"] = {**data["gate"], "metric": metric}
+    return Policy.model_validate(data)
+
+
+def test_binary_classification_figures_match_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    score = np.clip(y * 0.35 + rng.random(400) * 0.65, 0, 1)
+    p = (score >= 0.5).astype(int)
+    outputs = pd.DataFrame({"p": p, "c": np.maximum(score, 1 - score), SCORE: score})
+    figures = score_outputs(outputs, pd.DataFrame({"y": y}), policy("classification", "auc"))
+    assert figures.accuracy == pytest.approx(metrics.accuracy_score(y, p), abs=1e-4)
+    assert figures.f1 == pytest.approx(metrics.f1_score(y, p), abs=1e-4)
+    assert figures.auc == pytest.approx(metrics.roc_auc_score(y, score), abs=1e-4)
+    assert figures.log_loss == pytest.approx(metrics.log_loss(y, score), abs=1e-4)
+    assert figures.low_confidence_rate == pytest.approx(float((outputs["c"] < 0.6).mean()), abs=1e-4)
+
+
+def test_class_names_as_labels_score_without_numbers() -> None:
+    y = pd.Series(["fraud", "ok", "ok", "fraud", "ok", "ok"])
+    p = pd.Series(["fraud", "ok", "fraud", "fraud", "ok", "ok"])
+    figures = score_outputs(pd.DataFrame({"p": p}), pd.DataFrame({"y": y}), policy("classification", "f1"))
+    assert figures.accuracy == pytest.approx(5 / 6, abs=1e-4)
+    assert figures.f1 == pytest.approx(metrics.f1_score(y == "ok", p == "ok"), abs=1e-4)  # "ok" sorts last
+    assert math.isnan(figures.mae)  # no error in label units for class names
+
+
+def test_regression_figures_match_scikit_learn() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(100, 20, 300)
+    p = y + rng.normal(0, 5, 300)
+    figures = score_outputs(pd.DataFrame({"p": p}), pd.DataFrame({"y": y}), policy("regression", "rmse"))
+    assert figures.mae == pytest.approx(metrics.mean_absolute_error(y, p), abs=1e-3)
+    assert figures.rmse == pytest.approx(math.sqrt(metrics.mean_squared_error(y, p)), abs=1e-3)
+    assert figures.mape == pytest.approx(metrics.mean_absolute_percentage_error(y, p), abs=1e-4)
+    assert figures.accuracy is None
+
+
+@pytest.mark.parametrize(("metric", "better", "worse"), [("auc", 0.9, 0.8), ("accuracy", 0.95, 0.9), ("rmse", 3, 4)])
+def test_loss_makes_worse_larger_whichever_way_the_metric_points(metric: str, better: float, worse: float) -> None:
+    assert loss(metric, better) < loss(metric, worse)
+
+
+def test_a_metric_for_the_other_task_is_refused_naming_both() -> None:
+    with pytest.raises(ValueError, match="gate.metric 'rmse' does not apply to a classification model"):
+        policy("classification", "rmse")
+
+
+def test_concept_drift_on_class_name_labels_is_judged_on_accuracy() -> None:
+    reference = pd.DataFrame({"y": ["ok"] * 900 + ["fraud"] * 100, "p": ["ok"] * 900 + ["fraud"] * 100})
+    current = pd.DataFrame({"y": ["ok"] * 600 + ["fraud"] * 400, "p": ["ok"] * 1000})
+    change = performance_change(reference, current, label="y", prediction="p")
+    assert change is not None and change["metric"] == "accuracy"
+    assert change["reference"] == 1.0 and change["current"] == 0.6 and change["significant"] is True

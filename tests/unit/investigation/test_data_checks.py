@@ -1,0 +1,90 @@
+"""The skew rules on derived contracts: rate and significance, not presence; continuation is drift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from firebreak.investigation.diagnosis import triage_tables
+
+
+def table(seed: int, n: int = 30_000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "income": rng.lognormal(10, 0.5, n).round(2),
+            "age": rng.integers(18, 80, n).astype("int64"),
+            "hours": rng.normal(40, 8, n).round(1),
+            "region": rng.choice(["north", "south", "east", "west"], n, p=[0.4, 0.3, 0.2, 0.1]),
+        }
+    )
+
+
+def verdict(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[str, str]:
+    found, _ = triage_tables(reference, current)
+    return (str(found.failure_class) if found.failure_class else "none"), found.root_cause
+
+
+def test_a_rare_category_seen_once_is_no_failure() -> None:
+    current = table(2)
+    current.loc[7, "region"] = "north-east"  # one row of 30,000: what a second sample of the world shows
+    assert verdict(table(1), current)[0] == "none"
+
+
+def test_new_codes_on_two_percent_of_rows_are_skew() -> None:
+    current = table(2)
+    current.loc[current.sample(frac=0.02, random_state=0).index, "region"] = "NORTH"
+    got, cause = verdict(table(1), current)
+    assert got == "skew" and "region" in cause
+
+
+def test_one_null_is_no_failure_but_five_percent_are_skew() -> None:
+    current = table(2)
+    current["hours"] = current["hours"].astype(float)
+    current.loc[3, "hours"] = np.nan
+    assert verdict(table(1), current)[0] == "none"
+    current.loc[current.sample(frac=0.05, random_state=0).index, "hours"] = np.nan
+    assert verdict(table(1), current)[0] == "skew"
+
+
+def test_a_new_region_past_the_range_is_drift_not_skew() -> None:
+    reference = table(1)
+    reference = reference[reference["income"] < reference["income"].quantile(0.6)]
+    got, cause = verdict(reference, table(2))
+    assert got == "drift", cause
+
+
+def test_a_sentinel_past_the_range_is_skew_and_says_so() -> None:
+    current = table(2)
+    current.loc[current.sample(frac=0.04, random_state=0).index, "hours"] = -999.0
+    got, cause = verdict(table(1), current)
+    assert got == "skew" and "sentinel" in cause
+
+
+def test_part_of_the_rows_in_cents_is_skew() -> None:
+    current = table(2)
+    rows = current.sample(frac=0.1, random_state=0).index
+    current.loc[rows, "income"] = current.loc[rows, "income"] * 100
+    got, cause = verdict(table(1), current)
+    assert got == "skew" and "unit change" in cause
+
+
+def test_declared_categories_from_parquet_are_allowed_unseen_or_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    levels = ["north", "south", "east", "west", "islands"]
+    reference, current = table(1), table(2)
+    current.loc[current.sample(frac=0.03, random_state=0).index, "region"] = "islands"
+    for frame, name in ((reference, "ref"), (current, "cur")):
+        frame["region"] = pd.Categorical(frame["region"], categories=levels)
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    read_ref, read_cur = pd.read_parquet(tmp_path / "ref.parquet"), pd.read_parquet(tmp_path / "cur.parquet")
+    assert isinstance(read_ref["region"].dtype, pd.CategoricalDtype)
+    got, cause = verdict(read_ref, read_cur)
+    assert got != "skew", cause  # "islands" is a declared category: a share moving, not a new code
+
+
+def test_an_integer_column_holding_nulls_as_floats_is_no_type_change() -> None:
+    current = table(2)
+    ages = current["age"].astype(float)
+    ages.iloc[5] = np.nan
+    current["age"] = ages
+    assert verdict(table(1), current)[0] == "none"

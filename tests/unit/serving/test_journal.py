@@ -1,0 +1,103 @@
+"""The gateway's journal: durable before the answer, drained into the logs once, torn lines quarantined."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firebreak.prediction_log import PredictionLog
+from firebreak.serving import journal
+from firebreak.serving.background import Drainer
+from firebreak.serving.journal import PREDICTION, REJECTION, JournalWriter, journal_dir
+from firebreak.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("FIREBREAK_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return Settings.from_env()
+
+
+def rows(prefix: str, n: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    return [
+        {"request_id": f"{prefix}-{i}", "ts": now, "model": "pricing", "model_version": "1", "route": "champion"}
+        | {"unit_cost": 10.0 + i, "recommended_price": 12.5, "confidence": 0.9, "latency_ms": 1.0}
+        for i in range(n)
+    ]
+
+
+def logged(settings: Settings) -> list[str]:
+    return sorted(PredictionLog(settings.prediction_log_dir).read("pricing")["request_id"])
+
+
+def test_a_sealed_segment_is_drained_whole_then_deleted(settings: Settings) -> None:
+    writer = JournalWriter(journal_dir(settings.home, "pricing"))
+    assert writer.write(PREDICTION, rows("a", 3))
+    assert writer.write(REJECTION, [rows("r", 1)[0] | {"route": "rejected", "status": 422, "reason": "contract"}])
+    writer.close()
+    assert Drainer("pricing", settings).drain() == 4
+    assert logged(settings) == ["a-0", "a-1", "a-2"]
+    rejected = PredictionLog(settings.rejected_log_dir).read("pricing")
+    assert rejected["request_id"].tolist() == ["r-0"] and rejected["status"].tolist() == [422]
+    assert list(writer.folder.glob("*.jnl")) == []  # sealed and drained: gone
+
+
+def test_a_live_segment_is_drained_as_it_grows_and_kept(settings: Settings) -> None:
+    writer = JournalWriter(journal_dir(settings.home, "pricing"))
+    drainer = Drainer("pricing", settings)
+    writer.write(PREDICTION, rows("a", 2))
+    assert drainer.drain() == 2
+    writer.write(PREDICTION, rows("b", 2))
+    assert drainer.drain() == 2 and drainer.drain() == 0
+    assert logged(settings) == ["a-0", "a-1", "b-0", "b-1"]
+    assert len(list(writer.folder.glob("*.jnl"))) == 1  # its worker may still append
+
+
+def test_a_replay_after_a_crash_replaces_parts_never_adds_copies(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = JournalWriter(journal_dir(settings.home, "pricing"))
+    writer.write(PREDICTION, rows("a", 3))
+
+    def crash(batch: journal.Batch) -> None:
+        raise OSError("killed between the Parquet part and the offset")
+
+    monkeypatch.setattr("firebreak.serving.background.commit", crash)
+    with pytest.raises(OSError, match="killed between"):
+        Drainer("pricing", settings).drain()
+    monkeypatch.undo()
+    writer.write(PREDICTION, rows("b", 1))  # more lines arrived before the drainer came back
+    Drainer("pricing", settings).drain()
+    assert logged(settings) == ["a-0", "a-1", "a-2", "b-0"]
+
+
+def test_a_torn_or_undecodable_line_is_quarantined_never_fatal(settings: Settings) -> None:
+    writer = JournalWriter(journal_dir(settings.home, "pricing"))
+    writer.write(PREDICTION, rows("a", 2))
+    [segment] = writer.folder.glob("*.jnl")
+    with open(segment, "ab") as raw:
+        raw.write(b'{"k": "p", "rows": [{"request_id": \n')  # a line that does not decode
+    writer.write(PREDICTION, rows("b", 1))
+    writer.close()
+    with open(segment, "ab") as raw:
+        raw.write(b'{"k": "p", "rows": [{"request_id": "torn')  # the write a crash cut short
+    assert Drainer("pricing", settings).drain() == 3
+    assert logged(settings) == ["a-0", "a-1", "b-0"]
+    quarantined = sorted(p.read_bytes() for p in (writer.folder / "quarantine").iterdir())
+    assert quarantined == [b'{"k": "p", "rows": [{"request_id": ', b'{"k": "p", "rows": [{"request_id": "torn']
+    assert not segment.exists()
+
+
+def test_segments_rotate_and_the_sealed_ones_go_while_the_worker_writes_on(settings: Settings) -> None:
+    writer = JournalWriter(journal_dir(settings.home, "pricing"), segment_bytes=600)
+    for i in range(6):
+        writer.write(PREDICTION, rows(f"s{i}", 2))
+    assert len(list(writer.folder.glob("*.jnl"))) > 1
+    Drainer("pricing", settings).drain()
+    assert len(list(writer.folder.glob("*.jnl"))) == 1  # only the live one is left
+    assert len(logged(settings)) == 12

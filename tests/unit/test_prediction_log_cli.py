@@ -1,0 +1,136 @@
+"""``firebreak log import`` / ``labels import`` / ``log maintain`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from firebreak.cli import main
+from firebreak.prediction_log import LabelStore, PredictionLog
+from firebreak.settings import Settings
+from tests import own_model
+
+
+@pytest.fixture
+def settings(firebreak_home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(own_model.write_policy(firebreak_home / "files")))
+    return Settings.from_env()
+
+
+def serving_log(n: int = 6) -> pd.DataFrame:
+    """A team's own request log: its own column names, one extra column."""
+    frame = own_model.generate(9, n)
+    return pd.DataFrame(
+        {
+            "time": pd.date_range("2026-11-27 09:50", periods=n, freq="7min", tz="UTC").astype(str),
+            "amount": frame["amount"],
+            "account_age_days": frame["account_age_days"],
+            "channel": frame["channel"],
+            "score_label": frame["fraud"],
+            "p": 0.9,
+            "user_agent": "curl/8",
+        }
+    )
+
+
+def run(*argv: str) -> int:
+    return main(list(argv))
+
+
+def test_a_csv_log_is_imported_with_its_columns_mapped_and_a_second_run_changes_nothing(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "requests.csv"
+    serving_log().to_csv(path, index=False)
+    args = ["log", "import", "--model", "payments", str(path), "--map", "time=ts", "--map", "score_label=prediction"]
+    assert run(*args, "--map", "p=confidence") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == 6 and summary["parts"] == 2  # 09:50..10:25 spans two hour partitions
+    assert summary["columns_left_out"] == ["user_agent"]
+    logged = PredictionLog(settings.prediction_log_url).read("payments")
+    assert len(logged) == 6 and logged["request_id"].str.startswith(f"import-{summary['import']}-").all()
+    assert logged["amount"].tolist() == serving_log()["amount"].tolist()
+    assert set(logged["channel"]) <= set(own_model.CHANNELS) and (logged["confidence"] == 0.9).all()
+    assert run(*args, "--map", "p=confidence") == 0  # the same file again
+    assert json.loads(capsys.readouterr().out)["already_there"] == 2
+    assert len(PredictionLog(settings.prediction_log_url).read("payments")) == 6
+
+
+def test_bad_rows_are_named_by_row_and_nothing_is_written(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = serving_log().rename(columns={"time": "ts", "score_label": "prediction", "p": "confidence"})
+    frame["request_id"] = [f"r{i}" for i in range(6)]
+    frame.loc[2, "ts"] = "yesterday"
+    frame.loc[4, "amount"] = "abc\x1b[31m"
+    frame.loc[5, "confidence"] = 1.5
+    frame.loc[5, "request_id"] = "r0"
+    path = tmp_path / "requests.jsonl"
+    frame.to_json(path, orient="records", lines=True)
+    assert run("log", "import", "--model", "payments", str(path)) == 2
+    err = capsys.readouterr().err
+    assert "4 bad row(s), nothing imported" in err
+    assert "row 1: request_id repeats another row's" in err
+    assert "row 3: ts 'yesterday' is not a time" in err
+    assert "row 5: amount 'abc?[31m' is not a number" in err  # control characters made inert
+    assert "row 6: request_id repeats another row's; confidence is outside [0, 1]" in err
+    assert not Path(settings.prediction_log_url).exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["log", "import", "--model", "payments", "{file}"], "lacks columns \\['prediction', 'ts'\\]"),
+        (["log", "import", "--model", "payments", "{file}", "--map", "nope=ts"], "names columns \\['nope'\\]"),
+        (["log", "import", "--model", "nobody", "{file}"], "no policy for model 'nobody'"),
+        (["labels", "import", "--model", "payments", "{file}", "--id-column", "id", "--label", "y"], "lacks columns"),
+    ],
+)
+def test_a_file_that_cannot_be_imported_says_why(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    path = tmp_path / "requests.parquet"
+    serving_log().to_parquet(path)
+    assert run(*[a.format(file=path) for a in argv]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_labels_are_imported_by_request_id_under_the_policy_label_and_bad_ones_refused(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "labels.csv"
+    pd.DataFrame({"id": ["a", "b", "c"], "chargeback": [1, 0, 1]}).to_csv(path, index=False)
+    argv = ["labels", "import", "--model", "payments", str(path), "--id-column", "id", "--label", "chargeback"]
+    assert run(*argv) == 0
+    stored = LabelStore(settings.labels_dir).read("payments")
+    assert dict(zip(stored["request_id"], stored["fraud"], strict=True)) == {"a": 1, "b": 0, "c": 1}
+    capsys.readouterr()
+    pd.DataFrame({"id": ["a", "a", ""], "chargeback": [1, None, 0]}).to_csv(path, index=False)
+    assert run(*argv) == 2
+    err = capsys.readouterr().err
+    assert "row 1 (line 2): id repeats another row's" in err
+    assert "row 2 (line 3): id repeats another row's; chargeback (the label) is empty" in err
+    assert "row 3 (line 4): id (the request id) is empty" in err
+    assert len(LabelStore(settings.labels_dir).read("payments")) == 3  # unchanged
+
+
+def test_maintain_compacts_settled_hours_and_expires_old_ones(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = PredictionLog(settings.prediction_log_url)
+    old = pd.Timestamp("2020-01-01 10:00", tz="UTC")
+    for writer in ("a", "b"):
+        frame = pd.DataFrame(
+            {"request_id": [writer], "ts": [old], "model": "payments", "model_version": "1", "route": "champion"}
+        )
+        PredictionLog(settings.prediction_log_url, writer=writer).append(frame)
+        PredictionLog(settings.prediction_log_url, writer=writer).append(
+            frame.assign(ts=pd.Timestamp.now(tz="UTC") - pd.Timedelta(hours=3), request_id=f"new-{writer}")
+        )
+    assert run("log", "maintain", "--model", "payments") == 0
+    assert json.loads(capsys.readouterr().out) == {"model": "payments", "hours_expired": 1, "parts_compacted": 2}
+    assert sorted(log.read("payments")["request_id"]) == ["new-a", "new-b"]
