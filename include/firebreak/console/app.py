@@ -322,15 +322,27 @@ def _force(
     return {"model": model, "state": row.state, "forced": row.forced, "by": name}
 
 
+_ROUTES: dict[Path, tuple[int, Any]] = {}  # policy file -> (its mtime, its notify section)
+
+
 def _routes(settings: Settings, models: list[str]) -> dict[str, Any]:
-    """Each model's severity routes (its clock's targets); a policy that no longer loads keeps the SOP's."""
-    from firebreak.policy.schema import load_policy
+    """Each model's severity routes (its clock's targets); a policy that no longer loads keeps the SOP's.
+
+    Parsed again only when the policy file changed: YAML parsing would otherwise be most of
+    the board's server time (docs/benchmarks.md).
+    """
+    from firebreak.policy.schema import load_policy, policy_path
 
     out = {}
     for model in models:
         try:
-            out[model] = load_policy(model, settings.policies_dir).notify
-        except FirebreakError:
+            path = policy_path(model, settings.policies_dir)
+            mtime = path.stat().st_mtime_ns
+            cached = _ROUTES.get(path)
+            if cached is None or cached[0] != mtime:
+                cached = _ROUTES[path] = (mtime, load_policy(model, settings.policies_dir).notify)
+            out[model] = cached[1]
+        except (FirebreakError, OSError):
             continue
     return out
 

@@ -57,6 +57,8 @@ evidence = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
 )
 
+_MARKS = {str(m): m for m in ClockMark}  # a stored mark name -> its mark (unknown names are skipped)
+
 incident_clock = sa.Table(
     "incident_clock",
     metadata,
@@ -271,13 +273,10 @@ class IncidentStore(Store):
         with self.begin() as conn:
             rows = list(conn.execute(query).mappings())
             ids = [r["id"] for r in rows]
-            for r in (
-                conn.execute(sa.select(incident_clock).where(incident_clock.c.incident_id.in_(ids))) if ids else ()
-            ):
-                if r.mark in set(ClockMark):
-                    marks.setdefault(r.incident_id, {})[ClockMark(r.mark)] = ClockEntry(
-                        ClockMark(r.mark), aware(r.at), r.by
-                    )
+            found = conn.execute(sa.select(incident_clock).where(incident_clock.c.incident_id.in_(ids))) if ids else ()
+            for r in found:
+                if (mark := _MARKS.get(r.mark)) is not None:
+                    marks.setdefault(r.incident_id, {})[mark] = ClockEntry(mark, aware(r.at), r.by)
         return [
             BoardEntry(
                 id=r["id"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from firebreak.incidents.clock import Clock, aware
 from firebreak.incidents.enums import ClockMark, IncidentStatus
@@ -69,8 +70,12 @@ class ClockView:
         entry = self.clock.marks.get(ClockMark.ACKNOWLEDGED)
         return entry.by if entry else None
 
+    @cached_property
+    def _spans(self) -> dict[str, float | None]:
+        return self.clock.durations()  # once per view: the board asks each row for two of them
+
     def _span(self, name: str) -> timedelta | None:
-        seconds = self.clock.durations()[name]
+        seconds = self._spans[name]
         return None if seconds is None else timedelta(seconds=seconds)
 
     @property

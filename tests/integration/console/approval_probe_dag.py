@@ -1,9 +1,9 @@
-"""Tests only: a stand-in for the on-call loop's approval step, one ApprovalOperator.
+"""Tests only: a stand-in for incident_response's ``approve_promotion`` step, one ApprovalOperator.
 
 The console's approval action answers whatever human-in-the-loop step waits on an
-incident's run id; until incident_response has its own, the browser test runs this DAG
-under the incident's id, so the answer goes through a real Airflow HITL under the real
-scheduler and triggerer.
+incident's run id. Reaching incident_response's own step takes a whole incident run to a
+passed gate; the browser test runs this DAG under the incident's id instead, so the answer
+still goes through a real Airflow HITL under the real scheduler and triggerer.
 """
 
 from __future__ import annotations
