@@ -18,9 +18,10 @@ from firebreak.console.approvals import PendingApproval
 from firebreak.console.auth import Viewer
 from firebreak.console.queries import STAGE_OF, Board, IncidentPage, ModelPage
 from firebreak.errors import FirebreakError
+from firebreak.incidents.clock import target_words
 from firebreak.incidents.enums import EvidenceKind, IncidentStatus, Severity
 from firebreak.inert import clean
-from firebreak.postmortem.clock import ClockView, clock_rows, clock_view, describe, human_duration, route_for, utc
+from firebreak.postmortem.clock import ClockView, clock_rows, clock_view, human_duration, route_for, utc
 from firebreak.settings import Settings
 
 DAG_ID = "incident_response"
@@ -171,7 +172,7 @@ def _clock_json(clock: ClockView, now: datetime) -> dict[str, Any]:
         "acknowledged_by": clock.acknowledged_by,
         "time_to_contain_seconds": seconds(clock.time_to_contain),
         "time_to_resolve_seconds": seconds(clock.time_to_resolve),
-        "contain_target": describe(clock.route.contain_within),
+        "contain_target": target_words(clock.route.contain_within),
         "contain_met": clock.contain_met(now),
     }
 

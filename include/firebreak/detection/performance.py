@@ -33,6 +33,7 @@ __all__ = [
     "loss",
     "performance_change",
     "reported_figures",
+    "served_by_model",
     "sanity_violations",
     "score_outputs",
 ]
@@ -311,6 +312,20 @@ def reported_figures(policy: Policy) -> list[tuple[str, str, str]]:
     return sorted(figures, key=lambda f: f[0] != metric)  # stable: the gate's metric first
 
 
+def served_by_model(window: pd.DataFrame, subject: str) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The rows the model itself answered (not the fallback), and the impact item counting them.
+
+    Every kind's impact starts here (:meth:`firebreak.kinds.base.ModelKind.impact`).
+    """
+    served = window[window["route"] == "champion"] if "route" in window.columns else window
+    return served, {
+        "key": "answered",
+        "label": f"{subject} answered by the model in the triage window",
+        "value": len(served),
+        "format": "count",
+    }
+
+
 def impact(window: pd.DataFrame, labelled: pd.DataFrame, policy: Policy) -> list[dict[str, object]]:
     """The harm a tabular model did in its own terms, from the answers users got.
 
@@ -322,15 +337,8 @@ def impact(window: pd.DataFrame, labelled: pd.DataFrame, policy: Policy) -> list
     labels prove wrong, and in the worst protected group where the policy names one.
     """
     subject = policy.impact.subject
-    served = window[window["route"] == "champion"] if "route" in window.columns else window
-    items: list[dict[str, object]] = [
-        {
-            "key": "answered",
-            "label": f"{subject} answered by the model in the triage window",
-            "value": len(served),
-            "format": "count",
-        }
-    ]
+    served, answered = served_by_model(window, subject)
+    items: list[dict[str, object]] = [answered]
     if served.empty:
         return items
     confidence = policy.features.confidence

@@ -173,16 +173,11 @@ class LlmKind:
         from firebreak.remediation.guardrails import load_guardrails
 
         frame = window()
+        from firebreak.detection.performance import served_by_model
+
         subject = self.policy.impact.subject
-        served = frame[frame["route"] == "champion"] if "route" in frame.columns else frame
-        items: list[dict[str, Any]] = [
-            {
-                "key": "answered",
-                "label": f"{subject} answered by the model in the triage window",
-                "value": len(served),
-                "format": "count",
-            }
-        ]
+        served, answered = served_by_model(frame, subject)
+        items: list[dict[str, Any]] = [answered]
         if served.empty or self.llm.answer not in served.columns:
             return items
         caught = served.get("guardrail_rule", pd.Series("", index=served.index)).fillna("").astype(str) != ""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
-from firebreak.incidents.clock import Clock, aware
+from firebreak.incidents.clock import Clock, aware, target_words
 from firebreak.incidents.enums import ClockMark, IncidentStatus
 from firebreak.policy.schema import Notify, SeverityRoute
 
@@ -39,17 +39,6 @@ def utc(at: datetime | str | None) -> datetime | None:
 def route_for(notify: Notify | None, severity: str | None) -> SeverityRoute:
     """The severity route whose targets the incident is held to (the SOP's matrix without a policy)."""
     return (notify or Notify()).route(severity)
-
-
-def describe(delta: timedelta | None) -> str:
-    """``15 min``, ``1 h``, ``5 d``: a target as people say it."""
-    if delta is None:
-        return "—"
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return human_duration(delta)
 
 
 @dataclass(frozen=True)
@@ -145,7 +134,7 @@ def clock_rows(view: ClockView, now: datetime | None = None) -> list[ClockRow]:
                 at=at,
                 by=entry.by if entry else None,
                 since_opened=at - view.opened if at else None,
-                target=f"within {describe(target)} of opening" if target is not None else "",
+                target=f"within {target_words(target)} of opening" if target is not None else "",
                 met=view.met(mark, now),
             )
         )
