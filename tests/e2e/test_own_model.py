@@ -137,6 +137,7 @@ def test_onboarding_writes_reviewable_files_records_baselines_and_picks_a_fallba
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fallback      fallback_model: baseline logistic regression" in done.stdout
     assert "no last-known-good version" in done.stdout  # it says why
+    assert "golden slack  " in done.stdout and "measured: a clone fitted without the golden rows" in done.stdout
 
     policy = yaml.safe_load((team.folder / "policies" / f"{MODEL}.yaml").read_text())
     assert policy["model"] == MODEL and policy["features"]["task"] == "classification"

@@ -107,6 +107,8 @@ class Onboarded:
     training_rows: int
     inputs: dict[str, list[str]]
     notes: list[str] = field(default_factory=list)
+    golden_slack: float = 0.0
+    slack_why: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "task": asdict(self.task), "fallback": asdict(self.fallback)}
@@ -118,8 +120,9 @@ class Onboarded:
             f"onboarded {self.model} v{self.version} ({self.task.task}: {self.task.why})",
             f"  inputs        numeric {self.inputs['numeric']}, categorical {self.inputs['categorical']}",
             f"  gate metric   {metric} ({self.task.metric_why})",
-            f"  baseline      golden {metric} {self.baseline.get(metric)} on {self.golden_rows} held-out rows "
-            f"(tags firebreak.golden.* on v{self.version})",
+            f"  baseline      golden {metric} {self.baseline.get(metric)} on {self.golden_rows} rows held out of "
+            f"retraining (tags firebreak.golden.* on v{self.version})",
+            f"  golden slack  {self.golden_slack} ({self.slack_why})",
             f"  fallback      {self.fallback.route}: {self.fallback.description}",
             f"                why: {self.fallback.why}",
         ]
@@ -257,6 +260,8 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
         training_rows=len(training),
         inputs={"numeric": numeric, "categorical": categorical},
         notes=notes,
+        golden_slack=choices.golden_slack,
+        slack_why=choices.slack_why,
     )
 
 
