@@ -16,6 +16,9 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 # The state DB keys rows by model in String(100) columns (PostgreSQL enforces the length).
 MAX_MODEL_NAME_LENGTH = 100
@@ -82,3 +85,8 @@ def model_stem(name: str) -> str:
     readable = _UNSAFE.sub("_", name).strip("._-")[:48] or "model"
     digest = hashlib.sha256(name.encode()).hexdigest()[:10]
     return f"{readable}-{digest}"
+
+
+# A model name field of a pydantic model (the policy, an incident request): checked by
+# :func:`check_model_name`, whose ModelNameError (a ValueError) pydantic reports with the field.
+ModelName = Annotated[str, AfterValidator(check_model_name)]

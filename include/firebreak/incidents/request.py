@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firebreak.errors import IncidentRequestError
 from firebreak.incidents.enums import FailureClass, Remediation, Severity
-from firebreak.model_names import MAX_MODEL_NAME_LENGTH, ModelNameError, check_model_name
+from firebreak.model_names import MAX_MODEL_NAME_LENGTH, ModelName
 
 
 class IncidentRequest(BaseModel):
@@ -17,7 +17,7 @@ class IncidentRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=MAX_MODEL_NAME_LENGTH)
+    model: ModelName = Field(min_length=1, max_length=MAX_MODEL_NAME_LENGTH)
     failure_type: FailureClass = FailureClass.UNKNOWN
     severity: Severity | Literal["auto"] = "auto"
     description: str = Field("", max_length=4000)
@@ -28,14 +28,6 @@ class IncidentRequest(BaseModel):
     # began. Triage uses them to tell an alert about a version that no longer serves.
     model_version: str | None = Field(None, max_length=20, pattern=r"^[A-Za-z0-9._-]+$")
     alert_started_at: datetime | None = None
-
-    @field_validator("model")
-    @classmethod
-    def _model_name(cls, value: str) -> str:
-        try:
-            return check_model_name(value)
-        except ModelNameError as exc:
-            raise ValueError(str(exc)) from exc
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any]) -> IncidentRequest:

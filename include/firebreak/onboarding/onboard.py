@@ -227,7 +227,6 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     published = False
     try:
         parse_policy(staged["policy"])  # what is on disk is what Firebreak will run on
-        registry.ledger.record_registered(name, version.version, digest, by=ACTOR)  # vouched for by who onboards
         fallback_figures = _record(
             registry, predict, version, policy, figures, golden, reference[inputs], fallback, fallback_model, training
         )
@@ -238,6 +237,8 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
                 name, Alias.CHAMPION, version.version, incident_id=None, actor=ACTOR, reason="onboarded"
             )
         _publish(staged, targets)
+        # Vouched for by the person onboarding, once every other part is in place.
+        registry.ledger.record_registered(name, version.version, digest, by=ACTOR)
         published = True
     finally:
         for folder in {p.parent for p in staged.values()}:

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from firebreak.incidents.enums import ClockMark
 from firebreak.incidents.store import Incident, IncidentStore
 from firebreak.oncall.messages import (
     Event,
@@ -94,6 +95,10 @@ def announce(
             payload=payload,
         ):
             enqueued.append(name)
+    if str(event) in PAGED and enqueued:
+        held = store.clock(incident_id).get(ClockMark.ACKNOWLEDGED)
+        if held is not None:  # taken before this page went out: the pager hears it right after the trigger
+            announce(incident_id, Event.ACKNOWLEDGED, f"acknowledged by {held.by}", settings=settings)
     return Announcement(event, enqueued)
 
 

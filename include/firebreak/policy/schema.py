@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from firebreak.errors import PolicyError, UnknownModelError
 from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
-from firebreak.model_names import ModelNameError, check_model_name, model_stem
+from firebreak.model_names import ModelName, ModelNameError, model_stem
 
 # Names Firebreak itself chooses (prompt names and aliases). Model names are MLflow's:
 # firebreak.model_names.check_model_name.
@@ -441,7 +441,7 @@ class Notify(_Strict):
 class Policy(_Strict):
     """One model's SOP parameters."""
 
-    model: str = Field(description="The registered model's name in MLflow, as MLflow spells it.")
+    model: ModelName = Field(description="The registered model's name in MLflow, as MLflow spells it.")
     description: str
     owner: str
     notify: Notify = Field(default_factory=Notify)
@@ -462,14 +462,6 @@ class Policy(_Strict):
     llm: Llm | None = None
     impact: Impact = Impact()
     alerts: AlertCaps = AlertCaps()
-
-    @field_validator("model")
-    @classmethod
-    def _model_name(cls, value: str) -> str:
-        try:
-            return check_model_name(value)
-        except ModelNameError as exc:
-            raise ValueError(str(exc)) from exc
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Policy:

@@ -108,6 +108,25 @@ def test_acknowledge_reaches_the_pager_and_stops_escalation(loop: tuple[Receiver
     assert any(m.startswith("carol acknowledged via ui; already held by bob") for m in timeline)
 
 
+def test_an_acknowledgement_before_the_page_goes_out_still_reaches_the_pager_after_it(
+    loop: tuple[Receivers, Any],
+) -> None:
+    """Someone takes the incident the moment it shows a severity, before triage has paged: the
+    pager must not keep ringing for an incident a person already holds."""
+    from firebreak.oncall.acknowledge import acknowledge
+    from firebreak.oncall.announce import announce
+    from firebreak.oncall.messages import Event
+    from firebreak.oncall.notifiers import deliver_now
+
+    found, settings = loop
+    acknowledge("pricing-oncall-1", "bob", via="ui", settings=settings)
+    announce("pricing-oncall-1", Event.OPENED, "SEV1", settings=settings)
+    announce("pricing-oncall-1", Event.OPENED, "SEV1", settings=settings)  # a retried task
+    deliver_now("pricing-oncall-1", settings)
+    actions = [r.body["event_action"] for r in found.pagerduty.received if r.body["routing_key"] == PRIMARY]
+    assert actions == ["trigger", "acknowledge"]
+
+
 def test_an_unacknowledged_sev1_pages_the_next_target_and_says_so(loop: tuple[Receivers, Any]) -> None:
     from firebreak.incidents.enums import Severity
     from firebreak.oncall.announce import announce
