@@ -4,13 +4,16 @@ Replays the recorded scenario incidents (``firebreak_dev.recorded``) into a fres
 state DB until it holds ``--incidents`` incidents (each with its real timeline and
 evidence), then measures, in one run, the median of ``--repeat`` calls of:
 
-- anchor: one query for the newest 1,000 incident rows (``IncidentStore.search``), the
-  least any board must do;
-- the board's read model (``console.queries.board``: the incidents with their newest
-  stage, then their incident-clock marks — two queries — plus one routing read per model
-  shown, and each model's policy for the clock's targets);
+- anchor: one query for the newest 100 incident rows (``IncidentStore.search``), the
+  least a page of the board must do;
+- the board's read model (``console.queries.board``: one page of incidents with their
+  newest stage, their incident-clock marks and the count of matching incidents — three
+  queries — plus one routing read per model shown, and each model's policy for the
+  clock's targets);
 - the board's HTML page and its JSON, through the console's FastAPI app (in process, the
-  login check replaced by a constant: the real one verifies one JWT);
+  login check replaced by a constant: the real one verifies one JWT): the first page (the
+  newest 100), the last full page (the same work, the deepest offset), and, for
+  scale, all 1,000 rows on one page rendered by the same template;
 - one incident page, for scale.
 
 Run: ``.venv/bin/python benchmarks/bench_console.py [--incidents 1000] [--repeat 30]``;
@@ -50,9 +53,10 @@ def main() -> None:
         from fastapi import Request
         from fastapi.testclient import TestClient
 
+        from firebreak.console import views
         from firebreak.console.app import _routes, create_app
         from firebreak.console.auth import Viewer
-        from firebreak.console.queries import Filters, board
+        from firebreak.console.queries import PER_PAGE, Filters, board
         from firebreak.containment.state import RoutingStore
         from firebreak.incidents.store import IncidentStore
         from firebreak.policy.schema import list_policies
@@ -72,10 +76,19 @@ def main() -> None:
         client = TestClient(create_app(anyone), root_path="")
         incident = replayed[0].incident_id
         policies = list_policies(settings.policies_dir)
+        last, viewer = len(replayed) // PER_PAGE, Viewer("bench", can_act=True)
+
+        def everything() -> object:
+            routes = _routes(settings, policies)
+            return board(store, routing, Filters(), known_models=policies, notify=routes, per_page=len(replayed))
+
         rows: list[tuple[str, float]] = [
-            ("anchor: newest 1,000 incident rows, one query", median_ms(lambda: store.search(limit=1000), args.repeat)),
             (
-                "board read model (2 queries + a route per model + the policies)",
+                f"anchor: newest {PER_PAGE} incident rows, one query",
+                median_ms(lambda: store.search(limit=PER_PAGE), args.repeat),
+            ),
+            (
+                "board read model, first page (3 queries + a route per model + the policies)",
                 median_ms(
                     lambda: board(store, routing, Filters(), known_models=policies, notify=_routes(settings, policies)),
                     args.repeat,
@@ -83,8 +96,16 @@ def main() -> None:
             ),
             ("board page, HTML (GET /console/)", median_ms(lambda: client.get("/").raise_for_status(), args.repeat)),
             (
+                f"board, its last full page, HTML (GET /console/?page={last})",
+                median_ms(lambda: client.get(f"/?page={last}").raise_for_status(), args.repeat),
+            ),
+            (
                 "board data, JSON (GET /console/api/incidents)",
                 median_ms(lambda: client.get("/api/incidents").raise_for_status(), args.repeat),
+            ),
+            (
+                f"every incident on one page: read model + HTML, {len(replayed)} rows",
+                median_ms(lambda: views.board("", viewer, everything(), settings), args.repeat),
             ),
             (
                 "one incident page, HTML",
@@ -93,7 +114,9 @@ def main() -> None:
         ]
         shown = len(client.get("/api/incidents").json()["incidents"])
         anchor = rows[0][1]
-        print(f"\n{len(replayed)} incidents in the state DB, {shown} on the board; median of {args.repeat}\n")
+        print(
+            f"\n{len(replayed)} incidents in the state DB, {shown} on the board's first page; median of {args.repeat}\n"
+        )
         print("| measurement | median | × anchor |\n|---|---|---|")
         for name, ms in rows:
             print(f"| {name} | {ms:.1f} ms | {ms / anchor:.2f} |")

@@ -85,9 +85,13 @@ async def _actor(request: Request) -> Viewer:
 
 
 def _filters(
-    model: str | None = None, status: str | None = None, severity: str | None = None, since: str | None = None
+    model: str | None = None,
+    status: str | None = None,
+    severity: str | None = None,
+    since: str | None = None,
+    page: str | None = None,
 ) -> Filters:
-    return Filters.parse(model, status, severity, since)
+    return Filters.parse(model, status, severity, since, page)
 
 
 Seeing = Annotated[Viewer, Depends(_viewer)]

@@ -4,7 +4,8 @@ On-call people think in incidents: which are open, how bad, which stage, who has
 long since it started and what the model serves now. These read models answer that from
 the stores (:class:`IncidentStore`, :class:`RoutingStore`, :class:`AliasLedger`) in a
 fixed, small number of queries whatever the number of incidents: the board over 1,000
-incidents is two queries, the models with incidents, and one routing read per model shown
+incidents is three queries (a page of incidents, their clock marks, the count), the models
+with incidents, and one routing read per model shown
 (docs/benchmarks.md).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from firebreak.containment.state import BreakerRow, RoutingState, RoutingStore
 from firebreak.incidents.clock import Clock
@@ -44,7 +46,8 @@ STAGE_OF: dict[str, str] = {
     EvidenceKind.POSTMORTEM: "learn",
     EventKind.CLOSED: "closed",
 }
-BOARD_LIMIT = 1000
+PER_PAGE = 100  # incidents on one page of the board; older ones a link away
+MAX_PAGE = 10_000
 SINCE = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
@@ -56,16 +59,25 @@ class Filters:
     status: str | None = None
     severity: str | None = None
     since: str | None = None  # 24h | 7d | 30d
+    page: int = 1  # 1: the newest PER_PAGE
 
     @classmethod
-    def parse(cls, model: str | None, status: str | None, severity: str | None, since: str | None) -> Filters:
+    def parse(
+        cls, model: str | None, status: str | None, severity: str | None, since: str | None, page: str | None = None
+    ) -> Filters:
         """Unknown values are dropped, never passed to a query."""
         return cls(
             model=model if model and len(model) <= 100 else None,
             status=status if status in {s.value for s in IncidentStatus} else None,
             severity=severity if severity in {s.value for s in Severity} else None,
             since=since if since in SINCE else None,
+            page=int(page) if page and page.isascii() and page.isdigit() and 1 <= int(page) <= MAX_PAGE else 1,
         )
+
+    def query(self, page: int) -> str:
+        """The board's query string for ``page`` of these filters (for the Newer/Older links)."""
+        chosen = {"model": self.model, "status": self.status, "severity": self.severity, "since": self.since}
+        return urlencode({**{k: v for k, v in chosen.items() if v}, "page": page})
 
 
 @dataclass(frozen=True)
@@ -81,8 +93,18 @@ class Board:
     rows: list[BoardRow]
     models: list[str]
     filters: Filters
-    truncated: bool
+    matching: int  # incidents matching the filters, on every page
     now: datetime
+    per_page: int = PER_PAGE
+
+    @property
+    def first(self) -> int:
+        """1-based position of the page's first row among the matching incidents."""
+        return (self.filters.page - 1) * self.per_page + 1
+
+    @property
+    def older(self) -> bool:
+        return self.first - 1 + len(self.rows) < self.matching
 
 
 def board(
@@ -93,24 +115,22 @@ def board(
     known_models: list[str],
     notify: dict[str, Notify] | None = None,
     now: datetime | None = None,
-    limit: int = BOARD_LIMIT,
+    per_page: int = PER_PAGE,
 ) -> Board:
-    """Incidents matching ``filters``, newest first, each with its stage, clock and the model's route.
+    """One page of the incidents matching ``filters``, newest first, each with its stage, clock
+    and the model's route.
 
     ``notify``: each model's policy section whose severity routes hold the targets (the
     SOP's matrix for a model without one).
     """
     now = now or datetime.now(UTC)
-    found = store.board(
-        model=filters.model,
-        status=filters.status,
-        severity=filters.severity,
-        opened_after=now - SINCE[filters.since] if filters.since else None,
-        limit=limit + 1,
-        stages=list(STAGE_OF),
-    )
-    truncated = len(found) > limit
-    found = found[:limit]
+    matching = {
+        "model": filters.model,
+        "status": filters.status,
+        "severity": filters.severity,
+        "opened_after": now - SINCE[filters.since] if filters.since else None,
+    }
+    found = store.board(**matching, limit=per_page, offset=(filters.page - 1) * per_page, stages=list(STAGE_OF))
     routes = {m: routing.get_routing(m) for m in {i.model for i in found}}
     rows = []
     for entry in found:
@@ -130,7 +150,7 @@ def board(
             )
         )
     models = sorted(set(known_models) | set(store.models()))
-    return Board(rows=rows, models=models, filters=filters, truncated=truncated, now=now)
+    return Board(rows, models, filters, store.count(**matching), now, per_page)
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,10 @@ def board_json(found: Board) -> dict[str, Any]:
             }
             for row in found.rows
         ],
-        "truncated": found.truncated,
+        "matching": found.matching,
+        "page": found.filters.page,
+        "per_page": found.per_page,
+        "next_page": found.filters.page + 1 if found.older else None,
     }
 
 

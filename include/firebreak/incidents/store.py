@@ -184,16 +184,11 @@ class IncidentStore(Store):
         opened_before: datetime | None = None,
         limit: int | None = None,
     ) -> list[Incident]:
-        """Incidents matching every given filter, newest first, in one query (the console's board)."""
-        query = sa.select(incidents).order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
-        if model:
-            query = query.where(incidents.c.model == model)
-        if status:
-            query = query.where(incidents.c.status == status)
-        if severity:
-            query = query.where(incidents.c.severity == severity)
-        if opened_after:
-            query = query.where(incidents.c.opened_at >= opened_after)
+        """Incidents matching every given filter, newest first, in one query."""
+        query = self._matching(
+            sa.select(incidents).order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()),
+            model=model, status=status, severity=severity, opened_after=opened_after,
+        )  # fmt: skip
         if opened_before:
             query = query.where(incidents.c.opened_at < opened_before)
         if limit:
@@ -240,26 +235,23 @@ class IncidentStore(Store):
         severity: str | None = None,
         opened_after: datetime | None = None,
         limit: int = 1000,
+        offset: int = 0,
         stages: list[str],
     ) -> list[BoardEntry]:
-        """The newest incidents matching the filters, each with its clock and the newest of
-        ``stages`` on its timeline: two queries, whatever the number of incidents (the
-        incident console's board; docs/benchmarks.md).
+        """The newest incidents matching the filters (skipping ``offset``), each with its clock
+        and the newest of ``stages`` on its timeline: two queries, whatever the number of
+        incidents (the incident console's board; docs/benchmarks.md).
         """
-        newest = sa.select(
-            incidents.c.id, incidents.c.model, incidents.c.status, incidents.c.severity, incidents.c.opened_at,
-            incidents.c.closed_at,
+        newest = self._matching(
+            sa.select(
+                incidents.c.id, incidents.c.model, incidents.c.status, incidents.c.severity, incidents.c.opened_at,
+                incidents.c.closed_at,
+            ),
+            model=model, status=status, severity=severity, opened_after=opened_after,
         )  # fmt: skip
-        for column, value in (
-            (incidents.c.model, model),
-            (incidents.c.status, status),
-            (incidents.c.severity, severity),
-        ):
-            if value:
-                newest = newest.where(column == value)
-        if opened_after:
-            newest = newest.where(incidents.c.opened_at >= opened_after)
-        chosen = newest.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()).limit(limit).subquery()
+        chosen = (
+            newest.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()).limit(limit).offset(offset).subquery()
+        )
         of_it = timeline.c.incident_id == chosen.c.id
         stage = (
             sa.select(timeline.c.kind)
@@ -273,7 +265,10 @@ class IncidentStore(Store):
         with self.begin() as conn:
             rows = list(conn.execute(query).mappings())
             ids = [r["id"] for r in rows]
-            found = conn.execute(sa.select(incident_clock).where(incident_clock.c.incident_id.in_(ids))) if ids else ()
+            marked = sa.select(
+                incident_clock.c.incident_id, incident_clock.c.mark, incident_clock.c.at, incident_clock.c.by
+            )
+            found = conn.execute(marked.where(incident_clock.c.incident_id.in_(ids))) if ids else ()
             for r in found:
                 if (mark := _MARKS.get(r.mark)) is not None:
                     marks.setdefault(r.incident_id, {})[mark] = ClockEntry(mark, aware(r.at), r.by)
@@ -290,6 +285,42 @@ class IncidentStore(Store):
             )
             for r in rows
         ]
+
+    def count(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        opened_after: datetime | None = None,
+    ) -> int:
+        """How many incidents match the board's filters."""
+        query = self._matching(
+            sa.select(sa.func.count()).select_from(incidents),
+            model=model, status=status, severity=severity, opened_after=opened_after,
+        )  # fmt: skip
+        with self.begin() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _matching(
+        query: sa.Select[Any],
+        *,
+        model: str | None,
+        status: str | None,
+        severity: str | None,
+        opened_after: datetime | None,
+    ) -> sa.Select[Any]:
+        for column, value in (
+            (incidents.c.model, model),
+            (incidents.c.status, status),
+            (incidents.c.severity, severity),
+        ):
+            if value:
+                query = query.where(column == value)
+        if opened_after:
+            query = query.where(incidents.c.opened_at >= opened_after)
+        return query
 
     def put_evidence(self, incident_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Record (or replace) one piece of evidence; a re-run replaces, never duplicates."""

@@ -538,9 +538,21 @@ def list_policies(policies_dir: Path) -> list[str]:
     names = []
     for path in sorted(policies_dir.glob("*.yaml")):
         try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
-            raw = None
-        named = raw.get("model") if isinstance(raw, dict) else None
-        names.append(named if isinstance(named, str) else path.stem)
+            stat = path.stat()
+        except OSError:
+            names.append(path.stem)
+            continue
+        version = (stat.st_mtime_ns, stat.st_size)
+        cached = _NAMES.get(path)
+        if cached is None or cached[0] != version:  # parsed again only when the file changed
+            try:
+                raw = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError):
+                raw = None
+            named = raw.get("model") if isinstance(raw, dict) else None
+            cached = _NAMES[path] = (version, named if isinstance(named, str) else path.stem)
+        names.append(cached[1])
     return sorted(names)
+
+
+_NAMES: dict[Path, tuple[tuple[int, int], str]] = {}  # a policy file's model name, by its modification time and size

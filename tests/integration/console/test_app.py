@@ -159,6 +159,13 @@ def test_the_board_filters_by_model_status_and_severity(client: Any) -> None:
     assert ids(severity="SEV1") == ["loan_approval-bbbb00000001", "pricing-aaaa00000001"]
     assert ids(since="24h", model="pricing", severity="SEV2") == ["pricing-aaaa00000002"]
     assert len(ids(status="'; drop table incidents; --")) == 3  # an unknown value is no filter, not a query
+    assert len(ids(page="1; drop table incidents")) == 3  # not a page number: the first page
+    first = client.get("/firebreak/console/api/incidents", params={"severity": "SEV1"}, cookies=cookies).json()
+    assert (first["matching"], first["page"], first["next_page"]) == (2, 1, None)
+    html = client.get("/firebreak/console/", params={"severity": "SEV1"}, cookies=cookies).text
+    assert "1–2 of 2 incident(s)" in html and 'rel="next"' not in html
+    beyond = client.get("/firebreak/console/", params={"severity": "SEV1", "page": "2"}, cookies=cookies).text
+    assert "No incident on this page" in beyond and 'href="/firebreak/console/?severity=SEV1&amp;page=1"' in beyond
 
 
 def test_acting_records_the_user_and_the_reason_on_the_timeline(client: Any) -> None:

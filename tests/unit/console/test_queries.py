@@ -31,7 +31,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_every_scenario_is_on_the_board_with_its_status_stage_and_clock(world: Any) -> None:
     settings, replayed, state = world
     found = board(state.incidents, state.routing, Filters(), known_models=["pricing"], now=NOW)
-    assert len(found.rows) == len(replayed) == 18 and not found.truncated
+    assert len(found.rows) == len(replayed) == found.matching == 18 and not found.older
     by_id = {row.incident.id: row for row in found.rows}
     for incident in replayed:
         row = by_id[incident.incident_id]
@@ -78,8 +78,30 @@ def test_the_board_reads_in_a_fixed_number_of_queries(world: Any) -> None:
         found = board(state.incidents, state.routing, Filters(), known_models=[], now=NOW)
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
-    # the board (and its acknowledgements, when there are any), the models, a route per model
-    assert len(selects) <= 3 + len({row.incident.model for row in found.rows})
+    # the page (and its clock marks, when there are any), the count, the models, a route per model
+    assert len(selects) <= 4 + len({row.incident.model for row in found.rows})
+
+
+def test_the_board_pages_through_older_incidents(world: Any) -> None:
+    _, replayed, state = world
+
+    def page(number: str, **chosen: str | None) -> Any:
+        filters = Filters.parse(chosen.get("model"), None, None, None, number)
+        return board(state.incidents, state.routing, filters, known_models=[], now=NOW, per_page=5)
+
+    pages = [page(str(n)) for n in (1, 2, 3, 4)]
+    shown = [row.incident.id for p in pages for row in p.rows]
+    everything = board(state.incidents, state.routing, Filters(), known_models=[], now=NOW)
+    assert shown == [row.incident.id for row in everything.rows]  # every incident once, in order, across the pages
+    assert set(shown) == {r.incident_id for r in replayed}
+    assert [len(p.rows) for p in pages] == [5, 5, 5, 3] and [p.older for p in pages] == [True, True, True, False]
+    assert [p.first for p in pages] == [1, 6, 11, 16] and {p.matching for p in pages} == {18}
+    assert page("5").rows == [] and page("5").matching == 18
+    for hostile in ("0", "-1", "x", "99999999999", "١"):  # out of range or not a plain number: the first page
+        assert page(hostile).filters.page == 1
+    skew = page("1", model="pricing-skew")
+    assert skew.matching == len([r for r in replayed if r.scenario == "skew"]) and not skew.older
+    assert Filters.parse("pricing", "open", None, None, "2").query(3) == "model=pricing&status=open&page=3"
 
 
 def test_incident_and_model_pages(world: Any) -> None:
