@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlencode
 
 from firebreak.containment.state import BreakerRow, RoutingState, RoutingStore
@@ -107,6 +107,15 @@ class Board:
         return self.first - 1 + len(self.rows) < self.matching
 
 
+class _Matching(TypedDict):
+    """The incident store's filters for the board's page and its count."""
+
+    model: str | None
+    status: str | None
+    severity: str | None
+    opened_after: datetime | None
+
+
 def board(
     store: IncidentStore,
     routing: RoutingStore,
@@ -124,12 +133,12 @@ def board(
     SOP's matrix for a model without one).
     """
     now = now or datetime.now(UTC)
-    matching = {
-        "model": filters.model,
-        "status": filters.status,
-        "severity": filters.severity,
-        "opened_after": now - SINCE[filters.since] if filters.since else None,
-    }
+    matching = _Matching(
+        model=filters.model,
+        status=filters.status,
+        severity=filters.severity,
+        opened_after=now - SINCE[filters.since] if filters.since else None,
+    )
     found = store.board(**matching, limit=per_page, offset=(filters.page - 1) * per_page, stages=list(STAGE_OF))
     routes = {m: routing.get_routing(m) for m in {i.model for i in found}}
     rows = []
