@@ -20,8 +20,10 @@ the SOP document is `docs/SOP.md`.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -37,6 +39,11 @@ from firebreak_oncall import SEVERITIES as PAGED_SEVERITIES
 FAILURE_TYPES = ["unknown", "drift", "skew", "bias", "hallucination", "feedback_poisoning", "bad_release"]
 SEVERITIES = ["auto", "SEV1", "SEV2", "SEV3", "SEV4"]
 REMEDIATIONS = ["auto", "rollback", "retrain", "parameter_update", "upstream_fix", "guardrail_rule"]
+# The trigger form offers the models that have a policy: a glob of file names, no YAML read
+# (cheap at parse time). The same folder the library reads (firebreak.settings).
+POLICIES = Path(os.environ.get("FIREBREAK_POLICIES_DIR") or Path(__file__).parents[1] / "include" / "policies")
+MODELS = sorted(p.stem for p in POLICIES.glob("*.yaml"))
+log = logging.getLogger(__name__)
 
 
 def _incident_id(context: Any) -> str:
@@ -70,7 +77,9 @@ def _run(task_id: str) -> Any:
     try:
         return STAGES[task_id](_incident_id(get_current_context()))
     except FirebreakError as exc:
-        raise AirflowFailException(str(exc)) from exc
+        # The reason, readable in the task log (a refused gate lists its checks); no library stack trace.
+        log.error("%s stopped: %s", task_id, exc)
+        raise AirflowFailException(str(exc)) from None
 
 
 # On-call: every severity's acknowledge and contain targets and its first update times, from
@@ -112,13 +121,14 @@ DELIVER = OutboxNotifier()  # sends what a stage enqueued (pages, Slack, mail) r
     deadline=ONCALL_DEADLINES or None,
     params={
         "model": Param(
-            "pricing",
+            "pricing" if "pricing" in MODELS or not MODELS else MODELS[0],
             type="string",
             # firebreak.model_names.PARAM_PATTERN (a DAG-integrity test checks): any name MLflow accepts.
             pattern=r"^(?!.*\.\.)(?!\s)[^/\\:\x00-\x1f\x7f]{1,100}$",
             title="Model",
             description="Registered model name as MLflow spells it; it must have a policy (firebreak onboard writes one).",
             section="Incident",
+            **({"enum": MODELS} if MODELS else {}),
         ),
         "failure_type": Param(
             "unknown",
@@ -206,7 +216,8 @@ def incident_response() -> None:
         try:
             opened = open_(dict(run.conf or {}), run_id=run.run_id)
         except FirebreakError as exc:
-            raise AirflowFailException(str(exc)) from exc
+            log.error("open_incident refused the request: %s", exc)
+            raise AirflowFailException(str(exc)) from None
         if opened["replay"]:
             raise AirflowSkipException(f"incident {opened['incident_id']} is already {opened['status']}: nothing to do")
         return opened

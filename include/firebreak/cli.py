@@ -59,10 +59,10 @@ def demo(scenario: str, settings: Settings) -> int:
         "dedup_key": f"demo-{scenario}-{datetime.now(UTC):%Y%m%dT%H%M%S}",
     }
     incident_id = incident_id_from_conf(conf, "")
-    print(f"  running incident_response for incident {incident_id} (airflow dags test) ...")
+    print(f"  running incident_response for incident {incident_id} (the DAG in-process, run id = incident id) ...")
     run_started = time.perf_counter()
     log_path = settings.home / "demo-airflow.log"
-    returncode = run_incident(conf, settings, log_path)
+    returncode = run_incident(conf, settings, log_path, run_id=incident_id)
     run_seconds = time.perf_counter() - run_started
     print(f"  DAG run finished in {run_seconds:.1f} s (exit {returncode}); Airflow output: {log_path}")
     print()

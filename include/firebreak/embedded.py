@@ -62,18 +62,19 @@ def migrate(settings: Settings) -> subprocess.CompletedProcess[str]:
     )
 
 
-def run_incident(conf: dict[str, Any], settings: Settings, log_path: Path) -> int:
-    """Run the real ``incident_response`` DAG once on the embedded Airflow (``airflow dags test``).
+def run_incident(conf: dict[str, Any], settings: Settings, log_path: Path, run_id: str) -> int:
+    """Run the real ``incident_response`` DAG once on the embedded Airflow, as the run ``run_id``.
 
-    The conf goes as one argument list element, never through a shell. Airflow's output goes
-    to ``log_path``; returns the command's exit code (the incident's own outcome is in the
-    state DB).
+    In-process ``dag.test()`` through :mod:`firebreak.embedded_run`, so the run in the
+    Airflow UI carries the incident id and its note. The conf goes as one argument list
+    element, never through a shell. Airflow's output goes to ``log_path``; returns the
+    command's exit code (the incident's own outcome is in the state DB).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         result = subprocess.run(
-            [executable("airflow"), "dags", "test", "incident_response", "--conf", json.dumps(conf)],
-            # No scheduler fires deadlines under `dags test` (and Airflow 3.3.2's `dags test` fails at the end
+            [sys.executable, "-m", "firebreak.embedded_run", "incident_response", run_id, json.dumps(conf)],
+            # No scheduler fires deadlines under a test run (and Airflow 3.3.2's test run fails at the end
             # of a successful run of a DAG that has Deadline Alerts): the run goes without escalation.
             env={**airflow_env(settings), "FIREBREAK_DEADLINE_ALERTS": "off"},
             stdout=log,

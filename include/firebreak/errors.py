@@ -67,3 +67,11 @@ class UpstreamError(FirebreakError):
 
 class PredictionLogError(FirebreakError):
     """The prediction log or the label store refused an operation (bad rows, bad location)."""
+
+
+class IncidentNotFound(NotFound):
+    """No incident has this id."""
+
+
+class ActionRefused(FirebreakError):
+    """A person's action (acknowledge, force the breaker, answer an approval) cannot be done as asked."""

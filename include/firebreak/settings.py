@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 # include/ — the folder that holds this package, the policies, contracts and golden sets.
 INCLUDE_DIR = Path(__file__).resolve().parents[1]
@@ -47,6 +48,11 @@ class Settings:
     state_db_url: str
     mlflow_tracking_uri: str
     artifact_root: Path
+    # Where people open the Airflow and MLflow UIs (links in post-mortems and the console):
+    # FIREBREAK_AIRFLOW_URL / FIREBREAK_MLFLOW_URL, else Airflow's own base URL and an HTTP
+    # tracking URI, else the local stack's defaults (`make up`).
+    airflow_url: str = "http://127.0.0.1:8080"
+    mlflow_url: str = "http://127.0.0.1:5000"
     prediction_log_location: str | None = None  # FIREBREAK_PREDICTION_LOG_URL; None: prediction_log_dir
 
     @classmethod
@@ -59,8 +65,18 @@ class Settings:
             state_db_url=os.environ.get("FIREBREAK_STATE_DB_URL", f"sqlite:///{home / 'state.db'}"),
             mlflow_tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"),
             artifact_root=Path(os.environ.get("FIREBREAK_ARTIFACT_ROOT", home / "mlartifacts")).resolve(),
+            airflow_url=_ui_url("FIREBREAK_AIRFLOW_URL", os.environ.get("AIRFLOW__API__BASE_URL"), cls.airflow_url),
+            mlflow_url=_ui_url("FIREBREAK_MLFLOW_URL", os.environ.get("MLFLOW_TRACKING_URI"), cls.mlflow_url),
             prediction_log_location=os.environ.get("FIREBREAK_PREDICTION_LOG_URL") or None,
         )
+
+    def airflow_run_url(self, dag_id: str, run_id: str) -> str:
+        """The Airflow UI page of one DAG run."""
+        return f"{self.airflow_url}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+    def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:
+        """The MLflow UI page of one run."""
+        return f"{self.mlflow_url}/#/experiments/{quote(experiment_id, safe='')}/runs/{quote(run_id, safe='')}"
 
     def ensure_home(self) -> bool:
         """Create the home folder when it does not exist yet; True when this call created it.
@@ -130,3 +146,11 @@ class Settings:
         if p.parts and p.parts[0] == "policies":
             return self.policies_dir.joinpath(*p.parts[1:])
         return self.home / p
+
+
+def _ui_url(variable: str, fallback: str | None, default: str) -> str:
+    """An explicit UI URL, else ``fallback`` when it is an HTTP URL, else the local default; no trailing slash."""
+    for candidate in (os.environ.get(variable), fallback):
+        if candidate and candidate.startswith(("http://", "https://")):
+            return candidate.rstrip("/")
+    return default

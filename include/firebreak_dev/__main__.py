@@ -7,6 +7,7 @@ alert intake, and the MLflow UI, on 127.0.0.1 with the demo's state (FIREBREAK_H
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -26,6 +27,7 @@ def up(settings: Settings, airflow_port: int, mlflow_port: int) -> int:
     print(
         f"""
   Airflow UI     {stack.airflow_url}   login: admin / {stack.admin_password()}
+  Incidents      {stack.airflow_url}/plugin/firebreak-incidents   (the console, after logging in)
   MLflow UI      {stack.mlflow_url}
   Alert intake   {stack.intake_url}/alertmanager   (and /generic)
   Alert token    {stack.alert_token}
@@ -68,9 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_up.add_argument("--airflow-port", type=int, default=8080)
     p_up.add_argument("--mlflow-port", type=int, default=5000)
+    p_record = sub.add_parser(
+        "record-incidents",
+        help="write the state-DB rows of finished incidents to firebreak_dev/recorded_incidents.json",
+    )
+    p_record.add_argument("incidents", nargs="+", metavar="INCIDENT_ID=SCENARIO")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
+        if args.command == "record-incidents":
+            from firebreak_dev.recorded import RECORDING, export
+
+            chosen = dict(item.split("=", 1) for item in args.incidents)
+            RECORDING.write_text(json.dumps(export(settings, chosen), indent=1, default=str) + "\n")
+            print(f"recorded {len(chosen)} incident(s) to {RECORDING}")
+            return 0
         return up(settings, args.airflow_port, args.mlflow_port)
     except FirebreakError as exc:
         print(f"firebreak_dev: error: {exc}", file=sys.stderr)

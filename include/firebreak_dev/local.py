@@ -40,6 +40,7 @@ class LocalStack:
         default_factory=lambda: os.environ.get("AIRFLOW__API_AUTH__JWT_SECRET") or secrets.token_hex(32)
     )
     unpause: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. another DAGs folder, for a test
     services: list[Service] = field(default_factory=list)
 
     @property
@@ -71,6 +72,7 @@ class LocalStack:
             }
         )
         env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
+        env.update(self.extra_env)
         return env
 
     def prepare(self) -> None:

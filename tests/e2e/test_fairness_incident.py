@@ -109,7 +109,7 @@ def test_bias_incident_is_diagnosed_reweighted_and_promoted(promoted: dict[str, 
             < 0.8
             <= gate["fairness"]["candidate"]["selection_rate_ratio"]
         )
-        assert checks["golden MAE no worse than champion"]["passed"]
+        assert checks["golden accuracy no worse than champion"]["passed"]
         assert gate["candidate"]["recent"]["mae"] <= gate["champion"]["recent"]["mae"]
 
         text = (s.postmortem_dir / f"{incident_id}.md").read_text()
@@ -130,9 +130,9 @@ def test_bias_incident_is_diagnosed_reweighted_and_promoted(promoted: dict[str, 
     ("recipe", "failed", "held"),
     [
         # Equal approval quotas per band: fair on paper, and a third of the decisions wrong.
-        ("train_equal_quotas", "golden MAE no worse than champion", "selection-rate ratio (four-fifths rule)"),
+        ("train_equal_quotas", "golden accuracy no worse than champion", "selection-rate ratio (four-fifths rule)"),
         # The released recipe again: as accurate as the champion, and as unfair.
-        ("train_unweighted", "selection-rate ratio (four-fifths rule)", "golden MAE no worse than champion"),
+        ("train_unweighted", "selection-rate ratio (four-fifths rule)", "golden accuracy no worse than champion"),
     ],
     ids=["fair-but-inaccurate", "accurate-but-unfair"],
 )

@@ -147,7 +147,8 @@ def test_audit_opens_the_incident_and_a_clean_retrain_replaces_the_poisoned_cham
     assert set(training["excluded_actors"]) == set(feedback.BOTS)
     gate = {c["name"]: c for c in ev["gate"]["checks"]}
     assert ev["gate"]["passed"] is True
-    assert gate["recent MAE improves on champion"]["candidate"] < gate["recent MAE improves on champion"]["limit"]
+    recent = gate["recent accuracy improves on champion"]  # loan_review is gated on accuracy
+    assert recent["passed"] and recent["candidate"] > float(recent["limit"].removeprefix(">= "))
 
     text = (settings.postmortem_dir / f"{incident.id}.md").read_text()
     for expected in (

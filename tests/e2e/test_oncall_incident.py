@@ -212,7 +212,7 @@ def test_the_postmortem_shows_a_complete_monotonic_clock_and_who_was_told(approv
     assert clock.marks["acknowledged"].by == "bob"  # type: ignore[index]
     print("\n[oncall] clock: " + ", ".join(f"{k}={v:.1f}s" for k, v in clock.durations().items() if v is not None))
     for expected in (
-        "## Incident clock",
+        "## Clock against the SOP's targets",
         "Clock order: monotonic.",
         "| acknowledged |",
         "## On-call",

@@ -104,8 +104,20 @@ def test_drift_incident_is_contained_retrained_and_promoted(promoted: dict[str, 
             for a in client.list_artifacts(incident.mlflow_run_id, d)
         }
         assert {"drift/drift_report.html", "drift/drift_report.json", "contract/contract_result.json"} <= listed
-        assert f"postmortem/{incident_id}.md" in listed
-        assert client.get_run(incident.mlflow_run_id).data.tags["firebreak.status"] == "resolved"
+        assert f"postmortem/{incident_id}.md" in listed and f"postmortem/{incident_id}.html" in listed
+        run = client.get_run(incident.mlflow_run_id).data
+        assert run.tags["firebreak.status"] == "resolved"
+        # The incident's run reads well in MLflow: severity, failure class, description; figures as metrics.
+        assert run.tags["firebreak.severity"] == "SEV1" and run.tags["firebreak.failure_class"] == "drift"
+        assert run.tags["mlflow.note.content"] == "pricing confidence under the 0.70 floor"
+        assert {"triage_sanity_violation_rate", "drift_share", "gate_passed", "impact_below_floor"} <= set(run.metrics)
+        assert run.metrics["impact_below_floor"] > 0
+        # The post-mortem's charts are images beside it, and inline in its HTML version.
+        charts = {p.name for p in (s.postmortem_dir / incident_id).glob("*.png")}
+        assert {"drift.png", "outputs.png", "confidence.png", "serving.png"} <= charts
+        assert "data:image/png;base64," in (s.postmortem_dir / f"{incident_id}.html").read_text()
+        # The Airflow run's note summarises the outcome.
+        assert promoted["result"].note.startswith(f"Incident {incident_id}: resolved · SEV1 drift · pricing.")
 
         # The post-mortem tells the story with figures.
         text = (s.postmortem_dir / f"{incident_id}.md").read_text()
@@ -113,7 +125,11 @@ def test_drift_incident_is_contained_retrained_and_promoted(promoted: dict[str, 
             "## Timeline",
             "## Evidence",
             "## Detection: what it saw and what it missed",
-            "## Proposed changes",
+            "## Action items",
+            "## Impact",
+            "price requests answered below the sanity floor",
+            "## Clock against the SOP's targets",
+            "| contained (traffic off the model) |",
             "`resolved`",
             "demand_index",
             "Promotion gate:** passed",
@@ -210,6 +226,14 @@ def test_gate_refusal_keeps_traffic_on_the_fallback(
     text = (settings().postmortem_dir / f"{incident_id}.md").read_text()
     assert "`contained_needs_human`" in text and reason in text
     assert "Routing now:** heuristic" in text
+    assert "| 1 | Take over the incident: traffic is still on the fallback" in text  # first action item
+    # The failed task says why in words, each gate check on its own line, not a stack trace.
+    failed = [e.message for e in store.incidents.events(incident_id) if e.kind == "task_failed"]
+    assert failed and failed[-1].startswith("verify failed: ") and reason in failed[-1]
+    assert "Traceback" not in failed[-1]
+    if gate_change.get("recent_min_improvement"):  # a refused gate lists every check
+        checks = [line.strip() for line in failed[-1].splitlines()[1:]]
+        assert "FAILED  recent MAE improves on champion" in " ".join(checks) and any(c.startswith("ok") for c in checks)
 
 
 def test_dry_run_changes_nothing_but_plans(firebreak_home: Path) -> None:
@@ -234,7 +258,6 @@ def test_dry_run_changes_nothing_but_plans(firebreak_home: Path) -> None:
 @pytest.mark.parametrize(
     ("conf_change", "policy_change", "message"),
     [
-        ({"model": "inventory"}, None, "no policy for model 'inventory'"),
         ({"severty": "SEV1"}, None, "severty: Extra inputs are not permitted"),
         (
             {},
@@ -243,7 +266,7 @@ def test_dry_run_changes_nothing_but_plans(firebreak_home: Path) -> None:
         ),
         ({}, {"gate": {"bogus": 1}}, "gate.bogus: Extra inputs are not permitted"),
     ],
-    ids=["unknown-model", "unknown-param", "policy-out-of-range", "policy-unknown-field"],
+    ids=["unknown-param", "policy-out-of-range", "policy-unknown-field"],
 )
 def test_bad_input_fails_at_open_incident_and_changes_nothing(
     firebreak_home: Path,
@@ -281,8 +304,16 @@ def test_bad_input_fails_at_open_incident_and_changes_nothing(
 
 
 def test_params_schema_rejects_malformed_conf_before_a_run_exists(firebreak_home: Path) -> None:
+    """A bad severity, or a model without a policy (the form offers only those that have one)."""
     from airflow.sdk.exceptions import ParamValidationError
+
+    from firebreak import stages
+    from firebreak.errors import UnknownModelError
 
     with pytest.raises(ParamValidationError, match="severity"):
         run_incident(pricing_conf("alert-bad-params", severity="CRITICAL"))
+    with pytest.raises(ParamValidationError, match="model"):
+        run_incident(pricing_conf("alert-bad-model", model="inventory"))
+    with pytest.raises(UnknownModelError, match="no policy for model 'inventory'"):  # the library says the same
+        stages.open_incident(pricing_conf("alert-bad-model", model="inventory"), run_id="manual__bad")
     shutil.rmtree(firebreak_home, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Drive Airflow 3.3's React UI with Playwright and the system Chromium (no browser download).
 
 Selectors were read off the live DOM: the trigger button is ``data-testid=trigger-dag-button``;
+the model is an ``enum`` Param (a combobox of the models that have a policy);
 each Param ``section`` is an accordion item whose trigger id ends in ``:trigger:<section>``;
 a Param's field is ``#element_<name>`` (text inputs, textareas) or, for an ``enum``, a
 combobox next to the hidden ``input[name=element_<name>]``; the submit button is
@@ -24,8 +25,31 @@ def _choose(dialog: Any, name: str, option_text: str) -> list[str]:
     options = dialog.page.get_by_role("option")
     options.first.wait_for()
     offered = [t.strip() for t in options.all_inner_texts()]
-    options.filter(has_text=option_text).first.click()
+    dialog.page.get_by_role("option", name=option_text, exact=True).first.click()
     return offered
+
+
+def login(page: Any, airflow_url: str, password: str, screenshot: Path | None = None) -> None:
+    """Log in to Airflow's UI as admin (SimpleAuthManager's form)."""
+    page.goto(f"{airflow_url}/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", password)
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{airflow_url}/", timeout=60_000)
+
+
+def open_trigger_form(page: Any) -> tuple[Any, dict[str, Any]]:
+    """On a DAG's page: open the trigger dialog and its Incident section; returns the dialog and what it showed."""
+    page.get_by_test_id("trigger-dag-button").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_test_id("trigger-dag-submit").wait_for()
+    seen: dict[str, Any] = {
+        "sections": [t.strip() for t in dialog.locator("button[data-part=item-trigger]").all_inner_texts()]
+    }
+    _open_section(dialog, "Incident")
+    return dialog, seen
 
 
 def _open_section(dialog: Any, section: str) -> None:
@@ -53,23 +77,15 @@ def trigger_from_the_form(
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
         try:
-            page.goto(f"{airflow_url}/")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", password)
-            page.screenshot(path=str(screenshots / "01-login.png"))
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{airflow_url}/", timeout=60_000)
+            login(page, airflow_url, password, screenshots / "01-login.png")
             page.goto(f"{airflow_url}/dags/incident_response")
-            page.get_by_test_id("trigger-dag-button").click()
-            dialog = page.get_by_role("dialog")
-            dialog.get_by_test_id("trigger-dag-submit").wait_for()
-            seen["sections"] = [t.strip() for t in dialog.locator("button[data-part=item-trigger]").all_inner_texts()]
-            _open_section(dialog, "Incident")
+            dialog, shown = open_trigger_form(page)
+            seen.update(shown)
             content = dialog.locator("[id$=':content:Incident']")
             seen["titles"] = [t.strip() for t in content.locator("label").all_inner_texts()]
             seen["descriptions"] = [t.strip() for t in content.locator("[data-part=helper-text]").all_inner_texts()]
             page.screenshot(path=str(screenshots / "02-form-incident-section.png"))
-            dialog.locator("#element_model").fill(model)
+            seen["model_options"] = _choose(dialog, "model", model)  # the models that have a policy
             seen["failure_type_options"] = _choose(dialog, "failure_type", failure_type)
             seen["severity_options"] = _choose(dialog, "severity", severity)
             dialog.locator("#element_description").fill(description)

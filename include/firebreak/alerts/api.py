@@ -129,7 +129,8 @@ def create_app(
 
     @app.post("/incidents/{incident_id}/acknowledge")
     async def acknowledge_incident(incident_id: str, ack: AckRequest, _: OncallAuthorized) -> JSONResponse:
-        from firebreak.oncall.acknowledge import IncidentNotFound, acknowledge
+        from firebreak.errors import IncidentNotFound
+        from firebreak.oncall.acknowledge import acknowledge
 
         s = settings()
         try:

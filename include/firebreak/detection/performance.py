@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from firebreak.policy.schema import HIGHER_IS_BETTER, Policy
+from firebreak.policy.schema import HIGHER_IS_BETTER, METRIC_LABELS, Policy
 from firebreak.registry.flavors import SCORE
 
 __all__ = [
@@ -29,8 +29,11 @@ __all__ = [
     "Figures",
     "Predictor",
     "evaluate",
+    "impact",
     "loss",
     "performance_change",
+    "reported_figures",
+    "served_by_model",
     "sanity_violations",
     "score_outputs",
 ]
@@ -270,3 +273,159 @@ def _change(
         "rows": rows,
         "significant": bool(significant),
     }
+
+
+# -- what fits the task: the figures people read, and the harm in the model's terms -----------
+
+# Which labelled figures mean something for the policy's task, and their names for people.
+# A 0/1 decision has no percentage error, and a classifier has no sanity floor; a regressor's
+# floor-breach figure exists only where the policy sets a floor. The gate's metric comes first.
+_FIGURES = {
+    "regression": [
+        ("mae", METRIC_LABELS["mae"], "number"),
+        ("rmse", METRIC_LABELS["rmse"], "number"),
+        ("mape", METRIC_LABELS["mape"], "share"),
+        ("sanity_violation_rate", "below sanity bound", "share"),
+        ("low_confidence_rate", "low confidence", "share"),
+    ],
+    "classification": [
+        ("accuracy", METRIC_LABELS["accuracy"], "share"),
+        ("auc", METRIC_LABELS["auc"], "number"),
+        ("f1", METRIC_LABELS["f1"], "number"),
+        ("log_loss", METRIC_LABELS["log_loss"], "number"),
+        ("low_confidence_rate", "low confidence", "share"),
+        ("mean_confidence", "mean confidence", "number"),
+    ],
+}
+
+
+def reported_figures(policy: Policy) -> list[tuple[str, str, str]]:
+    """The :class:`Figures` fields worth showing for this model: (field, name, format) in order.
+
+    Format is ``number`` or ``share``. SOP stage *Learn*: the post-mortem and the console
+    show only the figures that fit the model's task.
+    """
+    figures = _FIGURES[policy.task]
+    if policy.detection.output_floor is None:
+        figures = [f for f in figures if f[0] != "sanity_violation_rate"]
+    metric = policy.gate.metric
+    return sorted(figures, key=lambda f: f[0] != metric)  # stable: the gate's metric first
+
+
+def served_by_model(window: pd.DataFrame, subject: str) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The rows the model itself answered (not the fallback), and the impact item counting them.
+
+    Every kind's impact starts here (:meth:`firebreak.kinds.base.ModelKind.impact`).
+    """
+    served = window[window["route"] == "champion"] if "route" in window.columns else window
+    return served, {
+        "key": "answered",
+        "label": f"{subject} answered by the model in the triage window",
+        "value": len(served),
+        "format": "count",
+    }
+
+
+def impact(window: pd.DataFrame, labelled: pd.DataFrame, policy: Policy) -> list[dict[str, object]]:
+    """The harm a tabular model did in its own terms, from the answers users got.
+
+    SOP stage *Learn*: the post-mortem's impact section. ``window`` is the triage window of
+    the prediction log (what the model answered), ``labelled`` the same rows where labels
+    arrived. Each item is ``{"key", "label", "value", "of", "format"}`` (format ``count``,
+    ``money`` or ``share``). A regressor with a sanity floor counts the answers under the
+    floor and the money between them and the floor; a classifier counts the decisions the
+    labels prove wrong, and in the worst protected group where the policy names one.
+    """
+    subject = policy.impact.subject
+    served, answered = served_by_model(window, subject)
+    items: list[dict[str, object]] = [answered]
+    if served.empty:
+        return items
+    confidence = policy.features.confidence
+    if confidence in served.columns:
+        low = int((served[confidence].astype(float) < policy.detection.confidence_floor).sum())
+        items.append(
+            {
+                "key": "low_confidence",
+                "label": f"{subject} answered under the confidence floor",
+                "value": low,
+                "of": len(served),
+                "format": "count",
+            }
+        )
+    if policy.task == "regression":
+        items += _regression_impact(served, policy)
+    else:
+        served_labelled = labelled[labelled["route"] == "champion"] if "route" in labelled.columns else labelled
+        items += _classification_impact(served_labelled, policy)
+    return items
+
+
+def _regression_impact(served: pd.DataFrame, policy: Policy) -> list[dict[str, object]]:
+    floor = policy.detection.output_floor
+    if floor is None or floor.relative_to not in served.columns or policy.features.output not in served.columns:
+        return []
+    output = served[policy.features.output].to_numpy(dtype=float)
+    bound = served[floor.relative_to].to_numpy(dtype=float) * floor.min_ratio
+    below = output < bound
+    subject = policy.impact.subject
+    return [
+        {
+            "key": "below_floor",
+            "label": f"{subject} answered below the sanity floor ({policy.features.output} under "
+            f"{floor.min_ratio:g} x {floor.relative_to})",
+            "value": int(below.sum()),
+            "of": len(served),
+            "format": "count",
+        },
+        {
+            "key": "money_at_stake",
+            "label": "money at stake: the gap between those answers and the floor"
+            + ("" if policy.impact.unit else " (in the output's units)"),
+            "value": round(float((bound - output)[below].sum()), 2),
+            "format": "money",
+            "unit": policy.impact.unit,
+        },
+    ]
+
+
+def _classification_impact(labelled: pd.DataFrame, policy: Policy) -> list[dict[str, object]]:
+    label, output = policy.features.label, policy.features.output
+    if labelled.empty or label not in labelled.columns or output not in labelled.columns:
+        return []
+    truth = labelled[label].to_numpy(dtype=float) >= 0.5
+    decided = labelled[output].to_numpy(dtype=float) >= 0.5
+    subject = policy.impact.subject
+    wrongly_declined = ~decided & truth
+    items: list[dict[str, object]] = [
+        {
+            "key": "wrongly_declined",
+            "label": f"{subject} wrongly declined (declined, and the outcome proved them good)",
+            "value": int(wrongly_declined.sum()),
+            "of": len(labelled),
+            "format": "count",
+        },
+        {
+            "key": "wrongly_approved",
+            "label": f"{subject} wrongly approved (approved, and the outcome proved them bad)",
+            "value": int((decided & ~truth).sum()),
+            "of": len(labelled),
+            "format": "count",
+        },
+    ]
+    attribute = policy.fairness.protected_attribute if policy.fairness else None
+    if attribute and attribute in labelled.columns and wrongly_declined.any():
+        groups = labelled[attribute].astype(str)
+        rates = pd.Series(wrongly_declined, index=labelled.index).groupby(groups).mean()
+        worst = str(rates.idxmax())
+        in_worst = groups == worst
+        items.append(
+            {
+                "key": "wrongly_declined_worst_group",
+                "label": f"wrongly declined in the group hit hardest ({attribute} {worst})",
+                "value": int(wrongly_declined[in_worst.to_numpy()].sum()),
+                "of": int(in_worst.sum()),
+                "format": "count",
+            }
+        )
+    return items

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from firebreak.incidents.enums import ClockMark
@@ -30,6 +30,17 @@ DURATIONS: dict[str, tuple[ClockMark, ClockMark]] = {
 def aware(at: datetime) -> datetime:
     """SQLite hands timestamps back naive; every mark is UTC."""
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def target_words(delta: timedelta | None) -> str:
+    """A target as people say it: ``15 min``, ``1 h``, ``5 d`` (escalation messages, the console, the post-mortem)."""
+    if delta is None:
+        return "-"
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,8 @@ class EvidenceKind(StrEnum):
     RESTORE = "restore"
     APPROVAL = "approval"
     POSTMORTEM = "postmortem"
+    IMPACT = "impact"  # the harm in the model's own terms (the post-mortem's first section)
+    OUTPUTS = "outputs"  # output and confidence distributions, traffic by route (the post-mortem's charts)
 
 
 class EventKind(StrEnum):
@@ -143,7 +145,8 @@ class EventKind(StrEnum):
     STALE = "stale"
     SEVERITY_RERANKED = "severity_reranked"
     CLOSED = "closed"
-    ACKNOWLEDGED = "acknowledged"
+    ACKNOWLEDGED = "acknowledged"  # someone took the incident (data: by, reason)
+    OPERATOR = "operator"  # a person acted by hand from the console or the shell (data: by, reason, action)
     ESCALATED = "escalated"
     DEADLINE_MET = "deadline_met"
     NOTIFIED = "notified"

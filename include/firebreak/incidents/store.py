@@ -57,6 +57,8 @@ evidence = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
 )
 
+_MARKS = {str(m): m for m in ClockMark}  # a stored mark name -> its mark (unknown names are skipped)
+
 incident_clock = sa.Table(
     "incident_clock",
     metadata,
@@ -84,6 +86,20 @@ class Incident:
     outcome: str | None
     opened_at: datetime
     closed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BoardEntry:
+    """One incident on the console's board: its row and the milestones the board shows."""
+
+    id: str
+    model: str
+    status: IncidentStatus
+    severity: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    marks: dict[ClockMark, ClockEntry]  # its incident clock
+    stage: str | None  # the newest stage kind on the timeline
 
 
 @dataclass(frozen=True)
@@ -137,24 +153,7 @@ class IncidentStore(Store):
     def get_incident(self, incident_id: str) -> Incident | None:
         with self.begin() as conn:
             row = conn.execute(sa.select(incidents).where(incidents.c.id == incident_id)).mappings().first()
-        if row is None:
-            return None
-        return Incident(
-            id=row["id"],
-            model=row["model"],
-            status=IncidentStatus(row["status"]),
-            severity=row["severity"],
-            failure_class=row["failure_class"],
-            description=row["description"],
-            dedup_key=row["dedup_key"],
-            dag_run_id=row["dag_run_id"],
-            dry_run=bool(row["dry_run"]),
-            mlflow_run_id=row["mlflow_run_id"],
-            request=row["request"],
-            outcome=row["outcome"],
-            opened_at=row["opened_at"],
-            closed_at=row["closed_at"],
-        )
+        return None if row is None else _incident(row)
 
     def update_incident(self, incident_id: str, **values: Any) -> None:
         """Set fields on an incident (status values may be enums)."""
@@ -173,20 +172,51 @@ class IncidentStore(Store):
             return {r.id: IncidentStatus(r.status) for r in rows}
 
     def list_incidents(self, model: str | None = None) -> list[Incident]:
-        query = sa.select(incidents.c.id).order_by(incidents.c.opened_at)
-        if model:
-            query = query.where(incidents.c.model == model)
+        return list(reversed(self.search(model=model)))
+
+    def search(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        opened_after: datetime | None = None,
+        opened_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[Incident]:
+        """Incidents matching every given filter, newest first, in one query."""
+        query = self._matching(
+            sa.select(incidents).order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()),
+            model=model, status=status, severity=severity, opened_after=opened_after,
+        )  # fmt: skip
+        if opened_before:
+            query = query.where(incidents.c.opened_at < opened_before)
+        if limit:
+            query = query.limit(limit)
         with self.begin() as conn:
-            ids = list(conn.execute(query).scalars())
-        return [inc for i in ids if (inc := self.get_incident(i)) is not None]
+            return [_incident(row) for row in conn.execute(query).mappings()]
+
+    def models(self) -> list[str]:
+        """Every model that has had an incident."""
+        with self.begin() as conn:
+            return sorted(conn.execute(sa.select(incidents.c.model).distinct()).scalars())
 
     # -- timeline and evidence -----------------------------------------------------
 
-    def add_event(self, incident_id: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+    def add_event(
+        self,
+        incident_id: str,
+        kind: str,
+        message: str,
+        data: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Append a timeline line (``at``: now, unless replaying a record)."""
         with self.begin() as conn:
             conn.execute(
                 timeline.insert().values(
-                    incident_id=incident_id, at=utcnow(), kind=kind, message=message, data=jsonable(data)
+                    incident_id=incident_id, at=at or utcnow(), kind=kind, message=message, data=jsonable(data)
                 )
             )
 
@@ -196,6 +226,101 @@ class IncidentStore(Store):
                 sa.select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.id)
             ).mappings()
             return [TimelineEvent(r["at"], r["kind"], r["message"], r["data"]) for r in rows]
+
+    def board(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        opened_after: datetime | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+        stages: list[str],
+    ) -> list[BoardEntry]:
+        """The newest incidents matching the filters (skipping ``offset``), each with its clock
+        and the newest of ``stages`` on its timeline: two queries, whatever the number of
+        incidents (the incident console's board; docs/benchmarks.md).
+        """
+        newest = self._matching(
+            sa.select(
+                incidents.c.id, incidents.c.model, incidents.c.status, incidents.c.severity, incidents.c.opened_at,
+                incidents.c.closed_at,
+            ),
+            model=model, status=status, severity=severity, opened_after=opened_after,
+        )  # fmt: skip
+        chosen = (
+            newest.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()).limit(limit).offset(offset).subquery()
+        )
+        of_it = timeline.c.incident_id == chosen.c.id
+        stage = (
+            sa.select(timeline.c.kind)
+            .where(of_it, timeline.c.kind.in_(stages))
+            .order_by(timeline.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = sa.select(*chosen.c, stage.label("stage")).order_by(chosen.c.opened_at.desc(), chosen.c.id.desc())
+        marks: dict[str, dict[ClockMark, ClockEntry]] = {}
+        with self.begin() as conn:
+            rows = list(conn.execute(query).mappings())
+            ids = [r["id"] for r in rows]
+            marked = sa.select(
+                incident_clock.c.incident_id, incident_clock.c.mark, incident_clock.c.at, incident_clock.c.by
+            )
+            found = conn.execute(marked.where(incident_clock.c.incident_id.in_(ids))) if ids else ()
+            for r in found:
+                if (mark := _MARKS.get(r.mark)) is not None:
+                    marks.setdefault(r.incident_id, {})[mark] = ClockEntry(mark, aware(r.at), r.by)
+        return [
+            BoardEntry(
+                id=r["id"],
+                model=r["model"],
+                status=IncidentStatus(r["status"]),
+                severity=r["severity"],
+                opened_at=r["opened_at"],
+                closed_at=r["closed_at"],
+                marks=marks.get(r["id"], {}),
+                stage=r["stage"],
+            )
+            for r in rows
+        ]
+
+    def count(
+        self,
+        *,
+        model: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        opened_after: datetime | None = None,
+    ) -> int:
+        """How many incidents match the board's filters."""
+        query = self._matching(
+            sa.select(sa.func.count()).select_from(incidents),
+            model=model, status=status, severity=severity, opened_after=opened_after,
+        )  # fmt: skip
+        with self.begin() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _matching(
+        query: sa.Select[Any],
+        *,
+        model: str | None,
+        status: str | None,
+        severity: str | None,
+        opened_after: datetime | None,
+    ) -> sa.Select[Any]:
+        for column, value in (
+            (incidents.c.model, model),
+            (incidents.c.status, status),
+            (incidents.c.severity, severity),
+        ):
+            if value:
+                query = query.where(column == value)
+        if opened_after:
+            query = query.where(incidents.c.opened_at >= opened_after)
+        return query
 
     def put_evidence(self, incident_id: str, kind: str, payload: dict[str, Any]) -> None:
         """Record (or replace) one piece of evidence; a re-run replaces, never duplicates."""
@@ -255,3 +380,22 @@ class IncidentStore(Store):
             conn.execute(evidence.delete().where(evidence.c.incident_id.in_(ids)))
             conn.execute(incident_clock.delete().where(incident_clock.c.incident_id.in_(ids)))
             conn.execute(incidents.delete().where(incidents.c.model == model))
+
+
+def _incident(row: Any) -> Incident:
+    return Incident(
+        id=row["id"],
+        model=row["model"],
+        status=IncidentStatus(row["status"]),
+        severity=row["severity"],
+        failure_class=row["failure_class"],
+        description=row["description"],
+        dedup_key=row["dedup_key"],
+        dag_run_id=row["dag_run_id"],
+        dry_run=bool(row["dry_run"]),
+        mlflow_run_id=row["mlflow_run_id"],
+        request=row["request"],
+        outcome=row["outcome"],
+        opened_at=row["opened_at"],
+        closed_at=row["closed_at"],
+    )

@@ -75,6 +75,14 @@ class ModelKind(Protocol):
     ) -> dict[str, Any]:
         """The containment fallback judged as this kind judges a model (evidence for the post-mortem)."""
 
+    def impact(
+        self, settings: Settings, window: Callable[[], pd.DataFrame], labelled: Callable[[], pd.DataFrame]
+    ) -> list[dict[str, Any]]:
+        """The harm done in the model's own terms (money, people, requests), for the post-mortem.
+
+        Items ``{"key", "label", "value", "of", "format"}`` (``count``, ``money`` or ``share``).
+        """
+
     # -- remediation ------------------------------------------------------------------------
 
     def candidate_figures(self, predict: Predict, settings: Settings, tags: dict[str, str]) -> Any:

@@ -161,6 +161,50 @@ class LlmKind:
         figures, _ = self.qa(predict, settings)
         return {"fallback_on_golden_qa": figures.to_dict()}
 
+    def impact(
+        self, settings: Settings, window: Callable[[], pd.DataFrame], labelled: Callable[[], pd.DataFrame]
+    ) -> list[dict[str, Any]]:
+        """Answers users got that the guardrails active now block: promises made to real customers.
+
+        The guardrails that served at the time let these through (an answer they caught was
+        replaced, and is counted apart); the version active after the incident is the best
+        judge available of what should never have been said.
+        """
+        from firebreak.remediation.guardrails import load_guardrails
+
+        frame = window()
+        from firebreak.detection.performance import served_by_model
+
+        subject = self.policy.impact.subject
+        served, answered = served_by_model(frame, subject)
+        items: list[dict[str, Any]] = [answered]
+        if served.empty or self.llm.answer not in served.columns:
+            return items
+        caught = served.get("guardrail_rule", pd.Series("", index=served.index)).fillna("").astype(str) != ""
+        guardrails = load_guardrails(self.policy, settings)
+        passed = served[~caught]
+        promised = sum(
+            not guardrails.check(str(q), str(a)).allowed
+            for q, a in zip(passed[self.llm.question], passed[self.llm.answer], strict=True)
+        )
+        items += [
+            {
+                "key": "unauthorised_promises",
+                "label": f"{subject} who received an answer the guardrails active now block (an unauthorised promise)",
+                "value": int(promised),
+                "of": len(served),
+                "format": "count",
+            },
+            {
+                "key": "caught_by_guardrails",
+                "label": "answers the guardrails caught at the time and replaced with the safe answer",
+                "value": int(caught.sum()),
+                "of": len(served),
+                "format": "count",
+            },
+        ]
+        return items
+
     # -- remediation ------------------------------------------------------------------------
 
     def candidate_figures(self, predict: Predict, settings: Settings, tags: dict[str, str]) -> Any:

@@ -87,6 +87,14 @@ class TabularKind:
 
         return {"fallback_on_recent": evaluate(predict, recent(), self.policy).to_dict()}
 
+    def impact(
+        self, settings: Settings, window: Callable[[], pd.DataFrame], labelled: Callable[[], pd.DataFrame]
+    ) -> list[dict[str, Any]]:
+        """Answers under the floor and the money at stake (a regressor), or wrong decisions (a classifier)."""
+        from firebreak.detection.performance import impact
+
+        return impact(window(), labelled(), self.policy)
+
     # -- remediation ------------------------------------------------------------------------
 
     def candidate_figures(self, predict: Predict, settings: Settings, tags: dict[str, str]) -> Any:

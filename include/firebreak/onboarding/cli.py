@@ -164,8 +164,8 @@ def _open(args: argparse.Namespace, settings: Settings, summary: Callable[[str, 
         return 1
     log_path = settings.home / "incidents" / f"{incident_id}.airflow.log"
     if not args.json:
-        print(f"firebreak open: incident {incident_id} for {args.model} (incident_response, airflow dags test) ...")
-    returncode = run_incident(conf, settings, log_path)
+        print(f"firebreak open: incident {incident_id} for {args.model} (incident_response, run id = incident id) ...")
+    returncode = run_incident(conf, settings, log_path, run_id=incident_id)
     seconds = round(time.perf_counter() - started, 1)
     report = incident_report(incident_id, settings)
     report |= {"dag_exit_code": returncode, "seconds": seconds, "airflow_log": str(log_path)}

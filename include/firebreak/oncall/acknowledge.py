@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from firebreak.errors import FirebreakError, IncidentRequestError
+from firebreak.errors import IncidentNotFound, IncidentRequestError
 from firebreak.incidents.clock import stamp
 from firebreak.incidents.enums import ClockMark, EventKind
 from firebreak.incidents.store import IncidentStore
@@ -23,10 +23,6 @@ from firebreak.state_db import utcnow
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@ -]{0,99}$")
 VIAS = ("shell", "rest", "ui")
-
-
-class IncidentNotFound(FirebreakError):
-    """No incident has this id."""
 
 
 @dataclass(frozen=True)

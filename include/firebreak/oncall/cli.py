@@ -13,7 +13,8 @@ import json
 import sys
 from typing import Any
 
-from firebreak.oncall.acknowledge import IncidentNotFound, acknowledge
+from firebreak.errors import IncidentNotFound
+from firebreak.oncall.acknowledge import acknowledge
 from firebreak.settings import Settings
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from firebreak.incidents.clock import Clock
+from firebreak.incidents.clock import Clock, target_words
 from firebreak.incidents.enums import ClockMark, EventKind, IncidentStatus, Severity
 from firebreak.incidents.store import IncidentStore
 from firebreak.oncall.announce import announce
@@ -73,7 +73,7 @@ def on_deadline(
     clock = Clock(store.clock(incident_id))
     policy = load_policy(incident.model, settings.policies_dir)
     due = deadline_after_opening(policy, severity, target, nth)
-    late = f"{severity} target {_words(due)}" if due else f"{severity} target"
+    late = f"{severity} target {target_words(due)}" if due else f"{severity} target"
     when = f" (due {deadline:%H:%M:%S} UTC)" if deadline else ""
     if target == Target.UPDATE:
         state = _status_line(incident.status, clock)
@@ -95,7 +95,7 @@ def on_deadline(
         settings=settings,
         key=str(target),
         targets=escalate,
-        details={"missed": f"{target} within {_words(due)}" if due else str(target)},
+        details={"missed": f"{target} within {target_words(due)}" if due else str(target)},
     )
     # Tell the incident's own channels too (the escalation targets may be pagers only).
     told = [n for n in policy.notify.route(severity).notify if policy.notify.targets[n].type == "slack"]
@@ -114,13 +114,3 @@ def on_deadline(
 def _status_line(status: str, clock: Clock) -> str:
     reached = [str(m) for m in ClockMark if clock.at(m) is not None]
     return f"{status}; clock: {', '.join(reached) or 'nothing yet'}"
-
-
-def _words(delta: timedelta | None) -> str:
-    if delta is None:
-        return "-"
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"

@@ -347,6 +347,15 @@ class Llm(_Strict):
     )
 
 
+class Impact(_Strict):
+    """How the post-mortem counts harm in the model's own terms (money, people, requests)."""
+
+    subject: str = Field(
+        "requests", max_length=60, description="Who or what one prediction is about: 'applicants', 'customers'."
+    )
+    unit: str = Field("", max_length=12, description="Currency or unit of the output, e.g. 'USD' (money at stake).")
+
+
 TargetName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 
 
@@ -451,6 +460,7 @@ class Policy(_Strict):
     serving: Serving = Serving()
     prediction_log: PredictionLogPolicy = PredictionLogPolicy()
     llm: Llm | None = None
+    impact: Impact = Impact()
     alerts: AlertCaps = AlertCaps()
 
     @model_validator(mode="after")
@@ -528,9 +538,21 @@ def list_policies(policies_dir: Path) -> list[str]:
     names = []
     for path in sorted(policies_dir.glob("*.yaml")):
         try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
-            raw = None
-        named = raw.get("model") if isinstance(raw, dict) else None
-        names.append(named if isinstance(named, str) else path.stem)
+            stat = path.stat()
+        except OSError:
+            names.append(path.stem)
+            continue
+        version = (stat.st_mtime_ns, stat.st_size)
+        cached = _NAMES.get(path)
+        if cached is None or cached[0] != version:  # parsed again only when the file changed
+            try:
+                raw = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError):
+                raw = None
+            named = raw.get("model") if isinstance(raw, dict) else None
+            cached = _NAMES[path] = (version, named if isinstance(named, str) else path.stem)
+        names.append(cached[1])
     return sorted(names)
+
+
+_NAMES: dict[Path, tuple[tuple[int, int], str]] = {}  # a policy file's model name, by its modification time and size

@@ -82,9 +82,11 @@ class AliasLedger(Store):
         incident_id: str | None,
         actor: str,
         reason: str,
+        at: datetime | None = None,
         digest: str | None = None,
         approved_by: str | None = None,
     ) -> int:
+        """Write a ``pending`` row before the registry call (``at``: now, unless replaying a record)."""
         with self.begin() as conn:
             result = conn.execute(
                 alias_ledger.insert().values(
@@ -96,7 +98,7 @@ class AliasLedger(Store):
                     actor=actor,
                     reason=reason,
                     status="pending",
-                    at=utcnow(),
+                    at=at or utcnow(),
                     digest=digest,
                     approved_by=approved_by,
                 )

@@ -152,6 +152,10 @@ class Registry:
                     registered_model_name=model,
                     model_config=model_config,
                 )
+            # The golden figures are version tags (the baseline later incidents read) and, on the
+            # training run, metrics: MLflow charts and compares metrics, never tags.
+            golden = {k.removeprefix(TAG_GOLDEN_PREFIX): v for k, v in tags.items() if k.startswith(TAG_GOLDEN_PREFIX)}
+            mlflow.log_metrics({f"golden_{k}": float(v) for k, v in golden.items() if _is_number(v)})
         version = str(info.registered_model_version)
         for key, value in tags.items():
             self.client.set_model_version_tag(model, version, key, value)
@@ -398,6 +402,14 @@ class Registry:
         for found in self.client.search_prompt_versions(name):
             self.client.delete_prompt_version(name, str(found.version))
         self.client.delete_prompt(name)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def golden_tags(figures: Any) -> dict[str, str]:

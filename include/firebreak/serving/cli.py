@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any
 
 from firebreak.errors import ConfigurationError
@@ -120,36 +119,16 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def breaker(args: argparse.Namespace, settings: Settings) -> int:
     """Force a model's breaker open (all gateway workers obey within their refresh), or release it."""
+    from firebreak.containment.operator import force_breaker
     from firebreak.containment.state import RoutingStore
-    from firebreak.incidents.enums import BreakerState
     from firebreak.policy.schema import load_policy
 
     load_policy(args.model, settings.policies_dir)
     store = RoutingStore(settings.state_db_url)
     row = store.get_breaker(args.model)
     if args.action != "status":
-        target = BreakerState.OPEN if args.action == "open" else BreakerState.CLOSED
         reason = args.reason or f"forced {args.action} by an operator"
-        for _ in range(10):  # compare-and-set against busy workers
-            changed = store.compare_and_set_breaker(
-                args.model,
-                expected_generation=row.generation if row else None,
-                state=target,
-                since=time.time(),
-                version=row.version if row else None,
-                forced=args.action == "open",
-                reason=reason,
-                event={
-                    "source": row.state if row else BreakerState.CLOSED,
-                    "data": {"forced": args.action == "open", "by": "firebreak breaker"},
-                },
-            )
-            if changed:
-                break
-            row = store.get_breaker(args.model)
-        else:
-            raise ConfigurationError(f"breaker of {args.model} kept changing under the update; try again")
-        row = store.get_breaker(args.model)
+        row = force_breaker(store, args.model, args.action, by="firebreak breaker", reason=reason)
     print(
         json.dumps(
             row.__dict__ if row else {"model": args.model, "state": "closed", "recorded": False}, default=str, indent=2

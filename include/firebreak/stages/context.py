@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -13,6 +14,7 @@ from firebreak.errors import FirebreakError
 from firebreak.incidents.clock import stamp
 from firebreak.incidents.enums import ClockMark, EvidenceKind
 from firebreak.incidents.store import Incident, IncidentStore
+from firebreak.inert import clean
 from firebreak.kinds import ModelKind, kind_for
 from firebreak.policy.schema import Policy, load_policy
 from firebreak.settings import Settings
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from firebreak.registry.mlflow_registry import Registry, Version
 
 ACTOR = "incident_response"
+log = logging.getLogger("firebreak.incident")
 
 
 @dataclass
@@ -98,12 +101,21 @@ class Context:
         return self.store.get_evidence(self.incident_id)
 
     def record(self, kind: EvidenceKind, payload: dict[str, Any], message: str) -> None:
-        """Persist evidence and a timeline line for it."""
+        """Persist evidence and a timeline line for it; the task's log says the same sentence."""
         self.store.put_evidence(self.incident_id, kind, payload)
-        self.store.add_event(self.incident_id, kind, message)
+        self.event(kind, message)
 
     def event(self, kind: str, message: str) -> None:
+        """A timeline line, also written to the running task's log (what it found or decided)."""
         self.store.add_event(self.incident_id, kind, message)
+        log.info("%s %s: %s", self.incident_id, kind, clean(message, 1000))
+
+    def tag_run(self, tags: dict[str, Any]) -> None:
+        """Tags on the incident's MLflow run (severity, failure class, description) for people searching runs."""
+        if self.incident.mlflow_run_id:
+            for key, value in tags.items():
+                if value not in (None, ""):
+                    self.registry.client.set_tag(self.incident.mlflow_run_id, key, clean(value, 4000))
 
     @cached_property
     def champion_version(self) -> str:
@@ -130,8 +142,12 @@ class Context:
         return self.registry.get_version(self.model, self.evidence()[EvidenceKind.OPENING]["champion_version"])
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Figures on the incident's MLflow run, as metrics (chartable, comparable across incidents)."""
         if self.incident.mlflow_run_id:
-            self.registry.log_metrics(self.incident.mlflow_run_id, metrics)
+            self.registry.log_metrics(
+                self.incident.mlflow_run_id,
+                {key: float(value) for key, value in metrics.items() if isinstance(value, int | float)},
+            )
 
     def log_artifact(self, path: Path, artifact_dir: str) -> str:
         return self.registry.log_evidence(self.mlflow_run, path, artifact_dir)

@@ -49,6 +49,7 @@ def diagnose(incident_id: str) -> dict[str, Any]:
     )
     if ranked.changed:
         ctx.event(EventKind.SEVERITY_RERANKED, f"severity {ranked.why}")
+    ctx.tag_run({"firebreak.failure_class": str(result.failure_class), "firebreak.root_cause": result.root_cause})
     return {"failure_class": str(result.failure_class), "remediation": result.remediation and str(result.remediation)}
 
 

@@ -21,7 +21,7 @@ def open_incident(conf: dict[str, Any], *, run_id: str, settings: Settings | Non
     Returns ``replay=True`` when the incident already exists under another run or is
     closed: the caller must then change nothing.
     """
-    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.registry.mlflow_registry import INCIDENT_EXPERIMENT, Registry
 
     settings = settings or Settings.from_env()
     request = IncidentRequest.from_conf(conf)
@@ -63,9 +63,12 @@ def open_incident(conf: dict[str, Any], *, run_id: str, settings: Settings | Non
                 "champion_since": since.isoformat() if since else None,
                 "request": request.model_dump(mode="json"),
                 "run_id": run_id,
+                "mlflow_experiment_id": registry.experiment_id(INCIDENT_EXPERIMENT),  # for links to the run
             },
             f"incident opened for {request.model} (champion v{champion.version}): {request.description or 'no description'}",
         )
+        # MLflow shows mlflow.note.content as the run's description.
+        ctx.tag_run({"mlflow.note.content": request.description, "firebreak.description": request.description})
     return {"incident_id": incident_id, "replay": False, "model": request.model, "dry_run": request.dry_run}
 
 

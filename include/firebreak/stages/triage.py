@@ -56,9 +56,21 @@ def triage(incident_id: str) -> dict[str, Any]:
         outcome = f"stale: {stale}; routing untouched"
         ctx.store.update_incident(incident_id, status=IncidentStatus.STALE, outcome=outcome)
         ctx.event(EventKind.STALE, outcome)
+        _tag_run(ctx, result, failure)
         return {"severity": str(result.severity), "failure_class": str(failure), "stale": True, "why": stale}
     # The page goes out once severity decides who is paged (SOP: a SEV1 pages IC and owner at once).
     worst = max(result.signals.items(), key=lambda kv: kv[1], default=None)
     seen = f"{worst[0]} {worst[1]:.0%} over {result.rows} predictions" if worst else f"{result.rows} predictions"
     ctx.announce("opened", f"{result.severity} {failure}: {seen}", details={"signals": signals})
+    _tag_run(ctx, result, failure)
     return {"severity": str(result.severity), "failure_class": str(failure), "stale": False}
+
+
+def _tag_run(ctx: Context, result: Any, failure: str) -> None:
+    """Severity and failure class as tags, the signals as metrics, on the incident's MLflow run.
+
+    After the page: MLflow is another service, and who is told (and an acknowledgement
+    racing the page) must not wait on it.
+    """
+    ctx.tag_run({"firebreak.severity": str(result.severity), "firebreak.failure_class": str(failure)})
+    ctx.log_metrics({f"triage_{k}": v for k, v in result.signals.items()})

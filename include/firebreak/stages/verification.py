@@ -51,7 +51,10 @@ def verify(incident_id: str) -> dict[str, Any]:
     ctx.record(EvidenceKind.GATE, payload, f"v{challenger.version} vs v{champion.version}: {verdict.summary()}")
     ctx.log_metrics({"gate_passed": float(verdict.passed)})
     if not verdict.passed:
-        raise GateRefused(f"promotion gate refused {ctx.model} v{challenger.version}: {verdict.summary()}")
+        raise GateRefused(
+            f"promotion gate refused {ctx.model} v{challenger.version}: {verdict.summary()}\n"
+            f"Every check (v{challenger.version} against v{champion.version}):\n{verdict.checklist()}"
+        )
     return {"passed": True, "candidate_version": challenger.version}
 
 

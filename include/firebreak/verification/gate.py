@@ -44,6 +44,13 @@ class GateVerdict:
             return f"gate passed: {len(self.checks)} checks"
         return "gate refused: " + "; ".join(f"{c['name']} {c['candidate']} (limit {c['limit']})" for c in failed)
 
+    def checklist(self) -> str:
+        """Every check on its own line, passed or not: what a refused task's log shows on-call."""
+        return "\n".join(
+            f"  {'ok    ' if c['passed'] else 'FAILED'}  {c['name']}: {c['candidate']} (limit {c['limit']})"
+            for c in self.checks
+        )
+
 
 def _not_blocked(blocked: str | None) -> dict[str, Any]:
     """A reason recorded on the candidate version (e.g. by the shadow evaluation): never passes."""
