@@ -349,6 +349,7 @@ def test_compose_service_runs_and_passes_its_healthcheck(name: str, loop: dict[s
 def test_a_task_runs_on_the_celery_worker(loop: dict[str, Any]) -> None:
     """CeleryExecutor from the compose environment: the scheduler queues on redis, the worker runs it."""
     import json
+    import urllib.error
     import urllib.request
 
     lb: Loopback = loop["lb"]
@@ -372,9 +373,14 @@ def test_a_task_runs_on_the_celery_worker(loop: dict[str, Any]) -> None:
             return json.loads(response.read())
 
     token = call("POST", "/auth/token", {"username": "admin", "password": password})["access_token"]
-    # An incident for a model without a policy: open_incident refuses it with a clear error.
-    run_id = "celery-no-policy"
-    conf = {"model": "no_such_model", "description": "celery check", "dedup_key": "celery"}
+    # A model without a policy is not one of the form's choices: refused before any run exists.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        conf = {"model": "no_such_model", "description": "celery check", "dedup_key": "celery-refused"}
+        call("POST", "/api/v2/dags/incident_response/dagRuns", {"logical_date": None, "conf": conf}, token)
+    assert refused.value.code == 400 and "no_such_model" in refused.value.read().decode()
+    # A model with a policy but no champion in this MLflow: open_incident, on the worker, refuses it.
+    run_id = "celery-no-champion"
+    conf = {"model": "loan_approval", "description": "celery check", "dedup_key": "celery"}
     call(
         "POST",
         "/api/v2/dags/incident_response/dagRuns",
