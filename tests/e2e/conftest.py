@@ -48,7 +48,23 @@ def run_incident(conf: dict[str, Any]) -> RunResult:
         states = {ti.task_id: (str(ti.state) if ti.state else None) for ti in tis}
         run = session.query(DagRun).filter(DagRun.dag_id == "incident_response", DagRun.run_id == dagrun.run_id).one()
         note = str(run.note or "")
+    check_clocks(dagrun.run_id)
     return RunResult(str(dagrun.state), states, note)
+
+
+def check_clocks(run_id: str) -> None:
+    """Every incident a run opened has a clock that holds together (what its post-mortem shows)."""
+    from firebreak.incidents.clock import Clock
+    from firebreak.incidents.enums import ClockMark, IncidentStatus
+    from firebreak.incidents.store import IncidentStore
+
+    store = IncidentStore(settings().state_db_url)
+    for incident in (i for i in store.search() if i.dag_run_id == run_id):
+        clock = Clock(store.clock(incident.id))
+        assert clock.problems() == [], f"{incident.id}: {clock.problems()}"
+        assert {ClockMark.DETECTED, ClockMark.OPENED} <= set(clock.marks), f"{incident.id}: {sorted(clock.marks)}"
+        if incident.status == IncidentStatus.RESOLVED:
+            assert ClockMark.RESOLVED in clock.marks, f"{incident.id}: resolved, but its clock says not"
 
 
 def pricing_conf(dedup_key: str, **overrides: Any) -> dict[str, Any]:

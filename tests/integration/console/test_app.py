@@ -207,6 +207,34 @@ def test_acting_records_the_user_and_the_reason_on_the_timeline(client: Any) -> 
     assert all("approve" not in message for _, message, _ in lines)
 
 
+def test_the_incident_and_model_pages_offer_the_breaker_to_whoever_may_act(client: Any) -> None:
+    import re
+
+    def actions(path: str, user: str) -> dict[str, str]:
+        page = client.get(path, cookies={"_token": token(client, user)})
+        assert page.status_code == 200, page.text
+        found = re.findall(r'data-action="([^"]+)" data-testid="([a-z-]+)"', page.text)
+        return {testid: action for action, testid in found}
+
+    incident = actions("/firebreak/console/incidents/pricing-aaaa00000001", "admin")
+    breaker = "/firebreak/console/api/incidents/pricing-aaaa00000001/breaker"
+    assert incident["breaker-open-form"] == incident["breaker-close-form"] == breaker
+    model = actions("/firebreak/console/models/pricing", "admin")
+    assert (
+        model["model-breaker-open-form"]
+        == model["model-breaker-close-form"]
+        == "/firebreak/console/api/models/pricing/breaker"
+    )
+    assert actions("/firebreak/console/models/pricing", "viewer") == {}  # read only: no forms
+    admin = {"Authorization": f"Bearer {token(client, 'admin')}"}
+    opened = client.post(model["model-breaker-open-form"], json={"action": "open", "reason": "drill"}, headers=admin)
+    assert opened.status_code == 200 and state().routing.breaker_events("pricing")[-1]["target"] == "open"
+    closed = client.post(
+        model["model-breaker-close-form"], json={"action": "close", "reason": "drill over"}, headers=admin
+    )
+    assert closed.status_code == 200 and state().routing.breaker_events("pricing")[-1]["target"] == "closed"
+
+
 def test_hostile_alert_text_is_inert_on_the_pages(client: Any) -> None:
     cookies = {"_token": token(client, "admin")}
     page = client.get("/firebreak/console/incidents/pricing-aaaa00000001", cookies=cookies)
