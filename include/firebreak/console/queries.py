@@ -71,7 +71,9 @@ class Filters:
             status=status if status in {s.value for s in IncidentStatus} else None,
             severity=severity if severity in {s.value for s in Severity} else None,
             since=since if since in SINCE else None,
-            page=int(page) if page and page.isascii() and page.isdigit() and 1 <= int(page) <= MAX_PAGE else 1,
+            page=int(page)
+            if page and len(page) <= 5 and page.isascii() and page.isdigit() and 1 <= int(page) <= MAX_PAGE
+            else 1,
         )
 
     def query(self, page: int) -> str:

@@ -97,7 +97,14 @@ def test_the_board_pages_through_older_incidents(world: Any) -> None:
     assert [len(p.rows) for p in pages] == [5, 5, 5, 3] and [p.older for p in pages] == [True, True, True, False]
     assert [p.first for p in pages] == [1, 6, 11, 16] and {p.matching for p in pages} == {18}
     assert page("5").rows == [] and page("5").matching == 18
-    for hostile in ("0", "-1", "x", "99999999999", "١"):  # out of range or not a plain number: the first page
+    for hostile in (
+        "0",
+        "-1",
+        "x",
+        "99999999999",
+        "9" * 5000,
+        "١",
+    ):  # out of range or not a plain number: the first page
         assert page(hostile).filters.page == 1
     skew = page("1", model="pricing-skew")
     assert skew.matching == len([r for r in replayed if r.scenario == "skew"]) and not skew.older
