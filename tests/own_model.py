@@ -61,7 +61,7 @@ containment: {{route: fallback_model, description: logistic regression on the sa
 training: {{recipe: "tests.own_model:generate", dataset: data/payments.parquet}}
 remediation: {{by_failure_class: {{drift: retrain}}}}
 gate: {{golden_max_regression: 0.05, recent_min_improvement: 0.1}}
-serving: {{upstream: {{timeout_seconds: 1.0}}, breaker: {{min_calls: 5, window_seconds: 600}}}}
+serving: {{upstream: {{timeout_seconds: 10.0}}, breaker: {{min_calls: 5, window_seconds: 600}}}}
 """
 
 

@@ -306,12 +306,25 @@ class V2Server:
         self.thread.join(timeout=10)
 
 
+def upstream_policy(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: str) -> Settings:
+    """Settings whose policy fronts the upstream with ``upstream`` (YAML flow mapping) instead of the shared one."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    text = (settings.policies_dir / f"{own_model.MODEL}.yaml").read_text()
+    shared = "upstream: {timeout_seconds: 10.0}"
+    assert shared in text
+    (policies / f"{own_model.MODEL}.yaml").write_text(text.replace(shared, f"upstream: {upstream}"))
+    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(policies))
+    return Settings.from_env()
+
+
 def test_an_open_inference_protocol_v2_upstream_answers_columns_and_a_stalled_one_times_out_to_the_fallback(
-    world: tuple[Settings, dict[str, str]],
+    world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
 
-    settings, versions = world
+    shared, versions = world
+    settings = upstream_policy(shared, tmp_path, monkeypatch, "{timeout_seconds: 1.0}")
     model = mlflow.pyfunc.load_model(f"models:/{own_model.MODEL}/{versions['champion']}").get_raw_model()
     records = requests(6, seed=6)
     with V2Server(model) as server:
@@ -348,17 +361,12 @@ def test_a_tensor_upstream_gets_the_numeric_inputs_as_one_fp64_tensor(
 ) -> None:
     import mlflow
 
-    settings, versions = world
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    text = (settings.policies_dir / f"{own_model.MODEL}.yaml").read_text()
-    text = text.replace("upstream: {timeout_seconds: 1.0}", "upstream: {timeout_seconds: 1.0, v2_inputs: tensor}")
-    (policies / f"{own_model.MODEL}.yaml").write_text(text)
-    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(policies))
+    shared, versions = world
+    settings = upstream_policy(shared, tmp_path, monkeypatch, "{timeout_seconds: 10.0, v2_inputs: tensor}")
     model = mlflow.pyfunc.load_model(f"models:/{own_model.MODEL}/{versions['champion']}").get_raw_model()
     records = requests(3, seed=7)
     with V2Server(model) as server:
-        gateway = sidecar(Settings.from_env(), server.url)
+        gateway = sidecar(settings, server.url)
         with TestClient(many_callers(create_app(gateway, start=False))) as http:
             answer = http.post("/invocations", json={"dataframe_records": records})
         gateway.close()
