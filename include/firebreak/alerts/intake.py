@@ -177,12 +177,20 @@ class _Delivery:
         self._capped: dict[str, list[Alert]] = defaultdict(list)
 
     def policy(self, model: str) -> Policy | str:
-        """The model's policy, or why there is none."""
+        """The model's policy, or why there is none, in words fit for the sender.
+
+        The sender is outside: the answer names the model, never a server path or the other
+        models this server knows (the intake's log has the whole error).
+        """
         if model not in self._policies:
             try:
                 self._policies[model] = load_policy(model, self.policies_dir)
-            except (UnknownModelError, PolicyError) as exc:
-                self._policies[model] = str(exc)
+            except UnknownModelError as exc:
+                log.warning("alert for a model without a policy: %s", exc)
+                self._policies[model] = f"no policy for model {model!r}"
+            except PolicyError as exc:
+                log.error("alert for a model whose policy is not valid: %s", exc)
+                self._policies[model] = f"the policy of model {model!r} is not valid (the intake's log says why)"
         return self._policies[model]
 
     def open_incidents(self, model: str) -> list[str]:

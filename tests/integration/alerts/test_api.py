@@ -192,13 +192,16 @@ def test_no_configured_token_answers_503_so_senders_retry(client, monkeypatch: p
     ids=["malformed", "schema", "unknown-model", "generic-schema"],
 )
 def test_bad_alerts_are_answered_clearly_and_start_nothing(
-    client, path: str, body: bytes, code: int, message: str
+    client, firebreak_home: Path, path: str, body: bytes, code: int, message: str
 ) -> None:  # type: ignore[no-untyped-def]
     response = client.post(
         f"/firebreak/alerts/{path}", content=body, headers={**AUTH, "Content-Type": "application/json"}
     )
     assert response.status_code == code
     assert message in response.json()["error"]
+    # The sender is told what was wrong, never where the server keeps its files or which models it knows.
+    assert str(firebreak_home) not in response.text and ".yaml" not in response.text
+    assert "known models" not in response.text and "support_bot" not in response.text
     if code == 400:  # never parseable: nothing stored (a stored delivery would be retried or kept forever)
         assert deliveries() == []
         return
