@@ -32,6 +32,9 @@ How it scales out:
   the callers that always did); :meth:`PredictionLog.window` gives a :class:`LogWindow` whose
   :meth:`~LogWindow.batches` stream it in bounded chunks (the audits' and incident evidence's
   path for big windows).
+
+Its size (about 600 lines) is earned: the layout, the part names, compaction, retention,
+quarantine and the bounded readers must agree on one format, so they live together.
 """
 
 from __future__ import annotations

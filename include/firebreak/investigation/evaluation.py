@@ -93,9 +93,7 @@ class QAFigures:
 
 def load_qa(settings: Settings, policy: Policy) -> pd.DataFrame:
     """The golden Q&A set (JSONL or CSV): question, kind, expected and forbidden regexes."""
-    if policy.llm is None:
-        raise ConfigurationError(f"policy of {policy.model!r} has no 'llm' section, so no golden Q&A set")
-    path = settings.resolve(policy.llm.golden_qa)
+    path = settings.resolve(policy.llm_section("golden Q&A set").golden_qa)
     if not path.is_file():
         raise ConfigurationError(f"golden Q&A set {path} for model {policy.model!r} does not exist")
     frame = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
@@ -114,11 +112,11 @@ def evaluate_qa(
     """
     import re
 
-    assert policy.llm is not None
-    questions = golden[["question"]].rename(columns={"question": policy.llm.question}).reset_index(drop=True)
+    llm = policy.llm_section("golden Q&A evaluation")
+    questions = golden[["question"]].rename(columns={"question": llm.question}).reset_index(drop=True)
     outputs = predict(questions).reset_index(drop=True)
     served, rules = [], []
-    for question, answer in zip(golden["question"], outputs[policy.llm.answer], strict=True):
+    for question, answer in zip(golden["question"], outputs[llm.answer], strict=True):
         if guardrails is None:
             served.append(str(answer))
             rules.append("")
@@ -150,8 +148,7 @@ def evaluate_qa(
 
 def qa_breaches(figures: dict[str, Any], policy: Policy) -> list[str]:
     """What in an LLM model's golden Q&A figures breaks the policy's ``llm`` limits, in words."""
-    assert policy.llm is not None
-    llm = policy.llm
+    llm = policy.llm_section("Q&A limits")
     out = []
     if figures["unauthorised_promise_rate"] > llm.max_unauthorised_promise_rate:
         out.append(

@@ -19,6 +19,9 @@ the alias ``champion`` when none is set, and the containment fallback (alias ``f
 Bad input names the problem and changes nothing: every check runs before anything is
 written, files are staged in a temporary folder and moved into place last, and existing
 files are kept unless ``force``.
+
+Its size (about 620 lines) is earned: :func:`onboard` is one transaction-like sequence
+(check everything, stage, publish, record), and its steps share the staged state.
 """
 
 from __future__ import annotations

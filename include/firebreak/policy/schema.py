@@ -2,6 +2,10 @@
 
 A bad policy is a clear error naming the field; nothing runs on a policy that did not
 validate, so the previous state stays in force.
+
+Its size (about 560 lines) is earned: one model per policy section, every field with its
+bounds and a description (the error names the field; ``docs/`` reads the descriptions), and
+the checks across sections in one place, so a policy is either whole or refused.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from firebreak.errors import PolicyError, UnknownModelError
+from firebreak.errors import ConfigurationError, PolicyError, UnknownModelError
 from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
 from firebreak.model_names import ModelName, ModelNameError, model_stem
 
@@ -479,6 +483,12 @@ class Policy(_Strict):
         if self.features.task is not None:
             return self.features.task
         return next(task for task, metrics in TASK_METRICS.items() if self.gate.metric in metrics)
+
+    def llm_section(self, purpose: str) -> Llm:
+        """The ``llm`` section, for what only an LLM model has (``purpose``, named in the error)."""
+        if self.llm is None:
+            raise ConfigurationError(f"policy of {self.model!r} has no 'llm' section, so no {purpose}")
+        return self.llm
 
 
 def policy_path(model: str, policies_dir: Path) -> Path:

@@ -37,7 +37,7 @@ import yaml
 from firebreak.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from firebreak.policy.schema import Llm, Policy
+    from firebreak.policy.schema import Policy
     from firebreak.registry.ledger import AliasLedger
     from firebreak.settings import Settings
 
@@ -184,19 +184,13 @@ class Guardrails:
 # -- versions ----------------------------------------------------------------------------------
 
 
-def _llm(policy: Policy) -> Llm:
-    if policy.llm is None:
-        raise ConfigurationError(f"policy of {policy.model} has no 'llm' section, so no guardrails")
-    return policy.llm
-
-
 def versions_dir(policy: Policy, settings: Settings) -> Path:
     return settings.data_dir / "guardrails" / policy.model
 
 
 def _version_path(policy: Policy, settings: Settings, version: int) -> Path:
     if version == 1:
-        return settings.resolve(_llm(policy).guardrails)
+        return settings.resolve(policy.llm_section("guardrails").guardrails)
     return versions_dir(policy, settings) / f"v{version}.yaml"
 
 
@@ -234,7 +228,7 @@ def load_guardrails(policy: Policy, settings: Settings, version: int | None = No
     Raises:
         ConfigurationError: the policy has no ``llm`` section, or the file is missing or malformed.
     """
-    llm = _llm(policy)
+    llm = policy.llm_section("guardrails")
     number = version if version is not None else active_version(policy, settings)
     path = _version_path(policy, settings, number)
     return Guardrails(read_spec(path), threshold=llm.semantic_threshold, source=path)
@@ -287,7 +281,7 @@ def add_rules(
     path = _version_path(policy, settings, number)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
-    Guardrails(spec, threshold=_llm(policy).semantic_threshold, source=path)  # it must load
+    Guardrails(spec, threshold=policy.llm_section("guardrails").semantic_threshold, source=path)  # it must load
     return number
 
 

@@ -271,11 +271,11 @@ def setup(settings: Settings, *, seed: int = SEED, now: datetime | None = None) 
 
     now = now or datetime.now(UTC)
     policy = load_policy(MODEL, settings.policies_dir)
-    assert policy.llm is not None
+    llm = policy.llm_section("support bot scenario")
     store = RoutingStore(settings.state_db_url)
     registry = Registry(settings)
     registry.delete_model(MODEL)
-    registry.delete_prompt(policy.llm.prompt)
+    registry.delete_prompt(llm.prompt)
     from firebreak.scenarios.traffic import forget_state
 
     forget_state(settings, MODEL)
@@ -298,9 +298,9 @@ def setup(settings: Settings, *, seed: int = SEED, now: datetime | None = None) 
         (ORIGINAL_PROMPT, "launch prompt"),
         (CHANGED_PROMPT, "warmer tone, goodwill gestures"),
     ):
-        prompt_version = registry.register_prompt(policy.llm.prompt, prompt_text, commit_message=message)
+        prompt_version = registry.register_prompt(llm.prompt, prompt_text, commit_message=message)
         registry.move_prompt_alias(
-            MODEL, policy.llm.prompt, policy.llm.prompt_alias, prompt_version,
+            MODEL, llm.prompt, llm.prompt_alias, prompt_version,
             incident_id=None, actor="scenario-setup", reason=message,
         )  # fmt: skip
         config = model_config(prompt_version)
@@ -311,7 +311,7 @@ def setup(settings: Settings, *, seed: int = SEED, now: datetime | None = None) 
             responder,
             input_example=reference[["question"]].head(5),
             reference=reference,
-            tags={**llm_tags(policy.llm.prompt, prompt_version, guardrails.version), **golden_tags(figures)},
+            tags={**llm_tags(llm.prompt, prompt_version, guardrails.version), **golden_tags(figures)},
             run_name=f"support-bot-prompt-v{prompt_version}",
             model_config=config,
         )

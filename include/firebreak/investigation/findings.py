@@ -1,0 +1,372 @@
+"""The evidence readers of diagnosis: each turns one kind of investigation evidence into findings.
+
+A :class:`Finding` is one piece of evidence and the failure class it points to, with a
+weight; :func:`firebreak.investigation.diagnosis.classify` weighs them. One reader per
+evidence kind (the contract, drift, spikes, lineage, the golden set, fairness, the
+multivariate check, performance), each with the thresholds it judges by.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from firebreak.incidents.enums import FailureClass
+from firebreak.investigation.evidence import CONFIRM_P_VALUE
+from firebreak.policy.schema import METRIC_LABELS
+
+__all__ = [
+    "Finding",
+    "contract_findings",
+    "drift_findings",
+    "fairness_findings",
+    "golden_findings",
+    "lineage_findings",
+    "multivariate_findings",
+    "performance_findings",
+    "spike_findings",
+]
+
+# A range expectation failing on at least this share of rows (percent) is an upstream change;
+# below it, a few values just past the widened range are what a moving world looks like.
+RANGE_SKEW_PERCENT = 1.0
+# p-value drift tests (used on references of <= 1000 rows) count only below this p-value:
+# at Evidently's 0.05, ten unchanged columns raise a false alarm in 40% of comparisons.
+STRICT_P_VALUE = 1e-3
+
+# Contract expectations whose failure means the data's shape changed, not its distribution.
+_STRUCTURAL = {
+    "expect_column_to_exist": "column missing",
+    "expect_table_columns_to_match_set": "columns changed",
+    "expect_table_columns_to_match_ordered_list": "columns changed",
+    "expect_column_values_to_be_of_type": "type changed",
+    "expect_column_values_to_be_in_type_list": "type changed",
+    "expect_column_values_to_not_be_null": "nulls appeared",
+    "expect_column_values_to_be_in_set": "unknown values",
+    "expect_column_values_to_match_regex": "format changed",
+}
+_RANGE = "expect_column_values_to_be_between"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of evidence, with the class it points to (None: context, points nowhere)."""
+
+    kind: str  # contract | range | spike | lineage | scale | golden | fairness | drift | multivariate | performance
+    points_to: FailureClass | None
+    column: str | None
+    detail: str
+    weight: float  # 0..1, how strongly it points there
+
+
+def contract_findings(contract: dict[str, Any], checks: dict[str, Any] | None = None) -> list[Finding]:
+    found = []
+    rows = contract.get("evaluated_rows")
+    judged = _judged(checks)
+    for failure in contract.get("failures", []) or []:
+        kind = str(failure.get("expectation", ""))
+        column = failure.get("column")
+        percent = failure.get("unexpected_percent")
+        sample = failure.get("sample") or []
+        shown = f"; e.g. {', '.join(map(str, sample[:3]))}" if sample else ""
+        check = judged.get((kind, column))
+        if kind == _RANGE:
+            share = 100.0 if percent is None else float(percent)
+            if share < RANGE_SKEW_PERCENT:
+                detail = f"{column}: {share:.2f}% of values just outside the contract range (tail of a shift)"
+                found.append(Finding("contract", None, column, detail, 0.2))
+            elif check is not None and check["verdict"] == "drift":
+                detail = (
+                    f"{column}: {share:.1f}% of values past the reference's range (up to {check['farthest']:g}); "
+                    f"{check['because']}"
+                )
+                found.append(Finding("range", FailureClass.DRIFT, column, detail, min(0.9, 0.55 + share / 100)))
+            else:
+                why = f"; {check['because']}" if check is not None else ""
+                detail = f"{column}: {share:.1f}% of values outside the contract range{shown}{why}"
+                found.append(Finding("contract", FailureClass.SKEW, column, detail, min(1.0, 0.7 + share / 100)))
+            continue
+        what = _STRUCTURAL.get(kind, kind)
+        if failure.get("sample") == ["<column missing>"]:
+            what = "column missing"
+        on = f" on {float(percent):.1f}% of rows" if percent is not None and what != "column missing" else ""
+        if check is not None and not check["skew"]:
+            # A derived contract's set or null rule broken no more than a sample of the reference allows.
+            found.append(Finding("contract", None, column, f"{column}: {what}{on}{shown}; {check['why']}", 0.2))
+            continue
+        weight = 1.0 if what == "column missing" else 0.95
+        why = f"; {check['why']}" if check is not None else ""
+        found.append(Finding("contract", FailureClass.SKEW, column, f"{column}: {what}{on}{shown}{why}", weight))
+    if found and rows is not None:
+        found = [Finding(f.kind, f.points_to, f.column, f.detail + f" ({rows} rows checked)", f.weight) for f in found]
+    return found
+
+
+def _judged(checks: dict[str, Any] | None) -> dict[tuple[str, Any], dict[str, Any]]:
+    """The data checks that judge a derived contract's failures, keyed by (expectation, column)."""
+    if not checks:
+        return {}
+    judged: dict[tuple[str, Any], dict[str, Any]] = {}
+    for item in checks.get("unknown_values", []):
+        why = (
+            f"{item['rows']} rows ({item['share']:.3%}) against {item['expected_share']:.3%} a reference of this "
+            f"size leaves unseen (p={item['p_value']:.2g})"
+        )
+        judged[("expect_column_values_to_be_in_set", item["column"])] = {"skew": item["skew"], "why": why}
+    for item in checks.get("null_changes", []):
+        why = f"null rate {item['reference_rate']:.2%} -> {item['current_rate']:.2%} (p={item['p_value']:.2g})"
+        judged[("expect_column_values_to_not_be_null", item["column"])] = {"skew": item["skew"], "why": why}
+    for item in checks.get("beyond_range", []):
+        judged[(_RANGE, item["column"])] = item
+    return judged
+
+
+def spike_findings(drift: dict[str, Any]) -> list[Finding]:
+    found = []
+    for spike in (drift.get("data_checks") or {}).get("spikes", []):
+        detail = (
+            f"{spike['column']}: the single value {spike['value']:g} on {spike['share']:.1%} of rows "
+            f"({spike['reference_share']:.2%} in the reference): a default or sentinel filled in upstream"
+        )
+        found.append(Finding("spike", FailureClass.SKEW, spike["column"], detail, 0.9))
+    return found
+
+
+def multivariate_findings(drift: dict[str, Any]) -> list[Finding]:
+    found = drift.get("multivariate") or {}
+    if not found.get("drifted"):
+        return []
+    detail = (
+        f"joint distribution changed: PCA reconstruction error {found['reference_error']:g} -> "
+        f"{found['current_error']:g} (+{found['rise']:.0%}, z={found['z']:g}) over {found['columns']} columns"
+    )
+    return [Finding("multivariate", FailureClass.DRIFT, None, detail, min(0.9, 0.6 + found["rise"]))]
+
+
+def performance_findings(performance: dict[str, Any]) -> list[Finding]:
+    if not performance.get("significant"):
+        return []
+    metric = performance["metric"]
+    detail = (
+        f"concept drift: {metric} on labelled rows {performance['reference']:g} -> {performance['current']:g} "
+        f"(p={performance['p_value']:.2g}, {performance['rows']} rows): the model is worse whatever the inputs did"
+    )
+    if metric == "accuracy":
+        weight = min(1.0, 0.7 + 2 * (performance["reference"] - performance["current"]))
+    else:
+        weight = min(1.0, 0.7 + (performance["current"] / max(performance["reference"], 1e-12) - 1))
+    return [Finding("performance", FailureClass.DRIFT, None, detail, weight)]
+
+
+def lineage_findings(lineage: dict[str, Any]) -> list[Finding]:
+    found = []
+    groups = lineage.get("groups", []) or []
+    if lineage and not lineage.get("passed", True):
+        unallowed = "; ".join(
+            f"{_source(g)} first seen {g.get('first_seen')} ({g.get('rows')} rows)"
+            for g in groups
+            if not g.get("allowed", True)
+        )
+        found.append(
+            Finding(
+                "lineage",
+                FailureClass.SKEW,
+                None,
+                f"{lineage.get('unknown_rows', 0)} predictions from unallowed upstream sources or pipelines"
+                + (f": {unallowed}" if unallowed else ""),
+                0.95,
+            )
+        )
+    return found
+
+
+def _source(group: dict[str, Any]) -> str:
+    skip = {"rows", "first_seen", "last_seen", "allowed", "model_version"}
+    return ", ".join(f"{k}={v}" for k, v in group.items() if k not in skip)
+
+
+def golden_findings(golden: dict[str, Any]) -> list[Finding]:
+    found = []
+    figures = golden.get("figures") or {}
+    metric = str(golden.get("metric", "mae"))  # the policy's gate metric; evidence from before it existed is MAE
+    label = METRIC_LABELS.get(metric, metric)
+    if golden.get("regressed"):
+        found.append(
+            Finding(
+                "golden",
+                FailureClass.BAD_RELEASE,
+                None,
+                f"champion v{golden.get('version')} golden {label} {figures.get(metric)} vs its baseline "
+                f"{(golden.get('baseline') or {}).get(metric)} (limit {golden.get('limit', golden.get('limit_mae'))})",
+                0.95,
+            )
+        )
+    lkg = golden.get("last_known_good") or {}
+    if golden.get("regressed_vs_last_known_good"):
+        found.append(
+            Finding(
+                "golden",
+                FailureClass.BAD_RELEASE,
+                None,
+                f"champion v{golden.get('version')} golden {label} {figures.get(metric)} vs last-known-good "
+                f"v{lkg.get('version')} {(lkg.get('figures') or {}).get(metric)} (limit {lkg.get('limit', lkg.get('limit_mae'))})",
+                0.95,
+            )
+        )
+    return found
+
+
+# Fairness figures a result judges against a limit: whether the limit is a floor (else a
+# ceiling), and the evidence's weight at the limit; past it the weight grows by the distance
+# (a ratio's shortfall, a difference's excess), up to 1. A selection ratio 0.1 under its floor
+# weighs what an error-rate difference at its limit does (0.7), as triage's rules always had it.
+_FAIRNESS_LIMITS: dict[str, tuple[bool, float]] = {
+    "selection_rate_ratio": (True, 0.6),
+    "error_rate_difference": (False, 0.7),
+    "equalized_odds_difference": (False, 0.7),
+    "error_ratio": (False, 0.7),
+}
+
+
+# Triage has the reference table's figures: bias is then a group whose outcomes got worse
+# than the others' since the reference (a difference in differences), by at least this
+# much (rates) and at this significance (z, one-sided p ~ 0.001). With labels the harm is
+# the error rate; without them, the selection rate. A disparity the reference already had
+# is standing: context, not a new failure.
+BIAS_CHANGE = 0.05
+BIAS_Z = 3.0
+
+
+def fairness_findings(fairness: dict[str, Any], reference: dict[str, Any] | None = None) -> list[Finding]:
+    """A breached fairness result (``FairnessResult.to_dict``): one finding per figure past its limit.
+
+    With the reference table's result (``firebreak triage``) the breach must also be new:
+    :func:`fairness_change`.
+    """
+    if reference and reference.get("groups"):
+        return fairness_change(fairness, reference)
+    if not fairness.get("breached"):
+        return []
+    attribute, worst = fairness.get("attribute"), fairness.get("worst")
+    limits = fairness.get("limits") or {}
+    found = []
+    for figure, (floor, base) in _FAIRNESS_LIMITS.items():
+        value, limit = fairness.get(figure), limits.get(figure)
+        if value is None or limit is None:
+            continue
+        past = limit - value if floor else value - limit
+        if past <= 0:
+            continue
+        if figure == "selection_rate_ratio":
+            detail = f"{attribute}={worst} selected at {value:.2f}x the best group's rate (floor {limit:g})"
+        elif figure == "error_rate_difference":
+            detail = (
+                f"{attribute}={fairness.get('error_rate_worst')} error rate {value:.2f} above the best group's "
+                f"(limit {limit:g})"
+            )
+        elif figure == "equalized_odds_difference":
+            detail = (
+                f"{attribute}={worst} selected least; true- or false-positive rates {value:.2f} apart across "
+                f"groups (equalized-odds limit {limit:g})"
+            )
+        else:
+            detail = (
+                f"{attribute}={worst} gets {value:.2f}x the error of {attribute}={fairness.get('best')} "
+                f"(limit {limit:g}x)"
+            )
+        found.append(Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, base + past)))
+    if not found:  # breached, but no figure past a recorded limit: the result's own words
+        detail = f"{attribute}={worst} is served worse than policy allows: {fairness.get('summary')}"
+        found.append(
+            Finding("fairness", FailureClass.BIAS, attribute, detail, _FAIRNESS_LIMITS["selection_rate_ratio"][1])
+        )
+    return found
+
+
+def fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> list[Finding]:
+    """Groups served worse than the others *since the reference*: error rate up, or selection rate down.
+
+    For each group, its change minus the change of all other groups together (rows-weighted),
+    with a z-score from the four rates' binomial variances.
+    """
+    attribute = fairness.get("attribute")
+    now, before = fairness.get("groups") or {}, reference.get("groups") or {}
+    labelled = any("accuracy" in g for g in now.values()) and any("accuracy" in g for g in before.values())
+    key, what, direction = ("accuracy", "error rate", 1) if labelled else ("selection_rate", "selection rate", -1)
+
+    def rate(group: dict[str, Any]) -> float | None:
+        value = group.get(key)
+        if value is None:
+            return None
+        return 1.0 - float(value) if labelled else float(value)
+
+    found = []
+    for _ in (key,):  # one figure: the error rate with labels, else the selection rate
+        best: tuple[float, float, str, dict[str, float]] | None = None
+        for group in now.keys() & before.keys():
+            parts: dict[str, tuple[float, float, float, float]] = {}
+            for name, table in (("cur", now), ("ref", before)):
+                inside, own = table[group], rate(table[group])
+                others = [(r, float(v["rows"])) for k, v in table.items() if k != group and (r := rate(v)) is not None]
+                rows_out = sum(n for _, n in others)
+                if own is None or not rows_out:
+                    break
+                parts[name] = (own, float(inside["rows"]), sum(r * n for r, n in others) / rows_out, rows_out)
+            if len(parts) < 2:
+                continue
+            (g1, n1, o1, m1), (g0, n0, o0, m0) = parts["cur"], parts["ref"]
+            change = direction * ((g1 - g0) - (o1 - o0))
+            variance = sum(p * (1 - p) / max(n, 1) for p, n in ((g1, n1), (g0, n0), (o1, m1), (o0, m0)))
+            z = change / math.sqrt(max(variance, 1e-12))
+            if change >= BIAS_CHANGE and z >= BIAS_Z and (best is None or z > best[1]):
+                best = (change, z, group, {"now": g1, "before": g0, "others_now": o1, "others_before": o0})
+        if best is None:
+            continue
+        change, z, group, figures = best
+        detail = (
+            f"{attribute}={group}: {what} {figures['before']:.2f} -> {figures['now']:.2f} while the other groups went "
+            f"{figures['others_before']:.2f} -> {figures['others_now']:.2f} ({change:+.2f} worse than the rest, "
+            f"z={z:.1f})"
+        )
+        found.append(Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, 0.7 + change)))
+    if not found and fairness.get("breached"):
+        summary = fairness.get("summary")
+        found.append(Finding("fairness", None, attribute, f"standing disparity, as in the reference: {summary}", 0.3))
+    return found
+
+
+def drift_findings(drift: dict[str, Any], *, explained: set[str]) -> list[Finding]:
+    found = []
+    columns = drift.get("columns", []) or []
+    # Family-wise: 1e-3 over all the columns a small reference was tested on, not each.
+    strict = STRICT_P_VALUE / max(len(columns), 1)
+    for column in columns:
+        if not column.get("drifted"):
+            continue
+        name, method = column.get("column"), str(column.get("method") or "")
+        score, threshold = column.get("score"), column.get("threshold")
+        p_value = "p_value" in method
+        if p_value and score is not None and score >= strict:
+            continue  # Evidently's 0.05 alone: too weak to alarm on
+        if name in explained:
+            continue  # the upstream change moved it; not the world
+        confirm = column.get("confirm_p_value")
+        if confirm is not None and confirm >= CONFIRM_P_VALUE:
+            detail = f"{name}: {method} {score:.3g} past its threshold, but K-S p={confirm:.2g} does not confirm it"
+            found.append(Finding("drift", None, name, detail, 0.3))
+            continue
+        if score is None or threshold is None:
+            weight = 0.7
+        elif p_value:
+            weight = min(1.0, 0.5 + (-math.log10(max(score, 1e-300)) - 3) / 20)
+        else:
+            weight = min(1.0, 0.5 + 0.25 * (score / threshold - 1))
+        described = f"{method} {score:.3g}" if score is not None else "drifted"
+        found.append(Finding("drift", FailureClass.DRIFT, name, f"{name}: {described} (threshold {threshold})", weight))
+    if drift.get("dataset_drift") and not found and not explained:
+        share = drift.get("drift_share")
+        found.append(
+            Finding("drift", FailureClass.DRIFT, None, f"dataset drift: share {share} of columns drifted", 0.7)
+        )
+    return found
