@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import os
 import signal
@@ -111,6 +112,8 @@ class Outcome:
     route: str = ""
     latency: float = float("inf")
     lag: float = 0.0  # how late the driver sent it (a driver that cannot keep up shows here, not as latency)
+    worker: str = ""  # the gateway worker that answered (X-Firebreak-Worker)
+    handled: float = 0.0  # seconds the gateway spent on it, from the log's latency_ms (0: not logged)
     attempts: int = 0
     prices: list[float] = field(default_factory=list)
 
@@ -241,6 +244,22 @@ class Report:
             lines += [
                 "",
                 "Over budget, per minute of the plan: " + ", ".join(f"{m}: {n}" for m, n in sorted(minutes.items())),
+                "",
+                "Where their time went (median over them): driver lag "
+                f"{_median([o.lag for o in over]) * 1000:.0f} ms, gateway handler "
+                f"{_median([o.handled for o in over]) * 1000:.0f} ms, between the two (connection, a worker's "
+                f"accept queue, retries) {_median([o.latency - o.lag - o.handled for o in over]) * 1000:.0f} ms; "
+                f"{sum(1 for o in over if o.attempts > 1)} of them retried; answered by worker "
+                + ", ".join(f"{w or '?'} ({n})" for w, n in Counter(o.worker for o in over).most_common())
+                + " of "
+                + ", ".join(sorted({o.worker for o in self.answered()}))
+                + ".",
+                "",
+            ]
+            lines += [
+                f"- {o.request_id} at {o.at:.2f} s: {o.latency * 1000:.0f} ms (driver lag {o.lag * 1000:.0f}, handler "
+                f"{o.handled * 1000:.0f}), worker {o.worker or '?'}, {o.attempts} attempt(s)"
+                for o in sorted(over, key=lambda o: o.at)[:20]
             ]
         lags = sorted(o.lag for o in self.outcomes)
         lines += [
@@ -250,6 +269,10 @@ class Report:
         ]
         lines += ["", f"Load average at the end: {self.load[0]:.2f} {self.load[1]:.2f} {self.load[2]:.2f}."]
         return "\n".join(lines)
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def _decided_at(event: dict[str, Any]) -> float:
@@ -479,6 +502,7 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], 
 
 
 async def _send(caller: Caller, outcome: Outcome, start: float) -> None:
+    outcome.lag = time.perf_counter() - start - outcome.at  # when the driver got to it, not when it was queued
     body = json.dumps({"dataframe_records": outcome.rows}).encode()
     headers = {"Content-Type": "application/json", "X-Request-Id": outcome.request_id}
     while outcome.attempts < 4:
@@ -492,6 +516,7 @@ async def _send(caller: Caller, outcome: Outcome, start: float) -> None:
             continue
         outcome.status = status
         outcome.route = answer_headers.get("x-firebreak-route", "")
+        outcome.worker = answer_headers.get("x-firebreak-worker", "")
         if status == 200:
             outcome.prices = [p["recommended_price"] for p in json.loads(data)["predictions"]]
         break
@@ -506,7 +531,7 @@ async def drive(server: Server, plan: Plan, outcomes: list[Outcome], state_db: P
     clients = [Caller(server.url, f"127.0.0.{10 + i}") for i in range(plan.callers)]
     adversary = Caller(server.url, ADVERSARY)
     faults: list[tuple[float, str]] = sorted([(k, "kill") for k in plan.kills] + [(plan.lock[0], "lock")])
-    tasks = []
+    pending: set[asyncio.Task[None]] = set()  # finished tasks are let go: the driver's heap stays flat
     locker: subprocess.Popen[bytes] | None = None
     start, started = time.perf_counter(), time.time()
     killed = 0
@@ -523,10 +548,11 @@ async def drive(server: Server, plan: Plan, outcomes: list[Outcome], state_db: P
                     locker = await asyncio.to_thread(hold_lock, state_db, plan.lock[1] - plan.lock[0])
             # Always yield: a driver running late must still let the requests already due go out.
             await asyncio.sleep(max(0.0, start + outcome.at - time.perf_counter()))
-            outcome.lag = time.perf_counter() - start - outcome.at
             client = adversary if outcome.who == "adversary" else clients[n % plan.callers]
-            tasks.append(asyncio.create_task(_send(client, outcome, start)))
-        await asyncio.gather(*tasks)
+            task = asyncio.create_task(_send(client, outcome, start))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
     finally:
         for c in [*clients, adversary]:
             c.close()
@@ -543,7 +569,14 @@ def run(plan: Plan, home: Path) -> Report:
         server.wait_ready()
         time.sleep(3)  # every worker past its first refresh
         outcomes = schedule(plan)
-        started, killed = asyncio.run(drive(server, plan, outcomes, home / "state.db"))
+        # The plan's 100k+ objects live to the end: out of the collector's sight, its full passes
+        # stay short instead of stalling the driver for a second late in the run.
+        gc.collect()
+        gc.freeze()
+        try:
+            started, killed = asyncio.run(drive(server, plan, outcomes, home / "state.db"))
+        finally:
+            gc.unfreeze()
     finally:
         server.stop()
     load = os.getloadavg()
@@ -552,6 +585,9 @@ def run(plan: Plan, home: Path) -> Report:
 
     log = PredictionLog(home / "predictions").read("pricing")
     logged = Counter(log["request_id"].tolist())
+    handled = log["latency_ms"].groupby(log["request_id"].str.split("/").str[0]).max()  # a batch's rows: its request
+    for outcome in outcomes:
+        outcome.handled = float(handled.get(outcome.request_id, 0.0)) / 1000
     events = RoutingStore(f"sqlite:///{home / 'state.db'}").breaker_events("pricing")
     report = Report(plan, outcomes, logged, events, load, started=started, killed=killed)
     return dataclasses.replace(report, replaced=champion_out_of_bounds(env, report.off_champion()))
