@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from firebreak.containment.breaker import Breaker, Transition
 from firebreak.containment.state import BreakerRow, RoutingStore
 from firebreak.incidents.enums import BreakerState
+from firebreak.serving.journal import quarantine
 from firebreak.serving.metrics import ModelMetrics
 
 log = logging.getLogger(__name__)
@@ -279,12 +280,19 @@ def deliver_orphans(folder: Path, url: str) -> int:
     """
     recorded = 0
     for path in sorted(folder.glob(f"*{_OUTBOX}")) if folder.is_dir() else []:
-        with open(path) as handle:
+        with open(path, "rb") as handle:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # its worker is alive and retrying
-            rows = [json.loads(line) for line in handle if line.strip()]
+            rows, torn = [], []
+            for number, line in enumerate(handle):
+                try:
+                    row = json.loads(line)
+                    rows.append({key: row[key] for key in ("model", "source", "target", "version", "reason", "at")})
+                    rows[-1]["rates"] = dict(row.get("rates") or {})
+                except (ValueError, TypeError, KeyError):  # cut short by the kill, or not a transition
+                    torn.append((number, line))
             try:
                 store = RoutingStore(url, timeout=STATE_DB_TIMEOUT)
                 for row in rows:
@@ -298,6 +306,8 @@ def deliver_orphans(folder: Path, url: str) -> int:
                     )
             except sa.exc.SQLAlchemyError:
                 continue  # still unreachable: next pass
+            for number, line in torn:  # kept for a human, never fatal
+                quarantine(path, f"line {number}", line)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             recorded += len(rows)

@@ -220,13 +220,14 @@ def _read(segment: Path, handle: Any) -> Batch:
         try:
             batch.entries.append(_line_decoder.decode(line))
         except msgspec.DecodeError:
-            _quarantine(segment, f"line {number} after offset {start}", line)
+            quarantine(segment, f"line {number} after offset {start}", line)
     if sealed and data[cut:]:
-        _quarantine(segment, f"torn tail at offset {start + cut}", data[cut:])
+        quarantine(segment, f"torn tail at offset {start + cut}", data[cut:])
     return batch
 
 
-def _quarantine(segment: Path, what: str, data: bytes) -> None:
+def quarantine(segment: Path, what: str, data: bytes) -> None:
+    """Keep ``data`` from ``segment`` (a journal segment or an outbox) for a human, under ``quarantine/``."""
     folder = segment.parent / "quarantine"
     folder.mkdir(exist_ok=True)
     path = folder / f"{segment.stem}-{time.time_ns()}.bad"

@@ -1,17 +1,27 @@
-"""The gateway's journal: durable before the answer, drained into the logs once, torn lines quarantined."""
+"""The gateway's journal: durable before the answer, drained into the logs once, torn lines quarantined.
+
+A worker's breaker outbox lives in the same folder and is drained by the same drainer."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from firebreak.containment.breaker import Breaker, Transition
+from firebreak.containment.state import RoutingStore
+from firebreak.incidents.enums import BreakerState
+from firebreak.policy.schema import load_policy
 from firebreak.prediction_log import PredictionLog
 from firebreak.serving import journal
 from firebreak.serving.background import Drainer
+from firebreak.serving.breaker_sync import STATE_DB_TIMEOUT, BreakerSync
 from firebreak.serving.journal import PREDICTION, REJECTION, JournalWriter, journal_dir
+from firebreak.serving.metrics import ModelMetrics
 from firebreak.settings import Settings
 
 
@@ -101,3 +111,36 @@ def test_segments_rotate_and_the_sealed_ones_go_while_the_worker_writes_on(setti
     Drainer("pricing", settings).drain()
     assert len(list(writer.folder.glob("*.jnl"))) == 1  # only the live one is left
     assert len(logged(settings)) == 12
+
+
+def test_a_stopped_workers_outbox_reaches_breaker_events_when_the_db_is_back(settings: Settings) -> None:
+    """A trip the locked DB did not take outlives its worker: the drainer records it, torn lines quarantined."""
+    url = settings.state_db_url
+    store = RoutingStore(url, timeout=STATE_DB_TIMEOUT)
+    breaker = Breaker("pricing", load_policy("pricing", settings.policies_dir).serving.breaker)
+    folder = journal_dir(settings.home, "pricing")
+    sync = BreakerSync(breaker, store, clock=time.time, metrics=ModelMetrics("pricing"), outbox=folder, worker="w1")
+    lock = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    trip = Transition(
+        "pricing", BreakerState.CLOSED, BreakerState.OPEN, time.time(), "low-confidence rate 40%", {"low": 0.4}
+    )
+    sync.publish(trip, version="1")
+    assert sync.settle()  # decided alone: kept in the outbox, the DB never answered
+    [outbox] = folder.glob("*.breaker-outbox")
+    assert Drainer("pricing", settings).drain() == 0 and outbox.exists()  # its worker lives: not the drainer's
+    sync.close()  # the worker stops with the DB still locked
+    with open(outbox, "ab") as raw:
+        raw.write(b'{"model": "pricing", "source": "open", "tar')  # a second write cut short
+    Drainer("pricing", settings).drain()
+    assert outbox.exists() and not store.breaker_events("pricing")  # still locked: kept for the next pass
+    lock.execute("ROLLBACK")
+    Drainer("pricing", settings).drain()
+    [event] = store.breaker_events("pricing")
+    assert (event["source"], event["target"], event["version"]) == ("closed", "open", "1")
+    assert event["data"]["shared"] is False and event["data"]["orphaned"] == outbox.name
+    assert event["data"]["low"] == 0.4  # the rates it tripped on
+    assert event["data"]["at"] == pytest.approx(trip.at)
+    assert not outbox.exists()
+    [kept] = (folder / "quarantine").iterdir()
+    assert kept.read_bytes() == b'{"model": "pricing", "source": "open", "tar'
