@@ -348,6 +348,8 @@ class PredictionLog:
             leftovers = self._replaced_leftovers(partition)
             for path in leftovers:  # a crash after publishing the compacted part: finish it
                 self.fs.rm(path)
+            for path in self._abandoned(partition, before=now - settle):  # a writer killed mid-write
+                self.fs.rm(path)
             if len(parts) < 2:
                 continue
             opened = [(p, f) for p in parts if (f := self._open(p)) is not None]
@@ -367,6 +369,18 @@ class PredictionLog:
                 self.fs.rm(path)
             replaced_total += len(opened)
         return replaced_total
+
+    def _abandoned(self, partition: str, *, before: datetime) -> list[str]:
+        """Temporary files in a settled partition not touched since ``before``: their writer is gone."""
+        if not self.local:
+            return []  # object stores are written in place: no temporary files
+        found = []
+        for entry in Path(partition).iterdir():
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):  # published or removed meanwhile
+                    if entry.stat().st_mtime < before.timestamp():
+                        found.append(str(entry))
+        return found
 
     def _replaced_leftovers(self, partition: str) -> list[str]:
         names = {str(p).rsplit("/", 1)[-1]: str(p) for p in self.fs.ls(partition, detail=False)}

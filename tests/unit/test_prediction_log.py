@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -105,6 +106,24 @@ def test_a_crash_between_publishing_the_compacted_part_and_deleting_the_inputs_n
     log.compact("pricing", now=start + timedelta(hours=2))  # the next run finishes the job
     assert len(list((tmp_path / "model=pricing").rglob("*.parquet"))) == 1
     assert len(log.read("pricing")) == 12
+
+
+def test_a_compaction_killed_mid_write_leaves_a_temporary_file_the_next_run_removes(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, writer="gw")
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    for flush in range(2):
+        log.append(hour_of_rows(start + timedelta(minutes=flush), 4, f"f{flush}-"))
+    [partition] = {p.parent for p in (tmp_path / "model=pricing").rglob("*.parquet")}
+    abandoned = partition / ".compacted-killed.parquet.tmp"
+    abandoned.write_bytes(b"PAR1 half a footer")  # the compaction that wrote it was killed
+    live = partition / ".part-writing-now.parquet.tmp"
+    live.write_bytes(b"PAR1")
+    now = start + timedelta(hours=2)
+    os.utime(abandoned, (now.timestamp() - 3600,) * 2)
+    os.utime(live, (now.timestamp(),) * 2)  # touched a moment ago: its writer may be alive
+    log.compact("pricing", now=now)
+    assert not abandoned.exists() and live.exists()
+    assert len(log.read("pricing")) == 8
 
 
 def test_a_torn_part_is_quarantined_and_every_other_row_is_read(tmp_path: Path) -> None:
