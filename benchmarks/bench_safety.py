@@ -89,21 +89,16 @@ def main() -> None:
     rows.append(("receive 1,000 alerts for one model", "receive 1 alert", one, storm))
 
     import pandas as pd
-    from mlflow.pyfunc import PythonModel
     from sklearn.linear_model import Ridge
 
     from firebreak.registry.mlflow_registry import Registry
 
-    class Tiny(PythonModel):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.model = Ridge().fit([[float(i)] for i in range(100)], list(range(100)))
-
-        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-            return pd.DataFrame({"y": self.model.predict(model_input[["x"]].to_numpy())})
-
     registry = Registry(settings)
-    frame = pd.DataFrame({"x": [1.0, 2.0]})
-    version = registry.register("bench", Tiny(), input_example=frame, reference=frame, tags={}, run_name="bench-v1")
+    frame = pd.DataFrame({"x": [float(i) for i in range(100)]})
+    tiny = Ridge().fit(frame, list(range(100)))
+    version = registry.register(
+        "bench", tiny, input_example=frame.head(2), reference=frame, tags={}, run_name="bench-v1"
+    )
     import mlflow
 
     plain = median_seconds(lambda: mlflow.pyfunc.load_model(version.uri), args.repeats)

@@ -258,6 +258,7 @@ def test_parameter_update_lowers_the_temperature_and_keeps_the_prompt(firebreak_
         "prompt_version": 2,  # the champion's prompt, unchanged
         "temperature": 0.1,  # the policy's remediation.parameter_update
         "seed": 11,
+        "firebreak_model": "support_bot",  # rebuilt from data on load (firebreak.registry.own_models)
     }
     assert registry.get_version(MODEL, "3").tags["firebreak.prompt"] == f"{PROMPT}/2"
     ev = store.incidents.get_evidence(incident_id_for(MODEL, "alert-support-bot-c"))

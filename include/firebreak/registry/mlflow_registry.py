@@ -118,20 +118,30 @@ class Registry:
     ) -> Version:
         """Log a model with its training reference data and register a new version.
 
-        ``python_model`` is a pyfunc ``PythonModel`` (Firebreak's own models), or a fitted
-        scikit-learn estimator or pipeline, logged with MLflow's sklearn flavor and the skops
-        types it needs trusted (:func:`firebreak.registry.flavors.trusted_types`).
+        ``python_model`` is one of Firebreak's own models, logged from code with its state as
+        data (:mod:`firebreak.registry.own_models`), or a fitted scikit-learn estimator or
+        pipeline, logged with MLflow's sklearn flavor and the skops types it needs trusted
+        (:func:`firebreak.registry.flavors.trusted_types`). Nothing is logged as a pickle.
+
+        Raises:
+            RegistryError: any other object (a ``PythonModel`` would be cloudpickled).
         """
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
+        from firebreak.registry import own_models
         from firebreak.registry.flavors import is_sklearn_model, pip_requirements, trusted_types
 
-        exp = self.experiment_id(TRAINING_EXPERIMENT)
         sklearn_model = is_sklearn_model(python_model)
+        if not sklearn_model and own_models.kind_of(python_model) is None:
+            raise RegistryError(
+                f"will not log a {type(python_model).__qualname__}: Firebreak registers scikit-learn models "
+                "and its own models, never a pickled PythonModel"
+            )
+        exp = self.experiment_id(TRAINING_EXPERIMENT)
         model_obj: Any = python_model  # a PythonModel, or a scikit-learn estimator (predict takes the frame only)
         output = model_obj.predict(input_example) if sklearn_model else model_obj.predict(None, input_example)
-        with mlflow.start_run(experiment_id=exp, run_name=run_name, tags=tags):
+        with mlflow.start_run(experiment_id=exp, run_name=run_name, tags=tags), tempfile.TemporaryDirectory() as tmp:
             self._log_reference(reference)
             if sklearn_model:
                 info = mlflow.sklearn.log_model(
@@ -144,13 +154,16 @@ class Registry:
                     pip_requirements=pip_requirements(),
                 )
             else:
+                artifacts, own_config = own_models.save(python_model, Path(tmp))
                 info = mlflow.pyfunc.log_model(
                     name="model",
-                    python_model=python_model,
+                    python_model=str(own_models.MODEL_CODE),
+                    artifacts=artifacts,
                     signature=infer_signature(input_example, output),
                     input_example=input_example,
                     registered_model_name=model,
-                    model_config=model_config,
+                    model_config={**(model_config or {}), **own_config},
+                    pip_requirements=pip_requirements(),
                 )
             # The golden figures are version tags (the baseline later incidents read) and, on the
             # training run, metrics: MLflow charts and compares metrics, never tags.

@@ -104,6 +104,7 @@ class PromptFixer:
         actor: str,
     ) -> PromptFix:
         """Register the prompt version, write the guardrail version; the candidate's model and tags."""
+        from firebreak.registry import own_models
         from firebreak.registry.mlflow_registry import llm_tags
         from firebreak.remediation.guardrails import add_rules
 
@@ -133,7 +134,7 @@ class PromptFixer:
         )
         loaded = registry.load(champion)
         return PromptFix(
-            python_model=loaded.unwrap_python_model(),
+            python_model=own_models.python_model(loaded),
             model_config={**(loaded.model_config or {}), "prompt_name": prompt_name, "prompt_version": prompt_version},
             tags={
                 **llm_tags(prompt_name, prompt_version, guardrails_version),

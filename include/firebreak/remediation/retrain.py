@@ -134,6 +134,8 @@ def update_parameters(policy: Policy, registry: Registry, champion: Version) -> 
 
     The champion's own config stays (an LLM's pinned prompt); the policy's parameters override it.
     """
+    from firebreak.registry import own_models
+
     params = parameters_to_update(policy)
     loaded = registry.load(champion)
-    return ParameterUpdate(loaded.unwrap_python_model(), {**(loaded.model_config or {}), **params}, params)
+    return ParameterUpdate(own_models.python_model(loaded), {**(loaded.model_config or {}), **params}, params)

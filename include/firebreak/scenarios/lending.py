@@ -96,6 +96,18 @@ class LoanModel(PythonModel):  # type: ignore[misc]
         self.thresholds = thresholds or {}
         self.training_summary: dict[str, Any] = {}
 
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Its scikit-learn parts and plain values, as logged (:mod:`firebreak.registry.own_models`)."""
+        data = {"recipe": self.recipe, "thresholds": self.thresholds, "training_summary": self.training_summary}
+        return {"pipeline": self.pipeline}, data
+
+    @classmethod
+    def restore(cls, parts: dict[str, Any], data: dict[str, Any]) -> LoanModel:
+        thresholds = {str(k): float(v) for k, v in dict(data["thresholds"]).items()}
+        model = cls(parts["pipeline"], str(data["recipe"]), thresholds)
+        model.training_summary = dict(data["training_summary"])
+        return model
+
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         p = self.pipeline.predict_proba(frame[INPUTS])[:, 1]
         cut = frame[PROTECTED].astype(str).map(self.thresholds).fillna(0.5).to_numpy(dtype=float)

@@ -163,11 +163,27 @@ class PricingModel(PythonModel):  # type: ignore[misc]
     can clamp recommendations without retraining.
     """
 
+    # The functions its pipelines call, which skops must trust to load them (firebreak.registry.own_models).
+    TRUSTED = ("firebreak.scenarios.pricing._with_ratios", "firebreak.scenarios.pricing._time_of_year")
+
     def __init__(self, pipeline: Pipeline, coverage: Coverage, recipe: str) -> None:
         self.pipeline = pipeline
         self.coverage = coverage
         self.recipe = recipe
         self.min_price_to_cost: float | None = None
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Its scikit-learn parts and plain values, as logged (:mod:`firebreak.registry.own_models`)."""
+        return {"pipeline": self.pipeline}, {
+            "recipe": self.recipe,
+            "low": self.coverage.low,
+            "high": self.coverage.high,
+        }
+
+    @classmethod
+    def restore(cls, parts: dict[str, Any], data: dict[str, Any]) -> PricingModel:
+        coverage = Coverage(low=dict(data["low"]), high=dict(data["high"]))
+        return cls(parts["pipeline"], coverage, recipe=str(data["recipe"]))
 
     def load_context(self, context: Any) -> None:
         config = getattr(context, "model_config", None) or {}

@@ -131,6 +131,23 @@ class SupportResponder(PythonModel):  # type: ignore[misc]
         self.temperature = 0.0
         self.seed = SEED
 
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Its plain values, as logged (:mod:`firebreak.registry.own_models`): the index is rebuilt from them."""
+        knowledge = {"version": self.kb_version, "entries": self.entries}
+        return {}, {
+            "knowledge": knowledge,
+            "prompt": self.prompt_text,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def restore(cls, parts: dict[str, Any], data: dict[str, Any]) -> SupportResponder:
+        model = cls(dict(data["knowledge"]))
+        if data["prompt"]:
+            model.configure(str(data["prompt"]), temperature=float(data["temperature"]), seed=int(data["seed"]))
+        return model
+
     def configure(self, prompt_text: str, *, temperature: float, seed: int = SEED) -> SupportResponder:
         if not 0.0 <= temperature <= 2.0:
             raise ValueError(f"temperature must be within [0, 2], got {temperature}")
@@ -266,6 +283,7 @@ def setup(settings: Settings, *, seed: int = SEED, now: datetime | None = None) 
     from firebreak.investigation.evaluation import evaluate_qa, load_qa
     from firebreak.policy.schema import load_policy
     from firebreak.prediction_log import PredictionLog
+    from firebreak.registry import own_models
     from firebreak.registry.mlflow_registry import Registry, golden_tags, llm_tags
     from firebreak.remediation.guardrails import load_guardrails, versions_dir
 
@@ -351,7 +369,7 @@ def setup(settings: Settings, *, seed: int = SEED, now: datetime | None = None) 
                 "latency_ms": round(latency_ms, 3),
                 "contract_violations": "",
                 "upstream_source": UPSTREAM_SOURCE,
-                "feature_pipeline_version": served.unwrap_python_model().kb_version,
+                "feature_pipeline_version": own_models.python_model(served).kb_version,
                 "prompt_version": prompt_version,
                 "guardrail_mode": "monitor",
                 "guardrail_rule": [v.rule or "" for v in verdicts],

@@ -37,11 +37,13 @@ class Scorer:
 
 def model_scorer(registry: Registry, version: Version, policy: Policy, *, name: str) -> Scorer:
     """Load ``version`` and return its fastest faithful predict."""
+    from firebreak.registry import own_models
+
     pyfunc = registry.load(version)
     output = policy.features.output
     raw: Any
     try:
-        raw = pyfunc.unwrap_python_model()
+        raw = own_models.python_model(pyfunc)
     except Exception:  # noqa: BLE001 — MLflow raises MlflowException for non-PythonModel flavors
         raw = None
     if raw is not None:

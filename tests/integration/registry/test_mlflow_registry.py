@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow.pyfunc import PythonModel
+from sklearn.dummy import DummyRegressor
 
 from firebreak.errors import RegistryError
 from firebreak.registry.mlflow_registry import Registry
@@ -16,11 +17,10 @@ pytestmark = pytest.mark.integration
 
 
 class Constant(PythonModel):  # type: ignore[misc]
-    def __init__(self, value: float) -> None:
-        self.value = value
+    """A pyfunc object: logged as such, MLflow would cloudpickle it."""
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-        return pd.DataFrame({"y": [self.value] * len(model_input)})
+        return pd.DataFrame({"y": [1.0] * len(model_input)})
 
 
 @pytest.fixture
@@ -29,15 +29,15 @@ def registry(firebreak_home: Path) -> Registry:
     return Registry(settings)
 
 
-def register(registry: Registry, value: float) -> str:
+def register(registry: Registry, value: float, *, run_name: str = "t", tags: dict[str, str] | None = None) -> str:
     frame = pd.DataFrame({"x": [1.0, 2.0]})
     return registry.register(
         "toy",
-        Constant(value),
+        DummyRegressor(strategy="constant", constant=value).fit(frame, [value, value]),
         input_example=frame,
         reference=frame,
-        tags={"firebreak.golden.mae": str(value)},
-        run_name="t",
+        tags={"firebreak.golden.mae": str(value)} if tags is None else tags,
+        run_name=run_name,
     ).version
 
 
@@ -89,11 +89,8 @@ def test_unset_alias_reads_as_none(registry: Registry) -> None:
 
 def test_a_re_run_finds_the_version_its_crashed_attempt_registered(registry: Registry) -> None:
     """A remediation task killed after registering, then retried, reuses that version."""
-    frame = pd.DataFrame({"x": [1.0, 2.0]})
     # The crashed attempt: registered, but killed before tagging the version.
-    crashed = registry.register(
-        "toy", Constant(3.0), input_example=frame, reference=frame, tags={}, run_name="inc-1-retrain"
-    )
+    crashed = registry.get_version("toy", register(registry, 3.0, run_name="inc-1-retrain", tags={}))
     register(registry, 4.0)  # another training run of the model, not this incident's
     found = registry.registered_by_run("toy", "inc-1-retrain", {"firebreak.incident_id": "inc-1"})
     assert found is not None and found.version == crashed.version
@@ -101,3 +98,10 @@ def test_a_re_run_finds_the_version_its_crashed_attempt_registered(registry: Reg
     assert registry.registered_by_run("toy", "inc-2-retrain", {}) is None
     assert registry.registered_by_run("toy", "t", {}) is not None  # by run name, whatever the model
     assert registry.registered_by_run("other", "inc-1-retrain", {}) is None
+
+
+def test_a_pickled_python_model_is_refused_and_nothing_is_registered(registry: Registry) -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    with pytest.raises(RegistryError, match="never a pickled PythonModel"):
+        registry.register("toy", Constant(), input_example=frame, reference=frame, tags={}, run_name="t")
+    assert registry.client.search_model_versions("name='toy'") == []

@@ -120,12 +120,34 @@ def test_an_artifact_changed_after_firebreak_recorded_it_is_never_loaded(world: 
     assert entry.digest in recorded  # the release's ledger row carries the digest it verified
 
     stored = Path(registry.client.get_model_version_download_uri("pricing", "1").removeprefix("file://"))
-    pickled = next(stored.rglob("python_model.pkl"))
-    pickled.write_bytes(pickled.read_bytes() + b"\0")  # someone with write access to the artifact store
+    state = next(stored.rglob("state.json"))
+    original = state.read_text()
+    state.write_text(original.replace('"recipe": "holiday-v1"', '"recipe": "mine"'))  # write access suffices
+    try:
+        with pytest.raises(UnverifiedModel, match="pricing v1's artifacts changed since Firebreak recorded them"):
+            registry.load(v1)
+        gateway = Gateway("pricing", world, refresh_seconds=3600)
+        gateway.refresh()
+        assert gateway.aliases.champion is None  # not served; the policy's fallback answers instead
+        assert gateway.describe()["route"] == "heuristic"
+    finally:
+        state.write_text(original)  # the module's other tests load v1
 
-    with pytest.raises(UnverifiedModel, match="pricing v1's artifacts changed since Firebreak recorded them"):
-        registry.load(v1)
-    gateway = Gateway("pricing", world, refresh_seconds=3600)
-    gateway.refresh()
-    assert gateway.aliases.champion is None  # not served; the policy's fallback answers instead
-    assert gateway.describe()["route"] == "heuristic"
+
+def test_firebreaks_own_models_are_logged_from_code_and_load_without_unpickling(world: Settings) -> None:
+    import yaml
+
+    from firebreak.registry import own_models
+    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.scenarios.pricing import PricingModel
+
+    registry = Registry(world)
+    stored = Path(registry.client.get_model_version_download_uri("pricing", "1").removeprefix("file://"))
+    files = {p.name for p in stored.rglob("*") if p.is_file()}
+    assert not [name for name in files if name.endswith((".pkl", ".pickle"))], files
+    assert {"state.json", "pipeline.skops", "model_code.py"} <= files
+    flavor = yaml.safe_load((stored / "MLmodel").read_text())["flavors"]["python_function"]
+    assert flavor["model_code_path"].endswith("model_code.py") and "python_model" not in flavor
+    assert flavor["config"][own_models.KIND_KEY] == "pricing"
+    loaded = own_models.python_model(registry.load(registry.get_version("pricing", "1")))
+    assert isinstance(loaded, PricingModel) and loaded.recipe == "holiday-v1"
