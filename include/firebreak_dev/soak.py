@@ -8,7 +8,7 @@ legitimate callers, each on its own loopback address, while:
   cost, at low confidence: a real failure the breaker must trip on) and back;
 * one adversarial caller sends in-contract rows the model gets wrong, one row or 20 at a
   time, all along: it must never contain the model for everyone;
-* workers are killed with ``kill -9`` (uvicorn starts new ones): every request answered
+* workers are killed with ``kill -9``, the youngest each time (uvicorn starts new ones): every request answered
   200 must still reach the prediction log; a request cut off is retried by the client
   with the same request id;
 * another process holds the state DB's write lock: serving must not notice, and the
@@ -24,6 +24,7 @@ runs :meth:`Plan.short` and holds it to every check but the clock (the test suit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import json
@@ -385,6 +386,20 @@ class Server:
                 found.append(child.pid)
         return found
 
+    def youngest_worker(self) -> int | None:
+        """The worker started last: never the only one serving.
+
+        A worker replacing a killed one may still be importing and loading its models (on a
+        loaded machine, for tens of seconds); killing the older one then would leave no
+        worker to answer until the new one is up. The soak kills one worker while another
+        serves, as a disruption budget of one would.
+        """
+        started = {}
+        for pid in self.workers():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                started[pid] = psutil.Process(pid).create_time()
+        return max(started, key=lambda pid: started[pid]) if started else None
+
     def stop(self) -> None:
         """SIGTERM, as an orchestrator stops it: workers finish, then the drainer's last pass."""
         self.proc.send_signal(signal.SIGTERM)
@@ -540,9 +555,9 @@ async def drive(server: Server, plan: Plan, outcomes: list[Outcome], state_db: P
             while faults and faults[0][0] <= outcome.at:
                 _, what = faults.pop(0)
                 if what == "kill":
-                    workers = server.workers()
-                    if workers:
-                        os.kill(workers[0], signal.SIGKILL)
+                    victim = server.youngest_worker()
+                    if victim is not None:
+                        os.kill(victim, signal.SIGKILL)
                         killed += 1
                 else:
                     locker = await asyncio.to_thread(hold_lock, state_db, plan.lock[1] - plan.lock[0])
