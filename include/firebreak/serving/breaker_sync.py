@@ -287,6 +287,8 @@ def deliver_orphans(folder: Path, url: str) -> int:
                 continue  # its worker is alive and retrying
             rows, torn = [], []
             for number, line in enumerate(handle):
+                if not line.strip():
+                    continue
                 try:
                     row = json.loads(line)
                     rows.append({key: row[key] for key in ("model", "source", "target", "version", "reason", "at")})

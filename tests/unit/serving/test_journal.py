@@ -131,7 +131,7 @@ def test_a_stopped_workers_outbox_reaches_breaker_events_when_the_db_is_back(set
     assert Drainer("pricing", settings).drain() == 0 and outbox.exists()  # its worker lives: not the drainer's
     sync.close()  # the worker stops with the DB still locked
     with open(outbox, "ab") as raw:
-        raw.write(b'{"model": "pricing", "source": "open", "tar')  # a second write cut short
+        raw.write(b'\n{"model": "pricing", "source": "open", "tar')  # a blank line, then a second write cut short
     Drainer("pricing", settings).drain()
     assert outbox.exists() and not store.breaker_events("pricing")  # still locked: kept for the next pass
     lock.execute("ROLLBACK")
