@@ -7,7 +7,8 @@ In one run, medians of repeats, each against an anchor measured alongside it:
   a recording starter in place of Airflow's trigger_dag, which the intake benchmark measures)
   vs a delivery of 1 alert (the anchor);
 - a model load through ``Registry.load`` (download once, digest, check, load that copy) vs
-  ``mlflow.pyfunc.load_model`` of the same version (the anchor).
+  ``mlflow.pyfunc.load_model`` of the same version (the anchor): a scikit-learn model (skops)
+  and one of Firebreak's own (logged from code, its state as data).
 
 Run: `.venv/bin/python benchmarks/bench_safety.py [--repeats 5]`; prints a Markdown table.
 """
@@ -103,7 +104,22 @@ def main() -> None:
 
     plain = median_seconds(lambda: mlflow.pyfunc.load_model(version.uri), args.repeats)
     verified = median_seconds(lambda: registry.load(version), args.repeats)
-    rows.append(("load a model version", "mlflow.pyfunc.load_model", plain, verified))
+    rows.append(("load a scikit-learn version (skops)", "mlflow.pyfunc.load_model", plain, verified))
+
+    from firebreak.scenarios import pricing
+
+    history = pricing.generate_history(seed=3, years=1, rows_per_day=6)
+    own = registry.register(
+        "bench-pricing",
+        pricing.train_holiday_v1(history),
+        input_example=history[pricing.INPUTS].head(5),
+        reference=history[pricing.INPUTS].head(100),
+        tags={},
+        run_name="bench-pricing-v1",
+    )
+    plain = median_seconds(lambda: mlflow.pyfunc.load_model(own.uri), args.repeats)
+    verified = median_seconds(lambda: registry.load(own), args.repeats)
+    rows.append(("load an own model version (from code, no pickle)", "mlflow.pyfunc.load_model", plain, verified))
 
     load1, load5, load15 = os.getloadavg()
     print(f"load average {load1:.1f} / {load5:.1f} / {load15:.1f}; medians of {args.repeats}")
