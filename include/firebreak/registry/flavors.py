@@ -119,6 +119,12 @@ def as_frame(result: Any, output: str, index: pd.Index) -> pd.DataFrame:
     return pd.DataFrame({output: np.asarray(result).reshape(len(index), -1)[:, 0]}, index=index)
 
 
+def foreign_types(found: list[str], also: tuple[str, ...] = ()) -> list[str]:
+    """The names in ``found`` (skops' untrusted types) Firebreak does not trust: outside
+    scikit-learn, NumPy and SciPy, and not in ``also`` (names a model's own code vouches for)."""
+    return sorted(t for t in found if t.split(".", 1)[0] not in TRUSTED_ROOTS and t not in also)
+
+
 def trusted_types(estimator: Any) -> list[str]:
     """The types skops must be told to trust to load ``estimator`` back, computed from the fitted object.
 
@@ -133,7 +139,7 @@ def trusted_types(estimator: Any) -> list[str]:
     import skops.io
 
     found = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(estimator)))
-    foreign = [t for t in found if t.split(".", 1)[0] not in TRUSTED_ROOTS]
+    foreign = foreign_types(found)
     if foreign:
         raise RegistryError(f"will not log a model holding types outside scikit-learn as trusted: {foreign}")
     return found

@@ -28,7 +28,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from firebreak.errors import RegistryError
-from firebreak.registry.flavors import TRUSTED_ROOTS
+from firebreak.registry.flavors import foreign_types
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel
@@ -80,8 +80,7 @@ def save(model: Any, folder: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def _trusted(cls: Any, found: list[str], part: str) -> list[str]:
-    extra = set(getattr(cls, "TRUSTED", ()))
-    foreign = sorted(t for t in found if t.split(".", 1)[0] not in TRUSTED_ROOTS and t not in extra)
+    foreign = foreign_types(found, also=tuple(getattr(cls, "TRUSTED", ())))
     if foreign:
         raise RegistryError(f"part {part!r} of a {cls.__qualname__} holds types it does not trust: {foreign}")
     return found

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 STATE_DB_TIMEOUT = 0.5
 RETRY_SECONDS = 1.0
 _OUTBOX = ".breaker-outbox"
+_OUTBOX_FIELDS = ("model", "source", "target", "version", "reason", "at")  # and "rates"
 
 
 class Published(Enum):
@@ -291,8 +292,7 @@ def deliver_orphans(folder: Path, url: str) -> int:
                     continue
                 try:
                     row = json.loads(line)
-                    rows.append({key: row[key] for key in ("model", "source", "target", "version", "reason", "at")})
-                    rows[-1]["rates"] = dict(row.get("rates") or {})
+                    rows.append({**{key: row[key] for key in _OUTBOX_FIELDS}, "rates": dict(row.get("rates") or {})})
                 except (ValueError, TypeError, KeyError):  # cut short by the kill, or not a transition
                     torn.append((number, line))
             try:
