@@ -410,8 +410,8 @@ class Server:
         self.log.close()
 
 
-def hold_lock(state_db: Path, seconds: float) -> subprocess.Popen[bytes]:
-    """Another process takes the state DB's write lock (``BEGIN EXCLUSIVE``) for ``seconds``."""
+def hold_lock(db: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """Another process takes a SQLite DB's lock (``BEGIN EXCLUSIVE``) for ``seconds``; wait() for it after."""
     script = (
         "import sqlite3, sys, time\n"
         "c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n"
@@ -420,7 +420,7 @@ def hold_lock(state_db: Path, seconds: float) -> subprocess.Popen[bytes]:
         "time.sleep(float(sys.argv[2]))\n"
         "c.execute('ROLLBACK')\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(state_db), str(seconds)], stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(db), str(seconds)], stdout=subprocess.PIPE)
     assert proc.stdout is not None
     proc.stdout.readline()  # the lock is held from here
     return proc

@@ -211,7 +211,10 @@ def incidents(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     )
     out["ui_answered_at"] = asked
     path = f"/api/v2/dags/{DAG}/dagRuns/{esc_run}/taskInstances/approve_promotion/-1/hitlDetails"
-    out["reject"] = stack.api_request("PATCH", path, token, {"chosen_options": ["Reject"]})
+    # The scheduler of a busy machine holds the metadata DB's write lock for seconds at a time:
+    # the answer waits for it (longer than SQLite's own 5 s) and lands, never a 500.
+    with metadata_db_write_locked(stack, seconds=8):
+        out["reject"] = stack.api_request("PATCH", path, token, {"chosen_options": ["Reject"]})
     try:
         stack.api_request("PATCH", path, token, {"chosen_options": ["Approve"]})
         out["second_answer"] = 200
@@ -222,6 +225,18 @@ def incidents(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     out["states"] = {r: run_state(stack, r, token)["state"] for r in (ui_id, esc_run)}
     out["tasks"] = {r: stack_task_states(stack, r, token) for r in (ui_id, esc_run)}
     return out
+
+
+@contextmanager
+def metadata_db_write_locked(stack: Any, seconds: float) -> Iterator[None]:
+    """Another process holds the lock on Airflow's SQLite DB for ``seconds`` from entry."""
+    from firebreak_dev.soak import hold_lock
+
+    holder = hold_lock(stack.settings.home / "airflow" / "airflow.db", seconds)
+    try:
+        yield
+    finally:
+        holder.wait(timeout=seconds + 60)
 
 
 def stack_task_states(stack: Any, run_id: str, token: str) -> dict[str, Any]:
