@@ -21,15 +21,6 @@ from firebreak.settings import INCLUDE_DIR, Settings
 
 REPO = INCLUDE_DIR.parent
 
-# How long Airflow's connections wait for SQLite's write lock. SQLite's own default is 5 s:
-# on a busy machine the scheduler holds the lock longer than that, and the REST API then
-# answers 500 ("Database error") to a UI approval or an API call that a moment later would
-# have worked. Airflow imports these by name (``[database] sql_alchemy_connect_args``).
-SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 30}
-SQLITE_CONNECT_ARGS_ASYNC: dict[str, Any] = {"timeout": 30}
-# The settings that hold only for the SQLite metadata DB: a stack on another database drops them.
-SQLITE_ONLY = ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC")
-
 
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Environment for an embedded Airflow on SQLite whose state lives under FIREBREAK_HOME."""
@@ -44,8 +35,6 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             # Always its own metadata DB: the embedded stack never touches an Airflow configured elsewhere.
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.SQLITE_CONNECT_ARGS",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{__name__}.SQLITE_CONNECT_ARGS_ASYNC",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
             "GIT_PYTHON_REFRESH": "quiet",
             # Airflow's own children (standalone, LocalExecutor) call `airflow` from PATH.

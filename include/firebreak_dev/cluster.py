@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firebreak.embedded import SQLITE_ONLY, airflow_env, executable
+from firebreak.embedded import airflow_env, executable
 from firebreak.errors import FirebreakError
 from firebreak.settings import Settings
 from firebreak_dev.services import HOST, Service, airflow_api_request, airflow_api_token, free_port
@@ -158,8 +158,6 @@ class AirflowCluster:
 
     def env(self) -> dict[str, str]:
         env = airflow_env(self.settings)
-        for key in SQLITE_ONLY:
-            env.pop(key)
         env.update(
             {
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url("airflow"),

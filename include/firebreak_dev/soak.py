@@ -45,6 +45,7 @@ import httpx
 import psutil
 import yaml
 
+from firebreak.errors import FirebreakError
 from firebreak.settings import INCLUDE_DIR
 from firebreak_dev.services import free_port
 
@@ -422,7 +423,9 @@ def hold_lock(db: Path, seconds: float) -> subprocess.Popen[bytes]:
     )
     proc = subprocess.Popen([sys.executable, "-c", script, str(db), str(seconds)], stdout=subprocess.PIPE)
     assert proc.stdout is not None
-    proc.stdout.readline()  # the lock is held from here
+    if proc.stdout.readline().strip() != b"locked":  # else the lock is held from here
+        proc.kill()
+        raise FirebreakError(f"could not take the lock on {db}")
     return proc
 
 
