@@ -16,8 +16,11 @@ the class it predicted).
 
 from __future__ import annotations
 
+import importlib
+import sys
 import warnings
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -125,6 +128,23 @@ def foreign_types(found: list[str], also: tuple[str, ...] = ()) -> list[str]:
     return sorted(t for t in found if t.split(".", 1)[0] not in TRUSTED_ROOTS and t not in also)
 
 
+def skops_io() -> ModuleType:
+    """``skops.io``, imported with its import-time warnings silenced; every Firebreak use goes through here.
+
+    On import, skops looks each SciPy ufunc up in every loaded module (232 names times the
+    3,000-odd modules of an Airflow task), and Airflow's deprecated modules warn on each
+    lookup: 1,160 warnings in the log of every task that loads a model, written one by one
+    through the task's log channel. They say nothing about the model. MLflow's scikit-learn
+    flavor imports skops too: importing it here first (:func:`firebreak.registry.verification.load_verified`)
+    keeps those loads quiet as well.
+    """
+    if "skops.io" not in sys.modules:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            importlib.import_module("skops.io")
+    return sys.modules["skops.io"]
+
+
 def trusted_types(estimator: Any) -> list[str]:
     """The types skops must be told to trust to load ``estimator`` back, computed from the fitted object.
 
@@ -136,9 +156,8 @@ def trusted_types(estimator: Any) -> list[str]:
     Raises:
         RegistryError: The estimator holds a type outside scikit-learn, NumPy and SciPy.
     """
-    import skops.io
-
-    found = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(estimator)))
+    sio = skops_io()
+    found = sorted(sio.get_untrusted_types(data=sio.dumps(estimator)))
     foreign = foreign_types(found)
     if foreign:
         raise RegistryError(f"will not log a model holding types outside scikit-learn as trusted: {foreign}")

@@ -28,7 +28,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from firebreak.errors import RegistryError
-from firebreak.registry.flavors import foreign_types
+from firebreak.registry.flavors import foreign_types, skops_io
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel
@@ -63,8 +63,7 @@ def save(model: Any, folder: Path) -> tuple[dict[str, str], dict[str, str]]:
     Raises:
         RegistryError: ``model`` is not one of Firebreak's own, or a part holds a type it does not trust.
     """
-    import skops.io
-
+    sio = skops_io()
     kind = kind_of(model)
     if kind is None:
         raise RegistryError(f"{type(model).__qualname__} is not one of Firebreak's own models")
@@ -73,8 +72,8 @@ def save(model: Any, folder: Path) -> tuple[dict[str, str], dict[str, str]]:
     Path(artifacts[STATE]).write_text(json.dumps(data, sort_keys=True))
     for name, part in parts.items():
         path = folder / f"{name}.skops"
-        skops.io.dump(part, path)
-        _trusted(type(model), skops.io.get_untrusted_types(file=path), name)  # refuse now, not on load
+        sio.dump(part, path)
+        _trusted(type(model), sio.get_untrusted_types(file=path), name)  # refuse now, not on load
         artifacts[name] = str(path)
     return artifacts, {KIND_KEY: kind}
 
@@ -92,15 +91,14 @@ def restore(config: dict[str, Any], artifacts: dict[str, str]) -> Any:
     Raises:
         RegistryError: an unknown model, or a part holding a type its class does not trust.
     """
-    import skops.io
-
+    sio = skops_io()
     cls = _class(config.get(KIND_KEY))
     data = json.loads(Path(artifacts[STATE]).read_text())
     parts = {}
     for name, path in artifacts.items():
         if name != STATE:
-            trusted = _trusted(cls, skops.io.get_untrusted_types(file=path), name)
-            parts[name] = skops.io.load(path, trusted=trusted)
+            trusted = _trusted(cls, sio.get_untrusted_types(file=path), name)
+            parts[name] = sio.load(path, trusted=trusted)
     return cls.restore(parts, data)
 
 

@@ -95,12 +95,10 @@ def load_verified(registry: Registry, version: Version) -> PyFuncModel:
     Raises:
         UnverifiedModel: no digest recorded, or the artifacts differ from it.
     """
-    import mlflow
-
     with tempfile.TemporaryDirectory(prefix="firebreak-load-") as tmp:
         local = download(registry, version, Path(tmp))
         check(registry, version, artifact_digest(local))
-        return mlflow.pyfunc.load_model(str(local))
+        return _load(local)
 
 
 def load_for_adoption(registry: Registry, version: Version) -> tuple[PyFuncModel, str]:
@@ -114,14 +112,22 @@ def load_for_adoption(registry: Registry, version: Version) -> tuple[PyFuncModel
     Raises:
         UnverifiedModel: Firebreak recorded other artifacts for this version.
     """
-    import mlflow
-
     with tempfile.TemporaryDirectory(prefix="firebreak-adopt-") as tmp:
         local = download(registry, version, Path(tmp))
         digest = artifact_digest(local)
         if registry.ledger.digests(version.model, version.version):
             check(registry, version, digest)
-        return mlflow.pyfunc.load_model(str(local)), digest
+        return _load(local), digest
+
+
+def _load(local: Path) -> PyFuncModel:
+    """MLflow's load of a checked copy; skops (which both flavors Firebreak logs load with) imported quietly first."""
+    import mlflow
+
+    from firebreak.registry.flavors import skops_io
+
+    skops_io()
+    return mlflow.pyfunc.load_model(str(local))
 
 
 @dataclass(frozen=True)

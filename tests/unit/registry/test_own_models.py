@@ -82,3 +82,27 @@ def test_a_config_naming_any_other_class_is_refused(history: pd.DataFrame, tmp_p
     for kind in ("os:system", "firebreak.scenarios.pricing:PricingModel", None):
         with pytest.raises(RegistryError, match="not one of Firebreak's own models"):
             own_models.restore({own_models.KIND_KEY: kind}, artifacts)
+
+
+def test_loading_skops_in_an_airflow_process_writes_no_warnings() -> None:
+    """An Airflow task that loads a model imports skops beside Airflow's deprecated modules, which warn on
+    every attribute skops looks up at import (1,160 warnings in the task's log). Through Firebreak, none."""
+    import json
+    import subprocess
+    import sys
+
+    script = """
+import json, sys, warnings
+import airflow.sdk, airflow.utils.timezone, airflow.serialization.serde
+from firebreak.registry.flavors import skops_io
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    sio = skops_io()
+    quiet = len(caught)
+    getattr(sys.modules["airflow.utils.timezone"], "agm", None)  # one of the lookups skops made, made here in the open
+print(json.dumps({"import": quiet, "one_lookup": len(caught) - quiet, "ufuncs": len(sio._trusted_types.SCIPY_UFUNC_TYPE_NAMES)}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    counts = json.loads(done.stdout.splitlines()[-1])
+    assert counts["ufuncs"] > 100 and counts["one_lookup"] == 1, counts  # skops looked them all up; each warns
+    assert counts["import"] == 0, counts
