@@ -39,6 +39,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "GIT_PYTHON_REFRESH": "quiet",
             # Airflow's own children (standalone, LocalExecutor) call `airflow` from PATH.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            # config/airflow_local_settings.py: the scheduler imports what tasks need before forking them.
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "config"), env.get("PYTHONPATH", "")) if p),
         }
     )
     return env

@@ -74,8 +74,11 @@ def stack(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
             postgres,
             extra_env={
                 **env,
-                # A task whose process died (the scheduler killed with it) is noticed in 20 s.
+                # A task whose process died (the scheduler killed with it) is noticed in 20 s, and the
+                # restarted scheduler looks for the tasks a dead one left every 20 s (default 300 s: the
+                # killed retrain sat five minutes before its retry).
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+                "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "20",
                 # MLflow's client retries for minutes by default; an outage should fail a task sooner.
                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -280,6 +283,17 @@ def test_task_logs_hold_what_the_task_did_not_import_noise(stack: Any, concurren
     }
     assert any(logs.rglob("task_id=golden_eval/*.log")), "a model-loading task's log was read"
     assert noisy == {}
+
+
+def test_the_scheduler_forks_tasks_with_their_libraries_already_loaded(stack: Any) -> None:
+    """config/airflow_local_settings.py (firebreak.task_preload): the scheduler imported scikit-learn,
+    pyarrow and the rest before its LocalExecutor forked the workers that fork every task."""
+    scheduler = stack.services["scheduler"].process
+    assert scheduler is not None and scheduler.poll() is None
+    loaded = Path(f"/proc/{scheduler.pid}/maps").read_text()
+    assert "/sklearn/" in loaded and "/pyarrow/" in loaded
+    log = (stack.logs / "scheduler.log").read_text(errors="replace")
+    assert "firebreak preload:" not in log  # nothing failed to import
 
 
 def test_rest_api_refuses_bad_requests_and_changes_nothing(stack: Any) -> None:
