@@ -12,19 +12,22 @@ Airflow imports ``airflow_local_settings`` while it initialises, in every proces
 :func:`firebreak.embedded.airflow_env` and the compose file's ``config`` mount). That module
 calls :func:`preload`, which acts only in the components that fork tasks. It runs inside
 Airflow's own import, so nothing here imports Airflow, and a module that fails to import is
-left for the task to import (and to fail on) itself.
+left for the task to import (and to fail on) itself. Only third-party libraries are preloaded:
+Firebreak's own modules are imported by each task, so a task runs the code deployed now, not
+the code of when the scheduler started (the compose file mounts ``include/`` for that).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import Sequence
 
+from firebreak.quiet_import import import_quietly
+
 log = logging.getLogger(__name__)
 
-# What the stages import lazily, heaviest first; Firebreak's own modules import Airflow and stay out.
+# The third-party libraries the stages import (lazily); none of Firebreak's own modules.
 MODULES = (
     "evidently",
     "evidently.presets",
@@ -40,6 +43,7 @@ MODULES = (
     "sklearn.linear_model",
     "sklearn.metrics",
     "sklearn.pipeline",
+    "skops.io",
     "fairlearn.metrics",
 )
 # ``FIREBREAK_PRELOAD=off`` turns it off (a component then starts seconds sooner; each task pays instead).
@@ -54,18 +58,15 @@ def forks_tasks(argv: Sequence[str]) -> bool:
 
 
 def preload(argv: Sequence[str]) -> list[str]:
-    """Import :data:`MODULES` (and skops, quietly) if ``argv`` is a component that forks tasks; returns what was imported."""
+    """Import :data:`MODULES`, quietly, if ``argv`` is a component that forks tasks; returns what was imported."""
     if os.environ.get(SWITCH, "on").lower() == "off" or not forks_tasks(argv):
         return []
     done = []
     for name in MODULES:
         try:
-            importlib.import_module(name)
+            import_quietly(name)
         except Exception as exc:  # noqa: BLE001 — a preload never stops Airflow: the task imports it again
             log.warning("firebreak preload: %s not imported (%s); tasks import it themselves", name, exc)
         else:
             done.append(name)
-    from firebreak.registry.flavors import skops_io
-
-    skops_io()
-    return [*done, "skops.io"]
+    return done

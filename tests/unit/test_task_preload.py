@@ -33,22 +33,42 @@ def test_only_the_components_that_fork_tasks_preload(argv: list[str], forks: boo
     assert task_preload.forks_tasks(argv) is forks
 
 
-def test_a_scheduler_imports_every_module_the_tasks_need(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_components_and_the_switch_preload_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(task_preload.SWITCH, raising=False)
     assert task_preload.preload(["airflow", "api-server"]) == []
-    assert task_preload.preload(["airflow", "scheduler"]) == [*task_preload.MODULES, "skops.io"]
     monkeypatch.setenv(task_preload.SWITCH, "off")
     assert task_preload.preload(["airflow", "scheduler"]) == []
 
 
+def run_airflow_process(argv: list[str], probe: str) -> object:
+    """``import airflow`` in a process started as Firebreak starts Airflow (airflow_env), as ``argv``; returns ``probe``'s value."""
+    script = f"import json, sys; sys.argv = {argv!r}; import airflow; print(json.dumps({probe}))"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=airflow_env(Settings.from_env()),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_a_scheduler_holds_every_library_the_tasks_need_and_none_of_firebreaks_code(firebreak_home: Path) -> None:
+    """The tasks it forks find the libraries loaded, and import Firebreak's own modules themselves
+    (so they run the code deployed now, not the code of when the scheduler started)."""
+    loaded = run_airflow_process(
+        ["airflow", "scheduler"],
+        f"[[m for m in {list(task_preload.MODULES)!r} if m not in sys.modules], "
+        "sorted(m for m in sys.modules if m.split('.')[0] == 'firebreak')]",
+    )
+    assert loaded == [[], ["firebreak", "firebreak.quiet_import", "firebreak.task_preload"]]
+
+
 def test_airflow_started_by_firebreak_finds_the_local_settings(firebreak_home: Path) -> None:
     """Through airflow_env (every stack Firebreak starts), Airflow imports config/airflow_local_settings.py;
-    an api-server's argv leaves the heavy modules out of it."""
-    env = airflow_env(Settings.from_env())
-    script = (
-        "import sys, json; sys.argv = ['airflow', 'api-server']; import airflow; "
-        "print(json.dumps([m in sys.modules for m in ('airflow_local_settings', 'evidently', 'mlflow')]))"
+    an api-server's process is left without the heavy libraries."""
+    found = run_airflow_process(
+        ["airflow", "api-server"], "[m in sys.modules for m in ('airflow_local_settings', 'evidently', 'mlflow')]"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.splitlines()[-1]) == [True, False, False]
+    assert found == [True, False, False]

@@ -16,8 +16,6 @@ the class it predicted).
 
 from __future__ import annotations
 
-import importlib
-import sys
 import warnings
 from collections.abc import Callable
 from types import ModuleType
@@ -28,6 +26,7 @@ import pandas as pd
 
 from firebreak.errors import RegistryError
 from firebreak.policy.schema import Policy
+from firebreak.quiet_import import import_quietly
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel
@@ -129,20 +128,11 @@ def foreign_types(found: list[str], also: tuple[str, ...] = ()) -> list[str]:
 
 
 def skops_io() -> ModuleType:
-    """``skops.io``, imported with its import-time warnings silenced; every Firebreak use goes through here.
-
-    On import, skops looks each SciPy ufunc up in every loaded module (232 names times the
-    3,000-odd modules of an Airflow task), and Airflow's deprecated modules warn on each
-    lookup: 1,160 warnings in the log of every task that loads a model, written one by one
-    through the task's log channel. They say nothing about the model. MLflow's scikit-learn
-    flavor imports skops too: importing it here first (:func:`firebreak.registry.verification.load_verified`)
-    keeps those loads quiet as well.
-    """
-    if "skops.io" not in sys.modules:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            importlib.import_module("skops.io")
-    return sys.modules["skops.io"]
+    """``skops.io``, imported without its import-time warnings (:mod:`firebreak.quiet_import`); every
+    Firebreak use of skops goes through here. MLflow's scikit-learn flavor imports skops too:
+    importing it here first (:func:`firebreak.registry.verification.load_verified`) keeps those
+    loads quiet as well."""
+    return import_quietly("skops.io")
 
 
 def trusted_types(estimator: Any) -> list[str]:
