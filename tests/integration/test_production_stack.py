@@ -268,7 +268,7 @@ def test_secrets_stay_out_of_task_logs_timeline_and_postmortems(stack: Any, conc
     assert leaks == []
 
 
-def test_task_logs_hold_what_the_task_did_not_import_noise(stack: Any, concurrent: dict[str, Any]) -> None:
+def test_task_logs_say_what_the_task_did_not_import_noise(stack: Any, concurrent: dict[str, Any]) -> None:
     """The tasks that load a model (golden set, retrain, gate, post-mortem) import skops beside Airflow's
     deprecated modules; their logs say what the task did, not 1,160 warnings about Airflow's own modules."""
     logs = Path(stack.env()["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
