@@ -29,14 +29,15 @@ import sys
 TASKS = {
     "anchor: fork, no imports": [],
     "close_incident (light)": ["firebreak.stages.closing"],
-    "verify (loads a model)": ["firebreak.stages.verification", "mlflow.pyfunc", "sklearn.ensemble", "skops"],
+    "verify (loads a model)": ["firebreak.stages.verification", "mlflow.pyfunc", "sklearn.ensemble", "skops.io"],
     "validate_contract": ["firebreak.stages.investigation", "great_expectations"],
     "drift_report": ["firebreak.stages.investigation", "evidently", "evidently.presets"],
 }
 
 PARENT = """
-import importlib, json, os, sys, time
+import json, os, sys, time
 import airflow.jobs.scheduler_job_runner  # the scheduler's own modules, as its LocalExecutor forks
+from firebreak.quiet_import import import_quietly
 preloaded = 0.0
 if sys.argv[1] == "on":
     from firebreak.task_preload import preload
@@ -52,11 +53,7 @@ for name, modules in tasks.items():
         pid = os.fork()
         if pid == 0:
             for module in modules:
-                if module == "skops":
-                    from firebreak.registry.flavors import skops_io
-                    skops_io()
-                else:
-                    importlib.import_module(module)
+                import_quietly(module)
             os._exit(0)
         os.waitpid(pid, 0)
         walls.append(time.perf_counter() - start)

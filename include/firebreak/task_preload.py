@@ -4,8 +4,8 @@ Airflow's LocalExecutor forks its worker processes from the scheduler when the s
 starts, and each worker forks every task it runs; a Celery worker forks its pool the same
 way. A module imported before those forks is already in every task. Left alone, each task of
 ``incident_response`` imports pandas, scikit-learn, MLflow, skops, Great Expectations or
-Evidently for itself: measured in a fork of a process holding the scheduler's modules, 5.5 s
-for a task that loads a model and 0.03 s with them preloaded.
+Evidently for itself: in a fork of a process holding the scheduler's modules, about 6 s for
+a task that loads a model and about 0.1 s with them preloaded (``benchmarks/bench_task_start.py``).
 
 Airflow imports ``airflow_local_settings`` while it initialises, in every process
 (``config/airflow_local_settings.py`` of this repo, on ``sys.path`` through
