@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         f"firebreak serve: {args.model} on http://{args.host}:{args.port} ({args.workers} worker(s)){fronting}",
         flush=True,
     )
+    # A stop (SIGTERM: systemd, Kubernetes, `docker stop`) must reach the `finally` below, which
+    # waits for the drainer's last pass. With one worker, uvicorn serves in this process and,
+    # once shut down, raises the signal again under the handler it found: the default one
+    # would end the process there, before the drainer is awaited (and a container's runtime
+    # kills an orphaned drainer with it, its journal undrained).
+    signal.signal(signal.SIGTERM, _stop)
     try:
         uvicorn.run(
             "firebreak.serving.app:app_from_env",
@@ -115,6 +122,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         if multiproc:
             shutil.rmtree(multiproc, ignore_errors=True)
     return 0
+
+
+def _stop(signum: int, _frame: Any) -> None:
+    raise SystemExit(0)  # a clean stop: unwinds through serve()'s `finally`
 
 
 def breaker(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tests.gateway_helpers import body, many_callers, pricing_records
 from tests.state import State
 
 pytestmark = pytest.mark.integration
+FIREBREAK = str(Path(sys.executable).parent / "firebreak")
 
 
 @pytest.fixture(scope="module")
@@ -315,30 +317,19 @@ def test_a_gateway_that_never_read_the_routing_state_serves_the_containment_rout
     assert answer.headers["X-Firebreak-Route"] == "heuristic"
 
 
-def test_several_workers_obey_a_forced_open_breaker_within_one_second(world: Settings) -> None:
-    reset(world)
+@contextmanager
+def firebreak_serve(world: Settings, workers: int) -> Iterator[tuple[subprocess.Popen[str], str, dict[str, str]]]:
+    """``firebreak serve --model pricing`` as users run it; yields once ``/ready``; stops it (SIGTERM) after."""
     port = free_port()
     env = {**os.environ, "FIREBREAK_HOME": str(world.home), "MLFLOW_TRACKING_URI": world.mlflow_tracking_uri}
-    firebreak = str(Path(sys.executable).parent / "firebreak")
     server = subprocess.Popen(
-        [firebreak, "serve", "--model", "pricing", "--port", str(port), "--workers", "3", "--refresh", "0.2"],
+        [FIREBREAK, "serve", "--model", "pricing", "--port", str(port), "--workers", str(workers), "--refresh", "0.2"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    record = pricing_records(1, holiday=True, seed=11)[0]  # v1 serves it (first test)
-
-    def routes(n: int) -> tuple[set[str], set[str]]:
-        seen, workers = set(), set()
-        for _ in range(n):  # a new connection each time, so the kernel spreads them over the workers
-            with httpx.Client() as http:
-                answer = http.post(f"{url}/invocations", json=body(record), timeout=10)
-            seen.add(answer.headers["X-Firebreak-Route"])
-            workers.add(answer.headers["X-Firebreak-Worker"])
-        return seen, workers
-
     try:
         deadline = time.monotonic() + 240
         while True:
@@ -349,11 +340,34 @@ def test_several_workers_obey_a_forced_open_breaker_within_one_second(world: Set
                 pass
             assert server.poll() is None and time.monotonic() < deadline, server.stdout and server.stdout.read()
             time.sleep(0.5)
+        yield server, url, env
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def test_several_workers_obey_a_forced_open_breaker_within_one_second(world: Settings) -> None:
+    reset(world)
+    record = pricing_records(1, holiday=True, seed=11)[0]  # v1 serves it (first test)
+    with firebreak_serve(world, workers=3) as (_, url, env):
+
+        def routes(n: int) -> tuple[set[str], set[str]]:
+            seen, workers = set(), set()
+            for _ in range(n):  # a new connection each time, so the kernel spreads them over the workers
+                with httpx.Client() as http:
+                    answer = http.post(f"{url}/invocations", json=body(record), timeout=10)
+                seen.add(answer.headers["X-Firebreak-Route"])
+                workers.add(answer.headers["X-Firebreak-Worker"])
+            return seen, workers
+
         time.sleep(3)  # every worker up and past its first refresh
         seen, workers = routes(40)
         assert seen == {"champion"}, httpx.get(f"{url}/serving").text
         assert len(workers) >= 2, workers
-        cmd = [firebreak, "breaker", "open", "--model", "pricing", "--reason", "operator: bad feed"]
+        cmd = [FIREBREAK, "breaker", "open", "--model", "pricing", "--reason", "operator: bad feed"]
         subprocess.run(cmd, env=env, check=True, capture_output=True)
         time.sleep(1.0)
         seen, workers = routes(40)
@@ -361,15 +375,35 @@ def test_several_workers_obey_a_forced_open_breaker_within_one_second(world: Set
         assert len(workers) >= 2, workers
         metrics = httpx.get(f"{url}/metrics").text
         assert 'firebreak_breaker_state{model="pricing"} 2.0' in metrics
-        subprocess.run([firebreak, "breaker", "close", "--model", "pricing"], env=env, check=True, capture_output=True)
+        subprocess.run([FIREBREAK, "breaker", "close", "--model", "pricing"], env=env, check=True, capture_output=True)
         time.sleep(1.0)
         assert routes(20)[0] == {"champion"}
-    finally:
+
+
+def test_a_stopped_gateway_has_logged_every_answer_when_it_exits(world: Settings) -> None:
+    """SIGTERM (systemd, Kubernetes, ``docker stop``) to a one-worker ``firebreak serve``: when the
+    process has exited, its drainer has too, and the prediction log holds every answered request."""
+    reset(world)
+    records = pricing_records(30, holiday=True, seed=12)
+    ids = [f"stop-{i}" for i in range(len(records))]
+    with firebreak_serve(world, workers=1) as (server, url, _):
+        drainers = children(server.pid)
+        assert len(drainers) == 1, drainers  # one worker serves in this process; the drainer beside it
+        with httpx.Client() as http:
+            answers = [
+                http.post(f"{url}/invocations", json=body(r), headers={"X-Request-Id": i}, timeout=10)
+                for i, r in zip(ids, records, strict=True)
+            ]
+        assert [a.status_code for a in answers] == [200] * len(records)
         server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        assert server.wait(timeout=60) == 0, server.stdout and server.stdout.read()
+    assert not Path(f"/proc/{drainers[0]}").exists(), "the drainer outlived the gateway"
+    assert sorted(logged(world.prediction_log_dir, ids)["request_id"]) == sorted(ids)
+    assert not list((world.home / "journal" / "pricing").glob("*.jnl")), "journal lines left undrained"
+
+
+def children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def test_the_breaker_steps_closed_open_half_open_closed_with_events_metrics_and_alerts(world: Settings) -> None:
