@@ -23,6 +23,7 @@ model with another checkout's code (e.g. main before a change), in the same run.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from typing import Any
 
 BIN = Path(sys.executable).parent
 FEATURES = ["unit_cost", "competitor_price", "demand_index", "inventory_days", "day_of_year"]
+CALLERS = ("127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14")
 ROW = {"unit_cost": 10.0, "competitor_price": 14.0, "demand_index": 1.1, "inventory_days": 30, "day_of_year": 120}
 POLICY = """
 model: bench-gbr
@@ -254,16 +256,22 @@ def phases(home_env: dict[str, str], rate: float = 100.0) -> dict[str, Any]:
         for i, (phase, record) in enumerate(plan):
             time.sleep(max(0.0, start + i / rate - time.perf_counter()))
             sent = time.perf_counter()
-            req = urllib.request.Request(
-                f"{url}/invocations",
-                data=json.dumps({"dataframe_records": [record]}).encode(),
-                headers={"Content-Type": "application/json", "X-Request-Id": f"phase-{i}"},
-            )
+            # Four callers, each from its own loopback address: the breaker trips only on a failure
+            # more than one caller sees (a single caller's traffic never trips it for everyone).
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(CALLERS[i % 4], 0))
             try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    results.append((phase, sent, r.headers["X-Firebreak-Route"], time.perf_counter() - sent, r.status))
-            except urllib.error.HTTPError as exc:
-                results.append((phase, sent, "error", time.perf_counter() - sent, exc.code))
+                conn.request(
+                    "POST",
+                    "/invocations",
+                    body=json.dumps({"dataframe_records": [record]}),
+                    headers={"Content-Type": "application/json", "X-Request-Id": f"phase-{i}"},
+                )
+                r = conn.getresponse()
+                r.read()
+                route = r.headers["X-Firebreak-Route"] if r.status == 200 else "error"
+                results.append((phase, sent, route, time.perf_counter() - sent, r.status))
+            finally:
+                conn.close()
     finally:
         stop(proc)  # a clean stop flushes the prediction log
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from firebreak.contracts.online import OnlineContract
+from firebreak.incidents.enums import Alias
 from firebreak.kinds import kind_for
 from firebreak.policy.schema import Policy, load_policy
 from firebreak.prediction_log import PredictionLog
@@ -80,13 +81,33 @@ class Drainer:
         self._registry: Registry | None = None
         self._lock = threading.Lock()
 
-    def _load(self, version: str) -> Scorer:
-        if self._registry is None:
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:  # MLflow is imported when a challenger is first needed
             from firebreak.registry.mlflow_registry import Registry
 
             self._registry = Registry(self.settings)
-        found = self._registry.get_version(self.model, version)
-        return model_scorer(self._registry, found, self.policy, name="challenger")
+        return self._registry
+
+    def _load(self, version: str) -> Scorer:
+        found = self.registry.get_version(self.model, version)
+        return model_scorer(self.registry, found, self.policy, name="challenger")
+
+    def prepare(self) -> str | None:
+        """Load the challenger now, before traffic: returns its version (None: no challenger, or it failed).
+
+        Loading a model imports scikit-learn, MLflow and skops: seconds of CPU that, done at the
+        first shadowed batch, would land on a gateway just put under load, beside its workers.
+        A failure is logged and left to the first batch that names the challenger.
+        """
+        try:
+            version = self.registry.aliases(self.model).get(Alias.CHALLENGER)
+            if version is not None:
+                self.shadow.prepare(version)
+            return version
+        except Exception:  # noqa: BLE001 — a registry down at start must not stop the drainer
+            log.exception("could not load the challenger of %s before traffic", self.model)
+            return None
 
     def drain(self) -> int:
         """One pass: every complete journal line into the logs (then shadow); returns the rows logged."""
@@ -211,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return parent is None or os.getppid() == parent
 
     drain_once(drainer)  # what earlier runs and dead workers left
+    drainer.prepare()
     run(drainer, stop, interval=args.interval, alive=alive)
     drain_once(drainer)
     return 0

@@ -54,6 +54,15 @@ class Shadow:
         self._m = metrics
         self.scorers: dict[str, Scorer] = {}  # the challenger versions loaded, by version
 
+    def prepare(self, version: str) -> Scorer:
+        """Challenger ``version``'s scorer, loaded once (a failure raises, and is retried next time)."""
+        challenger = self.scorers.get(version)
+        if challenger is None:
+            if len(self.scorers) >= 2:  # the alias moved on: keep the newest only
+                self.scorers.pop(next(iter(self.scorers)))
+            challenger = self.scorers[version] = self.load(version)
+        return challenger
+
     def score(self, version: str, rows: list[dict[str, Any]], *, name: str) -> None:
         """Score ``rows`` (the champion's answered rows) with challenger ``version``; write them as part ``name``."""
         if len(rows) > MAX_ROWS_PER_PASS:
@@ -61,11 +70,7 @@ class Shadow:
             rows = rows[:MAX_ROWS_PER_PASS]
         ids = [r["request_id"] for r in rows]
         try:
-            challenger = self.scorers.get(version)
-            if challenger is None:
-                if len(self.scorers) >= 2:  # the alias moved on: keep the newest only
-                    self.scorers.pop(next(iter(self.scorers)))
-                challenger = self.scorers[version] = self.load(version)
+            challenger = self.prepare(version)
             frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in self.inputs})
             outputs = challenger.predict(frame).reset_index(drop=True)
         except Exception:  # noqa: BLE001 — a failing challenger never fails a request, nor the log

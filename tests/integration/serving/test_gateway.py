@@ -181,23 +181,47 @@ def test_an_oversized_body_is_refused_with_413_and_logged(gateway: Gateway, worl
     assert rejected[rejected["request_id"] == "huge-1"]["status"].tolist() == [413]
 
 
-def test_shadow_never_alters_the_answer_and_a_failing_challenger_never_fails_a_request(
-    gateway: Gateway, world: Settings
-) -> None:
+@pytest.fixture
+def challenger(world: Settings) -> Iterator[str]:
+    """The seasonal v2 registered and aliased challenger; the alias is removed after."""
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.scenarios import pricing
 
     registry = Registry(world)
     history = pd.read_parquet(world.data_dir / "pricing" / "history.parquet")
-    v2 = pricing.train_seasonal_v2(history)
     frame = history[pricing.INPUTS].head(50)
     version = registry.register(
-        "pricing", v2, input_example=frame.head(5), reference=frame, tags={}, run_name="challenger"
+        "pricing",
+        pricing.train_seasonal_v2(history),
+        input_example=frame.head(5),
+        reference=frame,
+        tags={},
+        run_name="challenger",
     )
     registry.move_alias("pricing", Alias.CHALLENGER, version.version, incident_id=None, actor="test", reason="shadow")
+    try:
+        yield version.version
+    finally:
+        registry.move_alias("pricing", Alias.CHALLENGER, None, incident_id=None, actor="test", reason="cleanup")
+
+
+def test_the_drainer_loads_the_challenger_before_any_traffic(world: Settings, challenger: str) -> None:
+    """``firebreak serve``'s drainer process loads the challenger as it starts, not at the first
+    shadowed batch (seconds of imports and loading that would land on a gateway under load)."""
+    from firebreak.serving.background import Drainer
+
+    drainer = Drainer("pricing", world)
+    assert drainer.prepare() == challenger
+    assert list(drainer.shadow.scorers) == [challenger]
+    assert drainer.shadow.scorers[challenger].version == challenger
+
+
+def test_shadow_never_alters_the_answer_and_a_failing_challenger_never_fails_a_request(
+    gateway: Gateway, world: Settings, challenger: str
+) -> None:
     gateway.start()
     try:
-        assert gateway.challenger is not None and gateway.challenger.version == version.version
+        assert gateway.challenger is not None and gateway.challenger.version == challenger
         records = pricing_records(20, holiday=True, seed=14)
         champion_only = gateway.champion.predict(pd.DataFrame(records, columns=gateway.inputs)).to_dict("records")  # type: ignore[union-attr]
         with client(gateway) as http:
@@ -210,8 +234,8 @@ def test_shadow_never_alters_the_answer_and_a_failing_challenger_never_fails_a_r
                 raise RuntimeError("challenger crashed")
 
             gateway.drain()  # the shadow scores of the first 20 are in: the challenger crashes from here on
-            gateway.challenger = Scorer("challenger", version.version, broken)
-            gateway.drainer.shadow.scorers[version.version] = gateway.challenger  # where shadow scoring runs
+            gateway.challenger = Scorer("challenger", challenger, broken)
+            gateway.drainer.shadow.scorers[challenger] = gateway.challenger  # where shadow scoring runs
             after = [
                 http.post("/invocations", json=body(r), headers={"X-Request-Id": f"sh-broken-{i}"})
                 for i, r in enumerate(records)
@@ -223,10 +247,9 @@ def test_shadow_never_alters_the_answer_and_a_failing_challenger_never_fails_a_r
         assert [a.json()["predictions"][0] for a in after] == served  # the same answers, challenger or not
     finally:
         gateway.close()
-        registry.move_alias("pricing", Alias.CHALLENGER, None, incident_id=None, actor="test", reason="cleanup")
     shadow = PredictionLog(world.shadow_log_dir).read("pricing")
     assert set(shadow[shadow["request_id"].str.startswith("sh-")]["request_id"]) == {f"sh-{i}" for i in range(20)}
-    assert set(shadow["model_version"]) == {version.version} and set(shadow["route"]) == {"shadow"}
+    assert set(shadow["model_version"]) == {challenger} and set(shadow["route"]) == {"shadow"}
     from prometheus_client import REGISTRY
 
     assert (
