@@ -41,9 +41,10 @@ class _Check:
     expectation: str
     column: str
     mostly: float
-    run: Callable[[pd.Series], tuple[np.ndarray | None, int, list[Any]]]
-    # run(series) -> (offending mask over the rows, or None when the whole column fails by
-    # type; the count it is relative to; a sample override)
+    run: Callable[[pd.Series, np.ndarray], tuple[np.ndarray | None, int, list[Any]]]
+    # run(series, present) -> (offending mask over the rows, or None when the whole column
+    # fails by type; the count it is relative to; a sample override). ``present``: the
+    # series' non-null rows, computed once per column for all its checks.
 
 
 @dataclass(frozen=True)
@@ -56,18 +57,20 @@ class CompiledSuite:
     def violations(self, frame: pd.DataFrame) -> np.ndarray:
         """Per row, whether it breaks a row-level check (a missing column or a type breaks every row)."""
         broken = np.zeros(len(frame), dtype=bool)
+        present = _Present(frame)
         for check in self.checks:
             if check.column not in frame.columns:
                 broken[:] = True
                 continue
-            mask, _, _ = check.run(frame[check.column])
-            broken |= frame[check.column].notna().to_numpy() if mask is None else mask
+            mask, _, _ = check.run(frame[check.column], present[check.column])
+            broken |= present[check.column] if mask is None else mask
         return broken
 
     def validate(self, frame: pd.DataFrame) -> ContractResult:
         """Run every check on ``frame`` (failures in suite order, like GX's)."""
         rows = len(frame)
         failures = []
+        present = _Present(frame)
         for check in self.checks:
             if check.column not in frame.columns:
                 failures.append(ExpectationFailure(check.expectation, check.column, rows, 100.0, [COLUMN_MISSING]))
@@ -75,7 +78,7 @@ class CompiledSuite:
             if check.expectation == "expect_column_to_exist":
                 continue
             series = frame[check.column]
-            mask, base, sample = check.run(series)
+            mask, base, sample = check.run(series, present[check.column])
             if mask is None:  # the column's type cannot hold what the expectation asks
                 failures.append(ExpectationFailure(check.expectation, check.column, base, 100.0, sample))
                 continue
@@ -118,20 +121,20 @@ def compile_suite(suite: dict[str, Any]) -> CompiledSuite | None:
     return CompiledSuite(str(suite.get("name") or "suite"), checks)
 
 
-def _compile_one(kind: str, kwargs: dict[str, Any]) -> Callable[[pd.Series], Any] | None:
+def _compile_one(kind: str, kwargs: dict[str, Any]) -> Callable[[pd.Series, np.ndarray], Any] | None:
     if kind == "expect_column_to_exist":
-        return lambda s: (np.zeros(len(s), dtype=bool), len(s), [])
+        return lambda s, _: (np.zeros(len(s), dtype=bool), len(s), [])
     if kind == "expect_column_values_to_not_be_null":
-        return lambda s: (s.isna().to_numpy(), len(s), [None])
+        return lambda s, present: (~present, len(s), [None])
     if kind == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        return lambda s: _between(s, low, high)
+        return lambda s, present: _between(s, present, low, high)
     if kind == "expect_column_values_to_be_in_set":
         values = kwargs.get("value_set")
         if not isinstance(values, list):
             return None
         allowed = list(values)
-        return lambda s: _in_set(s, allowed)
+        return lambda s, present: _in_set(s, present, allowed)
     if kind in ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"):
         names = [kwargs["type_"]] if "type_" in kwargs else list(kwargs.get("type_list") or [])
         lowered = {str(n).lower() for n in names}
@@ -143,21 +146,28 @@ def _compile_one(kind: str, kwargs: dict[str, Any]) -> Callable[[pd.Series], Any
                 json_kind = _json_kind(names, kind)
             except ContractError:  # a type list the compiled checks cannot express: GX runs the suite
                 return None
-        return lambda s: _typed(s, json_kind, integer)
+        return lambda s, present: _typed(s, present, json_kind, integer)
     return None
 
 
-def _non_null(series: pd.Series) -> tuple[pd.Series, int]:
-    present = series.notna()
-    return present, int(present.sum())
+class _Present(dict[str, np.ndarray]):
+    """Each column's non-null rows in ``frame``, computed at first use (pandas' null test on text is costly)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        super().__init__()
+        self.frame = frame
+
+    def __missing__(self, column: str) -> np.ndarray:
+        found = self[column] = self.frame[column].notna().to_numpy()
+        return found
 
 
 def _numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def _between(series: pd.Series, low: Any, high: Any) -> tuple[np.ndarray | None, int, list[Any]]:
-    present, base = _non_null(series)
+def _between(series: pd.Series, present: np.ndarray, low: Any, high: Any) -> tuple[np.ndarray | None, int, list[Any]]:
+    base = int(present.sum())
     if not _numeric(series):
         return None, base, [f"<error: values of type {series.dtype} cannot be compared with a range>"]
     values = series.to_numpy(dtype=float, na_value=np.nan)
@@ -167,24 +177,25 @@ def _between(series: pd.Series, low: Any, high: Any) -> tuple[np.ndarray | None,
             bad |= values < float(low)
         if high is not None:
             bad |= values > float(high)
-    return bad & present.to_numpy(), base, []
+    return bad & present, base, []
 
 
-def _in_set(series: pd.Series, allowed: list[Any]) -> tuple[np.ndarray, int, list[Any]]:
-    present, base = _non_null(series)
+def _in_set(series: pd.Series, present: np.ndarray, allowed: list[Any]) -> tuple[np.ndarray, int, list[Any]]:
     inside = series.isin(allowed).to_numpy()
-    return present.to_numpy() & ~inside, base, []
+    return present & ~inside, int(present.sum()), []
 
 
-def _typed(series: pd.Series, kind: str, integer: bool) -> tuple[np.ndarray | None, int, list[Any]]:
-    present, base = _non_null(series)
+def _typed(
+    series: pd.Series, present: np.ndarray, kind: str, integer: bool
+) -> tuple[np.ndarray | None, int, list[Any]]:
+    base = int(present.sum())
     dtype = [str(series.dtype)]
     if kind == "number":
         if not _numeric(series):
             return None, base, dtype
         if integer and not pd.api.types.is_integer_dtype(series):
             values = series.to_numpy(dtype=float, na_value=np.nan)
-            fractional = present.to_numpy() & (values != np.round(values))
+            fractional = present & (values != np.round(values))
             if fractional.any():
                 return fractional, base, []
             if base == len(series):  # whole numbers sent as floats with no null to explain it: the schema changed

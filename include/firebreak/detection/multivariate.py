@@ -44,41 +44,51 @@ _MAX_LEVELS = 10
 _MIN_ROWS = 200
 
 
-def _normal_scores(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _normal_scores(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` as normal scores through the empirical CDF of ``ordered`` (the reference's finite values, sorted)."""
     from scipy.special import ndtri
 
-    ordered = np.sort(reference[np.isfinite(reference)])
     n = len(ordered)
     if n == 0:
         return np.zeros(len(values))
-    # Mid-rank empirical CDF of the reference, kept inside (0, 1).
-    below = np.searchsorted(ordered, values, side="left")
-    at_or_below = np.searchsorted(ordered, values, side="right")
-    cdf = np.clip((below + at_or_below) / (2.0 * n), 0.5 / n, 1 - 0.5 / n)
+    # Mid-rank empirical CDF of the reference, kept inside (0, 1): the reference values below
+    # each value, plus half of those equal to it. One search among the distinct values gives both.
+    distinct, counts = np.unique(ordered, return_counts=True)
+    before = np.concatenate(([0], np.cumsum(counts)))
+    at = np.searchsorted(distinct, values, side="left")
+    inside = np.minimum(at, len(distinct) - 1)
+    ties = np.where(distinct[inside] == values, counts[inside], 0)
+    cdf = np.clip((2 * before[at] + ties) / (2.0 * n), 0.5 / n, 1 - 0.5 / n)
     scores = ndtri(cdf)
     scores[~np.isfinite(values)] = 0.0
     return scores
 
 
 def _design(
-    reference: pd.DataFrame, frames: Sequence[pd.DataFrame], numeric: Sequence[str], categorical: Sequence[str]
-) -> list[np.ndarray]:
-    blocks: list[list[np.ndarray]] = [[] for _ in frames]
+    reference: pd.DataFrame, current: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The design matrices of ``reference`` and ``current``: each column's scores against the reference."""
+    blocks: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    frames = (reference, current)
     for column in numeric:
         ref = reference[column].to_numpy(dtype=float, na_value=np.nan)
+        ordered = np.sort(ref[np.isfinite(ref)])  # once per column, for both tables
         for block, frame in zip(blocks, frames, strict=True):
-            block.append(_normal_scores(ref, frame[column].to_numpy(dtype=float, na_value=np.nan)))
+            values = ref if frame is reference else frame[column].to_numpy(dtype=float, na_value=np.nan)
+            block.append(_normal_scores(ordered, values))
     for column in categorical:
-        shares = reference[column].astype("string").value_counts(normalize=True)
+        texts = [frame[column].astype("string") for frame in frames]
+        shares = texts[0].value_counts(normalize=True)
         levels = shares[shares >= _MIN_LEVEL_SHARE].index[:_MAX_LEVELS]
         # One pass per table: each row's level as a code (-1: a level not kept, or missing).
-        codes = [pd.Categorical(frame[column].astype("string"), categories=levels).codes for frame in frames]
+        codes = [pd.Categorical(text, categories=levels).codes for text in texts]
         for index, level in enumerate(levels):
             p = float(shares[level])
             scale = np.sqrt(p * (1 - p)) or 1.0
             for block, code in zip(blocks, codes, strict=True):
                 block.append(((code == index).astype(float) - p) / scale)
-    return [np.column_stack(b) if b else np.zeros((len(f), 0)) for b, f in zip(blocks, frames, strict=True)]
+    ref_x, cur_x = (np.column_stack(b) if b else np.zeros((len(f), 0)) for b, f in zip(blocks, frames, strict=True))
+    return ref_x, cur_x
 
 
 def reconstruction_drift(
@@ -101,8 +111,9 @@ def reconstruction_drift(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(reference))
     half = len(reference) // 2
-    fit_rows, base_rows = reference.iloc[np.sort(order[:half])], reference.iloc[np.sort(order[half:])]
-    fit, base, cur = _design(reference, [fit_rows, base_rows, current], numeric, categorical)
+    # Scores are against the whole reference either way: compute them once, then split the rows.
+    ref_x, cur = _design(reference, current, numeric, categorical)
+    fit, base = ref_x[np.sort(order[:half])], ref_x[np.sort(order[half:])]
     if fit.shape[1] < 2:
         return None
     mean = fit.mean(axis=0)

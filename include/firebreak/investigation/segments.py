@@ -92,14 +92,17 @@ def _code_categorical(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Ser
     ref_text = ref.astype("string").fillna(MISSING)
     cur_text = cur.astype("string").fillna(MISSING)
     levels = basis.astype("string").fillna(MISSING).value_counts().index[:_MAX_LEVELS].tolist()
-    lookup = {v: i for i, v in enumerate(levels)}
     other = len(levels)
     conditions = [Condition(column, values=(str(v),)) for v in levels]
     unseen = sorted(set(cur_text.unique().tolist()) - set(levels))[:50]
     conditions.append(Condition(column, values=tuple(str(v) for v in unseen) or ("<other>",)))
-    ref_codes = ref_text.map(lookup).fillna(other).to_numpy(dtype=np.intp)
-    cur_codes = cur_text.map(lookup).fillna(other).to_numpy(dtype=np.intp)
-    return _Coded(column, ref_codes, cur_codes, conditions)
+    # A hash lookup per row in C (pandas' categorical coding), not a Python call per row: -1, not a kept level.
+    ref_codes, cur_codes = (
+        pd.Categorical(text, categories=levels).codes.astype(np.intp) for text in (ref_text, cur_text)
+    )
+    return _Coded(
+        column, np.where(ref_codes < 0, other, ref_codes), np.where(cur_codes < 0, other, cur_codes), conditions
+    )
 
 
 def _binomial_sf(count: np.ndarray, trials: np.ndarray, rate: np.ndarray) -> np.ndarray:
