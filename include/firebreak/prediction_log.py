@@ -361,8 +361,16 @@ class PredictionLog:
             final = f"{partition}/{_COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
             target = f"{partition}/.{final.rsplit('/', 1)[-1]}.tmp" if self.local else final
             with self.fs.open(target, "wb") as sink, pq.ParquetWriter(sink, schema) as writer:
-                for _, footer in opened:  # one part at a time: memory is one part, not the hour
-                    writer.write_table(_conform(footer.read(), schema))
+                # Parts are read one at a time and written in row groups of DEFAULT_BATCH_ROWS: memory is
+                # one row group, not the hour, and a reader gets big batches, not one per flushed part.
+                pending: list[pa.Table] = []
+                for _, footer in opened:
+                    pending.append(_conform(footer.read(), schema))
+                    if sum(t.num_rows for t in pending) >= DEFAULT_BATCH_ROWS:
+                        writer.write_table(pa.concat_tables(pending), row_group_size=DEFAULT_BATCH_ROWS)
+                        pending = []
+                if pending:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=DEFAULT_BATCH_ROWS)
             if self.local:
                 os.replace(target, final)
             for path, _ in opened:
@@ -451,6 +459,7 @@ class LogWindow:
     ) -> Iterator[pd.DataFrame]:
         """The window's rows as frames of at most ``batch_rows`` (None: one frame per part), in part order.
 
+        Consecutive row groups and parts with the same columns share a frame up to ``batch_rows``.
         ``columns`` projects (``ts`` is always read for the window's bounds); a column a part
         lacks is absent from its frames, as it would be from a whole read. Text columns arrive as pandas categoricals unless
         told otherwise: decoding each of a hundred million strings into a Python object is
@@ -461,6 +470,10 @@ class LogWindow:
         wanted = list(dict.fromkeys(columns)) if columns is not None else None
         if wanted is not None and self.version is not None:
             wanted.append("model_version")
+        # Row groups (and parts) smaller than ``batch_rows`` are gathered, while their columns
+        # match, into one frame: a gateway flushes a small part every second, and each frame
+        # costs its consumer a fixed price (a Great Expectations run is most of a second).
+        pending: list[pa.RecordBatch] = []
         for path in self.files():
             footer = self.log._open(path)
             if footer is None:
@@ -498,14 +511,32 @@ class LogWindow:
                     chunk = chunk.filter(bounds(chunk.column("ts")))
                 if chunk.num_rows == 0:
                     continue
-                frame = chunk.to_pandas()
-                if "ts" in frame.columns:
-                    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-                if self.version is not None:
-                    frame = answered_by(frame, self.version)
-                    if frame.empty:
-                        continue
-                yield frame
+                if not batch_rows:
+                    yield from self._frames([chunk])
+                    continue
+                gathered = sum(c.num_rows for c in pending)
+                if pending and (gathered + chunk.num_rows > batch_rows or not pending[0].schema.equals(chunk.schema)):
+                    yield from self._frames(pending)
+                    pending = []
+                pending.append(chunk)
+        if pending:
+            yield from self._frames(pending)
+
+    def _frames(self, chunks: list[Any]) -> Iterator[pd.DataFrame]:
+        """Record batches or tables of one schema as one frame (none when the version answered none of it)."""
+        import pyarrow as pa
+
+        table = chunks[0] if len(chunks) == 1 else pa.Table.from_batches(chunks)
+        if isinstance(table, pa.Table):
+            table = table.unify_dictionaries()  # each row group has its own dictionary: one categorical
+        frame = table.to_pandas()
+        if "ts" in frame.columns:
+            frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        if self.version is not None:
+            frame = answered_by(frame, self.version)
+            if frame.empty:
+                return
+        yield frame
 
     def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The whole window as one frame (small windows)."""

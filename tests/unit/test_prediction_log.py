@@ -197,3 +197,33 @@ def test_a_window_for_one_version_holds_only_its_answers_read_whole_or_in_batche
     streamed = pd.concat(list(window.batches(columns=["request_id"], batch_rows=2)))
     assert sorted(streamed["request_id"]) == ["n0", "n1", "n2", "n3"]
     assert len(log.window("pricing", since=start, until=start + timedelta(hours=6)).frame()) == 10
+
+
+def test_small_parts_stream_as_few_frames_and_compaction_writes_them_as_one_row_group(tmp_path: Path) -> None:
+    """Gateways flush a small part every second: a window streams them gathered into frames of up
+    to ``batch_rows`` (each frame costs its consumer a fixed price), and compaction merges them into
+    big row groups, not one per flushed part."""
+    import pyarrow.parquet as pq
+
+    log = PredictionLog(tmp_path)
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    for flush in range(12):
+        part = hour_of_rows(start + timedelta(minutes=4 * flush), 50, f"f{flush}-")
+        part["channel"] = ["web", "app"][flush % 2]  # each part's dictionary holds one value
+        PredictionLog(tmp_path, writer=f"gw-{flush % 3}").append(part)
+    window = log.window("pricing", since=start, until=start + timedelta(hours=1))
+    frames = list(window.batches(["confidence", "channel"], batch_rows=250))
+    assert [len(f) for f in frames] == [250, 250, 100]  # 12 parts of 50 rows, gathered
+    assert all(isinstance(f["channel"].dtype, pd.CategoricalDtype) for f in frames)
+    assert pd.concat(frames)["channel"].astype(str).value_counts().to_dict() == {"web": 300, "app": 300}
+
+    old = hour_of_rows(start + timedelta(minutes=50), 30, "old-").drop(columns=["confidence"])
+    PredictionLog(tmp_path, writer="gw-9").append(old)  # a part written before the column existed
+    frames = list(window.batches(["confidence", "channel"], batch_rows=250))
+    assert sum(len(f) for f in frames) == 630
+    assert [len(f) for f in frames if "confidence" not in f.columns] == [30]  # never gathered with the others
+
+    assert log.compact("pricing", now=start + timedelta(hours=2)) == 13
+    [merged] = log.parts(log.partitions("pricing")[0])
+    assert pq.ParquetFile(merged).metadata.num_row_groups == 1
+    assert len(log.read("pricing")) == 630
