@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from typing import Any
 
 from firebreak.errors import ConfigurationError
@@ -100,7 +101,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # once shut down, raises the signal again under the handler it found: the default one
     # would end the process there, before the drainer is awaited (and a container's runtime
     # kills an orphaned drainer with it, its journal undrained).
-    signal.signal(signal.SIGTERM, _stop)
+    if threading.current_thread() is threading.main_thread():  # signals can only be handled there
+        signal.signal(signal.SIGTERM, _stop)
     try:
         uvicorn.run(
             "firebreak.serving.app:app_from_env",
