@@ -83,8 +83,8 @@ def main() -> None:
         wait_ready(f"{upstream_url}/ping", upstream)
         wait_ready(f"{gateway_url}/ready", gateway)
         time.sleep(3)
-        for url in (upstream_url, gateway_url):  # warm both (first calls load lazily)
-            wrk(f"{url}/invocations", 3, args.connections, lua)
+        # Warm both (first calls load lazily); the gateway's warm-up answers are logged too.
+        warm = {url: wrk(f"{url}/invocations", 3, args.connections, lua) for url in (upstream_url, gateway_url)}
         for _ in range(args.repeats):
             for name, url in (("direct", upstream_url), ("sidecar", gateway_url)):
                 loads.append(os.getloadavg()[0])
@@ -96,7 +96,7 @@ def main() -> None:
 
     logged = len(PredictionLog(home / "predictions").read("bench-gbr"))
     routes = PredictionLog(home / "predictions").read("bench-gbr")["route"].value_counts().to_dict()
-    answered = sum(r["requests"] for r in runs["sidecar"])
+    answered = warm[gateway_url]["requests"] + sum(r["requests"] for r in runs["sidecar"])  # every wrk run through it
     print(
         f"\n### Sidecar vs direct: one-row requests, {args.connections} connections, {args.seconds} s, "
         f"median of {args.repeats}, upstream workers {args.upstream_workers}\n"
@@ -115,7 +115,10 @@ def main() -> None:
     ratio = statistics.median(s["rps"] / d["rps"] for s, d in zip(runs["sidecar"], runs["direct"], strict=True))
     print(f"\nadded latency (median of per-repeat differences): p50 {added50:+.2f} ms, p99 {added99:+.2f} ms")
     print(f"throughput sidecar / direct: {ratio:.2f}x")
-    print(f"logged {logged} rows (routes {routes}); wrk counted {answered} answers in its windows (+ warm-up)")
+    print(
+        f"logged {logged} rows (routes {routes}); wrk counted {answered} answers through the gateway, warm-up "
+        f"included (the log also holds the requests in flight when each wrk run stopped: at most {4 * args.connections})"
+    )
     print(f"load average (1 min) at each run's start: {', '.join(f'{x:.1f}' for x in loads)}")
     shutil.rmtree(home, ignore_errors=True)
 
