@@ -364,11 +364,13 @@ class PredictionLog:
                 # Parts are read one at a time and written in row groups of DEFAULT_BATCH_ROWS: memory is
                 # one row group, not the hour, and a reader gets big batches, not one per flushed part.
                 pending: list[pa.Table] = []
+                gathered = 0
                 for _, footer in opened:
                     pending.append(_conform(footer.read(), schema))
-                    if sum(t.num_rows for t in pending) >= DEFAULT_BATCH_ROWS:
+                    gathered += pending[-1].num_rows
+                    if gathered >= DEFAULT_BATCH_ROWS:
                         writer.write_table(pa.concat_tables(pending), row_group_size=DEFAULT_BATCH_ROWS)
-                        pending = []
+                        pending, gathered = [], 0
                 if pending:
                     writer.write_table(pa.concat_tables(pending), row_group_size=DEFAULT_BATCH_ROWS)
             if self.local:
@@ -474,6 +476,7 @@ class LogWindow:
         # match, into one frame: a gateway flushes a small part every second, and each frame
         # costs its consumer a fixed price (a Great Expectations run is most of a second).
         pending: list[pa.RecordBatch] = []
+        gathered = 0  # rows in pending
         for path in self.files():
             footer = self.log._open(path)
             if footer is None:
@@ -514,11 +517,11 @@ class LogWindow:
                 if not batch_rows:
                     yield from self._frames([chunk])
                     continue
-                gathered = sum(c.num_rows for c in pending)
                 if pending and (gathered + chunk.num_rows > batch_rows or not pending[0].schema.equals(chunk.schema)):
                     yield from self._frames(pending)
-                    pending = []
+                    pending, gathered = [], 0
                 pending.append(chunk)
+                gathered += chunk.num_rows
         if pending:
             yield from self._frames(pending)
 

@@ -68,27 +68,30 @@ def _design(
     reference: pd.DataFrame, current: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """The design matrices of ``reference`` and ``current``: each column's scores against the reference."""
-    blocks: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
-    frames = (reference, current)
+    ref_cols: list[np.ndarray] = []
+    cur_cols: list[np.ndarray] = []
     for column in numeric:
         ref = reference[column].to_numpy(dtype=float, na_value=np.nan)
         ordered = np.sort(ref[np.isfinite(ref)])  # once per column, for both tables
-        for block, frame in zip(blocks, frames, strict=True):
-            values = ref if frame is reference else frame[column].to_numpy(dtype=float, na_value=np.nan)
-            block.append(_normal_scores(ordered, values))
+        ref_cols.append(_normal_scores(ordered, ref))
+        cur_cols.append(_normal_scores(ordered, current[column].to_numpy(dtype=float, na_value=np.nan)))
     for column in categorical:
-        texts = [frame[column].astype("string") for frame in frames]
-        shares = texts[0].value_counts(normalize=True)
+        ref_text, cur_text = reference[column].astype("string"), current[column].astype("string")
+        shares = ref_text.value_counts(normalize=True)
         levels = shares[shares >= _MIN_LEVEL_SHARE].index[:_MAX_LEVELS]
         # One pass per table: each row's level as a code (-1: a level not kept, or missing).
-        codes = [pd.Categorical(text, categories=levels).codes for text in texts]
+        ref_codes = pd.Categorical(ref_text, categories=levels).codes
+        cur_codes = pd.Categorical(cur_text, categories=levels).codes
         for index, level in enumerate(levels):
             p = float(shares[level])
             scale = np.sqrt(p * (1 - p)) or 1.0
-            for block, code in zip(blocks, codes, strict=True):
-                block.append(((code == index).astype(float) - p) / scale)
-    ref_x, cur_x = (np.column_stack(b) if b else np.zeros((len(f), 0)) for b, f in zip(blocks, frames, strict=True))
-    return ref_x, cur_x
+            ref_cols.append(((ref_codes == index).astype(float) - p) / scale)
+            cur_cols.append(((cur_codes == index).astype(float) - p) / scale)
+
+    def stacked(cols: list[np.ndarray], rows: int) -> np.ndarray:
+        return np.column_stack(cols) if cols else np.zeros((rows, 0))
+
+    return stacked(ref_cols, len(reference)), stacked(cur_cols, len(current))
 
 
 def reconstruction_drift(

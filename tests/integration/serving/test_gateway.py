@@ -205,15 +205,24 @@ def challenger(world: Settings) -> Iterator[str]:
         registry.move_alias("pricing", Alias.CHALLENGER, None, incident_id=None, actor="test", reason="cleanup")
 
 
-def test_the_drainer_loads_the_challenger_before_any_traffic(world: Settings, challenger: str) -> None:
-    """``firebreak serve``'s drainer process loads the challenger as it starts, not at the first
-    shadowed batch (seconds of imports and loading that would land on a gateway under load)."""
-    from firebreak.serving.background import Drainer
+def test_the_drainer_loads_the_challenger_before_any_traffic(
+    world: Settings, challenger: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``firebreak serve``'s drainer process has the challenger loaded when its loop begins, not at
+    the first shadowed batch (seconds of imports and loading that would land on a gateway under load)."""
+    import signal
 
-    drainer = Drainer("pricing", world)
-    assert drainer.prepare() == challenger
-    assert list(drainer.shadow.scorers) == [challenger]
-    assert drainer.shadow.scorers[challenger].version == challenger
+    from firebreak.serving import background
+
+    at_loop_start: list[dict[str, str]] = []
+
+    def loop(drainer: background.Drainer, *_: Any, **__: Any) -> None:  # the drain loop, replaced: traffic never comes
+        at_loop_start.append({v: s.version for v, s in drainer.shadow.scorers.items()})
+
+    monkeypatch.setattr(background, "run", loop)
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # keep pytest's own handlers
+    assert background.main(["--model", "pricing"]) == 0  # the process `firebreak serve` starts
+    assert at_loop_start == [{challenger: challenger}]
 
 
 def test_shadow_never_alters_the_answer_and_a_failing_challenger_never_fails_a_request(
