@@ -26,13 +26,15 @@ values, numbers outside those ranges) is refused with
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from firebreak.errors import FirebreakError
-from firebreak.policy.schema import Fairness, Policy
+
+if TYPE_CHECKING:
+    from firebreak.policy.schema import Fairness, Policy
 
 # A score at or above this counts as selected (a positive decision).
 SCORE_THRESHOLD = 0.5
@@ -90,6 +92,8 @@ def default_limits(attribute: str) -> Fairness:
 
     The one place these numbers are set; everything else reads them from a ``Fairness``.
     """
+    from firebreak.policy.schema import Fairness  # pydantic: only when the limits are made
+
     return Fairness(
         protected_attribute=attribute,
         # Four-fifths rule: a group's selection rate under 80% of the best-treated group's is

@@ -48,8 +48,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.spatial import distance
+from scipy import special
 
 from firebreak.detection.drift import (
     ColumnDrift,
@@ -65,7 +64,9 @@ __all__ = [
     "KS",
     "WASSERSTEIN",
     "Z_TEST",
+    "binomial_tail",
     "compute_drift",
+    "ks_p_value",
     "sample_for_report",
 ]
 
@@ -313,7 +314,7 @@ def _counts_drift(name: str, reference: np.ndarray, current: np.ndarray) -> Colu
     if n_ref > _SMALL_REFERENCE_ROWS:
         # stattests/jensenshannon.py via utils.get_binned_data: shares per value,
         # scipy's jensenshannon with the natural log.
-        score = float(distance.jensenshannon(reference / n_ref, current / n_cur))
+        score = _jensenshannon(reference / n_ref, current / n_cur)
         return ColumnDrift(name, JENSEN_SHANNON, score, _DISTANCE_THRESHOLD, score >= _DISTANCE_THRESHOLD)
     if n_values > _BINARY_VALUES:
         # stattests/chisquare_stattest.py: goodness of fit of current counts to
@@ -321,6 +322,8 @@ def _counts_drift(name: str, reference: np.ndarray, current: np.ndarray) -> Colu
         # are taken as exact, so a small reference with a large current flags
         # noise as drift; Evidently's behaviour, kept).
         expected = reference * (n_cur / n_ref)
+        from scipy import stats  # ~1 s to import: only for small references
+
         with np.errstate(divide="ignore", invalid="ignore"):
             p_value = float(stats.chisquare(current, expected).pvalue)
         return ColumnDrift(name, CHI_SQUARE, p_value, _P_VALUE_THRESHOLD, p_value < _P_VALUE_THRESHOLD)
@@ -349,7 +352,17 @@ def _z_test_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     pooled = (p_ref * n_ref + p_cur * n_cur) / (n_ref + n_cur)
     z = (p_ref - p_cur) / math.sqrt(pooled * (1 - pooled) * (1.0 / n_ref + 1.0 / n_cur))
     # 1 - cdf rather than sf: Evidently's formula, which gives exactly 0 for |z| > ~8.3.
-    return float(2 * (1 - stats.norm.cdf(abs(z))))
+    # special.ndtr is what scipy.stats.norm.cdf evaluates.
+    return float(2 * (1 - special.ndtr(abs(z))))
+
+
+def _jensenshannon(p: np.ndarray, q: np.ndarray) -> float:
+    """``scipy.spatial.distance.jensenshannon(p, q)`` (natural log), the same operations in the
+    same order: the distance module's import costs more than the categorical test itself."""
+    p = p / np.sum(p)
+    q = q / np.sum(q)
+    m = (p + q) / 2.0
+    return float(np.sqrt((np.sum(special.rel_entr(p, m)) + np.sum(special.rel_entr(q, m))) / 2.0))
 
 
 def _numerical_drift(name: str, reference: pd.Series, current: pd.Series) -> ColumnDrift:
@@ -370,7 +383,7 @@ def _numerical_drift(name: str, reference: pd.Series, current: pd.Series) -> Col
         if len(ref_counts) <= _FEW_VALUES:
             return _counts_drift(name, ref_counts, cur_counts)
     if len(ref) <= _SMALL_REFERENCE_ROWS:
-        p_value = _ks_p_value(ref, cur)
+        p_value = ks_p_value(ref, cur)
         return ColumnDrift(name, KS, p_value, _P_VALUE_THRESHOLD, p_value <= _P_VALUE_THRESHOLD)
     score = _wasserstein_normed(ref, cur)
     return ColumnDrift(name, WASSERSTEIN, score, _DISTANCE_THRESHOLD, score >= _DISTANCE_THRESHOLD)
@@ -416,14 +429,13 @@ def _may_have_few_values(reference: np.ndarray, current: np.ndarray) -> bool:
     return len(pd.unique(head)) <= _FEW_VALUES
 
 
-def _ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
+def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     """Two-sample K-S p-value exactly as ``scipy.stats.ks_2samp(method="auto")`` gives it.
 
-    Only used for references of at most 1000 rows. Up to 10,000 rows per sample
-    scipy itself runs (its exact distribution); above, the statistic is taken
-    at the sorted unique reference values by counting current values below and
-    at each of them, which avoids sorting the large current sample, and the
-    p-value is scipy's asymptotic one.
+    Up to 10,000 rows per sample scipy itself runs (its exact distribution); above, the
+    statistic is taken at the sorted unique reference values by counting current values below
+    and at each of them, which avoids sorting the large current sample, and the p-value is
+    scipy's asymptotic one (:func:`_kstwo_sf`).
 
     Args:
         reference: Finite reference values.
@@ -434,6 +446,8 @@ def _ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     """
     n_ref, n_cur = len(reference), len(current)
     if max(n_ref, n_cur) <= _KS_EXACT_MAX_ROWS:
+        from scipy import stats  # ~1 s to import: only for small samples
+
         return float(stats.ks_2samp(reference, current).pvalue)
     values, counts = np.unique(reference, return_counts=True)
     ref_at = np.cumsum(counts)  # reference rows <= value
@@ -449,8 +463,46 @@ def _ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
         float(np.max(np.abs(ref_below / n_ref - cur_below / n_cur))),
     )
     larger, smaller = sorted((float(n_ref), float(n_cur)), reverse=True)
-    effective = np.round(larger * smaller / (larger + smaller))
-    return float(np.clip(stats.kstwo.sf(statistic, effective), 0, 1))
+    effective = float(np.round(larger * smaller / (larger + smaller)))
+    return float(np.clip(_kstwo_sf(statistic, effective), 0, 1))
+
+
+def _kstwo_sf(statistic: float, n: float) -> float:
+    """``scipy.stats.kstwo.sf(statistic, n)`` for n > 140 (samples over 10,000 rows).
+
+    The branches where scipy's Simard-L'Ecuyer algorithm (``scipy/stats/_ksstats.py``,
+    ``_kolmogn``) has a closed form are evaluated here with the same scipy.special calls, in
+    the same order: a clear drift (n·d² >= 2.2) never imports scipy.stats, whose import
+    costs more than a whole triage. The rest is scipy's own.
+    """
+    t = n * statistic
+    if statistic >= 1.0 or t <= 0.5:
+        return 0.0 if statistic >= 1.0 else 1.0
+    squared = t * statistic
+    if t > 1.0 and t < n - 1 and statistic < 0.5 and n > 140:
+        if squared >= 370.0:
+            return 0.0
+        if squared >= 2.2:
+            return float(np.clip(2 * special.smirnov(n, statistic), 0.0, 1.0))
+    from scipy import stats
+
+    return float(stats.kstwo.sf(statistic, n))
+
+
+def binomial_tail(count: np.ndarray | int, trials: np.ndarray | int, rate: np.ndarray | float) -> np.ndarray:
+    """P(X >= count) for X ~ Binomial(trials, rate), elementwise: ``scipy.stats.binom.sf(count - 1,
+    trials, rate)`` with the rate clipped to [0, 1].
+
+    The same Boost function scipy.stats evaluates inside the support, and scipy's own values
+    outside it (1 below, 0 from ``trials`` on), without importing scipy.stats.
+    """
+    from scipy.special._ufuncs import _binom_sf  # what scipy.stats.binom._sf calls
+
+    k = np.asarray(count, dtype=float) - 1
+    n = np.asarray(trials, dtype=float)
+    inside = (k >= 0) & (k < n)
+    tail = _binom_sf(np.where(inside, k, 0.0), n, np.clip(rate, 0.0, 1.0))
+    return np.where(k < 0, 1.0, np.where(k >= n, 0.0, tail))
 
 
 def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
@@ -477,6 +529,8 @@ def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     ambiguous = abs(score - _DISTANCE_THRESHOLD) <= error
     if ambiguous or not error <= _MAX_WASSERSTEIN_ERROR:
         # Exact but sorts both samples (~1 s per million rows): rare by construction.
+        from scipy import stats
+
         return float(stats.wasserstein_distance(reference, current)) / norm
     return score
 

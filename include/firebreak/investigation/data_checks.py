@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from firebreak.detection.stats import binomial_tail, ks_p_value
+
 __all__ = [
     "SIGNIFICANCE",
     "allowed_range",
@@ -84,17 +86,6 @@ def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
     return min_value, max_value
 
 
-def _binomial_sf(count: int, trials: int, rate: float) -> float:
-    """P(X >= count) for X ~ Binomial(trials, rate)."""
-    from scipy import stats
-
-    if count <= 0:
-        return 1.0
-    if rate <= 0:
-        return 0.0
-    return float(stats.binom.sf(count - 1, trials, min(rate, 1.0)))
-
-
 def _text(series: pd.Series) -> pd.Series:
     return series.astype("string")
 
@@ -122,7 +113,7 @@ def unknown_values(reference: pd.Series, current: pd.Series, declared: Sequence[
     n_ref = max(int(counts.sum()), 1)
     expected = max(float((counts == 1).sum()) / n_ref, 1.0 / n_ref)
     rows, n = len(unknown), len(cur)
-    p_value = _binomial_sf(rows, n, expected)
+    p_value = float(binomial_tail(rows, n, expected))
     share = rows / n
     return {
         "column": str(reference.name),
@@ -153,7 +144,7 @@ def null_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
         ref_rate, cur_rate = a / n_ref, b / n_cur
         if b == 0 or cur_rate <= ref_rate:
             continue
-        p_value = _binomial_sf(b, a + b, n_cur / (n_ref + n_cur))
+        p_value = float(binomial_tail(b, a + b, n_cur / (n_ref + n_cur)))
         found.append(
             {
                 "column": str(column),
@@ -219,12 +210,10 @@ def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool) -> tupl
             why = "a sign the reference never has" if sign_flip else f"{gap / spread:.1f} interquartile ranges out"
             return "skew", f"{counts[top]} rows hold the single value {value:g}, {why}: a sentinel or default"
     if len(outside) >= _UNIT_MIN_ROWS:
-        from scipy import stats
-
         for factor in _UNIT_FACTORS:
             scaled = outside / factor
             inside = (scaled >= ref_low) & (scaled <= ref_high)
-            if inside.mean() >= _UNIT_INSIDE_SHARE and stats.ks_2samp(scaled, ref).pvalue >= _UNIT_MATCH_P:
+            if inside.mean() >= _UNIT_INSIDE_SHARE and ks_p_value(scaled, ref) >= _UNIT_MATCH_P:
                 return "skew", (
                     f"divided by {factor:g} they match the reference's own distribution: "
                     "a unit change on part of the rows"
@@ -248,7 +237,7 @@ def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
     ref_share = max(seen, 1) / len(ref)
     if share < _SPIKE_MIN_SHARE or share < _SPIKE_MIN_RATIO * ref_share:
         return None
-    p_value = _binomial_sf(int(counts[top]), len(cur), ref_share)
+    p_value = float(binomial_tail(int(counts[top]), len(cur), ref_share))
     if p_value >= SIGNIFICANCE:
         return None
     return {

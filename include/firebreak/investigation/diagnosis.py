@@ -9,7 +9,7 @@ so an incident and a triage of the same tables get the same answer.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firebreak.incidents.enums import FailureClass, Remediation, Severity
 from firebreak.investigation.findings import (
@@ -23,7 +23,9 @@ from firebreak.investigation.findings import (
     performance_findings,
     spike_findings,
 )
-from firebreak.policy.schema import Policy
+
+if TYPE_CHECKING:
+    from firebreak.policy.schema import Policy
 
 __all__ = ["Diagnosis", "Finding", "Verdict", "classify", "diagnose", "triage_tables"]
 

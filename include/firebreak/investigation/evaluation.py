@@ -14,7 +14,8 @@ import pandas as pd
 
 from firebreak.detection.performance import Predictor, evaluate, from_loss, loss
 from firebreak.errors import ConfigurationError
-from firebreak.policy.schema import HIGHER_IS_BETTER, Policy
+from firebreak.policy.metrics import HIGHER_IS_BETTER
+from firebreak.policy.schema import Policy
 from firebreak.settings import Settings
 
 if TYPE_CHECKING:

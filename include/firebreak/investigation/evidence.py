@@ -211,9 +211,8 @@ def add_drift_checks(
     * ``multivariate``: :func:`firebreak.detection.multivariate.reconstruction_drift` over
       the same columns, for a joint change no single column shows.
     """
-    from scipy import stats
-
     from firebreak.detection.multivariate import reconstruction_drift
+    from firebreak.detection.stats import ks_p_value
 
     numeric, categorical = [], []
     for column in drift.get("columns", []):
@@ -232,7 +231,7 @@ def add_drift_checks(
             cur = current[name].to_numpy(dtype=float, na_value=np.nan)
             ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
             if len(ref) and len(cur):
-                column["confirm_p_value"] = float(stats.ks_2samp(ref, cur).pvalue)
+                column["confirm_p_value"] = ks_p_value(ref, cur)
     drift["scale_changes"] = scale_changes(reference, current, numeric)
     rescaled = [c["column"] for c in drift["scale_changes"]]
     drift["data_checks"] = data_checks.data_checks(

@@ -14,7 +14,7 @@ from typing import Any
 
 from firebreak.incidents.enums import FailureClass
 from firebreak.investigation.evidence import CONFIRM_P_VALUE
-from firebreak.policy.schema import METRIC_LABELS
+from firebreak.policy.metrics import METRIC_LABELS
 
 __all__ = [
     "Finding",

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.containment.segment import MISSING, Condition, Segment
+from firebreak.detection.stats import binomial_tail
 
 __all__ = ["FDR", "MIN_LIFT", "MIN_ROWS", "localise"]
 
@@ -105,13 +106,6 @@ def _code_categorical(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Ser
     )
 
 
-def _binomial_sf(count: np.ndarray, trials: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    from scipy import stats
-
-    p = stats.binom.sf(count - 1, trials, np.clip(rate, 0.0, 1.0))
-    return np.where(count <= 0, 1.0, p)
-
-
 def _wilson_low(hits: np.ndarray, n: np.ndarray) -> np.ndarray:
     n = np.maximum(n, 1)
     p = hits / n
@@ -133,10 +127,10 @@ def _tests(
     overall = max(bad_cur / max(n_cur, 1), 1e-12)
     # Two questions, both must be answered yes: worse than this segment was in the reference,
     # and worse than the current traffic as a whole (else the failure is everyone's).
-    changed = _binomial_sf(cur_bad, cur_bad + ref_bad, cur_n / np.maximum(cur_n + ref_n, 1))
+    changed = binomial_tail(cur_bad, cur_bad + ref_bad, cur_n / np.maximum(cur_n + ref_n, 1))
     if not baseline:
         changed = np.zeros_like(changed)  # no baseline (an incident's window): concentration alone
-    concentrated = _binomial_sf(cur_bad, cur_n, np.full(len(cur_n), overall))
+    concentrated = binomial_tail(cur_bad, cur_n, np.full(len(cur_n), overall))
     p = np.maximum(changed, concentrated)
     rate = cur_bad / np.maximum(cur_n, 1)
     return {"p": p, "lift": rate / overall, "lift_low": _wilson_low(cur_bad, cur_n) / overall, "rate": rate}
@@ -215,7 +209,7 @@ def localise(
         if share_mode:
             # Share of the table: the "failures" are the rows, the trials both tables' rows in the segment.
             tests = _tests(ref_n, ref_n, cur_n, cur_n, (n_cur, n_cur))
-            tests["p"] = _binomial_sf(cur_n, cur_n + ref_n, np.full(len(cur_n), n_cur / (n_cur + n_ref)))
+            tests["p"] = binomial_tail(cur_n, cur_n + ref_n, np.full(len(cur_n), n_cur / (n_cur + n_ref)))
             ref_share = ref_n / n_ref
             tests["rate"] = cur_n / n_cur
             tests["lift"] = tests["rate"] / np.maximum(ref_share, 1e-12)
@@ -264,7 +258,7 @@ def localise(
                     # ... and sharper beyond noise: its failures against the worse half's rate.
                     half = max(parent["rate"], single_rate.get((other_index, other_level), 0.0))
                     bad = np.array([row["rate"] * row["cur_n"]])
-                    sharper = float(_binomial_sf(np.round(bad), np.array([row["cur_n"]]), np.array([half]))[0])
+                    sharper = float(binomial_tail(np.round(bad), np.array([row["cur_n"]]), np.array([half]))[0])
                     row["p"] = max(row["p"], sharper)
                 candidates.append((Segment((first.conditions[level], other.conditions[other_level])), row))
     result["tested"] = len(candidates)

@@ -10,7 +10,8 @@ import pandas as pd
 from firebreak.errors import RemediationError
 from firebreak.incidents.enums import Alias, EvidenceKind
 from firebreak.kinds.base import GoldenCheck, Predict
-from firebreak.policy.schema import METRIC_LABELS, Policy
+from firebreak.policy.metrics import METRIC_LABELS
+from firebreak.policy.schema import Policy
 
 if TYPE_CHECKING:
     from firebreak.contracts.online import OnlineContract

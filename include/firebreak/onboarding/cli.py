@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firebreak.incidents.enums import FailureClass, Remediation, Severity
-from firebreak.policy.schema import TASK_METRICS
+from firebreak.policy.metrics import TASK_METRICS
 from firebreak.settings import Settings
 
 COMMANDS = frozenset({"onboard", "check", "policy", "open"})

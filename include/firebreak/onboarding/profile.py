@@ -46,7 +46,7 @@ def infer_task(label: pd.Series, *, task: str | None = None, metric: str | None 
     Raises:
         OnboardingError: The label has no values, or a stated metric does not fit the task.
     """
-    from firebreak.policy.schema import TASK_METRICS
+    from firebreak.policy.metrics import TASK_METRICS
 
     values = label.dropna()
     if values.empty:

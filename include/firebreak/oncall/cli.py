@@ -14,7 +14,6 @@ import sys
 from typing import Any
 
 from firebreak.errors import IncidentNotFound
-from firebreak.oncall.acknowledge import acknowledge
 from firebreak.settings import Settings
 
 
@@ -27,6 +26,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from firebreak.oncall.acknowledge import acknowledge  # the state DB (SQLAlchemy): only when acknowledging
+
     try:
         done = acknowledge(args.incident_id, args.by, via="shell", note=args.note, settings=settings)
     except IncidentNotFound as exc:

@@ -21,29 +21,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from firebreak.errors import ConfigurationError, PolicyError, UnknownModelError
 from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
 from firebreak.model_names import ModelName, ModelNameError, model_stem
+from firebreak.policy.metrics import TASK_METRICS
 
 # Names Firebreak itself chooses (prompt names and aliases). Model names are MLflow's:
 # firebreak.model_names.check_model_name.
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
-# The gate's metrics per task. Higher is better for accuracy, AUC and F1; lower for the rest.
+# The gate's metrics per task (the names: firebreak.policy.metrics).
 Task = Literal["classification", "regression"]
 Metric = Literal["mae", "rmse", "mape", "accuracy", "auc", "f1", "log_loss"]
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "regression": ("mae", "rmse", "mape"),
-    "classification": ("accuracy", "auc", "f1", "log_loss"),
-}
-HIGHER_IS_BETTER = frozenset({"accuracy", "auc", "f1"})
-# How people read each metric's name (the gate's checks, the golden evidence, the post-mortem).
-METRIC_LABELS = {
-    "mae": "MAE",
-    "rmse": "RMSE",
-    "mape": "MAPE",
-    "accuracy": "accuracy",
-    "auc": "AUC",
-    "f1": "F1",
-    "log_loss": "log-loss",
-}
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 EntryPoint = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 

@@ -25,7 +25,8 @@ from firebreak.incidents.enums import ClockMark, EvidenceKind, IncidentStatus, S
 from firebreak.incidents.store import Incident, TimelineEvent
 from firebreak.inert import md, md_block, md_code
 from firebreak.oncall.outbox import Notification
-from firebreak.policy.schema import METRIC_LABELS, Policy
+from firebreak.policy.metrics import METRIC_LABELS
+from firebreak.policy.schema import Policy
 from firebreak.postmortem.clock import clock_rows, clock_view, human_duration, route_for, utc
 from firebreak.registry.ledger import LedgerEntry
 

@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 
 from firebreak.errors import RegistryError
-from firebreak.policy.schema import Policy
 from firebreak.quiet_import import import_quietly
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel
+
+    from firebreak.policy.schema import Policy
 
 Predict = Callable[[pd.DataFrame], pd.DataFrame]
 # The probability of the positive class (the last of a binary classifier's sorted classes),

@@ -17,7 +17,8 @@ import pandas as pd
 
 from firebreak.detection.performance import Figures, from_loss, loss
 from firebreak.investigation.evaluation import QAFigures
-from firebreak.policy.schema import HIGHER_IS_BETTER, METRIC_LABELS, Fairness, Gate, Llm, Policy
+from firebreak.policy.metrics import HIGHER_IS_BETTER, METRIC_LABELS
+from firebreak.policy.schema import Fairness, Gate, Llm, Policy
 
 if TYPE_CHECKING:
     from firebreak.contracts.validation import ContractResult

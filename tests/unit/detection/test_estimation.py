@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
@@ -23,10 +24,13 @@ def population(rng: np.random.Generator, n: int, shift: float) -> tuple[np.ndarr
     return x, y
 
 
-def test_isotonic_calibration_equals_scikit_learns() -> None:
+@pytest.mark.parametrize("decimals", [3, None])  # tied scores (weighted blocks), every score distinct
+@pytest.mark.parametrize("shape", ["square", "noise"])  # monotone truth; no relation (long pooled runs)
+def test_isotonic_calibration_equals_scikit_learns(decimals: int | None, shape: str) -> None:
     rng = np.random.default_rng(0)
-    scores = rng.random(2000).round(3)
-    targets = (rng.random(2000) < scores**2).astype(float)
+    scores = rng.random(2000)
+    scores = scores.round(decimals) if decimals is not None else scores
+    targets = (rng.random(2000) < (scores**2 if shape == "square" else 0.5)).astype(float)
     edges, fitted = isotonic_fit(scores, targets)
     ours = np.interp(scores, edges, fitted)
     theirs = IsotonicRegression(out_of_bounds="clip").fit(scores, targets).predict(scores)

@@ -30,7 +30,10 @@ from firebreak.detection.stats import (
     WASSERSTEIN,
     Z_TEST,
     _grid_wasserstein,
+    _jensenshannon,
+    binomial_tail,
     compute_drift,
+    ks_p_value,
     sample_for_report,
 )
 
@@ -517,3 +520,48 @@ def test_cli_html_builds_evidently_report_on_samples(
     snapshot = json.loads((tmp_path / "out" / "drift.json").read_text(encoding="utf-8"))
     assert snapshot["metrics"]
     assert "disagrees" not in captured.err
+
+
+# -- the p-values computed without importing scipy.stats (its import costs about a second) ------
+
+
+@pytest.mark.parametrize(
+    "shift",
+    # n*d^2 under 2.2 (scipy's own code), 2.2 to 370, over 370 (p = 0), and d over 0.5 (scipy's)
+    [0.0, 0.02, 0.05, 0.3, 0.6, 1.5],
+)
+@pytest.mark.parametrize("rows", [(12_000, 30_000), (40_000, 11_000)])
+def test_the_large_sample_ks_p_value_is_scipys(shift: float, rows: tuple[int, int]) -> None:
+    rng = np.random.default_rng(int(shift * 1000) + rows[0])
+    reference = rng.normal(0, 1, rows[0]).round(2)  # ties, as real columns have
+    current = rng.normal(shift, 1, rows[1]).round(2)
+    expected = scipy_stats.ks_2samp(reference, current).pvalue
+    assert ks_p_value(reference, current) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+
+
+def test_the_small_sample_ks_p_value_is_scipys_exact_one() -> None:
+    rng = np.random.default_rng(5)
+    reference, current = rng.normal(0, 1, 800), rng.normal(0.1, 1, 900)
+    assert ks_p_value(reference, current) == scipy_stats.ks_2samp(reference, current).pvalue
+
+
+def test_binomial_tail_is_scipys_survival_function_at_count_minus_one() -> None:
+    rng = np.random.default_rng(11)
+    trials = rng.integers(0, 3000, 5000)
+    count = rng.integers(-2, 3200, 5000)  # below the support, inside it, and past the trials
+    rate = rng.choice([0.0, 1.0, 1e-4, 0.02, 0.5, 0.97], 5000)
+    expected = scipy_stats.binom.sf(count - 1, trials, rate)
+    np.testing.assert_array_equal(binomial_tail(count, trials, rate), expected)
+    assert float(binomial_tail(3, 10, 1.5)) == 1.0  # a rate over 1 is clipped: every trial a hit
+
+
+def test_jensen_shannon_is_scipys() -> None:
+    from scipy.spatial import distance
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        k = int(rng.integers(1, 30))
+        p, q = rng.integers(0, 500, k).astype(float), rng.integers(0, 500, k).astype(float)
+        p[rng.integers(0, k)] = 0.0  # a value one side never had
+        p[0], q[-1] = p[0] + 1, q[-1] + 1
+        assert _jensenshannon(p / p.sum(), q / q.sum()) == float(distance.jensenshannon(p / p.sum(), q / q.sum()))
