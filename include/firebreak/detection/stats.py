@@ -468,16 +468,18 @@ def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def _kstwo_sf(statistic: float, n: float) -> float:
-    """``scipy.stats.kstwo.sf(statistic, n)`` for n > 140 (samples over 10,000 rows).
+    """``scipy.stats.kstwo.sf(statistic, n)``, n being the samples' effective size.
 
-    The branches where scipy's Simard-L'Ecuyer algorithm (``scipy/stats/_ksstats.py``,
-    ``_kolmogn``) has a closed form are evaluated here with the same scipy.special calls, in
-    the same order: a clear drift (n·d² >= 2.2) never imports scipy.stats, whose import
-    costs more than a whole triage. The rest is scipy's own.
+    Where scipy's Simard-L'Ecuyer algorithm (``scipy/stats/_ksstats.py``, ``_kolmogn``) has a
+    closed form for n over 140 (the only sizes here: samples over 10,000 rows), it is
+    evaluated with the same scipy.special call: a clear drift (n·d² >= 2.2) never imports
+    scipy.stats, whose import costs more than a whole triage. The rest is scipy's own.
     """
+    if statistic >= 1.0:
+        return 0.0
     t = n * statistic
-    if statistic >= 1.0 or t <= 0.5:
-        return 0.0 if statistic >= 1.0 else 1.0
+    if t <= 0.5:
+        return 1.0
     squared = t * statistic
     if t > 1.0 and t < n - 1 and statistic < 0.5 and n > 140:
         if squared >= 370.0:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -242,9 +244,6 @@ def test_a_drifted_labelled_triage_imports_neither_scipy_stats_nor_the_state_db(
     second to import), pydantic's policy models and SQLAlchemy are not on its path for large
     tables with a drifted column and a classifier's labels (their p-values come from
     scipy.special, the same functions scipy.stats evaluates)."""
-    import subprocess
-    import sys
-
     reference, current = prices(11, 12_000), prices(12, 12_000)
     current["demand_index"] = current["demand_index"] + 0.4
     for frame, seed in ((reference, 1), (current, 2)):
