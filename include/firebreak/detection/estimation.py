@@ -54,8 +54,9 @@ def _pool_adjacent_violators(means: np.ndarray, weights: np.ndarray) -> np.ndarr
 
     Linear in the values (each merge removes a block). Here rather than scipy.optimize's
     ``isotonic_regression`` (the same fit, to rounding): importing scipy.optimize costs about
-    0.3 s, more than this loop on 30,000 distinct scores (~20 ms), and a triage from the shell
-    pays it on every run.
+    0.3 s, which a triage from the shell would pay on every run, and this loop takes about
+    20 ms on 30,000 distinct scores. It is a Python loop: about 0.7 s per million distinct
+    scores, where scipy's compiled one takes 30 ms.
     """
     block_means: list[float] = []
     block_weights: list[float] = []

@@ -470,21 +470,25 @@ def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
 def _kstwo_sf(statistic: float, n: float) -> float:
     """``scipy.stats.kstwo.sf(statistic, n)``, n being the samples' effective size.
 
-    Where scipy's Simard-L'Ecuyer algorithm (``scipy/stats/_ksstats.py``, ``_kolmogn``) has a
-    closed form for n over 140 (the only sizes here: samples over 10,000 rows), it is
-    evaluated with the same scipy.special call: a clear drift (n·d² >= 2.2) never imports
-    scipy.stats, whose import costs more than a whole triage. The rest is scipy's own.
+    scipy's Simard-L'Ecuyer algorithm (``scipy/stats/_ksstats.py``, ``_kolmogn``) has closed
+    forms for the tails: d·n at most 0.5 or d at least 1, Ruben-Gambino's ``2(1 - d)^n`` for
+    d·n >= n - 1, and twice Smirnov's one-sided tail for d >= 0.5 and for n·d² past 4 (n up
+    to 140) or from 2.2 (above; 0 from 370). Those are evaluated here with the same
+    expressions in the same order, so a clear drift never imports scipy.stats, whose import
+    costs more than a whole triage; the middle of the distribution is scipy's own.
     """
     if statistic >= 1.0:
         return 0.0
     t = n * statistic
     if t <= 0.5:
         return 1.0
-    squared = t * statistic
-    if t > 1.0 and t < n - 1 and statistic < 0.5 and n > 140:
-        if squared >= 370.0:
+    if t > 1.0:
+        if t >= n - 1:
+            return float(np.clip(2 * (1.0 - np.float64(statistic)) ** np.float64(n), 0.0, 1.0))
+        squared = t * statistic
+        if statistic < 0.5 and n > 140 and squared >= 370.0:
             return 0.0
-        if squared >= 2.2:
+        if statistic >= 0.5 or (squared > 4.0 if n <= 140 else squared >= 2.2):
             return float(np.clip(2 * special.smirnov(n, statistic), 0.0, 1.0))
     from scipy import stats
 
@@ -493,18 +497,24 @@ def _kstwo_sf(statistic: float, n: float) -> float:
 
 def binomial_tail(count: np.ndarray | int, trials: np.ndarray | int, rate: np.ndarray | float) -> np.ndarray:
     """P(X >= count) for X ~ Binomial(trials, rate), elementwise: ``scipy.stats.binom.sf(count - 1,
-    trials, rate)`` with the rate clipped to [0, 1].
+    trials, rate)`` with the rate clipped to [0, 1], for whole counts and trials.
 
     The same Boost function scipy.stats evaluates inside the support, and scipy's own values
-    outside it (1 below, 0 from ``trials`` on), without importing scipy.stats.
+    outside it (1 below, 0 from ``trials`` on; NaN for a NaN rate), without importing
+    scipy.stats.
     """
-    from scipy.special._ufuncs import _binom_sf  # what scipy.stats.binom._sf calls
+    try:
+        from scipy.special._ufuncs import _binom_sf  # what scipy.stats.binom._sf calls
+    except ImportError:  # a scipy that moved it: the public function, at its import cost
+        from scipy.stats import binom
 
-    k = np.asarray(count, dtype=float) - 1
+        return np.asarray(binom.sf(np.asarray(count) - 1, trials, np.clip(rate, 0.0, 1.0)))
+    k = np.floor(np.asarray(count, dtype=float)) - 1
     n = np.asarray(trials, dtype=float)
+    p = np.clip(rate, 0.0, 1.0)
     inside = (k >= 0) & (k < n)
-    tail = _binom_sf(np.where(inside, k, 0.0), n, np.clip(rate, 0.0, 1.0))
-    return np.where(k < 0, 1.0, np.where(k >= n, 0.0, tail))
+    tail = np.clip(_binom_sf(np.where(inside, k, 0.0), n, p), 0.0, 1.0)
+    return np.where(np.isnan(p), np.nan, np.where(k < 0, 1.0, np.where(k >= n, 0.0, tail)))
 
 
 def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:

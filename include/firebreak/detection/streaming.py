@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from firebreak.detection import stats
 from firebreak.detection.drift import ColumnDrift, DriftInputError, DriftResult, rank_columns
@@ -74,16 +73,16 @@ class _KsCounts:
             self.kept = []
 
     def p_value(self, reference: np.ndarray) -> float:
-        """As ``scipy.stats.ks_2samp(method="auto")`` on every row (``stats._ks_p_value``)."""
+        """As ``scipy.stats.ks_2samp(method="auto")`` on every row (``stats.ks_p_value``)."""
         n_ref, n_cur = len(reference), self.rows
         if max(n_ref, n_cur) <= stats._KS_EXACT_MAX_ROWS:
-            return float(sps.ks_2samp(reference, np.concatenate(self.kept)).pvalue)
+            return stats.ks_p_value(reference, np.concatenate(self.kept))
         _, counts = np.unique(reference, return_counts=True)
         ref_at = np.cumsum(counts)
         ref_below = ref_at - counts
         # searchsorted(side="left") = i means value_{i-1} < x <= value_i, so the running sum up to i
         # of those counts is the rows <= value_i; side="right" = i means value_{i-1} <= x < value_i,
-        # so its running sum is the rows < value_i (stats._ks_p_value counts the same way, at once).
+        # so its running sum is the rows < value_i (stats.ks_p_value counts the same way, at once).
         cur_at = np.cumsum(self.at)[:-1]
         cur_below = np.cumsum(self.below)[:-1]
         statistic = max(
@@ -91,8 +90,8 @@ class _KsCounts:
             float(np.max(np.abs(ref_below / n_ref - cur_below / n_cur))),
         )
         larger, smaller = sorted((float(n_ref), float(n_cur)), reverse=True)
-        effective = np.round(larger * smaller / (larger + smaller))
-        return float(np.clip(sps.kstwo.sf(statistic, effective), 0, 1))
+        effective = float(np.round(larger * smaller / (larger + smaller)))
+        return float(np.clip(stats._kstwo_sf(statistic, effective), 0, 1))
 
 
 @dataclass

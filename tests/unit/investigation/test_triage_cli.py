@@ -239,23 +239,32 @@ def test_fail_on_turns_a_finding_into_exit_3_and_leaves_other_classes_at_0(
     assert "who is hit:" in run(capsys, *args)[1]
 
 
-def test_a_drifted_labelled_triage_imports_neither_scipy_stats_nor_the_state_db(tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", ["drift", "cents"])
+def test_a_triage_with_scores_imports_neither_scipy_stats_nor_the_state_db(tmp_path: Path, change: str) -> None:
     """From the shell the command's start-up is most of its wall time: scipy.stats (about a
-    second to import), pydantic's policy models and SQLAlchemy are not on its path for large
-    tables with a drifted column and a classifier's labels (their p-values come from
-    scipy.special, the same functions scipy.stats evaluates)."""
+    second to import), scipy.optimize, pydantic's policy models and SQLAlchemy are not on its
+    path for large tables with a drifted column, or prices sent in cents, and a classifier's
+    labels and scores (their p-values come from scipy.special, the same functions scipy.stats
+    evaluates; the scores' calibration is the module's own)."""
     reference, current = prices(11, 12_000), prices(12, 12_000)
-    current["demand_index"] = current["demand_index"] + 0.4
+    if change == "drift":
+        current["demand_index"] = current["demand_index"] + 0.4
+    else:
+        current[["unit_cost", "competitor_price"]] *= 100
     for frame, seed in ((reference, 1), (current, 2)):
-        frame["label"] = np.random.default_rng(seed).integers(0, 2, len(frame))
-        frame["decision"] = (frame["demand_index"] > 0.9).astype("int64")
-    args = [*tables(tmp_path, reference, current), "--label-column", "label", "--prediction-column", "decision"]
+        rng = np.random.default_rng(seed)
+        frame["label"] = rng.integers(0, 2, len(frame))
+        frame["score"] = rng.random(len(frame)).round(4)
+    args = [*tables(tmp_path, reference, current), "--label-column", "label", "--prediction-column", "score"]
     script = (
         "import sys\nfrom firebreak.cli import main\n"
         f"code = main(['triage', *{args!r}, '--json'])\n"
-        "heavy = ('scipy.stats', 'scipy.spatial', 'pydantic', 'sqlalchemy', 'great_expectations', 'sklearn')\n"
+        "heavy = ('scipy.stats', 'scipy.spatial', 'scipy.optimize', 'pydantic', 'sqlalchemy', "
+        "'great_expectations', 'sklearn')\n"
         "print(code, sorted({m for m in sys.modules if m.split('.')[0] in heavy or m in heavy}), file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
-    assert json.loads(done.stdout)["failure_class"] == "drift", done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["failure_class"] == ("drift" if change == "drift" else "skew"), done.stderr[-2000:]
+    assert report["estimated_performance"] is not None  # the calibration ran
     assert done.stderr.strip().splitlines()[-1] == "0 []"

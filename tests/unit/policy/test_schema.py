@@ -123,3 +123,15 @@ def test_a_channel_list_from_before_typed_targets_still_loads(tmp_path: Path) ->
 def test_bad_notify_or_approval_sections_are_named(tmp_path: Path, change: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_policy("pricing", write_policy(tmp_path, change))
+
+
+def test_the_schemas_metric_names_are_the_metric_vocabularys() -> None:
+    """The gate's ``metric`` field is a Literal in the schema; the names per task live in
+    firebreak.policy.metrics (no pydantic): the two lists are one."""
+    from typing import get_args
+
+    from firebreak.policy.metrics import METRIC_LABELS, TASK_METRICS
+    from firebreak.policy.schema import Metric
+
+    names = {m for metrics in TASK_METRICS.values() for m in metrics}
+    assert set(get_args(Metric)) == names == METRIC_LABELS.keys()
