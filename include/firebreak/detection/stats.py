@@ -464,11 +464,11 @@ def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     )
     larger, smaller = sorted((float(n_ref), float(n_cur)), reverse=True)
     effective = float(np.round(larger * smaller / (larger + smaller)))
-    return float(np.clip(_kstwo_sf(statistic, effective), 0, 1))
+    return _kstwo_sf(statistic, effective)
 
 
 def _kstwo_sf(statistic: float, n: float) -> float:
-    """``scipy.stats.kstwo.sf(statistic, n)``, n being the samples' effective size.
+    """``scipy.stats.kstwo.sf(statistic, n)`` clipped to [0, 1], n being the samples' effective size.
 
     scipy's Simard-L'Ecuyer algorithm (``scipy/stats/_ksstats.py``, ``_kolmogn``) has closed
     forms for the tails: d·n at most 0.5 or d at least 1, Ruben-Gambino's ``2(1 - d)^n`` for
@@ -492,7 +492,7 @@ def _kstwo_sf(statistic: float, n: float) -> float:
             return float(np.clip(2 * special.smirnov(n, statistic), 0.0, 1.0))
     from scipy import stats
 
-    return float(stats.kstwo.sf(statistic, n))
+    return float(np.clip(stats.kstwo.sf(statistic, n), 0.0, 1.0))
 
 
 def binomial_tail(count: np.ndarray | int, trials: np.ndarray | int, rate: np.ndarray | float) -> np.ndarray:

@@ -91,7 +91,7 @@ class _KsCounts:
         )
         larger, smaller = sorted((float(n_ref), float(n_cur)), reverse=True)
         effective = float(np.round(larger * smaller / (larger + smaller)))
-        return float(np.clip(stats._kstwo_sf(statistic, effective), 0, 1))
+        return stats._kstwo_sf(statistic, effective)
 
 
 @dataclass
