@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from firebreak.detection.stats import as_text, level_codes
+
 __all__ = ["MIN_RISE", "Z_THRESHOLD", "reconstruction_drift"]
 
 VARIANCE_KEPT = 0.65
@@ -76,12 +78,11 @@ def _design(
         ref_cols.append(_normal_scores(ordered, ref))
         cur_cols.append(_normal_scores(ordered, current[column].to_numpy(dtype=float, na_value=np.nan)))
     for column in categorical:
-        ref_text, cur_text = reference[column].astype("string"), current[column].astype("string")
+        ref_text, cur_text = as_text(reference[column]), as_text(current[column])
         shares = ref_text.value_counts(normalize=True)
         levels = shares[shares >= _MIN_LEVEL_SHARE].index[:_MAX_LEVELS]
         # One pass per table: each row's level as a code (-1: a level not kept, or missing).
-        ref_codes = pd.Categorical(ref_text, categories=levels).codes
-        cur_codes = pd.Categorical(cur_text, categories=levels).codes
+        ref_codes, cur_codes = level_codes(ref_text, levels), level_codes(cur_text, levels)
         for index, level in enumerate(levels):
             p = float(shares[level])
             scale = np.sqrt(p * (1 - p)) or 1.0

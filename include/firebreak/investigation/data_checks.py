@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from firebreak.detection.stats import binomial_tail, ks_p_value
+from firebreak.detection.stats import as_text, binomial_tail, ks_p_value
 
 __all__ = [
     "SIGNIFICANCE",
@@ -86,10 +86,6 @@ def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
     return min_value, max_value
 
 
-def _text(series: pd.Series) -> pd.Series:
-    return series.astype("string")
-
-
 def unknown_values(reference: pd.Series, current: pd.Series, declared: Sequence[str] = ()) -> dict[str, Any] | None:
     """Values of ``current`` the reference never showed (nor declared, for a categorical dtype).
 
@@ -102,7 +98,7 @@ def unknown_values(reference: pd.Series, current: pd.Series, declared: Sequence[
         None when every value is known; else ``column``, ``rows``, ``share``,
         ``expected_share``, ``p_value``, ``sample`` and ``skew`` (bool).
     """
-    ref, cur = _text(reference.dropna()), _text(current.dropna())
+    ref, cur = as_text(reference.dropna()), as_text(current.dropna())
     known = set(ref.unique().tolist()) | set(declared)
     if isinstance(reference.dtype, pd.CategoricalDtype):
         known |= {str(c) for c in reference.cat.categories}

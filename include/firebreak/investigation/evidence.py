@@ -293,7 +293,7 @@ def gather_evidence(
             label column does not hold decisions.
     """
     from firebreak.contracts.compiled import compile_suite
-    from firebreak.detection.stats import compute_drift
+    from firebreak.detection.stats import as_text, compute_drift
 
     for table, frame in (("reference", reference), ("current", current)):
         if frame.empty:
@@ -320,8 +320,8 @@ def gather_evidence(
     drift: dict[str, Any] = {"dataset_drift": False, "columns": []}
     # Categories as text once, for every check after this (pandas' string conversion and its
     # null test are the costliest steps on a wide categorical table).
-    ref_frame = reference.assign(**{c: reference[c].astype("string") for c in categorical})
-    cur_frame = current.assign(**{c: current[c].astype("string") for c in categorical})
+    ref_frame = reference.assign(**{c: as_text(reference[c]) for c in categorical})
+    cur_frame = current.assign(**{c: as_text(current[c]) for c in categorical})
     if shared:
         drift = compute_drift(
             ref_frame[shared], cur_frame[shared], columns=shared, categorical=categorical, drift_share=drift_share

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.containment.segment import MISSING, Condition, Segment
-from firebreak.detection.stats import binomial_tail
+from firebreak.detection.stats import as_text, binomial_tail, level_codes
 
 __all__ = ["FDR", "MIN_LIFT", "MIN_ROWS", "localise"]
 
@@ -90,17 +90,15 @@ def _code_numeric(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series)
 
 
 def _code_categorical(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series) -> _Coded:
-    ref_text = ref.astype("string").fillna(MISSING)
-    cur_text = cur.astype("string").fillna(MISSING)
-    levels = basis.astype("string").fillna(MISSING).value_counts().index[:_MAX_LEVELS].tolist()
+    ref_text = as_text(ref).fillna(MISSING)
+    cur_text = as_text(cur).fillna(MISSING)
+    levels = as_text(basis).fillna(MISSING).value_counts().index[:_MAX_LEVELS].tolist()
     other = len(levels)
     conditions = [Condition(column, values=(str(v),)) for v in levels]
     unseen = sorted(set(cur_text.unique().tolist()) - set(levels))[:50]
     conditions.append(Condition(column, values=tuple(str(v) for v in unseen) or ("<other>",)))
-    # A hash lookup per row in C (pandas' categorical coding), not a Python call per row: -1, not a kept level.
-    ref_codes, cur_codes = (
-        pd.Categorical(text, categories=levels).codes.astype(np.intp) for text in (ref_text, cur_text)
-    )
+    # A hash pass per table in C, not a Python call per row: -1, not a kept level.
+    ref_codes, cur_codes = level_codes(ref_text, levels), level_codes(cur_text, levels)
     return _Coded(
         column, np.where(ref_codes < 0, other, ref_codes), np.where(cur_codes < 0, other, cur_codes), conditions
     )

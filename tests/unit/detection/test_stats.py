@@ -32,9 +32,11 @@ from firebreak.detection.stats import (
     _grid_wasserstein,
     _jensenshannon,
     _kstwo_sf,
+    as_text,
     binomial_tail,
     compute_drift,
     ks_p_value,
+    level_codes,
     sample_for_report,
 )
 
@@ -572,3 +574,25 @@ def test_jensen_shannon_is_scipys() -> None:
         p[rng.integers(0, k)] = 0.0  # a value one side never had
         p[0], q[-1] = p[0] + 1, q[-1] + 1
         assert _jensenshannon(p / p.sum(), q / q.sum()) == float(distance.jensenshannon(p / p.sum(), q / q.sum()))
+
+
+_TEXT_COLUMNS = {
+    "strings with missing": pd.Series(["web", None, "app", "web", np.nan, "store"], dtype=object),
+    "booleans with missing": pd.Series([True, False, None, True], dtype=object),
+    "mixed types": pd.Series([1, "1", 2.5, None, "x"], dtype=object),
+    "declared categories": pd.Series(["b", "a", None, "b"], dtype=pd.CategoricalDtype(["a", "b", "c"])),
+    "pandas text": pd.Series(["a", pd.NA, "b"], dtype="string"),
+    "all missing": pd.Series([None, None], dtype=object),
+}
+
+
+@pytest.mark.parametrize("column", _TEXT_COLUMNS.values(), ids=_TEXT_COLUMNS.keys())
+def test_text_and_level_codes_are_what_pandas_default_text_gives(column: pd.Series) -> None:
+    text = as_text(column)
+    expected = column.astype("string")
+    assert text.isna().tolist() == expected.isna().tolist()
+    assert text.dropna().tolist() == expected.dropna().tolist()
+    assert as_text(text) is text  # already Arrow text: not converted again
+    for levels in (["web", "b", "True", "1"], ["a", "c"], [], ["absent"]):
+        codes = pd.Categorical(expected, categories=levels).codes.astype(np.intp)
+        np.testing.assert_array_equal(level_codes(text, levels), codes)
