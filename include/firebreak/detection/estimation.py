@@ -123,14 +123,14 @@ def estimate_mae(
     label: str,
     prediction: str,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """DLE: expected mean absolute error of the current rows, from a model of the error.
 
     The nanny model sees the inputs and the prediction (categorical inputs as their
     category codes) and learns ``|label - prediction|`` on the reference.
 
     Returns:
-        ``method`` (``DLE``), ``metric`` (``mae``), ``reference`` (realised), ``estimate``,
+        None without two finite reference errors or current rows; else ``method`` (``DLE``), ``metric`` (``mae``), ``reference`` (realised), ``estimate``,
         ``change`` and ``rows``.
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -140,14 +140,19 @@ def estimate_mae(
         for name in [*features, prediction]:
             series = frame[name]
             if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-                columns.append(series.to_numpy(dtype=float, na_value=np.nan))
+                values = series.to_numpy(dtype=float, na_value=np.nan)
+                columns.append(np.where(np.isfinite(values), values, np.nan))  # the nanny takes NaN, not inf
             else:
                 levels = {v: i for i, v in enumerate(sorted(reference[name].astype(str).unique()))}
                 columns.append(series.astype(str).map(levels).to_numpy(dtype=float, na_value=np.nan))
         return np.column_stack(columns)
 
     labelled = reference.dropna(subset=[label, prediction])
-    error = np.abs(labelled[label].to_numpy(dtype=float) - labelled[prediction].to_numpy(dtype=float))
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = np.abs(labelled[label].to_numpy(dtype=float) - labelled[prediction].to_numpy(dtype=float))
+    labelled, error = labelled[np.isfinite(error)], error[np.isfinite(error)]  # 1e308 - (-1e308) overflows
+    if len(error) < 2 or len(current) == 0:
+        return None
     nanny = HistGradientBoostingRegressor(max_iter=100, random_state=seed)
     nanny.fit(matrix(labelled), error)
     estimate = float(np.clip(nanny.predict(matrix(current)), 0, None).mean())

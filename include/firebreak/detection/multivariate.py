@@ -106,11 +106,11 @@ def reconstruction_drift(
     """PCA reconstruction error of ``current`` against ``reference`` (see the module docstring).
 
     Returns:
-        None with fewer than two columns or 200 reference rows; else ``method``,
+        None with fewer than two columns, 200 reference rows or two current rows; else ``method``,
         ``components``, ``columns``, ``reference_error``, ``current_error``, ``rise``
         (relative), ``z`` and ``drifted``.
     """
-    if len(numeric) + len(categorical) < 2 or len(reference) < _MIN_ROWS or len(current) == 0:
+    if len(numeric) + len(categorical) < 2 or len(reference) < _MIN_ROWS or len(current) < 2:
         return None
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(reference))

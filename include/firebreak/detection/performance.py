@@ -31,15 +31,19 @@ if TYPE_CHECKING:
 __all__ = [
     "SCORE",
     "Figures",
+    "as_numbers",
     "Predictor",
     "evaluate",
+    "finite_rows",
     "impact",
     "loss",
+    "outcome_kind",
     "performance_change",
     "reported_figures",
     "served_by_model",
     "sanity_violations",
     "score_outputs",
+    "wrong_answers",
 ]
 
 Predictor = Callable[[pd.DataFrame], pd.DataFrame]
@@ -135,7 +139,7 @@ def _r(value: float) -> float:
     return round(float(value), 4)
 
 
-def _numbers(values: pd.Series) -> np.ndarray | None:
+def as_numbers(values: pd.Series) -> np.ndarray | None:
     """``values`` as floats, or None when they are not all numbers (string class labels)."""
     if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
         return values.to_numpy(dtype=float)
@@ -147,7 +151,7 @@ def _numbers(values: pd.Series) -> np.ndarray | None:
 
 def _errors(predicted: pd.Series, label: pd.Series) -> tuple[float, float, float]:
     """MAE, MAPE and RMSE; NaN when the outputs or labels are not numbers (string classes)."""
-    y, p = _numbers(label), _numbers(predicted)
+    y, p = as_numbers(label), as_numbers(predicted)
     if y is None or p is None:
         return NAN, NAN, NAN
     error = np.abs(p - y)
@@ -164,7 +168,7 @@ def _classification(predicted: pd.Series, label: pd.Series, score: pd.Series | N
 
     y = label.to_numpy()
     p = predicted.to_numpy()
-    if y.dtype != p.dtype and _numbers(label) is not None and _numbers(predicted) is not None:
+    if y.dtype != p.dtype and as_numbers(label) is not None and as_numbers(predicted) is not None:
         y, p = label.to_numpy(dtype=float), predicted.to_numpy(dtype=float)  # 1 vs 1.0
     classes = _sorted_classes(np.concatenate([y, p]))
     figures = {"accuracy": _r((y == p).mean())}
@@ -211,6 +215,57 @@ MIN_ACCURACY_DROP = 0.02
 MIN_ERROR_RISE = 0.10
 
 
+# Integer labels with at most this many values, and integer outputs, are classes (0/1/2 of a
+# multiclass classifier), not a regressor's target.
+_MAX_INTEGER_CLASSES = 20
+
+
+def outcome_kind(label: pd.Series, prediction: pd.Series) -> str:
+    """How a model's answers are judged against their labels.
+
+    ``decisions``: 0/1 or boolean labels, with 0/1 decisions or scores in [0, 1] (>= 0.5
+    selected). ``numbers``: a regressor's, judged on the error. ``classes``: anything else
+    (``"yes"``/``"no"``, class names, integer classes of a multiclass model, decisions in
+    another vocabulary than the labels): right when equal to the label, compared as text.
+    Missing values are ignored; give it both tables' rows, so both are judged alike.
+    """
+    from firebreak.detection.fairness import FairnessInputError, decisions
+
+    label, prediction = label.dropna(), prediction.dropna()
+    try:
+        decisions(label, "label")
+        decisions(prediction)
+        return "decisions"
+    except FairnessInputError:
+        pass
+    y, p = as_numbers(label), as_numbers(prediction)
+    if y is None or p is None:
+        return "classes"
+    whole = np.isfinite(y).all() and np.isfinite(p).all() and (y == np.round(y)).all() and (p == np.round(p)).all()
+    if whole and len(np.unique(y)) <= _MAX_INTEGER_CLASSES:
+        return "classes"
+    return "numbers"
+
+
+def wrong_answers(label: pd.Series, prediction: pd.Series, kind: str) -> np.ndarray:
+    """Per row, whether the answer was wrong: a decision or class unlike the label (``decisions``, ``classes``)."""
+    from firebreak.detection.fairness import decisions
+
+    if kind == "decisions":
+        return np.asarray(decisions(label, "label") != decisions(prediction))
+    return label.astype(str).to_numpy() != prediction.astype(str).to_numpy()
+
+
+def finite_rows(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The rows of ``frame`` where every one of ``columns`` has a value, and a finite one if it holds numbers."""
+    keep = frame[columns].notna().all(axis=1).to_numpy()
+    for column in columns:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            keep &= np.isfinite(series.to_numpy(dtype=float, na_value=np.nan))
+    return frame[keep]
+
+
 def performance_change(
     reference: pd.DataFrame, current: pd.DataFrame, *, label: str, prediction: str
 ) -> dict[str, object] | None:
@@ -218,39 +273,36 @@ def performance_change(
 
     SOP stage: investigate (concept drift). With labels in both tables, a significant drop
     is a failure whether or not any input moved: the relation between inputs and labels
-    changed. Classifiers (0/1 or boolean labels; decisions 0/1 or scores, >= 0.5 selected)
-    are judged on accuracy with a one-sided two-proportion z-test; regressors on the mean
-    absolute error with a one-sided Welch t-test on the absolute errors.
+    changed. Classifiers (:func:`outcome_kind` ``decisions`` or ``classes``) are judged on
+    accuracy with a one-sided two-proportion z-test; regressors on the mean absolute error
+    with a one-sided Welch t-test on the absolute errors. Rows without a label or an
+    answer, or with an infinite one, are left out.
 
     Returns:
         None when a table has no labelled rows; else ``metric`` (``accuracy`` or ``mae``),
-        ``reference``, ``current``, ``change`` (current - reference), ``p_value``, ``rows``
-        and ``significant``.
+        ``reference``, ``current``, ``change`` (current - reference), ``p_value`` (None
+        when the test is undefined: one row, or errors without spread), ``rows`` and
+        ``significant``.
     """
-    from firebreak.detection.fairness import FairnessInputError, decisions
-
-    ref = reference[[label, prediction]].dropna()
-    cur = current[[label, prediction]].dropna()
+    ref = finite_rows(reference, [label, prediction])
+    cur = finite_rows(current, [label, prediction])
     if ref.empty or cur.empty:
         return None
-    try:
-        ref_y, cur_y = decisions(ref[label], "label"), decisions(cur[label], "label")
-        ref_p, cur_p = decisions(ref[prediction]), decisions(cur[prediction])
-    except FairnessInputError:  # labels that are not 0/1: class names (compared as given), or a regressor
-        if _numbers(ref[label]) is None or _numbers(cur[label]) is None:
-            ref_y, cur_y = ref[label].astype(str).to_numpy(), cur[label].astype(str).to_numpy()
-            ref_p, cur_p = ref[prediction].astype(str).to_numpy(), cur[prediction].astype(str).to_numpy()
-            return _accuracy_change(ref_y == ref_p, cur_y == cur_p, rows=len(cur))
-        ref_err = np.abs(ref[prediction].to_numpy(dtype=float) - ref[label].to_numpy(dtype=float))
-        cur_err = np.abs(cur[prediction].to_numpy(dtype=float) - cur[label].to_numpy(dtype=float))
-        before, after = float(ref_err.mean()), float(cur_err.mean())
-        from scipy import stats  # ~1 s to import: only for a regressor's errors
+    kind = outcome_kind(pd.concat([ref[label], cur[label]]), pd.concat([ref[prediction], cur[prediction]]))
+    if kind != "numbers":
+        ref_wrong = wrong_answers(ref[label], ref[prediction], kind)
+        cur_wrong = wrong_answers(cur[label], cur[prediction], kind)
+        return _accuracy_change(~ref_wrong, ~cur_wrong, rows=len(cur))
+    ref_err = np.abs(ref[prediction].to_numpy(dtype=float) - ref[label].to_numpy(dtype=float))
+    cur_err = np.abs(cur[prediction].to_numpy(dtype=float) - cur[label].to_numpy(dtype=float))
+    before, after = float(ref_err.mean()), float(cur_err.mean())
+    from scipy import stats  # ~1 s to import: only for a regressor's errors
 
+    with np.errstate(all="ignore"):
         p_value = float(stats.ttest_ind(cur_err, ref_err, equal_var=False, alternative="greater").pvalue)
-        significant = p_value < CHANGE_P_VALUE and after >= (1 + MIN_ERROR_RISE) * before
-    else:
-        return _accuracy_change(ref_y == ref_p, cur_y == cur_p, rows=len(cur))
-    return _change("mae", before, after, p_value, significant, rows=len(cur))
+    defined = math.isfinite(p_value)
+    significant = defined and p_value < CHANGE_P_VALUE and after >= (1 + MIN_ERROR_RISE) * before
+    return _change("mae", before, after, p_value if defined else None, significant, rows=len(cur))
 
 
 def _accuracy_change(ref_ok: np.ndarray, cur_ok: np.ndarray, *, rows: int) -> dict[str, object]:
@@ -266,7 +318,7 @@ def _accuracy_change(ref_ok: np.ndarray, cur_ok: np.ndarray, *, rows: int) -> di
 
 
 def _change(
-    metric: str, before: float, after: float, p_value: float, significant: bool, *, rows: int
+    metric: str, before: float, after: float, p_value: float | None, significant: bool, *, rows: int
 ) -> dict[str, object]:
     return {
         "metric": metric,

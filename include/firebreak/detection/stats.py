@@ -123,6 +123,7 @@ _KS_EXACT_MAX_ROWS = 10_000
 # is within _MAX_WASSERSTEIN_ERROR of the exact normed distance (1% of the 0.1
 # threshold, below Evidently's 3-decimal display); wider data falls back to the exact sort.
 _MAX_WASSERSTEIN_ERROR = 1e-3
+_SAFE_EXPONENT = 500  # |values| within 2**-500 .. 2**500: the grid's arithmetic cannot overflow
 _MIN_GRID_CELLS = 1 << 16
 _MAX_GRID_CELLS = 1 << 22
 _CHUNK_ROWS = 1 << 22  # rows binned at once: bounds the index temporaries to ~64 MB at 10M+ rows
@@ -559,10 +560,19 @@ def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     Returns:
         The normed distance.
     """
-    # np.std is the population std (ddof=0), as Evidently's np.std(series) is.
-    norm = max(float(np.std(reference)), _WASSERSTEIN_MIN_NORM)
     low = min(float(reference.min()), float(current.min()))
     high = max(float(reference.max()), float(current.max()))
+    floor = _WASSERSTEIN_MIN_NORM
+    exponent = math.frexp(max(abs(low), abs(high)))[1]
+    if not -_SAFE_EXPONENT < exponent < _SAFE_EXPONENT:
+        # Values near the float limits (1e308, denormals): their span or the grid's scale
+        # overflows. The normed distance is the same on the values times a power of two (exact
+        # in binary floating point), with the std floor scaled alike.
+        reference, current = np.ldexp(reference, -exponent), np.ldexp(current, -exponent)
+        low, high = math.ldexp(low, -exponent), math.ldexp(high, -exponent)
+        floor = math.ldexp(floor, -exponent) if exponent > 0 else math.inf
+    # np.std is the population std (ddof=0), as Evidently's np.std(series) is.
+    norm = max(float(np.std(reference)), floor)
     width = high - low
     cells = _grid_cells(width, norm)
     estimate, bound = _grid_wasserstein(reference, current, low, width, cells)

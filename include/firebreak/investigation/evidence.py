@@ -10,6 +10,7 @@ on both paths.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,7 +62,7 @@ _MAX_CATEGORIES = 50
 
 
 def comparable(frame: pd.DataFrame, column: str) -> bool:
-    """Whether a column's values can be compared between tables: not timestamps, not identifiers."""
+    """Whether a column's values can be compared between tables: not timestamps, identifiers, lists or mappings."""
     series = frame[column]
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return False
@@ -69,7 +70,10 @@ def comparable(frame: pd.DataFrame, column: str) -> bool:
         return True  # declared categories: a category, however many there are
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return True
-    distinct = series.nunique(dropna=True)
+    try:
+        distinct = series.nunique(dropna=True)
+    except TypeError:  # lists, mappings, arrays: values without equality to compare
+        return False
     return not (distinct > _MAX_CATEGORIES and distinct > 0.5 * series.notna().sum())
 
 
@@ -293,11 +297,23 @@ def gather_evidence(
             label column does not hold decisions.
     """
     from firebreak.contracts.compiled import compile_suite
+    from firebreak.detection.performance import as_numbers
     from firebreak.detection.stats import as_text, compute_drift
 
+    reference, current = _named_columns(reference, "reference"), _named_columns(current, "current")
+    label, prediction, confidence, protected = (
+        None if c is None else str(c) for c in (label, prediction, confidence, protected)
+    )
+    roles = {"label": label, "prediction": prediction, "confidence": confidence, "protected": protected}
+    named = Counter(c for c in roles.values() if c is not None)
+    for twice in sorted(c for c, k in named.items() if k > 1):
+        both = " and ".join(role for role, c in roles.items() if c == twice)
+        raise FirebreakError(f"the {both} columns are both {twice!r}: each role needs its own column")
     for table, frame in (("reference", reference), ("current", current)):
         if frame.empty:
             raise FirebreakError(f"the {table} table has no rows")
+        if confidence is not None and confidence in frame.columns and as_numbers(frame[confidence]) is None:
+            raise FirebreakError(f"confidence column {confidence!r} in the {table} table must hold numbers")
         for role, column in (("prediction", prediction), ("confidence", confidence)):
             if column is not None and column not in frame.columns:
                 raise FirebreakError(f"{role} column {column!r} is not in the {table} table")
@@ -346,8 +362,8 @@ def gather_evidence(
         ).to_dict()
     if confidence:
         evidence["confidence"] = {
-            "reference_mean": round(float(reference[confidence].astype(float).mean()), 4),
-            "current_mean": round(float(current[confidence].astype(float).mean()), 4),
+            f"{table}_mean": _finite_mean(frame[confidence])
+            for table, frame in (("reference", reference), ("current", current))
         }
     if labelled:
         from firebreak.detection.performance import performance_change
@@ -373,6 +389,29 @@ def gather_evidence(
     return evidence
 
 
+def _finite_mean(series: pd.Series) -> float | None:
+    """The mean of a column's finite values (4 decimals); None when it has none."""
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    return round(float(values.mean()), 4) if len(values) else None
+
+
+def _named_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """``frame`` with its column names as text (Parquet and pandas allow numbers, tuples, None).
+
+    Raises:
+        FirebreakError: If two columns share a name (as given, or once written as text).
+    """
+    names = [str(c) for c in frame.columns]
+    twice = sorted(n for n, k in Counter(names).items() if k > 1)
+    if twice:
+        shown = ", ".join(repr(n) for n in twice[:5])
+        raise FirebreakError(f"the {table} table names {len(twice)} column(s) twice ({shown}): name each column once")
+    if all(isinstance(c, str) for c in frame.columns) and not isinstance(frame.columns, pd.MultiIndex):
+        return frame
+    return frame.set_axis(pd.Index(names, dtype=object), axis=1)
+
+
 def _validate_with_gx(frame: pd.DataFrame, suite: dict[str, Any]) -> Any:
     import json
     import tempfile
@@ -396,7 +435,7 @@ def _comparable_inputs(
             skipped.append({"column": column, "reason": "missing from the current table"})
             continue
         if not comparable(reference, column):
-            skipped.append({"column": column, "reason": "timestamps or identifiers: not compared"})
+            skipped.append({"column": column, "reason": "timestamps, identifiers, lists or mappings: not compared"})
             continue
         ref_num = column in numeric_columns(reference, [column])
         cur_num = column in numeric_columns(current, [column])
@@ -432,28 +471,34 @@ def _estimate(
 ) -> dict[str, Any] | None:
     """CBPE (decisions with a score or a confidence) or DLE (numbers), calibrated on the reference's labels."""
     from firebreak.detection import estimation
-    from firebreak.detection.fairness import FairnessInputError, decisions
+    from firebreak.detection.fairness import decisions
+    from firebreak.detection.performance import finite_rows, outcome_kind, wrong_answers
 
-    ref = reference.dropna(subset=[label, prediction])
+    ref = finite_rows(reference, [label, prediction])
     if len(ref) < 100:
         return None
-    try:
-        ref_y = decisions(ref[label], "label")
-    except FairnessInputError:  # a regressor's labels
-        if not pd.api.types.is_numeric_dtype(ref[prediction]) or not features:
+    cur = finite_rows(current, [prediction])
+    kind = outcome_kind(ref[label], pd.concat([ref[prediction], cur[prediction]]))
+    if kind == "numbers":
+        if not features:
             return None
-        return estimation.estimate_mae(ref, current, features=features, label=label, prediction=prediction)
-    cur = current.dropna(subset=[prediction])
-    if _is_score(ref[prediction]):
+        return estimation.estimate_mae(ref, cur, features=features, label=label, prediction=prediction)
+    if kind == "decisions" and _is_score(ref[prediction]):
         ref_decided, ref_conf = estimation.decision_confidence(ref[prediction].to_numpy(dtype=float))
         _, cur_conf = estimation.decision_confidence(cur[prediction].to_numpy(dtype=float))
+        ref_right = ref_decided == decisions(ref[label], "label")
     elif confidence is not None:
-        ref_decided = decisions(ref[prediction])
+        ref, cur = finite_rows(ref, [confidence]), finite_rows(cur, [confidence])
+        if len(ref) < 100 or cur.empty:
+            return None
+        ref_right = ~wrong_answers(ref[label], ref[prediction], kind)
         ref_conf = ref[confidence].to_numpy(dtype=float)
         cur_conf = cur[confidence].to_numpy(dtype=float)
     else:
         return None  # bare decisions carry no confidence to estimate from
-    return estimation.estimate_accuracy(ref_conf, ref_decided == ref_y, cur_conf)
+    if cur_conf.size == 0:
+        return None
+    return estimation.estimate_accuracy(ref_conf, ref_right, cur_conf)
 
 
 def _segments(
@@ -467,19 +512,22 @@ def _segments(
     prediction: str | None,
 ) -> dict[str, Any]:
     """Where the failure concentrates: wrong answers with labels, else broken contract rows, else moved traffic."""
-    from firebreak.detection.fairness import FairnessInputError, decisions
+    from firebreak.detection.performance import finite_rows, outcome_kind, wrong_answers
     from firebreak.investigation.segments import localise
 
     if label is not None and prediction is not None:
-        ref, cur = reference.dropna(subset=[label, prediction]), current.dropna(subset=[label, prediction])
-        try:
-            ref_bad = decisions(ref[label], "label") != decisions(ref[prediction])
-            cur_bad = decisions(cur[label], "label") != decisions(cur[prediction])
-            signal = "wrong decisions"
-        except FairnessInputError:  # numbers: a large error is one past the reference's 90th percentile
+        ref, cur = finite_rows(reference, [label, prediction]), finite_rows(current, [label, prediction])
+        kind = outcome_kind(pd.concat([ref[label], cur[label]]), pd.concat([ref[prediction], cur[prediction]]))
+        if kind != "numbers":
+            ref_bad, cur_bad = (
+                wrong_answers(ref[label], ref[prediction], kind),
+                wrong_answers(cur[label], cur[prediction], kind),
+            )
+            signal = "wrong decisions" if kind == "decisions" else "wrong classes"
+        else:  # numbers: a large error is one past the reference's 90th percentile
             ref_err = np.abs(ref[label].to_numpy(dtype=float) - ref[prediction].to_numpy(dtype=float))
             cur_err = np.abs(cur[label].to_numpy(dtype=float) - cur[prediction].to_numpy(dtype=float))
-            limit = float(np.quantile(ref_err, 0.9))
+            limit = float(np.quantile(ref_err, 0.9)) if len(ref_err) else 0.0
             ref_bad, cur_bad = ref_err > limit, cur_err > limit
             signal = f"errors over {limit:.3g} (the reference's 90th percentile)"
         return localise(ref, cur, columns=columns, reference_flags=ref_bad, current_flags=cur_bad, signal=signal)

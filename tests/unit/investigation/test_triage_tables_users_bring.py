@@ -1,0 +1,223 @@
+"""Triage on the tables a team's own model and pipeline produce, not the ones Firebreak generates.
+
+Column names that are numbers, class names as labels, multiclass integers, regressors with
+infinite outputs, values near the float limits, list-valued columns: each either gets a
+verdict with finite figures, or a FirebreakError that names the problem. A traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from firebreak.cli import main
+from firebreak.errors import FirebreakError
+from firebreak.investigation.diagnosis import triage_tables
+
+N = 2_000
+
+
+def _scored(seed: int, rows: int = N, flip: float = 0.0) -> pd.DataFrame:
+    """One input, a score from it, and labels that follow the score (``flip``: a share of labels flipped)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, rows)
+    score = 1 / (1 + np.exp(-2 * x))
+    label = (rng.random(rows) < score).astype(int)
+    flipped = rng.random(rows) < flip
+    return pd.DataFrame(
+        {"x": x, "z": rng.normal(0, 1, rows), "score": score, "label": np.where(flipped, 1 - label, label)}
+    )
+
+
+def _finite_numbers(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_finite_numbers(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite_numbers(v) for v in value)
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
+def test_column_names_that_are_numbers_are_read_as_text() -> None:
+    reference, current = _scored(1), _scored(2)
+    reference.columns = current.columns = [0, 1, 2, 3]
+    verdict, evidence = triage_tables(reference, current, label=3, prediction=2)  # type: ignore[arg-type]
+    assert verdict.to_dict()["failure_class"] == "none"
+    assert {c["column"] for c in evidence["drift"]["columns"]} == {"0", "1"}
+    assert evidence["performance"]["metric"] == "accuracy"
+
+
+@pytest.mark.parametrize(
+    ("columns", "match"),
+    [
+        (["x", "x", "score", "label"], r"reference table names 1 column\(s\) twice \('x'\)"),
+        ([0, "0", "score", "label"], r"reference table names 1 column\(s\) twice \('0'\)"),
+    ],
+)
+def test_two_columns_with_one_name_are_refused_by_name(columns: list[Any], match: str) -> None:
+    reference = _scored(1)
+    reference.columns = columns
+    with pytest.raises(FirebreakError, match=match):
+        triage_tables(reference, _scored(2))
+
+
+def test_one_column_in_two_roles_is_refused() -> None:
+    with pytest.raises(FirebreakError, match="the label and prediction columns are both 'score'"):
+        triage_tables(_scored(1), _scored(2), label="score", prediction="score")
+
+
+def test_a_confidence_column_of_text_is_refused() -> None:
+    reference, current = _scored(1).assign(conf="high"), _scored(2).assign(conf="high")
+    with pytest.raises(FirebreakError, match="confidence column 'conf' in the reference table must hold numbers"):
+        triage_tables(reference, current, label="label", prediction="score", confidence="conf")
+
+
+def _named_classes(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(
+        label=np.where(frame["label"] == 1, "yes", "no"), decision=np.where(frame["score"] >= 0.5, "yes", "no")
+    )
+
+
+def test_class_names_as_labels_and_decisions_are_judged_on_accuracy() -> None:
+    reference, current = _named_classes(_scored(1)), _named_classes(_scored(2, flip=0.3))
+    verdict, evidence = triage_tables(
+        reference.drop(columns="score"), current.drop(columns="score"), label="label", prediction="decision"
+    )
+    performance = evidence["performance"]
+    assert performance["metric"] == "accuracy"
+    assert performance["reference"] - performance["current"] > 0.1  # 30% of the labels flipped: 0.77 -> 0.62
+    assert performance["significant"]
+    assert verdict.to_dict()["failure_class"] == "drift"  # inputs unchanged, answers worse: concept drift
+    assert evidence["segments"]["signal"] == "wrong classes"
+
+
+def test_class_names_as_labels_with_a_confidence_get_an_estimate() -> None:
+    reference, current = _named_classes(_scored(1)), _named_classes(_scored(2))
+    for frame in (reference, current):
+        frame["confidence"] = np.maximum(frame["score"], 1 - frame["score"])
+    _, evidence = triage_tables(
+        reference.drop(columns="score"),
+        current.drop(columns="score"),
+        label="label",
+        prediction="decision",
+        confidence="confidence",
+    )
+    estimate = evidence["estimated_performance"]
+    assert estimate["method"] == "CBPE"
+    assert abs(estimate["estimate"] - evidence["performance"]["current"]) < 0.05
+
+
+def test_yes_no_labels_with_a_score_are_not_a_regression() -> None:
+    reference = _scored(1).assign(label=lambda f: np.where(f["label"] == 1, "yes", "no"))
+    current = _scored(2).assign(label=lambda f: np.where(f["label"] == 1, "yes", "no"))
+    verdict, evidence = triage_tables(reference, current, label="label", prediction="score")
+    assert verdict.to_dict()["failure_class"] == "none"
+    assert evidence["performance"]["metric"] == "accuracy"
+    assert evidence.get("estimated_performance") is None  # a score for 1 says nothing about "yes"
+
+
+def test_integer_classes_of_a_multiclass_model_are_classes_not_numbers() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (2 * N, 2))
+    truth = np.digitize(x[:, 0], [-0.5, 0.5])  # classes 0, 1, 2
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": truth, "predicted": truth})
+    frame.loc[rng.random(2 * N) < 0.1, "predicted"] = 2
+    verdict, evidence = triage_tables(frame.iloc[:N], frame.iloc[N:], label="label", prediction="predicted")
+    assert evidence["performance"]["metric"] == "accuracy"
+    assert verdict.to_dict()["failure_class"] == "none"
+
+
+def test_a_regressor_with_infinite_outputs_leaves_those_rows_out() -> None:
+    rng = np.random.default_rng(4)
+
+    def table() -> pd.DataFrame:
+        x = rng.normal(0, 1, N)
+        y = 3 * x + rng.normal(0, 0.5, N)
+        prediction = np.where(np.arange(N) % 50 == 0, np.inf, 3 * x)
+        return pd.DataFrame({"x": x, "z": rng.normal(0, 1, N), "y": y, "p": prediction})
+
+    verdict, evidence = triage_tables(table(), table(), label="y", prediction="p")
+    assert verdict.to_dict()["failure_class"] == "none"
+    assert evidence["performance"]["metric"] == "mae"
+    assert evidence["performance"]["rows"] == N - N // 50
+    assert evidence["estimated_performance"]["method"] == "DLE"
+    assert _finite_numbers(evidence["performance"]) and _finite_numbers(evidence["estimated_performance"])
+
+
+def test_a_perfect_regressor_has_no_p_value_rather_than_nan() -> None:
+    frame = _scored(5).assign(label=lambda f: 3 * f["x"], score=lambda f: 3 * f["x"])
+    _, evidence = triage_tables(frame.iloc[:1000], frame.iloc[1000:], label="label", prediction="score")
+    assert evidence["performance"]["p_value"] is None
+    assert evidence["performance"]["significant"] is False
+
+
+@pytest.mark.parametrize("scale", [1.7e308, 1e-320])
+def test_values_near_the_float_limits_are_compared(scale: float) -> None:
+    rng = np.random.default_rng(6)
+    reference = pd.DataFrame({"x": rng.uniform(-1, 1, N) * scale, "z": rng.normal(0, 1, N)})
+    current = pd.DataFrame({"x": rng.uniform(-1, 1, N) * scale, "z": rng.normal(0, 1, N)})
+    verdict, evidence = triage_tables(reference, current)
+    assert verdict.to_dict()["failure_class"] == "none"
+    assert _finite_numbers(evidence["drift"])
+
+
+def test_huge_values_that_moved_have_the_distance_of_the_same_values_in_small_units() -> None:
+    rng = np.random.default_rng(7)
+    reference, current = rng.uniform(-1, 1, N), rng.uniform(-1, 0.4, N)
+    figures = []
+    for scale in (1.7e308, 1.0):  # at 1.7e308 the span of the values overflows a float
+        _, evidence = triage_tables(
+            pd.DataFrame({"x": reference * scale, "z": reference[::-1]}),
+            pd.DataFrame({"x": current * scale, "z": reference[::-1]}),
+        )
+        (x,) = [c for c in evidence["drift"]["columns"] if c["column"] == "x"]
+        figures.append((x["drifted"], x["score"]))
+    assert figures[0][0] and figures[1][0]
+    assert figures[0][1] == pytest.approx(figures[1][1], rel=1e-6)
+
+
+def test_list_and_mapping_columns_are_skipped_by_name() -> None:
+    reference, current = _scored(1), _scored(2)
+    for frame in (reference, current):
+        frame["tags"] = [[i % 3] for i in range(N)]
+        frame["meta"] = [{"k": i % 3} for i in range(N)]
+    verdict, evidence = triage_tables(reference, current, label="label", prediction="score")
+    assert verdict.to_dict()["failure_class"] == "none"
+    skipped = {s["column"]: s["reason"] for s in evidence["drift"]["skipped"]}
+    assert set(skipped) == {"tags", "meta"}
+    assert "lists or mappings" in skipped["tags"]
+
+
+def test_a_one_row_current_table_prints_json_without_nan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reference = _scored(8).assign(label=lambda f: 3 * f["x"] + 0.1, score=lambda f: 3 * f["x"])
+    reference.to_csv(tmp_path / "ref.csv", index=False)
+    reference.iloc[:1].to_csv(tmp_path / "cur.csv", index=False)
+    code = main(
+        ["triage", "--reference", str(tmp_path / "ref.csv"), "--current", str(tmp_path / "cur.csv")]
+        + ["--label-column", "label", "--prediction-column", "score", "--json"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert report["multivariate"] is None  # one row has no spread to test
+    assert report["current"]["rows"] == 1
+
+
+def test_integer_column_names_from_parquet_work_from_the_shell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, seed in (("ref", 1), ("cur", 2)):
+        frame = _scored(seed)
+        frame.columns = [0, 1, 2, 3]
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    code = main(
+        ["triage", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.parquet")]
+        + ["--label-column", "3", "--prediction-column", "2", "--json"]
+    )
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["failure_class"] == "none"
