@@ -68,6 +68,7 @@ __all__ = [
     "binomial_tail",
     "level_codes",
     "compute_drift",
+    "homogeneity_p_value",
     "ks_p_value",
     "sample_for_report",
 ]
@@ -359,6 +360,24 @@ def _counts_drift(name: str, reference: np.ndarray, current: np.ndarray) -> Colu
         return ColumnDrift(name, CHI_SQUARE, p_value, _P_VALUE_THRESHOLD, p_value < _P_VALUE_THRESHOLD)
     p_value = _z_test_p_value(reference, current)
     return ColumnDrift(name, Z_TEST, p_value, _P_VALUE_THRESHOLD, p_value < _P_VALUE_THRESHOLD)
+
+
+def homogeneity_p_value(reference: pd.Series, current: pd.Series) -> float:
+    """Pearson's chi-square test that two columns' values come from one distribution.
+
+    The 2 x k table of both columns' counts over the values either has (missing and infinite
+    values left out), without continuity correction: ``scipy.stats.chi2_contingency``'s
+    p-value, from the chi-square tail scipy itself evaluates. 1.0 when fewer than two values occur.
+    """
+    ref, cur = _aligned_counts(str(reference.name), _value_counts(reference), _value_counts(current))
+    if len(ref) < 2:
+        return 1.0
+    total, n_ref, n_cur = ref + cur, ref.sum(), cur.sum()
+    expected_ref, expected_cur = total * (n_ref / (n_ref + n_cur)), total * (n_cur / (n_ref + n_cur))
+    statistic = float(
+        np.sum((ref - expected_ref) ** 2 / expected_ref) + np.sum((cur - expected_cur) ** 2 / expected_cur)
+    )
+    return float(special.chdtrc(len(ref) - 1, statistic))
 
 
 def _z_test_p_value(reference: np.ndarray, current: np.ndarray) -> float:

@@ -190,7 +190,8 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
 
 
 # A drift verdict on a numeric column is confirmed by a two-sample K-S test at this p-value:
-# the normed Wasserstein distance alone crosses 0.1 on fresh samples of heavy-tailed data.
+# the normed Wasserstein distance alone crosses 0.1 on fresh samples of heavy-tailed data. A
+# categorical column's Jensen-Shannon verdict, by a chi-square test of homogeneity.
 CONFIRM_P_VALUE = 1e-3
 
 
@@ -205,7 +206,10 @@ def add_drift_checks(
     """Add the checks diagnosis needs beside the drift verdicts, in place; returns ``drift``.
 
     * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row
-      (given in ``ks_p_values`` when the window was streamed, and ``current`` is its sample).
+      (given in ``ks_p_values`` when the window was streamed, and ``current`` is its sample);
+      on a categorical column drifted by Jensen-Shannon distance, a chi-square test of
+      homogeneity (``confirm_test``): with thousands of values (postcodes, product codes),
+      two samples of one world are 0.3 apart by the distance alone.
     * ``scale_changes``: :func:`scale_changes` over the numeric columns of the verdicts.
     * ``data_checks``: :func:`firebreak.investigation.data_checks.data_checks` — unknown
       values by rate and significance, null-rate rises, values past the range (continuation
@@ -216,7 +220,7 @@ def add_drift_checks(
       the same columns, for a joint change no single column shows.
     """
     from firebreak.detection.multivariate import reconstruction_drift
-    from firebreak.detection.stats import ks_p_value
+    from firebreak.detection.stats import JENSEN_SHANNON, homogeneity_p_value, ks_p_value
 
     numeric, categorical = [], []
     for column in drift.get("columns", []):
@@ -225,6 +229,9 @@ def add_drift_checks(
             continue
         if not numeric_columns(reference, [name]) or not numeric_columns(current, [name]):
             categorical.append(name)
+            if column.get("drifted") and column.get("method") == JENSEN_SHANNON and ks_p_values is None:
+                column["confirm_p_value"] = homogeneity_p_value(reference[name], current[name])
+                column["confirm_test"] = "chi-square"
             continue
         numeric.append(name)
         if column.get("drifted") and ks_p_values is not None:

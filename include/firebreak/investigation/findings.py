@@ -353,7 +353,8 @@ def drift_findings(drift: dict[str, Any], *, explained: set[str]) -> list[Findin
             continue  # the upstream change moved it; not the world
         confirm = column.get("confirm_p_value")
         if confirm is not None and confirm >= CONFIRM_P_VALUE:
-            detail = f"{name}: {method} {score:.3g} past its threshold, but K-S p={confirm:.2g} does not confirm it"
+            test = column.get("confirm_test", "K-S")
+            detail = f"{name}: {method} {score:.3g} past its threshold, but {test} p={confirm:.2g} does not confirm it"
             found.append(Finding("drift", None, name, detail, 0.3))
             continue
         if score is None or threshold is None:

@@ -35,6 +35,7 @@ from firebreak.detection.stats import (
     as_text,
     binomial_tail,
     compute_drift,
+    homogeneity_p_value,
     ks_p_value,
     level_codes,
     sample_for_report,
@@ -596,3 +597,17 @@ def test_text_and_level_codes_are_what_pandas_default_text_gives(column: pd.Seri
     for levels in (["web", "b", "True", "1"], ["a", "c"], [], ["absent"]):
         codes = pd.Categorical(expected, categories=levels).codes.astype(np.intp)
         np.testing.assert_array_equal(level_codes(text, levels), codes)
+
+
+def test_the_homogeneity_test_is_scipys_chi_square_contingency() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(100):
+        k = int(rng.integers(2, 60))
+        reference = pd.Series(rng.integers(0, k, int(rng.integers(20, 3000))).astype(str))
+        current = pd.Series(rng.integers(0, k + 3, int(rng.integers(20, 3000))).astype(str))  # values one side lacks
+        table = pd.concat([reference.value_counts(), current.value_counts()], axis=1).fillna(0).to_numpy().T
+        expected = scipy_stats.chi2_contingency(table, correction=False).pvalue
+        assert homogeneity_p_value(as_text(reference), as_text(current)) == pytest.approx(
+            expected, rel=1e-9, abs=1e-300
+        )
+    assert homogeneity_p_value(pd.Series(["a", None]), pd.Series(["a", "a"])) == 1.0  # one value: nothing to test

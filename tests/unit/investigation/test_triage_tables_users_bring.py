@@ -193,6 +193,35 @@ def test_list_and_mapping_columns_are_skipped_by_name() -> None:
     assert "lists or mappings" in skipped["tags"]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_column_of_thousands_of_codes_from_one_world_is_not_drift(seed: int) -> None:
+    # Jensen-Shannon distance between two samples of 10,000 equally likely codes is about 0.31:
+    # past its 0.1 threshold on noise alone. The chi-square test of homogeneity does not confirm it.
+    rng = np.random.default_rng(seed)
+    reference, current = (
+        pd.DataFrame({"code": rng.integers(0, 10_000, 30_000).astype(str), "x": rng.normal(0, 1, 30_000)})
+        for _ in range(2)
+    )
+    verdict, evidence = triage_tables(reference, current)
+    assert verdict.to_dict()["failure_class"] == "none"
+    code = next(c for c in evidence["drift"]["columns"] if c["column"] == "code")
+    assert code["drifted"] and code["confirm_test"] == "chi-square" and code["confirm_p_value"] > 1e-3
+
+
+def test_thousands_of_codes_whose_mix_moved_are_drift() -> None:
+    rng = np.random.default_rng(9)
+    codes = np.arange(10_000).astype(str)
+    weights = rng.gamma(2.0, 1.0, 10_000)
+    moved = weights * np.where(np.arange(10_000) < 2_000, 3.0, 1.0)  # a fifth of the codes three times as common
+    reference = pd.DataFrame(
+        {"code": rng.choice(codes, 30_000, p=weights / weights.sum()), "x": rng.normal(0, 1, 30_000)}
+    )
+    current = pd.DataFrame({"code": rng.choice(codes, 30_000, p=moved / moved.sum()), "x": rng.normal(0, 1, 30_000)})
+    verdict, evidence = triage_tables(reference, current)
+    assert verdict.to_dict()["failure_class"] == "drift"
+    assert "code" in verdict.to_dict()["columns"]
+
+
 def test_a_one_row_current_table_prints_json_without_nan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     reference = _scored(8).assign(label=lambda f: 3 * f["x"] + 0.1, score=lambda f: 3 * f["x"])
     reference.to_csv(tmp_path / "ref.csv", index=False)
