@@ -68,6 +68,7 @@ _SPIKE_MIN_DISTINCT = 50
 _SPIKE_REF_MAX_SHARE = 0.005
 _SPIKE_MIN_SHARE = 0.01
 _SPIKE_MIN_RATIO = 10.0
+_SPIKE_MIN_ROWS = 5  # as many rows as a sentinel needs (_SENTINEL_MIN_ROWS)
 
 
 def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
@@ -227,6 +228,8 @@ def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
         return None
     values, counts = np.unique(cur, return_counts=True)
     top = int(np.argmax(counts))
+    if counts[top] < _SPIKE_MIN_ROWS:
+        return None  # a value seen once or twice is any value of a continuous column, not a filled-in default
     share = counts[top] / len(cur)
     position = np.searchsorted(ref_values, values[top])
     seen = int(ref_counts[position]) if position < len(ref_values) and ref_values[position] == values[top] else 0

@@ -206,17 +206,20 @@ def _where(segments: dict[str, Any]) -> str:
 
 
 def _root_cause(failure: FailureClass, decisive: list[Finding], findings: list[Finding]) -> str:
-    columns = ", ".join(dict.fromkeys(f.column for f in decisive if f.column)) or "see evidence"
+    columns = ", ".join(dict.fromkeys(f.column for f in decisive if f.column))
+    named = f" in {columns}" if columns else ""  # a finding on the whole table names no column
     if failure == FailureClass.SKEW:
         lineage = [f.detail for f in decisive if f.kind == "lineage"]
         where = f"; lineage: {lineage[0]}" if lineage and lineage[0] != decisive[0].detail else ""
-        return f"upstream data changed (skew) in {columns}: {decisive[0].detail}{where}"
+        return f"upstream data changed (skew){named}: {decisive[0].detail}{where}"
     if failure == FailureClass.BAD_RELEASE:
         return f"the released model regressed on the golden dataset: {decisive[0].detail}"
     if failure == FailureClass.BIAS:
         return f"a protected group gets materially worse outcomes: {decisive[0].detail}"
     if all(f.kind == "performance" for f in decisive):
         return f"the relation between inputs and labels changed (concept drift): {decisive[0].detail.split(': ', 1)[1]}"
+    if not columns:
+        return f"input distribution moved (drift) within the contract's ranges: {decisive[0].detail}"
     return (
         f"input distribution moved (drift) in {columns} within the contract's ranges: "
         "the world changed, the pipeline did not"

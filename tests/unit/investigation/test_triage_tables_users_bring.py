@@ -234,6 +234,7 @@ def test_a_one_row_current_table_prints_json_without_nan(tmp_path: Path, capsys:
     assert code == 0
     report = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
     assert report["multivariate"] is None  # one row has no spread to test
+    assert report["failure_class"] == "none"  # a value seen once is not a filled-in default (a spike)
     assert report["current"]["rows"] == 1
 
 
@@ -250,3 +251,26 @@ def test_integer_column_names_from_parquet_work_from_the_shell(
     )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["failure_class"] == "none"
+
+
+def test_categories_binned_differently_upstream_are_skew() -> None:
+    rng = np.random.default_rng(10)
+    reference = pd.DataFrame({"band": pd.cut(rng.normal(0, 1, N), 5), "z": rng.normal(0, 1, N)})
+    current = pd.DataFrame({"band": pd.cut(rng.normal(0, 1, N), 5), "z": rng.normal(0, 1, N)})  # other edges
+    verdict, _ = triage_tables(reference, current)
+    assert verdict.to_dict()["failure_class"] == "skew"
+    assert verdict.to_dict()["columns"] == ["band"]
+    assert triage_tables(reference, reference.copy())[0].to_dict()["failure_class"] == "none"
+
+
+def test_a_finding_on_the_whole_table_is_quoted_not_named() -> None:
+    from firebreak.incidents.enums import FailureClass
+    from firebreak.investigation.diagnosis import _root_cause
+    from firebreak.investigation.findings import Finding
+
+    finding = Finding("multivariate", FailureClass.DRIFT, None, "joint distribution moved: error 1.2 -> 1.5", 0.8)
+    cause = _root_cause(FailureClass.DRIFT, [finding], [finding])
+    assert (
+        cause
+        == "input distribution moved (drift) within the contract's ranges: joint distribution moved: error 1.2 -> 1.5"
+    )
