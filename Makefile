@@ -26,6 +26,9 @@ demo: install  ## run a scenario end to end through the real incident_response D
 TEST_WORKERS ?= 2
 
 test: install lint typecheck  ## lint, type check, then every test layer
+	@# Bytecode up front: every task process, airflow and firebreak command the tests start would
+	@# otherwise compile Firebreak's modules again where PYTHONDONTWRITEBYTECODE is set.
+	$(BIN)/python -m compileall -q include dags plugins
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: install

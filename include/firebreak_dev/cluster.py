@@ -23,7 +23,7 @@ from pathlib import Path
 from firebreak.embedded import airflow_env, executable
 from firebreak.errors import FirebreakError
 from firebreak.settings import Settings
-from firebreak_dev.services import HOST, Service, airflow_api_request, airflow_api_token, free_port
+from firebreak_dev.services import HOST, Service, airflow_api_request, airflow_api_token, free_port, stop_all
 
 
 def postgres_bin_dir() -> Path:
@@ -295,9 +295,8 @@ class AirflowCluster:
             service.process.wait(timeout=30)
 
     def stop(self) -> None:
-        """Stop Airflow before MLflow; the PostgreSQL cluster is the caller's to stop."""
-        for service in reversed(list(self.services.values())):
-            service.stop()
+        """Stop every component at once; the PostgreSQL cluster is the caller's to stop."""
+        stop_all(reversed(list(self.services.values())))
 
     def api_token(self) -> str:
         """A JWT for Airflow's REST API, as the admin user."""

@@ -221,7 +221,7 @@ class Loopback:
 
 @pytest.fixture(scope="module")
 def loop(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from firebreak_dev.services import Service
+    from firebreak_dev.services import Service, stop_all
 
     for binary in ("redis-server", "redis-cli", "prometheus", "prometheus-alertmanager", "curl", "wget"):
         system_binary(binary)
@@ -291,8 +291,7 @@ def loop(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         start("prometheus")
         yield results
     finally:
-        for service in reversed(list(started.values())):
-            service.stop()
+        stop_all(reversed(list(started.values())))
         if root_artifacts := os.environ.get("FIREBREAK_TEST_ARTIFACTS"):
             shutil.copytree(logs, Path(root_artifacts) / "compose-command-logs", dirs_exist_ok=True)
 

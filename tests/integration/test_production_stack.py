@@ -57,6 +57,7 @@ def write_policies(folder: Path) -> None:
 def stack(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from firebreak.settings import Settings
     from firebreak_dev.cluster import AirflowCluster
+    from firebreak_dev.local import STATIC_DAGS
 
     root = tmp_path_factory.mktemp("production")
     policies = root / "policies"
@@ -79,6 +80,7 @@ def stack(postgres: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
                 # killed retrain sat five minutes before its retry).
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
                 "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "20",
+                **STATIC_DAGS,
                 # MLflow's client retries for minutes by default; an outage should fail a task sooner.
                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",

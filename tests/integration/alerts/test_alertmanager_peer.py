@@ -64,7 +64,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One real Airflow for the module (it takes ~40 s to start)."""
     from firebreak.settings import Settings
-    from firebreak_dev.local import LocalStack
+    from firebreak_dev.local import STATIC_DAGS, LocalStack
     from firebreak_dev.services import free_port
 
     with pytest.MonkeyPatch.context() as mp:
@@ -73,8 +73,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         # DAGs start paused: incident runs are created and stay queued, so the tests measure
         # the intake, not the SOP; the inbox test unpauses alert_intake itself.
+        # Intake only (incident runs stay queued): no preloaded ML libraries to fork from.
         s = LocalStack(
-            Settings.from_env(), airflow_port=free_port(), mlflow_port=None, alert_token=TOKEN, unpause=False
+            Settings.from_env(),
+            airflow_port=free_port(),
+            mlflow_port=None,
+            alert_token=TOKEN,
+            unpause=False,
+            extra_env={**STATIC_DAGS, "FIREBREAK_PRELOAD": "off"},
         )
         s.start(timeout=180)
         try:

@@ -22,12 +22,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def client(firebreak_home: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from airflow.api_fastapi.app import create_app
+def client(firebreak_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_api_app: Any):  # type: ignore[no-untyped-def]
     from fastapi.testclient import TestClient
 
     monkeypatch.setenv("FIREBREAK_ALERT_TOKEN", TOKEN)
-    with TestClient(create_app()) as c:
+    with TestClient(airflow_api_app) as c:
         yield c
 
 

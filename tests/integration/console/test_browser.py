@@ -70,7 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     system_binary("chromium")
     pytest.importorskip("playwright")
     from firebreak.settings import Settings
-    from firebreak_dev.local import LocalStack
+    from firebreak_dev.local import STATIC_DAGS, LocalStack
     from firebreak_dev.recorded import replay
     from firebreak_dev.services import free_port
 
@@ -100,7 +100,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             airflow_port=free_port(),
             mlflow_port=None,
             unpause=False,
-            extra_env={"AIRFLOW__CORE__DAGS_FOLDER": str(dags)},
+            extra_env={
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+                **STATIC_DAGS,
+                # Its tasks are the approval probe and intake: no preloaded ML libraries to fork from.
+                "FIREBREAK_PRELOAD": "off",
+            },
         )
         local.start(timeout=600)
         try:

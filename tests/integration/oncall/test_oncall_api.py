@@ -30,8 +30,9 @@ FIXTURES = Path(__file__).parents[2] / "unit" / "alerts" / "fixtures"
 
 
 @pytest.fixture
-def client(firebreak_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Receivers]]:
-    from airflow.api_fastapi.app import create_app
+def client(
+    firebreak_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_api_app: Any
+) -> Iterator[tuple[Any, Receivers]]:
     from fastapi.testclient import TestClient
 
     monkeypatch.setenv("FIREBREAK_ALERT_TOKEN", "alert-token")
@@ -39,7 +40,7 @@ def client(firebreak_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     with receivers() as found:
         for key, value in found.connections().items():
             monkeypatch.setenv(key, value)
-        with TestClient(create_app()) as c:
+        with TestClient(airflow_api_app) as c:
             yield c, found
 
 

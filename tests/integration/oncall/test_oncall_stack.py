@@ -88,7 +88,7 @@ def post(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from firebreak.scenarios import pricing
     from firebreak.settings import Settings
-    from firebreak_dev.local import LocalStack
+    from firebreak_dev.local import STATIC_DAGS, LocalStack
     from firebreak_dev.services import free_port
 
     root = tmp_path_factory.mktemp("oncall-stack")
@@ -108,7 +108,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         for model in ("pricing_ui", "pricing_esc"):
             pricing.setup(settings, model=model)
         print(f"\n[timing] two pricing worlds set up in {time.monotonic() - started:.1f} s")
-        s = LocalStack(settings, airflow_port=free_port(), mlflow_port=None, alert_token=ALERT_TOKEN)
+        s = LocalStack(
+            settings, airflow_port=free_port(), mlflow_port=None, alert_token=ALERT_TOKEN, extra_env=STATIC_DAGS
+        )
         mp.setenv("FIREBREAK_AIRFLOW_URL", s.airflow_url)
         started = time.monotonic()
         s.start(timeout=300)
