@@ -25,7 +25,9 @@ from firebreak_dev.services import HOST, Service, airflow_api_request, airflow_a
 RUN_DAGS = ("incident_response", "alert_intake", "golden_dataset_audit", "shadow_evaluation", "feedback_loop_audit")
 # For a stack whose DAG and policy files are all written before it starts (the tests'): the
 # dag-processor parses a file again only when it changes (the default re-parses every file
-# every 30 s, about 2.7 s of CPU a round for the repo's DAGs).
+# every 30 s, about 2.7 s of CPU a round for the repo's DAGs). Not for a stack that unpauses
+# a DAG with an asset watcher after its first parse: Airflow registers a watcher's trigger
+# when it parses an unpaused DAG, so the inbox would go unwatched until the next parse.
 STATIC_DAGS = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600"}
 PASSWORD_FILE = "simple_auth_manager_passwords.json.generated"
 
