@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SCORE",
     "Figures",
-    "as_numbers",
     "Predictor",
+    "as_numbers",
     "evaluate",
     "finite_rows",
     "impact",

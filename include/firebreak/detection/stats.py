@@ -66,10 +66,10 @@ __all__ = [
     "Z_TEST",
     "as_text",
     "binomial_tail",
-    "level_codes",
     "compute_drift",
     "homogeneity_p_value",
     "ks_p_value",
+    "level_codes",
     "sample_for_report",
 ]
 
@@ -586,7 +586,8 @@ def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     if not -_SAFE_EXPONENT < exponent < _SAFE_EXPONENT:
         # Values near the float limits (1e308, denormals): their span or the grid's scale
         # overflows. The normed distance is the same on the values times a power of two (exact
-        # in binary floating point), with the std floor scaled alike.
+        # in binary floating point), with the std floor scaled alike; for values under 2**-500
+        # the floor (0.001) is the norm and the distance is 0 to within 2**-490.
         reference, current = np.ldexp(reference, -exponent), np.ldexp(current, -exponent)
         low, high = math.ldexp(low, -exponent), math.ldexp(high, -exponent)
         floor = math.ldexp(floor, -exponent) if exponent > 0 else math.inf
