@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import tempfile
 import uuid
@@ -135,7 +136,7 @@ class Onboarded:
         out.append(f"  drift ref     {self.reference_uri}")
         out += [f"  wrote         {label}: {path}" for label, path in self.files.items()]
         out += [f"  note          {note}" for note in self.notes]
-        out.append(f"next: review the files, then `firebreak check {self.model}`")
+        out.append(f"next: review the files, then `firebreak check {shlex.quote(self.model)}`")
         return out
 
 
@@ -164,7 +165,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     version, champion_set = _version(registry, name, request.version)
     pyfunc, digest = _load(registry, version)
     inputs = _inputs(pyfunc, reference, request)
-    task = infer_task(reference[request.label], task=request.task, metric=request.metric)
+    task = _task(pyfunc, reference[request.label], request)
     numeric, categorical = split_inputs(reference, inputs)
     if request.protected and task.task == "classification" and not _binary(task.classes):
         raise OnboardingError(
@@ -203,6 +204,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
 
     predict = version_predictor(pyfunc, _policy(choices))
     outputs = _score(predict, reference[inputs], name, version)
+    _check_outputs(outputs, request, task, name, version)
     column = choices.confidence
     floor, floor_why = confidence_floor(outputs[column].to_numpy(dtype=float) if column in outputs else None)
     fallback, fallback_model = _choose_fallback(registry, name, version, request, task, numeric, categorical, training)
@@ -390,6 +392,49 @@ def _policy(choices: PolicyChoices) -> Policy:
         return Policy.model_validate(yaml.safe_load(render_policy(choices)))
     except Exception as exc:  # noqa: BLE001 — pydantic's ValidationError: the onboarding input made a bad policy
         raise OnboardingError(f"the policy for {choices.model} would not validate: {exc}") from exc
+
+
+def _task(pyfunc: Any, label: pd.Series, request: OnboardRequest) -> Task:
+    """The task from the label, unless the model says otherwise: a scikit-learn regressor is one
+    whatever its label looks like (a severity score from 1 to 10 is whole numbers)."""
+    from sklearn.base import is_regressor
+
+    from firebreak.registry.flavors import sklearn_estimator
+
+    task = infer_task(label, task=request.task, metric=request.metric)
+    estimator = sklearn_estimator(pyfunc)
+    if request.task is None and task.task == "classification" and estimator is not None and is_regressor(estimator):
+        stated = infer_task(label, task="regression", metric=request.metric)
+        return replace(stated, why=f"the model is a scikit-learn regressor ({type(estimator).__name__}); {task.why}")
+    return task
+
+
+def _check_outputs(outputs: pd.DataFrame, request: OnboardRequest, task: Task, name: str, version: Version) -> None:
+    """The model's answers are where the policy will read them, and of the task's kind.
+
+    Raises:
+        OnboardingError: The output (or confidence) column is not among the model's outputs;
+            or the task was inferred as classification from whole-number labels while the
+            model answers with fractions (a regressor that is not scikit-learn's).
+    """
+    for option, column in (("--output", request.output), ("--confidence", request.confidence)):
+        if column is not None and column not in outputs.columns:
+            shown = [str(c) for c in outputs.columns[:10]]
+            raise OnboardingError(
+                f"{name} v{version.version} answers with columns {shown}, not {column!r}: name its column with {option}"
+            )
+    import numpy as np
+
+    answers = outputs[request.output]
+    if request.task is None and task.task == "classification" and pd.api.types.is_float_dtype(answers):
+        values = answers.to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        fractional = values[values != np.round(values)]
+        if len(fractional):
+            raise OnboardingError(
+                f"{task.why}, so it looks like classes, but {name} v{version.version} answers with fractions "
+                f"(e.g. {fractional[0]:.4g}): pass --task regression, or --task classification to keep classes"
+            )
 
 
 def _score(predict: Any, inputs: pd.DataFrame, name: str, version: Version) -> pd.DataFrame:

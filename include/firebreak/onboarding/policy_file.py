@@ -15,11 +15,24 @@ from typing import Any
 
 def _flow(values: list[Any]) -> str:
     """A YAML flow sequence (JSON is YAML): names with spaces or colons stay quoted."""
-    return json.dumps(values)
+    return _yaml_json(values)
 
 
 def _scalar(value: Any) -> str:
-    return json.dumps(value)
+    return _yaml_json(value)
+
+
+def _yaml_json(value: Any) -> str:
+    """``value`` as JSON that YAML reads back unchanged.
+
+    JSON's ASCII escapes write an emoji as a surrogate pair, which YAML reads back as two lone
+    surrogates (a model name that no longer encodes): printable characters stay as they are,
+    and any other is escaped the way YAML's double-quoted strings read (``\\uXXXX``, ``\\UXXXXXXXX``).
+    """
+    return "".join(
+        c if c.isprintable() else (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+        for c in json.dumps(value, ensure_ascii=False)
+    )
 
 
 @dataclass(frozen=True)

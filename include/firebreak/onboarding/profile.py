@@ -64,6 +64,11 @@ def infer_task(label: pd.Series, *, task: str | None = None, metric: str | None 
     if metric is not None:
         if metric not in TASK_METRICS[task]:
             raise OnboardingError(f"--metric {metric} does not apply to a {task} model (use {TASK_METRICS[task]})")
+        if metric in _BINARY_METRICS and len(classes) != 2:
+            raise OnboardingError(
+                f"--metric {metric} needs two classes; label column {label.name!r} holds {len(classes)} "
+                "(use accuracy or f1)"
+            )
         metric_why = "as stated (--metric)"
     elif task == "classification" and len(classes) == 2:
         metric, metric_why = "auc", "binary classifier: AUC judges the ranking whatever the threshold"
@@ -72,6 +77,10 @@ def infer_task(label: pd.Series, *, task: str | None = None, metric: str | None 
     else:
         metric, metric_why = "mae", "regression: MAE, in the label's own units"
     return Task(task, why, metric, metric_why, classes)
+
+
+# Metrics computed from one class's score: undefined for several classes.
+_BINARY_METRICS = frozenset({"auc", "log_loss"})
 
 
 def _integral(values: pd.Series) -> bool:

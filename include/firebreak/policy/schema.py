@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from firebreak.errors import ConfigurationError, PolicyError, UnknownModelError
 from firebreak.incidents.enums import FailureClass, Remediation, Route, Severity, Signal
 from firebreak.model_names import ModelName, ModelNameError, model_stem
-from firebreak.policy.metrics import TASK_METRICS
+from firebreak.policy.metrics import HIGHER_IS_BETTER, TASK_METRICS
 
 # Names Firebreak itself chooses (prompt names and aliases). Model names are MLflow's:
 # firebreak.model_names.check_model_name.
@@ -163,10 +163,12 @@ class Gate(_Strict):
 
     metric: Metric = "mae"
     golden_max_regression: Fraction = Field(description="Candidate golden loss <= champion's x (1 + this).")
-    golden_slack: Fraction = Field(
+    golden_slack: float = Field(
         0.0,
+        ge=0.0,
         description="... plus this much loss in the metric's units: the sampling noise of a small golden set "
-        "(a champion trained on its golden rows scores them near perfectly; a refit never saw them).",
+        "(a champion trained on its golden rows scores them near perfectly; a refit never saw them). "
+        "At most 1 for accuracy, AUC and F1; in the label's units for MAE and RMSE.",
     )
     recent_min_improvement: Fraction = Field(description="Candidate recent loss <= champion's x (1 - this).")
     max_sanity_violation_rate: Fraction = 0.0
@@ -174,6 +176,12 @@ class Gate(_Strict):
     min_labelled_rows: int = Field(100, ge=1)
     requires_approval: bool = False
     approval: Approval = Field(default_factory=lambda: Approval())
+
+    @model_validator(mode="after")
+    def _slack_fits_the_metric(self) -> Gate:
+        if self.metric in HIGHER_IS_BETTER and self.golden_slack > 1:
+            raise ValueError(f"golden_slack {self.golden_slack} is more than the whole {self.metric} scale (at most 1)")
+        return self
 
 
 class Shadow(_Strict):

@@ -117,8 +117,9 @@ def test_a_channel_list_from_before_typed_targets_still_loads(tmp_path: Path) ->
         ),
         ({"notify.routes.SEV1.acknowledge_within": "soon"}, "notify.routes.SEV1.acknowledge_within"),
         ({"gate.approval": {"timeout": "0s"}}, "timeout must be positive"),
+        ({"gate.metric": "accuracy", "gate.golden_slack": 1.5}, "more than the whole accuracy scale"),
     ],
-    ids=["unknown-target", "mail-without-recipients", "secret-in-policy", "bad-duration", "zero-timeout"],
+    ids=["unknown-target", "mail-without-recipients", "secret-in-policy", "bad-duration", "zero-timeout", "slack"],
 )
 def test_bad_notify_or_approval_sections_are_named(tmp_path: Path, change: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -135,3 +136,9 @@ def test_the_schemas_metric_names_are_the_metric_vocabularys() -> None:
 
     names = {m for metrics in TASK_METRICS.values() for m in metrics}
     assert set(get_args(Metric)) == names == METRIC_LABELS.keys()
+
+
+def test_a_golden_slack_in_label_units_is_allowed_for_an_error_metric(tmp_path: Path) -> None:
+    """MAE and RMSE are in the label's units: a regressor of prices in dollars has slack in dollars."""
+    policy = load_policy("pricing", write_policy(tmp_path, {"gate.metric": "mae", "gate.golden_slack": 18.5}))
+    assert policy.gate.golden_slack == 18.5

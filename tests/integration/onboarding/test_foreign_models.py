@@ -1,0 +1,142 @@
+"""``firebreak onboard`` on models the project did not write, registered the way teams do.
+
+Real MLflow (SQLite), real scikit-learn and pyfunc models, the command as a user runs it.
+Each case either onboards with a policy that fits the model, or exits 2 naming the problem
+and writes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from firebreak.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def team(firebreak_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A team's MLflow (the home's) with its own experiment, and an empty policies folder."""
+    import mlflow
+
+    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(tmp_path / "policies"))
+    uri = f"sqlite:///{firebreak_home / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # an earlier test's registry URI stays set in the process otherwise
+    firebreak_home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("team", artifact_location=str(tmp_path / "team")))
+    return tmp_path
+
+
+def _register(model: Any, inputs: pd.DataFrame, name: str) -> None:
+    import mlflow
+    import mlflow.sklearn
+    import skops.io
+    from mlflow.models import infer_signature
+
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(inputs, model.predict(inputs)),
+            registered_model_name=name,
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+        )
+
+
+def _diabetes() -> pd.DataFrame:
+    from sklearn.datasets import load_diabetes
+
+    return load_diabetes(as_frame=True).frame  # shipped with scikit-learn
+
+
+def _onboard(team: Path, reference: pd.DataFrame, *args: str) -> int:
+    reference.to_parquet(team / "reference.parquet")
+    return main(["onboard", "--reference", str(team / "reference.parquet"), *args])
+
+
+def _policy(team: Path) -> dict[str, Any]:
+    (path,) = (team / "policies").glob("*.yaml")
+    return dict(yaml.safe_load(path.read_text()))
+
+
+def test_a_regressor_whose_error_is_in_large_units_onboards_with_its_measured_slack(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    frame = _diabetes()  # the target runs from 25 to 346: an MAE of tens
+    inputs = frame.drop(columns="target")
+    _register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    assert _onboard(team, frame, "--model", "Progression", "--label", "target") == 0, capsys.readouterr().err
+    policy = _policy(team)
+    assert policy["features"]["task"] == "regression" and policy["gate"]["metric"] == "mae"
+    assert policy["gate"]["golden_slack"] > 1  # in the label's units: the refit's optimism gap
+
+
+def test_a_regressor_of_whole_numbers_is_a_regressor(team: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    frame = _diabetes()
+    frame["severity"] = pd.qcut(frame.pop("target"), 10, labels=False).astype(int) + 1  # 1 .. 10
+    inputs = frame.drop(columns="severity")
+    _register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["severity"]), inputs, "Severity")
+    assert _onboard(team, frame, "--model", "Severity", "--label", "severity") == 0, capsys.readouterr().err
+    policy = _policy(team)
+    assert policy["features"]["task"] == "regression" and policy["gate"]["metric"] == "mae"
+    assert "GradientBoostingRegressor" in capsys.readouterr().out  # the reason is the model's own
+
+
+def test_a_model_answering_in_other_columns_is_refused_naming_them(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow
+    import mlflow.pyfunc
+
+    class TwoColumns(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+            score = 1 / (1 + np.exp(-(model_input["x1"] - model_input["x2"])))
+            return pd.DataFrame({"label": (score > 0.5).astype(int), "score": score})
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x1": rng.normal(size=400), "x2": rng.normal(size=400)})
+    frame["y"] = (frame["x1"] > frame["x2"]).astype(int)
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(name="model", python_model=TwoColumns(), registered_model_name="Scorer")
+    assert _onboard(team, frame, "--model", "Scorer", "--label", "y") == 2
+    assert "Scorer v1 answers with columns ['label', 'score'], not 'prediction': name its column with --output" in (
+        capsys.readouterr().err
+    )
+    assert not (team / "policies").exists() or not any((team / "policies").iterdir())
+
+
+def test_a_threshold_free_metric_for_three_classes_is_refused(team: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    frame = load_iris(as_frame=True).frame
+    inputs = frame.drop(columns="target")
+    _register(LogisticRegression(max_iter=500).fit(inputs, frame["target"]), inputs, "Species")
+    assert _onboard(team, frame, "--model", "Species", "--label", "target", "--metric", "auc") == 2
+    assert "--metric auc needs two classes; label column 'target' holds 3" in capsys.readouterr().err
+
+
+def test_a_name_with_an_emoji_and_a_space_round_trips_and_is_quoted_in_the_hint(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"f1": rng.normal(size=300), "f2": rng.normal(size=300)})
+    frame["y"] = (frame["f1"] > 0).astype(int)
+    name = "Modèle Crédit 🚀 v2"
+    _register(LogisticRegression().fit(frame[["f1", "f2"]], frame["y"]), frame[["f1", "f2"]], name)
+    assert _onboard(team, frame, "--model", name, "--label", "y") == 0, capsys.readouterr().err
+    assert _policy(team)["model"] == name
+    assert "`firebreak check 'Modèle Crédit 🚀 v2'`" in capsys.readouterr().out
