@@ -413,16 +413,17 @@ def _check_outputs(outputs: pd.DataFrame, request: OnboardRequest, task: Task, n
     """The model's answers are where the policy will read them, and of the task's kind.
 
     Raises:
-        OnboardingError: The output (or confidence) column is not among the model's outputs;
+        OnboardingError: The output column is not among the model's outputs;
             or the task was inferred as classification from whole-number labels while the
             model answers with fractions (a regressor that is not scikit-learn's).
     """
-    for option, column in (("--output", request.output), ("--confidence", request.confidence)):
-        if column is not None and column not in outputs.columns:
-            shown = [str(c) for c in outputs.columns[:10]]
-            raise OnboardingError(
-                f"{name} v{version.version} answers with columns {shown}, not {column!r}: name its column with {option}"
-            )
+    # (A --confidence column may be the serving logs' alone: a model without one is scored without it.)
+    if request.output not in outputs.columns:
+        shown = [str(c) for c in outputs.columns[:10]]
+        raise OnboardingError(
+            f"{name} v{version.version} answers with columns {shown}, not {request.output!r}: "
+            "name its column with --output"
+        )
     import numpy as np
 
     answers = outputs[request.output]
