@@ -181,10 +181,7 @@ def _between(series: pd.Series, present: np.ndarray, low: Any, high: Any) -> tup
 
 
 def _in_set(series: pd.Series, present: np.ndarray, allowed: list[Any]) -> tuple[np.ndarray, int, list[Any]]:
-    try:
-        inside = series.isin(allowed).to_numpy()
-    except (TypeError, ValueError):  # values Arrow text cannot be compared with (intervals): as text
-        inside = series.astype(str).isin([str(a) for a in allowed]).to_numpy()
+    inside = series.isin(allowed).to_numpy()
     return present & ~inside, int(present.sum()), []
 
 

@@ -130,8 +130,8 @@ def estimate_mae(
     category codes) and learns ``|label - prediction|`` on the reference.
 
     Returns:
-        None without two finite reference errors or current rows; else ``method`` (``DLE``), ``metric`` (``mae``), ``reference`` (realised), ``estimate``,
-        ``change`` and ``rows``.
+        None without two finite reference errors or current rows; else ``method`` (``DLE``),
+        ``metric`` (``mae``), ``reference`` (realised), ``estimate``, ``change`` and ``rows``.
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
 

@@ -68,7 +68,7 @@ _SPIKE_MIN_DISTINCT = 50
 _SPIKE_REF_MAX_SHARE = 0.005
 _SPIKE_MIN_SHARE = 0.01
 _SPIKE_MIN_RATIO = 10.0
-_SPIKE_MIN_ROWS = 5  # as many rows as a sentinel needs (_SENTINEL_MIN_ROWS)
+_SPIKE_MIN_ROWS = _SENTINEL_MIN_ROWS  # a filled-in default holds as many rows as a sentinel
 
 
 def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:

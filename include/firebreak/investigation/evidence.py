@@ -384,12 +384,15 @@ def gather_evidence(
                 estimate["realised"] = evidence["performance"]["current"]
                 estimate["error"] = round(estimate["estimate"] - estimate["realised"], 4)
             evidence["estimated_performance"] = estimate
+    contract_flags = None
+    if not labelled and not contract_result.passed and compiled is not None:
+        # On the tables as given: the contract was derived from, and checks, the raw values.
+        contract_flags = (compiled.violations(reference), compiled.violations(current))
     evidence["segments"] = _segments(
         ref_frame,
         cur_frame,
         shared,
-        compiled,
-        contract_result.passed,
+        contract_flags,
         label=label if labelled else None,
         prediction=prediction,
     )
@@ -512,8 +515,7 @@ def _segments(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     columns: list[str],
-    compiled: Any,
-    contract_passed: bool,
+    contract_flags: tuple[np.ndarray, np.ndarray] | None,
     *,
     label: str | None,
     prediction: str | None,
@@ -538,13 +540,13 @@ def _segments(
             ref_bad, cur_bad = ref_err > limit, cur_err > limit
             signal = f"errors over {limit:.3g} (the reference's 90th percentile)"
         return localise(ref, cur, columns=columns, reference_flags=ref_bad, current_flags=cur_bad, signal=signal)
-    if not contract_passed and compiled is not None:
+    if contract_flags is not None:
         return localise(
             reference,
             current,
             columns=columns,
-            reference_flags=compiled.violations(reference),
-            current_flags=compiled.violations(current),
+            reference_flags=contract_flags[0],
+            current_flags=contract_flags[1],
             signal="contract violations",
         )
     return localise(reference, current, columns=columns, signal="traffic share")
