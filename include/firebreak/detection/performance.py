@@ -33,6 +33,7 @@ __all__ = [
     "Figures",
     "Predictor",
     "as_numbers",
+    "constant_answer",
     "evaluate",
     "finite_rows",
     "impact",
@@ -130,6 +131,34 @@ def evaluate(predict: Predictor, labelled: pd.DataFrame, policy: Policy) -> Figu
         return score_outputs(labelled, labelled, policy)
     outputs = predict(labelled[policy.features.inputs].reset_index(drop=True))
     return score_outputs(outputs.reset_index(drop=True), labelled.reset_index(drop=True), policy)
+
+
+def constant_answer(metric: str, label: pd.Series, task: str) -> tuple[float, object]:
+    """``metric`` of one constant answer on ``label``, and that answer: the least a model must beat.
+
+    A classifier's is the most common class, scored with the positive class's share (AUC 0.5,
+    accuracy the no-information rate, log-loss the labels' entropy); a regression's the labels'
+    median (their mean for RMSE). NaN when the metric cannot be computed on these labels.
+    """
+    rows = len(label)
+    if not rows:
+        return NAN, None
+    if task == "classification":
+        counts = label.value_counts()
+        answer: object = counts.index[0]
+        answer = answer.item() if isinstance(answer, np.generic) else answer
+        classes = _sorted_classes(label.to_numpy())
+        share = float((label == classes[-1]).mean()) if len(classes) <= 2 else float(counts.iloc[0]) / rows
+        answers = pd.Series([answer] * rows, dtype=label.dtype)
+        figures = _classification(answers, label.reset_index(drop=True), pd.Series(np.full(rows, share)))
+    else:
+        numbers = as_numbers(label)
+        if numbers is None or not np.isfinite(numbers).all():
+            return NAN, None
+        answer = float(np.mean(numbers) if metric == "rmse" else np.median(numbers))
+        mae, mape, rmse = _errors(pd.Series(np.full(rows, answer)), label.reset_index(drop=True))
+        figures = {"mae": mae, "mape": mape, "rmse": rmse}
+    return float(figures.get(metric, NAN)), answer
 
 
 # -- the figures themselves -------------------------------------------------------------------------

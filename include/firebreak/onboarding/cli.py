@@ -51,6 +51,11 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--task", choices=["classification", "regression"], help="default: inferred from the label")
     p.add_argument("--metric", choices=[m for metrics in TASK_METRICS.values() for m in metrics])
+    p.add_argument(
+        "--allow-weak-baseline",
+        action="store_true",
+        help="record the champion's golden figures even when a constant answer scores as well",
+    )
     p.add_argument("--json", action="store_true")
 
     c = sub.add_parser(
@@ -105,6 +110,7 @@ def _onboard(args: argparse.Namespace, settings: Settings) -> int:
         fallback=args.fallback,
         task=args.task,
         metric=args.metric,
+        allow_weak_baseline=args.allow_weak_baseline,
     )
     done = onboard(request, settings)
     _print(done.to_dict(), done.lines(), args.json)

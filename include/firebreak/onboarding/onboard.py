@@ -20,7 +20,7 @@ Bad input names the problem and changes nothing: every check runs before anythin
 written, files are staged in a temporary folder and moved into place last, and existing
 files are kept unless ``force``.
 
-Its size (about 620 lines) is earned: :func:`onboard` is one transaction-like sequence
+Its size (about 740 lines) is earned: :func:`onboard` is one transaction-like sequence
 (check everything, stage, publish, record), and its steps share the staged state.
 """
 
@@ -66,7 +66,11 @@ TAG_GOLDEN_GROUPS = "firebreak.golden_groups"
 # champion that trained on the golden rows (:func:`_measured_slack`); the whole slack when it
 # cannot be measured (a model that is not scikit-learn).
 GOLDEN_SLACK = 0.01
-_IN_LABEL_UNITS = frozenset({"mae", "rmse"})  # no unit-free noise margin: the gate's relative limit covers it
+_IN_LABEL_UNITS = frozenset({"mae", "rmse"})
+UNNAMED_INPUTS = (
+    "the model names no inputs (no signature, fitted on an array), so it is given the reference's columns in "
+    "the reference's order"
+)  # no unit-free noise margin: the gate's relative limit covers it
 
 
 def _noise(metric: str) -> float:
@@ -92,6 +96,7 @@ class OnboardRequest:
     fallback: str = "auto"  # auto | disable
     task: str | None = None
     metric: str | None = None
+    allow_weak_baseline: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     registry = registry or Registry(settings)
     version, champion_set = _version(registry, name, request.version)
     pyfunc, digest = _load(registry, version)
-    inputs = _inputs(pyfunc, reference, request)
+    inputs, inputs_from = _inputs(pyfunc, reference, request)
     task = _task(pyfunc, reference[request.label], request)
     numeric, categorical = split_inputs(reference, inputs)
     if request.protected and task.task == "classification" and not _binary(task.classes):
@@ -211,6 +216,8 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     if fallback_model is None and fallback.version is not None:  # last-known-good or an earlier baseline
         fallback_model = _load(registry, registry.get_version(name, fallback.version))
     notes = [] if sklearn_estimator(pyfunc) is not None else [NOT_SKLEARN]
+    if inputs_from == "reference":
+        notes.append(f"{UNNAMED_INPUTS}: {inputs}")
     choices = replace(
         choices,
         confidence_floor=floor,
@@ -222,8 +229,16 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     policy = _policy(choices)
     figures = _evaluate(predict, golden, policy)
     estimator = sklearn_estimator(pyfunc)
-    if estimator is not None:
-        slack, slack_why = _measured_slack(estimator, training, golden, policy, figures)
+    refit = _refit_figure(estimator, training, golden, policy) if estimator is not None else None
+    weak = _weak_baseline(figures, golden, policy, request, name, version, refit, inputs_from)
+    if weak and not request.allow_weak_baseline:
+        raise OnboardingError(
+            f"{weak}. Nothing was written; if that is truly how the model scores, pass --allow-weak-baseline"
+        )
+    if weak:
+        notes.append(f"weak baseline recorded as asked (--allow-weak-baseline): {weak}")
+    if refit is not None:
+        slack, slack_why = _measured_slack(refit, policy, figures)
         choices = replace(choices, golden_slack=slack, slack_why=slack_why)
         policy = _policy(choices)
     contract = derive_contract(reference[[*inputs, *request.lineage]], name=f"{stem}_inputs")
@@ -362,25 +377,29 @@ def _load(registry: Registry, version: Version) -> tuple[Any, str]:
         ) from exc
 
 
-def _inputs(pyfunc: Any, reference: pd.DataFrame, request: OnboardRequest) -> list[str]:
-    """The model's inputs: the columns its estimator was fitted on, else its signature, else the reference's."""
+def _inputs(pyfunc: Any, reference: pd.DataFrame, request: OnboardRequest) -> tuple[list[str], str]:
+    """The model's inputs and where they were named: the columns its estimator was fitted on
+    (``fitted``), else its signature (``signature``), else the reference's, in its order (``reference``)."""
     from firebreak.registry.flavors import sklearn_estimator
 
     estimator = sklearn_estimator(pyfunc)
     names: list[str] = [str(c) for c in getattr(estimator, "feature_names_in_", [])]
+    source = "fitted"
     if not names:
         schema = pyfunc.metadata.get_input_schema()
         names = [str(n) for n in (schema.input_names() if schema is not None and schema.has_input_names() else [])]
+        source = "signature"
     if not names:
         outputs = {request.label, request.output, request.confidence, *request.lineage}
         names = [str(c) for c in reference.columns if c not in outputs]
+        source = "reference"
     missing = [c for c in names if c not in reference.columns]
     if missing:
         raise OnboardingError(f"the reference lacks the model's inputs {missing}")
     clash = {request.label, request.output} & set(names)
     if clash:
         raise OnboardingError(f"{sorted(clash)} is an input of the model, not its label or output")
-    return names
+    return names, source
 
 
 def _binary(classes: list[Any]) -> bool:
@@ -454,29 +473,87 @@ def _evaluate(predict: Any, golden: pd.DataFrame, policy: Policy) -> Figures:
     return evaluate(predict, golden, policy)
 
 
-def _measured_slack(
-    estimator: Any, training: pd.DataFrame, golden: pd.DataFrame, policy: Policy, figures: Figures
-) -> tuple[float, str]:
+@dataclass(frozen=True)
+class _Refit:
+    """The champion's estimator cloned and fitted on the training rows alone, scored on the golden rows."""
+
+    figure: float | None  # None: the clone could not be fitted or could not score
+    estimator: str
+    failure: str = ""
+
+
+def _refit_figure(estimator: Any, training: pd.DataFrame, golden: pd.DataFrame, policy: Policy) -> _Refit:
+    from sklearn.base import clone
+
+    from firebreak.detection.performance import evaluate
+    from firebreak.registry.flavors import object_predictor
+
+    inputs, label = policy.features.inputs, policy.features.label
+    try:
+        fitted = clone(estimator).fit(training[inputs], training[label])
+        figure = evaluate(object_predictor(fitted, policy), golden, policy).metric(policy.gate.metric)
+    except Exception as exc:  # noqa: BLE001 — the team's estimator raises what it raises: say so, go on
+        return _Refit(None, type(estimator).__name__, type(exc).__name__)
+    return _Refit(figure, type(estimator).__name__)
+
+
+def _weak_baseline(
+    figures: Figures,
+    golden: pd.DataFrame,
+    policy: Policy,
+    request: OnboardRequest,
+    name: str,
+    version: Version,
+    refit: _Refit | None,
+    inputs_from: str,
+) -> str | None:
+    """Why the champion's golden figure is no baseline, or None when it beats a constant answer.
+
+    A baseline no better than always answering the most common class (or the median) would
+    make the golden audit and the promotion gate accept anything. It comes from a reference
+    the model does not read as it was trained (inputs in another order, other units or codes)
+    or from the wrong label column far more often than from the model itself.
+    """
+    from firebreak.detection.performance import constant_answer, loss
+
+    metric = policy.gate.metric
+    champion = figures.metric(metric)
+    constant, answer = constant_answer(metric, golden[policy.features.label], policy.task)
+    if champion != champion or constant != constant or loss(metric, champion) < loss(metric, constant):
+        return None
+    shown = f"{answer:.4g}" if isinstance(answer, float) else repr(answer)
+    said = [
+        f"{name} v{version.version} scores {metric} {champion:.4f} on the {len(golden)} golden rows of its "
+        f"reference, no better than always answering {shown} ({constant:.4f})"
+    ]
+    if refit is not None and refit.figure is not None and refit.figure == refit.figure:
+        said.append(f"a {refit.estimator} refitted on the reference's other rows scores {refit.figure:.4f} on them")
+    if inputs_from == "reference":
+        said.append(
+            f"{UNNAMED_INPUTS}; if it was trained on another order, log it with a signature "
+            "(mlflow.models.infer_signature) or order the reference's columns as it was trained"
+        )
+    else:
+        said.append(
+            f"check that the reference holds what the model was trained on (the same units and codes) and that "
+            f"--label {request.label!r} is the column it predicts"
+        )
+    return "; ".join(said)
+
+
+def _measured_slack(refit: _Refit, policy: Policy, figures: Figures) -> tuple[float, str]:
     """How much better the champion scores the golden rows than a refit that never saw them, plus noise.
 
     The reference is usually the champion's own training data, so the champion has seen the
     golden rows and scores them better than any candidate can; the gate would refuse every
     refit. A clone of the champion fitted on the training rows alone measures that optimism.
     """
-    from sklearn.base import clone
-
-    from firebreak.detection.performance import evaluate, loss
-    from firebreak.registry.flavors import object_predictor
+    from firebreak.detection.performance import loss
 
     metric = policy.gate.metric
-    inputs, label = policy.features.inputs, policy.features.label
-    try:
-        held_out = evaluate(
-            object_predictor(clone(estimator).fit(training[inputs], training[label]), policy), golden, policy
-        ).metric(metric)
-    except Exception as exc:  # noqa: BLE001 — the team's estimator raises what it raises: keep the default
-        return _noise(metric), f"default: a clone could not be refitted to measure it ({type(exc).__name__})"
-    champion = figures.metric(metric)
+    if refit.figure is None:
+        return _noise(metric), f"default: a clone could not be refitted to measure it ({refit.failure})"
+    held_out, champion = refit.figure, figures.metric(metric)
     if held_out != held_out or champion != champion:  # NaN: the metric could not be computed
         return _noise(metric), "default: the metric could not be computed on the golden rows"
     gap = max(0.0, loss(metric, held_out) - loss(metric, champion))

@@ -140,3 +140,99 @@ def test_a_name_with_an_emoji_and_a_space_round_trips_and_is_quoted_in_the_hint(
     assert _onboard(team, frame, "--model", name, "--label", "y") == 0, capsys.readouterr().err
     assert _policy(team)["model"] == name
     assert "`firebreak check 'Modèle Crédit 🚀 v2'`" in capsys.readouterr().out
+
+
+def _register_unnamed(model: Any, name: str) -> None:
+    """As teams log a model fitted on an array: no signature, no column names anywhere."""
+    import mlflow
+    import mlflow.sklearn
+    import skops.io
+
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            registered_model_name=name,
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+        )
+
+
+def _cancer() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    return load_breast_cancer(as_frame=True).frame  # shipped with scikit-learn
+
+
+def _untouched(team: Path, name: str) -> None:
+    """Nothing written: no policy files, no alias, no version beside the team's own."""
+    from mlflow import MlflowClient
+
+    assert not (team / "policies").exists() or not any((team / "policies").iterdir())
+    client = MlflowClient()
+    assert client.get_registered_model(name).aliases == {}
+    assert [str(v.version) for v in client.search_model_versions(f"name = '{name}'")] == ["1"]
+
+
+def test_a_model_fed_its_inputs_in_another_order_is_refused_until_the_weak_baseline_is_accepted(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = _cancer()
+    inputs = frame.drop(columns="target")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(inputs.to_numpy(), frame["target"])
+    _register_unnamed(model, "Cancer")
+    reordered = frame[[*reversed(inputs.columns), "target"]]  # the team's table, columns in another order
+    assert _onboard(team, reordered, "--model", "Cancer", "--label", "target") == 2
+    err = capsys.readouterr().err
+    assert (
+        "Cancer v1 scores auc 0.5000 on the 114 golden rows of its reference, no better than always answering 1" in err
+    )
+    assert "a Pipeline refitted on the reference's other rows scores 0.9" in err  # the data is learnable
+    assert "the model names no inputs (no signature, fitted on an array)" in err
+    assert "pass --allow-weak-baseline" in err
+    _untouched(team, "Cancer")
+
+    assert _onboard(team, reordered, "--model", "Cancer", "--label", "target", "--allow-weak-baseline") == 0
+    out = capsys.readouterr().out
+    assert "note          weak baseline recorded as asked (--allow-weak-baseline): Cancer v1 scores auc 0.5000" in out
+    assert _policy(team)["model"] == "Cancer"
+
+
+def test_a_model_without_input_names_onboards_on_the_references_order_and_says_so(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = _cancer()
+    inputs = frame.drop(columns="target")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(inputs.to_numpy(), frame["target"])
+    _register_unnamed(model, "Cancer")
+    assert _onboard(team, frame, "--model", "Cancer", "--label", "target") == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "note          the model names no inputs (no signature, fitted on an array), so it is given the " in out
+    assert "['mean radius', 'mean texture'," in out
+    golden_auc = float(MlflowClient().get_model_version("Cancer", "1").tags["firebreak.golden.auc"])
+    assert golden_auc > 0.95
+
+
+def test_a_reference_whose_label_is_in_other_units_is_refused_naming_units_and_label(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    frame = _diabetes()
+    inputs = frame.drop(columns="target")
+    _register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    hundredths = frame.assign(target=frame["target"] / 100)  # the reference's label in other units
+    assert _onboard(team, hundredths, "--model", "Progression", "--label", "target") == 2
+    err = capsys.readouterr().err
+    assert "Progression v1 scores mae 147.8" in err  # in the model's units
+    assert "no better than always answering 1.38 (0.633" in err  # the golden rows' median, in the reference's
+    assert "the same units and codes) and that --label 'target' is the column it predicts" in err
+    _untouched(team, "Progression")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from sklearn import metrics
 
-from firebreak.detection.performance import SCORE, loss, performance_change, score_outputs
+from firebreak.detection.performance import SCORE, constant_answer, loss, performance_change, score_outputs
 from firebreak.policy.schema import Policy
 from firebreak.settings import INCLUDE_DIR
 
@@ -76,3 +76,37 @@ def test_concept_drift_on_class_name_labels_is_judged_on_accuracy() -> None:
     change = performance_change(reference, current, label="y", prediction="p")
     assert change is not None and change["metric"] == "accuracy"
     assert change["reference"] == 1.0 and change["current"] == 0.6 and change["significant"] is True
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "auc", "f1", "log_loss"])
+def test_the_constant_answer_scores_what_scikit_learns_prior_dummy_scores(metric: str) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    y = pd.Series(np.random.default_rng(2).choice(["approve", "refer"], 500, p=[0.7, 0.3]))
+    dummy = DummyClassifier(strategy="prior").fit(np.zeros((500, 1)), y)
+    answers, proba = dummy.predict(np.zeros((500, 1))), dummy.predict_proba(np.zeros((500, 1)))[:, 1]
+    expected = {
+        "accuracy": metrics.accuracy_score(y, answers),
+        "auc": metrics.roc_auc_score(y == "refer", proba),
+        "f1": metrics.f1_score(y, answers, pos_label="refer", zero_division=0.0),
+        "log_loss": metrics.log_loss(y == "refer", proba),
+    }[metric]
+    figure, answer = constant_answer(metric, y, "classification")
+    assert answer == "approve"
+    assert figure == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(("metric", "strategy"), [("mae", "median"), ("rmse", "mean"), ("mape", "median")])
+def test_a_regressions_constant_answer_is_the_median_or_for_rmse_the_mean(metric: str, strategy: str) -> None:
+    from sklearn.dummy import DummyRegressor
+
+    y = pd.Series(np.random.default_rng(3).lognormal(3, 1, 400))  # skewed: median and mean differ
+    answers = DummyRegressor(strategy=strategy).fit(np.zeros((400, 1)), y).predict(np.zeros((400, 1)))
+    expected = {
+        "mae": metrics.mean_absolute_error(y, answers),
+        "rmse": math.sqrt(metrics.mean_squared_error(y, answers)),
+        "mape": metrics.mean_absolute_percentage_error(y, answers),
+    }[metric]
+    figure, answer = constant_answer(metric, y, "regression")
+    assert answer == pytest.approx(float(answers[0]))
+    assert figure == pytest.approx(expected, rel=1e-3)
