@@ -7,6 +7,8 @@ version under alias ``fallback`` for ``containment.route: fallback_model``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ class FallbackChoice:
     version: str | None  # the version alias `fallback` points at (None: disabled, or not registered yet)
     why: str
     description: str  # the policy's containment.description
+    fitted_on: str = ""  # a baseline's task, label and inputs (tag firebreak.fallback_fitted_on): reused only alike
 
 
 def baseline_estimator(task: str, numeric: list[str], categorical: list[str]) -> Any:
@@ -53,6 +56,12 @@ def baseline_estimator(task: str, numeric: list[str], categorical: list[str]) ->
         )
     final = LogisticRegression(max_iter=2000) if task == "classification" else Ridge(alpha=1.0)
     return Pipeline([("columns", ColumnTransformer(parts)), ("model", final)])
+
+
+def fitted_on(task: str, label: str, inputs: list[str]) -> str:
+    """What a baseline was fitted for, as its tag reads: a later onboarding reuses it only when this matches."""
+    digest = hashlib.sha256(json.dumps([task, label, sorted(inputs)]).encode()).hexdigest()[:16]
+    return f"{task} of {label!r} on {len(inputs)} inputs (sha256 {digest})"[:5000]
 
 
 def fit_baseline(task: str, numeric: list[str], categorical: list[str], rows: pd.DataFrame, label: str) -> Any:

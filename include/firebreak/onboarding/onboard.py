@@ -44,7 +44,7 @@ from firebreak.errors import FirebreakError
 from firebreak.incidents.enums import Alias
 from firebreak.model_names import ModelNameError, check_model_name, model_stem
 from firebreak.onboarding.errors import OnboardingError
-from firebreak.onboarding.fallback import FallbackChoice, fit_baseline
+from firebreak.onboarding.fallback import FallbackChoice, fit_baseline, fitted_on
 from firebreak.onboarding.policy_file import PolicyChoices, render_policy
 from firebreak.onboarding.profile import Task, confidence_floor, infer_task, split_golden, split_inputs
 from firebreak.policy.schema import Policy, parse_policy, policy_path
@@ -61,6 +61,7 @@ NOT_SKLEARN = (
 )
 TAG_ONBOARDED = "firebreak.onboarded_at"
 TAG_FALLBACK_FOR = "firebreak.fallback_for"
+TAG_FALLBACK_FITTED_ON = "firebreak.fallback_fitted_on"
 TAG_GOLDEN_GROUPS = "firebreak.golden_groups"
 # Sampling noise of a golden set, in the metric's units, on top of the measured optimism of a
 # champion that trained on the golden rows (:func:`_measured_slack`); the whole slack when it
@@ -597,8 +598,10 @@ def _choose_fallback(
             ),
             None,
         )
+    wanted = fitted_on(task.task, request.label, [*numeric, *categorical])
     current = registry.version_for(name, Alias.FALLBACK)
-    if current is not None and current.tags.get(TAG_FALLBACK_FOR) == version.version:
+    earlier = current is not None and current.tags.get(TAG_FALLBACK_FOR) == version.version
+    if current is not None and earlier and current.tags.get(TAG_FALLBACK_FITTED_ON) == wanted:
         return (
             FallbackChoice(
                 "fallback_model",
@@ -611,14 +614,21 @@ def _choose_fallback(
         )
     kind = "logistic regression" if task.task == "classification" else "ridge regression"
     model = fit_baseline(task.task, numeric, categorical, training, request.label)
+    unlike = (
+        f" (the baseline v{current.version} an earlier onboarding registered was fitted for "
+        f"{current.tags.get(TAG_FALLBACK_FITTED_ON) or 'a model described nowhere'}, not {wanted})"
+        if current is not None and earlier
+        else ""
+    )
     return (
         FallbackChoice(
             "fallback_model",
             "baseline",
             None,
             f"no {Alias.LAST_KNOWN_GOOD} version: a baseline ({kind} on the same inputs) trained on the "
-            f"{len(training)} reference rows outside the golden set",
+            f"{len(training)} reference rows outside the golden set{unlike}",
             f"baseline {kind} on the same inputs (alias {Alias.FALLBACK})",
+            wanted,
         ),
         model,
     )
@@ -706,7 +716,11 @@ def _record(
             fallback_model,
             input_example=training[inputs].head(5),
             reference=training[inputs],
-            tags={TAG_FALLBACK_FOR: version.version, **golden_tags(baseline_figures)},
+            tags={
+                TAG_FALLBACK_FOR: version.version,
+                TAG_FALLBACK_FITTED_ON: fallback.fitted_on,
+                **golden_tags(baseline_figures),
+            },
             run_name=f"onboard-fallback-v{version.version}",
         )
         target = registered.version

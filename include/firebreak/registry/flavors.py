@@ -62,19 +62,16 @@ def version_predictor(pyfunc: PyFuncModel, policy: Policy) -> Predict:
     estimator = sklearn_estimator(pyfunc)
     if estimator is not None:
         return estimator_predictor(estimator, policy)
-    try:
-        pyfunc.unwrap_python_model()
-    except Exception:  # noqa: BLE001 — MLflow raises MlflowException for flavors that are not a PythonModel
-        output = policy.features.output
-        return lambda frame: as_frame(pyfunc.predict(frame), output, frame.index)
-    return lambda frame: pd.DataFrame(pyfunc.predict(frame))
+    output = policy.features.output
+    return lambda frame: as_frame(pyfunc.predict(frame), output, frame.index)
 
 
 def object_predictor(model: Any, policy: Policy) -> Predict:
     """An in-memory model's answers (a candidate before it is registered): PythonModel or scikit-learn."""
     if is_sklearn_model(model):
         return estimator_predictor(model, policy)
-    return lambda frame: pd.DataFrame(model.predict(None, frame))
+    output = policy.features.output
+    return lambda frame: as_frame(model.predict(None, frame), output, frame.index)
 
 
 def estimator_predictor(estimator: Any, policy: Policy) -> Predict:
@@ -114,11 +111,15 @@ def predicted_class_probability(probabilities: np.ndarray, classes: np.ndarray, 
 
 
 def as_frame(result: Any, output: str, index: pd.Index) -> pd.DataFrame:
-    """A model's raw answer (frame, series or array) as a frame with the policy's output column."""
+    """A model's raw answer as a frame on the inputs' index: a frame (or one record per row) as
+    it is; a bare series, array or list (a team's pyfunc, MLflow's sklearn flavor) as the
+    policy's output column."""
     if isinstance(result, pd.DataFrame):
-        return result.set_axis(index) if len(result) == len(index) else result
+        return result if len(result) != len(index) or result.index.equals(index) else result.set_axis(index)
     if isinstance(result, pd.Series):
         return pd.DataFrame({output: result.to_numpy()}, index=index)
+    if isinstance(result, list) and result and all(isinstance(row, dict) for row in result):
+        return pd.DataFrame(result, index=index if len(result) == len(index) else None)
     return pd.DataFrame({output: np.asarray(result).reshape(len(index), -1)[:, 0]}, index=index)
 
 

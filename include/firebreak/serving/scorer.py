@@ -18,6 +18,7 @@ import pandas as pd
 
 from firebreak.policy.entry_points import resolve_entry_point
 from firebreak.policy.schema import Policy
+from firebreak.registry.flavors import as_frame
 from firebreak.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def model_scorer(registry: Registry, version: Version, policy: Policy, *, name: 
         python_model = raw
 
         def predict(frame: pd.DataFrame) -> pd.DataFrame:
-            return _as_frame(python_model.predict(None, frame), output, frame.index)
+            return as_frame(python_model.predict(None, frame), output, frame.index)
 
         return Scorer(name, version.version, predict)
     try:
@@ -61,7 +62,7 @@ def model_scorer(registry: Registry, version: Version, policy: Policy, *, name: 
         return Scorer(name, version.version, estimator_predict(estimator, policy))
 
     def predict_pyfunc(frame: pd.DataFrame) -> pd.DataFrame:
-        return _as_frame(pyfunc.predict(frame), output, frame.index)
+        return as_frame(pyfunc.predict(frame), output, frame.index)
 
     return Scorer(name, version.version, predict_pyfunc)
 
@@ -102,7 +103,7 @@ def estimator_predict(estimator: Any, policy: Policy) -> Predict:
         x = inputs(frame)
         with sklearn.config_context(assume_finite=True), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            answer = _as_frame(estimator.predict(x), output, frame.index)
+            answer = as_frame(estimator.predict(x), output, frame.index)
             if proba is not None and confidence not in answer.columns:
                 answer[confidence] = _predicted_class_probability(proba(x), classes, answer[output].to_numpy())
         return answer
@@ -128,14 +129,6 @@ def heuristic_scorer(policy: Policy, settings: Settings) -> Scorer | None:
     output = policy.features.output
 
     def predict(frame: pd.DataFrame) -> pd.DataFrame:
-        return _as_frame(function(frame, settings), output, frame.index)
+        return as_frame(function(frame, settings), output, frame.index)
 
     return Scorer("heuristic", "heuristic", predict)
-
-
-def _as_frame(result: Any, output: str, index: pd.Index) -> pd.DataFrame:
-    if isinstance(result, pd.DataFrame):
-        return result
-    if isinstance(result, pd.Series):
-        return result.to_frame(output)
-    return pd.DataFrame({output: np.asarray(result).reshape(len(index), -1)[:, 0]}, index=index)

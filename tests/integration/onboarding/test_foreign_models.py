@@ -236,3 +236,66 @@ def test_a_reference_whose_label_is_in_other_units_is_refused_naming_units_and_l
     assert "no better than always answering 1.38 (0.633" in err  # the golden rows' median, in the reference's
     assert "the same units and codes) and that --label 'target' is the column it predicts" in err
     _untouched(team, "Progression")
+
+
+def test_onboarding_again_as_another_task_fits_a_new_fallback_and_alike_reuses_it(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+
+    class Severity(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+            answer = np.clip(np.round(5.5 + 2 * model_input["x1"] - model_input["x2"]), 1, 10).astype(int)
+            return pd.DataFrame({"prediction": answer})
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"x1": rng.normal(size=600), "x2": rng.normal(size=600)})
+    frame["severity"] = np.clip(np.round(5.5 + 2 * frame["x1"] - frame["x2"] + rng.normal(0, 0.3, 600)), 1, 10)
+    frame["severity"] = frame["severity"].astype(int)
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(name="model", python_model=Severity(), registered_model_name="Triage Score")
+    args = ("--model", "Triage Score", "--label", "severity")
+    client = MlflowClient()
+
+    assert _onboard(team, frame, *args) == 0, capsys.readouterr().err  # whole numbers: classes, at first
+    assert "baseline logistic regression on the same inputs" in capsys.readouterr().out
+    assert str(client.get_model_version_by_alias("Triage Score", "fallback").version) == "2"
+
+    assert _onboard(team, frame, *args, "--task", "regression", "--force") == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "baseline ridge regression on the same inputs" in out
+    assert "(the baseline v2 an earlier onboarding registered was fitted for classification of 'severity'" in out
+    fallback = client.get_model_version_by_alias("Triage Score", "fallback")
+    assert str(fallback.version) == "3"
+    assert fallback.tags["firebreak.fallback_fitted_on"].startswith("regression of 'severity' on 2 inputs")
+
+    assert _onboard(team, frame, *args, "--task", "regression", "--force") == 0, capsys.readouterr().err
+    assert "v3 is the baseline an earlier onboarding of v1 registered" in capsys.readouterr().out
+    assert str(client.get_model_version_by_alias("Triage Score", "fallback").version) == "3"
+
+
+@pytest.mark.parametrize("answer", ["series", "array", "list"])
+def test_a_pyfunc_answering_bare_values_is_read_as_its_output_column(
+    team: Path, capsys: pytest.CaptureFixture[str], answer: str
+) -> None:
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+
+    class Bare(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+        def __init__(self, kind: str) -> None:
+            self.kind = kind
+
+        def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+            decided = (model_input["x1"] > model_input["x2"]).astype(int)
+            return {"series": decided, "array": decided.to_numpy(), "list": decided.tolist()}[self.kind]
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x1": rng.normal(size=400), "x2": rng.normal(size=400)})
+    frame["y"] = (frame["x1"] > frame["x2"]).astype(int)
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(name="model", python_model=Bare(answer), registered_model_name="Bare")
+    assert _onboard(team, frame, "--model", "Bare", "--label", "y") == 0, capsys.readouterr().err
+    assert float(MlflowClient().get_model_version("Bare", "1").tags["firebreak.golden.accuracy"]) == 1.0
