@@ -9,6 +9,9 @@ carries the evidence it rests on (``docs/triage.md`` explains every rule):
 * :func:`unknown_values` — values outside the reference's set, by **rate and
   significance**: a binomial test of the current count against the rate at which a
   reference of that size leaves values unseen (Good-Turing: the share of values seen once).
+  Then **who holds them**: codes substituted upstream land on rows like any others, while a
+  part of the population the reference never covered (a new region, a new market) differs
+  from the other rows in the other columns too; that is drift, not skew.
 * :func:`null_changes` — a rise of the null rate, tested with the conditional binomial
   test of two counts (nulls in either table, split by the tables' sizes).
 * :func:`beyond_range` — values past the reference's range: **skew** only with positive
@@ -69,6 +72,11 @@ _SPIKE_REF_MAX_SHARE = 0.005
 _SPIKE_MIN_SHARE = 0.01
 _SPIKE_MIN_RATIO = 10.0
 _SPIKE_MIN_ROWS = _SENTINEL_MIN_ROWS  # a filled-in default holds as many rows as a sentinel
+# Rows holding unseen values are another part of the population when, in some other numeric
+# column, they differ from the rows holding known values by a K-S distance of at least this,
+# significant after Bonferroni over the columns compared; each side needs this many rows.
+_POPULATION_MIN_DISTANCE = 0.3
+_POPULATION_MIN_ROWS = 20
 
 
 def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
@@ -87,23 +95,32 @@ def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
     return min_value, max_value
 
 
-def unknown_values(reference: pd.Series, current: pd.Series, declared: Sequence[str] = ()) -> dict[str, Any] | None:
+def unknown_values(
+    reference: pd.Series, current: pd.Series, declared: Sequence[str] = (), *, others: pd.DataFrame | None = None
+) -> dict[str, Any] | None:
     """Values of ``current`` the reference never showed (nor declared, for a categorical dtype).
 
     The rate a reference of ``n`` rows leaves unseen is estimated by Good-Turing (values seen
     exactly once / ``n``; at least ``1 / n``): a table of 30,000 rows where one value
-    appears once is what a second sample of the same world looks like. Skew when the
+    appears once is what a second sample of the same world looks like. Significant when the
     current count is significant against that rate *and* on at least 0.1% of rows.
+
+    ``others``: the current table's other numeric columns, row-aligned with ``current``. A
+    significant count is skew unless the rows holding the unseen values differ from the rows
+    holding known ones in one of them (:func:`_another_population`): then the reference
+    missed a part of the population, which is drift.
 
     Returns:
         None when every value is known; else ``column``, ``rows``, ``share``,
-        ``expected_share``, ``p_value``, ``sample`` and ``skew`` (bool).
+        ``expected_share``, ``p_value``, ``sample``, ``skew`` (bool) and, when significant,
+        ``verdict`` (``skew`` or ``drift``) and ``because``.
     """
     ref, cur = as_text(reference.dropna()), as_text(current.dropna())
     known = set(ref.unique().tolist()) | set(declared)
     if isinstance(reference.dtype, pd.CategoricalDtype):
         known |= {str(c) for c in reference.cat.categories}
-    unknown = cur[~cur.isin(known)]
+    unseen = ~cur.isin(known)
+    unknown = cur[unseen]
     if unknown.empty or cur.empty:
         return None
     counts = ref.value_counts()
@@ -112,7 +129,7 @@ def unknown_values(reference: pd.Series, current: pd.Series, declared: Sequence[
     rows, n = len(unknown), len(cur)
     p_value = float(binomial_tail(rows, n, expected))
     share = rows / n
-    return {
+    found: dict[str, Any] = {
         "column": str(reference.name),
         "rows": rows,
         "share": round(share, 5),
@@ -121,6 +138,49 @@ def unknown_values(reference: pd.Series, current: pd.Series, declared: Sequence[
         "sample": unknown.value_counts().index[:3].tolist(),
         "skew": p_value < SIGNIFICANCE and share >= MIN_UNKNOWN_SHARE,
     }
+    if not found["skew"]:
+        return found
+    if rows == n:
+        return {**found, "verdict": "skew", "because": "no row holds a known value: the column was recoded"}
+    present = np.flatnonzero(current.notna().to_numpy())  # ``others`` is row-aligned with ``current``
+    apart = _another_population(others.iloc[present] if others is not None else None, unseen.to_numpy())
+    if apart is None:
+        because = "the rows holding them look like the other rows in every other column: codes substituted upstream"
+        return {**found, "verdict": "skew", "because": because}
+    return {**found, "skew": False, "verdict": "drift", "because": apart}
+
+
+def _another_population(others: pd.DataFrame | None, unseen: np.ndarray) -> str | None:
+    """How the rows marked ``unseen`` differ from the rest in another numeric column, or None."""
+    if others is None or others.empty or min(int(unseen.sum()), int((~unseen).sum())) < _POPULATION_MIN_ROWS:
+        return None
+    best: tuple[float, float, str] | None = None
+    for column in others.columns:
+        values = pd.to_numeric(others[column], errors="coerce").to_numpy(dtype=float)
+        inside, outside = values[unseen], values[~unseen]
+        inside, outside = inside[np.isfinite(inside)], outside[np.isfinite(outside)]
+        if min(len(inside), len(outside)) < _POPULATION_MIN_ROWS:
+            continue
+        distance = _ks_distance(inside, outside)
+        if distance >= _POPULATION_MIN_DISTANCE and (best is None or distance > best[0]):
+            p_value = ks_p_value(outside, inside)
+            if p_value < SIGNIFICANCE / len(others.columns):
+                best = (distance, p_value, str(column))
+    if best is None:
+        return None
+    distance, p_value, column = best
+    return (
+        f"the rows holding them differ from the other rows in {column} (K-S distance {distance:.2f}, "
+        f"p={p_value:.2g}): a part of the population the reference did not cover"
+    )
+
+
+def _ks_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the two ECDFs."""
+    a, b = np.sort(a), np.sort(b)
+    points = np.concatenate([a, b])
+    gaps = np.searchsorted(a, points, side="right") / len(a) - np.searchsorted(b, points, side="right") / len(b)
+    return float(np.max(np.abs(gaps)))
 
 
 def null_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -263,8 +323,16 @@ def data_checks(
     frames no longer carry.
     """
     declared = declared or {}
+    numbers = current[[c for c in numeric if c in current.columns]]
     unknown = [
-        u for c in categorical if (u := unknown_values(reference[c], current[c], declared.get(c, ()))) is not None
+        u
+        for c in categorical
+        if (
+            u := unknown_values(
+                reference[c], current[c], declared.get(c, ()), others=numbers.drop(columns=c, errors="ignore")
+            )
+        )
+        is not None
     ]
     ranges = [r for c in numeric if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled)) is not None]
     found_spikes = [s for c in numeric if c not in rescaled and (s := spikes(reference[c], current[c])) is not None]

@@ -220,6 +220,12 @@ def _root_cause(failure: FailureClass, decisive: list[Finding], findings: list[F
         return f"the relation between inputs and labels changed (concept drift): {decisive[0].detail.split(': ', 1)[1]}"
     if not columns:
         return f"input distribution moved (drift) within the contract's ranges: {decisive[0].detail}"
+    beyond = [f for f in decisive if f.kind in ("range", "contract")]  # past the range, or unseen values
+    if beyond:
+        return (
+            f"input distribution moved (drift) in {columns}, past what the reference covered: "
+            f"{beyond[0].detail}; the world changed, the pipeline did not"
+        )
     return (
         f"input distribution moved (drift) in {columns} within the contract's ranges: "
         "the world changed, the pipeline did not"

@@ -91,12 +91,20 @@ def contract_findings(contract: dict[str, Any], checks: dict[str, Any] | None = 
         if failure.get("sample") == ["<column missing>"]:
             what = "column missing"
         on = f" on {float(percent):.1f}% of rows" if percent is not None and what != "column missing" else ""
+        if check is not None and check.get("verdict") == "drift":
+            # Unseen values on rows that are another part of the population: the reference missed it.
+            detail = f"{column}: {what}{on}{shown}; {check['why']}; {check['because']}"
+            weight = min(0.9, 0.55 + float(percent or 0.0) / 100)
+            found.append(Finding("contract", FailureClass.DRIFT, column, detail, weight))
+            continue
         if check is not None and not check["skew"]:
             # A derived contract's set or null rule broken no more than a sample of the reference allows.
             found.append(Finding("contract", None, column, f"{column}: {what}{on}{shown}; {check['why']}", 0.2))
             continue
         weight = 1.0 if what == "column missing" else 0.95
         why = f"; {check['why']}" if check is not None else ""
+        if check is not None and check.get("because"):
+            why += f"; {check['because']}"
         found.append(Finding("contract", FailureClass.SKEW, column, f"{column}: {what}{on}{shown}{why}", weight))
     if found and rows is not None:
         found = [Finding(f.kind, f.points_to, f.column, f.detail + f" ({rows} rows checked)", f.weight) for f in found]
@@ -113,7 +121,12 @@ def _judged(checks: dict[str, Any] | None) -> dict[tuple[str, Any], dict[str, An
             f"{item['rows']} rows ({item['share']:.3%}) against {item['expected_share']:.3%} a reference of this "
             f"size leaves unseen (p={item['p_value']:.2g})"
         )
-        judged[("expect_column_values_to_be_in_set", item["column"])] = {"skew": item["skew"], "why": why}
+        judged[("expect_column_values_to_be_in_set", item["column"])] = {
+            "skew": item["skew"],
+            "why": why,
+            "verdict": item.get("verdict"),
+            "because": item.get("because"),
+        }
     for item in checks.get("null_changes", []):
         why = f"null rate {item['reference_rate']:.2%} -> {item['current_rate']:.2%} (p={item['p_value']:.2g})"
         judged[("expect_column_values_to_not_be_null", item["column"])] = {"skew": item["skew"], "why": why}

@@ -88,3 +88,42 @@ def test_an_integer_column_holding_nulls_as_floats_is_no_type_change() -> None:
     ages.iloc[5] = np.nan
     current["age"] = ages
     assert verdict(table(1), current)[0] == "none"
+
+
+def new_market(seed: int, share: float, *, apart: bool) -> pd.DataFrame:
+    """``share`` of the rows from a region the reference never had: a new market whose incomes are
+    higher (``apart``), or the same rows as any others with their region code replaced."""
+    current = table(seed)
+    rng = np.random.default_rng(seed + 100)
+    hit = rng.random(len(current)) < share
+    current.loc[hit, "region"] = "central"
+    if apart:
+        current.loc[hit, "income"] = (rng.lognormal(11, 0.4, int(hit.sum()))).round(2)
+    return current
+
+
+def test_unseen_codes_on_rows_unlike_the_others_are_a_new_part_of_the_population_drift() -> None:
+    current = new_market(2, 0.2, apart=True)
+    current.index = np.repeat(np.arange(len(current) // 2), 2)  # a user's table: index labels repeat
+    found, _ = triage_tables(table(1), current)
+    assert str(found.failure_class) == "drift", found.root_cause
+    (region,) = [f for f in found.evidence if f.column == "region" and f.kind == "contract"]
+    assert "past what the reference covered: region: unknown values on 20" in found.root_cause
+    assert "the rows holding them differ from the other rows in income (K-S distance" in region.detail
+    assert "a part of the population the reference did not cover" in region.detail
+
+
+def test_unseen_codes_on_rows_like_any_others_are_substituted_codes_skew() -> None:
+    found, _ = triage_tables(table(1), new_market(2, 0.2, apart=False))
+    assert str(found.failure_class) == "skew", found.root_cause
+    (region,) = [f for f in found.evidence if f.column == "region" and f.kind == "contract"]
+    assert "look like the other rows in every other column: codes substituted upstream" in region.detail
+
+
+def test_a_column_recoded_on_every_row_is_skew() -> None:
+    current = table(2)
+    current["region"] = current["region"].str[0]  # "north" -> "n" on every row: nothing to compare with
+    found, _ = triage_tables(table(1), current)
+    assert str(found.failure_class) == "skew", found.root_cause
+    (region,) = [f for f in found.evidence if f.column == "region" and f.kind == "contract"]
+    assert "no row holds a known value: the column was recoded" in region.detail
