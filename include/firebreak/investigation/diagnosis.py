@@ -82,7 +82,8 @@ def classify(
        triage the four-fifths rule and 10 points more errors), with or without drift
        beside it; the further past a limit, the stronger the evidence.
     4. Drift: inputs moved (a column's drift test past its threshold; p-value tests at 1e-3;
-       values past a derived contract's range that continue the distribution; the joint
+       values past a derived contract's range that continue the distribution; values it never
+       showed, on rows unlike the others (a part of the population it missed); the joint
        distribution, by PCA reconstruction error) while the contract held; or, with labels,
        the model's accuracy or error is significantly worse than on the reference with the
        inputs unchanged (concept drift: ``performance``, from
