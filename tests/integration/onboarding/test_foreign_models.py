@@ -157,10 +157,20 @@ def _register_unnamed(model: Any, name: str) -> None:
         )
 
 
-def _cancer() -> pd.DataFrame:
+def _cancer_fitted_on_an_array() -> pd.DataFrame:
+    """Registers "Cancer", a pipeline fitted on the breast-cancer table as an array, without a
+    signature; returns the table (shipped with scikit-learn)."""
     from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    return load_breast_cancer(as_frame=True).frame  # shipped with scikit-learn
+    frame = load_breast_cancer(as_frame=True).frame
+    inputs = frame.drop(columns="target").to_numpy()
+    _register_unnamed(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(inputs, frame["target"]), "Cancer"
+    )
+    return frame
 
 
 def _untouched(team: Path, name: str) -> None:
@@ -176,14 +186,8 @@ def _untouched(team: Path, name: str) -> None:
 def test_a_model_fed_its_inputs_in_another_order_is_refused_until_the_weak_baseline_is_accepted(
     team: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    frame = _cancer()
+    frame = _cancer_fitted_on_an_array()
     inputs = frame.drop(columns="target")
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(inputs.to_numpy(), frame["target"])
-    _register_unnamed(model, "Cancer")
     reordered = frame[[*reversed(inputs.columns), "target"]]  # the team's table, columns in another order
     assert _onboard(team, reordered, "--model", "Cancer", "--label", "target") == 2
     err = capsys.readouterr().err
@@ -205,14 +209,8 @@ def test_a_model_without_input_names_onboards_on_the_references_order_and_says_s
     team: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from mlflow import MlflowClient
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    frame = _cancer()
-    inputs = frame.drop(columns="target")
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(inputs.to_numpy(), frame["target"])
-    _register_unnamed(model, "Cancer")
+    frame = _cancer_fitted_on_an_array()
     assert _onboard(team, frame, "--model", "Cancer", "--label", "target") == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "note          the model names no inputs (no signature, fitted on an array), so it is given the " in out
