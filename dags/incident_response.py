@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,31 @@ from firebreak_oncall import SEVERITIES as PAGED_SEVERITIES
 FAILURE_TYPES = ["unknown", "drift", "skew", "bias", "hallucination", "feedback_poisoning", "bad_release"]
 SEVERITIES = ["auto", "SEV1", "SEV2", "SEV3", "SEV4"]
 REMEDIATIONS = ["auto", "rollback", "retrain", "parameter_update", "upstream_fix", "guardrail_rule"]
-# The trigger form offers the models that have a policy: a glob of file names, no YAML read
-# (cheap at parse time). The same folder the library reads (firebreak.settings).
+# The trigger form offers the models that have a policy, from the same folder the library
+# reads (firebreak.settings). A plain name is its own file stem (firebreak.model_names.model_stem):
+# no YAML read at parse time. Any other name ("Fraud Detector", "Crédit Scoring") is stored
+# under its safe characters plus a hash, so only those policies are read for their `model:`.
 POLICIES = Path(os.environ.get("FIREBREAK_POLICIES_DIR") or Path(__file__).parents[1] / "include" / "policies")
-MODELS = sorted(p.stem for p in POLICIES.glob("*.yaml"))
+_HASHED_STEM = re.compile(r"-[0-9a-f]{10}$")
+
+
+def _model_names(folder: Path) -> list[str]:
+    names = []
+    for path in folder.glob("*.yaml"):
+        if not _HASHED_STEM.search(path.stem):
+            names.append(path.stem)
+            continue
+        import yaml
+
+        try:
+            names.append(str(yaml.safe_load(path.read_text(encoding="utf-8"))["model"]))
+        except Exception:  # noqa: BLE001 — an unreadable policy: `firebreak policy validate` says why
+            log.warning("policy %s has no readable model name: not offered in the trigger form", path)
+    return sorted(names)
+
+
 log = logging.getLogger(__name__)
+MODELS = _model_names(POLICIES)
 
 
 def _incident_id(context: Any) -> str:
@@ -71,11 +92,13 @@ def _run(task_id: str) -> Any:
     so tasks need no XCom to find it. An expected Firebreak error (bad request, refused
     gate) fails the task without retries: retrying cannot change the answer.
     """
+    from firebreak.bounded_json import finite
     from firebreak.errors import FirebreakError
     from firebreak.stages import STAGES
 
     try:
-        return STAGES[task_id](_incident_id(get_current_context()))
+        # JSON for the XCom: a figure that cannot be computed is None (Airflow refuses NaN).
+        return finite(STAGES[task_id](_incident_id(get_current_context())))
     except FirebreakError as exc:
         # The reason, readable in the task log (a refused gate lists its checks); no library stack trace.
         log.error("%s stopped: %s", task_id, exc)

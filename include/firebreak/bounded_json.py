@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 
 from firebreak.errors import FirebreakError
 
-__all__ = ["JsonLimits", "JsonRejected", "JsonScanner", "loads", "read_stream"]
+__all__ = ["JsonLimits", "JsonRejected", "JsonScanner", "finite", "loads", "read_stream"]
 
 
 class JsonRejected(FirebreakError):
@@ -152,3 +153,19 @@ async def read_stream(
         scanner.feed(chunk)
         body += chunk
     return bytes(body)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number (NumPy's too) as None, in nested dicts and lists.
+
+    For what Firebreak writes as JSON (task results Airflow keeps as XCom, ``--json`` output):
+    JSON has no NaN, Airflow refuses to store one, and a figure that cannot be computed (a
+    metric on one class, a test on one row) is absent, not a number.
+    """
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and not math.isfinite(value):
+        return None
+    return value

@@ -145,3 +145,26 @@ print(json.dumps([
     assert len(alerts) == 4 * 5  # SEV1..SEV4 x (acknowledge, contain, three cadence updates)
     assert {tuple(a[:3]) for a in alerts} >= {("SEV1", "acknowledge", 1), ("SEV2", "contain", 1), ("SEV4", "update", 3)}
     assert {a[3] for a in alerts} == {"firebreak_oncall.on_deadline"}
+
+
+def test_the_trigger_form_offers_model_names_not_file_stems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names MLflow accepts but files cannot hold ("Fraud Detector", "Crédit Scoring") are stored
+    under a hashed stem; the form must offer (and accept) the name an incident is opened with."""
+    import importlib.util
+
+    import yaml
+
+    from firebreak.model_names import model_stem
+
+    for name in ("pricing", "Fraud Detector", "Crédit Scoring"):
+        text = yaml.safe_dump({"model": name}, allow_unicode=True)
+        (tmp_path / f"{model_stem(name)}.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "Broken-0123456789.yaml").write_text("model: [unclosed", encoding="utf-8")
+    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("incident_response_form", REPO / "dags" / "incident_response.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.MODELS == ["Crédit Scoring", "Fraud Detector", "pricing"]
+    dag = module.incident_response()  # the decorated function builds the DAG the file registers
+    assert dag.params.get_param("model").schema["enum"] == module.MODELS

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from firebreak.bounded_json import JsonLimits, JsonRejected, JsonScanner, loads, read_stream
+from firebreak.bounded_json import JsonLimits, JsonRejected, JsonScanner, finite, loads, read_stream
 
 DOC = json.dumps(
     {"a": [1, -2.5e3, {"b": 'x\\"[[[[{{ ]]]] \\\\', "c": True, "d": None}], "e": "y" * 300, "f": "[" * 50}
@@ -61,3 +61,11 @@ def test_reading_stops_at_the_size_limit_without_consuming_the_rest() -> None:
         asyncio.run(read_stream(body(), JsonLimits(max_bytes=1_000_000)))
     assert refused.value.status_code == 413
     assert consumed == 16  # 16 chunks of 64 KiB: the 16th crosses 1 MB, nothing after it is read
+
+
+def test_finite_makes_every_non_finite_number_none_wherever_it_sits() -> None:
+    import numpy as np
+
+    value = {"auc": float("nan"), "rows": 800, "groups": [{"rate": np.float32("inf")}, (np.float64(0.5), True)]}
+    assert finite(value) == {"auc": None, "rows": 800, "groups": [{"rate": None}, [0.5, True]]}
+    json.dumps(finite(value), allow_nan=False)  # what Airflow's XCom and `--json` need

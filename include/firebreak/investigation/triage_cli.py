@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,20 +63,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     return parser
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite number as None: JSON has no NaN, and a figure that
-    cannot be computed (a test on one row) is absent, not a number."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
-        return None
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``firebreak triage``; 2 on unusable input (a one-line error on stderr).
 
@@ -116,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         "figures": _figures(evidence),
     }
     if args.json:
-        print(json.dumps(_finite(report), indent=2, default=str, allow_nan=False))
+        from firebreak.bounded_json import finite
+
+        print(json.dumps(finite(report), indent=2, default=str, allow_nan=False))
     else:
         print(_text(report))
     found = str(report["failure_class"])

@@ -231,6 +231,12 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     figures = _evaluate(predict, golden, policy)
     estimator = sklearn_estimator(pyfunc)
     refit = _refit_figure(estimator, training, golden, policy) if estimator is not None else None
+    if figures.metric(policy.gate.metric) != figures.metric(policy.gate.metric):  # NaN
+        raise OnboardingError(
+            f"{name} v{version.version}'s {policy.gate.metric} on the {len(golden)} golden rows cannot be computed "
+            f"from its answers (--output {request.output!r}) against --label {request.label!r}: a baseline that is "
+            "not a number would let every check pass; pick another --metric or the right --label"
+        )
     weak = _weak_baseline(figures, golden, policy, request, name, version, refit, inputs_from)
     if weak and not request.allow_weak_baseline:
         raise OnboardingError(
@@ -446,7 +452,23 @@ def _check_outputs(outputs: pd.DataFrame, request: OnboardRequest, task: Task, n
         )
     import numpy as np
 
+    from firebreak.detection.performance import as_numbers
+
     answers = outputs[request.output]
+    if task.task == "classification" and task.classes:
+        answered = pd.Series(pd.unique(answers.dropna()))
+        labels = pd.Series(task.classes)
+        numbers, label_numbers = as_numbers(answered), as_numbers(labels)
+        if numbers is not None and label_numbers is not None:
+            shared = bool(np.isin(numbers, label_numbers).any())
+        else:
+            shared = bool(answered.astype(str).isin(labels.astype(str)).any())
+        if len(answered) and not shared:
+            raise OnboardingError(
+                f"{name} v{version.version} answers {answered.head(5).tolist()}, none of which is a value of "
+                f"--label {request.label!r} ({task.classes[:10]}): the label must hold the classes the model "
+                "answers (recode it, or name the right --label)"
+            )
     if request.task is None and task.task == "classification" and pd.api.types.is_float_dtype(answers):
         values = answers.to_numpy(dtype=float)
         values = values[np.isfinite(values)]

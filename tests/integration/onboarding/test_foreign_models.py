@@ -297,3 +297,20 @@ def test_a_pyfunc_answering_bare_values_is_read_as_its_output_column(
         mlflow.pyfunc.log_model(name="model", python_model=Bare(answer), registered_model_name="Bare")
     assert _onboard(team, frame, "--model", "Bare", "--label", "y") == 0, capsys.readouterr().err
     assert float(MlflowClient().get_model_version("Bare", "1").tags["firebreak.golden.accuracy"]) == 1.0
+
+
+def test_a_label_that_holds_none_of_the_models_classes_is_refused(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame({"income": rng.normal(50, 10, 500), "debt": rng.normal(20, 5, 500)})
+    frame["decision"] = np.where(frame["income"] - 2 * frame["debt"] > 10, "approve", "refer")
+    inputs = frame[["income", "debt"]]
+    _register(LogisticRegression().fit(inputs, frame["decision"]), inputs, "Loans")
+    recoded = frame.assign(decision=(frame["decision"] == "approve").astype(int))  # the team's 0/1 copy
+    assert _onboard(team, recoded, "--model", "Loans", "--label", "decision") == 2
+    err = capsys.readouterr().err
+    assert "Loans v1 answers ['" in err and "none of which is a value of --label 'decision' ([0, 1])" in err
+    _untouched(team, "Loans")
