@@ -283,7 +283,8 @@ def localise(
             "share": round(row["cur_n"] / n_cur, 4),
             "rate": round(row["rate"], 4),
             "reference_rate": round(row["reference_rate"], 4),
-            "lift": round(row["lift"], 2),
+            # A share of traffic the reference never had has no finite lift: None, "new since the reference".
+            "lift": round(row["lift"], 2) if not share_mode or row["reference_rate"] > 0 else None,
             "p_value": row["p"],
         }
         for segment, row in reported[:top]
@@ -301,5 +302,10 @@ def describe(report: dict[str, Any]) -> str:
     best = report["segments"][0]
     return (
         f"segment {best['description']}: {best['rows']:,} rows, {best['share']:.1%} of traffic, "
-        f"lift {best['lift']:.1f} ({report['signal']})"
+        f"{lift_text(best['lift'])} ({report['signal']})"
     )
+
+
+def lift_text(lift: float | None) -> str:
+    """A reported segment's lift as people read it (None: a share of traffic the reference never had)."""
+    return "new since the reference" if lift is None else f"lift {lift:.1f}"

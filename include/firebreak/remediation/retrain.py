@@ -95,7 +95,7 @@ def _refit_champion(policy: Policy, settings: Settings, champion: Champion) -> R
     if estimator is None:
         flavors = ", ".join(sorted(loaded.metadata.flavors or {}))
         raise RemediationError(
-            f"{policy.model} v{champion.version} is not a scikit-learn model (flavors: {flavors}): "
+            f"{policy.model} v{champion.version.version} is not a scikit-learn model (flavors: {flavors}): "
             "name a training.recipe (module:function) in its policy"
         )
     done = refit(

@@ -7,6 +7,7 @@ from typing import Any
 from firebreak.containment import routing
 from firebreak.containment.segment import Segment
 from firebreak.incidents.enums import Alias, ClockMark, EvidenceKind, IncidentStatus, Route
+from firebreak.investigation.segments import lift_text
 from firebreak.stages.context import Context
 
 
@@ -67,7 +68,7 @@ def _segment_to_contain(ctx: Context) -> Segment | None:
 def _contain_segment(ctx: Context, segment: Segment) -> dict[str, Any]:
     changed = routing.contain_segment(ctx.routing, ctx.model, segment, incident_id=ctx.incident_id, dry_run=ctx.dry_run)
     top = ctx.evidence()[EvidenceKind.TRIAGE]["segments"]["segments"][0]
-    where = f"{segment.describe()} ({top['rows']} rows, {top['share']:.1%} of traffic, lift {top['lift']:g})"
+    where = f"{segment.describe()} ({top['rows']} rows, {top['share']:.1%} of traffic, {lift_text(top['lift'])})"
     if ctx.dry_run:
         message = f"dry run: would route segment {where} of {ctx.model} to {ctx.policy.containment.route}"
     else:

@@ -79,3 +79,22 @@ def test_the_reported_segment_is_a_predicate_a_request_row_can_be_matched_with()
     segment = Segment.from_dict(found["segments"][0]["segment"])
     assert segment.matches({"channel": "phone", "amount": 10.0})
     assert not segment.matches({"channel": "web", "amount": 10.0})
+
+
+def test_traffic_from_a_segment_the_reference_never_had_is_new_not_a_huge_lift() -> None:
+    import json
+
+    from firebreak.investigation.segments import describe
+
+    rng = np.random.default_rng(3)
+    reference, _ = world(rng, 6000)
+    current, _ = world(rng, 6000)
+    reference = reference[reference["channel"] != "phone"]  # a channel opened since the reference
+    found = localise(reference, current, columns=COLUMNS)
+    (phone,) = found["segments"]
+    assert phone["description"] == "channel=phone"
+    assert phone["reference_rate"] == 0 and phone["lift"] is None  # was rate / 1e-12: "lift 51000000000.0"
+    json.dumps(found, allow_nan=False)
+    assert (
+        describe(found) == "segment channel=phone: 308 rows, 5.1% of traffic, new since the reference (traffic share)"
+    )

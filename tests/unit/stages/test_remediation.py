@@ -108,3 +108,19 @@ def test_retrain_verify_promote_and_close(world: World) -> None:
     assert closed["outcome"] == "resolved: champion v1 -> v2; traffic back on champion"
     text = world.home.joinpath("postmortems", f"{incident_id}.md").read_text()
     assert postmortem["path"].endswith(f"{incident_id}.md") and "| `champion` | 1 | 2 | applied |" in text
+
+
+def test_a_champion_that_is_not_scikit_learn_and_has_no_recipe_is_named_by_its_number(world: World) -> None:
+    import pandas as pd
+
+    from firebreak.policy.schema import load_policy
+    from firebreak.remediation.retrain import Champion, _refit_champion
+
+    model = world.facts["model"]
+    registry = world.registry()
+    policy = load_policy(model, world.settings.policies_dir)
+    champion = Champion(registry, registry.get_version(model, "1"), pd.DataFrame, None)
+    with pytest.raises(
+        RemediationError, match=rf"^{model} v1 is not a scikit-learn model \(flavors: .*python_function"
+    ):
+        _refit_champion(policy, world.settings, champion)
