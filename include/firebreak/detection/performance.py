@@ -282,6 +282,9 @@ def wrong_answers(label: pd.Series, prediction: pd.Series, kind: str) -> np.ndar
 
     if kind == "decisions":
         return np.asarray(decisions(label, "label") != decisions(prediction))
+    y, p = as_numbers(label), as_numbers(prediction)
+    if y is not None and p is not None:
+        return np.asarray(y != p)  # class 1 logged as 1.0 is class 1
     return label.astype(str).to_numpy() != prediction.astype(str).to_numpy()
 
 
@@ -478,6 +481,10 @@ def _classification_impact(labelled: pd.DataFrame, policy: Policy) -> list[dict[
     label, output = policy.features.label, policy.features.output
     if labelled.empty or label not in labelled.columns or output not in labelled.columns:
         return []
+    labelled = labelled.dropna(subset=[label, output])
+    kind = outcome_kind(labelled[label], labelled[output]) if len(labelled) else "classes"
+    if kind != "decisions":  # class names, several classes: no "approved" or "declined" to speak of
+        return _classes_impact(labelled, policy, kind)
     truth = labelled[label].to_numpy(dtype=float) >= 0.5
     decided = labelled[output].to_numpy(dtype=float) >= 0.5
     subject = policy.impact.subject
@@ -510,6 +517,41 @@ def _classification_impact(labelled: pd.DataFrame, policy: Policy) -> list[dict[
                 "label": f"wrongly declined in the group hit hardest ({attribute} {worst})",
                 "value": int(wrongly_declined[in_worst.to_numpy()].sum()),
                 "of": int(in_worst.sum()),
+                "format": "count",
+            }
+        )
+    return items
+
+
+def _classes_impact(labelled: pd.DataFrame, policy: Policy, kind: str) -> list[dict[str, object]]:
+    """Wrong classes, and the mistake made most often, for a model that answers classes."""
+    label, output, subject = policy.features.label, policy.features.output, policy.impact.subject
+    if kind == "numbers" or labelled.empty:
+        return []
+    wrong = wrong_answers(labelled[label], labelled[output], kind)
+    items: list[dict[str, object]] = [
+        {
+            "key": "wrong_class",
+            "label": f"{subject} answered with a class the outcome proved wrong",
+            "value": int(wrong.sum()),
+            "of": len(labelled),
+            "format": "count",
+        }
+    ]
+    if wrong.any():
+        mistakes = pd.DataFrame(
+            {
+                "answered": labelled[output].astype(str).to_numpy()[wrong],
+                "was": labelled[label].astype(str).to_numpy()[wrong],
+            }
+        ).value_counts()
+        (answered, was), count = next(iter(mistakes.items()))
+        items.append(
+            {
+                "key": "most_common_mistake",
+                "label": f"the mistake made most often: answered {answered!r} where the outcome was {was!r}",
+                "value": int(count),
+                "of": int(wrong.sum()),
                 "format": "count",
             }
         )

@@ -110,3 +110,36 @@ def test_a_regressions_constant_answer_is_the_median_or_for_rmse_the_mean(metric
     figure, answer = constant_answer(metric, y, "regression")
     assert answer == pytest.approx(float(answers[0]))
     assert figure == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("labels", "answers", "wrong", "mistake", "times"),
+    [
+        (
+            ["approve", "refer", "refer", "approve"] * 25,
+            ["approve", "approve", "refer", "approve"] * 25,
+            25,
+            "answered 'approve' where the outcome was 'refer'",
+            25,
+        ),
+        (
+            [0, 1, 2, 2, 1] * 20,
+            [0.0, 2.0, 2.0, 1.0, 2.0] * 20,
+            60,  # three classes, answers logged as floats
+            "answered '2.0' where the outcome was '1'",
+            40,
+        ),
+    ],
+    ids=["class names", "three classes"],
+)
+def test_the_impact_of_a_model_answering_classes_counts_wrong_classes(
+    labels: list[object], answers: list[object], wrong: int, mistake: str, times: int
+) -> None:
+    from firebreak.detection.performance import impact
+
+    labelled = pd.DataFrame({"y": labels, "p": answers, "route": "champion"})
+    items = {item["key"]: item for item in impact(labelled, labelled, policy("classification", "accuracy"))}
+    assert "wrongly_declined" not in items  # no approve/decline to speak of
+    assert (items["wrong_class"]["value"], items["wrong_class"]["of"]) == (wrong, len(labels))
+    assert items["most_common_mistake"]["label"] == f"the mistake made most often: {mistake}"
+    assert (items["most_common_mistake"]["value"], items["most_common_mistake"]["of"]) == (times, wrong)
