@@ -29,10 +29,16 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firebreak.errors import PredictionLogError
 from firebreak.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from firebreak.policy.schema import Policy
 
 _MAX_REPORTED = 20  # bad rows listed one by one; the rest are counted
 _MAX_ID = 128
@@ -264,8 +270,14 @@ def import_log(
         out[features.output] = numeric_output if numeric_output.notna().sum() == output.notna().sum() else output
     for column in named:
         if column in frame.columns and column not in out.columns:
-            out[column] = frame[column].astype("string").str.slice(0, 1000).astype(object)
+            if pd.api.types.infer_dtype(frame[column], skipna=True) == "boolean":
+                out[column] = frame[column]  # True/False as the reference held them, not the text "True"
+            else:
+                out[column] = frame[column].astype("string").str.slice(0, 1000).astype(object)
     problems.raise_if_any(path.name)
+    violations = _contract_violations(policy, settings, out)
+    if violations is not None:  # what the gateway would have refused: triage's contract-violation rate
+        out["contract_violations"] = violations
     dropped = [c for c in frame.columns if c not in out.columns and c not in ("request_id", "model_version")]
     log = PredictionLog(settings.prediction_log_url, writer=f"import-{digest}")
     written, existed = log.publish_whole(out, name=f"import-{digest}")
@@ -281,6 +293,19 @@ def import_log(
         "answered_by": ", ".join(f"v{v}" for v in sorted(out["model_version"].astype(str).unique())[:10]),
         "columns_left_out": dropped,
     }
+
+
+def _contract_violations(policy: Policy, settings: Settings, rows: pd.DataFrame) -> np.ndarray | None:
+    """Per row, the contract columns it breaks ("" when none); None when the contract is absent or
+    holds an expectation only Great Expectations runs (the incident still validates the window)."""
+    from firebreak.contracts.compiled import compile_suite
+    from firebreak.contracts.validation import load_suite
+
+    path = settings.resolve(policy.contract)
+    if not path.is_file():
+        return None
+    compiled = compile_suite(load_suite(path))
+    return None if compiled is None else compiled.violated_columns(rows)
 
 
 def import_labels(

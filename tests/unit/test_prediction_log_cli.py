@@ -134,3 +134,24 @@ def test_maintain_compacts_settled_hours_and_expires_old_ones(
     assert run("log", "maintain", "--model", "payments") == 0
     assert json.loads(capsys.readouterr().out) == {"model": "payments", "hours_expired": 1, "parts_compacted": 2}
     assert sorted(log.read("payments")["request_id"]) == ["new-a", "new-b"]
+
+
+def test_imported_rows_carry_the_contract_columns_they_break_as_the_gateway_would_have_refused_them(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from firebreak.incidents.enums import Signal
+    from firebreak.investigation.triage import compute_signals
+    from firebreak.policy.schema import load_policy
+
+    log = serving_log(40)
+    log.loc[[3, 7], "amount"] = log.loc[[3, 7], "amount"] * 1000  # cents sent as units
+    log.loc[[7, 9], "channel"] = "kiosk"  # a channel the contract does not know
+    path = tmp_path / "requests.csv"
+    log.to_csv(path, index=False)
+    mapped = ["--map", "time=ts", "--map", "score_label=prediction", "--map", "p=confidence"]
+    assert run("log", "import", "--model", "payments", str(path), *mapped) == 0, capsys.readouterr().err
+    logged = PredictionLog(settings.prediction_log_url).read("payments").sort_values("ts").reset_index(drop=True)
+    assert logged["contract_violations"][[3, 7, 9]].tolist() == ["amount", "amount, channel", "channel"]
+    assert (logged["contract_violations"].drop(index=[3, 7, 9]) == "").all()  # clean rows of a CSV break nothing
+    signals = compute_signals(logged, load_policy("payments", settings.policies_dir))
+    assert signals[Signal.CONTRACT_VIOLATION_RATE] == 0.075  # 3 of 40: severity can see it

@@ -66,6 +66,30 @@ class CompiledSuite:
             broken |= present[check.column] if mask is None else mask
         return broken
 
+    def violated_columns(self, frame: pd.DataFrame) -> np.ndarray:
+        """Per row, the columns whose checks it breaks, comma-joined ("" when none): what the gateway's
+        online contract would have refused it for. A null breaks only a column that may hold none
+        (``mostly`` 1): a few nulls are what a ``mostly`` below 1 allows the batch."""
+        present = _Present(frame)
+        by_column: dict[str, np.ndarray] = {}
+        for check in self.checks:
+            if check.expectation == "expect_column_values_to_not_be_null" and check.mostly < 1.0:
+                continue
+            if check.column not in frame.columns:
+                broken = np.ones(len(frame), dtype=bool)
+            else:
+                mask, _, _ = check.run(frame[check.column], present[check.column])
+                broken = present[check.column] if mask is None else mask
+            by_column[check.column] = by_column.get(check.column, np.zeros(len(frame), dtype=bool)) | broken
+        named = np.full(len(frame), "", dtype=object)
+        if not by_column:
+            return named
+        names = list(by_column)
+        rows = np.flatnonzero(np.logical_or.reduce([by_column[c] for c in names]))
+        flags = np.column_stack([by_column[c][rows] for c in names])
+        named[rows] = [", ".join(n for n, hit in zip(names, row, strict=True) if hit) for row in flags]
+        return named
+
     def validate(self, frame: pd.DataFrame) -> ContractResult:
         """Run every check on ``frame`` (failures in suite order, like GX's)."""
         rows = len(frame)
