@@ -38,6 +38,7 @@ __all__ = [
     "allowed_value_sets",
     "ContractResult",
     "ExpectationFailure",
+    "is_derived",
     "load_suite",
     "validate_batches",
     "validate_frame",
@@ -160,6 +161,15 @@ class ContractResult:
             return f"{head}: all {self.evaluated_expectations} expectations passed on {self.evaluated_rows} rows"
         details = ", ".join(f.describe() for f in self.failures)
         return f"{head}: {len(self.failures)} of {self.evaluated_expectations} expectations failed: {details}"
+
+
+def is_derived(suite: dict[str, Any]) -> bool:
+    """Whether the suite was derived from a reference sample (``meta.derived_from_rows``, written by
+    ``firebreak onboard`` and ``firebreak triage``) rather than stated by a person: diagnosis then
+    judges its failures against what a sample could have missed. Deleting the mark makes the
+    suite the team's statement, whose failures stand as skew."""
+    meta = suite.get("meta")
+    return isinstance(meta, dict) and meta.get("derived_from_rows") is not None
 
 
 def load_suite(path: Path) -> dict[str, Any]:

@@ -66,6 +66,9 @@ _UNIT_FACTORS = (10.0, 100.0, 1000.0, 0.1, 0.01, 0.001)
 _UNIT_INSIDE_SHARE = 0.9
 _UNIT_MATCH_P = 0.01
 _UNIT_MIN_ROWS = 20
+# A column moved whole: at least this share of its values past the (widened) range. A new region
+# of the population comes with rows still inside the old one; a unit or encoding change moves all.
+_WHOLE_SHARE = 0.99
 # A spike: a column whose reference has at least this many distinct values, none over this share.
 _SPIKE_MIN_DISTINCT = 50
 _SPIKE_REF_MAX_SHARE = 0.005
@@ -247,13 +250,18 @@ def beyond_range(reference: pd.Series, current: pd.Series, *, rescaled: bool = F
         "range": [low, high],
         "farthest": farthest,
     }
-    verdict, because = _judge_outside(ref, outside, rescaled)
+    verdict, because = _judge_outside(ref, outside, rescaled, moved_whole=len(outside) >= _WHOLE_SHARE * len(cur))
     return {**found, "verdict": verdict, "because": because}
 
 
-def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool) -> tuple[str, str]:
+def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool, *, moved_whole: bool) -> tuple[str, str]:
     if rescaled:
         return "skew", "the whole column is rescaled by one factor (units or currency)"
+    if moved_whole:
+        return "skew", (
+            "every value lies past the reference's range, none inside it: the column moved whole, as a unit, "
+            "format or encoding change moves it (a world that moves keeps some of its old region)"
+        )
     values, counts = np.unique(outside, return_counts=True)
     top = int(np.argmax(counts))
     q1, q3 = np.quantile(ref, [0.25, 0.75])

@@ -304,6 +304,7 @@ def gather_evidence(
             label column does not hold decisions.
     """
     from firebreak.contracts.compiled import compile_suite
+    from firebreak.contracts.validation import is_derived
     from firebreak.detection.performance import as_numbers
     from firebreak.detection.stats import as_text, compute_drift
 
@@ -331,7 +332,7 @@ def gather_evidence(
         raise FirebreakError(f"label column {label!r} is not in the reference table")
     outputs = {c for c in (label, prediction, confidence) if c}
     inputs = [str(c) for c in reference.columns if c not in outputs]
-    derived = contract is None
+    derived = contract is None or is_derived(contract)
     suite = derive_contract(reference[inputs]) if contract is None else contract
     current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
     compiled = compile_suite(suite)

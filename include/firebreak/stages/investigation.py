@@ -18,10 +18,14 @@ from firebreak.stages.context import Context
 
 def validate_contract(incident_id: str) -> dict[str, Any]:
     """The model's Great Expectations contract on the recent traffic (lineage columns included)."""
+    from firebreak.contracts.validation import is_derived, load_suite
+
     ctx = Context.load(incident_id)
     result_path = ctx.artifact_dir() / "contract_result.json"
     result = checks.check_contract(ctx.log_window(), ctx.policy, ctx.settings, result_path=result_path)
     payload = result.to_dict()
+    # Onboarding's contract is a guess from the reference: diagnosis judges its failures (docs/triage.md).
+    payload["derived"] = is_derived(load_suite(ctx.settings.resolve(ctx.policy.contract)))
     payload["artifact"] = ctx.log_artifact(result_path, "contract")
     ctx.record(EvidenceKind.CONTRACT, payload, result.summary())
     return {"passed": result.passed, "failures": len(result.failures)}

@@ -127,3 +127,29 @@ def test_a_column_recoded_on_every_row_is_skew() -> None:
     assert str(found.failure_class) == "skew", found.root_cause
     (region,) = [f for f in found.evidence if f.column == "region" and f.kind == "contract"]
     assert "no row holds a known value: the column was recoded" in region.detail
+
+
+def test_a_contract_derived_from_the_reference_is_judged_like_triages_own_and_a_stated_one_stands() -> None:
+    from firebreak.investigation.evidence import derive_contract
+
+    reference = table(1)
+    reference = reference[reference["income"] < reference["income"].quantile(0.6)]
+    onboarded = derive_contract(reference)  # what `firebreak onboard` writes beside the policy
+    found, _ = triage_tables(reference, table(2), contract=onboarded)
+    assert str(found.failure_class) == "drift", found.root_cause  # values continuing past its range
+    stated = {key: value for key, value in onboarded.items() if key != "meta"}  # the mark deleted: the team's word
+    found, _ = triage_tables(reference, table(2), contract=stated)
+    assert str(found.failure_class) == "skew", found.root_cause
+
+
+def test_a_column_that_moved_whole_past_its_range_is_skew_even_by_an_odd_factor() -> None:
+    from firebreak.investigation.data_checks import beyond_range
+
+    rng = np.random.default_rng(4)
+    years = pd.Series(rng.choice([17.5, 22.0, 27.0, 32.0, 37.0, 42.0], 2000), name="age")
+    months = pd.Series(rng.choice([22.0, 27.0, 32.0, 37.0, 42.0, 47.0], 800) * 12, name="age")  # and older
+    found = beyond_range(years, months)  # not the same quantiles times 12: the scale check cannot say it
+    assert found is not None and found["share"] == 1.0
+    assert found["verdict"] == "skew" and "the column moved whole" in found["because"]
+    continued = pd.Series(np.concatenate([years.to_numpy()[:700], rng.uniform(50, 70, 100).round(1)]), name="age")
+    assert beyond_range(years, continued)["verdict"] == "drift"  # a new region beside the old one
