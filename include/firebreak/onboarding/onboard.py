@@ -244,6 +244,13 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
         )
     if weak:
         notes.append(f"weak baseline recorded as asked (--allow-weak-baseline): {weak}")
+    elif refit is not None and _far_behind(figures.metric(policy.gate.metric), refit.figure, policy.gate.metric):
+        notes.append(
+            f"a {refit.estimator} refitted on the reference's other rows scores {policy.gate.metric} "
+            f"{refit.figure:.4f} on the golden rows, the champion {figures.metric(policy.gate.metric):.4f}: a model "
+            "trained on this kind of data does about as well; check the reference's column order, units and --label"
+            + (f" ({UNNAMED_INPUTS})" if inputs_from == "reference" else "")
+        )
     if refit is not None:
         slack, slack_why = _measured_slack(refit, policy, figures)
         choices = replace(choices, golden_slack=slack, slack_why=slack_why)
@@ -564,6 +571,18 @@ def _weak_baseline(
     return "; ".join(said)
 
 
+def _far_behind(champion: float, refit: float | None, metric: str) -> bool:
+    """The champion's loss is more than twice a refit's on the same golden rows (and, for a metric
+    in [0, 1], at least 0.05 more): the reference does not look like what the champion learnt from."""
+    from firebreak.detection.performance import loss
+    from firebreak.policy.metrics import HIGHER_IS_BETTER
+
+    if refit is None or refit != refit or champion != champion:
+        return False
+    behind, ahead = loss(metric, champion), loss(metric, refit)
+    return behind > 2 * ahead + _noise(metric) and (metric not in HIGHER_IS_BETTER or behind - ahead >= 0.05)
+
+
 def _measured_slack(refit: _Refit, policy: Policy, figures: Figures) -> tuple[float, str]:
     """How much better the champion scores the golden rows than a refit that never saw them, plus noise.
 
@@ -580,9 +599,10 @@ def _measured_slack(refit: _Refit, policy: Policy, figures: Figures) -> tuple[fl
     if held_out != held_out or champion != champion:  # NaN: the metric could not be computed
         return _noise(metric), "default: the metric could not be computed on the golden rows"
     gap = max(0.0, loss(metric, held_out) - loss(metric, champion))
+    seen = "(it saw them)" if gap > 0 else "(no better: nothing to allow for)"
     return round(gap + _noise(metric), 4), (
         f"measured: a clone fitted without the golden rows scores {metric} {held_out:.4f} on them, the champion "
-        f"{champion:.4f} (it saw them)" + (f"; plus {_noise(metric)} for noise" if _noise(metric) else "")
+        f"{champion:.4f} {seen}" + (f"; plus {_noise(metric)} for noise" if _noise(metric) else "")
     )
 
 

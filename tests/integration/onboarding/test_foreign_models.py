@@ -314,3 +314,20 @@ def test_a_label_that_holds_none_of_the_models_classes_is_refused(
     err = capsys.readouterr().err
     assert "Loans v1 answers ['" in err and "none of which is a value of --label 'decision' ([0, 1])" in err
     _untouched(team, "Loans")
+
+
+def test_a_champion_far_behind_a_refit_on_its_own_reference_onboards_with_a_warning(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.normal(size=(1500, 4)), columns=["x1", "x2", "x3", "x4"])
+    frame["y"] = ((2 * frame["x1"] + 0.7 * frame["x2"] + rng.normal(0, 0.7, 1500)) > 0).astype(int)
+    _register_unnamed(LogisticRegression().fit(frame[["x1", "x2", "x3", "x4"]].to_numpy(), frame["y"]), "Swapped")
+    swapped = frame[["x2", "x1", "x3", "x4", "y"]]  # two inputs in each other's place: better than a coin
+    assert _onboard(team, swapped, "--model", "Swapped", "--label", "y") == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "note          a LogisticRegression refitted on the reference's other rows scores auc 0.9" in out
+    assert "check the reference's column order, units and --label (the model names no inputs" in out
+    assert "(no better: nothing to allow for)" in out  # the slack's reason does not claim it saw them
