@@ -69,6 +69,7 @@ _UNIT_MIN_ROWS = 20
 # A column moved whole: at least this share of its values past the (widened) range. A new region
 # of the population comes with rows still inside the old one; a unit or encoding change moves all.
 _WHOLE_SHARE = 0.99
+_WHOLE_MIN_ROWS = _UNIT_MIN_ROWS  # a handful of rows past the range says nothing about a whole column
 # A spike: a column whose reference has at least this many distinct values, none over this share.
 _SPIKE_MIN_DISTINCT = 50
 _SPIKE_REF_MAX_SHARE = 0.005
@@ -250,7 +251,8 @@ def beyond_range(reference: pd.Series, current: pd.Series, *, rescaled: bool = F
         "range": [low, high],
         "farthest": farthest,
     }
-    verdict, because = _judge_outside(ref, outside, rescaled, moved_whole=len(outside) >= _WHOLE_SHARE * len(cur))
+    moved_whole = len(outside) >= max(_WHOLE_MIN_ROWS, _WHOLE_SHARE * len(cur))
+    verdict, because = _judge_outside(ref, outside, rescaled, moved_whole=moved_whole)
     return {**found, "verdict": verdict, "because": because}
 
 

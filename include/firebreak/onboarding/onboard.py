@@ -67,11 +67,12 @@ TAG_GOLDEN_GROUPS = "firebreak.golden_groups"
 # champion that trained on the golden rows (:func:`_measured_slack`); the whole slack when it
 # cannot be measured (a model that is not scikit-learn).
 GOLDEN_SLACK = 0.01
-_IN_LABEL_UNITS = frozenset({"mae", "rmse"})
+_IN_LABEL_UNITS = frozenset({"mae", "rmse"})  # no unit-free noise margin: the gate's relative limit covers it
+# Said in a note, and in a refusal, when the model declares no input names of its own.
 UNNAMED_INPUTS = (
     "the model names no inputs (no signature, fitted on an array), so it is given the reference's columns in "
     "the reference's order"
-)  # no unit-free noise margin: the gate's relative limit covers it
+)
 
 
 def _noise(metric: str) -> float:

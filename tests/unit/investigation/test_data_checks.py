@@ -153,3 +153,5 @@ def test_a_column_that_moved_whole_past_its_range_is_skew_even_by_an_odd_factor(
     assert found["verdict"] == "skew" and "the column moved whole" in found["because"]
     continued = pd.Series(np.concatenate([years.to_numpy()[:700], rng.uniform(50, 70, 100).round(1)]), name="age")
     assert beyond_range(years, continued)["verdict"] == "drift"  # a new region beside the old one
+    few = pd.Series([300.0, 320.0, 340.0, 360.0, 380.0], name="age")  # five rows say nothing of a whole column
+    assert "moved whole" not in beyond_range(years, few)["because"]
