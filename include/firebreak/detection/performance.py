@@ -489,21 +489,19 @@ def _classification_impact(labelled: pd.DataFrame, policy: Policy) -> list[dict[
     decided = labelled[output].to_numpy(dtype=float) >= 0.5
     subject = policy.impact.subject
     wrongly_declined = ~decided & truth
-    items: list[dict[str, object]] = [
-        {
-            "key": "wrongly_declined",
-            "label": f"{subject} wrongly declined (declined, and the outcome proved them good)",
-            "value": int(wrongly_declined.sum()),
-            "of": len(labelled),
-            "format": "count",
-        },
-        {
-            "key": "wrongly_approved",
-            "label": f"{subject} wrongly approved (approved, and the outcome proved them bad)",
-            "value": int((decided & ~truth).sum()),
-            "of": len(labelled),
-            "format": "count",
-        },
+    items = [
+        _counted(
+            "wrongly_declined",
+            f"{subject} wrongly declined (declined, and the outcome proved them good)",
+            int(wrongly_declined.sum()),
+            len(labelled),
+        ),
+        _counted(
+            "wrongly_approved",
+            f"{subject} wrongly approved (approved, and the outcome proved them bad)",
+            int((decided & ~truth).sum()),
+            len(labelled),
+        ),
     ]
     attribute = policy.fairness.protected_attribute if policy.fairness else None
     if attribute and attribute in labelled.columns and wrongly_declined.any():
@@ -512,13 +510,12 @@ def _classification_impact(labelled: pd.DataFrame, policy: Policy) -> list[dict[
         worst = str(rates.idxmax())
         in_worst = groups == worst
         items.append(
-            {
-                "key": "wrongly_declined_worst_group",
-                "label": f"wrongly declined in the group hit hardest ({attribute} {worst})",
-                "value": int(wrongly_declined[in_worst.to_numpy()].sum()),
-                "of": int(in_worst.sum()),
-                "format": "count",
-            }
+            _counted(
+                "wrongly_declined_worst_group",
+                f"wrongly declined in the group hit hardest ({attribute} {worst})",
+                int(wrongly_declined[in_worst.to_numpy()].sum()),
+                int(in_worst.sum()),
+            )
         )
     return items
 
@@ -529,14 +526,10 @@ def _classes_impact(labelled: pd.DataFrame, policy: Policy, kind: str) -> list[d
     if kind == "numbers" or labelled.empty:
         return []
     wrong = wrong_answers(labelled[label], labelled[output], kind)
-    items: list[dict[str, object]] = [
-        {
-            "key": "wrong_class",
-            "label": f"{subject} answered with a class the outcome proved wrong",
-            "value": int(wrong.sum()),
-            "of": len(labelled),
-            "format": "count",
-        }
+    items = [
+        _counted(
+            "wrong_class", f"{subject} answered with a class the outcome proved wrong", int(wrong.sum()), len(labelled)
+        )
     ]
     if wrong.any():
         mistakes = pd.DataFrame(
@@ -546,13 +539,11 @@ def _classes_impact(labelled: pd.DataFrame, policy: Policy, kind: str) -> list[d
             }
         ).value_counts()
         (answered, was), count = next(iter(mistakes.items()))
-        items.append(
-            {
-                "key": "most_common_mistake",
-                "label": f"the mistake made most often: answered {answered!r} where the outcome was {was!r}",
-                "value": int(count),
-                "of": int(wrong.sum()),
-                "format": "count",
-            }
-        )
+        mistake = f"the mistake made most often: answered {answered!r} where the outcome was {was!r}"
+        items.append(_counted("most_common_mistake", mistake, int(count), int(wrong.sum())))
     return items
+
+
+def _counted(key: str, label: str, value: int, of: int) -> dict[str, object]:
+    """One impact item that counts requests: ``value`` of ``of``."""
+    return {"key": key, "label": label, "value": value, "of": of, "format": "count"}
