@@ -20,7 +20,7 @@ Bad input names the problem and changes nothing: every check runs before anythin
 written, files are staged in a temporary folder and moved into place last, and existing
 files are kept unless ``force``.
 
-Its size (about 740 lines) is earned: :func:`onboard` is one transaction-like sequence
+Its size (about 670 lines) is earned: :func:`onboard` is one transaction-like sequence
 (check everything, stage, publish, record), and its steps share the staged state.
 """
 
@@ -43,6 +43,7 @@ import yaml
 from firebreak.errors import FirebreakError
 from firebreak.incidents.enums import Alias
 from firebreak.model_names import ModelNameError, check_model_name, model_stem
+from firebreak.onboarding.baseline import UNNAMED_INPUTS, baseline_notes, measured_slack, noise, refit_figure
 from firebreak.onboarding.errors import OnboardingError
 from firebreak.onboarding.fallback import FallbackChoice, fit_baseline, fitted_on
 from firebreak.onboarding.policy_file import PolicyChoices, render_policy
@@ -63,22 +64,6 @@ TAG_ONBOARDED = "firebreak.onboarded_at"
 TAG_FALLBACK_FOR = "firebreak.fallback_for"
 TAG_FALLBACK_FITTED_ON = "firebreak.fallback_fitted_on"
 TAG_GOLDEN_GROUPS = "firebreak.golden_groups"
-# Sampling noise of a golden set, in the metric's units, on top of the measured optimism of a
-# champion that trained on the golden rows (:func:`_measured_slack`); the whole slack when it
-# cannot be measured (a model that is not scikit-learn).
-GOLDEN_SLACK = 0.01
-_IN_LABEL_UNITS = frozenset({"mae", "rmse"})  # no unit-free noise margin: the gate's relative limit covers it
-# Said in a note, and in a refusal, when the model declares no input names of its own.
-UNNAMED_INPUTS = (
-    "the model names no inputs (no signature, fitted on an array), so it is given the reference's columns in "
-    "the reference's order"
-)
-
-
-def _noise(metric: str) -> float:
-    return 0.0 if metric in _IN_LABEL_UNITS else GOLDEN_SLACK
-
-
 _MAX_GROUPS = 50  # per-group baselines kept on the version (a tag holds at most 5000 characters)
 
 
@@ -203,7 +188,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
         route="fallback_model",
         fallback_description="",
         dataset=f"data/{stem}/training.parquet",
-        golden_slack=_noise(task.metric),
+        golden_slack=noise(task.metric),
         protected=request.protected,
         classification_fairness=task.task == "classification",
     )
@@ -231,29 +216,18 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     policy = _policy(choices)
     figures = _evaluate(predict, golden, policy)
     estimator = sklearn_estimator(pyfunc)
-    refit = _refit_figure(estimator, training, golden, policy) if estimator is not None else None
-    if figures.metric(policy.gate.metric) != figures.metric(policy.gate.metric):  # NaN
-        raise OnboardingError(
-            f"{name} v{version.version}'s {policy.gate.metric} on the {len(golden)} golden rows cannot be computed "
-            f"from its answers (--output {request.output!r}) against --label {request.label!r}: a baseline that is "
-            "not a number would let every check pass; pick another --metric or the right --label"
-        )
-    weak = _weak_baseline(figures, golden, policy, request, name, version, refit, inputs_from)
-    if weak and not request.allow_weak_baseline:
-        raise OnboardingError(
-            f"{weak}. Nothing was written; if that is truly how the model scores, pass --allow-weak-baseline"
-        )
-    if weak:
-        notes.append(f"weak baseline recorded as asked (--allow-weak-baseline): {weak}")
-    elif refit is not None and _far_behind(figures.metric(policy.gate.metric), refit.figure, policy.gate.metric):
-        notes.append(
-            f"a {refit.estimator} refitted on the reference's other rows scores {policy.gate.metric} "
-            f"{refit.figure:.4f} on the golden rows, the champion {figures.metric(policy.gate.metric):.4f}: a model "
-            "trained on this kind of data does about as well; check the reference's column order, units and --label"
-            + (f" ({UNNAMED_INPUTS})" if inputs_from == "reference" else "")
-        )
+    refit = refit_figure(estimator, training, golden, policy) if estimator is not None else None
+    notes += baseline_notes(
+        figures,
+        golden,
+        policy,
+        champion=f"{name} v{version.version}",
+        refit=refit,
+        unnamed_inputs=inputs_from == "reference",
+        allow_weak=request.allow_weak_baseline,
+    )
     if refit is not None:
-        slack, slack_why = _measured_slack(refit, policy, figures)
+        slack, slack_why = measured_slack(refit, policy, figures)
         choices = replace(choices, golden_slack=slack, slack_why=slack_why)
         policy = _policy(choices)
     contract = derive_contract(reference[[*inputs, *request.lineage]], name=f"{stem}_inputs")
@@ -502,109 +476,6 @@ def _evaluate(predict: Any, golden: pd.DataFrame, policy: Policy) -> Figures:
     from firebreak.detection.performance import evaluate
 
     return evaluate(predict, golden, policy)
-
-
-@dataclass(frozen=True)
-class _Refit:
-    """The champion's estimator cloned and fitted on the training rows alone, scored on the golden rows."""
-
-    figure: float | None  # None: the clone could not be fitted or could not score
-    estimator: str
-    failure: str = ""
-
-
-def _refit_figure(estimator: Any, training: pd.DataFrame, golden: pd.DataFrame, policy: Policy) -> _Refit:
-    from sklearn.base import clone
-
-    from firebreak.detection.performance import evaluate
-    from firebreak.registry.flavors import object_predictor
-
-    inputs, label = policy.features.inputs, policy.features.label
-    try:
-        fitted = clone(estimator).fit(training[inputs], training[label])
-        figure = evaluate(object_predictor(fitted, policy), golden, policy).metric(policy.gate.metric)
-    except Exception as exc:  # noqa: BLE001 — the team's estimator raises what it raises: say so, go on
-        return _Refit(None, type(estimator).__name__, type(exc).__name__)
-    return _Refit(figure, type(estimator).__name__)
-
-
-def _weak_baseline(
-    figures: Figures,
-    golden: pd.DataFrame,
-    policy: Policy,
-    request: OnboardRequest,
-    name: str,
-    version: Version,
-    refit: _Refit | None,
-    inputs_from: str,
-) -> str | None:
-    """Why the champion's golden figure is no baseline, or None when it beats a constant answer.
-
-    A baseline no better than always answering the most common class (or the median) would
-    make the golden audit and the promotion gate accept anything. It comes from a reference
-    the model does not read as it was trained (inputs in another order, other units or codes)
-    or from the wrong label column far more often than from the model itself.
-    """
-    from firebreak.detection.performance import constant_answer, loss
-
-    metric = policy.gate.metric
-    champion = figures.metric(metric)
-    constant, answer = constant_answer(metric, golden[policy.features.label], policy.task)
-    if champion != champion or constant != constant or loss(metric, champion) < loss(metric, constant):
-        return None
-    shown = f"{answer:.4g}" if isinstance(answer, float) else repr(answer)
-    said = [
-        f"{name} v{version.version} scores {metric} {champion:.4f} on the {len(golden)} golden rows of its "
-        f"reference, no better than always answering {shown} ({constant:.4f})"
-    ]
-    if refit is not None and refit.figure is not None and refit.figure == refit.figure:
-        said.append(f"a {refit.estimator} refitted on the reference's other rows scores {refit.figure:.4f} on them")
-    if inputs_from == "reference":
-        said.append(
-            f"{UNNAMED_INPUTS}; if it was trained on another order, log it with a signature "
-            "(mlflow.models.infer_signature) or order the reference's columns as it was trained"
-        )
-    else:
-        said.append(
-            f"check that the reference holds what the model was trained on (the same units and codes) and that "
-            f"--label {request.label!r} is the column it predicts"
-        )
-    return "; ".join(said)
-
-
-def _far_behind(champion: float, refit: float | None, metric: str) -> bool:
-    """The champion's loss is more than twice a refit's on the same golden rows (and, for a metric
-    in [0, 1], at least 0.05 more): the reference does not look like what the champion learnt from."""
-    from firebreak.detection.performance import loss
-    from firebreak.policy.metrics import HIGHER_IS_BETTER
-
-    if refit is None or refit != refit or champion != champion:
-        return False
-    behind, ahead = loss(metric, champion), loss(metric, refit)
-    return behind > 2 * ahead + _noise(metric) and (metric not in HIGHER_IS_BETTER or behind - ahead >= 0.05)
-
-
-def _measured_slack(refit: _Refit, policy: Policy, figures: Figures) -> tuple[float, str]:
-    """How much better the champion scores the golden rows than a refit that never saw them, plus noise.
-
-    The reference is usually the champion's own training data, so the champion has seen the
-    golden rows and scores them better than any candidate can; the gate would refuse every
-    refit. A clone of the champion fitted on the training rows alone measures that optimism.
-    """
-    from firebreak.detection.performance import loss
-
-    metric = policy.gate.metric
-    if refit.figure is None:
-        return _noise(metric), f"default: a clone could not be refitted to measure it ({refit.failure})"
-    held_out, champion = refit.figure, figures.metric(metric)
-    if held_out != held_out or champion != champion:  # NaN: the metric could not be computed
-        return _noise(metric), "default: the metric could not be computed on the golden rows"
-    gap = max(0.0, loss(metric, held_out) - loss(metric, champion))
-    seen = "(it saw them)" if gap > 0 else "(no better: nothing to allow for)"
-    return round(gap + _noise(metric), 4), (
-        f"measured: a clone fitted without the golden rows scores {metric} {held_out:.4f} on them, the champion "
-        f"{champion:.4f} {seen}" + (f"; plus {_noise(metric)} for noise" if _noise(metric) else "")
-    )
 
 
 def _choose_fallback(
