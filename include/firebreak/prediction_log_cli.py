@@ -266,12 +266,11 @@ def import_log(
     output = frame[features.output]
     problems.add(np.flatnonzero(output.isna().to_numpy()), f"{features.output} (the output) is empty")
     if features.output not in out.columns:
-        numeric_output = pd.to_numeric(output, errors="coerce")
-        out[features.output] = numeric_output if numeric_output.notna().sum() == output.notna().sum() else output
+        out[features.output] = _numbers(output)
     for column in named:
         if column in frame.columns and column not in out.columns:
-            if pd.api.types.infer_dtype(frame[column], skipna=True) == "boolean":
-                out[column] = frame[column]  # True/False as the reference held them, not the text "True"
+            if (truth := _truth(frame[column])) is not None:
+                out[column] = truth  # True/False as the reference held them, not the text "True"
             else:
                 out[column] = frame[column].astype("string").str.slice(0, 1000).astype(object)
     problems.raise_if_any(path.name)
@@ -308,6 +307,39 @@ def _contract_violations(policy: Policy, settings: Settings, rows: pd.DataFrame)
     return None if compiled is None else compiled.violated_columns(rows)
 
 
+def _truth(values: Any) -> Any:
+    """The values as booleans when every present one is a boolean or its text (true/false, any case); else None.
+
+    A CSV is read as text, so a boolean column arrives as "True"/"False": kept as text, it
+    would break a boolean contract on every row, and a 0/1 label would never equal it.
+    """
+    import pandas as pd
+
+    present = values.dropna()
+    if present.empty:
+        return None
+    if pd.api.types.infer_dtype(present, skipna=True) == "boolean":
+        return values
+    text = present.astype("string").str.strip().str.lower()
+    if not text.isin(("true", "false")).all():
+        return None
+    truth = pd.Series(None, index=values.index, dtype=object)
+    truth[present.index] = (text == "true").to_numpy()
+    return truth
+
+
+def _numbers(values: Any) -> Any:
+    """The values as numbers when every present one is a number or a boolean (true 1, false 0); else as text."""
+    import pandas as pd
+
+    if (truth := _truth(values)) is not None:
+        return truth.map({True: 1, False: 0})
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().sum() == values.notna().sum():
+        return numbers
+    return values.astype("string").str.slice(0, 1000).astype(object)
+
+
 def import_labels(
     model: str, path: Path, id_column: str, label: str, settings: Settings, *, fmt: str | None = None
 ) -> dict[str, Any]:
@@ -335,9 +367,8 @@ def import_labels(
     values = frame[label]
     empty = values.isna() | (values.astype("string").str.strip() == "")
     problems.add(np.flatnonzero(empty.to_numpy()), f"{label} (the label) is empty")
-    numbers = pd.to_numeric(values, errors="coerce")
     problems.raise_if_any(path.name)
-    stored = numbers if numbers.notna().sum() == (~empty).sum() else values.astype("string").astype(object)
+    stored = _numbers(values)
     labels = pd.DataFrame({"request_id": ids.astype(object), policy.features.label: stored})
     written = LabelStore(settings.labels_dir).append(model, labels)
     return {"model": model, "labels": len(labels), "label_column": policy.features.label, "part": str(written)}

@@ -118,6 +118,31 @@ def test_labels_are_imported_by_request_id_under_the_policy_label_and_bad_ones_r
     assert len(LabelStore(settings.labels_dir).read("payments")) == 3  # unchanged
 
 
+def test_true_and_false_written_by_a_csv_are_the_one_and_zero_the_model_answers(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV holds booleans as text: kept as text, no label would ever equal a 0/1 answer (nor train a refit)."""
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"id": ["a", "b", "c"], "chargeback": [True, False, True]}).to_csv(labels, index=False)
+    assert "True" in labels.read_text()
+    argv = ["labels", "import", "--model", "payments", str(labels), "--id-column", "id", "--label", "chargeback"]
+    assert run(*argv) == 0, capsys.readouterr().err
+    stored = LabelStore(settings.labels_dir).read("payments")
+    assert dict(zip(stored["request_id"], stored["fraud"].tolist(), strict=True)) == {"a": 1, "b": 0, "c": 1}
+
+    log = serving_log(4).assign(score_label=["true", "FALSE", "True", "false"])
+    log.to_csv(tmp_path / "requests.csv", index=False)
+    mapped = ["--map", "time=ts", "--map", "score_label=prediction", "--map", "p=confidence"]
+    assert run("log", "import", "--model", "payments", str(tmp_path / "requests.csv"), *mapped) == 0
+    logged = PredictionLog(settings.prediction_log_url).read("payments").sort_values("ts")
+    assert logged["prediction"].tolist() == [1, 0, 1, 0]
+
+    pd.DataFrame({"id": ["d", "e"], "chargeback": ["true", "maybe"]}).to_csv(labels, index=False)
+    assert run(*argv) == 0  # not all booleans: class names, stored as the file wrote them
+    stored = LabelStore(settings.labels_dir).read("payments")
+    assert stored.set_index("request_id").loc[["d", "e"], "fraud"].tolist() == ["true", "maybe"]
+
+
 def test_maintain_compacts_settled_hours_and_expires_old_ones(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
