@@ -148,6 +148,7 @@ def render_policy(c: PolicyChoices) -> str:
         _c("  recent_min_improvement: 0.05", "... and its recent loss 5% under it, on labelled traffic"),
         "  max_low_confidence_rate: 1.0",
         "  min_labelled_rows: 100",
+        _c("  held_out_share: 0.3", "labelled traffic a refit never sees; the gate judges the refit on it"),
         "  requires_approval: false",
     ]
     if c.protected:

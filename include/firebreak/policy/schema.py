@@ -174,6 +174,13 @@ class Gate(_Strict):
     max_sanity_violation_rate: Fraction = 0.0
     max_low_confidence_rate: Fraction = 1.0
     min_labelled_rows: int = Field(100, ge=1)
+    held_out_share: float = Field(
+        0.3,
+        ge=0.1,
+        le=0.9,
+        description="Share of the incident's labelled traffic a retrain never sees: the gate judges a retrained "
+        "candidate's recent figures on these rows only (picked by a hash of request_id).",
+    )
     requires_approval: bool = False
     approval: Approval = Field(default_factory=lambda: Approval())
 

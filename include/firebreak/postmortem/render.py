@@ -403,6 +403,8 @@ def _evidence_section(ev: dict[str, dict[str, Any]], policy: Policy, images: dic
                 for where in ("golden", "recent"):
                     f = gate.get(who, {}).get(where, {})
                     out.append(f"| {who} on {where} ({_number(f.get('rows'))} rows) | {_figures_cells(f, policy)} |")
+        if gate.get("recent_rows"):
+            out += ["", f"Recent figures on {md(gate['recent_rows'])}."]
         out.append("")
     out += _llm_evidence(ev)
     return out or ["No evidence was collected."]

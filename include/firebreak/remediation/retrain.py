@@ -30,7 +30,11 @@ class Retrained:
 
 @dataclass(frozen=True)
 class Champion:
-    """What a refit without a recipe needs: the champion to clone and the incident's labelled traffic."""
+    """What a refit without a recipe needs: the champion to clone and the incident's labelled traffic.
+
+    The refit learns from the part of the traffic the gate does not judge on
+    (:mod:`firebreak.verification.held_out`).
+    """
 
     registry: Registry
     version: Version
@@ -89,6 +93,7 @@ def retrain(policy: Policy, settings: Settings, champion: Champion | None = None
 def _refit_champion(policy: Policy, settings: Settings, champion: Champion) -> Retrained:
     from firebreak.registry.flavors import sklearn_estimator
     from firebreak.remediation.refit import refit, training_rows
+    from firebreak.verification.held_out import split
 
     loaded = champion.registry.load(champion.version)
     estimator = sklearn_estimator(loaded)
@@ -98,14 +103,14 @@ def _refit_champion(policy: Policy, settings: Settings, champion: Champion) -> R
             f"{policy.model} v{champion.version.version} is not a scikit-learn model (flavors: {flavors}): "
             "name a training.recipe (module:function) in its policy"
         )
+    share = policy.gate.held_out_share
+    traffic = split(champion.labelled(), share)
     done = refit(
-        estimator,
-        policy,
-        training_rows(policy, settings),
-        champion.labelled(),
-        failure_class=champion.failure_class,
+        estimator, policy, training_rows(policy, settings), traffic.train, failure_class=champion.failure_class
     )
-    return Retrained(done.estimator, done.inputs, done.detail, done.training)
+    detail = f"{done.detail}; {len(traffic.held_out)} more held out for the gate"
+    training = {**done.training, "held_out_rows": len(traffic.held_out), "held_out_share": share}
+    return Retrained(done.estimator, done.inputs, detail, training)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ def verify(incident_id: str) -> dict[str, Any]:
     """Run the gate that applies to the candidate; a refusal leaves traffic on the fallback."""
     from firebreak.remediation.upstream import contract_on_fresh
     from firebreak.verification.gate import upstream_gate
+    from firebreak.verification.held_out import describe, split
 
     ctx = Context.load(incident_id)
     candidate = ctx.evidence().get(EvidenceKind.CANDIDATE, {})
@@ -41,19 +42,26 @@ def verify(incident_id: str) -> dict[str, Any]:
         raise GateRefused("no candidate version to verify")
     champion = ctx.champion_at_opening()
     challenger = ctx.registry.get_version(ctx.model, candidate["version"])
-    verdict = ctx.kind.gate(ctx.registry, champion, challenger, ctx.settings, ctx.labelled_window)
+    # A candidate that learnt from the labelled window (a refit) is judged on the part held out
+    # from it, split as the refit split it; any other candidate (a recipe's, a rollback) on all of it.
+    share = candidate.get("training", {}).get("held_out_share")
+    recent = (lambda: split(ctx.labelled_window(), share).held_out) if share else ctx.labelled_window
+    verdict = ctx.kind.gate(ctx.registry, champion, challenger, ctx.settings, recent)
     payload = {
         **verdict.to_dict(),
         "summary": verdict.summary(),
         "candidate_version": challenger.version,
         "champion_version": champion.version,
     }
+    if share and "candidate" in verdict.figures:
+        payload["recent_rows"] = describe(verdict.figures["candidate"]["recent"]["rows"], share)
     ctx.record(EvidenceKind.GATE, payload, f"v{challenger.version} vs v{champion.version}: {verdict.summary()}")
     ctx.log_metrics({"gate_passed": float(verdict.passed)})
     if not verdict.passed:
         raise GateRefused(
             f"promotion gate refused {ctx.model} v{challenger.version}: {verdict.summary()}\n"
             f"Every check (v{challenger.version} against v{champion.version}):\n{verdict.checklist()}"
+            + (f"\nRecent figures on {payload['recent_rows']}" if "recent_rows" in payload else "")
         )
     return {"passed": True, "candidate_version": challenger.version}
 

@@ -15,50 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from firebreak.cli import main
+from tests.integration.onboarding.conftest import onboard, register
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def team(firebreak_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A team's MLflow (the home's) with its own experiment, and an empty policies folder."""
-    import mlflow
-
-    monkeypatch.setenv("FIREBREAK_POLICIES_DIR", str(tmp_path / "policies"))
-    uri = f"sqlite:///{firebreak_home / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # an earlier test's registry URI stays set in the process otherwise
-    firebreak_home.mkdir(parents=True, exist_ok=True)
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("team", artifact_location=str(tmp_path / "team")))
-    return tmp_path
-
-
-def _register(model: Any, inputs: pd.DataFrame, name: str) -> None:
-    import mlflow
-    import mlflow.sklearn
-    import skops.io
-    from mlflow.models import infer_signature
-
-    with mlflow.start_run():
-        mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(inputs, model.predict(inputs)),
-            registered_model_name=name,
-            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-        )
 
 
 def _diabetes() -> pd.DataFrame:
     from sklearn.datasets import load_diabetes
 
     return load_diabetes(as_frame=True).frame  # shipped with scikit-learn
-
-
-def _onboard(team: Path, reference: pd.DataFrame, *args: str) -> int:
-    reference.to_parquet(team / "reference.parquet")
-    return main(["onboard", "--reference", str(team / "reference.parquet"), *args])
 
 
 def _policy(team: Path) -> dict[str, Any]:
@@ -73,8 +38,8 @@ def test_a_regressor_whose_error_is_in_large_units_onboards_with_its_measured_sl
 
     frame = _diabetes()  # the target runs from 25 to 346: an MAE of tens
     inputs = frame.drop(columns="target")
-    _register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
-    assert _onboard(team, frame, "--model", "Progression", "--label", "target") == 0, capsys.readouterr().err
+    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    assert onboard(team, frame, "--model", "Progression", "--label", "target") == 0, capsys.readouterr().err
     policy = _policy(team)
     assert policy["features"]["task"] == "regression" and policy["gate"]["metric"] == "mae"
     assert policy["gate"]["golden_slack"] > 1  # in the label's units: the refit's optimism gap
@@ -86,8 +51,8 @@ def test_a_regressor_of_whole_numbers_is_a_regressor(team: Path, capsys: pytest.
     frame = _diabetes()
     frame["severity"] = pd.qcut(frame.pop("target"), 10, labels=False).astype(int) + 1  # 1 .. 10
     inputs = frame.drop(columns="severity")
-    _register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["severity"]), inputs, "Severity")
-    assert _onboard(team, frame, "--model", "Severity", "--label", "severity") == 0, capsys.readouterr().err
+    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["severity"]), inputs, "Severity")
+    assert onboard(team, frame, "--model", "Severity", "--label", "severity") == 0, capsys.readouterr().err
     policy = _policy(team)
     assert policy["features"]["task"] == "regression" and policy["gate"]["metric"] == "mae"
     assert "GradientBoostingRegressor" in capsys.readouterr().out  # the reason is the model's own
@@ -109,7 +74,7 @@ def test_a_model_answering_in_other_columns_is_refused_naming_them(
     frame["y"] = (frame["x1"] > frame["x2"]).astype(int)
     with mlflow.start_run():
         mlflow.pyfunc.log_model(name="model", python_model=TwoColumns(), registered_model_name="Scorer")
-    assert _onboard(team, frame, "--model", "Scorer", "--label", "y") == 2
+    assert onboard(team, frame, "--model", "Scorer", "--label", "y") == 2
     assert "Scorer v1 answers with columns ['label', 'score'], not 'prediction': name its column with --output" in (
         capsys.readouterr().err
     )
@@ -122,8 +87,8 @@ def test_a_threshold_free_metric_for_three_classes_is_refused(team: Path, capsys
 
     frame = load_iris(as_frame=True).frame
     inputs = frame.drop(columns="target")
-    _register(LogisticRegression(max_iter=500).fit(inputs, frame["target"]), inputs, "Species")
-    assert _onboard(team, frame, "--model", "Species", "--label", "target", "--metric", "auc") == 2
+    register(LogisticRegression(max_iter=500).fit(inputs, frame["target"]), inputs, "Species")
+    assert onboard(team, frame, "--model", "Species", "--label", "target", "--metric", "auc") == 2
     assert "--metric auc needs two classes; label column 'target' holds 3" in capsys.readouterr().err
 
 
@@ -136,8 +101,8 @@ def test_a_name_with_an_emoji_and_a_space_round_trips_and_is_quoted_in_the_hint(
     frame = pd.DataFrame({"f1": rng.normal(size=300), "f2": rng.normal(size=300)})
     frame["y"] = (frame["f1"] > 0).astype(int)
     name = "Modèle Crédit 🚀 v2"
-    _register(LogisticRegression().fit(frame[["f1", "f2"]], frame["y"]), frame[["f1", "f2"]], name)
-    assert _onboard(team, frame, "--model", name, "--label", "y") == 0, capsys.readouterr().err
+    register(LogisticRegression().fit(frame[["f1", "f2"]], frame["y"]), frame[["f1", "f2"]], name)
+    assert onboard(team, frame, "--model", name, "--label", "y") == 0, capsys.readouterr().err
     assert _policy(team)["model"] == name
     assert "`firebreak check 'Modèle Crédit 🚀 v2'`" in capsys.readouterr().out
 
@@ -189,7 +154,7 @@ def test_a_model_fed_its_inputs_in_another_order_is_refused_until_the_weak_basel
     frame = _cancer_fitted_on_an_array()
     inputs = frame.drop(columns="target")
     reordered = frame[[*reversed(inputs.columns), "target"]]  # the team's table, columns in another order
-    assert _onboard(team, reordered, "--model", "Cancer", "--label", "target") == 2
+    assert onboard(team, reordered, "--model", "Cancer", "--label", "target") == 2
     err = capsys.readouterr().err
     assert (
         "Cancer v1 scores auc 0.5000 on the 114 golden rows of its reference, no better than always answering 1" in err
@@ -199,7 +164,7 @@ def test_a_model_fed_its_inputs_in_another_order_is_refused_until_the_weak_basel
     assert "pass --allow-weak-baseline" in err
     _untouched(team, "Cancer")
 
-    assert _onboard(team, reordered, "--model", "Cancer", "--label", "target", "--allow-weak-baseline") == 0
+    assert onboard(team, reordered, "--model", "Cancer", "--label", "target", "--allow-weak-baseline") == 0
     out = capsys.readouterr().out
     assert "note          weak baseline recorded as asked (--allow-weak-baseline): Cancer v1 scores auc 0.5000" in out
     assert _policy(team)["model"] == "Cancer"
@@ -211,7 +176,7 @@ def test_a_model_without_input_names_onboards_on_the_references_order_and_says_s
     from mlflow import MlflowClient
 
     frame = _cancer_fitted_on_an_array()
-    assert _onboard(team, frame, "--model", "Cancer", "--label", "target") == 0, capsys.readouterr().err
+    assert onboard(team, frame, "--model", "Cancer", "--label", "target") == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "note          the model names no inputs (no signature, fitted on an array), so it is given the " in out
     assert "['mean radius', 'mean texture'," in out
@@ -226,9 +191,9 @@ def test_a_reference_whose_label_is_in_other_units_is_refused_naming_units_and_l
 
     frame = _diabetes()
     inputs = frame.drop(columns="target")
-    _register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
     hundredths = frame.assign(target=frame["target"] / 100)  # the reference's label in other units
-    assert _onboard(team, hundredths, "--model", "Progression", "--label", "target") == 2
+    assert onboard(team, hundredths, "--model", "Progression", "--label", "target") == 2
     err = capsys.readouterr().err
     assert "Progression v1 scores mae 147.8" in err  # in the model's units
     assert "no better than always answering 1.38 (0.633" in err  # the golden rows' median, in the reference's
@@ -257,11 +222,11 @@ def test_onboarding_again_as_another_task_fits_a_new_fallback_and_alike_reuses_i
     args = ("--model", "Triage Score", "--label", "severity")
     client = MlflowClient()
 
-    assert _onboard(team, frame, *args) == 0, capsys.readouterr().err  # whole numbers: classes, at first
+    assert onboard(team, frame, *args) == 0, capsys.readouterr().err  # whole numbers: classes, at first
     assert "baseline logistic regression on the same inputs" in capsys.readouterr().out
     assert str(client.get_model_version_by_alias("Triage Score", "fallback").version) == "2"
 
-    assert _onboard(team, frame, *args, "--task", "regression", "--force") == 0, capsys.readouterr().err
+    assert onboard(team, frame, *args, "--task", "regression", "--force") == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "baseline ridge regression on the same inputs" in out
     assert "(the baseline v2 an earlier onboarding registered was fitted for classification of 'severity'" in out
@@ -269,7 +234,7 @@ def test_onboarding_again_as_another_task_fits_a_new_fallback_and_alike_reuses_i
     assert str(fallback.version) == "3"
     assert fallback.tags["firebreak.fallback_fitted_on"].startswith("regression of 'severity' on 2 inputs")
 
-    assert _onboard(team, frame, *args, "--task", "regression", "--force") == 0, capsys.readouterr().err
+    assert onboard(team, frame, *args, "--task", "regression", "--force") == 0, capsys.readouterr().err
     assert "v3 is the baseline an earlier onboarding of v1 registered" in capsys.readouterr().out
     assert str(client.get_model_version_by_alias("Triage Score", "fallback").version) == "3"
 
@@ -295,7 +260,7 @@ def test_a_pyfunc_answering_bare_values_is_read_as_its_output_column(
     frame["y"] = (frame["x1"] > frame["x2"]).astype(int)
     with mlflow.start_run():
         mlflow.pyfunc.log_model(name="model", python_model=Bare(answer), registered_model_name="Bare")
-    assert _onboard(team, frame, "--model", "Bare", "--label", "y") == 0, capsys.readouterr().err
+    assert onboard(team, frame, "--model", "Bare", "--label", "y") == 0, capsys.readouterr().err
     assert float(MlflowClient().get_model_version("Bare", "1").tags["firebreak.golden.accuracy"]) == 1.0
 
 
@@ -308,9 +273,9 @@ def test_a_label_that_holds_none_of_the_models_classes_is_refused(
     frame = pd.DataFrame({"income": rng.normal(50, 10, 500), "debt": rng.normal(20, 5, 500)})
     frame["decision"] = np.where(frame["income"] - 2 * frame["debt"] > 10, "approve", "refer")
     inputs = frame[["income", "debt"]]
-    _register(LogisticRegression().fit(inputs, frame["decision"]), inputs, "Loans")
+    register(LogisticRegression().fit(inputs, frame["decision"]), inputs, "Loans")
     recoded = frame.assign(decision=(frame["decision"] == "approve").astype(int))  # the team's 0/1 copy
-    assert _onboard(team, recoded, "--model", "Loans", "--label", "decision") == 2
+    assert onboard(team, recoded, "--model", "Loans", "--label", "decision") == 2
     err = capsys.readouterr().err
     assert "Loans v1 answers ['" in err and "none of which is a value of --label 'decision' ([0, 1])" in err
     _untouched(team, "Loans")
@@ -326,7 +291,7 @@ def test_a_champion_far_behind_a_refit_on_its_own_reference_onboards_with_a_warn
     frame["y"] = ((2 * frame["x1"] + 0.7 * frame["x2"] + rng.normal(0, 0.7, 1500)) > 0).astype(int)
     _register_unnamed(LogisticRegression().fit(frame[["x1", "x2", "x3", "x4"]].to_numpy(), frame["y"]), "Swapped")
     swapped = frame[["x2", "x1", "x3", "x4", "y"]]  # two inputs in each other's place: better than a coin
-    assert _onboard(team, swapped, "--model", "Swapped", "--label", "y") == 0, capsys.readouterr().err
+    assert onboard(team, swapped, "--model", "Swapped", "--label", "y") == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "note          a LogisticRegression refitted on the reference's other rows scores auc 0.9" in out
     assert "check the reference's column order, units and --label (the model names no inputs" in out
