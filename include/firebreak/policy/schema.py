@@ -178,8 +178,8 @@ class Gate(_Strict):
         0.3,
         ge=0.1,
         le=0.9,
-        description="Share of the incident's labelled traffic a retrain never sees: the gate judges a retrained "
-        "candidate's recent figures on these rows only (picked by a hash of request_id).",
+        description="Share of the incident's labelled traffic a refit (a retrain without a recipe) never sees: the "
+        "gate judges the refit's recent figures on these rows only (picked by a hash of request_id).",
     )
     requires_approval: bool = False
     approval: Approval = Field(default_factory=lambda: Approval())
