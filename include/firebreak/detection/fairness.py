@@ -87,7 +87,7 @@ def is_classification(policy: Policy) -> bool:
     )
 
 
-def default_limits(attribute: str) -> Fairness:
+def default_limits(attribute: str, positive_class: str | None = None) -> Fairness:
     """The limits where no policy applies (``firebreak triage``), as a policy ``fairness:`` section.
 
     The one place these numbers are set; everything else reads them from a ``Fairness``.
@@ -106,19 +106,28 @@ def default_limits(attribute: str) -> Fairness:
         # Fewer rows than this and a group's rate is noise (the usual n >= 30 rule of thumb:
         # at 30 rows a rate's standard error is up to 9 points); such groups are not compared.
         min_group_rows=30,
+        positive_class=positive_class,
     )
 
 
-def decisions(values: pd.Series, role: str = "prediction") -> np.ndarray:
+def decisions(values: pd.Series, role: str = "prediction", positive_class: str | None = None) -> np.ndarray:
     """0/1 per row: booleans as they are; numbers 0/1, or scores in [0, 1] with >= 0.5 selected.
 
-    ``role`` ``"label"`` accepts booleans and 0/1 only (an outcome is not a score).
+    ``role`` ``"label"`` accepts booleans and 0/1 only (an outcome is not a score). With
+    ``positive_class`` (class names: ``"approve"``), 1 where the value, as text, is that class.
 
     Raises:
         FairnessInputError: Naming the column, if it holds text, missing values or numbers
             outside those ranges.
     """
     what = f"the {role}" + (f" column {values.name!r}" if values.name is not None else "")
+    if positive_class is not None:
+        if values.isna().any():
+            raise FairnessInputError(f"{what} has {int(values.isna().sum())} missing values: no decision to compare")
+        if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+            number = pd.to_numeric(pd.Series([positive_class]), errors="coerce").iloc[0]  # classes 1, 2, 3: "1"
+            return (values.to_numpy(dtype=float) == number).astype(int)
+        return (values.astype("string").str.strip() == positive_class).to_numpy(dtype=bool).astype(int)
     if pd.api.types.is_bool_dtype(values.dtype) and not values.isna().any():
         return values.to_numpy(dtype=bool).astype(int)
     numbers = pd.to_numeric(values, errors="coerce")
@@ -152,10 +161,12 @@ def classification_fairness(
     min_selection_rate_ratio: float | None = 0.8,
     max_equalized_odds_difference: float | None = None,
     max_error_rate_difference: float | None = None,
+    positive_class: str | None = None,
 ) -> FairnessResult:
     """Selection-rate ratio, equalized-odds and error-rate differences across ``groups`` (fairlearn ``MetricFrame``).
 
-    ``y_pred`` holds decisions or scores (:func:`decisions`); ``y_true`` the labels, or None
+    ``y_pred`` holds decisions or scores, or class names with ``positive_class`` the selected
+    one (:func:`decisions`); ``y_true`` the labels, or None
     when there are none (selection rates only: no equalized odds, no error rates). Groups
     with fewer than ``min_group_rows`` rows are left out (their rates are noise). The worst
     group is the one with the lowest selection rate; ``error_rate_worst`` the one with the
@@ -169,8 +180,8 @@ def classification_fairness(
             f"labels ({len(y_true) if y_true is not None else 'none'}), predictions ({len(y_pred)}) "
             f"and groups ({len(groups)}) differ in length"
         )
-    predicted = decisions(y_pred, "prediction")
-    truth = decisions(y_true, "label") if y_true is not None else None
+    predicted = decisions(y_pred, "prediction", positive_class)
+    truth = decisions(y_true, "label", positive_class) if y_true is not None else None
     limits = {
         name: float(limit)
         for name, limit in (
@@ -286,17 +297,18 @@ def table_fairness(
         frame[label] if label else None,
         frame[prediction],
         frame[attribute],
-        **_classification_limits(rules),
+        **_classification_rules(rules),
     )
 
 
-def _classification_limits(rules: Fairness) -> dict[str, Any]:
+def _classification_rules(rules: Fairness) -> dict[str, Any]:
     return {
         "attribute": rules.protected_attribute,
         "min_group_rows": rules.min_group_rows,
         "min_selection_rate_ratio": rules.min_selection_rate_ratio,
         "max_equalized_odds_difference": rules.max_equalized_odds_difference,
         "max_error_rate_difference": rules.max_error_rate_difference,
+        "positive_class": rules.positive_class,
     }
 
 
@@ -358,7 +370,7 @@ def fairness_on(labelled: pd.DataFrame, outputs: pd.DataFrame, policy: Policy) -
         labelled[policy.features.label],
         outputs[policy.features.output],
         labelled[attribute],
-        **_classification_limits(rules),
+        **_classification_rules(rules),
     )
 
 

@@ -329,6 +329,7 @@ def triage_tables(
     prediction: str | None = None,
     confidence: str | None = None,
     protected: str | None = None,
+    positive_class: str | None = None,
 ) -> tuple[Verdict, dict[str, Any]]:
     """``firebreak triage`` as a call: the evidence from two tables, and the verdict on it.
 
@@ -345,6 +346,7 @@ def triage_tables(
         prediction=prediction,
         confidence=confidence,
         protected=protected,
+        positive_class=positive_class,
     )
     verdict = classify(
         contract=evidence["contract"],

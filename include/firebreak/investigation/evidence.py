@@ -279,6 +279,7 @@ def gather_evidence(
     prediction: str | None = None,
     confidence: str | None = None,
     protected: str | None = None,
+    positive_class: str | None = None,
     drift_share: float = 0.5,
 ) -> dict[str, Any]:
     """Everything :func:`~firebreak.investigation.diagnosis.classify` needs, from two tables.
@@ -290,7 +291,8 @@ def gather_evidence(
     on the input columns both tables share with a usable type (label, prediction and
     confidence columns are outputs, not inputs), with :func:`add_drift_checks` beside it;
     fairness figures (``fairness`` on the current table, ``reference_fairness``) need
-    ``protected`` and ``prediction``: :func:`firebreak.detection.fairness.table_fairness`
+    ``protected`` and ``prediction`` (and ``positive_class`` when they hold class names):
+    :func:`firebreak.detection.fairness.table_fairness`
     with :func:`~firebreak.detection.fairness.default_limits`, the figures and vocabulary of
     the incident's ``fairness_audit``. With ``label`` and ``prediction``: ``performance``
     (the realised figure against the reference's own: concept drift) and, with scores or
@@ -362,7 +364,7 @@ def gather_evidence(
     if protected and prediction:
         from firebreak.detection.fairness import default_limits, table_fairness
 
-        rules = default_limits(protected)
+        rules = default_limits(protected, positive_class)
         current_label = label if labelled else None
         evidence["fairness"] = table_fairness(current, rules, prediction=prediction, label=current_label).to_dict()
         evidence["reference_fairness"] = table_fairness(

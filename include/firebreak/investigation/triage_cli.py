@@ -50,6 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--prediction-column", default=None, help="model decision or score column")
     parser.add_argument("--confidence-column", default=None, help="model confidence column")
     parser.add_argument("--protected-column", default=None, help="protected attribute (fairness figures)")
+    parser.add_argument(
+        "--positive-class",
+        default=None,
+        help="with --protected-column, when decisions are class names: the selecting one",
+    )
     parser.add_argument("--json", action="store_true", help="print the diagnosis and its evidence as JSON")
     parser.add_argument(
         "--fail-on",
@@ -78,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(args.contract) if args.contract is not None else None
         if args.protected_column and not args.prediction_column:
             raise FirebreakError("--protected-column needs --prediction-column (fairness compares decisions)")
+        if args.positive_class and not args.protected_column:
+            raise FirebreakError(
+                "--positive-class names the selecting class of the fairness figures: it goes with --protected-column"
+            )
         verdict, evidence = triage_tables(
             reference,
             current,
@@ -86,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             prediction=args.prediction_column,
             confidence=args.confidence_column,
             protected=args.protected_column,
+            positive_class=args.positive_class,
         )
     except FirebreakError as exc:
         print(f"firebreak triage: error: {exc}", file=sys.stderr)

@@ -43,6 +43,9 @@ def add_parsers(sub: Any) -> None:
     )
     p.add_argument("--confidence", help="confidence column in your serving logs, if they carry one")
     p.add_argument("--protected", help="protected attribute: per-group baselines and fairness limits")
+    p.add_argument(
+        "--positive-class", help="with --protected, for a model answering class names: the class that selects"
+    )
     p.add_argument("--lineage", nargs="*", default=[], help="lineage columns (upstream source, pipeline version)")
     p.add_argument("--version", help="version to onboard (default: champion, else the newest)")
     p.add_argument("--force", action="store_true", help="overwrite files an earlier onboarding wrote")
@@ -104,6 +107,7 @@ def _onboard(args: argparse.Namespace, settings: Settings) -> int:
         output=args.output,
         confidence=args.confidence,
         protected=args.protected,
+        positive_class=args.positive_class,
         lineage=tuple(args.lineage),
         version=args.version,
         force=args.force,

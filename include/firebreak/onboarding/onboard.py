@@ -77,6 +77,7 @@ class OnboardRequest:
     output: str = "prediction"
     confidence: str | None = None
     protected: str | None = None
+    positive_class: str | None = None
     lineage: tuple[str, ...] = ()
     version: str | None = None
     force: bool = False
@@ -159,10 +160,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
     inputs, inputs_from = _inputs(pyfunc, reference, request)
     task = _task(pyfunc, reference[request.label], request)
     numeric, categorical = split_inputs(reference, inputs)
-    if request.protected and task.task == "classification" and not _binary(task.classes):
-        raise OnboardingError(
-            f"--protected needs 0/1 or true/false labels for the fairness figures; {request.label!r} holds {task.classes}"
-        )
+    _check_fairness_classes(request, task)
     golden, training = split_golden(reference, request.label, task.task)
     choices = PolicyChoices(
         model=name,
@@ -191,6 +189,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
         golden_slack=noise(task.metric),
         protected=request.protected,
         classification_fairness=task.task == "classification",
+        positive_class=request.positive_class,
     )
     from firebreak.investigation.evidence import derive_contract
 
@@ -393,6 +392,25 @@ def _inputs(pyfunc: Any, reference: pd.DataFrame, request: OnboardRequest) -> tu
 
 def _binary(classes: list[Any]) -> bool:
     return len(classes) <= 2 and all(c in (0, 1, True, False) for c in classes)
+
+
+def _check_fairness_classes(request: OnboardRequest, task: Task) -> None:
+    """A classifier's fairness figures need to know which answer selects: 0/1, or ``--positive-class``."""
+    from firebreak.detection.fairness import decisions
+
+    positive, label = request.positive_class, request.label
+    if positive is not None and not (request.protected and task.task == "classification"):
+        raise OnboardingError("--positive-class names the selected class of a classifier's fairness figures: "
+                              "it goes with --protected")  # fmt: skip
+    if not request.protected or task.task != "classification":
+        return
+    if positive is None and not _binary(task.classes):
+        raise OnboardingError(
+            f"--protected needs 0/1 or true/false labels for the fairness figures, or --positive-class naming the "
+            f"class that counts as selected; {label!r} holds {task.classes}"
+        )
+    if positive is not None and not decisions(pd.Series(task.classes), "label", positive).any():
+        raise OnboardingError(f"--positive-class {positive!r} is not a class of {label!r} ({task.classes})")
 
 
 def _policy(choices: PolicyChoices) -> Policy:

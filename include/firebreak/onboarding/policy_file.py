@@ -66,6 +66,7 @@ class PolicyChoices:
     slack_why: str = "the champion may have trained on the golden rows, a refit never does"
     protected: str | None = None
     classification_fairness: bool = False
+    positive_class: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -156,6 +157,11 @@ def render_policy(c: PolicyChoices) -> str:
             "",
             "fairness:",
             f"  protected_attribute: {_scalar(c.protected)}",
+            *(
+                [_c(f"  positive_class: {_scalar(c.positive_class)}", "the answer that selects")]
+                if c.positive_class
+                else []
+            ),
             "  min_group_rows: 30",
         ]
         if c.classification_fairness:

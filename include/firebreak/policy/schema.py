@@ -230,6 +230,13 @@ class Fairness(_Strict):
         None,
         description="Worst group's error rate (1 - accuracy) minus the best group's: materially worse outcomes.",
     )
+    positive_class: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="For a model answering class names: the class that counts as selected (e.g. 'approve'); "
+        "answers and labels equal to it are 1, every other class 0. Unset: decisions are 0/1, true/false or scores.",
+    )
 
 
 class CircuitBreaker(_Strict):

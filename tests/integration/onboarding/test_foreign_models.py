@@ -281,6 +281,43 @@ def test_a_label_that_holds_none_of_the_models_classes_is_refused(
     _untouched(team, "Loans")
 
 
+def test_a_model_answering_class_names_gets_fairness_figures_once_its_selecting_class_is_named(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "approve"/"refer" answers: which one selects is the team's to say; then every fairness figure reads it."""
+    from sklearn.linear_model import LogisticRegression
+
+    from firebreak.detection.fairness import fairness_on
+    from firebreak.policy.schema import load_policy
+    from firebreak.settings import Settings
+
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(
+        {"income": rng.normal(50, 10, 600), "debt": rng.normal(20, 5, 600), "band": rng.integers(0, 2, 600)}
+    )
+    frame["decision"] = np.where(frame["income"] - 2 * frame["debt"] - 12 * frame["band"] > 5, "approve", "refer")
+    inputs = frame[["income", "debt", "band"]]
+    register(LogisticRegression(max_iter=1000).fit(inputs, frame["decision"]), inputs, "Loans")
+    argv = ["--model", "Loans", "--label", "decision", "--protected", "band"]
+    assert onboard(team, frame, *argv) == 2
+    assert "or --positive-class naming the class that counts as selected; 'decision' holds ['approve', 'refer']" in (
+        capsys.readouterr().err
+    )
+    assert onboard(team, frame, *argv, "--positive-class", "approved") == 2
+    assert "--positive-class 'approved' is not a class of 'decision' (['approve', 'refer'])" in capsys.readouterr().err
+    _untouched(team, "Loans")
+
+    assert onboard(team, frame, *argv, "--positive-class", "approve") == 0, capsys.readouterr().err
+    assert _policy(team)["fairness"]["positive_class"] == "approve"
+    policy = load_policy("Loans", Settings.from_env().policies_dir)
+    answers = pd.DataFrame({"prediction": frame["decision"]})
+    result = fairness_on(frame, answers, policy).to_dict()
+    approved = (frame["decision"] == "approve").groupby(frame["band"]).mean()
+    assert result["groups"]["0"]["selection_rate"] == round(approved[0], 4)
+    assert result["groups"]["1"]["selection_rate"] == round(approved[1], 4)
+    assert result["breached"] is True and result["worst"] == "1"  # band 1 approved far less: four-fifths rule
+
+
 def test_a_champion_far_behind_a_refit_on_its_own_reference_onboards_with_a_warning(
     team: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ from firebreak.detection.fairness import (
     FairnessInputError,
     balancing_weights,
     classification_fairness,
+    decisions,
     default_limits,
     fairness_on,
     table_fairness,
@@ -48,6 +49,20 @@ def test_selection_rate_ratio_and_equalized_odds_name_the_worst_group() -> None:
     assert result.worst == "b" and result.best == "a" and result.breached is True
     assert result.summary.startswith("age_band=b is selected 20% of the time vs 50%")
     assert "selection-rate ratio 0.40 < 0.8" in result.summary
+
+
+def test_class_names_with_a_positive_class_give_the_figures_of_their_0_1_copy() -> None:
+    frame = two_groups()
+    named = frame.assign(**{c: frame[c].map({1: "approve", 0: "refer"}) for c in ("repaid", "approved")})
+    with pytest.raises(FairnessInputError, match="must hold numbers or booleans"):
+        table_fairness(named, default_limits("age_band"), prediction="approved")  # which one selects? unsaid
+    by_name = table_fairness(named, default_limits("age_band", "approve"), prediction="approved", label="repaid")
+    numeric = table_fairness(frame, default_limits("age_band"), prediction="approved", label="repaid")
+    assert by_name.to_dict() == numeric.to_dict() and by_name.selection_rate_ratio == pytest.approx(0.4)
+    classes = pd.Series([3, 1, 2, 1], name="tier")  # classes that are numbers: "1" is the class 1
+    assert decisions(classes, "label", "1").tolist() == [0, 1, 0, 1]
+    with pytest.raises(FairnessInputError, match="the prediction column 'approved' has 1 missing values"):
+        decisions(named["approved"].where(named.index > 0), "prediction", "approve")
 
 
 def test_small_groups_are_left_out_and_one_group_is_not_a_comparison() -> None:

@@ -102,6 +102,30 @@ def test_a_group_selected_at_half_the_rate_is_bias(tmp_path: Path, capsys: pytes
     assert report["figures"]["reference_fairness"]["selection_rate_ratio"] > 0.9
 
 
+def test_decisions_that_are_class_names_are_read_through_the_positive_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(5)
+    reference, current = prices(11), prices(12)
+    for frame in (reference, current):
+        frame["region"] = rng.choice(["north", "south"], len(frame))
+        frame["decision"] = np.where(rng.random(len(frame)) < 0.5, "approve", "refer")
+    south = (current["region"] == "south") & (current["decision"] == "approve")
+    current.loc[south & (rng.random(len(current)) < 0.5), "decision"] = "refer"
+    args = [*tables(tmp_path, reference, current), "--protected-column", "region", "--prediction-column", "decision"]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "the prediction column 'decision' must hold numbers or booleans" in err
+    code, out, _ = run(capsys, *args, "--positive-class", "approve", "--json")
+    report = json.loads(out)
+    assert (code, report["failure_class"], report["columns"]) == (0, "bias", ["region"])
+    assert (
+        report["figures"]["fairness"]["worst"] == "south"
+        and report["figures"]["fairness"]["selection_rate_ratio"] < 0.6
+    )
+    code, _, err = run(capsys, *tables(tmp_path, reference, current), "--positive-class", "approve")
+    assert code == 2 and "--positive-class names the selecting class of the fairness figures" in err
+
+
 def test_scores_and_labels_give_the_incident_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(6)
     reference, current = prices(11), prices(12)
