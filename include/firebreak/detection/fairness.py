@@ -232,6 +232,8 @@ def classification_fairness(
         str(g): {k: (int(v) if k == "rows" else round(float(v), 4)) for k, v in row.items()}
         for g, row in by_group.iterrows()
     }
+    if truth is not None:
+        _add_brier(groups_out, y_pred, predicted, truth, sensitive, kept, positive_class)
     rates = by_group["selection_rate"]
     ratio = float(rates.min() / rates.max()) if rates.max() > 0 else 1.0
     worst, best = str(rates.idxmin()), str(rates.idxmax())
@@ -275,6 +277,31 @@ def classification_fairness(
         left_out=left_out,
         limits=limits,
     )
+
+
+def _add_brier(
+    groups: dict[str, dict[str, Any]],
+    y_pred: pd.Series,
+    predicted: np.ndarray,
+    truth: np.ndarray,
+    sensitive: np.ndarray,
+    kept: np.ndarray,
+    positive_class: str | None,
+) -> None:
+    """Each group's mean Brier score (score minus outcome, squared) and its variance, beside its rates.
+
+    A score says how sure the model was: labels that changed under confident answers move
+    the Brier score far more than its noise, where the error rate counts them as any other
+    miss (:func:`firebreak.investigation.findings.fairness_change` tests the change on it).
+    Decisions without a score (0/1, class names) give the error rate itself.
+    """
+    scores = predicted.astype(float)
+    if positive_class is None and pd.api.types.is_numeric_dtype(y_pred.dtype):
+        scores = pd.to_numeric(y_pred, errors="coerce").to_numpy(dtype=float)
+    loss = pd.DataFrame({"group": sensitive[kept], "brier": (scores[kept] - truth[kept]) ** 2})
+    figures = loss.groupby("group")["brier"].agg(["mean", "var"]).fillna(0.0)
+    for group, row in figures.iterrows():
+        groups[str(group)] |= {"brier": round(float(row["mean"]), 6), "brier_variance": round(float(row["var"]), 6)}
 
 
 def table_fairness(

@@ -316,7 +316,7 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> list
 
     found = []
     for _ in (key,):  # one figure: the error rate with labels, else the selection rate
-        best: tuple[float, float, str, dict[str, float]] | None = None
+        best: tuple[float, float, str, dict[str, float], str] | None = None
         for group in now.keys() & before.keys():
             parts: dict[str, tuple[float, float, float, float]] = {}
             for name, table in (("cur", now), ("ref", before)):
@@ -330,23 +330,56 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> list
                 continue
             (g1, n1, o1, m1), (g0, n0, o0, m0) = parts["cur"], parts["ref"]
             change = direction * ((g1 - g0) - (o1 - o0))
-            variance = sum(p * (1 - p) / max(n, 1) for p, n in ((g1, n1), (g0, n0), (o1, m1), (o0, m0)))
-            z = change / math.sqrt(max(variance, 1e-12))
+            z, tested = _brier_z(group, now, before), "Brier score"
+            if z is None:
+                variance = sum(p * (1 - p) / max(n, 1) for p, n in ((g1, n1), (g0, n0), (o1, m1), (o0, m0)))
+                z, tested = change / math.sqrt(max(variance, 1e-12)), what
             if change >= BIAS_CHANGE and z >= BIAS_Z and (best is None or z > best[1]):
-                best = (change, z, group, {"now": g1, "before": g0, "others_now": o1, "others_before": o0})
+                best = (change, z, group, {"now": g1, "before": g0, "others_now": o1, "others_before": o0}, tested)
         if best is None:
             continue
-        change, z, group, figures = best
+        change, z, group, figures, tested = best
         detail = (
             f"{attribute}={group}: {what} {figures['before']:.2f} -> {figures['now']:.2f} while the other groups went "
             f"{figures['others_before']:.2f} -> {figures['others_now']:.2f} ({change:+.2f} worse than the rest, "
-            f"z={z:.1f})"
+            f"z={z:.1f} on the {tested})"
         )
         found.append(Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, 0.7 + change)))
     if not found and fairness.get("breached"):
         summary = fairness.get("summary")
         found.append(Finding("fairness", None, attribute, f"standing disparity, as in the reference: {summary}", 0.3))
     return found
+
+
+def _brier_z(group: str, now: dict[str, Any], before: dict[str, Any]) -> float | None:
+    """The group's change in mean Brier score minus the other groups' change, as a z-score.
+
+    None unless every group of both tables carries the Brier figures (labels and scores:
+    :func:`firebreak.detection.fairness.classification_fairness`). Where they do, the test of
+    significance uses them: a score that was sure of answers whose labels then changed moves
+    the Brier score by up to 1 per row, against an error rate's plain count of misses.
+    """
+
+    def split(table: dict[str, Any]) -> tuple[float, float, float, float] | None:
+        if any("brier" not in g or "brier_variance" not in g for g in table.values()):
+            return None
+        inside, rows = table[group], float(table[group]["rows"])
+        others = [
+            (float(g["brier"]), float(g["brier_variance"]), float(g["rows"])) for k, g in table.items() if k != group
+        ]
+        rows_out = sum(n for _, _, n in others)
+        if not rows_out or not rows:
+            return None
+        mean_out = sum(b * n for b, _, n in others) / rows_out
+        # The pooled variance of the other groups' rows: within each group, plus between them.
+        var_out = sum(n * (v + (b - mean_out) ** 2) for b, v, n in others) / rows_out
+        return float(inside["brier"]), float(inside["brier_variance"]) / rows, mean_out, var_out / rows_out
+
+    cur, ref = split(now), split(before)
+    if cur is None or ref is None:
+        return None
+    change = (cur[0] - ref[0]) - (cur[2] - ref[2])
+    return change / math.sqrt(max(cur[1] + ref[1] + cur[3] + ref[3], 1e-12))
 
 
 def drift_findings(drift: dict[str, Any], *, explained: set[str]) -> list[Finding]:

@@ -155,3 +155,38 @@ def test_a_column_that_moved_whole_past_its_range_is_skew_even_by_an_odd_factor(
     assert beyond_range(years, continued)["verdict"] == "drift"  # a new region beside the old one
     few = pd.Series([300.0, 320.0, 340.0, 360.0, 380.0], name="age")  # five rows say nothing of a whole column
     assert "moved whole" not in beyond_range(years, few)["because"]
+
+
+def _scored(rng: np.random.Generator, n: int, small: int) -> pd.DataFrame:
+    """A model sure of 60% of its answers (0.99 / 0.01, right) and unsure of the rest (0.4-0.6); two groups."""
+    frame = pd.DataFrame({"x": rng.normal(0, 1, n), "group": ["small"] * small + ["big"] * (n - small)})
+    frame["y"] = rng.integers(0, 2, n)
+    sure = rng.random(n) < 0.6
+    frame["score"] = np.where(sure, np.where(frame["y"] == 1, 0.99, 0.01), rng.uniform(0.4, 0.6, n))
+    return frame
+
+
+def _error_z(reference: pd.DataFrame, current: pd.DataFrame) -> float:
+    """The small group's error-rate change against the big one's, as fairness_change tests it without scores."""
+    rates = []
+    for frame in (current, reference):
+        wrong = (frame["score"] >= 0.5).astype(int) != frame["y"]
+        rates += [(wrong[frame["group"] == g].mean(), (frame["group"] == g).sum()) for g in ("small", "big")]
+    (g1, n1), (o1, m1), (g0, n0), (o0, m0) = rates
+    variance = sum(p * (1 - p) / n for p, n in ((g1, n1), (g0, n0), (o1, m1), (o0, m0)))
+    return float(((g1 - g0) - (o1 - o0)) / np.sqrt(variance))
+
+
+def test_labels_that_changed_under_sure_answers_of_a_small_group_are_bias_on_the_brier_score() -> None:
+    """100 rows of a group whose outcomes changed for 12% of them: among the misses of unsure answers
+    its error rate's rise is noise, but the model was sure of those answers, and its Brier score says so."""
+    rng = np.random.default_rng(4)
+    reference, current = _scored(rng, 3000, 100), _scored(rng, 3000, 100)
+    flipped = (current["group"] == "small") & (rng.random(len(current)) < 0.12)
+    current.loc[flipped, "y"] = 1 - current.loc[flipped, "y"]
+    assert _error_z(reference, current) < 3  # the error-rate test alone would not name it
+    found, evidence = triage_tables(reference, current, label="y", prediction="score", protected="group")
+    assert found.failure_class == "bias" and found.columns == ["group"]
+    assert "on the Brier score" in found.evidence[0].detail
+    unchanged, _ = triage_tables(reference, _scored(rng, 3000, 100), label="y", prediction="score", protected="group")
+    assert unchanged.failure_class is None  # no failure

@@ -161,6 +161,8 @@ def test_scores_and_labels_give_the_incident_figures(tmp_path: Path, capsys: pyt
         "true_positive_rate",
         "false_positive_rate",
         "accuracy",
+        "brier",
+        "brier_variance",
     }
     # Named as a change since the reference, against the other groups' change.
     assert report["evidence"][0]["detail"].startswith("region=south: error rate 0.05 -> 0.2")
