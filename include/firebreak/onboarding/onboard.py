@@ -400,8 +400,9 @@ def _check_fairness_classes(request: OnboardRequest, task: Task) -> None:
 
     positive, label = request.positive_class, request.label
     if positive is not None and not (request.protected and task.task == "classification"):
-        raise OnboardingError("--positive-class names the selected class of a classifier's fairness figures: "
-                              "it goes with --protected")  # fmt: skip
+        raise OnboardingError(
+            "--positive-class names the selected class of a classifier's fairness figures: it goes with --protected"
+        )
     if not request.protected or task.task != "classification":
         return
     if positive is None and not _binary(task.classes):

@@ -305,6 +305,10 @@ def test_a_model_answering_class_names_gets_fairness_figures_once_its_selecting_
     )
     assert onboard(team, frame, *argv, "--positive-class", "approved") == 2
     assert "--positive-class 'approved' is not a class of 'decision' (['approve', 'refer'])" in capsys.readouterr().err
+    assert onboard(team, frame, *argv[:4], "--positive-class", "approve") == 2
+    assert "--positive-class names the selected class of a classifier's fairness figures: it goes with --protected" in (
+        capsys.readouterr().err
+    )
     _untouched(team, "Loans")
 
     assert onboard(team, frame, *argv, "--positive-class", "approve") == 0, capsys.readouterr().err
