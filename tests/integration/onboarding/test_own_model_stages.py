@@ -155,10 +155,10 @@ def test_a_bias_incident_on_a_model_answering_class_names_is_found_and_gated_thr
 
     candidate = stages.retrain(incident_id)
     assert "group x label re-weighted by band" in candidate["detail"]
-    try:
+    # Refused, and rightly: still under the four-fifths rule, and the golden rows carry the history's
+    # bias, so a fairer model scores them worse. A person decides.
+    with pytest.raises(GateRefused, match=r"golden AUC no worse than champion .*selection-rate ratio"):
         stages.verify(incident_id)
-    except GateRefused:
-        pass  # the verdict is the gate's; what matters here is that it read the class names
     gate = Context.load(incident_id).evidence()[EvidenceKind.GATE]
     checks = {c["name"]: c["candidate"] for c in gate["checks"]}
     ratio, gap = checks["selection-rate ratio (four-fifths rule)"], checks["error-rate difference"]
