@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from firebreak.errors import GateRefused
+from firebreak.incidents.clock import target_words
 from firebreak.incidents.enums import EventKind, EvidenceKind, Remediation
 from firebreak.stages.context import Context
 
@@ -92,8 +93,9 @@ def approval_request(incident_id: str) -> dict[str, Any]:
         f"**Candidate** v{candidate['version']} ({candidate.get('remediation')}; built by {builder or 'the pipeline'}) "
         f"passed the promotion gate against v{gate.get('champion_version')}:\n\n"
         f"| check | candidate | limit | passed |\n|---|---|---|---|\n{checks}\n\n"
-        f"Approve moves `champion` to v{candidate['version']} and restores traffic; Reject (or no answer within "
-        f"{rules.timeout}) leaves traffic on the fallback and hands the incident to a person."
+        + (f"Recent figures on {gate['recent_rows']}.\n\n" if gate.get("recent_rows") else "")
+        + f"Approve moves `champion` to v{candidate['version']} and restores traffic; Reject (or no answer within "
+        f"{target_words(rules.timeout)}) leaves traffic on the fallback and hands the incident to a person."
         + (" The candidate's builder may not approve it." if rules.forbid_builder and builder else "")
     )
     waiting = f"waiting for approval to promote v{candidate['version']}" + (

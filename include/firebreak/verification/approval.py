@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from firebreak.incidents.clock import target_words
 from firebreak.policy.schema import Approval
 
 APPROVE, REJECT = "Approve", "Reject"  # the ApprovalOperator's two options
@@ -33,7 +34,9 @@ def judge_answer(
 ) -> ApprovalVerdict:
     """What an answer to the approval request means under the policy's rules."""
     if timed_out or not chosen:
-        return ApprovalVerdict(False, None, "timeout", f"no answer to the approval request within {rules.timeout}")
+        return ApprovalVerdict(
+            False, None, "timeout", f"no answer to the approval request within {target_words(rules.timeout)}"
+        )
     answer = chosen[0]
     who = by or "an unnamed user"
     if answer != APPROVE:

@@ -107,6 +107,55 @@ def test_a_refit_that_memorised_noisy_labels_is_refused_on_the_rows_it_never_saw
     assert f"| candidate on recent ({len(parts.held_out)} rows) |" in postmortem
 
 
+def test_the_approver_of_a_refit_is_told_its_recent_figures_come_from_rows_held_out_from_it(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rule changed in a new region of x1 and the labels say so: the refit learns it and passes the gate.
+
+    A policy that requires a person's sign-off asks them with the gate's checks; the request
+    says the recent figures are on rows the candidate never saw, as the gate report does.
+    """
+    import yaml
+    from sklearn.tree import DecisionTreeClassifier
+
+    from firebreak import stages
+    from firebreak.incidents.enums import EvidenceKind
+    from firebreak.settings import Settings
+    from firebreak.stages.context import Context
+
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame({"x1": rng.uniform(0, 1, 800), "x2": rng.uniform(0, 1, 800)})
+    reference["y"] = (reference["x2"] > 0.5).astype(int)
+    register(DecisionTreeClassifier(random_state=0).fit(reference[INPUTS], reference["y"]), reference[INPUTS], MODEL)
+    assert onboard(team, reference, "--model", MODEL, "--label", "y", "--metric", "accuracy") == 0, (
+        capsys.readouterr().err
+    )
+    policy_file = Settings.from_env().policies_dir / f"{MODEL}.yaml"
+    policy = yaml.safe_load(policy_file.read_text())
+    policy["gate"] = {**policy["gate"], "requires_approval": True, "approval": {"approvers": ["ana"]}}
+    policy_file.write_text(yaml.safe_dump(policy, sort_keys=False))
+
+    traffic = pd.DataFrame({"x1": rng.uniform(2, 3, 1000), "x2": rng.uniform(0, 1, 1000)})
+    traffic["prediction"] = (traffic["x2"] > 0.5).astype(int)
+    traffic["outcome"] = (traffic["x2"] > 0.8).astype(int)  # out there the rule moved; the champion's did not
+    _import(team, MODEL, _stamped(traffic), "outcome")
+
+    opened = stages.open_incident({"model": MODEL, "description": "accuracy fell", "dedup_key": "ask"}, run_id="r1")
+    incident_id = str(opened["incident_id"])
+    candidate = stages.retrain(incident_id)
+    assert stages.verify(incident_id) == {"passed": True, "candidate_version": candidate["version"]}
+
+    gate = Context.load(incident_id).evidence()[EvidenceKind.GATE]
+    held_out = gate["candidate"]["recent"]["rows"]
+    assert 250 < held_out < 350
+    assert gate["candidate"]["recent"]["accuracy"] > gate["champion"]["recent"]["accuracy"] + 0.1
+    asked = stages.approval_request(incident_id)
+    assert asked["required"] is True and asked["approvers"] == ["ana"]
+    assert f"Recent figures on {held_out} labelled rows held out from the retrain (30% of the window" in asked["body"]
+    assert "| recent accuracy improves on champion |" in asked["body"]
+    assert "no answer within 1 d)" in asked["body"]  # the policy's default timeout, as people say it
+
+
 def _loans(rng: np.random.Generator, n: int, penalty: float) -> pd.DataFrame:
     """Applications; ``penalty`` is how much harder band 1 found it to be approved in the history."""
     frame = pd.DataFrame({"income": rng.normal(50, 10, n), "debt": rng.normal(20, 5, n), "band": rng.integers(0, 2, n)})

@@ -17,7 +17,7 @@ RULES = Approval(approvers=["alice", "mallory"], forbid_builder=True, timeout=ti
     [
         (["Approve"], "alice", False, True, "approved by alice"),
         (["Reject"], "alice", False, False, "promotion rejected by alice"),
-        ([], None, True, False, "no answer to the approval request within 2:00:00"),
+        ([], None, True, False, "no answer to the approval request within 2 h"),
         (["Approve"], "eve", False, False, "eve is not a named approver (alice, mallory)"),
         (["Approve"], "mallory", False, False, "mallory built the candidate; the policy forbids approving one's own"),
     ],
