@@ -271,9 +271,12 @@ def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool, *, move
     ref_low, ref_high = float(ref.min()), float(ref.max())
     value = float(values[top])
     gap = max(ref_low - value, value - ref_high, 0.0)
+    # A reference holding one value has no spread to call another value far by (a flag that
+    # never fired in the sample, then fires): only a sign it never had says sentinel.
+    constant = ref_low == ref_high
     if counts[top] >= _SENTINEL_MIN_ROWS and counts[top] >= _SENTINEL_SHARE * len(outside):
         sign_flip = ref_low >= 0 > value
-        if gap >= spread or sign_flip:
+        if sign_flip or (gap >= spread and not constant):
             why = "a sign the reference never has" if sign_flip else f"{gap / spread:.1f} interquartile ranges out"
             return "skew", f"{counts[top]} rows hold the single value {value:g}, {why}: a sentinel or default"
     if len(outside) >= _UNIT_MIN_ROWS:
@@ -285,6 +288,11 @@ def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool, *, move
                     f"divided by {factor:g} they match the reference's own distribution: "
                     "a unit change on part of the rows"
                 )
+    if constant:
+        return "drift", (
+            f"the reference holds the single value {ref_low:g}, so nothing measures how far a new value is; "
+            "no sign it never had and no unit factor: a new region"
+        )
     return "drift", "no point mass and no unit factor: the values continue the distribution (a new region)"
 
 

@@ -61,6 +61,21 @@ def test_a_sentinel_past_the_range_is_skew_and_says_so() -> None:
     assert got == "skew" and "sentinel" in cause
 
 
+def test_a_value_new_to_a_column_the_reference_held_constant_is_judged_by_sign_not_by_distance() -> None:
+    """A flag that never fired in the reference has no spread: 1 is not "far" from 0, -1 crosses a sign."""
+    from firebreak.investigation.data_checks import beyond_range
+
+    rng = np.random.default_rng(0)
+    never = pd.Series(np.zeros(2000), name="promo")
+    fires = pd.Series(np.where(rng.random(2000) < 0.2, 1.0, 0.0), name="promo")
+    found = beyond_range(never, fires)
+    assert found is not None and found["verdict"] == "drift", found
+    assert "single value 0" in found["because"] and "interquartile" not in found["because"]
+    flagged = pd.Series(np.where(rng.random(2000) < 0.2, -1.0, 0.0), name="promo")
+    found = beyond_range(never, flagged)
+    assert found is not None and found["verdict"] == "skew" and "a sign the reference never has" in found["because"]
+
+
 def test_part_of_the_rows_in_cents_is_skew() -> None:
     current = table(2)
     rows = current.sample(frac=0.1, random_state=0).index
