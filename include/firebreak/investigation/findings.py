@@ -301,7 +301,8 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> list
     """Groups served worse than the others *since the reference*: error rate up, or selection rate down.
 
     For each group, its change minus the change of all other groups together (rows-weighted),
-    with a z-score from the four rates' binomial variances.
+    with a z-score from the four rates' binomial variances (the Brier scores' with scores).
+    A group counts only when that excess is larger than the others' own worsening.
     """
     attribute = fairness.get("attribute")
     now, before = fairness.get("groups") or {}, reference.get("groups") or {}
@@ -334,7 +335,12 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> list
             if z is None:
                 variance = sum(p * (1 - p) / max(n, 1) for p, n in ((g1, n1), (g0, n0), (o1, m1), (o0, m0)))
                 z, tested = change / math.sqrt(max(variance, 1e-12)), what
-            if change >= BIAS_CHANGE and z >= BIAS_Z and (best is None or z > best[1]):
+            # Bias is a failure of a group: most of its worsening must be its own. When the other
+            # groups got worse by as much (labels changed for everyone, a group a little more),
+            # the failure is the model's for all users: concept drift, which the performance
+            # figures judge.
+            concentrated = change > direction * (o1 - o0)
+            if change >= BIAS_CHANGE and z >= BIAS_Z and concentrated and (best is None or z > best[1]):
                 best = (change, z, group, {"now": g1, "before": g0, "others_now": o1, "others_before": o0}, tested)
         if best is None:
             continue

@@ -205,3 +205,27 @@ def test_labels_that_changed_under_sure_answers_of_a_small_group_are_bias_on_the
     assert "on the Brier score" in found.evidence[0].detail
     unchanged, _ = triage_tables(reference, _scored(rng, 3000, 100), label="y", prediction="score", protected="group")
     assert unchanged.failure_class is None  # no failure
+
+
+def test_labels_that_changed_for_everyone_a_group_somewhat_more_are_concept_drift_not_bias() -> None:
+    """Outcomes changed for 20% of all rows and for 30% of one group's: the model fails everyone.
+
+    That group's extra worsening alone is significant, but most of its worsening is everyone's;
+    flipping the same group's outcomes alone is bias.
+    """
+    rng = np.random.default_rng(5)
+    reference = _scored(rng, 3000, 1000)
+
+    def flipped(rates: dict[str, float]) -> pd.DataFrame:
+        current = _scored(rng, 3000, 1000)
+        flip = rng.random(len(current)) < current["group"].map(rates)
+        current.loc[flip, "y"] = 1 - current.loc[flip, "y"]
+        return current
+
+    everyone = flipped({"small": 0.3, "big": 0.2})
+    found, _ = triage_tables(reference, everyone, label="y", prediction="score", protected="group")
+    assert found.failure_class == "drift", found.root_cause
+    assert any(f.kind == "performance" and "concept drift" in f.detail for f in found.evidence)
+    one_group = flipped({"small": 0.1, "big": 0.0})
+    found, _ = triage_tables(reference, one_group, label="y", prediction="score", protected="group")
+    assert found.failure_class == "bias" and found.columns == ["group"], found.root_cause
