@@ -13,7 +13,7 @@ it writes, for review:
 
 and records in MLflow what incidents read: the champion's golden figures as
 ``firebreak.golden.*`` version tags (per group as ``firebreak.golden_groups`` with
-``--protected``), the drift reference ``reference/reference.parquet`` on its source run,
+``--protected``), the drift reference on its source run (``reference/<model>/v<version>/``: one per version),
 the alias ``champion`` when none is set, and the containment fallback (alias ``fallback``).
 
 Bad input names the problem and changes nothing: every check runs before anything is
@@ -142,7 +142,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
             files exist and ``force`` is not set.
     """
     from firebreak.registry.flavors import sklearn_estimator, version_predictor
-    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.registry.mlflow_registry import Registry, reference_artifact
 
     try:
         name = check_model_name(request.model)
@@ -264,7 +264,7 @@ def onboard(request: OnboardRequest, settings: Settings, registry: Registry | No
         fallback=fallback,
         fallback_figures=fallback_figures,
         champion_alias_set=not champion_set,
-        reference_uri=f"runs:/{version.run_id}/reference/reference.parquet",
+        reference_uri=f"runs:/{version.run_id}/{reference_artifact(version)}",
         golden_rows=len(golden),
         training_rows=len(training),
         inputs={"numeric": numeric, "categorical": categorical},

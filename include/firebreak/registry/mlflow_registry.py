@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel, PythonModel
 
 from firebreak.errors import RegistryError
+from firebreak.model_names import model_stem
 from firebreak.policy.schema import Policy
 from firebreak.registry.ledger import AliasLedger
 from firebreak.registry.verification import check, digest_of, load_verified
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 INCIDENT_EXPERIMENT = "firebreak-incidents"
 TRAINING_EXPERIMENT = "firebreak-training"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
+
 TAG_GOLDEN_PREFIX = "firebreak.golden."
 # Set on a version the shadow evaluation found worse than the champion: the gate refuses it.
 TAG_BLOCKED = "firebreak.blocked"
@@ -50,6 +52,16 @@ class Version:
     @property
     def uri(self) -> str:
         return f"models:/{self.model}/{self.version}"
+
+
+def reference_artifact(version: Version) -> str:
+    """Where onboarding logs ``version``'s drift reference on its source run: one file per version.
+
+    A team may register one run's model under several names or versions, each onboarded with
+    its own reference; a file per run would let the last onboarding replace the others'.
+    Versions Firebreak trains itself log :data:`REFERENCE_ARTIFACT` on a run of their own.
+    """
+    return f"reference/{model_stem(version.model)}/v{version.version}/reference.parquet"
 
 
 class Registry:
@@ -177,15 +189,17 @@ class Registry:
         self.ledger.record_registered(model, version, digest_of(self, registered), by=run_name)
         return registered
 
-    def _log_reference(self, reference: pd.DataFrame, run_id: str | None = None) -> None:
-        """The training inputs as the version's drift reference: on the active run, or on ``run_id``."""
+    def _log_reference(
+        self, reference: pd.DataFrame, run_id: str | None = None, artifact: str = REFERENCE_ARTIFACT
+    ) -> None:
+        """The training inputs as a drift reference at ``artifact``: on the active run, or on ``run_id``."""
         with tempfile.TemporaryDirectory() as tmp:
-            ref_path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+            ref_path = Path(tmp) / Path(artifact).name
             reference.to_parquet(ref_path, index=False)
             if run_id is None:
-                mlflow.log_artifact(str(ref_path), str(Path(REFERENCE_ARTIFACT).parent))
+                mlflow.log_artifact(str(ref_path), str(Path(artifact).parent))
             else:
-                self.client.log_artifact(run_id, str(ref_path), str(Path(REFERENCE_ARTIFACT).parent))
+                self.client.log_artifact(run_id, str(ref_path), str(Path(artifact).parent))
 
     def record_reference(self, version: Version, reference: pd.DataFrame) -> str:
         """Log ``reference`` as ``version``'s drift reference on its source run (what ``drift_report`` reads).
@@ -200,8 +214,9 @@ class Registry:
                 f"{version.model} v{version.version} has no source run, so it cannot hold a drift reference: "
                 "register the model from an MLflow run (mlflow.sklearn.log_model(..., registered_model_name=...))"
             )
-        self._log_reference(reference, version.run_id)
-        return f"runs:/{version.run_id}/{REFERENCE_ARTIFACT}"
+        artifact = reference_artifact(version)
+        self._log_reference(reference, version.run_id, artifact)
+        return f"runs:/{version.run_id}/{artifact}"
 
     def predictor(self, version: Version, policy: Policy) -> Callable[[pd.DataFrame], pd.DataFrame]:
         """How ``version`` answers a frame of the policy's inputs: output, confidence, positive score.
@@ -264,13 +279,15 @@ class Registry:
         return load_verified(self, version)
 
     def reference_frame(self, version: Version) -> pd.DataFrame:
-        """The training inputs logged with a version: the drift reference."""
+        """The version's drift reference: the one onboarding recorded for it, else its training run's inputs."""
         if not version.run_id:
             raise RegistryError(f"{version.model} v{version.version} has no source run, so no drift reference")
+        own = reference_artifact(version)
+        logged = {f.path for f in self.client.list_artifacts(version.run_id, str(Path(own).parent))}
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(
                 run_id=version.run_id,
-                artifact_path=REFERENCE_ARTIFACT,
+                artifact_path=own if own in logged else REFERENCE_ARTIFACT,
                 dst_path=tmp,
                 tracking_uri=self.settings.mlflow_tracking_uri,
             )

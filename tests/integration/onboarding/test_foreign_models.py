@@ -337,3 +337,31 @@ def test_a_champion_far_behind_a_refit_on_its_own_reference_onboards_with_a_warn
     assert "note          a LogisticRegression refitted on the reference's other rows scores auc 0.9" in out
     assert "check the reference's column order, units and --label (the model names no inputs" in out
     assert "(no better: nothing to allow for)" in out  # the slack's reason does not claim it saw them
+
+
+def test_one_run_registered_under_two_names_keeps_a_drift_reference_for_each(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A team registers one trained model twice (all patients; the under-45 clinic) and onboards each with its own reference."""
+    import mlflow
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from firebreak.registry.mlflow_registry import Registry
+    from firebreak.settings import Settings
+
+    frame = _diabetes()
+    inputs = frame.drop(columns="target")
+    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    registry = Registry(Settings.from_env())
+    first = registry.get_version("Progression", "1")
+    mlflow.register_model(f"runs:/{first.run_id}/model", "Progression Young")  # the same run, another name
+    young = frame[frame["age"] < 0]  # the table's ages are centred: the younger half
+    assert onboard(team, frame, "--model", "Progression", "--label", "target") == 0, capsys.readouterr().err
+    assert onboard(team, young, "--model", "Progression Young", "--label", "target", "--fallback", "disable") == 0, (
+        capsys.readouterr().err
+    )
+    second = registry.get_version("Progression Young", "1")
+    assert second.run_id == first.run_id
+    assert len(registry.reference_frame(first)) == len(frame)  # not replaced by the second onboarding
+    assert len(registry.reference_frame(second)) == len(young)
+    assert f"runs:/{first.run_id}/reference/Progression/v1/reference.parquet" in capsys.readouterr().out
