@@ -352,10 +352,9 @@ class PredictionLog:
                 self.fs.rm(path)
             if len(parts) < 2:
                 continue
-            opened = [(p, f) for p in parts if (f := self._open(p)) is not None]
-            schema = pa.unify_schemas(
-                [f.schema_arrow.remove_metadata() for _, f in opened], promote_options="permissive"
-            )
+            opened, schema = _mergeable([(p, f) for p in parts if (f := self._open(p)) is not None])
+            if len(opened) < 2:
+                continue
             names = [p.rsplit("/", 1)[-1] for p, _ in opened]
             schema = schema.with_metadata({REPLACES_KEY: json.dumps(names).encode()})
             final = f"{partition}/{_COMPACTED_PREFIX}{uuid.uuid4().hex[:12]}.parquet"
@@ -414,6 +413,30 @@ class PredictionLog:
 def _ended_by(moment: datetime) -> datetime:
     """The ``until`` that selects the hour partitions that ended at or before ``moment``."""
     return moment - timedelta(hours=1) + timedelta(microseconds=1)
+
+
+def _mergeable(opened: list[tuple[str, pq.ParquetFile]]) -> tuple[list[tuple[str, pq.ParquetFile]], pa.Schema]:
+    """The parts whose columns' types merge (grown from the biggest part) and their merged schema.
+
+    A part holding a column as another type than the others (text where they hold booleans:
+    an import whose values broke the contract) stays as it is: a cast would change what its
+    rows, or the others', say. Readers read it beside the merged part as before.
+    """
+    import pyarrow as pa
+
+    kept: list[tuple[str, pq.ParquetFile]] = []
+    schema: pa.Schema | None = None
+    for path, footer in sorted(opened, key=lambda part: -part[1].metadata.num_rows):
+        own = footer.schema_arrow.remove_metadata()
+        try:
+            merged = own if schema is None else pa.unify_schemas([schema, own], promote_options="permissive")
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            continue
+        kept.append((path, footer))
+        schema = merged
+    chosen = {path for path, _ in kept}
+    in_order = [(path, footer) for path, footer in opened if path in chosen]  # rows keep their order
+    return in_order, schema if schema is not None else pa.schema([])
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

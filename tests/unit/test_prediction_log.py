@@ -227,3 +227,19 @@ def test_small_parts_stream_as_few_frames_and_compaction_writes_them_as_one_row_
     [merged] = log.parts(log.partitions("pricing")[0])
     assert pq.ParquetFile(merged).metadata.num_row_groups == 1
     assert len(log.read("pricing")) == 630
+
+
+def test_a_part_holding_a_column_as_another_type_is_left_beside_the_compacted_one(tmp_path: Path) -> None:
+    """An import whose booleans arrived as text ("yes"): compaction merges the rest and never casts a value."""
+    log = PredictionLog(tmp_path, writer="gw")
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    for flush in range(3):
+        log.append(hour_of_rows(start + timedelta(minutes=flush), 4, f"f{flush}-").assign(has_kids=True))
+    log.append(hour_of_rows(start + timedelta(minutes=5), 2, "text-").assign(has_kids="yes"))
+    before = log.read("pricing").set_index("request_id")["has_kids"].to_dict()
+
+    assert log.compact("pricing", now=start + timedelta(hours=2)) == 3
+    assert len(log.parts(log.partitions("pricing")[0])) == 2  # the merged part and the text one
+    after = log.read("pricing").set_index("request_id")["has_kids"].to_dict()
+    assert after == before and after["text-0"] == "yes" and after["f0-0"] is True
+    assert log.compact("pricing", now=start + timedelta(hours=2)) == 0  # nothing more to merge: stable
