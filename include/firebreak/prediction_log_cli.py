@@ -216,6 +216,11 @@ def import_log(
     mapping = mapping or {}
     if absent := [s for s in mapping if s not in frame.columns]:
         raise PredictionLogError(f"--map names columns {absent} that {path.name} does not have")
+    renamed = [mapping.get(c, c) for c in frame.columns]
+    if clashes := sorted({c for c in renamed if renamed.count(c) > 1}):
+        raise PredictionLogError(
+            f"--map would give {path.name} two columns named {clashes}: map the other one away too, or drop it"
+        )
     frame = frame.rename(columns=mapping)
     features = policy.features
     named = [*features.inputs, *features.lineage, features.output, features.confidence]
@@ -353,6 +358,8 @@ def import_labels(
     policy = load_policy(model, settings.policies_dir)
     frame = read_table(path, fmt)
     kind = fmt or _FORMATS.get(path.suffix.lower(), "")
+    if id_column == label:
+        raise PredictionLogError(f"--id-column and --label both name {label!r}: the label must be another column")
     if missing := [c for c in (id_column, label) if c not in frame.columns]:
         raise PredictionLogError(f"{path.name} lacks columns {missing}")
     problems = _Problems(kind)
@@ -367,11 +374,79 @@ def import_labels(
     values = frame[label]
     empty = values.isna() | (values.astype("string").str.strip() == "")
     problems.add(np.flatnonzero(empty.to_numpy()), f"{label} (the label) is empty")
-    problems.raise_if_any(path.name)
     stored = _numbers(values)
+    _check_label_values(policy, settings, label, stored.mask(empty), problems)
+    problems.raise_if_any(path.name)
     labels = pd.DataFrame({"request_id": ids.astype(object), policy.features.label: stored})
     written = LabelStore(settings.labels_dir).append(model, labels)
     return {"model": model, "labels": len(labels), "label_column": policy.features.label, "part": str(written)}
+
+
+_MAX_CLASSES = 20  # a label of more distinct numbers than this, with no task stated, is a regressor's
+
+
+def _check_label_values(policy: Policy, settings: Settings, label: str, stored: Any, problems: _Problems) -> None:
+    """Labels the model could have: finite numbers for a regressor; for a classifier, one of the
+    classes its training and golden rows hold (when the policy's datasets have the label).
+
+    A label that cannot be one (a request id, "high" for a regressor, 5 for a 0/1 classifier)
+    would replace a good one and break the next refit, or score every answer wrong.
+    """
+    import numpy as np
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(stored)
+    infinite = stored.notna() & ~np.isfinite(stored.astype(float)) if numeric else pd.Series(False, index=stored.index)
+    present = stored.notna() & ~infinite  # an infinite label is named once, below
+    if numeric:
+        for i in np.flatnonzero(infinite.to_numpy()):
+            problems.add([i], f"{label} {_text(stored.iloc[i])} is not a finite number")
+    held = _held_labels(policy, settings)
+    numbered = held is not None and pd.api.types.is_numeric_dtype(held)
+    stated = policy.features.task
+    if stated == "regression" or (stated is None and numbered and held.nunique() > _MAX_CLASSES):
+        if not numeric:
+            bad = present & pd.to_numeric(stored, errors="coerce").isna()
+            for i in np.flatnonzero(bad.to_numpy()):
+                problems.add([i], f"{label} {_text(stored.iloc[i])} is not a number (the model is a regressor)")
+        return
+    if held is None:
+        return
+    classes = {float(v) for v in held.unique()} if numbered else {str(v) for v in held.unique()}
+
+    def known(value: Any) -> bool:
+        if pd.isna(value):
+            return True
+        if numbered:
+            try:
+                return float(value) in classes
+            except (TypeError, ValueError):
+                return False
+        return str(value) in classes
+
+    unknown = present & ~stored.map(known).astype(bool)
+    shown = ", ".join(f"{c:g}" if numbered else str(c) for c in sorted(classes)[:10])
+    for i in np.flatnonzero(unknown.to_numpy()):
+        problems.add([i], f"{label} {_text(stored.iloc[i])} is not one of the model's classes ({shown})")
+
+
+def _held_labels(policy: Policy, settings: Settings) -> Any:
+    """The label's values in the policy's training and golden datasets (1/0 for booleans); None when neither has it."""
+    import pandas as pd
+
+    label = policy.features.label
+    found = []
+    for name in (policy.training.dataset, policy.golden):
+        path = settings.resolve(name)
+        try:
+            table = (
+                pd.read_csv(path, usecols=[label]) if path.suffix == ".csv" else pd.read_parquet(path, columns=[label])
+            )
+        except (OSError, ValueError, KeyError):  # no file, another format, or no label column: nothing from it
+            continue
+        found.append(_numbers(table[label]).dropna())
+    found = [values for values in found if not values.empty]
+    return pd.concat(found, ignore_index=True) if found else None
 
 
 def maintain(model: str, settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:

@@ -87,6 +87,10 @@ def test_bad_rows_are_named_by_row_and_nothing_is_written(
         (["log", "import", "--model", "payments", "{file}"], "lacks columns \\['prediction', 'ts'\\]"),
         (["log", "import", "--model", "payments", "{file}", "--map", "nope=ts"], "names columns \\['nope'\\]"),
         (["log", "import", "--model", "nobody", "{file}"], "no policy for model 'nobody'"),
+        (  # the file has a column 'amount' already: two would carry that name
+            ["log", "import", "--model", "payments", "{file}", "--map", "time=ts", "--map", "p=amount"],
+            "two columns named \\['amount'\\]",
+        ),
         (["labels", "import", "--model", "payments", "{file}", "--id-column", "id", "--label", "y"], "lacks columns"),
     ],
 )
@@ -137,10 +141,32 @@ def test_true_and_false_written_by_a_csv_are_the_one_and_zero_the_model_answers(
     logged = PredictionLog(settings.prediction_log_url).read("payments").sort_values("ts")
     assert logged["prediction"].tolist() == [1, 0, 1, 0]
 
-    pd.DataFrame({"id": ["d", "e"], "chargeback": ["true", "maybe"]}).to_csv(labels, index=False)
-    assert run(*argv) == 0  # not all booleans: class names, stored as the file wrote them
+    capsys.readouterr()
+    pd.DataFrame({"id": ["d", "e"], "chargeback": ["1", "maybe"]}).to_csv(labels, index=False)
+    assert run(*argv) == 2  # the model's classes are 0 and 1 (its golden rows'): "maybe" is none of them
+    assert "row 2 (line 3): chargeback 'maybe' is not one of the model's classes (0, 1)" in capsys.readouterr().err
+    assert len(LabelStore(settings.labels_dir).read("payments")) == 3  # nothing imported
+
+
+def test_labels_a_model_could_never_have_are_refused_and_change_nothing(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A request id as the label, a class the model does not have, an infinite value: each would
+    replace a good label and break the next refit or score every answer wrong."""
+    path = tmp_path / "labels.csv"
+    pd.DataFrame({"id": ["a", "b"], "chargeback": [1, 0]}).to_csv(path, index=False)
+    argv = ["labels", "import", "--model", "payments", str(path), "--id-column", "id"]
+    assert run(*argv, "--label", "chargeback") == 0
+    capsys.readouterr()
+    assert run(*argv, "--label", "id") == 2
+    assert "--id-column and --label both name 'id'" in capsys.readouterr().err
+    pd.DataFrame({"id": ["a", "b", "c"], "chargeback": [5, float("inf"), 0]}).to_csv(path, index=False)
+    assert run(*argv, "--label", "chargeback") == 2
+    err = capsys.readouterr().err
+    assert "row 1 (line 2): chargeback '5.0' is not one of the model's classes (0, 1)" in err
+    assert "row 2 (line 3): chargeback 'inf' is not a finite number\n" in err and "row 3" not in err
     stored = LabelStore(settings.labels_dir).read("payments")
-    assert stored.set_index("request_id").loc[["d", "e"], "fraud"].tolist() == ["true", "maybe"]
+    assert dict(zip(stored["request_id"], stored["fraud"], strict=True)) == {"a": 1, "b": 0}  # unchanged
 
 
 def test_maintain_compacts_settled_hours_and_expires_old_ones(
