@@ -193,5 +193,35 @@ def main(argv: list[str] | None = None) -> int:
     return ExitCode.OK
 
 
+def command() -> None:
+    """The ``firebreak`` executable: :func:`main`, then leave without the interpreter's native teardown.
+
+    pyarrow's thread pools can abort a process in that teardown after a Parquet read
+    (``std::terminate`` on a still-joinable thread: apache/arrow#34314): on this project's CI
+    machine about one exit in ten of a short command that read Parquet ended in SIGABRT
+    (exit 134, "terminate called without an active exception") instead of its exit code.
+    Everything Python's own exit runs still runs first: other threads are waited for, the
+    exit handlers (MLflow's, logging's, multiprocessing's) run, output is flushed.
+    """
+    import atexit
+    import threading
+
+    try:
+        code: int | str | None = main()
+    except SystemExit as exc:  # argparse: --help, usage errors
+        code = exc.code
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()
