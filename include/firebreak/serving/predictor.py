@@ -78,13 +78,13 @@ class Predictor:
             return self._guarded(scorer, frame)
         try:
             outputs = scorer.predict(frame).reset_index(drop=True)
+            low, insane = self._judge(frame, outputs)  # an answer that is not a number where one is due fails too
         except Exception:  # any model failure is a breaker failure, and the user still gets an answer
             log.exception("champion v%s failed on %d rows", scorer.version, len(frame))
             self._count(sizes, callers, error=np.ones(len(frame), dtype=bool))
             if fallback is None:
                 raise
             return self._guarded(fallback, frame)
-        low, insane = self._judge(frame, outputs)
         routes = [scorer.name] * len(frame)
         blocked = self._guard(frame, outputs, routes)  # already answered safely; the breaker counts them
         bad = np.flatnonzero(insane).tolist()

@@ -52,10 +52,10 @@ def prediction_rows(
         for record in request.records:
             i = len(rows)
             rows.append(
-                {
-                    **_head(ids[i], ts, model, versions.get(routes[i], routes[i]), routes[i]),
+                {  # the gateway's own fields last: no input or answer key writes over them
                     **record,
                     **predictions[i],
+                    **_head(ids[i], ts, model, versions.get(routes[i], routes[i]), routes[i]),
                     "latency_ms": latency_ms,
                     "contract_violations": "",
                 }

@@ -172,7 +172,63 @@ def upstream_scorer(client: UpstreamClient, policy: Policy, *, version: str) -> 
             payload = {"id": uuid.uuid4().hex, "parameters": {"content_type": "pd"}, "inputs": inputs}
             return _v2_outputs(client.post(payload), output, frame.index, client.spec.url)
 
-    return Scorer("champion", version, predict)
+    def checked(frame: pd.DataFrame) -> pd.DataFrame:
+        return _answers(predict(frame), policy, client.spec.url)
+
+    return Scorer("champion", version, checked)
+
+
+_MAX_TEXT = 100_000  # characters of one text answer (an LLM's reply); longer is not an answer to serve
+
+
+def _answers(outputs: pd.DataFrame, policy: Policy, url: str) -> pd.DataFrame:
+    """The policy's output and confidence from an upstream's answers, each a value the gateway may serve and log.
+
+    Whatever else the upstream sent is dropped: served, it would reach users unchecked; logged,
+    a key named ``request_id``, ``model`` or an input's name would write over the gateway's own.
+    A row whose output is missing, not a plain value, not finite, or not a number where the
+    model is a regressor, or whose confidence is not a number in [0, 1], fails the call: the
+    fallback answers every row of it and the breaker counts the failure.
+
+    Raises:
+        UpstreamError: Naming the first bad value, bounded and printable.
+    """
+    output, confidence = policy.features.output, policy.features.confidence
+    if output not in outputs.columns:
+        got = ", ".join(repr(str(c)[:40]) for c in list(outputs.columns)[:5])
+        raise UpstreamError(f"upstream {url} answered no {output!r} (it answered {got or 'nothing'})")
+    kept = outputs[[c for c in dict.fromkeys((output, confidence)) if c in outputs.columns]]
+    regressor = policy.features.task == "regression"  # as stated: an LLM app's policy may measure text by MAE
+    for value in kept[output].tolist():
+        if not _servable(value, number=regressor):
+            raise UpstreamError(f"upstream {url} answered {output}={_shown(value)}: not a value to serve")
+    if confidence in kept.columns and confidence != output:
+        for value in kept[confidence].tolist():
+            if not _servable(value, number=True) or not 0.0 <= float(value) <= 1.0:
+                raise UpstreamError(f"upstream {url} answered {confidence}={_shown(value)}: not a number in [0, 1]")
+    return kept.infer_objects()
+
+
+def _servable(value: Any, *, number: bool) -> bool:
+    """A finite number (not a boolean, where a number is due), or text that encodes, within bounds."""
+    if isinstance(value, bool | np.bool_):
+        return not number
+    if isinstance(value, int | np.integer):
+        return -(2**63) <= int(value) < 2**63  # what a log's integer column holds
+    if isinstance(value, float | np.floating):
+        return math.isfinite(float(value))
+    if isinstance(value, str) and not number:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no log or response can carry it
+            return False
+        return len(value) <= _MAX_TEXT
+    return False
+
+
+def _shown(value: Any) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in repr(value)[:60])
+    return text + ("..." if len(repr(value)) > 60 else "")
 
 
 def _plain(values: list[Any]) -> list[Any]:

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +263,7 @@ class V2Server:
         self.model = model
         self.stall = 0.0
         self.last: dict[str, Any] = {}
+        self.tamper: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda outputs: outputs
         app = FastAPI()
 
         @app.post("/v2/models/payments/infer")
@@ -285,7 +286,7 @@ class V2Server:
                 {"name": "prediction", "shape": [len(labels)], "datatype": "INT64", "data": labels},
                 {"name": "confidence", "shape": [len(labels)], "datatype": "FP64", "data": proba},
             ]
-            return JSONResponse({"model_name": "payments", "id": body.get("id"), "outputs": outputs})
+            return JSONResponse({"model_name": "payments", "id": body.get("id"), "outputs": self.tamper(outputs)})
 
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
@@ -374,3 +375,42 @@ def test_a_tensor_upstream_gets_the_numeric_inputs_as_one_fp64_tensor(
     tensor = server.last["inputs"][0]
     assert (tensor["name"], tensor["shape"], tensor["datatype"]) == ("input-0", [3, 2], "FP64")
     assert tensor["data"] == [float(v) for r in records for v in (r["amount"], r["account_age_days"])]
+
+
+def test_an_upstream_cannot_write_over_the_logs_own_fields_and_an_answer_it_cannot_give_goes_to_the_fallback(
+    world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Extra tensors named like the log's fields are dropped; a confidence of 5 is no answer: the fallback gives one."""
+    import mlflow
+
+    shared, versions = world
+    settings = upstream_policy(shared, tmp_path, monkeypatch, "{timeout_seconds: 10.0}")
+    model = mlflow.pyfunc.load_model(f"models:/{own_model.MODEL}/{versions['champion']}").get_raw_model()
+    records = requests(3, seed=8)
+
+    def forged(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        n = len(outputs[0]["data"])
+        names = {"request_id": "forged", "model": "other", "route": "fallback_model", "amount": 0.01}
+        return outputs + [{"name": k, "shape": [n], "datatype": "BYTES", "data": [v] * n} for k, v in names.items()]
+
+    def overconfident(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [o if o["name"] != "confidence" else {**o, "data": [5.0] * len(o["data"])} for o in outputs]
+
+    with V2Server(model) as server:
+        gateway = sidecar(settings, server.url)
+        with TestClient(many_callers(create_app(gateway, start=False))) as http:
+            server.tamper = forged
+            answered = http.post("/invocations", json={"dataframe_records": records})
+            server.tamper = overconfident
+            refused = http.post("/invocations", json={"dataframe_records": records})
+        gateway.close()
+    assert answered.status_code == 200 and answered.headers["X-Firebreak-Route"] == "champion"
+    assert [sorted(p) for p in answered.json()["predictions"]] == [["confidence", "prediction"]] * 3
+    assert refused.status_code == 200 and refused.headers["X-Firebreak-Route"] == "fallback_model"
+    log = PredictionLog(settings.prediction_log_dir).read(own_model.MODEL)
+    mine = log[log["request_id"].str.startswith(answered.headers["X-Request-Id"])]
+    assert len(mine) == 3 and set(mine["model"]) == {own_model.MODEL} and set(mine["route"]) == {"champion"}
+    assert mine["amount"].tolist() == [r["amount"] for r in records]  # the inputs as sent, not the upstream's
+    assert "forged" not in set(log["request_id"])
+    fell_back = log[log["request_id"].str.startswith(refused.headers["X-Request-Id"])]
+    assert set(fell_back["route"]) == {"fallback_model"} and (fell_back["confidence"] <= 1).all()

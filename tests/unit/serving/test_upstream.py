@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 import pytest
 
 from firebreak.errors import ConfigurationError, UpstreamError
-from firebreak.serving.upstream import UpstreamSpec, _mlflow_outputs, _v2_outputs
+from firebreak.policy.schema import load_policy
+from firebreak.serving.upstream import UpstreamSpec, _answers, _mlflow_outputs, _v2_outputs
+from tests import own_model
 
 
 @pytest.mark.parametrize(
@@ -78,3 +83,37 @@ def test_serve_refuses_a_bad_upstream_before_starting_and_hands_a_good_one_to_ev
     assert app._upstream_from_env() == UpstreamSpec("http://127.0.0.1:5001/v2/models/payments/infer", "v2")
     monkeypatch.delenv("FIREBREAK_SERVE_UPSTREAM")
     assert app._upstream_from_env() is None
+
+
+@pytest.mark.parametrize(
+    ("answered", "message"),
+    [
+        ({"prediction": [1, float("nan")]}, "prediction=nan: not a value to serve"),
+        ({"prediction": [1, float("inf")]}, "prediction=inf: not a value to serve"),
+        ({"prediction": [1, None]}, "prediction=nan: not a value to serve"),  # pandas reads null as NaN
+        ({"prediction": [1, {"nested": 1}]}, "prediction={'nested': 1}: not a value to serve"),
+        ({"prediction": [1, 10**30]}, "prediction=1000000000000000000000000000000: not a value to serve"),
+        ({"prediction": [1, "\ud800"]}, "not a value to serve"),  # a lone surrogate: no log can hold it
+        ({"prediction": [1, 0], "confidence": [0.9, 5.0]}, "confidence=5.0: not a number in \\[0, 1\\]"),
+        ({"prediction": [1, 0], "confidence": [0.9, None]}, "confidence=nan: not a number in \\[0, 1\\]"),
+        ({"answer": [1, 0]}, "answered no 'prediction' \\(it answered 'answer'\\)"),
+    ],
+)
+def test_an_upstream_answer_the_gateway_cannot_serve_fails_the_call(
+    tmp_path: Path, answered: dict[str, list[Any]], message: str
+) -> None:
+    policy = load_policy(own_model.MODEL, own_model.write_policy(tmp_path))
+    with pytest.raises(UpstreamError, match=message):
+        _answers(pd.DataFrame(answered), policy, "u")
+
+
+def test_an_upstream_answer_keeps_only_the_output_and_confidence_and_a_stated_regressor_answers_numbers(
+    tmp_path: Path,
+) -> None:
+    policy = load_policy(own_model.MODEL, own_model.write_policy(tmp_path))
+    forged = pd.DataFrame({"prediction": ["yes", "no"], "confidence": [0.9, 0.6], "request_id": "x", "model": "y"})
+    assert _answers(forged, policy, "u").to_dict("list") == {"prediction": ["yes", "no"], "confidence": [0.9, 0.6]}
+    regressor = policy.model_copy(update={"features": policy.features.model_copy(update={"task": "regression"})})
+    assert _answers(pd.DataFrame({"prediction": [1.5, 2]}), regressor, "u")["prediction"].tolist() == [1.5, 2.0]
+    with pytest.raises(UpstreamError, match="prediction='13.0': not a value to serve"):
+        _answers(pd.DataFrame({"prediction": [1.5, "13.0"]}), regressor, "u")
