@@ -146,8 +146,12 @@ class PredictionLog:
             raise PredictionLogError(f"prediction log rows lack required columns {missing}")
         if rows.empty:
             return []
+        import pyarrow as pa
+
         ts = pd.to_datetime(rows["ts"], utc=True)
-        written = []
+        # Every part converted before any is written: rows no Parquet column can hold fail the
+        # whole call with nothing written, so a caller may split the rows and write them again.
+        planned = []
         for (model, day, hour), part in rows.groupby([rows["model"], ts.dt.strftime("%Y-%m-%d"), ts.dt.hour]):
             folder = self._partition(str(model), day, int(hour))
             if name is not None:
@@ -155,10 +159,12 @@ class PredictionLog:
             else:
                 stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
                 file_name = f"part-{self.writer}-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-            path = f"{folder}/{file_name}"
-            self._publish(part.reset_index(drop=True), path)
-            written.append(path)
-        return written
+            planned.append(
+                (f"{folder}/{file_name}", pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False))
+            )
+        for path, table in planned:
+            self._publish(table, path)
+        return [path for path, _ in planned]
 
     def publish_whole(self, rows: pd.DataFrame, *, name: str) -> tuple[list[str], int]:
         """Publish rows as parts named ``part-<name>-<n>``, all or nothing; returns (parts written, parts there).
@@ -212,12 +218,13 @@ class PredictionLog:
         except ModelNameError as exc:
             raise PredictionLogError(f"{exc}: it cannot name a prediction-log partition") from exc
 
-    def _publish(self, frame: pd.DataFrame, path: str) -> None:
+    def _publish(self, table: pa.Table | pd.DataFrame, path: str) -> None:
         """Write one part whole: a temporary name renamed into place, or one PUT on an object store."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, preserve_index=False)
         if self.local:
             folder, name = path.rsplit("/", 1)
             os.makedirs(folder, exist_ok=True)

@@ -20,12 +20,14 @@ program (the tests, a notebook) runs the same drainer on a thread.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -36,7 +38,16 @@ from firebreak.kinds import kind_for
 from firebreak.policy.schema import Policy, load_policy
 from firebreak.prediction_log import PredictionLog
 from firebreak.serving.breaker_sync import deliver_orphans
-from firebreak.serving.journal import PREDICTION, REJECTION, Entry, commit, decode_rows, draining, journal_dir
+from firebreak.serving.journal import (
+    PREDICTION,
+    REJECTION,
+    Entry,
+    commit,
+    decode_rows,
+    draining,
+    journal_dir,
+    quarantine,
+)
 from firebreak.serving.metrics import ModelMetrics
 from firebreak.serving.scorer import Scorer, model_scorer
 from firebreak.serving.shadow import Shadow
@@ -117,9 +128,9 @@ class Drainer:
                 predictions = decode_rows(batch.entries, PREDICTION)
                 rejections = decode_rows(batch.entries, REJECTION)
                 if predictions:
-                    self.predictions.append(_frame(predictions), name=batch.name)
+                    _append(self.predictions, predictions, batch.name, batch.segment)
                 if rejections:
-                    self.rejections.append(_frame(rejections), name=batch.name)
+                    _append(self.rejections, rejections, batch.name, batch.segment)
                 commit(batch)
                 logged += len(predictions) + len(rejections)
                 self._observe(predictions)
@@ -133,6 +144,28 @@ class Drainer:
             value = row.get(self.confidence)
             if row.get("route") == "champion" and isinstance(value, int | float):
                 self._m.confidence.observe(float(value))
+
+
+def _append(log: PredictionLog, rows: list[dict[str, Any]], name: str, segment: Path) -> None:
+    """Write ``rows`` as part ``name``; rows the log refuses are quarantined, never the others with them.
+
+    One row that cannot be written (a value no Parquet column holds) would otherwise fail the
+    pass again and again, and every answer logged after it would wait in the journal for good.
+    Halves are written under names derived from ``name``, so a replay writes the same parts.
+    """
+    try:
+        log.append(_frame(rows), name=name)
+    except Exception as exc:  # noqa: BLE001 — whatever the row held, the other rows must reach the log
+        if len(rows) == 1:
+            quarantine(segment, f"a row the log refused ({type(exc).__name__}: {str(exc)[:200]})", _jsonl(rows))
+            return
+        half = len(rows) // 2
+        _append(log, rows[:half], f"{name}a", segment)
+        _append(log, rows[half:], f"{name}b", segment)
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(row, default=str).encode() + b"\n" for row in rows)
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -103,6 +103,22 @@ def test_a_torn_or_undecodable_line_is_quarantined_never_fatal(settings: Setting
     assert not segment.exists()
 
 
+def test_a_row_the_log_cannot_hold_is_quarantined_and_every_other_answer_reaches_the_log(settings: Settings) -> None:
+    """An answer of 10**30 (no Parquet integer holds it) must not keep every later answer in the journal."""
+    writer = JournalWriter(journal_dir(settings.home, "pricing"))
+    writer.write(PREDICTION, rows("a", 3))
+    writer.write(PREDICTION, [rows("huge", 1)[0] | {"recommended_price": 10**30}])
+    writer.write(PREDICTION, rows("b", 2))
+    drainer = Drainer("pricing", settings)
+    assert drainer.drain() == 6  # every line read and committed ...
+    assert logged(settings) == ["a-0", "a-1", "a-2", "b-0", "b-1"]  # ... every writable answer logged once
+    [kept] = (writer.folder / "quarantine").iterdir()
+    assert b'"request_id": "huge-0"' in kept.read_bytes() and b"1000000000000000000000000000000" in kept.read_bytes()
+    writer.write(PREDICTION, rows("c", 1))
+    assert drainer.drain() == 1 and logged(settings)[-1] == "c-0"  # the journal flows on
+    writer.close()
+
+
 def test_segments_rotate_and_the_sealed_ones_go_while_the_worker_writes_on(settings: Settings) -> None:
     writer = JournalWriter(journal_dir(settings.home, "pricing"), segment_bytes=600)
     for i in range(6):
