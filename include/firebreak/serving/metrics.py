@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -89,12 +90,17 @@ class ModelMetrics:
     def __init__(self, model: str, fields: Iterable[str] = ()) -> None:
         self.model = model
         self.fields = frozenset(fields)
-        self.store_up = STATE_STORE_UP.labels(model)
         self.breaker = BREAKER_STATE.labels(model)
         self.version = MODEL_VERSION.labels(model)
         self.confidence = CONFIDENCE.labels(model)
         self.sanity = SANITY_OVERRIDES.labels(model)
         self._cache: dict[tuple[str, ...], Any] = {}
+
+    @cached_property
+    def store_up(self) -> Any:
+        """Made on first use: a child is 0 from the moment it exists, and under ``livemin`` the
+        drainer process, which never reads the routing state, would pin the gateway's gauge at 0."""
+        return STATE_STORE_UP.labels(self.model)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (metric._name, *labels)
