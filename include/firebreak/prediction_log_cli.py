@@ -248,6 +248,8 @@ def import_log(
     ts = pd.to_datetime(frame["ts"], utc=True, errors="coerce", format="mixed")
     for i in np.flatnonzero(ts.isna().to_numpy()):
         problems.add([i], f"ts {_text(frame['ts'].iloc[i])} is not a time")
+    for i in np.flatnonzero(_ambiguous_dates(frame["ts"]).to_numpy()):
+        problems.add([i], f"ts {_text(frame['ts'].iloc[i])} reads as day/month or month/day: write it as ISO 8601")
     late = (ts > (now or datetime.now(UTC)) + timedelta(minutes=5)).fillna(False)
     problems.add(np.flatnonzero(late.to_numpy()), "ts is in the future")
     out["ts"] = ts
@@ -297,6 +299,23 @@ def import_log(
         "answered_by": ", ".join(f"v{v}" for v in sorted(out["model_version"].astype(str).unique())[:10]),
         "columns_left_out": dropped,
     }
+
+
+# 02/12/2026, 2.12.26, 02-12-2026 10:00: the first two numbers could each be the day or the month.
+_DAY_MONTH = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?:\D|$)"
+
+
+def _ambiguous_dates(values: Any) -> Any:
+    """Per row, True for a date written with both of its first two numbers 12 or less, and unequal.
+
+    A parser picks month first (pandas does): 02/12/2026 meant as 2 December becomes 12 February,
+    and the row lands in another partition, read by no window, expired by its own retention.
+    """
+    import pandas as pd
+
+    parts = values.astype("string").str.extract(_DAY_MONTH)
+    first, second = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+    return ((first <= 12) & (second <= 12) & (first != second)).fillna(False).astype(bool)
 
 
 def _contract_violations(policy: Policy, settings: Settings, rows: pd.DataFrame) -> np.ndarray | None:

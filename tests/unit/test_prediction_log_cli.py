@@ -148,6 +148,19 @@ def test_true_and_false_written_by_a_csv_are_the_one_and_zero_the_model_answers(
     assert len(LabelStore(settings.labels_dir).read("payments")) == 3  # nothing imported
 
 
+def test_a_date_that_reads_as_day_month_or_month_day_is_refused_and_one_that_cannot_is_read(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = serving_log(3).assign(time=["02/12/2026 03:00", "25/11/2026 03:00", "2026-11-27T10:00:00Z"])
+    log.to_csv(tmp_path / "requests.csv", index=False)
+    mapped = ["--map", "time=ts", "--map", "score_label=prediction", "--map", "p=confidence"]
+    assert run("log", "import", "--model", "payments", str(tmp_path / "requests.csv"), *mapped) == 2
+    err = capsys.readouterr().err
+    assert "row 1 (line 2): ts '02/12/2026 03:00' reads as day/month or month/day: write it as ISO 8601" in err
+    assert "row 2" not in err and "row 3" not in err  # 25 can only be the day; ISO 8601 is ISO 8601
+    assert not Path(settings.prediction_log_url).exists()
+
+
 def test_labels_a_model_could_never_have_are_refused_and_change_nothing(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
