@@ -575,7 +575,7 @@ def _distinct(values: list[Any]) -> list[Any]:
     seen: set[str] = set()
     sample: list[Any] = []
     for value in values:
-        converted = _jsonable(value)
+        converted = bounded_sample(_jsonable(value))
         key = json.dumps(converted, sort_keys=True, default=str)
         if key in seen:
             continue
@@ -584,6 +584,16 @@ def _distinct(values: list[Any]) -> list[Any]:
         if len(sample) >= _SAMPLE_SIZE:
             break
     return sample
+
+
+_SAMPLE_TEXT = 200  # characters of one sampled value: a 5 MB cell is evidence by its first words
+
+
+def bounded_sample(value: Any) -> Any:
+    """A sampled text cut to :data:`_SAMPLE_TEXT` characters, saying how long it was."""
+    if isinstance(value, str) and len(value) > _SAMPLE_TEXT:
+        return f"{value[:_SAMPLE_TEXT]}... ({len(value):,} characters)"
+    return value
 
 
 def _jsonable(value: Any) -> Any:

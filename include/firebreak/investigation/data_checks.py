@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from firebreak.contracts.validation import bounded_sample
 from firebreak.detection.stats import as_text, binomial_tail, ks_p_value
 
 __all__ = [
@@ -139,7 +140,7 @@ def unknown_values(
         "share": round(share, 5),
         "expected_share": round(expected, 5),
         "p_value": p_value,
-        "sample": unknown.value_counts().index[:3].tolist(),
+        "sample": [bounded_sample(v) for v in unknown.value_counts().index[:3].tolist()],
         "skew": p_value < SIGNIFICANCE and share >= MIN_UNKNOWN_SHARE,
     }
     if not found["skew"]:

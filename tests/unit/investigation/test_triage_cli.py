@@ -78,6 +78,21 @@ def test_a_fresh_sample_is_none_in_words(tmp_path: Path, capsys: pytest.CaptureF
     assert "nothing out of the ordinary" in out
 
 
+def test_a_huge_cell_is_shown_by_its_first_characters_and_its_length(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 5 MB value in one cell: the report names it, bounded, in the text and in the JSON."""
+    current = prices(12)
+    current.loc[5, "category"] = "Z" * 5_000_000
+    ref, cur = tmp_path / "reference.parquet", tmp_path / "current.parquet"
+    prices(11).to_parquet(ref, index=False)
+    current.to_parquet(cur, index=False)
+    code, out, _ = run(capsys, "--reference", str(ref), "--current", str(cur))
+    assert code == 0 and len(out) < 5_000 and "... (5,000,000 characters)" in out
+    code, out, _ = run(capsys, "--reference", str(ref), "--current", str(cur), "--json")
+    assert code == 0 and len(out) < 20_000 and "... (5,000,000 characters)" in out
+
+
 def test_a_group_selected_at_half_the_rate_is_bias(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rng = np.random.default_rng(5)
     reference, current = prices(11), prices(12)
