@@ -16,7 +16,8 @@ answered over HTTP. Two protocols:
   tensor of one value per row becomes a column; a lone output is the policy's output column.
 
 Calls go over a pool of keep-alive connections (``serving.upstream.max_connections``) with
-the policy's connect and read timeout (``serving.upstream.timeout_seconds``). A refused
+the policy's connect and read timeout (``serving.upstream.timeout_seconds``), which also bounds
+the whole answer (a server trickling bytes does not hold the call), of at most 16 MB. A refused
 connection, a timeout, a non-200 answer or an answer of the wrong length raises
 :class:`~firebreak.errors.UpstreamError`: the predictor counts it on the breaker and the
 containment route answers those rows, so a dead upstream trips the breaker to the fallback.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,6 +43,7 @@ from firebreak.serving.scorer import Scorer
 Protocol = Literal["mlflow", "v2"]
 PROTOCOLS: tuple[str, ...] = ("auto", "mlflow", "v2")
 _MAX_ERROR_BODY = 300  # characters of an upstream error body kept in the message (it is hostile text)
+_MAX_ANSWER_BYTES = 16 << 20  # an answer for at most 1,000 rows; more is a misbehaving server, not an answer
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class UpstreamClient:
         import urllib3
 
         self.spec = spec
+        self.timeout_seconds = timeout_seconds
         parts = urlsplit(spec.url)
         self.path = parts.path + (f"?{parts.query}" if parts.query else "")
         pool_class = urllib3.HTTPSConnectionPool if parts.scheme == "https" else urllib3.HTTPConnectionPool
@@ -126,17 +130,43 @@ class UpstreamClient:
         import urllib3
 
         body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+        deadline = time.monotonic() + self.timeout_seconds
         try:
-            response = self.pool.urlopen("POST", self.path, body=body, preload_content=True)
+            response = self.pool.urlopen("POST", self.path, body=body, preload_content=False)
+            data = self._read(response, deadline)
         except urllib3.exceptions.HTTPError as exc:  # connection refused, reset, timeouts: one family
             raise UpstreamError(f"upstream {self.spec.url} failed: {exc.__class__.__name__}") from exc
         if response.status != 200:
-            text = response.data[:_MAX_ERROR_BODY].decode(errors="replace")
+            text = data[:_MAX_ERROR_BODY].decode(errors="replace")
             raise UpstreamError(f"upstream {self.spec.url} answered {response.status}: {text!r}")
         try:
-            return json.loads(response.data)
+            return json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UpstreamError(f"upstream {self.spec.url} answered a body that is not JSON") from exc
+
+    def _read(self, response: Any, deadline: float) -> bytes:
+        """The whole body by ``deadline`` and within :data:`_MAX_ANSWER_BYTES`, else the call fails.
+
+        The read timeout alone bounds each wait for a byte: a server that trickles a byte at a
+        time, or streams without end, would hold the call (and the requests batched behind it)
+        for as long as it likes. Past either bound the connection is dropped, not reused.
+        """
+        chunks, size = [], 0
+        try:
+            while chunk := response.read1(64 << 10):
+                size += len(chunk)
+                if size > _MAX_ANSWER_BYTES:
+                    raise UpstreamError(f"upstream {self.spec.url} answered more than {_MAX_ANSWER_BYTES >> 20} MB")
+                if time.monotonic() > deadline:
+                    raise UpstreamError(
+                        f"upstream {self.spec.url} took longer than {self.timeout_seconds:g} s to answer"
+                    )
+                chunks.append(chunk)
+        except BaseException:
+            response.close()  # half read: never back into the pool
+            raise
+        response.release_conn()
+        return b"".join(chunks)
 
     def close(self) -> None:
         self.pool.close()

@@ -262,6 +262,7 @@ class V2Server:
 
         self.model = model
         self.stall = 0.0
+        self.trickle = 0.0  # seconds between the bytes of the answer: headers at once, then a byte at a time
         self.last: dict[str, Any] = {}
         self.tamper: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda outputs: outputs
         app = FastAPI()
@@ -286,7 +287,17 @@ class V2Server:
                 {"name": "prediction", "shape": [len(labels)], "datatype": "INT64", "data": labels},
                 {"name": "confidence", "shape": [len(labels)], "datatype": "FP64", "data": proba},
             ]
-            return JSONResponse({"model_name": "payments", "id": body.get("id"), "outputs": self.tamper(outputs)})
+            answer = {"model_name": "payments", "id": body.get("id"), "outputs": self.tamper(outputs)}
+            if self.trickle:
+                from fastapi.responses import StreamingResponse
+
+                async def slowly() -> Any:
+                    for byte in json.dumps(answer).encode():
+                        yield bytes([byte])
+                        await asyncio.sleep(self.trickle)
+
+                return StreamingResponse(slowly(), media_type="application/json")
+            return JSONResponse(answer)
 
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
@@ -414,3 +425,26 @@ def test_an_upstream_cannot_write_over_the_logs_own_fields_and_an_answer_it_cann
     assert "forged" not in set(log["request_id"])
     fell_back = log[log["request_id"].str.startswith(refused.headers["X-Request-Id"])]
     assert set(fell_back["route"]) == {"fallback_model"} and (fell_back["confidence"] <= 1).all()
+
+
+def test_an_upstream_that_trickles_its_answer_is_cut_at_the_timeout_and_the_fallback_answers(
+    world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A byte every 0.2 s never trips a read timeout of 1 s; the whole answer must still come within it."""
+    import mlflow
+
+    shared, versions = world
+    settings = upstream_policy(shared, tmp_path, monkeypatch, "{timeout_seconds: 1.0}")
+    model = mlflow.pyfunc.load_model(f"models:/{own_model.MODEL}/{versions['champion']}").get_raw_model()
+    records = requests(2, seed=9)
+    with V2Server(model) as server:
+        gateway = sidecar(settings, server.url)
+        with TestClient(many_callers(create_app(gateway, start=False))) as http:
+            server.trickle = 0.2  # the answer's ~300 bytes would take a minute
+            started = time.perf_counter()
+            answered = http.post("/invocations", json={"dataframe_records": records})
+            waited = time.perf_counter() - started
+        server.trickle = 0.0
+        gateway.close()
+    assert answered.status_code == 200 and answered.headers["X-Firebreak-Route"] == "fallback_model"
+    assert waited < 30  # the timeout and one last read, not the minute the upstream would take
