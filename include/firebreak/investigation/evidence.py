@@ -270,6 +270,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# A reference smaller than this says too little about its world to derive a contract from.
+MIN_REFERENCE_ROWS = 30
+
+
 def gather_evidence(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -329,6 +333,11 @@ def gather_evidence(
                 raise FirebreakError(f"{role} column {column!r} is not in the {table} table")
         if protected is not None and protected not in frame.columns:
             raise FirebreakError(f"protected column {protected!r} is not in the {table} table")
+    if contract is None and len(reference) < MIN_REFERENCE_ROWS:
+        raise FirebreakError(
+            f"the reference table has {len(reference)} row(s): a contract derived from fewer than "
+            f"{MIN_REFERENCE_ROWS} would read most new values as skew; give a larger reference or a --contract"
+        )
     if label is not None and label not in reference.columns:
         # The current table may have no labels yet: that is what the estimate is for.
         raise FirebreakError(f"label column {label!r} is not in the reference table")

@@ -213,6 +213,10 @@ def test_a_given_contract_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[
             {"extra": ["--protected-column", "category", "--prediction-column", "unit_cost"]},
             "the prediction column 'unit_cost' must be 0/1 or a score in [0, 1] for fairness figures",
         ),
+        (
+            {"reference": "one-row.parquet"},
+            "the reference table has 1 row(s): a contract derived from fewer than 30 would read most new values as skew",
+        ),
     ],
     ids=[
         "missing-file",
@@ -223,6 +227,7 @@ def test_a_given_contract_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[
         "missing-contract",
         "text-prediction",
         "prediction-not-a-score",
+        "one-row-reference",
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(
@@ -231,6 +236,7 @@ def test_bad_input_exits_2_naming_the_problem(
     args = tables(tmp_path, prices(11), prices(12))
     (tmp_path / "broken.parquet").write_text("not parquet")
     (tmp_path / "current.txt").write_text("a,b\n1,2\n")
+    prices(11, 1).to_parquet(tmp_path / "one-row.parquet", index=False)
     if "reference" in change:
         args[1] = str(tmp_path / str(change["reference"]))
     if "current" in change:
