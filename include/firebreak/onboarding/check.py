@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from firebreak.errors import FirebreakError
@@ -64,10 +65,8 @@ def check(model: str, settings: Settings, registry: Registry | None = None) -> C
     parts.append(Part("policy", True, f"{policy.task}, gate on {policy.gate.metric}, route {policy.containment.route}"))
     registry = registry or Registry(settings)
     champion = registry.version_for(model, Alias.CHAMPION)
-    parts.append(
-        Part("champion", champion is not None, f"v{champion.version}" if champion else f"no '{Alias.CHAMPION}' alias")
-    )
     steps: list[tuple[str, Callable[[], str]]] = [
+        ("champion", lambda: _champion(registry, champion)),
         ("contract", lambda: _contract(policy, settings)),
         ("golden", lambda: _golden(policy, settings, registry, champion)),
         ("drift ref", lambda: _reference(policy, registry, champion)),
@@ -86,6 +85,18 @@ def _run(name: str, step: Callable[[], str]) -> Part:
         return Part(name, False, str(exc))
     except Exception as exc:  # noqa: BLE001 — a check reports every failure as a missing part, never a traceback
         return Part(name, False, f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _champion(registry: Registry, champion: Version | None) -> str:
+    """The alias is set and its version's artifacts are the ones Firebreak recorded (what every stage loads)."""
+    import tempfile
+
+    from firebreak.registry.verification import artifact_digest, check, download
+
+    version = _need(champion)
+    with tempfile.TemporaryDirectory(prefix="firebreak-check-") as tmp:
+        check(registry, version, artifact_digest(download(registry, version, Path(tmp))))
+    return f"v{version.version}, its artifacts as Firebreak recorded them"
 
 
 def _need(champion: Version | None) -> Version:

@@ -365,3 +365,26 @@ def test_one_run_registered_under_two_names_keeps_a_drift_reference_for_each(
     assert len(registry.reference_frame(first)) == len(frame)  # not replaced by the second onboarding
     assert len(registry.reference_frame(second)) == len(young)
     assert f"runs:/{first.run_id}/reference/Progression/v1/reference.parquet" in capsys.readouterr().out
+
+
+def test_check_fails_a_champion_moved_by_hand_to_a_version_firebreak_never_recorded(
+    team: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from firebreak.cli import main
+
+    frame = _diabetes()
+    inputs = frame.drop(columns="target")
+    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    assert onboard(team, frame, "--model", "Progression", "--label", "target") == 0, capsys.readouterr().err
+    assert main(["check", "Progression"]) == 0, capsys.readouterr().out
+    assert "v1, its artifacts as Firebreak recorded them" in capsys.readouterr().out
+    register(GradientBoostingRegressor(random_state=1, max_depth=2).fit(inputs, frame["target"]), inputs, "Progression")
+    client = MlflowClient()
+    newest = max(int(v.version) for v in client.search_model_versions("name = 'Progression'"))
+    client.set_registered_model_alias("Progression", "champion", str(newest))  # by hand, outside Firebreak
+    assert main(["check", "Progression"]) != 0
+    out = capsys.readouterr().out
+    assert "FAIL  champion" in out and f"v{newest} was never registered or promoted through Firebreak" in out, out
