@@ -42,6 +42,18 @@ def _stamped(traffic: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _onboard_router(team: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fully grown tree on the rule y = x2 > 0.5 over x1, x2 in [0, 1], onboarded as ``Router``."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    reference = pd.DataFrame({"x1": rng.uniform(0, 1, 800), "x2": rng.uniform(0, 1, 800)})
+    reference["y"] = (reference["x2"] > 0.5).astype(int)
+    register(DecisionTreeClassifier(random_state=0).fit(reference[INPUTS], reference["y"]), reference[INPUTS], MODEL)
+    assert onboard(team, reference, "--model", MODEL, "--label", "y", "--metric", "accuracy") == 0, (
+        capsys.readouterr().err
+    )
+
+
 def test_a_refit_that_memorised_noisy_labels_is_refused_on_the_rows_it_never_saw(
     team: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -50,7 +62,6 @@ def test_a_refit_that_memorised_noisy_labels_is_refused_on_the_rows_it_never_saw
     A fully grown tree refitted on that traffic learns the noise: on its own training rows it
     looks perfect, on fresh rows it is worse than the champion. The gate must see the latter.
     """
-    from sklearn.tree import DecisionTreeClassifier
 
     from firebreak import stages
     from firebreak.errors import GateRefused
@@ -62,12 +73,7 @@ def test_a_refit_that_memorised_noisy_labels_is_refused_on_the_rows_it_never_saw
     from firebreak.verification.held_out import split
 
     rng = np.random.default_rng(0)
-    reference = pd.DataFrame({"x1": rng.uniform(0, 1, 800), "x2": rng.uniform(0, 1, 800)})
-    reference["y"] = (reference["x2"] > 0.5).astype(int)
-    register(DecisionTreeClassifier(random_state=0).fit(reference[INPUTS], reference["y"]), reference[INPUTS], MODEL)
-    assert onboard(team, reference, "--model", MODEL, "--label", "y", "--metric", "accuracy") == 0, (
-        capsys.readouterr().err
-    )
+    _onboard_router(team, rng, capsys)
 
     traffic = pd.DataFrame({"x1": rng.uniform(2, 3, 1000), "x2": rng.uniform(0, 1, 1000)})
     traffic["prediction"] = (traffic["x2"] > 0.5).astype(int)  # what the champion answered
@@ -116,7 +122,6 @@ def test_the_approver_of_a_refit_is_told_its_recent_figures_come_from_rows_held_
     says the recent figures are on rows the candidate never saw, as the gate report does.
     """
     import yaml
-    from sklearn.tree import DecisionTreeClassifier
 
     from firebreak import stages
     from firebreak.incidents.enums import EvidenceKind
@@ -124,12 +129,7 @@ def test_the_approver_of_a_refit_is_told_its_recent_figures_come_from_rows_held_
     from firebreak.stages.context import Context
 
     rng = np.random.default_rng(1)
-    reference = pd.DataFrame({"x1": rng.uniform(0, 1, 800), "x2": rng.uniform(0, 1, 800)})
-    reference["y"] = (reference["x2"] > 0.5).astype(int)
-    register(DecisionTreeClassifier(random_state=0).fit(reference[INPUTS], reference["y"]), reference[INPUTS], MODEL)
-    assert onboard(team, reference, "--model", MODEL, "--label", "y", "--metric", "accuracy") == 0, (
-        capsys.readouterr().err
-    )
+    _onboard_router(team, rng, capsys)
     policy_file = Settings.from_env().policies_dir / f"{MODEL}.yaml"
     policy = yaml.safe_load(policy_file.read_text())
     policy["gate"] = {**policy["gate"], "requires_approval": True, "approval": {"approvers": ["ana"]}}

@@ -16,6 +16,8 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -330,28 +332,47 @@ def upstream_policy(settings: Settings, tmp_path: Path, monkeypatch: pytest.Monk
     return Settings.from_env()
 
 
-def test_an_open_inference_protocol_v2_upstream_answers_columns_and_a_stalled_one_times_out_to_the_fallback(
-    world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class V2Sidecar:
+    settings: Settings
+    server: V2Server
+    gateway: Gateway
+    http: TestClient
+
+
+@contextmanager
+def v2_sidecar(
+    world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upstream: str
+) -> Iterator[V2Sidecar]:
+    """The gateway fronting a v2 server of the champion pipeline, under a policy whose upstream is ``upstream``."""
     import mlflow
 
     shared, versions = world
-    settings = upstream_policy(shared, tmp_path, monkeypatch, "{timeout_seconds: 1.0}")
+    settings = upstream_policy(shared, tmp_path, monkeypatch, upstream)
     model = mlflow.pyfunc.load_model(f"models:/{own_model.MODEL}/{versions['champion']}").get_raw_model()
-    records = requests(6, seed=6)
     with V2Server(model) as server:
         gateway = sidecar(settings, server.url)
-        with TestClient(many_callers(create_app(gateway, start=False))) as http:
-            batch = http.post("/invocations", json={"dataframe_records": records})
-            sent = server.last
-            server.stall = 3.0  # past the policy's 1 s timeout
-            started = time.perf_counter()
-            stalled = [http.post("/invocations", json={"dataframe_records": [r]}) for r in records[:5]]
-            waited = time.perf_counter() - started
-            after = http.post("/invocations", json={"dataframe_records": [records[0]]})
-        gateway.close()
+        try:
+            with TestClient(many_callers(create_app(gateway, start=False))) as http:
+                yield V2Sidecar(settings, server, gateway, http)
+        finally:
+            gateway.close()
+
+
+def test_an_open_inference_protocol_v2_upstream_answers_columns_and_a_stalled_one_times_out_to_the_fallback(
+    world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = requests(6, seed=6)
+    with v2_sidecar(world, tmp_path, monkeypatch, "{timeout_seconds: 1.0}") as v2:
+        batch = v2.http.post("/invocations", json={"dataframe_records": records})
+        sent = v2.server.last
+        v2.server.stall = 3.0  # past the policy's 1 s timeout
+        started = time.perf_counter()
+        stalled = [v2.http.post("/invocations", json={"dataframe_records": [r]}) for r in records[:5]]
+        waited = time.perf_counter() - started
+        after = v2.http.post("/invocations", json={"dataframe_records": [records[0]]})
     assert batch.status_code == 200 and batch.headers["X-Firebreak-Route"] == "champion"
-    truth = expected(settings, versions["champion"], records)
+    truth = expected(v2.settings, world[1]["champion"], records)
     assert [p["prediction"] for p in batch.json()["predictions"]] == truth["prediction"].tolist()
     assert [round(p["confidence"], 9) for p in batch.json()["predictions"]] == truth["confidence"].round(9).tolist()
     assert {i["name"]: i["datatype"] for i in sent["inputs"]} == {
@@ -364,26 +385,18 @@ def test_an_open_inference_protocol_v2_upstream_answers_columns_and_a_stalled_on
     assert [r.status_code for r in stalled] == [200] * 5
     assert {r.headers["X-Firebreak-Route"] for r in stalled} == {"fallback_model"}
     assert waited < 5 * 2.5
-    assert gateway.breaker.state == BreakerState.OPEN
+    assert v2.gateway.breaker.state == BreakerState.OPEN
     assert after.headers["X-Firebreak-Route"] == "fallback_model"  # open: the upstream is not called
 
 
 def test_a_tensor_upstream_gets_the_numeric_inputs_as_one_fp64_tensor(
     world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlflow
-
-    shared, versions = world
-    settings = upstream_policy(shared, tmp_path, monkeypatch, "{timeout_seconds: 10.0, v2_inputs: tensor}")
-    model = mlflow.pyfunc.load_model(f"models:/{own_model.MODEL}/{versions['champion']}").get_raw_model()
     records = requests(3, seed=7)
-    with V2Server(model) as server:
-        gateway = sidecar(settings, server.url)
-        with TestClient(many_callers(create_app(gateway, start=False))) as http:
-            answer = http.post("/invocations", json={"dataframe_records": records})
-        gateway.close()
+    with v2_sidecar(world, tmp_path, monkeypatch, "{timeout_seconds: 10.0, v2_inputs: tensor}") as v2:
+        answer = v2.http.post("/invocations", json={"dataframe_records": records})
     assert answer.status_code == 200 and answer.json()["predictions"] == [{"prediction": 0}] * 3
-    tensor = server.last["inputs"][0]
+    tensor = v2.server.last["inputs"][0]
     assert (tensor["name"], tensor["shape"], tensor["datatype"]) == ("input-0", [3, 2], "FP64")
     assert tensor["data"] == [float(v) for r in records for v in (r["amount"], r["account_age_days"])]
 
@@ -392,11 +405,6 @@ def test_an_upstream_cannot_write_over_the_logs_own_fields_and_an_answer_it_cann
     world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Extra tensors named like the log's fields are dropped; a confidence of 5 is no answer: the fallback gives one."""
-    import mlflow
-
-    shared, versions = world
-    settings = upstream_policy(shared, tmp_path, monkeypatch, "{timeout_seconds: 10.0}")
-    model = mlflow.pyfunc.load_model(f"models:/{own_model.MODEL}/{versions['champion']}").get_raw_model()
     records = requests(3, seed=8)
 
     def forged(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -407,18 +415,15 @@ def test_an_upstream_cannot_write_over_the_logs_own_fields_and_an_answer_it_cann
     def overconfident(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [o if o["name"] != "confidence" else {**o, "data": [5.0] * len(o["data"])} for o in outputs]
 
-    with V2Server(model) as server:
-        gateway = sidecar(settings, server.url)
-        with TestClient(many_callers(create_app(gateway, start=False))) as http:
-            server.tamper = forged
-            answered = http.post("/invocations", json={"dataframe_records": records})
-            server.tamper = overconfident
-            refused = http.post("/invocations", json={"dataframe_records": records})
-        gateway.close()
+    with v2_sidecar(world, tmp_path, monkeypatch, "{timeout_seconds: 10.0}") as v2:
+        v2.server.tamper = forged
+        answered = v2.http.post("/invocations", json={"dataframe_records": records})
+        v2.server.tamper = overconfident
+        refused = v2.http.post("/invocations", json={"dataframe_records": records})
     assert answered.status_code == 200 and answered.headers["X-Firebreak-Route"] == "champion"
     assert [sorted(p) for p in answered.json()["predictions"]] == [["confidence", "prediction"]] * 3
     assert refused.status_code == 200 and refused.headers["X-Firebreak-Route"] == "fallback_model"
-    log = PredictionLog(settings.prediction_log_dir).read(own_model.MODEL)
+    log = PredictionLog(v2.settings.prediction_log_dir).read(own_model.MODEL)
     mine = log[log["request_id"].str.startswith(answered.headers["X-Request-Id"])]
     assert len(mine) == 3 and set(mine["model"]) == {own_model.MODEL} and set(mine["route"]) == {"champion"}
     assert mine["amount"].tolist() == [r["amount"] for r in records]  # the inputs as sent, not the upstream's
@@ -431,20 +436,12 @@ def test_an_upstream_that_trickles_its_answer_is_cut_at_the_timeout_and_the_fall
     world: tuple[Settings, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A byte every 0.2 s never trips a read timeout of 1 s; the whole answer must still come within it."""
-    import mlflow
-
-    shared, versions = world
-    settings = upstream_policy(shared, tmp_path, monkeypatch, "{timeout_seconds: 1.0}")
-    model = mlflow.pyfunc.load_model(f"models:/{own_model.MODEL}/{versions['champion']}").get_raw_model()
     records = requests(2, seed=9)
-    with V2Server(model) as server:
-        gateway = sidecar(settings, server.url)
-        with TestClient(many_callers(create_app(gateway, start=False))) as http:
-            server.trickle = 0.2  # the answer's ~300 bytes would take a minute
-            started = time.perf_counter()
-            answered = http.post("/invocations", json={"dataframe_records": records})
-            waited = time.perf_counter() - started
-        server.trickle = 0.0
-        gateway.close()
+    with v2_sidecar(world, tmp_path, monkeypatch, "{timeout_seconds: 1.0}") as v2:
+        v2.server.trickle = 0.2  # the answer's ~300 bytes would take a minute
+        started = time.perf_counter()
+        answered = v2.http.post("/invocations", json={"dataframe_records": records})
+        waited = time.perf_counter() - started
+        v2.server.trickle = 0.0
     assert answered.status_code == 200 and answered.headers["X-Firebreak-Route"] == "fallback_model"
     assert waited < 30  # the timeout and one last read, not the minute the upstream would take
