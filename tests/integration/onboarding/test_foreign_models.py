@@ -26,6 +26,16 @@ def _diabetes() -> pd.DataFrame:
     return load_diabetes(as_frame=True).frame  # shipped with scikit-learn
 
 
+def _progression() -> pd.DataFrame:
+    """The diabetes table; a gradient-boosting regressor of its target registered as ``Progression`` v1."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    frame = _diabetes()
+    inputs = frame.drop(columns="target")
+    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    return frame
+
+
 def _policy(team: Path) -> dict[str, Any]:
     (path,) = (team / "policies").glob("*.yaml")
     return dict(yaml.safe_load(path.read_text()))
@@ -34,11 +44,8 @@ def _policy(team: Path) -> dict[str, Any]:
 def test_a_regressor_whose_error_is_in_large_units_onboards_with_its_measured_slack(
     team: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sklearn.ensemble import GradientBoostingRegressor
 
-    frame = _diabetes()  # the target runs from 25 to 346: an MAE of tens
-    inputs = frame.drop(columns="target")
-    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    frame = _progression()  # the target runs from 25 to 346: an MAE of tens
     assert onboard(team, frame, "--model", "Progression", "--label", "target") == 0, capsys.readouterr().err
     policy = _policy(team)
     assert policy["features"]["task"] == "regression" and policy["gate"]["metric"] == "mae"
@@ -187,11 +194,8 @@ def test_a_model_without_input_names_onboards_on_the_references_order_and_says_s
 def test_a_reference_whose_label_is_in_other_units_is_refused_naming_units_and_label(
     team: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from sklearn.ensemble import GradientBoostingRegressor
 
-    frame = _diabetes()
-    inputs = frame.drop(columns="target")
-    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    frame = _progression()
     hundredths = frame.assign(target=frame["target"] / 100)  # the reference's label in other units
     assert onboard(team, hundredths, "--model", "Progression", "--label", "target") == 2
     err = capsys.readouterr().err
@@ -344,14 +348,11 @@ def test_one_run_registered_under_two_names_keeps_a_drift_reference_for_each(
 ) -> None:
     """A team registers one trained model twice (all patients; the under-45 clinic) and onboards each with its own reference."""
     import mlflow
-    from sklearn.ensemble import GradientBoostingRegressor
 
     from firebreak.registry.mlflow_registry import Registry
     from firebreak.settings import Settings
 
-    frame = _diabetes()
-    inputs = frame.drop(columns="target")
-    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    frame = _progression()
     registry = Registry(Settings.from_env())
     first = registry.get_version("Progression", "1")
     mlflow.register_model(f"runs:/{first.run_id}/model", "Progression Young")  # the same run, another name
@@ -375,12 +376,11 @@ def test_check_fails_a_champion_moved_by_hand_to_a_version_firebreak_never_recor
 
     from firebreak.cli import main
 
-    frame = _diabetes()
-    inputs = frame.drop(columns="target")
-    register(GradientBoostingRegressor(random_state=0).fit(inputs, frame["target"]), inputs, "Progression")
+    frame = _progression()
     assert onboard(team, frame, "--model", "Progression", "--label", "target") == 0, capsys.readouterr().err
     assert main(["check", "Progression"]) == 0, capsys.readouterr().out
     assert "v1, its artifacts as Firebreak recorded them" in capsys.readouterr().out
+    inputs = frame.drop(columns="target")
     register(GradientBoostingRegressor(random_state=1, max_depth=2).fit(inputs, frame["target"]), inputs, "Progression")
     client = MlflowClient()
     newest = max(int(v.version) for v in client.search_model_versions("name = 'Progression'"))
