@@ -405,8 +405,8 @@ _MAX_CLASSES = 20  # a label of more distinct numbers than this, with no task st
 
 
 def _check_label_values(policy: Policy, settings: Settings, label: str, stored: Any, problems: _Problems) -> None:
-    """Labels the model could have: finite numbers for a regressor; for a classifier, one of the
-    classes its training and golden rows hold (when the policy's datasets have the label).
+    """Labels the model could have: finite numbers for a regressor; for a classifier of numbered
+    classes, one of those its training and golden rows hold (when the policy's datasets have the label).
 
     A label that cannot be one (a request id, "high" for a regressor, 5 for a 0/1 classifier)
     would replace a good one and break the next refit, or score every answer wrong.
@@ -429,22 +429,18 @@ def _check_label_values(policy: Policy, settings: Settings, label: str, stored: 
             for i in np.flatnonzero(bad.to_numpy()):
                 problems.add([i], f"{label} {_text(stored.iloc[i])} is not a number (the model is a regressor)")
         return
-    if held is None:
-        return
-    classes = {float(v) for v in held.unique()} if numbered else {str(v) for v in held.unique()}
+    if not numbered:
+        return  # class names: a name the training rows never held may be a new class the world grew
+    classes = {float(v) for v in held.unique()}
 
     def known(value: Any) -> bool:
-        if pd.isna(value):
-            return True
-        if numbered:
-            try:
-                return float(value) in classes
-            except (TypeError, ValueError):
-                return False
-        return str(value) in classes
+        try:
+            return pd.isna(value) or float(value) in classes
+        except (TypeError, ValueError):
+            return False
 
     unknown = present & ~stored.map(known).astype(bool)
-    shown = ", ".join(f"{c:g}" if numbered else str(c) for c in sorted(classes)[:10])
+    shown = ", ".join(f"{c:g}" for c in sorted(classes)[:10])
     for i in np.flatnonzero(unknown.to_numpy()):
         problems.add([i], f"{label} {_text(stored.iloc[i])} is not one of the model's classes ({shown})")
 
