@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from firebreak.contracts.online import OnlineContract
+from firebreak.errors import PredictionLogError
 from firebreak.incidents.enums import Alias
 from firebreak.kinds import kind_for
 from firebreak.policy.schema import Policy, load_policy
@@ -152,10 +153,12 @@ def _append(log: PredictionLog, rows: list[dict[str, Any]], name: str, segment: 
     One row that cannot be written (a value no Parquet column holds) would otherwise fail the
     pass again and again, and every answer logged after it would wait in the journal for good.
     Halves are written under names derived from ``name``, so a replay writes the same parts.
+    Only a refusal of the data splits: a store that is down (``OSError``) fails the pass, and the
+    next pass tries the same lines again.
     """
     try:
         log.append(_frame(rows), name=name)
-    except Exception as exc:  # noqa: BLE001 — whatever the row held, the other rows must reach the log
+    except (ValueError, TypeError, OverflowError, PredictionLogError) as exc:  # pyarrow's errors are these too
         if len(rows) == 1:
             quarantine(segment, f"a row the log refused ({type(exc).__name__}: {str(exc)[:200]})", _jsonl(rows))
             return

@@ -119,6 +119,25 @@ def test_a_row_the_log_cannot_hold_is_quarantined_and_every_other_answer_reaches
     writer.close()
 
 
+def test_a_log_store_that_is_down_fails_the_pass_and_quarantines_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal of the data splits and quarantines; a store outage is not the rows' fault: the next pass retries."""
+    writer = JournalWriter(journal_dir(settings.home, "pricing"))
+    writer.write(PREDICTION, rows("a", 2))
+
+    def down(*_: object, **__: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(PredictionLog, "_publish", down)
+    with pytest.raises(OSError, match="no space left"):
+        Drainer("pricing", settings).drain()
+    assert not (writer.folder / "quarantine").exists()
+    monkeypatch.undo()
+    assert Drainer("pricing", settings).drain() == 2 and logged(settings) == ["a-0", "a-1"]
+    writer.close()
+
+
 def test_segments_rotate_and_the_sealed_ones_go_while_the_worker_writes_on(settings: Settings) -> None:
     writer = JournalWriter(journal_dir(settings.home, "pricing"), segment_bytes=600)
     for i in range(6):
