@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.errors import ConfigurationError, UpstreamError
+from firebreak.inert import clean
 from firebreak.policy.schema import Policy
 from firebreak.serving.scorer import Scorer
 
@@ -231,11 +232,13 @@ def _answers(outputs: pd.DataFrame, policy: Policy, url: str) -> pd.DataFrame:
     regressor = policy.features.task == "regression"  # as stated: an LLM app's policy may measure text by MAE
     for value in kept[output].tolist():
         if not _servable(value, number=regressor):
-            raise UpstreamError(f"upstream {url} answered {output}={_shown(value)}: not a value to serve")
+            raise UpstreamError(f"upstream {url} answered {output}={clean(repr(value), 60)}: not a value to serve")
     if confidence in kept.columns and confidence != output:
         for value in kept[confidence].tolist():
             if not _servable(value, number=True) or not 0.0 <= float(value) <= 1.0:
-                raise UpstreamError(f"upstream {url} answered {confidence}={_shown(value)}: not a number in [0, 1]")
+                raise UpstreamError(
+                    f"upstream {url} answered {confidence}={clean(repr(value), 60)}: not a number in [0, 1]"
+                )
     return kept.infer_objects()
 
 
@@ -254,11 +257,6 @@ def _servable(value: Any, *, number: bool) -> bool:
             return False
         return len(value) <= _MAX_TEXT
     return False
-
-
-def _shown(value: Any) -> str:
-    text = "".join(ch if ch.isprintable() else "?" for ch in repr(value)[:60])
-    return text + ("..." if len(repr(value)) > 60 else "")
 
 
 def _plain(values: list[Any]) -> list[Any]:
