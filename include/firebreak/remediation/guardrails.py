@@ -6,8 +6,11 @@ by a remediation under ``$FIREBREAK_HOME/data/guardrails/<model>/v<n>.yaml`` wit
 parent, the incident and the reason, and becomes active only when an incident promotes
 it (``activate``: an ``active.json`` pointer plus an alias-ledger row ``guardrails``).
 
-A check runs two stages on the answer, after removing the spans the policy authorises
-(``allow``: e.g. the documented 15% student discount):
+A check reads the answer in its :func:`reading_form` (what a person sees, not the code
+points an attacker chose: full-width letters, invisible characters, look-alike letters
+from other scripts and line breaks cannot split a promise from its rule), removes the
+spans the policy authorises (``allow``: e.g. the documented 15% student discount), then
+runs two stages:
 
 1. rules — regular expressions ("20% off", "refund ... guarantee", "free replacement"),
    each with an id and a reason, optionally only for questions matching ``question``;
@@ -26,6 +29,7 @@ import json
 import math
 import os
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -72,6 +76,30 @@ class Rule:
     question: re.Pattern[str] | None = None
 
 
+# Letters of other scripts drawn like Latin ones: "guarаntee" with a Cyrillic "а" reads "guarantee".
+_LOOKALIKES = str.maketrans(
+    "аеорсухіјѕԁһԛԝүАВЕКМНОРСТХІЈЅαοριυνκτΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdhqwyABEKMHOPCTXIJSaopiuvktABEZHIKMNOPTYX",
+)
+
+
+def reading_form(text: str) -> str:
+    """``text`` as a reader sees it, the form rules, authorised spans and exemplars are matched in.
+
+    Compatibility forms fold (full-width "２０％ ｏｆｆ", ligatures, superscripts: NFKC);
+    invisible format characters (zero-width spaces and joiners, soft hyphens, direction
+    marks) and combining marks go ("guaran\u200btee", "r̲e̲f̲u̲n̲d̲"); accents go with them, so
+    a rule written with or without them matches either spelling; look-alike Cyrillic and
+    Greek letters read as the Latin ones; any run of white space, line breaks included, is
+    one space (and none at either end). Plain ASCII text only has its white space folded.
+    """
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text)
+        kept = "".join(c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
+        text = unicodedata.normalize("NFC", kept).translate(_LOOKALIKES)
+    return " ".join(text.split())
+
+
 def analyze(text: str) -> list[str]:
     """Lowercased word unigrams (without function words) and all word bigrams."""
     tokens = _TOKEN.findall(text.lower())
@@ -90,19 +118,19 @@ class Guardrails:
         self.source = source
         self.safe_answer = str(spec["safe_answer"])
         try:
-            self.allow = [re.compile(str(a["pattern"]), re.IGNORECASE) for a in spec.get("allow", [])]
+            self.allow = [_pattern(a["pattern"]) for a in spec.get("allow", [])]
             self.rules = [
                 Rule(
                     str(r["id"]),
-                    re.compile(str(r["pattern"]), re.IGNORECASE),
+                    _pattern(r["pattern"]),
                     str(r["reason"]),
-                    re.compile(str(r["question"]), re.IGNORECASE) if r.get("question") else None,
+                    _pattern(r["question"]) if r.get("question") else None,
                 )
                 for r in spec.get("rules", [])
             ]
         except (re.error, KeyError, TypeError) as exc:
             raise ConfigurationError(f"guardrails {source}: bad rule or allow entry: {exc}") from exc
-        self.exemplars = [str(e) for e in spec.get("exemplars", [])]
+        self.exemplars = [str(e) for e in spec.get("exemplars", [])]  # shown in verdicts as written
         self._vocab: dict[str, int] = {}
         self._idf: list[float] = []
         self._oov_idf = 1.0
@@ -114,7 +142,7 @@ class Guardrails:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True)
-        matrix = vectorizer.fit_transform(self.exemplars).tocsr()
+        matrix = vectorizer.fit_transform([reading_form(e) for e in self.exemplars]).tocsr()
         self._vocab = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
         self._idf = [float(x) for x in vectorizer.idf_]
         self._oov_idf = max(self._idf)
@@ -150,8 +178,11 @@ class Guardrails:
         return best, which
 
     def check(self, question: str, answer: str) -> GuardrailVerdict:
-        """Allow ``answer`` to ``question``, or block it with the rule, the reason and a safe answer."""
-        text = answer
+        """Allow ``answer`` to ``question``, or block it with the rule, the reason and a safe answer.
+
+        Both are read in their :func:`reading_form`; the reason quotes what matched in that form.
+        """
+        text, question = reading_form(answer), reading_form(question)
         for pattern in self.allow:
             text = pattern.sub(" ", text)
         for rule in self.rules:
@@ -179,6 +210,16 @@ class Guardrails:
         """The answer a user gets: ``answer`` when allowed, else the safe replacement."""
         verdict = self.check(question, answer)
         return (answer if verdict.allowed else str(verdict.replacement)), verdict
+
+
+def _pattern(source: Any) -> re.Pattern[str]:
+    """A rule's or an authorised span's regular expression, in the reading form of the text it reads
+    (a pattern written with accents, full-width or look-alike letters matches their reading form).
+
+    Raises:
+        re.error: ``source`` does not compile.
+    """
+    return re.compile(reading_form(str(source)), re.IGNORECASE)
 
 
 # -- versions ----------------------------------------------------------------------------------

@@ -48,6 +48,46 @@ def test_rules_block_unauthorised_promises(settings: Settings, policy: Policy, a
 
 
 @pytest.mark.parametrize(
+    ("answer", "rule"),
+    [
+        ("As a goodwill gesture I've applied \uff12\uff10\uff05 \uff4f\uff46\uff46 your next order.", "percent-off"),
+        ("Your re\u200bfund is guaran\u200dteed, whatever happens.", "refund-guarantee"),
+        ("Your re\u00adfund is guaranteed.", "refund-guarantee"),
+        ("We gu\u0430r\u0430ntee your r\u0435fund.", "refund-guarantee"),  # Cyrillic a and e
+        ("I'll send you a fr\u0435\u0435 r\u0435placement.", "free-item"),
+        ("Your refund\n\nis guaranteed.", "refund-guarantee"),  # a line break inside the promise
+        ("r\u0332e\u0332f\u0332u\u0332n\u0332d\u0332 guaranteed", "refund-guarantee"),  # combining underline
+        ("Take 20%\u2060off today.", "percent-off"),  # a word joiner
+    ],
+)
+def test_a_promise_spelled_to_slip_past_the_rules_is_still_blocked(
+    settings: Settings, policy: Policy, answer: str, rule: str
+) -> None:
+    """Rules read what a person sees: full-width, invisible, look-alike and combining characters change nothing."""
+    guardrails = load_guardrails(policy, settings)
+    assert not any(r.pattern.search(answer) for r in guardrails.rules)  # the raw code points slip past every rule
+    verdict = guardrails.check("My parcel is late", answer)
+    assert not verdict.allowed
+    assert verdict.rule == rule
+
+
+def test_text_in_other_scripts_and_accents_passes_unchanged_and_rules_match_either_spelling(
+    settings: Settings, policy: Policy, tmp_path: Path
+) -> None:
+    guardrails = load_guardrails(policy, settings)
+    for answer in ("Ваш заказ уже в пути.", "Votre colis arrive demain, désolé du retard.", "ご注文は明日届きます。"):
+        served, verdict = guardrails.serve("Où est mon colis ?", answer)
+        assert verdict.allowed, verdict
+        assert served == answer  # what the user gets is the model's text, not its reading form
+    spec = {"version": 1, "safe_answer": "Je transmets.", "rules": [{"id": "g", "pattern": "garantía", "reason": "r"}]}
+    from firebreak.remediation.guardrails import Guardrails
+
+    accented = Guardrails(spec, threshold=0.5, source=tmp_path / "g.yaml")
+    assert accented.check("q", "Le reembolso tiene garantia.").rule == "g"
+    assert accented.check("q", "Tiene GARANTÍA total.").rule == "g"
+
+
+@pytest.mark.parametrize(
     "paraphrase",
     [
         "As a goodwill gesture, I've applied a little discount to your next order.",
