@@ -65,6 +65,14 @@ class UpstreamError(FirebreakError):
     """The model server the gateway fronts failed, timed out, or answered what cannot be read."""
 
 
+class UpstreamUnavailable(UpstreamError):
+    """The model server did not answer at all: refused, reset, or past the policy's timeout.
+
+    Unlike an answer it refused (a 500 on one request's rows, a value the gateway cannot
+    serve), asking again request by request would only wait again.
+    """
+
+
 class PredictionLogError(FirebreakError):
     """The prediction log or the label store refused an operation (bad rows, bad location)."""
 

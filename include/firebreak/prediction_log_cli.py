@@ -82,11 +82,35 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.log_command == "maintain":
         return _print(maintain(args.model, settings))
     mapping = _mapping(args.map)
-    version, why = args.model_version, "given (--model-version)"
-    if version is None:
+    if args.model_version is not None:
+        version, why = args.model_version, _given_version(args.model, args.model_version, settings)
+    else:
         version, why = _champion_version(args.model, settings)
     summary = import_log(args.model, args.file, settings, mapping=mapping, fmt=args.format, model_version=version)
     return _print(summary | {"answered_by": f"{summary['answered_by']}: {why}"})
+
+
+def _given_version(model: str, version: str, settings: Settings) -> str:
+    """Why ``version`` answered the rows: given with ``--model-version``, and a version the registry holds.
+
+    Raises:
+        PredictionLogError: the registry answers that ``model`` has no such version (its rows
+            would never count as any version's evidence).
+    """
+    from firebreak.errors import RegistryError
+    from firebreak.inert import clean
+    from firebreak.registry.mlflow_registry import Registry
+
+    try:
+        Registry(settings).get_version(model, version)
+    except RegistryError as exc:
+        if getattr(exc.__cause__, "error_code", None) in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            raise PredictionLogError(
+                f"--model-version {clean(repr(version), 60)}: {model} has no such version in the registry; "
+                "rows tagged with it would never count as any version's evidence"
+            ) from exc
+        return "given (--model-version; not checked: the registry did not answer)"
+    return "given (--model-version)"
 
 
 def _champion_version(model: str, settings: Settings) -> tuple[str, str]:

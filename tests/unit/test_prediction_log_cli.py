@@ -219,3 +219,31 @@ def test_imported_rows_carry_the_contract_columns_they_break_as_the_gateway_woul
     assert (logged["contract_violations"].drop(index=[3, 7, 9]) == "").all()  # clean rows of a CSV break nothing
     signals = compute_signals(logged, load_policy("payments", settings.policies_dir))
     assert signals[Signal.CONTRACT_VIOLATION_RATE] == 0.075  # 3 of 40: severity can see it
+
+
+def test_a_model_version_the_registry_does_not_hold_is_refused_and_nothing_is_written(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rows tagged with a version that never existed would never count as any version's evidence."""
+    path = tmp_path / "requests.csv"
+    serving_log().to_csv(path, index=False)
+    mapped = ["--map", "time=ts", "--map", "score_label=prediction"]
+    assert run("log", "import", "--model", "payments", str(path), *mapped, "--model-version", "7") == 2
+    assert "--model-version '7': payments has no such version in the registry" in capsys.readouterr().err
+    assert PredictionLog(settings.prediction_log_url).read("payments").empty
+
+
+def test_a_model_version_the_registry_holds_is_taken_and_said_so(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from firebreak.registry.mlflow_registry import Registry
+
+    client = Registry(settings).client
+    client.create_registered_model("payments")
+    client.create_model_version("payments", source=str(tmp_path / "model"))  # version 1: an entry is all it takes
+    path = tmp_path / "requests.csv"
+    serving_log().to_csv(path, index=False)
+    mapped = ["--map", "time=ts", "--map", "score_label=prediction"]
+    assert run("log", "import", "--model", "payments", str(path), *mapped, "--model-version", "1") == 0
+    assert json.loads(capsys.readouterr().out)["answered_by"].endswith(": given (--model-version)")
+    assert set(PredictionLog(settings.prediction_log_url).read("payments")["model_version"]) == {"1"}

@@ -8,6 +8,13 @@ the breaker — as the share of its request's rows, so each request is one call 
 breaker, with its caller, whatever its size. An answer outside the sanity bound is never
 served: the containment route answers that row. In half-open, the champion is probed on
 the input of the requests the breaker picks; its answers are judged, never returned.
+
+A batch holds several callers' requests. When the champion fails on a batch of several
+(an error, or an answer the gateway refuses) and the failure is an answer rather than a
+server that did not answer at all, each request is asked again alone: one caller whose
+rows make the model fail is charged alone and answered by the fallback, and the other
+callers get the champion's answers. Otherwise one caller could trip the breaker for
+everyone by sending rows the model fails on into busy traffic.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.containment.breaker import Breaker, Call, Transition
+from firebreak.errors import UpstreamUnavailable
 from firebreak.kinds import AnswerGuard
 from firebreak.policy.schema import Policy
 from firebreak.serving.metrics import ModelMetrics
@@ -79,7 +87,9 @@ class Predictor:
         try:
             outputs = scorer.predict(frame).reset_index(drop=True)
             low, insane = self._judge(frame, outputs)  # an answer that is not a number where one is due fails too
-        except Exception:  # any model failure is a breaker failure, and the user still gets an answer
+        except Exception as exc:  # any model failure is a breaker failure, and the user still gets an answer
+            if fallback is not None and _one_by_one(exc, sizes):
+                return self._each_alone(scorer, frame, sizes, callers, champion, fallback)
             log.exception("champion v%s failed on %d rows", scorer.version, len(frame))
             self._count(sizes, callers, error=np.ones(len(frame), dtype=bool))
             if fallback is None:
@@ -102,12 +112,44 @@ class Predictor:
             self._m.sanity.inc(len(bad))
         return outputs, routes
 
+    def _each_alone(
+        self,
+        scorer: Scorer,
+        frame: pd.DataFrame,
+        sizes: Sequence[int],
+        callers: Sequence[str],
+        champion: Scorer | None,
+        fallback: Scorer,
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The batch asked again request by request: each is judged, counted and answered on its own."""
+        log.warning("champion v%s failed on a batch of %d requests; asking each alone", scorer.version, len(sizes))
+        parts, routes = [], []
+        for start, size, caller in zip(_starts(sizes), sizes, callers, strict=True):
+            rows = frame.iloc[start : start + size].reset_index(drop=True)
+            outputs, answered = self.predict(
+                scorer, rows, sizes=[size], callers=[caller], champion=champion, fallback=fallback
+            )
+            parts.append(outputs.astype(object))
+            routes += answered
+        # A column one scorer answers and the other does not (a confidence) is None on the other's rows, never NaN.
+        combined = pd.concat(parts, ignore_index=True)
+        return combined.astype(object).where(combined.notna(), None), routes
+
     def probe(self, champion: Scorer, frame: pd.DataFrame, *, sizes: Sequence[int], callers: Sequence[str]) -> None:
-        """Half-open: the champion scores the input the fallback answered; judged on the breaker, never returned."""
+        """Half-open: the champion scores the input the fallback answered; judged on the breaker, never returned.
+
+        A probe of several requests that fails as an answer is asked again request by request
+        (see the module docstring): one caller cannot hold the breaker open for everyone.
+        """
         try:
             outputs = champion.predict(frame).reset_index(drop=True)
             low, insane = self._judge(frame, outputs)
-        except Exception:  # noqa: BLE001 — a failing probe is a failed probe
+        except Exception as exc:  # noqa: BLE001 — a failing probe is a failed probe
+            if _one_by_one(exc, sizes):
+                for start, size, caller in zip(_starts(sizes), sizes, callers, strict=True):
+                    rows = frame.iloc[start : start + size].reset_index(drop=True)
+                    self.probe(champion, rows, sizes=[size], callers=[caller])
+                return
             self._count(sizes, callers, error=np.ones(len(frame), dtype=bool))
             return
         self._count(sizes, callers, low=low, insane=insane)
@@ -155,7 +197,7 @@ class Predictor:
     ) -> None:
         """One breaker call per request: the share of its rows that failed each way, and its caller."""
         single = len(sizes) == sum(sizes)  # one row per request (the usual case): the flags are the shares
-        starts = None if single else np.cumsum([0, *sizes[:-1]])
+        starts = None if single else _starts(sizes)
         counts = np.asarray(sizes, dtype=float)
 
         def shares(flags: np.ndarray | None) -> list[float]:
@@ -168,3 +210,17 @@ class Predictor:
         for caller, e, lo, bad in zip(callers, shares(error), shares(low), shares(insane), strict=True):
             if transition := self.breaker.record(Call(e, lo, bad, caller)):
                 self.on_transition(transition)
+
+
+def _starts(sizes: Sequence[int]) -> list[int]:
+    """Where each request's rows start in the batch."""
+    return np.cumsum([0, *sizes[:-1]]).tolist()
+
+
+def _one_by_one(exc: Exception, sizes: Sequence[int]) -> bool:
+    """Whether a failure on a batch of several requests is worth asking each request alone.
+
+    Not when the server did not answer at all (down, or past its timeout): asking again
+    would wait again for every request in the batch.
+    """
+    return len(sizes) > 1 and not isinstance(exc, UpstreamUnavailable)

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
-from firebreak.errors import ConfigurationError, UpstreamError
+from firebreak.errors import ConfigurationError, UpstreamError, UpstreamUnavailable
 from firebreak.inert import clean
 from firebreak.policy.schema import Policy
 from firebreak.serving.scorer import Scorer
@@ -126,7 +126,8 @@ class UpstreamClient:
         """POST ``payload`` as JSON; the decoded JSON answer.
 
         Raises:
-            UpstreamError: refused, timed out, not 200, or not JSON.
+            UpstreamUnavailable: refused, reset or timed out (nothing answered).
+            UpstreamError: not 200, or not JSON.
         """
         import urllib3
 
@@ -136,7 +137,7 @@ class UpstreamClient:
             response = self.pool.urlopen("POST", self.path, body=body, preload_content=False)
             data = self._read(response, deadline)
         except urllib3.exceptions.HTTPError as exc:  # connection refused, reset, timeouts: one family
-            raise UpstreamError(f"upstream {self.spec.url} failed: {exc.__class__.__name__}") from exc
+            raise UpstreamUnavailable(f"upstream {self.spec.url} failed: {exc.__class__.__name__}") from exc
         if response.status != 200:
             text = data[:_MAX_ERROR_BODY].decode(errors="replace")
             raise UpstreamError(f"upstream {self.spec.url} answered {response.status}: {text!r}")
@@ -159,7 +160,7 @@ class UpstreamClient:
                 if size > _MAX_ANSWER_BYTES:
                     raise UpstreamError(f"upstream {self.spec.url} answered more than {_MAX_ANSWER_BYTES >> 20} MB")
                 if time.monotonic() > deadline:
-                    raise UpstreamError(
+                    raise UpstreamUnavailable(
                         f"upstream {self.spec.url} took longer than {self.timeout_seconds:g} s to answer"
                     )
                 chunks.append(chunk)
