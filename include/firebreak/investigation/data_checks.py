@@ -15,9 +15,11 @@ carries the evidence it rests on (``docs/triage.md`` explains every rule):
 * :func:`null_changes` — a rise of the null rate, tested with the conditional binomial
   test of two counts (nulls in either table, split by the tables' sizes).
 * :func:`beyond_range` — values past the reference's range: **skew** only with positive
-  evidence of a format, unit, encoding or type change (a point mass far out or across a
-  sign the reference never had: a sentinel; the values beyond the range are the
-  reference's own distribution times a power of ten: a unit change on part of the rows);
+  evidence of a format, unit, encoding or type change (a point mass across a sign the
+  reference never had, or far out and unlike the column's own values: heavier than any
+  value the reference holds, or past the range by more than its span: a sentinel; the
+  values beyond the range are the reference's own distribution times a power of ten: a
+  unit change on part of the rows);
   otherwise a **continuation** of the distribution: drift.
 * :func:`spikes` — one value suddenly holding a share of rows it never had in a column
   of many distinct values (a default or sentinel filled in upstream), inside the range too.
@@ -58,7 +60,8 @@ MIN_NULL_RATIO = 1.5
 # Allowed range = reference [min, max] widened by this share of its span on each side.
 RANGE_MARGIN = 0.25
 # A sentinel: one value holding nearly all the rows past the range, at least this many. (A
-# discrete column moving into a new region also has point masses past the range, several.)
+# discrete column moving into a new region also has point masses past the range: one or
+# several, each like the levels the reference holds; :func:`_lone_point_mass` tells them apart.)
 _SENTINEL_MIN_ROWS = 5
 _SENTINEL_SHARE = 0.9
 # A unit change on part of the rows: the values past the range, divided by one of these
@@ -253,11 +256,29 @@ def beyond_range(reference: pd.Series, current: pd.Series, *, rescaled: bool = F
         "farthest": farthest,
     }
     moved_whole = len(outside) >= max(_WHOLE_MIN_ROWS, _WHOLE_SHARE * len(cur))
-    verdict, because = _judge_outside(ref, outside, rescaled, moved_whole=moved_whole)
+    verdict, because = _judge_outside(ref, outside, rescaled, moved_whole=moved_whole, n_current=len(cur))
     return {**found, "verdict": verdict, "because": because}
 
 
-def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool, *, moved_whole: bool) -> tuple[str, str]:
+def _lone_point_mass(ref: np.ndarray, share: float, gap: float) -> bool:
+    """Whether a point mass holding ``share`` of the current rows, ``gap`` past the range, is unlike the column.
+
+    A column made of a few levels (years of schooling, a 1-7 scale) that moves into a new
+    region reaches a new level the way it holds its others: one value with many rows, a
+    step or two past the old maximum. A sentinel is either heavier than any value the
+    reference holds, or farther past the range than the reference's whole span (999 on a
+    column of 0-15).
+    """
+    span = float(ref.max() - ref.min())
+    if gap >= span:
+        return True
+    _, counts = np.unique(ref, return_counts=True)
+    return share > counts.max() / len(ref)
+
+
+def _judge_outside(
+    ref: np.ndarray, outside: np.ndarray, rescaled: bool, *, moved_whole: bool, n_current: int
+) -> tuple[str, str]:
     if rescaled:
         return "skew", "the whole column is rescaled by one factor (units or currency)"
     if moved_whole:
@@ -275,11 +296,18 @@ def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool, *, move
     # A reference holding one value has no spread to call another value far by (a flag that
     # never fired in the sample, then fires): only a sign it never had says sentinel.
     constant = ref_low == ref_high
+    level = ""  # a point mass past the range that is like the column's own levels
     if counts[top] >= _SENTINEL_MIN_ROWS and counts[top] >= _SENTINEL_SHARE * len(outside):
         sign_flip = ref_low >= 0 > value
-        if sign_flip or (gap >= spread and not constant):
+        far = gap >= spread and not constant
+        if sign_flip or (far and _lone_point_mass(ref, counts[top] / n_current, gap)):
             why = "a sign the reference never has" if sign_flip else f"{gap / spread:.1f} interquartile ranges out"
             return "skew", f"{counts[top]} rows hold the single value {value:g}, {why}: a sentinel or default"
+        if far:
+            level = (
+                f"{counts[top]} rows hold the single value {value:g}, no heavier than values the reference holds "
+                "and nearer than its span: a new level of a column made of levels"
+            )
     if len(outside) >= _UNIT_MIN_ROWS:
         for factor in _UNIT_FACTORS:
             scaled = outside / factor
@@ -294,6 +322,8 @@ def _judge_outside(ref: np.ndarray, outside: np.ndarray, rescaled: bool, *, move
             f"the reference holds the single value {ref_low:g}, so nothing measures how far a new value is; "
             "no sign it never had and no unit factor: a new region"
         )
+    if level:
+        return "drift", f"{level}; no unit factor: a new region"
     return "drift", "no point mass and no unit factor: the values continue the distribution (a new region)"
 
 

@@ -10,6 +10,7 @@ on both paths.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -61,6 +62,12 @@ def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
 _MAX_CATEGORIES = 50
 
 
+# A name that says "identifier": id, uuid, key... alone or after a separator ("customer_id",
+# "order key"), or camel-cased ("PassengerId", "userID"); not "paid" or "valid".
+_ID_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:id|uuid|guid|key|idx|index))$|[a-z0-9](?:Id|ID)$")
+_MIN_ID_ROWS = 50
+
+
 def comparable(frame: pd.DataFrame, column: str) -> bool:
     """Whether a column's values can be compared between tables: not timestamps, identifiers, lists or mappings."""
     series = frame[column]
@@ -69,12 +76,36 @@ def comparable(frame: pd.DataFrame, column: str) -> bool:
     if isinstance(series.dtype, pd.CategoricalDtype):
         return True  # declared categories: a category, however many there are
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-        return True
+        return not numbered_identifier(series, str(column))
     try:
         distinct = series.nunique(dropna=True)
     except TypeError:  # lists, mappings, arrays: values without equality to compare
         return False
     return not (distinct > _MAX_CATEGORIES and distinct > 0.5 * series.notna().sum())
+
+
+def numbered_identifier(series: pd.Series, name: str) -> bool:
+    """Whether a numeric column numbers rows rather than measures them: every value a distinct whole number,
+    and either an identifier's name or a run of numbers with few gaps (row numbers, sequence ids).
+
+    Such a column moves by construction (the next batch carries the next ids): compared
+    between tables it would read as drift, or as a column moved whole (skew).
+    """
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if not numeric or len(series) < _MIN_ID_ROWS:
+        return False
+    named = _ID_NAME.search(name) is not None
+    if not named and not pd.api.types.is_integer_dtype(series):
+        return False
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    if len(values) < _MIN_ID_ROWS:
+        return False
+    span = float(values.max() - values.min()) + 1
+    # Distinct whole numbers need a span of at least their count; a run with few gaps, at most a few times it.
+    if span < len(values) or not (named or span <= 3 * len(values)):
+        return False
+    return bool(np.all(values == np.floor(values))) and bool(pd.Series(values).is_unique)
 
 
 def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") -> dict[str, Any]:
@@ -457,7 +488,12 @@ def _comparable_inputs(
             skipped.append({"column": column, "reason": "missing from the current table"})
             continue
         if not comparable(reference, column):
-            skipped.append({"column": column, "reason": "timestamps, identifiers, lists or mappings: not compared"})
+            reason = (
+                "numbers rows (every value a distinct whole number): an identifier, not compared"
+                if numbered_identifier(reference[column], column)
+                else "timestamps, identifiers, lists or mappings: not compared"
+            )
+            skipped.append({"column": column, "reason": reason})
             continue
         ref_num = column in numeric_columns(reference, [column])
         cur_num = column in numeric_columns(current, [column])

@@ -76,6 +76,32 @@ def test_a_value_new_to_a_column_the_reference_held_constant_is_judged_by_sign_n
     assert found is not None and found["verdict"] == "skew" and "a sign the reference never has" in found["because"]
 
 
+def test_a_column_of_levels_reaching_its_next_level_is_a_new_region_and_a_far_code_on_it_a_sentinel() -> None:
+    """Years of schooling: the reference saw 9-16; the world now holds 20-year degrees too.
+
+    20 is one value on many rows, an interquartile range past the old top, but no heavier than
+    the levels the column always held: a new level. 999 on the same column is a sentinel.
+    """
+    from firebreak.investigation.data_checks import beyond_range
+
+    rng = np.random.default_rng(3)
+    levels, shares = [9, 12, 14, 16, 17, 20], [0.1, 0.35, 0.2, 0.2, 0.07, 0.08]
+    world = pd.Series(rng.choice(levels, 6000, p=shares).astype(float), name="educ")
+    reference, current = world[:3000], world[3000:]
+    reference = reference[reference <= 16]
+    found = beyond_range(reference, current)
+    assert found is not None and found["verdict"] == "drift", found
+    assert "new level" in found["because"]
+    coded = current.where(current <= 16, 999.0)
+    found = beyond_range(reference, coded)
+    assert found is not None and found["verdict"] == "skew" and "sentinel" in found["because"], found
+    # A default filled in heavier than any level the column holds is a sentinel even near the range.
+    heavy = reference.copy().reset_index(drop=True)
+    heavy[rng.random(len(heavy)) < 0.5] = 19.0
+    found = beyond_range(reference, heavy)
+    assert found is not None and found["verdict"] == "skew" and "sentinel" in found["because"], found
+
+
 def test_part_of_the_rows_in_cents_is_skew() -> None:
     current = table(2)
     rows = current.sample(frac=0.1, random_state=0).index

@@ -193,6 +193,25 @@ def test_list_and_mapping_columns_are_skipped_by_name() -> None:
     assert "lists or mappings" in skipped["tags"]
 
 
+def test_row_numbers_and_ids_of_the_next_batch_are_identifiers_not_drift() -> None:
+    """The next day's rows carry the next ids: every id new and past the range, by construction."""
+    reference, current = _scored(1), _scored(2)
+    reference["PassengerId"], current["PassengerId"] = np.arange(1, N + 1), np.arange(N + 1, 2 * N + 1)
+    reference["row"], current["row"] = np.arange(N) * 2, np.arange(N, 2 * N) * 2  # a sequence with gaps, no id name
+    order = np.random.default_rng(0).permutation(10**6)  # ids drawn from a wide range: the name says it
+    reference["customer_key"], current["customer_key"] = order[:N] + 10**6, order[N : 2 * N] + 3 * 10**6
+    verdict, evidence = triage_tables(reference, current, label="label", prediction="score")
+    assert verdict.to_dict()["failure_class"] == "none", verdict.root_cause
+    skipped = {s["column"]: s["reason"] for s in evidence["drift"]["skipped"]}
+    assert set(skipped) == {"PassengerId", "row", "customer_key"}
+    assert all("an identifier" in reason for reason in skipped.values())
+    # A measurement recorded in whole numbers, all distinct but neither named nor numbered in a run, is compared.
+    reference["cents"] = order[:N] * 7
+    current["cents"] = order[N : 2 * N] * 7 + 5_000_000
+    verdict, _ = triage_tables(reference, current, label="label", prediction="score")
+    assert verdict.to_dict()["failure_class"] is not None and "cents" in verdict.root_cause
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_column_of_thousands_of_codes_from_one_world_is_not_drift(seed: int) -> None:
     # Jensen-Shannon distance between two samples of 10,000 equally likely codes is about 0.31:
