@@ -14,12 +14,16 @@ A batch holds several callers' requests. When the champion fails on a batch of s
 server that did not answer at all, each request is asked again alone: one caller whose
 rows make the model fail is charged alone and answered by the fallback, and the other
 callers get the champion's answers. Otherwise one caller could trip the breaker for
-everyone by sending rows the model fails on into busy traffic.
+everyone by sending rows the model fails on into busy traffic. Asking again takes at most
+the policy's upstream timeout in all: a server that fails everything slowly does not hold
+the batch for one timeout per request; the requests not asked by then are charged and
+answered by the fallback together.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -65,6 +69,7 @@ class Predictor:
         self.confidence = policy.features.confidence
         self.floor = policy.detection.confidence_floor
         self.sanity = policy.detection.output_floor
+        self.retry_seconds = policy.serving.upstream.timeout_seconds  # the time asking again may take, in all
         self._m = metrics
 
     def predict(
@@ -91,10 +96,10 @@ class Predictor:
             if fallback is not None and _one_by_one(exc, sizes):
                 return self._each_alone(scorer, frame, sizes, callers, champion, fallback)
             log.exception("champion v%s failed on %d rows", scorer.version, len(frame))
-            self._count(sizes, callers, error=np.ones(len(frame), dtype=bool))
             if fallback is None:
+                self._count(sizes, callers, error=np.ones(len(frame), dtype=bool))
                 raise
-            return self._guarded(fallback, frame)
+            return self._failed_over(frame, sizes, callers, fallback)
         routes = [scorer.name] * len(frame)
         blocked = self._guard(frame, outputs, routes)  # already answered safely; the breaker counts them
         bad = np.flatnonzero(insane).tolist()
@@ -123,8 +128,16 @@ class Predictor:
     ) -> tuple[pd.DataFrame, list[str]]:
         """The batch asked again request by request: each is judged, counted and answered on its own."""
         log.warning("champion v%s failed on a batch of %d requests; asking each alone", scorer.version, len(sizes))
+        deadline = time.monotonic() + self.retry_seconds
         parts, routes = [], []
-        for start, size, caller in zip(_starts(sizes), sizes, callers, strict=True):
+        for i, (start, size, caller) in enumerate(zip(_starts(sizes), sizes, callers, strict=True)):
+            if time.monotonic() >= deadline:  # out of time: the rest fail over together
+                outputs, answered = self._failed_over(
+                    frame.iloc[start:].reset_index(drop=True), sizes[i:], callers[i:], fallback
+                )
+                parts.append(outputs.astype(object))
+                routes += answered
+                break
             rows = frame.iloc[start : start + size].reset_index(drop=True)
             outputs, answered = self.predict(
                 scorer, rows, sizes=[size], callers=[caller], champion=champion, fallback=fallback
@@ -134,6 +147,13 @@ class Predictor:
         # A column one scorer answers and the other does not (a confidence) is None on the other's rows, never NaN.
         combined = pd.concat(parts, ignore_index=True)
         return combined.astype(object).where(combined.notna(), None), routes
+
+    def _failed_over(
+        self, frame: pd.DataFrame, sizes: Sequence[int], callers: Sequence[str], fallback: Scorer
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """The champion failed these requests: each is one failed call on the breaker, the fallback answers."""
+        self._count(sizes, callers, error=np.ones(len(frame), dtype=bool))
+        return self._guarded(fallback, frame)
 
     def probe(self, champion: Scorer, frame: pd.DataFrame, *, sizes: Sequence[int], callers: Sequence[str]) -> None:
         """Half-open: the champion scores the input the fallback answered; judged on the breaker, never returned.
@@ -146,7 +166,10 @@ class Predictor:
             low, insane = self._judge(frame, outputs)
         except Exception as exc:  # noqa: BLE001 — a failing probe is a failed probe
             if _one_by_one(exc, sizes):
+                deadline = time.monotonic() + self.retry_seconds
                 for start, size, caller in zip(_starts(sizes), sizes, callers, strict=True):
+                    if time.monotonic() >= deadline:
+                        break  # the probes not asked are not counted: later requests probe again
                     rows = frame.iloc[start : start + size].reset_index(drop=True)
                     self.probe(champion, rows, sizes=[size], callers=[caller])
                 return

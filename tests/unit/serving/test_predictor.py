@@ -7,6 +7,7 @@ with a 500), the fallback answers everything.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -35,12 +36,14 @@ class Clock:
 class Champion:
     """Answers a price and a confidence; fails a whole call when any row carries the poison."""
 
-    def __init__(self, failure: type[Exception] = UpstreamError) -> None:
+    def __init__(self, failure: type[Exception] = UpstreamError, *, slow: float = 0.0) -> None:
         self.calls: list[int] = []
         self.failure = failure
+        self.slow = slow
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         self.calls.append(len(frame))
+        time.sleep(self.slow)
         if (frame["amount"] == POISON).any():
             raise self.failure("upstream answered 500: 'internal error'")
         return pd.DataFrame({"price": frame["amount"] * 2.0, "confidence": 0.9})
@@ -145,3 +148,22 @@ def test_half_open_probes_of_one_callers_failing_rows_cannot_hold_the_breaker_op
         if breaker.state != BreakerState.HALF_OPEN:
             break
     assert breaker.state == BreakerState.CLOSED
+
+
+def test_asking_again_takes_at_most_the_upstream_timeout_in_all(predictor_for) -> None:  # type: ignore[no-untyped-def]
+    """A server that fails every request slowly: not one timeout per request; the rest fail over together."""
+    predictor, breaker, _ = predictor_for()
+    predictor.retry_seconds = 0.5
+    champion = Champion(slow=0.2)
+    scorer, spare = Scorer("champion", "3", champion), Scorer("heuristic", "heuristic", fallback)
+    outputs, routes = predictor.predict(
+        scorer,
+        frame_of([POISON] * 10),
+        sizes=[1] * 10,
+        callers=[f"c{i}" for i in range(10)],
+        champion=scorer,
+        fallback=spare,
+    )
+    assert len(champion.calls) <= 5, champion.calls  # the batch, then as many alone as 0.5 s allows
+    assert routes == ["heuristic"] * 10 and outputs["price"].tolist() == [-1.5] * 10
+    assert breaker.rates().calls == 10 and breaker.rates().error_rate == 1.0  # every request charged once
