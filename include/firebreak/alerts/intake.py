@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -60,6 +60,10 @@ MAX_ALERTS_PER_DELIVERY = 100
 # A run the intake started but whose incident row does not exist yet is counted as open for
 # this long (queued behind the scheduler); after it, a run that never opened does not block.
 QUEUED_GRACE = timedelta(hours=1)
+# A sender's start older than this is not when this breach was detected (a vendor's sample
+# payload, a test button, an alert that fired for weeks before it was routed here): the
+# delivery time is, and the clock says why.
+MAX_ALERT_AGE = timedelta(days=7)
 
 
 class IntakeUnavailable(FirebreakError):
@@ -235,9 +239,8 @@ class _Delivery:
             return {**base, "incident_id": incident_id, "action": "ignored", "detail": "episode already resolved"}
         # The clock's `detected`: when the sender saw the breach begin (the first delivery wins), set
         # before the run exists so open_incident finds it.
-        now = utcnow()  # a sender's clock running ahead never puts detection in the future
-        detected = min(alert.started_at, now) if alert.started_at and alert.started_at.tzinfo else now
-        stamp(self.incidents, incident_id, ClockMark.DETECTED, detected, f"{alert.source} alert")
+        detected, by = detection(alert.started_at, utcnow())
+        stamp(self.incidents, incident_id, ClockMark.DETECTED, detected, f"{alert.source} alert{by}")
         try:
             created = self.starter(incident_id, alert.conf())
         except StartRejected as exc:
@@ -280,3 +283,22 @@ def _finish_quietly(store: DeliveryStore, delivery_id: int, detail: dict[str, An
         store.finish_delivery(delivery_id, "received", detail)
     except sa.exc.SQLAlchemyError:
         log.exception("could not annotate delivery %s", delivery_id)
+
+
+def detection(started_at: datetime | None, now: datetime) -> tuple[datetime, str]:
+    """The clock's ``detected`` for an alert the sender says began at ``started_at``, and a note when not that.
+
+    The sender's start, when it is a time with a zone between :data:`MAX_ALERT_AGE` ago and
+    now; a sender's clock running ahead never puts detection in the future, and a start older
+    than that is not taken (time to contain would read years).
+    """
+    if started_at is None or started_at.tzinfo is None:
+        return now, ""
+    if started_at > now:
+        return now, ""
+    if now - started_at > MAX_ALERT_AGE:
+        return (
+            now,
+            f" (its start {started_at:%Y-%m-%d %H:%M %Z} is over {MAX_ALERT_AGE.days} days old: delivery time taken)",
+        )
+    return started_at, ""
