@@ -140,11 +140,41 @@ def _read_table(path: Path) -> pd.DataFrame:
         known = ", ".join(_PARQUET_SUFFIXES + _CSV_SUFFIXES)
         raise DriftInputError(f"cannot read {path}: unknown extension {suffix!r} (expected {known})")
     try:
-        return pd.read_parquet(path) if suffix in _PARQUET_SUFFIXES else pd.read_csv(path)
+        if suffix in _PARQUET_SUFFIXES:
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep=_csv_separator(path))
     # pyarrow's ArrowInvalid and pandas' ParserError/EmptyDataError are ValueErrors.
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DriftInputError(f"cannot read {path}: {reason}") from exc
+
+
+def _csv_separator(path: Path) -> str:
+    """The separator of a CSV file, read from its header line; two columns with one name are refused.
+
+    A comma, unless the header has none and holds semicolons, tabs or bars (what a spreadsheet
+    set to another locale writes): read with commas, such a file is one column of text, and
+    nothing in it would be compared.
+
+    Raises:
+        DriftInputError: The header names a column twice (pandas would rename the second "x.1").
+    """
+    import csv
+    from collections import Counter
+
+    from firebreak.detection.drift import DriftInputError
+
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as file:
+        header = file.readline(1 << 20)
+    separator = ","
+    if "," not in header:
+        separator = next((c for c in (";", "\t", "|") if c in header), ",")
+    names = next(csv.reader([header], delimiter=separator), [])
+    repeated = sorted(n.strip() for n, k in Counter(names).items() if k > 1 and n.strip())
+    if repeated:
+        shown = ", ".join(repr(n[:60]) for n in repeated[:5])
+        raise DriftInputError(f"cannot read {path}: the header names {shown} more than once")
+    return separator
 
 
 def _select_columns(args: argparse.Namespace, reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:

@@ -44,6 +44,7 @@ __all__ = [
     "allowed_range",
     "beyond_range",
     "data_checks",
+    "exceedance_p_value",
     "null_changes",
     "spikes",
     "unknown_values",
@@ -229,15 +230,23 @@ def _finite(series: pd.Series) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def beyond_range(reference: pd.Series, current: pd.Series, *, rescaled: bool = False) -> dict[str, Any] | None:
+def beyond_range(
+    reference: pd.Series, current: pd.Series, *, rescaled: bool = False, columns: int = 1
+) -> dict[str, Any] | None:
     """Values of a numeric column past the derived range, and whether they continue the distribution.
 
     ``rescaled``: the whole column was found rescaled by one factor (units, currency):
-    that is the evidence, and nothing more is needed.
+    that is the evidence, and nothing more is needed. ``columns``: how many columns are
+    tested so (the significance of a continuation is family-wise).
+
+    A continuation is drift only when that many values past the range are unlikely from one
+    world: :func:`exceedance_p_value`, below :data:`SIGNIFICANCE` over ``columns``. A small
+    reference of a heavy-tailed column leaves its range to the next sample's few largest values.
 
     Returns:
         None when nothing is past the range; else ``column``, ``rows``, ``share``, ``range``,
-        ``farthest``, ``verdict`` (``skew`` or ``drift``) and ``because`` (the evidence in words).
+        ``farthest``, ``p_value``, ``verdict`` (``skew``, ``drift``, or ``sample``: no more than a
+        sample of this size leaves) and ``because`` (the evidence in words).
     """
     ref, cur = _finite(reference), _finite(current)
     if len(ref) == 0 or len(cur) == 0:
@@ -257,7 +266,30 @@ def beyond_range(reference: pd.Series, current: pd.Series, *, rescaled: bool = F
     }
     moved_whole = len(outside) >= max(_WHOLE_MIN_ROWS, _WHOLE_SHARE * len(cur))
     verdict, because = _judge_outside(ref, outside, rescaled, moved_whole=moved_whole, n_current=len(cur))
-    return {**found, "verdict": verdict, "because": because}
+    above, below = int((outside > high).sum()), int((outside < low).sum())
+    p_value = min(1.0, 2 * exceedance_p_value(len(ref), len(cur), max(above, below)))
+    if verdict == "drift" and p_value >= SIGNIFICANCE / max(columns, 1):
+        verdict = "sample"
+        because = (
+            f"{max(above, below)} of {len(cur)} values past one end of a {len(ref)}-row reference's range is what "
+            f"a second sample of one world shows (p={p_value:.2g}): no evidence of a change"
+        )
+    return {**found, "p_value": p_value, "verdict": verdict, "because": because}
+
+
+def exceedance_p_value(n_reference: int, n_current: int, k: int) -> float:
+    """The chance that ``k`` or more of ``n_current`` values exceed the largest of ``n_reference``, from one world.
+
+    Exchangeable rows: the ``k`` largest of all the rows are all current ones, C(m, k) / C(n + m, k).
+    (Past the widened range is past the largest value too: the p-value is conservative.)
+    """
+    if k <= 0:
+        return 1.0
+    n, m = n_reference, n_current
+    if k > m:
+        return 0.0
+    log_p = math.lgamma(m + 1) - math.lgamma(m - k + 1) - math.lgamma(n + m + 1) + math.lgamma(n + m - k + 1)
+    return math.exp(log_p)
 
 
 def _lone_point_mass(ref: np.ndarray, share: float, gap: float) -> bool:
@@ -383,7 +415,11 @@ def data_checks(
         )
         is not None
     ]
-    ranges = [r for c in numeric if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled)) is not None]
+    ranges = [
+        r
+        for c in numeric
+        if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled, columns=len(numeric))) is not None
+    ]
     found_spikes = [s for c in numeric if c not in rescaled and (s := spikes(reference[c], current[c])) is not None]
     columns = [c for c in reference.columns if c in current.columns]
     return {

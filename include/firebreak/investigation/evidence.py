@@ -66,22 +66,60 @@ _MAX_CATEGORIES = 50
 # "order key"), or camel-cased ("PassengerId", "userID"); not "paid" or "valid".
 _ID_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:id|uuid|guid|key|idx|index))$|[a-z0-9](?:Id|ID)$")
 _MIN_ID_ROWS = 50
+# A name that says "time" ("ts", "created_at", "eventDate", "timestamp"), and dates written as text.
+_TIME_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:ts|timestamp|time|date|datetime|epoch))$|_at$|[a-z](?:At|Date|Time|Ts)$")
+_DATE_TEXT = re.compile(
+    r"\d{4}[-/]\d{1,2}(?:[-/]\d{1,2})?(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2}| ?UTC)?)?"
+    r"|\d{1,2}[/.]\d{1,2}[/.]\d{4}(?: \d{1,2}:\d{2}(?::\d{2})?)?"
+)
+# Whole numbers a time column holds: epoch seconds or milliseconds (2001-2039), or yyyymmdd.
+_EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
 
 
 def comparable(frame: pd.DataFrame, column: str) -> bool:
     """Whether a column's values can be compared between tables: not timestamps, identifiers, lists or mappings."""
-    series = frame[column]
+    return set_aside(frame[column], str(column)) is None
+
+
+def set_aside(series: pd.Series, name: str) -> str | None:
+    """Why a column's values are not compared between tables, or None when they are.
+
+    Timestamps (typed, dates written as text, or epoch numbers under a time's name),
+    identifiers (mostly unique text, or numbers that number rows: :func:`numbered_identifier`),
+    lists and mappings. Each moves by construction or has no distribution to compare.
+    """
+    time_kind = "a time (dates or epoch numbers): not compared"
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
-        return False
+        return time_kind
     if isinstance(series.dtype, pd.CategoricalDtype):
-        return True  # declared categories: a category, however many there are
-    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-        return not numbered_identifier(series, str(column))
+        return None  # declared categories: a category, however many there are
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_numeric_dtype(series):
+        if numbered_identifier(series, name):
+            return "numbers rows (every value a distinct whole number): an identifier, not compared"
+        return time_kind if _epoch_numbers(series, name) else None
     try:
-        distinct = series.nunique(dropna=True)
+        values = series.dropna().unique()
     except TypeError:  # lists, mappings, arrays: values without equality to compare
+        return "lists or mappings: not compared"
+    if len(values) and all(isinstance(v, str) and _DATE_TEXT.fullmatch(v.strip()) for v in values[:1000]):
+        return time_kind
+    if len(values) > _MAX_CATEGORIES and len(values) > 0.5 * series.notna().sum():
+        return "mostly unique text: an identifier, not compared"
+    return None
+
+
+def _epoch_numbers(series: pd.Series, name: str) -> bool:
+    """A time's name, and whole numbers all inside one of :data:`_EPOCH_RANGES`."""
+    if _TIME_NAME.search(name) is None:
         return False
-    return not (distinct > _MAX_CATEGORIES and distinct > 0.5 * series.notna().sum())
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    if not len(values) or not np.all(values == np.floor(values)):
+        return False
+    low, high = float(values.min()), float(values.max())
+    return any(start <= low and high <= end for start, end in _EPOCH_RANGES)
 
 
 def numbered_identifier(series: pd.Series, name: str) -> bool:
@@ -222,7 +260,7 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
 
 # A drift verdict on a numeric column is confirmed by a two-sample K-S test at this p-value:
 # the normed Wasserstein distance alone crosses 0.1 on fresh samples of heavy-tailed data. A
-# categorical column's Jensen-Shannon verdict, by a chi-square test of homogeneity.
+# categorical column's Jensen-Shannon or chi-square fit verdict, by a chi-square test of homogeneity.
 CONFIRM_P_VALUE = 1e-3
 
 
@@ -238,9 +276,11 @@ def add_drift_checks(
 
     * ``confirm_p_value`` on each drifted numeric column: a two-sample K-S p-value on every row
       (given in ``ks_p_values`` when the window was streamed, and ``current`` is its sample);
-      on a categorical column drifted by Jensen-Shannon distance, a chi-square test of
-      homogeneity (``confirm_test``): with thousands of values (postcodes, product codes),
-      two samples of one world are 0.3 apart by the distance alone.
+      on a categorical column drifted by Jensen-Shannon distance or by the chi-square fit to a
+      small reference, a chi-square test of homogeneity (``confirm_test``): with thousands of
+      values (postcodes, product codes), two samples of one world are 0.3 apart by the
+      distance alone; and the fit takes the reference's counts as exact, so one row of a value
+      a small reference never held (an expected count of 0) reads p = 0.
     * ``scale_changes``: :func:`scale_changes` over the numeric columns of the verdicts.
     * ``data_checks``: :func:`firebreak.investigation.data_checks.data_checks` — unknown
       values by rate and significance, null-rate rises, values past the range (continuation
@@ -251,7 +291,7 @@ def add_drift_checks(
       the same columns, for a joint change no single column shows.
     """
     from firebreak.detection.multivariate import reconstruction_drift
-    from firebreak.detection.stats import JENSEN_SHANNON, homogeneity_p_value, ks_p_value
+    from firebreak.detection.stats import CHI_SQUARE, JENSEN_SHANNON, homogeneity_p_value, ks_p_value
 
     numeric, categorical = [], []
     for column in drift.get("columns", []):
@@ -260,7 +300,7 @@ def add_drift_checks(
             continue
         if not numeric_columns(reference, [name]) or not numeric_columns(current, [name]):
             categorical.append(name)
-            if column.get("drifted") and column.get("method") == JENSEN_SHANNON and ks_p_values is None:
+            if column.get("drifted") and column.get("method") in (JENSEN_SHANNON, CHI_SQUARE) and ks_p_values is None:
                 column["confirm_p_value"] = homogeneity_p_value(reference[name], current[name])
                 column["confirm_test"] = "chi-square"
             continue
@@ -383,6 +423,14 @@ def gather_evidence(
     else:
         contract_result = _validate_with_gx(current_inputs, suite)
     shared, categorical, skipped = _comparable_inputs(reference, current, inputs)
+    if inputs and not shared and label is None and all(_set_aside(s["reason"]) for s in skipped):
+        from firebreak.inert import clean
+
+        shown = "; ".join(f"{clean(s['column'], 60)}: {s['reason']}" for s in skipped[:5])
+        raise FirebreakError(
+            f"nothing to compare: no input column both tables hold can be compared ({shown}); "
+            "a verdict on nothing would read 'no failure'"
+        )
     drift: dict[str, Any] = {"dataset_drift": False, "columns": []}
     # Categories as text once, for every check after this (pandas' string conversion and its
     # null test are the costliest steps on a wide categorical table).
@@ -487,12 +535,7 @@ def _comparable_inputs(
         if column not in current.columns:
             skipped.append({"column": column, "reason": "missing from the current table"})
             continue
-        if not comparable(reference, column):
-            reason = (
-                "numbers rows (every value a distinct whole number): an identifier, not compared"
-                if numbered_identifier(reference[column], column)
-                else "timestamps, identifiers, lists or mappings: not compared"
-            )
+        if (reason := set_aside(reference[column], column)) is not None:
             skipped.append({"column": column, "reason": reason})
             continue
         ref_num = column in numeric_columns(reference, [column])
@@ -507,6 +550,11 @@ def _comparable_inputs(
         if not ref_num:
             categorical.append(column)
     return shared, categorical, skipped
+
+
+def _set_aside(reason: str) -> bool:
+    """Whether a skipped column was left out by its kind (identifiers, timestamps, empty), not found changed."""
+    return reason.endswith("not compared") or reason == "no values"
 
 
 def _is_score(series: pd.Series) -> bool:

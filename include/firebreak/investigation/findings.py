@@ -76,6 +76,9 @@ def contract_findings(contract: dict[str, Any], checks: dict[str, Any] | None = 
             if share < RANGE_SKEW_PERCENT:
                 detail = f"{column}: {share:.2f}% of values just outside the contract range (tail of a shift)"
                 found.append(Finding("contract", None, column, detail, 0.2))
+            elif check is not None and check["verdict"] == "sample":
+                detail = f"{column}: {share:.1f}% of values past the reference's range; {check['because']}"
+                found.append(Finding("range", None, column, detail, 0.2))
             elif check is not None and check["verdict"] == "drift":
                 detail = (
                     f"{column}: {share:.1f}% of values past the reference's range (up to {check['farthest']:g}); "

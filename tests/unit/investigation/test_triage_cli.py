@@ -315,3 +315,35 @@ def test_a_triage_with_scores_imports_neither_scipy_stats_nor_the_state_db(tmp_p
     assert report["failure_class"] == ("drift" if change == "drift" else "skew"), done.stderr[-2000:]
     assert report["estimated_performance"] is not None  # the calibration ran
     assert done.stderr.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_csv_written_with_semicolons_is_read_by_its_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spreadsheet set to another locale writes ';': read with ',' it is one column, and nothing is compared."""
+    current = prices(12)
+    current["demand_index"] = current["demand_index"] + 0.4
+    for name, frame in (("reference", prices(11)), ("current", current)):
+        frame.to_csv(tmp_path / f"{name}.csv", sep=";", index=False)
+    args = ["--reference", str(tmp_path / "reference.csv"), "--current", str(tmp_path / "current.csv"), "--json"]
+    code, out, _ = run(capsys, *args)
+    report = json.loads(out)
+    assert (code, report["failure_class"], report["columns"]) == (0, "drift", ["demand_index"])
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "twice.csv").write_text("unit_cost,unit_cost,category\n1.0,2.0,home\n" * 1)
+    args = tables(tmp_path, prices(11), prices(12))
+    code, out, err = run(capsys, "--reference", str(tmp_path / "twice.csv"), "--current", args[3])
+    assert (code, out) == (2, "")
+    assert "the header names 'unit_cost' more than once" in err
+
+
+def test_tables_with_nothing_to_compare_are_refused_not_called_healthy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = pd.DataFrame({"order_id": np.arange(1, 501), "ts": pd.date_range("2026-11-01", periods=500, freq="h")})
+    current = reference.assign(order_id=reference["order_id"] + 500)
+    code, out, err = run(capsys, *tables(tmp_path, reference, current))
+    assert (code, out) == (2, "")
+    assert "nothing to compare" in err and "order_id" in err
