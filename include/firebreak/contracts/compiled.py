@@ -190,11 +190,26 @@ def _numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
+def _as_numbers(series: pd.Series) -> np.ndarray | None:
+    """The column's values as floats, NaN where a value is not a number; None for booleans and
+    values that are neither text nor numbers."""
+    if _numeric(series):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    try:
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):  # lists, mappings: nothing to read as a number
+        return None
+
+
 def _between(series: pd.Series, present: np.ndarray, low: Any, high: Any) -> tuple[np.ndarray | None, int, list[Any]]:
+    """Numbers outside [low, high]. In a column that arrived as text (a few "N/A" among numbers),
+    the values that read as numbers are judged; the rest are the type check's to name."""
     base = int(present.sum())
-    if not _numeric(series):
+    values = _as_numbers(series)
+    if values is None:
         return None, base, [f"<error: values of type {series.dtype} cannot be compared with a range>"]
-    values = series.to_numpy(dtype=float, na_value=np.nan)
     bad = np.zeros(len(values), dtype=bool)
     with np.errstate(invalid="ignore"):
         if low is not None:
@@ -216,7 +231,12 @@ def _typed(
     dtype = [str(series.dtype)]
     if kind == "number":
         if not _numeric(series):
-            return None, base, dtype
+            # Text where numbers are due: the rows whose value does not read as a number ("N/A",
+            # "1,234", "34 yrs"), named by their values; a column of other objects fails whole.
+            numbers = _as_numbers(series)
+            if numbers is None:
+                return None, base, dtype
+            return present & np.isnan(numbers), base, []
         if integer and not pd.api.types.is_integer_dtype(series):
             values = series.to_numpy(dtype=float, na_value=np.nan)
             fractional = present & (values != np.round(values))

@@ -453,10 +453,16 @@ def gather_evidence(
         from firebreak.detection.fairness import default_limits, table_fairness
 
         rules = default_limits(protected, positive_class)
-        current_label = label if labelled else None
-        evidence["fairness"] = table_fairness(current, rules, prediction=prediction, label=current_label).to_dict()
+        # Labels arrive late: the figures with outcomes are on the rows that have one, in both
+        # tables alike; with none yet, both tables are judged on their decisions alone.
+        known = current[current[label].notna()] if labelled and label is not None else current.iloc[:0]
+        if known.empty:
+            cur_rows, ref_rows, with_label = current, reference, None
+        else:
+            cur_rows, ref_rows, with_label = known, reference[reference[str(label)].notna()], label
+        evidence["fairness"] = table_fairness(cur_rows, rules, prediction=prediction, label=with_label).to_dict()
         evidence["reference_fairness"] = table_fairness(
-            reference, rules, prediction=prediction, label=current_label
+            ref_rows, rules, prediction=prediction, label=with_label
         ).to_dict()
     if confidence:
         evidence["confidence"] = {

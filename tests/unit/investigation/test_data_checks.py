@@ -255,3 +255,14 @@ def test_labels_that_changed_for_everyone_a_group_somewhat_more_are_concept_drif
     one_group = flipped({"small": 0.1, "big": 0.0})
     found, _ = triage_tables(reference, one_group, label="y", prediction="score", protected="group")
     assert found.failure_class == "bias" and found.columns == ["group"], found.root_cause
+
+
+def test_text_among_the_numbers_is_a_type_change_named_by_its_values() -> None:
+    """A few "N/A" in a numeric column: skew, and the evidence shows the text, not an error."""
+    current = table(2)
+    current["hours"] = current["hours"].astype(object)
+    current.loc[current.sample(frac=0.02, random_state=0).index, "hours"] = "N/A"
+    got, cause = verdict(table(1), current)
+    assert got == "skew", cause
+    assert "hours: type changed on 2.0% of rows" in cause and "N/A" in cause
+    assert "<error" not in cause

@@ -278,6 +278,21 @@ def test_a_new_region_on_a_small_table_is_still_drift() -> None:
     assert verdict.to_dict()["failure_class"] == "drift" and "v" in verdict.columns
 
 
+@pytest.mark.parametrize("missing", [0.1, 1.0], ids=["a-tenth-unlabelled", "no-labels-yet"])
+def test_fairness_is_judged_on_the_rows_whose_labels_arrived(missing: float) -> None:
+    """Labels come late: the unlabelled rows are left out of the figures with outcomes, not refused."""
+    reference, current = _scored(1), _scored(2)
+    for frame in (reference, current):
+        frame["group"] = np.where(np.arange(len(frame)) % 3 == 0, "a", "b")
+    current["label"] = current["label"].astype(float)
+    current.loc[current.sample(frac=missing, random_state=0).index, "label"] = np.nan
+    verdict, evidence = triage_tables(reference, current, label="label", prediction="score", protected="group")
+    assert verdict.to_dict()["failure_class"] == "none", verdict.root_cause
+    groups = evidence["fairness"]["groups"]
+    assert set(groups) == {"a", "b"}
+    assert all(("accuracy" in g) == (missing < 1) for g in groups.values())
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_column_of_thousands_of_codes_from_one_world_is_not_drift(seed: int) -> None:
     # Jensen-Shannon distance between two samples of 10,000 equally likely codes is about 0.31:
