@@ -275,6 +275,14 @@ def localise(
         if i in discovered and row["lift"] >= MIN_LIFT and row["cur_n"] >= MIN_ROWS
     ]
     reported.sort(key=lambda pair: -pair[1]["lift_low"])
+    # A pair is reached from either of its halves when both are promising: one report per set of conditions.
+    seen: set[frozenset[Condition]] = set()
+    unique = []
+    for segment, row in reported:
+        if frozenset(segment.conditions) not in seen:
+            seen.add(frozenset(segment.conditions))
+            unique.append((segment, row))
+    reported = unique
     result["segments"] = [
         {
             "segment": segment.to_dict(),

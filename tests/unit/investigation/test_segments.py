@@ -98,3 +98,18 @@ def test_traffic_from_a_segment_the_reference_never_had_is_new_not_a_huge_lift()
     assert (
         describe(found) == "segment channel=phone: 308 rows, 5.1% of traffic, new since the reference (traffic share)"
     )
+
+
+def test_a_pair_reached_from_both_of_its_halves_is_reported_once() -> None:
+    """The failure sits on phone users with large amounts: both halves are promising, the pair is one finding."""
+    rng = np.random.default_rng(11)
+    reference, ref_wrong = world(rng, 20000)
+    current, cur_wrong = world(rng, 20000)
+    edge = float(np.quantile(reference["amount"], 0.9))
+    hit = ((current["channel"] == "phone") & (current["amount"] >= edge)).to_numpy()
+    cur_wrong = cur_wrong | (hit & (rng.random(len(current)) < 0.8))
+    found = localise(reference, current, columns=COLUMNS, reference_flags=ref_wrong, current_flags=cur_wrong, top=20)
+    condition_sets = [frozenset(Segment.from_dict(s["segment"]).conditions) for s in found["segments"]]
+    pairs = [c for c in condition_sets if len(c) == 2]
+    assert pairs, found["segments"]
+    assert len(condition_sets) == len(set(condition_sets)), [s["description"] for s in found["segments"]]
