@@ -231,12 +231,14 @@ def _typed(
     dtype = [str(series.dtype)]
     if kind == "number":
         if not _numeric(series):
-            # Text where numbers are due: the rows whose value does not read as a number ("N/A",
-            # "1,234", "34 yrs"), named by their values; a column of other objects fails whole.
+            # Text where numbers are due. A few values that do not read as numbers ("N/A", "1,234",
+            # "34 yrs") among ones that do: those rows, named by their values. Every value reading
+            # as a number (numbers sent as text), or objects that are neither: the column, whole.
             numbers = _as_numbers(series)
             if numbers is None:
                 return None, base, dtype
-            return present & np.isnan(numbers), base, []
+            unreadable = present & np.isnan(numbers)
+            return (unreadable, base, []) if unreadable.any() else (None, base, dtype)
         if integer and not pd.api.types.is_integer_dtype(series):
             values = series.to_numpy(dtype=float, na_value=np.nan)
             fractional = present & (values != np.round(values))
