@@ -266,3 +266,11 @@ def test_text_among_the_numbers_is_a_type_change_named_by_its_values() -> None:
     assert got == "skew", cause
     assert "hours: type changed on 2.0% of rows" in cause and "N/A" in cause
     assert "<error" not in cause
+
+
+def test_numbers_sent_as_text_are_a_type_change_of_the_whole_column() -> None:
+    current = table(2)
+    current["hours"] = current["hours"].astype(str)  # every value still reads as a number
+    got, cause = verdict(table(1), current)
+    assert got == "skew", cause
+    assert "hours: type changed on 100.0% of rows" in cause
