@@ -423,7 +423,7 @@ def gather_evidence(
     else:
         contract_result = _validate_with_gx(current_inputs, suite)
     shared, categorical, skipped = _comparable_inputs(reference, current, inputs)
-    if inputs and not shared and label is None and all(_set_aside(s["reason"]) for s in skipped):
+    if inputs and not shared and label is None and all(_left_out_by_kind(s["reason"]) for s in skipped):
         from firebreak.inert import clean
 
         shown = "; ".join(f"{clean(s['column'], 60)}: {s['reason']}" for s in skipped[:5])
@@ -558,7 +558,7 @@ def _comparable_inputs(
     return shared, categorical, skipped
 
 
-def _set_aside(reason: str) -> bool:
+def _left_out_by_kind(reason: str) -> bool:
     """Whether a skipped column was left out by its kind (identifiers, timestamps, empty), not found changed."""
     return reason.endswith("not compared") or reason == "no values"
 

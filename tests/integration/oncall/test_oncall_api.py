@@ -68,6 +68,7 @@ def test_five_grafana_deliveries_three_concurrent_open_one_incident(client: tupl
         assert response.status_code == 200, response.text
         return dict(response.json())
 
+    sent = datetime.now(UTC)
     answers = [post(0), post(1)]
     with ThreadPoolExecutor(3) as pool:
         answers += list(pool.map(post, range(3)))
@@ -79,9 +80,13 @@ def test_five_grafana_deliveries_three_concurrent_open_one_incident(client: tupl
     assert all(
         a["alerts"][1]["action"] == "rejected" and "no 'model' label" in a["alerts"][1]["detail"] for a in answers
     )
+    # The documentation's start is of 2021: not when this breach was detected (time to contain would
+    # read years). The first delivery's time is, and the mark says why.
     clock = State(Settings.from_env().state_db_url).incidents.clock(incident_id)
-    assert clock["detected"].at == datetime(2021, 10, 12, 7, 51, 3, 157076, tzinfo=UTC)  # type: ignore[index]
-    assert clock["detected"].by == "grafana alert"  # type: ignore[index]
+    assert sent <= clock["detected"].at <= datetime.now(UTC)  # type: ignore[index]
+    assert clock["detected"].by == (  # type: ignore[index]
+        "grafana alert (its start 2021-10-12 09:51 +02:00 is over 7 days old: delivery time taken)"
+    )
 
 
 @pytest.mark.parametrize(
