@@ -455,11 +455,9 @@ def gather_evidence(
         rules = default_limits(protected, positive_class)
         # Labels arrive late: the figures with outcomes are on the rows that have one, in both
         # tables alike; with none yet, both tables are judged on their decisions alone.
-        known = current[current[label].notna()] if labelled and label is not None else current.iloc[:0]
-        if known.empty:
-            cur_rows, ref_rows, with_label = current, reference, None
-        else:
-            cur_rows, ref_rows, with_label = known, reference[reference[str(label)].notna()], label
+        cur_rows, ref_rows, with_label = current, reference, None
+        if labelled and label is not None and current[label].notna().any():
+            cur_rows, ref_rows, with_label = current[current[label].notna()], reference[reference[label].notna()], label
         evidence["fairness"] = table_fairness(cur_rows, rules, prediction=prediction, label=with_label).to_dict()
         evidence["reference_fairness"] = table_fairness(
             ref_rows, rules, prediction=prediction, label=with_label

@@ -145,8 +145,8 @@ class Predictor:
             parts.append(outputs.astype(object))
             routes += answered
         # A column one scorer answers and the other does not (a confidence) is None on the other's rows, never NaN.
-        combined = pd.concat(parts, ignore_index=True)
-        return combined.astype(object).where(combined.notna(), None), routes
+        combined = pd.concat(parts, ignore_index=True)  # object columns: a missing cell is NaN until replaced
+        return combined.where(combined.notna(), None), routes
 
     def _failed_over(
         self, frame: pd.DataFrame, sizes: Sequence[int], callers: Sequence[str], fallback: Scorer
