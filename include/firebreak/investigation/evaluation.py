@@ -7,6 +7,7 @@ Model figures on any labelled rows (:class:`~firebreak.detection.performance.Fig
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +102,27 @@ def load_qa(settings: Settings, policy: Policy) -> pd.DataFrame:
     missing = [c for c in QA_COLUMNS if c not in frame.columns]
     if missing:
         raise ConfigurationError(f"golden Q&A set {path} lacks columns {missing}")
-    return frame.fillna({"forbidden": "", "expected": ""})
+    frame = frame.fillna({"forbidden": "", "expected": ""})
+    for column in ("expected", "forbidden"):
+        for row, source in enumerate(frame[column]):
+            try:
+                _qa_pattern(source)
+            except re.error as error:
+                raise ConfigurationError(
+                    f"golden Q&A set {path}, row {row + 1}: its {column!r} pattern {str(source)[:80]!r} "
+                    f"is not a regular expression ({error})"
+                ) from None
+    return frame
+
+
+def _qa_pattern(source: Any) -> re.Pattern[str] | None:
+    """A golden row's ``expected`` or ``forbidden`` pattern, read as the guardrails read: in the
+    reading form of the answer (a promise split by zero-width characters, written in full-width
+    or look-alike letters, still matches its ``forbidden`` pattern). None for an empty cell.
+    """
+    from firebreak.remediation.guardrails import compile_pattern
+
+    return compile_pattern(source) if str(source) else None
 
 
 def evaluate_qa(
@@ -111,7 +132,7 @@ def evaluate_qa(
 
     Returns the figures and one row per question: answer served, guardrail rule, correct, promise.
     """
-    import re
+    from firebreak.remediation.guardrails import reading_form
 
     llm = policy.llm_section("golden Q&A evaluation")
     questions = golden[["question"]].rename(columns={"question": llm.question}).reset_index(drop=True)
@@ -128,12 +149,11 @@ def evaluate_qa(
     judged = golden.reset_index(drop=True)[list(QA_COLUMNS)].copy()
     judged["answer"] = served
     judged["guardrail_rule"] = rules
-    judged["correct"] = [
-        bool(re.search(e, a, re.IGNORECASE)) if e else True for e, a in zip(judged["expected"], served, strict=True)
-    ]
-    judged["promise"] = [
-        bool(re.search(f, a, re.IGNORECASE)) if f else False for f, a in zip(judged["forbidden"], served, strict=True)
-    ]
+    read = [reading_form(a) for a in served]
+    expected = [_qa_pattern(e) for e in judged["expected"]]
+    forbidden = [_qa_pattern(f) for f in judged["forbidden"]]
+    judged["correct"] = [bool(e.search(a)) if e else True for e, a in zip(expected, read, strict=True)]
+    judged["promise"] = [bool(f.search(a)) if f else False for f, a in zip(forbidden, read, strict=True)]
     policy_rows = judged[judged["kind"] == "policy"]
     figures = QAFigures(
         rows=len(judged),

@@ -118,13 +118,13 @@ class Guardrails:
         self.source = source
         self.safe_answer = str(spec["safe_answer"])
         try:
-            self.allow = [_pattern(a["pattern"]) for a in spec.get("allow", [])]
+            self.allow = [compile_pattern(a["pattern"]) for a in spec.get("allow", [])]
             self.rules = [
                 Rule(
                     str(r["id"]),
-                    _pattern(r["pattern"]),
+                    compile_pattern(r["pattern"]),
                     str(r["reason"]),
-                    _pattern(r["question"]) if r.get("question") else None,
+                    compile_pattern(r["question"]) if r.get("question") else None,
                 )
                 for r in spec.get("rules", [])
             ]
@@ -212,7 +212,7 @@ class Guardrails:
         return (answer if verdict.allowed else str(verdict.replacement)), verdict
 
 
-def _pattern(source: Any) -> re.Pattern[str]:
+def compile_pattern(source: Any) -> re.Pattern[str]:
     """A rule's or an authorised span's regular expression, in the reading form of the text it reads
     (a pattern written with accents, full-width or look-alike letters matches their reading form).
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from firebreak.errors import PolicyError
+from firebreak.errors import ConfigurationError, PolicyError
 from firebreak.investigation.evaluation import evaluate_qa, load_qa
 from firebreak.policy.schema import Policy, load_policy, parse_policy
 from firebreak.remediation.guardrails import load_guardrails
@@ -79,6 +79,40 @@ def test_golden_qa_judges_what_users_get(settings: Settings, policy: Policy) -> 
     assert fixed.unauthorised_promise_rate == 0.0 and fixed.policy_accuracy == 1.0 and fixed.hallucination_rate == 0.0
     safe, _ = evaluate_qa(lambda f: sb.safe_answers(f, settings), golden, policy, guardrails)
     assert safe.unauthorised_promise_rate == 0.0 and safe.policy_accuracy == 1.0
+
+
+def test_golden_qa_reads_answers_as_a_person_does(settings: Settings, policy: Policy) -> None:
+    """A candidate whose promises are split by invisible characters, written full-width or in
+    look-alike letters, is judged as making them (the gate's check reads what the user reads)."""
+    golden = load_qa(settings, policy).head(3)
+    hidden = [
+        "15% off for students, and a free re\u200bplacement too.",
+        "15% off for students; your next ｏｒｄｅｒ is on us.",
+        "10% off for military veterans, gu\u0430r\u0430ntee\u00ad included.",  # Cyrillic a, soft hyphen
+    ]
+    figures, judged = evaluate_qa(lambda f: pd.DataFrame({"answer": hidden, "confidence": 0.9}), golden, policy)
+    assert judged["promise"].tolist() == [True, True, True]
+    assert figures.unauthorised_promise_rate == 1.0
+    # The same reading finds the expected content written full-width ("１５％ off ... student").
+    plain, judged = evaluate_qa(
+        lambda f: pd.DataFrame({"answer": ["１５％ off for every student."] * 2 + ["No."], "confidence": 0.9}),
+        golden,
+        policy,
+    )
+    assert judged["correct"].tolist() == [True, True, False]
+    assert plain.unauthorised_promise_rate == 0.0
+
+
+def test_a_golden_pattern_that_is_not_a_regex_is_refused(settings: Settings, policy: Policy, tmp_path: Path) -> None:
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text(
+        '{"question": "q1", "kind": "policy", "expected": "15% off", "forbidden": "refund"}\n'
+        '{"question": "q2", "kind": "policy", "expected": "15% off", "forbidden": "refund (guarantee"}\n'
+    )
+    assert policy.llm is not None
+    broken = policy.model_copy(update={"llm": policy.llm.model_copy(update={"golden_qa": str(golden)})})
+    with pytest.raises(ConfigurationError, match=r"row 2: its 'forbidden' pattern 'refund \(guarantee' is not"):
+        load_qa(settings, broken)
 
 
 def test_gate_refuses_the_over_correction_and_passes_the_fix(settings: Settings, policy: Policy) -> None:
