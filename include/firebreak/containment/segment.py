@@ -6,30 +6,29 @@ and names it as a :class:`Segment`; the incident records it; a policy with
 description, three readers: the evidence, the post-mortem and the gateway's per-row
 route choice (:meth:`Segment.matches`), so what was found is exactly what is contained.
 
-Only standard-library code here: the gateway calls :meth:`matches` on every row.
+Only standard-library code here (and :mod:`firebreak.inert`, which is too): the gateway calls
+:meth:`matches` on every row.
 """
 
 from __future__ import annotations
 
-import html
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from firebreak.inert import clean
 
 __all__ = ["Condition", "Segment"]
 
 MISSING = "<missing>"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MARKDOWN = re.compile(r"([\\`*_\[\]|#])")
 _SHOWN = 60  # characters of a value shown in a description
 
 
 def _inert(text: str) -> str:
-    """A data value made safe to show in Markdown and HTML: no control characters, escaped, bounded."""
-    text = _CONTROL.sub("", text)
-    text = text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
-    return html.escape(_MARKDOWN.sub(r"\\\1", text), quote=False)
+    """A data value as plain text: no escape sequences or control characters, bounded. Each place
+    that renders a description escapes it for its own markup (the post-mortem's Markdown, the
+    console's HTML), so the plain text reads as the data does (``height_m``, ``<missing>``)."""
+    return clean(text, _SHOWN)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 
+from firebreak.containment.segment import MISSING, Condition, Segment
 from firebreak.containment.state import RoutingState
 from firebreak.incidents.clock import Clock, ClockEntry
 from firebreak.incidents.enums import ClockMark, IncidentStatus
@@ -244,3 +245,24 @@ def test_the_html_version_carries_its_charts_inline_and_runs_nothing() -> None:
     page = to_html(text, "Post-mortem", {"pricing-0123456789ab/drift.png": png})
     assert 'src="data:image/png;base64,' in page
     assert "default-src 'none'" in page and "<script" not in page.lower()
+
+
+def test_a_segment_reads_as_its_data_in_the_post_mortem() -> None:
+    """Segment descriptions are plain text; the post-mortem escapes them once, so a reader sees
+    ``height_m=<missing>`` (not ``height\\_m`` or ``&lt;missing&gt;``) and a hostile value stays inert."""
+    segment = Segment((Condition("height_m", values=(MISSING,)), Condition("region", values=("<img src=x>|",))))
+    found = {
+        "scope": "segment",
+        "signal": "error",
+        "segments": [{**segment.to_dict(), "rows": 120, "share": 0.04, "lift": 6.2}],
+    }
+    evidence = {
+        **EVIDENCE,
+        "triage": {**EVIDENCE.get("triage", {}), "segments": found},
+        "containment": {**EVIDENCE.get("containment", {}), "segment": segment.to_dict()},
+    }
+    page = to_html(render("a segment fails", evidence=evidence), "Post-mortem", {})
+    shown = "height_m=&lt;missing&gt; and region=&lt;img src=x&gt;|"
+    assert f"Who was hit: segment {shown}: 120 rows, 4.0% of traffic, lift 6.2 (error)." in page
+    assert f"Contained: only the segment {shown}; the rest stayed on the champion." in page
+    assert "<img src=x" not in page
