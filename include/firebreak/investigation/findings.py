@@ -60,6 +60,12 @@ class Finding:
     weight: float  # 0..1, how strongly it points there
 
 
+def _value_text(value: Any) -> str:
+    """A sampled value as people write it: a float to 12 significant digits (166.8, not the
+    166.79999999999998 a unit conversion leaves), anything else as it is."""
+    return format(value, ".12g") if isinstance(value, float) else str(value)
+
+
 def contract_findings(contract: dict[str, Any], checks: dict[str, Any] | None = None) -> list[Finding]:
     found = []
     rows = contract.get("evaluated_rows")
@@ -69,7 +75,7 @@ def contract_findings(contract: dict[str, Any], checks: dict[str, Any] | None = 
         column = failure.get("column")
         percent = failure.get("unexpected_percent")
         sample = failure.get("sample") or []
-        shown = f"; e.g. {', '.join(map(str, sample[:3]))}" if sample else ""
+        shown = f"; e.g. {', '.join(map(_value_text, sample[:3]))}" if sample else ""
         check = judged.get((kind, column))
         if kind == _RANGE:
             share = 100.0 if percent is None else float(percent)

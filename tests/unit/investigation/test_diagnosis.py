@@ -39,6 +39,12 @@ def test_a_few_values_past_the_widened_range_are_the_tail_of_drift_not_skew() ->
     assert verdict.evidence[0].detail.startswith("demand: 12.0% of values outside the contract range")
 
 
+def test_sampled_values_read_as_people_write_them() -> None:
+    failure = {**range_failure("height", 100.0), "sample": [166.79999999999998, 1e-07, "N/A"]}
+    verdict = classify(contract={"passed": False, "failures": [failure]}, drift={"columns": []})
+    assert "e.g. 166.8, 1e-07, N/A" in verdict.evidence[0].detail
+
+
 def test_a_rescaled_column_is_skew_even_inside_the_contract() -> None:
     verdict = classify(
         contract={"passed": True, "failures": []},
