@@ -310,19 +310,59 @@ def import_log(
         out["contract_violations"] = violations
     dropped = [c for c in frame.columns if c not in out.columns and c not in ("request_id", "model_version")]
     log = PredictionLog(settings.prediction_log_url, writer=f"import-{digest}")
-    written, existed = log.publish_whole(out, name=f"import-{digest}")
+    logged = _already_logged(log, model, out, problems)
+    problems.raise_if_any(path.name)
+    fresh = out[~logged]
+    name = f"import-{digest}"
+    if logged.any():  # the rest under names of their own: an earlier run's parts keep theirs
+        name += "-" + hashlib.sha256("\n".join(map(str, fresh["request_id"])).encode()).hexdigest()[:8]
+    written, _ = log.publish_whole(fresh, name=name)
     return {
         "model": model,
-        "rows": len(out),
+        "rows": int((~logged).sum()),
+        "already_logged": int(logged.sum()),
         "from": str(path),
         "import": digest,
-        "parts": len(written) + existed,
-        "already_there": existed,
+        "parts": len(written),
         "from_time": str(ts.min()),
         "to_time": str(ts.max()),
         "answered_by": ", ".join(f"v{v}" for v in sorted(out["model_version"].astype(str).unique())[:10]),
         "columns_left_out": dropped,
     }
+
+
+def _already_logged(log: Any, model: str, rows: Any, problems: _Problems) -> Any:
+    """Which of ``rows`` the log holds already: the same request id logged at the same time (the
+    same file again, an export that overlaps an earlier one, an import that stopped mid-way).
+
+    A request id the log holds for a prediction at another time in the file's span is a
+    problem, named by row: two answers under one id would join labels to the wrong one. Only
+    the imported rows' time span is read, and only ids among the imported ones are kept, so
+    memory follows the file, not the log.
+    """
+    import numpy as np
+    import pandas as pd
+
+    since, until = rows["ts"].min(), rows["ts"].max() + pd.Timedelta(microseconds=1)
+    window = log.window(model, since=since.to_pydatetime(), until=until.to_pydatetime())
+    ids = set(rows["request_id"])
+    held: dict[str, set[pd.Timestamp]] = {}
+    for batch in window.batches(["request_id"], text_as_category=False):
+        found = batch[batch["request_id"].isin(ids)]
+        for request_id, ts in zip(found["request_id"], found["ts"], strict=True):
+            held.setdefault(str(request_id), set()).add(pd.Timestamp(ts))
+    logged = np.zeros(len(rows), dtype=bool)
+    for i, (request_id, ts) in enumerate(zip(rows["request_id"], rows["ts"], strict=True)):
+        if (times := held.get(str(request_id))) is None:
+            continue
+        if pd.Timestamp(ts) in times:
+            logged[i] = True
+        else:
+            problems.add(
+                [i],
+                f"request_id {_text(request_id)} is already logged for a prediction at {min(times).isoformat()}",
+            )
+    return logged
 
 
 # 02/12/2026, 2.12.26, 02-12-2026 10:00: the first two numbers could each be the day or the month.

@@ -56,7 +56,8 @@ def test_a_csv_log_is_imported_with_its_columns_mapped_and_a_second_run_changes_
     assert logged["amount"].tolist() == serving_log()["amount"].tolist()
     assert set(logged["channel"]) <= set(own_model.CHANNELS) and (logged["confidence"] == 0.9).all()
     assert run(*args, "--map", "p=confidence") == 0  # the same file again
-    assert json.loads(capsys.readouterr().out)["already_there"] == 2
+    again = json.loads(capsys.readouterr().out)
+    assert (again["rows"], again["already_logged"], again["parts"]) == (0, 6, 0)
     assert len(PredictionLog(settings.prediction_log_url).read("payments")) == 6
 
 
@@ -247,3 +248,41 @@ def test_a_model_version_the_registry_holds_is_taken_and_said_so(
     assert run("log", "import", "--model", "payments", str(path), *mapped, "--model-version", "1") == 0
     assert json.loads(capsys.readouterr().out)["answered_by"].endswith(": given (--model-version)")
     assert set(PredictionLog(settings.prediction_log_url).read("payments")["model_version"]) == {"1"}
+
+
+def test_an_export_that_overlaps_an_earlier_one_adds_only_the_new_rows(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exports of a team's log overlap (yesterday's to noon, today's from 10:00): the rows logged
+    already (same request id, same time) are skipped, not counted twice; an id the log holds for
+    another prediction in the file's time span is refused by row and nothing is written."""
+    whole = serving_log(9).assign(request_id=[f"r{i}" for i in range(9)])
+    mapped = ["--map", "time=ts", "--map", "score_label=prediction", "--map", "p=confidence"]
+    first, second = tmp_path / "monday.csv", tmp_path / "tuesday.csv"
+    whole.iloc[:6].to_csv(first, index=False)
+    whole.iloc[3:].to_csv(second, index=False)
+    assert run("log", "import", "--model", "payments", str(first), *mapped) == 0
+    capsys.readouterr()
+    assert run("log", "import", "--model", "payments", str(second), *mapped) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["rows"], summary["already_logged"]) == (3, 3)
+    log = PredictionLog(settings.prediction_log_url)
+    logged = log.read("payments")
+    assert sorted(logged["request_id"]) == sorted(whole["request_id"])
+    assert logged["amount"].tolist() == whole["amount"].tolist()
+
+    clash = whole.iloc[[1, 2]].copy()
+    clash.loc[clash.index[1], "time"] = "2026-11-27 10:11:00+00:00"  # r2, logged at 10:04
+    third = tmp_path / "clash.csv"
+    clash.to_csv(third, index=False)
+    assert run("log", "import", "--model", "payments", str(third), *mapped) == 2
+    err = capsys.readouterr().err
+    assert "row 2 (line 3): request_id 'r2' is already logged for a prediction at 2026-11-27T10:04:00+00:00" in err
+    assert "row 1" not in err  # r1 at its own time is the same prediction, not a problem
+    assert len(log.read("payments")) == 9
+
+    # The first export again, after its hours were compacted into merged parts: nothing doubles.
+    log.compact("payments", now=pd.Timestamp("2026-11-28", tz="UTC").to_pydatetime())
+    assert run("log", "import", "--model", "payments", str(first), *mapped) == 0
+    assert json.loads(capsys.readouterr().out)["already_logged"] == 6
+    assert len(log.read("payments")) == 9
