@@ -22,7 +22,8 @@ carries the evidence it rests on (``docs/triage.md`` explains every rule):
   unit change on part of the rows);
   otherwise a **continuation** of the distribution: drift.
 * :func:`spikes` — one value suddenly holding a share of rows it never had in a column
-  of many distinct values (a default or sentinel filled in upstream), inside the range too.
+  of many distinct values (a default or sentinel filled in upstream), inside the range too;
+  or a column the reference holds constant whose rows (99% of them) now hold another value.
 
 Each function returns plain dicts (JSON-able evidence); :func:`data_checks` runs them all.
 """
@@ -360,11 +361,14 @@ def _judge_outside(
 
 
 def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
-    """One value newly holding a share of rows in a column of many distinct values (a filled-in default)."""
+    """One value newly holding a share of rows in a column of many distinct values (a filled-in default),
+    or a column the reference holds constant whose rows now hold another value (a changed constant)."""
     ref, cur = _finite(reference), _finite(current)
     if len(ref) == 0 or len(cur) == 0:
         return None
     ref_values, ref_counts = np.unique(ref, return_counts=True)
+    if len(ref_values) == 1 and len(ref) >= _WHOLE_MIN_ROWS:
+        return _constant_changed(str(reference.name), float(ref_values[0]), cur)
     if len(ref_values) < _SPIKE_MIN_DISTINCT or ref_counts.max() / len(ref) > _SPIKE_REF_MAX_SHARE:
         return None
     values, counts = np.unique(cur, return_counts=True)
@@ -386,6 +390,29 @@ def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
         "share": round(float(share), 5),
         "reference_share": round(seen / len(ref), 5),
         "p_value": p_value,
+    }
+
+
+def _constant_changed(column: str, constant: float, cur: np.ndarray) -> dict[str, Any] | None:
+    """A reference column of one value whose rows, all but a few, now hold others: a constant
+    changed upstream (a default, a version, a flag), as a column moved whole. A flag that never
+    fired in the sample and now fires on some rows is a new region instead (:func:`beyond_range`)."""
+    changed = cur[cur != constant]
+    if len(changed) < max(_WHOLE_MIN_ROWS, _WHOLE_SHARE * len(cur)):
+        return None
+    values, counts = np.unique(changed, return_counts=True)
+    top = int(np.argmax(counts))
+    return {
+        "column": column,
+        "value": float(values[top]),
+        "share": round(float(counts[top] / len(cur)), 5),
+        "reference_share": 0.0,
+        "p_value": 0.0,
+        "because": (
+            f"the reference holds the single value {constant:g} on every row; now "
+            + (f"{values[top]:g}" if len(values) == 1 else f"other values (most often {values[top]:g})")
+            + f" on {len(changed) / len(cur):.1%} of rows: a constant changed upstream (a default, a version or a flag)"
+        ),
     }
 
 

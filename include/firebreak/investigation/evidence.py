@@ -482,7 +482,9 @@ def gather_evidence(
     contract_flags = None
     if not labelled and not contract_result.passed and compiled is not None:
         # On the tables as given: the contract was derived from, and checks, the raw values.
-        contract_flags = (compiled.violations(reference), compiled.violations(current))
+        flags = (compiled.violations(reference), compiled.violations(current))
+        if not derived or _contract_is_the_signal(flags[1], drift.get("data_checks") or {}):
+            contract_flags = flags
     evidence["segments"] = _segments(
         ref_frame,
         cur_frame,
@@ -492,6 +494,22 @@ def gather_evidence(
         prediction=prediction,
     )
     return evidence
+
+
+def _contract_is_the_signal(current_flags: np.ndarray, checks: dict[str, Any]) -> bool:
+    """Whether a derived contract's broken rows are the failure to localise, not the traffic itself.
+
+    They are when the data checks judged a failure skew, or when they are at least
+    ``RANGE_SKEW_PERCENT`` of the rows. Fewer, unjudged, are a shift's tail past the derived
+    ranges (the 2 values of 5,000 a lognormal column always leaves): localising them would
+    answer "all users" for a drift that moved a part of the traffic.
+    """
+    from firebreak.investigation.findings import RANGE_SKEW_PERCENT
+
+    judged = (item for key in ("unknown_values", "null_changes", "beyond_range") for item in checks.get(key, []))
+    if any(item.get("verdict") == "skew" or item.get("skew") is True for item in judged):
+        return True
+    return bool(len(current_flags)) and 100 * float(np.mean(current_flags)) >= RANGE_SKEW_PERCENT
 
 
 def _finite_mean(series: pd.Series) -> float | None:

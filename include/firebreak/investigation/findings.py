@@ -147,9 +147,12 @@ def _judged(checks: dict[str, Any] | None) -> dict[tuple[str, Any], dict[str, An
 def spike_findings(drift: dict[str, Any]) -> list[Finding]:
     found = []
     for spike in (drift.get("data_checks") or {}).get("spikes", []):
-        detail = (
-            f"{spike['column']}: the single value {spike['value']:g} on {spike['share']:.1%} of rows "
-            f"({spike['reference_share']:.2%} in the reference): a default or sentinel filled in upstream"
+        detail = f"{spike['column']}: " + (
+            spike.get("because")
+            or (
+                f"the single value {spike['value']:g} on {spike['share']:.1%} of rows "
+                f"({spike['reference_share']:.2%} in the reference): a default or sentinel filled in upstream"
+            )
         )
         found.append(Finding("spike", FailureClass.SKEW, spike["column"], detail, 0.9))
     return found

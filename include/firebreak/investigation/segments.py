@@ -75,18 +75,26 @@ def _code_numeric(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series)
             return np.where(distinct[at] == values, at, len(levels))
 
         ref_codes, cur_codes = code(ref_values), code(cur_values)
+        # Values the reference never had: one segment of their own, named by them (not "missing").
+        unseen = np.unique(cur_values[(cur_codes == len(levels)) & np.isfinite(cur_values)])[:50]
+        conditions.append(Condition(column, values=tuple(_level_text(v) for v in unseen) or ("<other>",)))
     else:
         edges = np.unique(np.quantile(finite, _QUANTILES)) if len(finite) else np.array([])
         bounds = [None, *edges.tolist(), None]
         conditions = [Condition(column, low=bounds[i], high=bounds[i + 1]) for i in range(len(bounds) - 1)]
         ref_codes = np.searchsorted(edges, ref_values, side="right")
         cur_codes = np.searchsorted(edges, cur_values, side="right")
-    # Missing values (and, for few-valued integers, values the reference never had) get the last code.
+    # Missing values get the last code.
     missing = len(conditions)
     conditions.append(Condition(column, values=(MISSING,)))
     ref_codes = np.where(np.isfinite(ref_values), ref_codes, missing)
     cur_codes = np.where(np.isfinite(cur_values), cur_codes, missing)
     return _Coded(column, ref_codes, cur_codes, conditions)
+
+
+def _level_text(value: float) -> str:
+    """A level of a few-valued integer column as :meth:`Condition.matches` compares it (``6``, not ``6.0``)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _code_categorical(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series) -> _Coded:
@@ -272,7 +280,8 @@ def localise(
     reported = [
         (segment, row)
         for i, (segment, row) in enumerate(candidates)
-        if i in discovered and row["lift"] >= MIN_LIFT and row["cur_n"] >= MIN_ROWS
+        # A segment holding every current row is everyone: no segment to name or contain alone.
+        if i in discovered and row["lift"] >= MIN_LIFT and MIN_ROWS <= row["cur_n"] < n_cur
     ]
     reported.sort(key=lambda pair: -pair[1]["lift_low"])
     # A pair is reached from either of its halves when both are promising: one report per set of conditions.

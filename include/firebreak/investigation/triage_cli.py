@@ -147,11 +147,13 @@ def _figures(evidence: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
-def _who(segments: dict[str, Any]) -> str:
+def _who(report: dict[str, Any]) -> str:
     from firebreak.investigation.segments import describe
 
+    segments = report["segments"]
     if segments.get("scope") == "none":
-        return "no failure signal to localise"
+        # A failure found on no per-row signal (a changed constant, a drift with no new segment) is everyone's.
+        return "no failure signal to localise" if report["failure_class"] == "none" else "all users"
     return describe(segments)
 
 
@@ -176,7 +178,7 @@ def _text(report: dict[str, Any]) -> str:
         f"columns:       {', '.join(report['columns']) or '-'}",
         f"tables:        reference {report['reference']['rows']:,} rows, current {report['current']['rows']:,} rows; "
         f"contract {report['contract']}",
-        f"who is hit:    {_who(report['segments'])}",
+        f"who is hit:    {_who(report)}",
         *_impact(report["estimated_performance"]),
         "evidence (strongest first):",
     ]

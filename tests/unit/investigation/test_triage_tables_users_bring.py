@@ -374,3 +374,46 @@ def test_a_finding_on_the_whole_table_is_quoted_not_named() -> None:
         cause
         == "input distribution moved (drift) within the contract's ranges: joint distribution moved: error 1.2 -> 1.5"
     )
+
+
+def _levels(seed: int, rows: int = 5_000, **columns: Any) -> pd.DataFrame:
+    """A lognormal amount (its derived range always leaves a tail value or two), a 1-5 rating, a constant."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {"amount": rng.lognormal(4, 0.8, rows).round(2), "stars": rng.integers(1, 6, rows), "schema": 5}
+    )
+    return frame.assign(**columns)
+
+
+def test_a_constant_that_changed_on_every_row_is_skew_for_all_users(tmp_path: Path, capsys: Any) -> None:
+    """A version or default column the pipeline sets (5 -> 6 on every row): the pipeline changed.
+    Inside the derived range (a constant's is +-25%) no contract fails: the spike check says it."""
+    verdict, evidence = triage_tables(_levels(1), _levels(2, schema=6))
+    assert (verdict.failure_class, verdict.columns) == ("skew", ["schema"])
+    assert "the reference holds the single value 5 on every row; now 6 on 100.0% of rows" in verdict.root_cause
+    assert evidence["segments"]["segments"] == []  # a segment of every row is everyone, not a segment
+    reference, current = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    _levels(1).to_csv(reference, index=False)
+    _levels(2, schema=6).to_csv(current, index=False)
+    assert main(["triage", "--reference", str(reference), "--current", str(current)]) == 0
+    assert "who is hit:    all users" in capsys.readouterr().out
+
+
+def test_a_flag_that_fires_on_some_rows_of_a_constant_column_is_a_new_segment() -> None:
+    flag = np.where(np.arange(5_000) < 165, 1, 0)
+    verdict, evidence = triage_tables(_levels(1, schema=0), _levels(2, schema=flag))
+    assert verdict.failure_class == "drift"
+    top = evidence["segments"]["segments"][0]
+    assert (top["description"], top["rows"], top["lift"]) == ("schema=1", 165, None)
+
+
+def test_a_new_level_of_a_rating_is_named_by_its_value_not_as_missing() -> None:
+    """12% of ratings now 6 on a 1-5 scale, inside the derived range; the lognormal column's tail
+    breaks the derived contract on a row or two, which is not the failure to localise."""
+    stars = np.where(np.arange(5_000) < 600, 6, _levels(2)["stars"])
+    verdict, evidence = triage_tables(_levels(1), _levels(2, stars=stars))
+    assert (verdict.failure_class, verdict.columns) == ("drift", ["stars"])
+    assert evidence["segments"]["signal"] == "traffic share"
+    top = evidence["segments"]["segments"][0]
+    assert (top["description"], top["rows"]) == ("stars=6", 600)
+    assert "concentrated in segment stars=6: 600 rows, 12.0% of traffic" in verdict.root_cause
