@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from firebreak.errors import ExitCode, FirebreakError
+from firebreak.inert import clean
 
 __all__ = ["add_parser", "run"]
 
 EXIT_BAD_INPUT = ExitCode.BAD_INPUT
 # The classes `firebreak triage` can find (what `classify` decides from a table pair).
 FAIL_ON_CLASSES = ("drift", "skew", "bias")
+_LINE = 1500  # characters of one printed line at most
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             positive_class=args.positive_class,
         )
     except FirebreakError as exc:
-        print(f"firebreak triage: error: {exc}", file=sys.stderr)
+        print(f"firebreak triage: error: {_printable(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     report = {
         **verdict.to_dict(),
@@ -190,4 +192,12 @@ def _text(report: dict[str, Any]) -> str:
         lines.append("  - nothing out of the ordinary")
     if len(report["evidence"]) > len(shown):
         lines.append(f"  ... {len(report['evidence']) - len(shown)} more (--json shows all)")
-    return "\n".join(lines)
+    # Column names and values come from the team's files: no escape sequence reaches the terminal,
+    # and a name of thousands of characters cannot flood it.
+    return "\n".join(_printable(line) for line in lines)
+
+
+def _printable(text: Any) -> str:
+    """One line for the terminal: escape sequences and control characters gone (a line break in
+    a column name cannot start a line of its own), its alignment kept, at most ``_LINE`` long."""
+    return clean(text, _LINE, keep_newlines=True).replace("\n", " ")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from firebreak.detection.multivariate import reconstruction_drift
+from firebreak.detection.multivariate import MAX_ROWS, reconstruction_drift
 from firebreak.detection.stats import compute_drift
 
 NUMERIC = ["a", "b", "c", "d", "e", "f"]
@@ -53,3 +53,16 @@ def test_unchanged_tables_raise_at_most_2_percent_false_alarms() -> None:
         assert found is not None
         alarms += found["drifted"]
     assert alarms <= 2
+
+
+def test_big_tables_are_compared_on_a_bounded_seeded_sample_that_still_sees_a_broken_relation() -> None:
+    rng = np.random.default_rng(7)
+    reference, same, broken = (world(rng, 40_000, correlation=c) for c in (0.8, 0.8, 0.4))
+    found = reconstruction_drift(reference, broken, numeric=NUMERIC, categorical=["g"])
+    assert found is not None and found["drifted"]
+    assert found["rows"] == [2 * MAX_ROWS, MAX_ROWS]
+    assert found == reconstruction_drift(reference, broken, numeric=NUMERIC, categorical=["g"])  # seeded
+    quiet = reconstruction_drift(reference, same, numeric=NUMERIC, categorical=["g"])
+    assert quiet is not None and not quiet["drifted"]
+    small = reconstruction_drift(reference.head(3000), same.head(2000), numeric=NUMERIC, categorical=["g"])
+    assert small is not None and small["rows"] == [3000, 2000]

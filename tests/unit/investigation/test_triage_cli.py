@@ -347,3 +347,23 @@ def test_tables_with_nothing_to_compare_are_refused_not_called_healthy(
     code, out, err = run(capsys, *tables(tmp_path, reference, current))
     assert (code, out) == (2, "")
     assert "nothing to compare" in err and "order_id" in err
+
+
+def test_a_hostile_column_name_reaches_the_terminal_inert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A column named with escape sequences, a line break and thousands of characters: the report
+    names it without colouring, retitling or flooding the terminal, and it cannot forge a line."""
+    hostile = "\x1b[31mred\x1b[0m\x1b]0;retitled\x07\nfailure class: none " + "x" * 5000
+    reference = prices(1).rename(columns={"demand_index": hostile})
+    current = prices(2).rename(columns={"demand_index": hostile})
+    current[hostile] = current[hostile] * 1.6
+    ref, cur = tmp_path / "reference.parquet", tmp_path / "current.parquet"
+    reference.to_parquet(ref)
+    current.to_parquet(cur)
+    code, out, _ = run(capsys, "--reference", str(ref), "--current", str(cur))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("failure class: drift")
+    assert [line for line in lines if line.startswith("failure class:")] == [lines[0]]
+    assert "\x1b" not in out and "\x07" not in out
+    assert "redfailure class: none" not in out and "red failure class: none xxx" in out
+    assert max(len(line) for line in lines) <= 1500
