@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from firebreak.errors import RemediationError
@@ -17,8 +18,10 @@ def choose_remediation(requested: str, diagnosis: dict[str, Any], *, model: str)
     choice = requested if requested != "auto" else diagnosis.get("remediation")
     failure = diagnosis.get("failure_class")
     if choice is None:
-        raise RemediationError(
-            f"no automated remediation for failure class {failure!r} of {model}; traffic stays on the fallback for a human"
-        )
+        message = f"no automated remediation for failure class {failure!r} of {model}; traffic stays on the fallback for a human"
+        if failure == "unknown":  # a false alarm looks like this too: say how to undo the containment
+            command = f"firebreak route --model {shlex.quote(model)} champion --reason 'checked: healthy' --by <you>"
+            message += f" (the evidence shows no failure: if the champion is healthy, send traffic back with {command})"
+        raise RemediationError(message)
     source = "requested" if requested != "auto" else f"policy for {failure}"
     return Remediation(choice), source

@@ -44,6 +44,10 @@ def test_the_form_overrides_the_policy(world: World) -> None:
 def test_no_evidence_and_no_report_leaves_it_to_a_human(world: World) -> None:
     incident_id = world.open("diagnose-c")
     assert stages.diagnose(incident_id) == {"failure_class": "unknown", "remediation": None}
-    with pytest.raises(RemediationError, match="no automated remediation for failure class 'unknown' of pricing"):
+    with pytest.raises(
+        RemediationError, match="no automated remediation for failure class 'unknown' of pricing"
+    ) as raised:
         stages.choose_remediation(incident_id)
+    # A false alarm ends here too: the on-call is told how to send traffic back once they checked.
+    assert "firebreak route --model pricing champion --reason 'checked: healthy' --by <you>" in str(raised.value)
     assert world.state().incidents.get_evidence(incident_id)[EvidenceKind.REMEDIATION_CHOICE] == {"choice": None}
