@@ -9,7 +9,8 @@ carries the evidence it rests on (``docs/triage.md`` explains every rule):
 * :func:`unknown_values` — values outside the reference's set, by **rate and
   significance**: a binomial test of the current count against the rate at which a
   reference of that size leaves values unseen (Good-Turing: the share of values seen once).
-  Then **who holds them**: codes substituted upstream land on rows like any others, while a
+  Known values written differently (another case, white space around them) are an encoding
+  change: skew. Then **who holds them**: codes substituted upstream land on rows like any others, while a
   part of the population the reference never covered (a new region, a new market) differs
   from the other rows in the other columns too; that is drift, not skew.
 * :func:`null_changes` — a rise of the null rate, tested with the conditional binomial
@@ -87,6 +88,9 @@ _SPIKE_MIN_ROWS = _SENTINEL_MIN_ROWS  # a filled-in default holds as many rows a
 # significant after Bonferroni over the columns compared; each side needs this many rows.
 _POPULATION_MIN_DISTANCE = 0.3
 _POPULATION_MIN_ROWS = 20
+# Unknown values that are known ones in another case or with white space around them, on at
+# least this share of the unknown rows, are an encoding change.
+_RESPELLED_SHARE = 0.9
 
 
 def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
@@ -150,6 +154,8 @@ def unknown_values(
     }
     if not found["skew"]:
         return found
+    if respelled := _respelled(unknown, known):
+        return {**found, "verdict": "skew", "because": respelled}
     if rows == n:
         return {**found, "verdict": "skew", "because": "no row holds a known value: the column was recoded"}
     present = np.flatnonzero(current.notna().to_numpy())  # ``others`` is row-aligned with ``current``
@@ -158,6 +164,24 @@ def unknown_values(
         because = "the rows holding them look like the other rows in every other column: codes substituted upstream"
         return {**found, "verdict": "skew", "because": because}
     return {**found, "skew": False, "verdict": "drift", "because": apart}
+
+
+def _respelled(unknown: pd.Series, known: set[Any]) -> str | None:
+    """Why unknown values are known ones written differently (case, white space), or None.
+
+    A world that grows brings new values; a pipeline that changed its encoding brings the old
+    ones respelled ("Web" for "web", " web" for "web"): at least 90% of the unknown rows.
+    """
+    folded = {str(k).strip().casefold(): str(k) for k in known}
+    texts = unknown.astype(str)
+    matched = texts.str.strip().str.casefold().isin(folded.keys())
+    if matched.mean() < _RESPELLED_SHARE:
+        return None
+    example = str(texts[matched].iloc[0])
+    return (
+        f"{matched.mean():.0%} of them are known values written differently ({example!r} for "
+        f"{folded[example.strip().casefold()]!r}: case or white space): an encoding change upstream"
+    )
 
 
 def _another_population(others: pd.DataFrame | None, unseen: np.ndarray) -> str | None:

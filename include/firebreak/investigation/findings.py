@@ -62,8 +62,13 @@ class Finding:
 
 def _value_text(value: Any) -> str:
     """A sampled value as people write it: a float to 12 significant digits (166.8, not the
-    166.79999999999998 a unit conversion leaves), anything else as it is."""
-    return format(value, ".12g") if isinstance(value, float) else str(value)
+    166.79999999999998 a unit conversion leaves); text with white space at either end quoted
+    (' web', the difference a reader must see); anything else as it is."""
+    if isinstance(value, float):
+        return format(value, ".12g")
+    if isinstance(value, str) and value != value.strip():
+        return repr(value)
+    return str(value)
 
 
 def contract_findings(contract: dict[str, Any], checks: dict[str, Any] | None = None) -> list[Finding]:

@@ -274,3 +274,17 @@ def test_numbers_sent_as_text_are_a_type_change_of_the_whole_column() -> None:
     got, cause = verdict(table(1), current)
     assert got == "skew", cause
     assert "hours: type changed on 100.0% of rows" in cause
+
+
+def test_known_codes_respelled_on_rows_of_another_market_are_still_an_encoding_change() -> None:
+    """Upper case or padding on the rows of one source: known values written differently are
+    skew, even where those rows differ in another column (which alone would read as a new market)."""
+    current = new_market(2, 0.2, apart=True)
+    known = table(2)["region"]
+    moved = current["region"] == "central"
+    current.loc[moved, "region"] = " " + known[moved].str.upper()  # " NORTH" for "north"
+    found, _ = triage_tables(table(1), current)
+    assert str(found.failure_class) == "skew", found.root_cause
+    (region,) = [f for f in found.evidence if f.column == "region" and f.kind == "contract"]
+    assert "100% of them are known values written differently (' " in region.detail
+    assert "case or white space): an encoding change upstream" in region.detail

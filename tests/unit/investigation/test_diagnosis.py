@@ -43,6 +43,9 @@ def test_sampled_values_read_as_people_write_them() -> None:
     failure = {**range_failure("height", 100.0), "sample": [166.79999999999998, 1e-07, "N/A"]}
     verdict = classify(contract={"passed": False, "failures": [failure]}, drift={"columns": []})
     assert "e.g. 166.8, 1e-07, N/A" in verdict.evidence[0].detail
+    padded = {"expectation": "expect_column_values_to_be_in_set", "column": "channel", "sample": [" web", "app\t"]}
+    verdict = classify(contract={"passed": False, "failures": [padded]}, drift={"columns": []})
+    assert "e.g. ' web', 'app\\t'" in verdict.evidence[0].detail
 
 
 def test_a_rescaled_column_is_skew_even_inside_the_contract() -> None:
