@@ -392,7 +392,7 @@ def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
         return None
     ref_values, ref_counts = np.unique(ref, return_counts=True)
     if len(ref_values) == 1 and len(ref) >= _WHOLE_MIN_ROWS:
-        return _constant_changed(str(reference.name), float(ref_values[0]), cur)
+        return _constant_changed(str(reference.name), float(ref_values[0]), len(ref), cur)
     if len(ref_values) < _SPIKE_MIN_DISTINCT or ref_counts.max() / len(ref) > _SPIKE_REF_MAX_SHARE:
         return None
     values, counts = np.unique(cur, return_counts=True)
@@ -417,12 +417,17 @@ def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
     }
 
 
-def _constant_changed(column: str, constant: float, cur: np.ndarray) -> dict[str, Any] | None:
+def _constant_changed(column: str, constant: float, n_reference: int, cur: np.ndarray) -> dict[str, Any] | None:
     """A reference column of one value whose rows, all but a few, now hold others: a constant
     changed upstream (a default, a version, a flag), as a column moved whole. A flag that never
-    fired in the sample and now fires on some rows is a new region instead (:func:`beyond_range`)."""
+    fired in the sample and now fires on some rows is a new region instead (:func:`beyond_range`).
+    The p-value: that many other values from a world where the reference's ``n`` rows saw none
+    (a rate of at most ``1 / n``, as for unseen categories)."""
     changed = cur[cur != constant]
     if len(changed) < max(_WHOLE_MIN_ROWS, _WHOLE_SHARE * len(cur)):
+        return None
+    p_value = float(binomial_tail(len(changed), len(cur), 1.0 / n_reference))
+    if p_value >= SIGNIFICANCE:
         return None
     values, counts = np.unique(changed, return_counts=True)
     top = int(np.argmax(counts))
@@ -431,7 +436,7 @@ def _constant_changed(column: str, constant: float, cur: np.ndarray) -> dict[str
         "value": float(values[top]),
         "share": round(float(counts[top] / len(cur)), 5),
         "reference_share": 0.0,
-        "p_value": 0.0,
+        "p_value": p_value,
         "because": (
             f"the reference holds the single value {constant:g} on every row; now "
             + (f"{values[top]:g}" if len(values) == 1 else f"other values (most often {values[top]:g})")

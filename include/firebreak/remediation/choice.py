@@ -20,8 +20,12 @@ def choose_remediation(requested: str, diagnosis: dict[str, Any], *, model: str)
     if choice is None:
         message = f"no automated remediation for failure class {failure!r} of {model}; traffic stays on the fallback for a human"
         if failure == "unknown":  # a false alarm looks like this too: say how to undo the containment
-            command = f"firebreak route --model {shlex.quote(model)} champion --reason 'checked: healthy' --by <you>"
-            message += f" (the evidence shows no failure: if the champion is healthy, send traffic back with {command})"
+            command = (
+                f"firebreak route --model {shlex.quote(model)} champion --reason 'checked: healthy' --by YOUR_NAME"
+            )
+            message += (
+                f" (no cause found in the evidence: if the champion is healthy, send traffic back with {command})"
+            )
         raise RemediationError(message)
     source = "requested" if requested != "auto" else f"policy for {failure}"
     return Remediation(choice), source

@@ -392,6 +392,8 @@ def test_a_constant_that_changed_on_every_row_is_skew_for_all_users(tmp_path: Pa
     assert (verdict.failure_class, verdict.columns) == ("skew", ["schema"])
     assert "the reference holds the single value 5 on every row; now 6 on 100.0% of rows" in verdict.root_cause
     assert evidence["segments"]["segments"] == []  # a segment of every row is everyone, not a segment
+    (changed,) = evidence["drift"]["data_checks"]["spikes"]
+    assert (changed["value"], changed["share"]) == (6.0, 1.0) and changed["p_value"] < 1e-100
     reference, current = tmp_path / "ref.csv", tmp_path / "cur.csv"
     _levels(1).to_csv(reference, index=False)
     _levels(2, schema=6).to_csv(current, index=False)

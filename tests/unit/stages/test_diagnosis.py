@@ -49,5 +49,5 @@ def test_no_evidence_and_no_report_leaves_it_to_a_human(world: World) -> None:
     ) as raised:
         stages.choose_remediation(incident_id)
     # A false alarm ends here too: the on-call is told how to send traffic back once they checked.
-    assert "firebreak route --model pricing champion --reason 'checked: healthy' --by <you>" in str(raised.value)
+    assert "firebreak route --model pricing champion --reason 'checked: healthy' --by YOUR_NAME" in str(raised.value)
     assert world.state().incidents.get_evidence(incident_id)[EvidenceKind.REMEDIATION_CHOICE] == {"choice": None}
