@@ -48,6 +48,7 @@ __all__ = [
     "data_checks",
     "exceedance_p_value",
     "null_changes",
+    "outcome_changes",
     "spikes",
     "unknown_values",
 ]
@@ -443,6 +444,53 @@ def _constant_changed(column: str, constant: float, n_reference: int, cur: np.nd
             + f" on {len(changed) / len(cur):.1%} of rows: a constant changed upstream (a default, a version or a flag)"
         ),
     }
+
+
+def outcome_changes(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str], *, rescaled: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The model's answers or the labels written in another form than the reference's: skew.
+
+    Only a change of *form* is judged here: values of another type (``yes``/``no`` labels where
+    the reference has 0/1), a scale (scores of 0-100 where the reference's are 0-1), or a set
+    none of whose values the reference knows. A change of their distribution is what the
+    performance figures judge; they mean nothing across two forms. Each item carries
+    ``column``, ``verdict`` (``skew``), ``because`` and a ``sample`` of current values.
+    """
+    found = []
+    for column in columns:
+        if column not in reference.columns or column not in current.columns:
+            continue
+        ref, cur = reference[column].dropna(), current[column].dropna()
+        if ref.empty or cur.empty:
+            continue
+        ref_numbers, cur_numbers = _numbers_of(ref), _numbers_of(cur)
+        sample = [bounded_sample(v) for v in cur.astype(object).value_counts().index[:3].tolist()]
+        if (ref_numbers is None) != (cur_numbers is None):
+            before = ", ".join(str(v) for v in ref.astype(object).value_counts().index[:3].tolist())
+            because = f"its values changed type: {before} in the reference, {', '.join(map(str, sample))} now"
+            found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
+            continue
+        if ref_numbers is not None and cur_numbers is not None:
+            past = beyond_range(ref_numbers, cur_numbers, rescaled=column in rescaled)
+            if past is not None and past["verdict"] == "skew":
+                because = f"{past['share']:.1%} of values past the reference's range {past['range']}: {past['because']}"
+                found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
+            continue
+        unseen = unknown_values(ref, cur)
+        if unseen is not None and unseen.get("verdict") == "skew" and unseen["rows"] == len(cur):
+            found.append({**unseen, "because": f"unknown values on every row; {unseen['because']}"})
+    return found
+
+
+def _numbers_of(values: pd.Series) -> pd.Series | None:
+    """``values`` as numbers (booleans as 0/1, numbers written as text read), or None for text."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(int)
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    numbers = pd.to_numeric(values.astype(object), errors="coerce")
+    return numbers if numbers.notna().all() else None
 
 
 def data_checks(

@@ -20,6 +20,7 @@ from firebreak.investigation.findings import (
     golden_findings,
     lineage_findings,
     multivariate_findings,
+    outcome_findings,
     performance_findings,
     spike_findings,
 )
@@ -103,6 +104,7 @@ def classify(
     findings: list[Finding] = []
     findings += contract_findings(contract, checks)
     findings += spike_findings(drift)
+    findings += outcome_findings(drift)
     findings += lineage_findings(lineage)
     for change in drift.get("scale_changes", []) or []:
         findings.append(

@@ -449,6 +449,14 @@ def gather_evidence(
     add_drift_checks(drift, ref_frame, cur_frame, declared=declared)
     evidence: dict[str, Any] = {"contract": {**contract_result.to_dict(), "derived": derived}, "drift": drift}
     labelled = label is not None and prediction is not None and label in current.columns
+    outcomes = [c for c in (label, prediction, confidence) if c is not None]
+    drift.setdefault("data_checks", {})["outcome_changes"] = data_checks.outcome_changes(
+        reference, current, outcomes, rescaled=[c["column"] for c in scale_changes(reference, current, outcomes)]
+    )
+    # Answers or labels in another form than the reference's (a skew the findings name): the
+    # performance figures would compare two forms, and say nothing.
+    outcomes_changed = bool(drift["data_checks"]["outcome_changes"])
+    labelled = labelled and not outcomes_changed
     if protected and prediction:
         from firebreak.detection.fairness import default_limits, table_fairness
 
@@ -472,7 +480,7 @@ def gather_evidence(
 
         assert label is not None and prediction is not None
         evidence["performance"] = performance_change(reference, current, label=label, prediction=prediction)
-    if label is not None and prediction is not None:
+    if label is not None and prediction is not None and not outcomes_changed:
         estimate = _estimate(reference, current, shared, label=label, prediction=prediction, confidence=confidence)
         if estimate is not None:
             if labelled and evidence.get("performance"):

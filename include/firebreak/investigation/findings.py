@@ -25,6 +25,7 @@ __all__ = [
     "lineage_findings",
     "multivariate_findings",
     "performance_findings",
+    "outcome_findings",
     "spike_findings",
 ]
 
@@ -161,6 +162,14 @@ def spike_findings(drift: dict[str, Any]) -> list[Finding]:
         )
         found.append(Finding("spike", FailureClass.SKEW, spike["column"], detail, 0.9))
     return found
+
+
+def outcome_findings(drift: dict[str, Any]) -> list[Finding]:
+    """The model's answers or the labels in another form than the reference's: the pipeline changed."""
+    return [
+        Finding("outcome", FailureClass.SKEW, change["column"], f"{change['column']}: {change['because']}", 1.0)
+        for change in (drift.get("data_checks") or {}).get("outcome_changes", [])
+    ]
 
 
 def multivariate_findings(drift: dict[str, Any]) -> list[Finding]:

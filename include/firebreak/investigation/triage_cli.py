@@ -153,9 +153,10 @@ def _who(report: dict[str, Any]) -> str:
     from firebreak.investigation.segments import describe
 
     segments = report["segments"]
+    if report["failure_class"] == "none":
+        return "no failure to localise"
     if segments.get("scope") == "none":
-        # A failure found on no per-row signal (a changed constant, a drift with no new segment) is everyone's.
-        return "no failure signal to localise" if report["failure_class"] == "none" else "all users"
+        return "all users"  # a failure on no per-row signal (a changed constant, a drift with no new segment)
     return describe(segments)
 
 

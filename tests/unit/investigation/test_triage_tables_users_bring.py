@@ -419,3 +419,46 @@ def test_a_new_level_of_a_rating_is_named_by_its_value_not_as_missing() -> None:
     top = evidence["segments"]["segments"][0]
     assert (top["description"], top["rows"]) == ("stars=6", 600)
     assert "concentrated in segment stars=6: 600 rows, 12.0% of traffic" in verdict.root_cause
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "because"),
+    [
+        ({"label": lambda f: f["label"].map({0: "no", 1: "yes"})}, "label", "its values changed type: "),
+        ({"score": lambda f: (f["score"] * 100).round(2)}, "score", "the whole column is rescaled by one factor"),
+        ({"label": lambda f: f["label"].map({0: "legit", 1: "fraud"})}, "label", "its values changed type: "),
+    ],
+    ids=["labels-yes-no", "scores-in-percent", "labels-as-names"],
+)
+def test_answers_or_labels_in_another_form_are_skew_not_concept_drift(
+    change: dict[str, Any], column: str, because: str
+) -> None:
+    """The label pipeline writing yes/no for 1/0, scores sent in percent: the performance figures
+    would compare two forms (accuracy 0, an MAE of 50) and read as concept drift, or nothing."""
+    current = _scored(2).assign(**change)
+    verdict, evidence = triage_tables(_scored(1), current, label="label", prediction="score")
+    assert (verdict.failure_class, verdict.columns) == ("skew", [column]), verdict.root_cause
+    assert because in verdict.root_cause
+    assert "performance" not in evidence and "estimated_performance" not in evidence
+
+
+def test_answers_and_labels_in_their_usual_form_are_judged_on_performance() -> None:
+    """Class names in both tables, a score whose distribution moved inside [0, 1], a regressor's
+    label past its old range: no form changed, so the figures judge."""
+    names = {0: "legit", 1: "fraud"}
+    reference = _scored(1).assign(label=lambda f: f["label"].map(names))
+    current = _scored(2).assign(label=lambda f: f["label"].map(names))
+    _, evidence = triage_tables(reference, current, label="label", prediction="score")
+    assert evidence["drift"]["data_checks"]["outcome_changes"] == []
+    verdict, evidence = triage_tables(
+        _scored(1), _scored(2, flip=0.3).assign(score=lambda f: f["score"] ** 2), label="label", prediction="score"
+    )
+    assert evidence["drift"]["data_checks"]["outcome_changes"] == []
+    assert verdict.failure_class == "drift" and "accuracy on labelled rows" in verdict.root_cause
+    assert "estimated_performance" in evidence
+    rng = np.random.default_rng(3)
+    x_ref, x_cur = rng.uniform(0, 10, 3000), rng.uniform(0, 14, 3000)
+    regression = [pd.DataFrame({"x": x, "y": 3 * x + rng.normal(0, 1, 3000), "yhat": 3 * x}) for x in (x_ref, x_cur)]
+    verdict, evidence = triage_tables(*regression, label="y", prediction="yhat")
+    assert evidence["drift"]["data_checks"]["outcome_changes"] == []
+    assert verdict.failure_class == "drift" and "performance" in evidence
