@@ -467,8 +467,8 @@ def outcome_changes(
         ref_numbers, cur_numbers = _numbers_of(ref), _numbers_of(cur)
         sample = [bounded_sample(v) for v in cur.astype(object).value_counts().index[:3].tolist()]
         if (ref_numbers is None) != (cur_numbers is None):
-            before = ", ".join(str(v) for v in ref.astype(object).value_counts().index[:3].tolist())
-            because = f"its values changed type: {before} in the reference, {', '.join(map(str, sample))} now"
+            before = [bounded_sample(v) for v in ref.astype(object).value_counts().index[:3].tolist()]
+            because = f"its values changed type: {', '.join(map(str, before))} in the reference, {', '.join(map(str, sample))} now"
             found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
             continue
         if ref_numbers is not None and cur_numbers is not None:

@@ -462,3 +462,11 @@ def test_answers_and_labels_in_their_usual_form_are_judged_on_performance() -> N
     verdict, evidence = triage_tables(*regression, label="y", prediction="yhat")
     assert evidence["drift"]["data_checks"]["outcome_changes"] == []
     assert verdict.failure_class == "drift" and "performance" in evidence
+
+
+def test_a_type_change_of_labels_quotes_long_values_by_their_first_characters() -> None:
+    names = {0: "n" * 5000, 1: "y" * 5000}
+    reference = _scored(1).assign(label=lambda f: f["label"].map(names))
+    verdict, _ = triage_tables(reference, _scored(2), label="label", prediction="score")
+    assert (verdict.failure_class, verdict.columns) == ("skew", ["label"])
+    assert "(5,000 characters)" in verdict.root_cause and len(verdict.root_cause) < 1000
