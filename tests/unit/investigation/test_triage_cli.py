@@ -367,3 +367,16 @@ def test_a_hostile_column_name_reaches_the_terminal_inert(tmp_path: Path, capsys
     assert "\x1b" not in out and "\x07" not in out
     assert "redfailure class: none" not in out and "red failure class: none xxx" in out
     assert max(len(line) for line in lines) <= 1500
+
+
+def test_no_failure_with_labels_says_nobody_is_hit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With labels some answers are always wrong; with no failure found, that is nobody's failure."""
+    rng = np.random.default_rng(4)
+    reference, current = prices(11), prices(12)
+    for frame in (reference, current):
+        frame["score"] = 1 / (1 + np.exp(-(frame["demand_index"] - 0.9) * 4))
+        frame["label"] = (rng.random(len(frame)) < frame["score"]).astype(int)
+    args = [*tables(tmp_path, reference, current), "--label-column", "label", "--prediction-column", "score"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and out.startswith("failure class: none")
+    assert "who is hit:    no failure to localise" in out
