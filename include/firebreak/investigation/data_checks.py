@@ -484,13 +484,17 @@ def outcome_changes(
 
 
 def _numbers_of(values: pd.Series) -> pd.Series | None:
-    """``values`` as numbers (booleans as 0/1, numbers written as text read), or None for text."""
+    """``values`` as numbers, or None for text (:func:`~firebreak.detection.performance.as_numbers`
+    decides, as it does for the performance figures); a numeric column keeps its dtype, so an
+    integer column keeps its whole-number range, and booleans read as the integers 0/1."""
+    from firebreak.detection.performance import as_numbers
+
     if pd.api.types.is_bool_dtype(values):
         return values.astype(int)
     if pd.api.types.is_numeric_dtype(values):
         return values
-    numbers = pd.to_numeric(values.astype(object), errors="coerce")
-    return numbers if numbers.notna().all() else None
+    numbers = as_numbers(values)
+    return None if numbers is None else pd.Series(numbers, index=values.index, name=values.name)
 
 
 def data_checks(

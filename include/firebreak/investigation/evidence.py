@@ -450,7 +450,7 @@ def gather_evidence(
     evidence: dict[str, Any] = {"contract": {**contract_result.to_dict(), "derived": derived}, "drift": drift}
     labelled = label is not None and prediction is not None and label in current.columns
     outcomes = [c for c in (label, prediction, confidence) if c is not None]
-    drift.setdefault("data_checks", {})["outcome_changes"] = data_checks.outcome_changes(
+    drift["data_checks"]["outcome_changes"] = data_checks.outcome_changes(
         reference, current, outcomes, rescaled=[c["column"] for c in scale_changes(reference, current, outcomes)]
     )
     # Answers or labels in another form than the reference's (a skew the findings name): the
