@@ -290,12 +290,15 @@ def wrong_answers(label: pd.Series, prediction: pd.Series, kind: str) -> np.ndar
 
 def finite_rows(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The rows of ``frame`` where every one of ``columns`` has a value, and a finite one if it holds numbers."""
-    keep = frame[columns].notna().all(axis=1).to_numpy()
+    keep = np.ones(len(frame), dtype=bool)
     for column in columns:
         series = frame[column]
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            keep &= np.isfinite(series.to_numpy(dtype=float, na_value=np.nan))
-    return frame[keep]
+            keep &= np.isfinite(series.to_numpy(dtype=float, na_value=np.nan))  # NaN and NA too
+        else:
+            keep &= series.notna().to_numpy()
+    # Every row kept (the usual case): the frame itself, not a copy of each of its columns.
+    return frame if keep.all() else frame[keep]
 
 
 def performance_change(

@@ -70,6 +70,7 @@ __all__ = [
     "homogeneity_p_value",
     "ks_p_value",
     "level_codes",
+    "ranked_levels",
     "sample_for_report",
 ]
 
@@ -98,6 +99,28 @@ def level_codes(text: pd.Series, levels: Sequence[str]) -> np.ndarray:
     codes, distinct = pd.factorize(text)
     lookup = np.append(pd.Index(list(levels), dtype=object).get_indexer(distinct.astype(object)), -1)
     return lookup[codes].astype(np.intp)  # code -1 (missing) takes the appended -1
+
+
+def ranked_levels(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column's distinct values, most frequent first, and each row's position among them.
+
+    One hash pass over the rows (``pd.factorize``) gives the codes, the values and, by a count
+    of the codes, their frequencies: what ``value_counts()`` then a code per row would take
+    two passes for. Ties keep the order in which the values first appear.
+
+    Args:
+        text: Values from :func:`as_text`.
+
+    Returns:
+        Per row its rank (0: the most frequent value; -1: missing), the distinct values as an
+        object array in that order, and their counts.
+    """
+    codes, distinct = pd.factorize(text)
+    counts = np.bincount(codes[codes >= 0], minlength=len(distinct))
+    order = np.argsort(-counts, kind="stable")
+    rank = np.empty(len(order) + 1, dtype=np.intp)
+    rank[order], rank[-1] = np.arange(len(order)), -1  # code -1 (missing) takes the last slot
+    return rank[codes], np.asarray(distinct, dtype=object)[order], counts[order]
 
 
 # Evidently 0.7.23's display names (``StatTest.display_name``); ``ColumnDrift.method``

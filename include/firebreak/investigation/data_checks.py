@@ -518,7 +518,10 @@ def data_checks(
         for c in categorical
         if (
             u := unknown_values(
-                reference[c], current[c], declared.get(c, ()), others=numbers.drop(columns=c, errors="ignore")
+                reference[c],
+                current[c],
+                declared.get(c, ()),
+                others=numbers.drop(columns=c) if c in numbers.columns else numbers,
             )
         )
         is not None

@@ -100,9 +100,12 @@ def set_aside(series: pd.Series, name: str) -> str | None:
             return "numbers rows (every value a distinct whole number): an identifier, not compared"
         return time_kind if _epoch_numbers(series, name) else None
     try:
-        values = series.dropna().unique()
+        # One hash pass; the missing value is among the distinct ones, tested there and not
+        # row by row (pandas' null test on text costs more than the pass itself).
+        distinct = series.unique()
     except TypeError:  # lists, mappings, arrays: values without equality to compare
         return "lists or mappings: not compared"
+    values = distinct[~pd.isna(distinct)]
     if len(values) and all(isinstance(v, str) and _DATE_TEXT.fullmatch(v.strip()) for v in values[:1000]):
         return time_kind
     if len(values) > _MAX_CATEGORIES and len(values) > 0.5 * series.notna().sum():
@@ -175,7 +178,8 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
         series = reference[column]
         name_ = str(column)
         add("expect_column_to_exist", column=name_)
-        null_rate = float(series.isna().mean())
+        present = series.notna().to_numpy()  # once: pandas' null test on text is costly
+        null_rate = float((~present).mean())
         if null_rate == 0:
             add("expect_column_values_to_not_be_null", column=name_)
         elif null_rate < 1:
@@ -184,7 +188,7 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
                 column=name_,
                 mostly=round(max(0.0, 1 - (1.5 * null_rate + _NULL_SLACK)), 4),
             )
-        values = series.dropna()
+        values = series[present]
         if isinstance(series.dtype, pd.CategoricalDtype):
             declared = [_plain(v) for v in series.cat.categories]
             add("expect_column_values_to_be_in_set", _rare_meta(values), column=name_, value_set=declared)
@@ -242,7 +246,7 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
         ref, cur = _magnitudes(reference[column]), _magnitudes(current[column])
         if ref is None or cur is None or len(ref) < _SCALE_MIN_ROWS or len(cur) < _SCALE_MIN_ROWS:
             continue
-        ratios = np.quantile(cur, _SCALE_QUANTILES) / np.quantile(ref, _SCALE_QUANTILES)
+        ratios = np.quantile(cur, _SCALE_QUANTILES) / np.quantile(ref, _SCALE_QUANTILES)  # sorted: see _magnitudes
         logs = np.log10(ratios)
         factor = float(10 ** np.median(logs))
         if float(logs.max() - logs.min()) <= _SCALE_MAX_SPREAD and abs(math.log10(factor)) >= math.log10(
@@ -328,10 +332,10 @@ def _magnitudes(series: pd.Series) -> np.ndarray | None:
         return None
     values = series.to_numpy(dtype=float)
     values = np.abs(values[np.isfinite(values)])
-    values = values[values > 0]
     # Signed data (both signs in the reference) has no unit-free scale: quantiles of |x| still
-    # scale with a unit change, so they are used as they are.
-    return values
+    # scale with a unit change, so they are used as they are. Sorted: numpy's quantiles of
+    # sorted values cost a fraction of a partition of raw ones, and give the same numbers.
+    return np.sort(values[values > 0])
 
 
 def _plain(value: Any) -> Any:
@@ -490,9 +494,9 @@ def gather_evidence(
     contract_flags = None
     if not labelled and not contract_result.passed and compiled is not None:
         # On the tables as given: the contract was derived from, and checks, the raw values.
-        flags = (compiled.violations(reference), compiled.violations(current))
-        if not derived or _contract_is_the_signal(flags[1], drift.get("data_checks") or {}):
-            contract_flags = flags
+        current_flags = compiled.violations(current)
+        if not derived or _contract_is_the_signal(current_flags, drift.get("data_checks") or {}):
+            contract_flags = (compiled.violations(reference), current_flags)
     evidence["segments"] = _segments(
         ref_frame,
         cur_frame,

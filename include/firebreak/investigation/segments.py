@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.containment.segment import MISSING, Condition, Segment
-from firebreak.detection.stats import as_text, binomial_tail, level_codes
+from firebreak.detection.stats import as_text, binomial_tail, level_codes, ranked_levels
 
 __all__ = ["FDR", "MIN_LIFT", "MIN_ROWS", "localise"]
 
@@ -63,9 +63,11 @@ class _Coded:
 def _code_numeric(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series) -> _Coded:
     ref_values = ref.to_numpy(dtype=float, na_value=np.nan)
     cur_values = cur.to_numpy(dtype=float, na_value=np.nan)
-    basis_values = basis.to_numpy(dtype=float, na_value=np.nan)
-    finite = basis_values[np.isfinite(basis_values)]
-    distinct = np.unique(finite)
+    basis_values = ref_values if basis is ref else basis.to_numpy(dtype=float, na_value=np.nan)
+    # Sorted once: the distinct values and the quantiles both read it (a quantile of sorted
+    # values is several times cheaper for numpy's partition than one of raw values).
+    ordered = np.sort(basis_values[np.isfinite(basis_values)])
+    distinct = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
     if pd.api.types.is_integer_dtype(basis) and 0 < len(distinct) <= _FEW_VALUES:
         levels = [str(int(v)) for v in distinct]
         conditions = [Condition(column, values=(lv,)) for lv in levels]
@@ -79,11 +81,10 @@ def _code_numeric(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series)
         unseen = np.unique(cur_values[(cur_codes == len(levels)) & np.isfinite(cur_values)])[:50]
         conditions.append(Condition(column, values=tuple(_level_text(v) for v in unseen) or ("<other>",)))
     else:
-        edges = np.unique(np.quantile(finite, _QUANTILES)) if len(finite) else np.array([])
+        edges = np.unique(np.quantile(ordered, _QUANTILES)) if len(ordered) else np.array([])
         bounds = [None, *edges.tolist(), None]
         conditions = [Condition(column, low=bounds[i], high=bounds[i + 1]) for i in range(len(bounds) - 1)]
-        ref_codes = np.searchsorted(edges, ref_values, side="right")
-        cur_codes = np.searchsorted(edges, cur_values, side="right")
+        ref_codes, cur_codes = _bins(edges, ref_values), _bins(edges, cur_values)
     # Missing values get the last code.
     missing = len(conditions)
     conditions.append(Condition(column, values=(MISSING,)))
@@ -92,23 +93,37 @@ def _code_numeric(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series)
     return _Coded(column, ref_codes, cur_codes, conditions)
 
 
+def _bins(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, values, side="right")`` for a few edges: one comparison pass per
+    edge, about 3x faster than a binary search per value on unsorted values."""
+    codes = np.zeros(len(values), dtype=np.intp)
+    for edge in edges:
+        codes += values >= edge
+    return codes
+
+
 def _level_text(value: float) -> str:
     """A level of a few-valued integer column as :meth:`Condition.matches` compares it (``6``, not ``6.0``)."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _code_categorical(column: str, ref: pd.Series, cur: pd.Series, basis: pd.Series) -> _Coded:
-    ref_text = as_text(ref).fillna(MISSING)
-    cur_text = as_text(cur).fillna(MISSING)
-    levels = as_text(basis).fillna(MISSING).value_counts().index[:_MAX_LEVELS].tolist()
+    ref_text, cur_text = as_text(ref).fillna(MISSING), as_text(cur).fillna(MISSING)
+    basis_text = ref_text if basis is ref else as_text(basis).fillna(MISSING)
+    ranks, distinct, _ = ranked_levels(basis_text)
+    levels = [str(v) for v in distinct[:_MAX_LEVELS]]
     other = len(levels)
-    conditions = [Condition(column, values=(str(v),)) for v in levels]
-    unseen = sorted(set(cur_text.unique().tolist()) - set(levels))[:50]
-    conditions.append(Condition(column, values=tuple(str(v) for v in unseen) or ("<other>",)))
+    conditions = [Condition(column, values=(v,)) for v in levels]
     # A hash pass per table in C, not a Python call per row: -1, not a kept level.
-    ref_codes, cur_codes = level_codes(ref_text, levels), level_codes(cur_text, levels)
+    ref_codes = ranks if basis is ref else level_codes(ref_text, levels)
+    cur_codes = level_codes(cur_text, levels)
+    unseen = sorted({str(v) for v in cur_text[cur_codes < 0].unique()})[:50]
+    conditions.append(Condition(column, values=tuple(unseen) or ("<other>",)))
     return _Coded(
-        column, np.where(ref_codes < 0, other, ref_codes), np.where(cur_codes < 0, other, cur_codes), conditions
+        column,
+        np.where((ref_codes < 0) | (ref_codes >= other), other, ref_codes),
+        np.where(cur_codes < 0, other, cur_codes),
+        conditions,
     )
 
 
@@ -247,7 +262,8 @@ def localise(
     )[:_PAIR_PARENTS]
     for index, level, parent in promising:
         first = coded[index]
-        in_ref, in_cur = first.ref == level, first.cur == level
+        # The parent's rows as positions, once: each other column then gathers only those rows.
+        in_ref, in_cur = np.flatnonzero(first.ref == level), np.flatnonzero(first.cur == level)
         for other_index, other in enumerate(coded):
             if other_index == index:
                 continue
