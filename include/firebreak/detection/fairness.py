@@ -114,19 +114,22 @@ def decisions(values: pd.Series, role: str = "prediction", positive_class: str |
     """0/1 per row: booleans as they are; numbers 0/1, or scores in [0, 1] with >= 0.5 selected.
 
     ``role`` ``"label"`` accepts booleans and 0/1 only (an outcome is not a score). With
-    ``positive_class`` (class names: ``"approve"``), 1 where the value, as text, is that class.
+    ``positive_class`` (class names: ``"approve"``), 1 where the value, as text, is that class;
+    numbers beside a class named in words are a score or decisions for it, read as without one.
 
     Raises:
         FairnessInputError: Naming the column, if it holds text, missing values or numbers
             outside those ranges.
     """
     what = f"the {role}" + (f" column {values.name!r}" if values.name is not None else "")
-    if positive_class is not None:
+    numeric = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+    # A class named in words beside numbers (a score, or 0/1 decisions, for "approve"): the
+    # numbers already say yes or no to that class, and are read as below.
+    if positive_class is not None and not (numeric and _in_words(positive_class)):
         if values.isna().any():
             raise FairnessInputError(f"{what} has {int(values.isna().sum())} missing values: no decision to compare")
-        if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-            number = pd.to_numeric(pd.Series([positive_class]), errors="coerce").iloc[0]  # classes 1, 2, 3: "1"
-            return (values.to_numpy(dtype=float) == number).astype(int)
+        if numeric:  # classes 1, 2, 3: "1"
+            return (values.to_numpy(dtype=float) == float(positive_class)).astype(int)
         return (values.astype("string").str.strip() == positive_class).to_numpy(dtype=bool).astype(int)
     if pd.api.types.is_bool_dtype(values.dtype) and not values.isna().any():
         return values.to_numpy(dtype=bool).astype(int)
@@ -145,6 +148,11 @@ def decisions(values: pd.Series, role: str = "prediction", positive_class: str |
     if bad.any():
         raise FairnessInputError(f"{what} must be {allowed} for fairness figures; {int(bad.sum())} rows are not")
     return (array >= SCORE_THRESHOLD).astype(int)
+
+
+def _in_words(positive_class: str) -> bool:
+    """Whether a positive class is a name (``"approve"``), not a number (class ``1`` of 0/1/2)."""
+    return bool(pd.isna(pd.to_numeric(pd.Series([positive_class]), errors="coerce").iloc[0]))
 
 
 def _group_keys(groups: pd.Series) -> np.ndarray:
@@ -296,7 +304,7 @@ def _add_brier(
     Decisions without a score (0/1, class names) give the error rate itself.
     """
     scores = predicted.astype(float)
-    if positive_class is None and pd.api.types.is_numeric_dtype(y_pred.dtype):
+    if (positive_class is None or _in_words(positive_class)) and pd.api.types.is_numeric_dtype(y_pred.dtype):
         scores = pd.to_numeric(y_pred, errors="coerce").to_numpy(dtype=float)
     loss = pd.DataFrame({"group": sensitive[kept], "brier": (scores[kept] - truth[kept]) ** 2})
     figures = loss.groupby("group")["brier"].agg(["mean", "var"]).fillna(0.0)

@@ -416,6 +416,10 @@ def gather_evidence(
     if label is not None and label not in reference.columns:
         # The current table may have no labels yet: that is what the estimate is for.
         raise FirebreakError(f"label column {label!r} is not in the reference table")
+    if label is not None and prediction is not None:
+        reference, current = one_vocabulary(
+            reference, current, label=label, prediction=prediction, positive=positive_class
+        )
     outputs = {c for c in (label, prediction, confidence) if c}
     inputs = [str(c) for c in reference.columns if c not in outputs]
     derived = contract is None or is_derived(contract)
@@ -506,6 +510,63 @@ def gather_evidence(
         prediction=prediction,
     )
     return evidence
+
+
+def one_vocabulary(
+    reference: pd.DataFrame, current: pd.DataFrame, *, label: str, prediction: str, positive: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Labels and answers in one vocabulary: class names on one side, numbers on the other, read through ``positive``.
+
+    Labels ``"yes"``/``"no"`` beside a score (or 0/1 decisions), or decisions ``"approve"``/
+    ``"deny"`` beside 0/1 labels, cannot be compared as they are: every answer would read
+    wrong in both tables, and a real fall in accuracy would go unseen. ``positive`` names
+    the class a 1 or a score of at least 0.5 stands for; the side holding class names becomes
+    1 for that class and 0 for any other (missing stays missing). Forms that differ between
+    the two tables are left as they are: that is a change of form, which the outcome checks
+    judge as skew.
+
+    Raises:
+        FirebreakError: If the forms differ and ``positive`` is not given, or is not one of
+            the class names.
+    """
+    from firebreak.detection.performance import as_numbers
+    from firebreak.inert import clean
+
+    def form(column: str) -> set[bool]:
+        """Per table holding values in ``column``: whether they are numbers."""
+        return {
+            as_numbers(values) is not None
+            for frame in (reference, current)
+            if column in frame.columns and not (values := frame[column].dropna()).empty
+        }
+
+    label_form, answer_form = form(label), form(prediction)
+    if len(label_form) != 1 or len(answer_form) != 1 or label_form == answer_form:
+        return reference, current
+    names, numbers = (label, prediction) if answer_form == {True} else (prediction, label)
+    role = {label: "label", prediction: "prediction"}
+    seen = pd.concat([f[names].dropna() for f in (reference, current) if names in f.columns])
+    classes = sorted({str(v).strip() for v in seen.unique()})
+    shown = ", ".join(repr(clean(c, 40)) for c in classes[:4]) + (", ..." if len(classes) > 4 else "")
+    if positive is None:
+        raise FirebreakError(
+            f"the {role[names]} column {clean(names, 60)!r} holds class names ({shown}) and the "
+            f"{role[numbers]} column {clean(numbers, 60)!r} numbers: name the class a 1 or a score of at "
+            "least 0.5 stands for with --positive-class"
+        )
+    if positive.strip() not in classes:
+        raise FirebreakError(
+            f"positive class {clean(positive, 60)!r} is not among the {role[names]} column's classes ({shown})"
+        )
+
+    def as_decisions(frame: pd.DataFrame) -> pd.DataFrame:
+        if names not in frame.columns:
+            return frame
+        values = frame[names]
+        chosen = values.astype("string").str.strip() == positive.strip()
+        return frame.assign(**{names: chosen.fillna(False).astype(float).where(values.notna())})
+
+    return as_decisions(reference), as_decisions(current)
 
 
 def _contract_is_the_signal(current_flags: np.ndarray, checks: dict[str, Any]) -> bool:

@@ -55,7 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--positive-class",
         default=None,
-        help="with --protected-column, when decisions are class names: the selecting one",
+        help="the class a 1 or a score stands for, when labels or decisions are class names "
+        "(the selecting one for fairness figures; 'yes' for labels yes/no beside a score)",
     )
     parser.add_argument("--json", action="store_true", help="print the diagnosis and its evidence as JSON")
     parser.add_argument(
@@ -85,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(args.contract) if args.contract is not None else None
         if args.protected_column and not args.prediction_column:
             raise FirebreakError("--protected-column needs --prediction-column (fairness compares decisions)")
-        if args.positive_class and not args.protected_column:
+        if args.positive_class and not (args.protected_column or args.label_column):
             raise FirebreakError(
-                "--positive-class names the selecting class of the fairness figures: it goes with --protected-column"
+                "--positive-class names the class that labels or decisions in words stand for: it goes with "
+                "--label-column or --protected-column"
             )
         verdict, evidence = triage_tables(
             reference,

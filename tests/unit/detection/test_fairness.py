@@ -65,6 +65,24 @@ def test_class_names_with_a_positive_class_give_the_figures_of_their_0_1_copy() 
         decisions(named["approved"].where(named.index > 0), "prediction", "approve")
 
 
+def test_a_class_named_in_words_beside_scores_reads_the_scores_as_its_own() -> None:
+    """Labels "approve"/"refer" beside a score of approving: the score still decides (>= 0.5), and
+    is the Brier score's probability; it used to read as no decision at all (score == "approve")."""
+    frame = two_groups()
+    scored = frame.assign(
+        approved=np.where(frame["approved"] == 1, 0.8, 0.3), repaid=frame["repaid"].map({1: "approve", 0: "refer"})
+    )
+    assert decisions(scored["approved"], "prediction", "approve").tolist() == frame["approved"].tolist()
+    by_name = table_fairness(scored, default_limits("age_band", "approve"), prediction="approved", label="repaid")
+    numeric = table_fairness(
+        scored.assign(repaid=frame["repaid"]), default_limits("age_band"), prediction="approved", label="repaid"
+    )
+    assert by_name.to_dict() == numeric.to_dict() and by_name.selection_rate_ratio == pytest.approx(0.4)
+    assert by_name.to_dict()["groups"]["a"]["brier"] == pytest.approx(
+        (45 * 0.04 + 5 * 0.49 + 5 * 0.64 + 45 * 0.09) / 100
+    )
+
+
 def test_small_groups_are_left_out_and_one_group_is_not_a_comparison() -> None:
     frame = two_groups()
     result = classification_fairness(

@@ -138,7 +138,7 @@ def test_decisions_that_are_class_names_are_read_through_the_positive_class(
         and report["figures"]["fairness"]["selection_rate_ratio"] < 0.6
     )
     code, _, err = run(capsys, *tables(tmp_path, reference, current), "--positive-class", "approve")
-    assert code == 2 and "--positive-class names the selecting class of the fairness figures" in err
+    assert code == 2 and "--positive-class names the class that labels or decisions in words stand for" in err
 
 
 def test_scores_and_labels_give_the_incident_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,6 +182,15 @@ def test_scores_and_labels_give_the_incident_figures(tmp_path: Path, capsys: pyt
     # Named as a change since the reference, against the other groups' change.
     assert report["evidence"][0]["detail"].startswith("region=south: error rate 0.05 -> 0.2")
     assert report["figures"]["reference_fairness"]["breached"] is False
+
+    # The outcomes written "repaid"/"defaulted": the class the score is for is asked, then read.
+    words = [f.assign(repaid=f["repaid"].map({1: "repaid", 0: "defaulted"})) for f in (reference, current)]
+    args = [*tables(tmp_path, *words), "--prediction-column", "score", "--label-column", "repaid", "--json"]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "holds class names ('defaulted', 'repaid')" in err and "--positive-class" in err
+    code, out, _ = run(capsys, *args, "--protected-column", "region", "--positive-class", "repaid")
+    in_words = json.loads(out)
+    assert (code, in_words["failure_class"], in_words["figures"]) == (0, "bias", report["figures"])
 
 
 def test_a_given_contract_is_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -112,13 +112,51 @@ def test_class_names_as_labels_with_a_confidence_get_an_estimate() -> None:
     assert abs(estimate["estimate"] - evidence["performance"]["current"]) < 0.05
 
 
-def test_yes_no_labels_with_a_score_are_not_a_regression() -> None:
-    reference = _scored(1).assign(label=lambda f: np.where(f["label"] == 1, "yes", "no"))
-    current = _scored(2).assign(label=lambda f: np.where(f["label"] == 1, "yes", "no"))
-    verdict, evidence = triage_tables(reference, current, label="label", prediction="score")
-    assert verdict.to_dict()["failure_class"] == "none"
-    assert evidence["performance"]["metric"] == "accuracy"
-    assert evidence.get("estimated_performance") is None  # a score for 1 says nothing about "yes"
+def _words(frame: pd.DataFrame, column: str, yes: str = "yes", no: str = "no") -> pd.DataFrame:
+    return frame.assign(**{column: np.where(frame[column] == 1, yes, no)})
+
+
+def test_yes_no_labels_beside_a_score_need_the_class_the_score_is_for() -> None:
+    """Compared as they are, every answer reads wrong in both tables (accuracy 0 -> 0) and a real
+    fall in accuracy goes unseen: triage asks which class the score stands for."""
+    reference, current = _words(_scored(1), "label"), _words(_scored(2, flip=0.3), "label")
+    with pytest.raises(FirebreakError) as refused:
+        triage_tables(reference, current, label="label", prediction="score")
+    message = str(refused.value)
+    assert "the label column 'label' holds class names ('no', 'yes')" in message
+    assert "the prediction column 'score' numbers" in message and "--positive-class" in message
+    with pytest.raises(FirebreakError, match=r"positive class 'Yes' is not among the label column's classes"):
+        triage_tables(reference, current, label="label", prediction="score", positive_class="Yes")
+
+
+@pytest.mark.parametrize(
+    ("words", "column"),
+    [(("yes", "no"), "label"), (("approve", "refer"), "decision")],
+    ids=["labels-in-words-beside-a-score", "decisions-in-words-beside-0/1-labels"],
+)
+def test_classes_in_words_read_through_the_positive_class_as_their_numbers(words: tuple[str, str], column: str) -> None:
+    """The same tables with 0/1 in place of the words give the same figures and the same verdict,
+    a concept drift (30% of labels flipped) included."""
+
+    def tables(flip: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+        pair = _scored(1), _scored(2, flip=flip)
+        return tuple(f.assign(decision=(f["score"] >= 0.5).astype(int)) for f in pair)  # type: ignore[return-value]
+
+    prediction = "score" if column == "label" else "decision"
+    for flip, expected in ((0.0, "none"), (0.3, "drift")):
+        reference, current = tables(flip)
+        as_numbers = triage_tables(reference, current, label="label", prediction=prediction)
+        in_words = triage_tables(
+            _words(reference, column, *words),
+            _words(current, column, *words),
+            label="label",
+            prediction=prediction,
+            positive_class=words[0],
+        )
+        assert in_words[0].to_dict()["failure_class"] == as_numbers[0].to_dict()["failure_class"] == expected
+        assert in_words[1]["performance"] == as_numbers[1]["performance"]
+        assert in_words[1].get("estimated_performance") == as_numbers[1].get("estimated_performance")
+    assert in_words[1]["performance"]["current"] < in_words[1]["performance"]["reference"] - 0.1
 
 
 def test_integer_classes_of_a_multiclass_model_are_classes_not_numbers() -> None:
@@ -448,7 +486,7 @@ def test_answers_and_labels_in_their_usual_form_are_judged_on_performance() -> N
     names = {0: "legit", 1: "fraud"}
     reference = _scored(1).assign(label=lambda f: f["label"].map(names))
     current = _scored(2).assign(label=lambda f: f["label"].map(names))
-    _, evidence = triage_tables(reference, current, label="label", prediction="score")
+    _, evidence = triage_tables(reference, current, label="label", prediction="score", positive_class="fraud")
     assert evidence["drift"]["data_checks"]["outcome_changes"] == []
     verdict, evidence = triage_tables(
         _scored(1), _scored(2, flip=0.3).assign(score=lambda f: f["score"] ** 2), label="label", prediction="score"
