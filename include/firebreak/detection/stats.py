@@ -502,12 +502,12 @@ def _may_have_few_values(reference: np.ndarray, current: np.ndarray) -> bool:
 
 
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
-    """Two-sample K-S p-value exactly as ``scipy.stats.ks_2samp(method="auto")`` gives it.
+    """Two-sample K-S p-value as ``scipy.stats.ks_2samp(method="auto")`` gives it.
 
     Up to 10,000 rows per sample scipy itself runs (its exact distribution); above, the
     statistic is taken at the sorted unique reference values by counting current values below
     and at each of them, which avoids sorting the large current sample, and the p-value is
-    scipy's asymptotic one (:func:`_kstwo_sf`).
+    scipy's asymptotic one (:func:`_kstwo_sf`: the same to about 1e-9, relative).
 
     Args:
         reference: Finite reference values.
@@ -547,7 +547,9 @@ def _kstwo_sf(statistic: float, n: float) -> float:
     d·n >= n - 1, and twice Smirnov's one-sided tail for d >= 0.5 and for n·d² past 4 (n up
     to 140) or from 2.2 (above; 0 from 370). Those are evaluated here with the same
     expressions in the same order, so a clear drift never imports scipy.stats, whose import
-    costs more than a whole triage; the middle of the distribution is scipy's own.
+    costs more than a whole triage; the middle of the distribution is scipy's own. Smirnov's
+    tail for n from 141 to a million is :func:`_smirnov_sum`, scipy's series summed at once
+    (the same value to about 1e-9, 20-30x faster).
     """
     if statistic >= 1.0:
         return 0.0
@@ -561,10 +563,41 @@ def _kstwo_sf(statistic: float, n: float) -> float:
         if statistic < 0.5 and n > 140 and squared >= 370.0:
             return 0.0
         if statistic >= 0.5 or (squared > 4.0 if n <= 140 else squared >= 2.2):
-            return float(np.clip(2 * special.smirnov(n, statistic), 0.0, 1.0))
+            exact_sum = _SMIRNOV_SMALL_N < n <= _SMIRNOV_EXACT_MAX_N
+            one_sided = _smirnov_sum(int(n), statistic) if exact_sum else special.smirnov(n, statistic)
+            return float(np.clip(2 * one_sided, 0.0, 1.0))
     from scipy import stats
 
     return float(np.clip(stats.kstwo.sf(statistic, n), 0.0, 1.0))
+
+
+# scipy.special.smirnov sums the exact series up to this n and uses an asymptotic form above
+# (checked against scipy 1.17: they part at 1,000,001); small n cost it nothing.
+_SMIRNOV_SMALL_N = 140
+_SMIRNOV_EXACT_MAX_N = 1_000_000
+
+
+def _smirnov_sum(n: int, d: float) -> float:
+    """``scipy.special.smirnov(n, d)``, Smirnov's one-sided tail P(D+ >= d), to about 1e-9 relative.
+
+    The Birnbaum-Tingey sum, ``d * sum_j C(n, j) (1 - d - j/n)^(n-j) (d + j/n)^(j-1)`` for j up
+    to n(1 - d), every term in logs and the sum by log-sum-exp, all terms at once. scipy's own
+    evaluation of the same sum takes 10-15 ms at n = 15,000 and a second at n = 1,000,000, one
+    term at a time; this one 0.5 ms and 50 ms (at most a million terms: ~50 MB of temporaries).
+    Used where scipy sums the series (n from 141 to :data:`_SMIRNOV_EXACT_MAX_N`): across the
+    tail at most 1.1e-9 apart from scipy (relative), for values down to 1e-250.
+    """
+    j = np.arange(int(math.floor(n * (1.0 - d))) + 1, dtype=float)
+    # The last term's base is 0 when n(1 - d) is whole (rounding may take it just under): a term of 0.
+    with np.errstate(divide="ignore"):
+        logs = (
+            special.gammaln(n + 1.0)
+            - special.gammaln(j + 1.0)
+            - special.gammaln(n - j + 1.0)
+            + (n - j) * np.log(np.maximum(1.0 - d - j / n, 0.0))
+            + (j - 1.0) * np.log(d + j / n)
+        )
+    return d * math.exp(float(special.logsumexp(logs)))
 
 
 def binomial_tail(count: np.ndarray | int, trials: np.ndarray | int, rate: np.ndarray | float) -> np.ndarray:

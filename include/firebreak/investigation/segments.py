@@ -262,27 +262,35 @@ def localise(
     )[:_PAIR_PARENTS]
     for index, level, parent in promising:
         first = coded[index]
-        # The parent's rows as positions, once: each other column then gathers only those rows.
+        others = [(other_index, other) for other_index, other in enumerate(coded) if other_index != index]
+        if not others:
+            continue
+        # The parent's rows as positions, once; every other column's levels side by side (each
+        # column's codes shifted past the ones before), so one count and one test per parent.
         in_ref, in_cur = np.flatnonzero(first.ref == level), np.flatnonzero(first.cur == level)
-        for other_index, other in enumerate(coded):
-            if other_index == index:
-                continue
-            size = len(other.conditions)
-            ref_n, ref_bad, cur_n, cur_bad = counts(
-                other.ref[in_ref], other.cur[in_cur], size, ref_flags[in_ref], cur_flags[in_cur]
+        starts = np.cumsum([0] + [len(other.conditions) for _, other in others])
+        tests = measured(
+            *counts(
+                np.concatenate([other.ref[in_ref] + start for (_, other), start in zip(others, starts, strict=False)]),
+                np.concatenate([other.cur[in_cur] + start for (_, other), start in zip(others, starts, strict=False)]),
+                int(starts[-1]),
+                np.tile(ref_flags[in_ref], len(others)),
+                np.tile(cur_flags[in_cur], len(others)),
             )
-            tests = measured(ref_n, ref_bad, cur_n, cur_bad)
-            for other_level in range(size):
-                row = {k: float(v[other_level]) for k, v in tests.items()}
-                if row["lift"] < _PAIR_GAIN * max(parent["lift"], single_lift.get((other_index, other_level), 0.0)):
-                    row["p"] = 1.0  # not sharper than both its halves: tested, never reported
-                elif not share_mode:
-                    # ... and sharper beyond noise: its failures against the worse half's rate.
-                    half = max(parent["rate"], single_rate.get((other_index, other_level), 0.0))
-                    bad = np.array([row["rate"] * row["cur_n"]])
-                    sharper = float(binomial_tail(np.round(bad), np.array([row["cur_n"]]), np.array([half]))[0])
-                    row["p"] = max(row["p"], sharper)
-                candidates.append((Segment((first.conditions[level], other.conditions[other_level])), row))
+        )
+        halves = [(i, lv) for i, other in others for lv in range(len(other.conditions))]
+        p_pair = tests["p"].copy()
+        if not share_mode:
+            # Sharper beyond noise: its failures against the worse half's rate.
+            half = np.maximum(parent["rate"], np.array([single_rate.get(h, 0.0) for h in halves]))
+            p_pair = np.maximum(p_pair, binomial_tail(np.round(tests["rate"] * tests["cur_n"]), tests["cur_n"], half))
+        # Not sharper than both its halves: tested, never reported.
+        p_pair[tests["lift"] < _PAIR_GAIN * np.maximum(parent["lift"], [single_lift.get(h, 0.0) for h in halves])] = 1.0
+        tests["p"] = p_pair
+        for position, (other_index, other_level) in enumerate(halves):
+            row = {k: float(v[position]) for k, v in tests.items()}
+            other = coded[other_index]
+            candidates.append((Segment((first.conditions[level], other.conditions[other_level])), row))
     result["tested"] = len(candidates)
     if not candidates:
         result["scope"] = "all users"

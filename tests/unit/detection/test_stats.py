@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
 from scipy import stats as scipy_stats
 
 from firebreak.detection import drift_cli
@@ -32,6 +33,7 @@ from firebreak.detection.stats import (
     _grid_wasserstein,
     _jensenshannon,
     _kstwo_sf,
+    _smirnov_sum,
     as_text,
     binomial_tail,
     compute_drift,
@@ -538,7 +540,19 @@ def test_the_kolmogorov_tail_is_scipys_at_every_branch_and_its_edges(n: int) -> 
     for edge in [*edges, 0.5]:
         points |= {float(v) for v in (edge, np.nextafter(edge, 0), np.nextafter(edge, 2)) if 0 <= v <= 1}
     for d in sorted(points):
-        assert _kstwo_sf(d, float(n)) == float(np.clip(scipy_stats.kstwo.sf(d, float(n)), 0, 1)), d
+        expected = float(np.clip(scipy_stats.kstwo.sf(d, float(n)), 0, 1))
+        if n <= 140:
+            assert _kstwo_sf(d, float(n)) == expected, d
+        else:  # Smirnov's tail summed at once (_smirnov_sum): scipy's value to 1e-9
+            assert _kstwo_sf(d, float(n)) == pytest.approx(expected, rel=1e-9, abs=1e-300), d
+
+
+@pytest.mark.parametrize("n", [141, 15_000, 999_999, 1_000_000])
+def test_smirnovs_tail_summed_at_once_is_scipys_where_scipy_sums_it(n: int) -> None:
+    """From the edge of the middle region (n*d^2 = 2.2) to values near 1e-250, and d past 0.5."""
+    for d in [*np.linspace((2.2 / n) ** 0.5, (370 / n) ** 0.5, 12).tolist(), 0.5, 0.75, 0.99]:
+        if d * n < n - 1:
+            assert _smirnov_sum(n, d) == pytest.approx(special.smirnov(n, d), rel=1.5e-9, abs=1e-300), d
 
 
 @pytest.mark.parametrize(
@@ -551,7 +565,9 @@ def test_the_large_sample_ks_p_value_is_scipys(shift: float, rows: tuple[int, in
     rng = np.random.default_rng(int(shift * 1000) + rows[0])
     reference = rng.normal(0, 1, rows[0]).round(2)  # ties, as real columns have
     current = rng.normal(shift, 1, rows[1]).round(2)
-    assert ks_p_value(reference, current) == scipy_stats.ks_2samp(reference, current).pvalue
+    assert ks_p_value(reference, current) == pytest.approx(
+        scipy_stats.ks_2samp(reference, current).pvalue, rel=1e-9, abs=1e-300
+    )
 
 
 def test_binomial_tail_is_scipys_survival_function_at_count_minus_one() -> None:
