@@ -112,7 +112,8 @@ def classify(
                 "scale",
                 FailureClass.SKEW,
                 change["column"],
-                f"{change['column']} multiplied by {change['factor']:g} (every quantile alike: a unit or currency change)",
+                f"{change['column']} multiplied by {change['factor']:g} "
+                f"({change.get('because', 'every quantile alike')}: a unit or currency change)",
                 0.95,
             )
         )

@@ -51,6 +51,10 @@ _SCALE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 _SCALE_MIN_FACTOR = 5.0
 _SCALE_MAX_SPREAD = 0.08  # max - min of the log10 quantile ratios (pure scaling: sampling noise only)
 _SCALE_MIN_ROWS = 50
+# Where quantiles are too coarse to agree: rescaled by the factor the values must match the
+# reference's (K-S), and as they are they must not.
+_SCALE_MATCH_P = 0.01
+_SCALE_MISMATCH_P = 1e-3
 
 
 def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
@@ -232,13 +236,19 @@ def _rare_meta(values: pd.Series) -> dict[str, Any]:
 def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
     """Numeric columns whose values were multiplied by one factor: units (x100, /1000) or currency.
 
-    Compares quantiles of the non-zero magnitudes. A column counts when every quantile
-    ratio agrees (log10 spread <= 0.08) on a factor of at least 5 either way.
+    Compares quantiles of the non-zero magnitudes: their ratios' median is the factor, which
+    must be at least 5 either way. A column counts when every quantile ratio agrees on it
+    (log10 spread <= 0.08), or, where two samples' quantiles are too coarse to agree (a small
+    table, a skewed or few-valued column: 110 rows of investment figures, counts that are
+    mostly 0), when the current magnitudes divided by the factor pass a two-sample K-S test
+    against the reference's at p >= 0.01 while as they are they fail it at p < 0.001.
 
     Returns:
         One dict per changed column: ``column``, ``factor`` (current / reference, 4
-        significant digits), ``quantile_ratios``.
+        significant digits), ``quantile_ratios`` and ``because`` (the evidence in words).
     """
+    from firebreak.detection.stats import ks_p_value
+
     found = []
     for column in columns:
         if column not in reference.columns or column not in current.columns:
@@ -249,16 +259,27 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
         ratios = np.quantile(cur, _SCALE_QUANTILES) / np.quantile(ref, _SCALE_QUANTILES)  # sorted: see _magnitudes
         logs = np.log10(ratios)
         factor = float(10 ** np.median(logs))
-        if float(logs.max() - logs.min()) <= _SCALE_MAX_SPREAD and abs(math.log10(factor)) >= math.log10(
-            _SCALE_MIN_FACTOR
-        ):
-            found.append(
-                {
-                    "column": str(column),
-                    "factor": float(f"{factor:.4g}"),
-                    "quantile_ratios": [round(float(r), 4) for r in ratios],
-                }
-            )
+        if not abs(math.log10(factor)) >= math.log10(_SCALE_MIN_FACTOR):
+            continue
+        because = "every quantile alike" if float(logs.max() - logs.min()) <= _SCALE_MAX_SPREAD else ""
+        if not because and ks_p_value(ref, cur) < _SCALE_MISMATCH_P:
+            # The factor as estimated, and the power of ten nearest it: a few-valued column's
+            # quantiles land on its levels, and only the exact factor lines the levels up.
+            for tried in dict.fromkeys((factor, 10.0 ** round(math.log10(factor)))):
+                if (matched := ks_p_value(ref, cur / tried)) >= _SCALE_MATCH_P:
+                    factor = tried
+                    because = f"divided by {tried:.4g} the values match the reference's, K-S p={matched:.2g}"
+                    break
+        if not because:
+            continue
+        found.append(
+            {
+                "column": str(column),
+                "factor": float(f"{factor:.4g}"),
+                "quantile_ratios": [round(float(r), 4) for r in ratios],
+                "because": because,
+            }
+        )
     return found
 
 

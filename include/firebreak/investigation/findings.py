@@ -414,6 +414,26 @@ def _brier_z(group: str, now: dict[str, Any], before: dict[str, Any]) -> float |
     return change / math.sqrt(max(cur[1] + ref[1] + cur[3] + ref[3], 1e-12))
 
 
+def _jointly_significant(columns: list[dict[str, Any]]) -> bool:
+    """Whether a drifted share of columns is evidence on its own.
+
+    Distance verdicts (large references) count as they are. p-value verdicts (a reference of
+    1,000 rows or fewer, at Evidently's 0.05) count only when Simes' test over every tested
+    column's p-value also rejects at :data:`STRICT_P_VALUE`, the level each column is held to:
+    some i-th smallest p-value under i x 0.001 / m. Columns that move together (a year, and
+    every series that trends with it) then count as the one difference they are: a random
+    split of a quarterly table whose halves differ in year at p = 0.009 moved eight of its
+    fourteen columns at 0.05 together, and read as dataset drift. Simes' test holds its level
+    when the columns' tests are positively dependent, as such columns are.
+    """
+    tested = [c for c in columns if "p_value" in str(c.get("method") or "") and c.get("score") is not None]
+    if not any(c.get("drifted") for c in tested):
+        return True  # the share is of distance verdicts
+    p_values = sorted(float(c["score"]) for c in tested)
+    m = len(p_values)
+    return any(p <= (i + 1) * STRICT_P_VALUE / m for i, p in enumerate(p_values))
+
+
 def drift_findings(drift: dict[str, Any], *, explained: set[str]) -> list[Finding]:
     found = []
     columns = drift.get("columns", []) or []
@@ -443,7 +463,7 @@ def drift_findings(drift: dict[str, Any], *, explained: set[str]) -> list[Findin
             weight = min(1.0, 0.5 + 0.25 * (score / threshold - 1))
         described = f"{method} {score:.3g}" if score is not None else "drifted"
         found.append(Finding("drift", FailureClass.DRIFT, name, f"{name}: {described} (threshold {threshold})", weight))
-    if drift.get("dataset_drift") and not found and not explained:
+    if drift.get("dataset_drift") and not found and not explained and _jointly_significant(columns):
         share = drift.get("drift_share")
         found.append(
             Finding("drift", FailureClass.DRIFT, None, f"dataset drift: share {share} of columns drifted", 0.7)

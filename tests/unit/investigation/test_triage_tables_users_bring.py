@@ -508,3 +508,58 @@ def test_a_type_change_of_labels_quotes_long_values_by_their_first_characters() 
     verdict, _ = triage_tables(reference, _scored(2), label="label", prediction="score")
     assert (verdict.failure_class, verdict.columns) == ("skew", ["label"])
     assert "(5,000 characters)" in verdict.root_cause and len(verdict.root_cause) < 1000
+
+
+def _quarterly(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fifty years of quarters: seven series growing with time, two that do not; split at random."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(200) / 4.0
+    frame = pd.DataFrame({"year": 1960 + np.floor(t).astype(int), "quarter": np.arange(200) % 4 + 1})
+    for k, name in enumerate(["gdp", "consumption", "income", "prices", "population", "money", "investment"]):
+        frame[name] = np.exp(0.02 * (k + 1) * t) * 100 * (1 + rng.normal(0, 0.01, 200))
+    frame["rate"], frame["unemployment"] = rng.normal(5, 2, 200), rng.normal(6, 1.5, 200)
+    order = rng.permutation(200)
+    return frame.iloc[np.sort(order[:100])], frame.iloc[np.sort(order[100:])]
+
+
+def test_columns_that_move_together_count_once_for_dataset_drift() -> None:
+    """A random split whose halves differ in year at p = 0.006 moves the year and the seven
+    series that trend with it at Evidently's 0.05 together: eight of eleven columns, a
+    "dataset drift" by share, though no column is significant for a table of eleven."""
+    reference, current = _quarterly(25)
+    verdict, evidence = triage_tables(reference, current)
+    assert evidence["drift"]["dataset_drift"] and evidence["drift"]["drift_share"] >= 0.5
+    assert verdict.to_dict()["failure_class"] == "none", verdict.root_cause
+    # The same series from later years: each column significant on its own, drift as before.
+    later = _quarterly(26)[1].assign(year=lambda f: f["year"] + 25, gdp=lambda f: f["gdp"] * 1.6)
+    verdict, _ = triage_tables(reference, later)
+    assert verdict.failure_class == "drift" and "year" in verdict.columns
+
+
+@pytest.mark.parametrize("factor", [1000.0, 0.001, 100.0])
+@pytest.mark.parametrize("kind", ["skewed, 110 rows", "counts, mostly 0"])
+def test_a_unit_change_on_a_small_or_few_valued_column_is_skew(kind: str, factor: float) -> None:
+    """Two samples' quantiles of 110 skewed values, or of counts that are mostly 0, do not agree
+    to 20% even unscaled: the quantile rule alone read these unit changes as drift."""
+    rng = np.random.default_rng(8)
+    if kind == "skewed, 110 rows":
+        frames = [pd.DataFrame({"invest": rng.lognormal(4, 1.5, 110), "value": rng.normal(50, 10, 110)}) for _ in "ab"]
+        column = "invest"
+    else:
+        frames = [
+            pd.DataFrame(
+                {"pixel": rng.choice(np.arange(17.0), 900, p=[0.6, *[0.025] * 16]), "other": rng.normal(0, 1, 900)}
+            )
+            for _ in "ab"
+        ]
+        column = "pixel"
+    reference, current = frames[0], frames[1].assign(**{column: frames[1][column] * factor})
+    verdict, evidence = triage_tables(reference, current)
+    assert (verdict.failure_class, verdict.columns) == ("skew", [column]), verdict.root_cause
+    (change,) = evidence["drift"]["scale_changes"]
+    assert change["factor"] == pytest.approx(factor, rel=0.25)
+    # Unchanged, nothing is rescaled; moved by a factor under 5, it is the world's drift.
+    assert triage_tables(*frames)[1]["drift"]["scale_changes"] == []
+    assert (
+        triage_tables(reference, frames[1].assign(**{column: frames[1][column] * 3}))[1]["drift"]["scale_changes"] == []
+    )
