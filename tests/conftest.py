@@ -89,8 +89,7 @@ def airflow_db() -> Iterator[None]:
     yield
 
 
-@pytest.fixture(scope="session")
-def airflow_dags(airflow_db: None) -> None:
+def _serialize_dags() -> None:
     """Serialize the repo's DAGs into the metadata DB, as the dag-processor would."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
@@ -105,6 +104,27 @@ def airflow_dags(airflow_db: None) -> None:
         bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
         assert bag.import_errors == {}, bag.import_errors
         sync_bag_to_db(bag, bundle.name, bundle.version)
+
+
+@pytest.fixture(scope="session")
+def airflow_dags(airflow_db: None) -> None:
+    """The repo's DAGs serialized into the metadata DB once per worker, as the dag-processor would."""
+    _serialize_dags()
+
+
+@pytest.fixture
+def fresh_dags(airflow_dags: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repo's DAGs serialized again for this test, as the dag-processor re-parses them.
+
+    For a test whose DAG triggers ``incident_response``: the run's conf is validated against
+    the serialized DAG, whose ``model`` choices are the policies it was parsed with, and
+    ``dag.test()`` of an earlier test on this worker may have stored it seconds ago with that
+    test's policies (a folder holding only ``loan_approval``). Airflow skips a DAG written
+    less than ``min_serialized_dag_update_interval`` (30 s) ago: 0 here.
+    """
+    with monkeypatch.context() as scoped:
+        scoped.setenv("AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL", "0")
+        _serialize_dags()
 
 
 def system_binary(name: str) -> str:

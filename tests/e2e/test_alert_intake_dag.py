@@ -13,7 +13,7 @@ import pytest
 
 from firebreak.incidents.identity import incident_id_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_dags")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("fresh_dags")]
 
 REPO = Path(__file__).resolve().parents[2]
 

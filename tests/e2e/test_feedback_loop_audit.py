@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_dags")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("fresh_dags")]
 
 REPO = Path(__file__).resolve().parents[2]
 BOTS = ["acct-7731", "acct-7732", "acct-7733"]

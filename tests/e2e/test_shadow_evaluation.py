@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_dags")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("fresh_dags")]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -271,8 +271,12 @@ def localise(
         starts = np.cumsum([0] + [len(other.conditions) for _, other in others])
         tests = measured(
             *counts(
-                np.concatenate([other.ref[in_ref] + start for (_, other), start in zip(others, starts, strict=False)]),
-                np.concatenate([other.cur[in_cur] + start for (_, other), start in zip(others, starts, strict=False)]),
+                np.concatenate(
+                    [other.ref[in_ref] + start for (_, other), start in zip(others, starts[:-1], strict=True)]
+                ),
+                np.concatenate(
+                    [other.cur[in_cur] + start for (_, other), start in zip(others, starts[:-1], strict=True)]
+                ),
                 int(starts[-1]),
                 np.tile(ref_flags[in_ref], len(others)),
                 np.tile(cur_flags[in_cur], len(others)),
