@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -133,7 +134,9 @@ def raw_post(url: str, head: bytes, chunks: Iterator[bytes]) -> tuple[bytes, int
             sent += len(chunk)
         sock.setblocking(True)
         try:
-            while b"\r\n\r\n" not in answer:
+            # The whole answer: its head, then as much body as it declares (the head and the
+            # body may come in separate reads), or until the server closes.
+            while not _complete(answer):
                 part = sock.recv(65536)
                 if not part:
                     break
@@ -141,6 +144,14 @@ def raw_post(url: str, head: bytes, chunks: Iterator[bytes]) -> tuple[bytes, int
         except (ConnectionResetError, TimeoutError):
             pass
     return answer, sent
+
+
+def _complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    length = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    return length is None or len(body) >= int(length.group(1))
 
 
 def test_hostile_json_is_a_4xx_naming_the_problem_and_memory_stays_bounded(world: World) -> None:
