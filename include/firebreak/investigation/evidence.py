@@ -240,8 +240,9 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
     must be at least 5 either way. A column counts when every quantile ratio agrees on it
     (log10 spread <= 0.08), or, where two samples' quantiles are too coarse to agree (a small
     table, a skewed or few-valued column: 110 rows of investment figures, counts that are
-    mostly 0), when the current magnitudes divided by the factor pass a two-sample K-S test
-    against the reference's at p >= 0.01 while as they are they fail it at p < 0.001.
+    mostly 0), when the current magnitudes divided by the power of ten nearest the factor, or
+    else by the factor itself, pass a two-sample K-S test against the reference's at p >= 0.01
+    while as they are they fail it at p < 0.001 (the divisor that passed is the factor).
 
     Returns:
         One dict per changed column: ``column``, ``factor`` (current / reference, 4
@@ -263,9 +264,9 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
             continue
         because = "every quantile alike" if float(logs.max() - logs.min()) <= _SCALE_MAX_SPREAD else ""
         if not because and ks_p_value(ref, cur) < _SCALE_MISMATCH_P:
-            # The factor as estimated, and the power of ten nearest it: a few-valued column's
-            # quantiles land on its levels, and only the exact factor lines the levels up.
-            for tried in dict.fromkeys((factor, 10.0 ** round(math.log10(factor)))):
+            # The power of ten nearest the estimate first (a unit change, and a few-valued
+            # column's levels line up only under the exact factor), then the estimate (currency).
+            for tried in dict.fromkeys((10.0 ** round(math.log10(factor)), factor)):
                 if (matched := ks_p_value(ref, cur / tried)) >= _SCALE_MATCH_P:
                     factor = tried
                     because = f"divided by {tried:.4g} the values match the reference's, K-S p={matched:.2g}"

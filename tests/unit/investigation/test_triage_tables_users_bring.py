@@ -557,7 +557,9 @@ def test_a_unit_change_on_a_small_or_few_valued_column_is_skew(kind: str, factor
     verdict, evidence = triage_tables(reference, current)
     assert (verdict.failure_class, verdict.columns) == ("skew", [column]), verdict.root_cause
     (change,) = evidence["drift"]["scale_changes"]
-    assert change["factor"] == pytest.approx(factor, rel=0.25)
+    assert change["factor"] == pytest.approx(factor)  # a power of ten, read as one
+    said = f"multiplied by {factor:g} (divided by {factor:g} the values match the reference's"
+    assert any(said in e["detail"] for e in verdict.to_dict()["evidence"])
     # Unchanged, nothing is rescaled; moved by a factor under 5, it is the world's drift.
     assert triage_tables(*frames)[1]["drift"]["scale_changes"] == []
     assert (
