@@ -1,0 +1,112 @@
+"""Which columns two tables can be compared on: not timestamps, identifiers, lists or mappings.
+
+SOP stage: investigate (triage). Such columns move by construction (the next batch carries the
+next ids and later times) or have no distribution to compare; every check of
+:mod:`firebreak.investigation.evidence` sets them aside, with the reason in words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["comparable", "numbered_identifier", "numeric_columns", "set_aside"]
+
+
+def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The columns of ``frame`` (among ``columns``) that hold numbers (not booleans)."""
+    return [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+
+
+# A text column with more distinct values than this (and mostly unique) holds identifiers.
+_MAX_CATEGORIES = 50
+
+
+# A name that says "identifier": id, uuid, key... alone or after a separator ("customer_id",
+# "order key"), or camel-cased ("PassengerId", "userID"); not "paid" or "valid".
+_ID_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:id|uuid|guid|key|idx|index))$|[a-z0-9](?:Id|ID)$")
+_MIN_ID_ROWS = 50
+# A name that says "time" ("ts", "created_at", "eventDate", "timestamp"), and dates written as text.
+_TIME_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:ts|timestamp|time|date|datetime|epoch))$|_at$|[a-z](?:At|Date|Time|Ts)$")
+_DATE_TEXT = re.compile(
+    r"\d{4}[-/]\d{1,2}(?:[-/]\d{1,2})?(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2}| ?UTC)?)?"
+    r"|\d{1,2}[/.]\d{1,2}[/.]\d{4}(?: \d{1,2}:\d{2}(?::\d{2})?)?"
+)
+# Whole numbers a time column holds: epoch seconds or milliseconds (2001-2039), or yyyymmdd.
+_EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
+
+
+def comparable(frame: pd.DataFrame, column: str) -> bool:
+    """Whether a column's values can be compared between tables: not timestamps, identifiers, lists or mappings."""
+    return set_aside(frame[column], str(column)) is None
+
+
+def set_aside(series: pd.Series, name: str) -> str | None:
+    """Why a column's values are not compared between tables, or None when they are.
+
+    Timestamps (typed, dates written as text, or epoch numbers under a time's name),
+    identifiers (mostly unique text, or numbers that number rows: :func:`numbered_identifier`),
+    lists and mappings. Each moves by construction or has no distribution to compare.
+    """
+    time_kind = "a time (dates or epoch numbers): not compared"
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return time_kind
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return None  # declared categories: a category, however many there are
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_numeric_dtype(series):
+        if numbered_identifier(series, name):
+            return "numbers rows (every value a distinct whole number): an identifier, not compared"
+        return time_kind if _epoch_numbers(series, name) else None
+    try:
+        # One hash pass; the missing value is among the distinct ones, tested there and not
+        # row by row (pandas' null test on text costs more than the pass itself).
+        distinct = series.unique()
+    except TypeError:  # lists, mappings, arrays: values without equality to compare
+        return "lists or mappings: not compared"
+    values = distinct[~pd.isna(distinct)]
+    if len(values) and all(isinstance(v, str) and _DATE_TEXT.fullmatch(v.strip()) for v in values[:1000]):
+        return time_kind
+    if len(values) > _MAX_CATEGORIES and len(values) > 0.5 * series.notna().sum():
+        return "mostly unique text: an identifier, not compared"
+    return None
+
+
+def _epoch_numbers(series: pd.Series, name: str) -> bool:
+    """A time's name, and whole numbers all inside one of :data:`_EPOCH_RANGES`."""
+    if _TIME_NAME.search(name) is None:
+        return False
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    if not len(values) or not np.all(values == np.floor(values)):
+        return False
+    low, high = float(values.min()), float(values.max())
+    return any(start <= low and high <= end for start, end in _EPOCH_RANGES)
+
+
+def numbered_identifier(series: pd.Series, name: str) -> bool:
+    """Whether a numeric column numbers rows rather than measures them: every value a distinct whole number,
+    and either an identifier's name or a run of numbers with few gaps (row numbers, sequence ids).
+
+    Such a column moves by construction (the next batch carries the next ids): compared
+    between tables it would read as drift, or as a column moved whole (skew).
+    """
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if not numeric or len(series) < _MIN_ID_ROWS:
+        return False
+    named = _ID_NAME.search(name) is not None
+    if not named and not pd.api.types.is_integer_dtype(series):
+        return False
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    if len(values) < _MIN_ID_ROWS:
+        return False
+    span = float(values.max() - values.min()) + 1
+    # Distinct whole numbers need a span of at least their count; a run with few gaps, at most a few times it.
+    if span < len(values) or not (named or span <= 3 * len(values)):
+        return False
+    return bool(np.all(values == np.floor(values))) and bool(pd.Series(values).is_unique)
