@@ -22,6 +22,7 @@ from firebreak.investigation.findings import (
     multivariate_findings,
     outcome_findings,
     performance_findings,
+    reference_fit_findings,
     spike_findings,
 )
 
@@ -64,6 +65,7 @@ def classify(
     estimated: dict[str, Any] | None = None,
     segments: dict[str, Any] | None = None,
     reference_fairness: dict[str, Any] | None = None,
+    reference_fit: dict[str, Any] | None = None,
 ) -> Verdict:
     """Decide the failure class from the evidence, in the SOP's order of suspicion.
 
@@ -123,6 +125,7 @@ def classify(
     findings += drift_findings(drift, explained=skew_columns)
     findings += multivariate_findings(drift)
     findings += performance_findings(performance or {})
+    findings += reference_fit_findings(reference_fit or {}, performance or {})
 
     for failure in (FailureClass.SKEW, FailureClass.BAD_RELEASE, FailureClass.BIAS, FailureClass.DRIFT):
         decisive = sorted((f for f in findings if f.points_to == failure), key=lambda f: -f.weight)
@@ -359,5 +362,6 @@ def triage_tables(
         performance=evidence.get("performance"),
         estimated=evidence.get("estimated_performance"),
         segments=evidence.get("segments"),
+        reference_fit=evidence.get("reference_fit"),
     )
     return verdict, evidence

@@ -391,6 +391,18 @@ def gather_evidence(
     # performance figures would compare two forms, and say nothing.
     outcomes_changed = bool(drift["data_checks"]["outcome_changes"])
     labelled = labelled and not outcomes_changed
+    # Labelled figures against the model's own training rows are its fit, not a baseline:
+    # every new window would read worse. Then the tables are compared on their inputs and
+    # decisions alone, and the realised figures are shown but not judged.
+    fit_to_reference = False
+    if labelled and label is not None and prediction is not None:
+        from firebreak.detection.memorisation import memorised
+
+        fit = memorised(reference, current, label=label, prediction=prediction, inputs=shared)
+        if fit is not None:
+            evidence["reference_fit"] = fit
+            fit_to_reference = bool(fit["memorised"])
+    judged = labelled and not fit_to_reference
     if protected and prediction:
         from firebreak.detection.fairness import default_limits, table_fairness
 
@@ -398,7 +410,7 @@ def gather_evidence(
         # Labels arrive late: the figures with outcomes are on the rows that have one, in both
         # tables alike; with none yet, both tables are judged on their decisions alone.
         cur_rows, ref_rows, with_label = current, reference, None
-        if labelled and label is not None and current[label].notna().any():
+        if judged and label is not None and current[label].notna().any():
             cur_rows, ref_rows, with_label = current[current[label].notna()], reference[reference[label].notna()], label
         evidence["fairness"] = table_fairness(cur_rows, rules, prediction=prediction, label=with_label).to_dict()
         evidence["reference_fairness"] = table_fairness(
@@ -414,6 +426,9 @@ def gather_evidence(
 
         assert label is not None and prediction is not None
         evidence["performance"] = performance_change(reference, current, label=label, prediction=prediction)
+        if fit_to_reference and evidence["performance"]:
+            evidence["performance"]["significant"] = False
+            evidence["performance"]["set_aside"] = "the reference is the model's training fit"
     if label is not None and prediction is not None and not outcomes_changed:
         estimate = _estimate(reference, current, shared, label=label, prediction=prediction, confidence=confidence)
         if estimate is not None:
@@ -422,7 +437,7 @@ def gather_evidence(
                 estimate["error"] = round(estimate["estimate"] - estimate["realised"], 4)
             evidence["estimated_performance"] = estimate
     contract_flags = None
-    if not labelled and not contract_result.passed and compiled is not None:
+    if not judged and not contract_result.passed and compiled is not None:
         # On the tables as given: the contract was derived from, and checks, the raw values.
         current_flags = compiled.violations(current)
         if not derived or _contract_is_the_signal(current_flags, drift.get("data_checks") or {}):
@@ -432,7 +447,7 @@ def gather_evidence(
         cur_frame,
         shared,
         contract_flags,
-        label=label if labelled else None,
+        label=label if judged else None,
         prediction=prediction,
     )
     return evidence

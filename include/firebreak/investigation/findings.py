@@ -198,6 +198,22 @@ def performance_findings(performance: dict[str, Any]) -> list[Finding]:
     return [Finding("performance", FailureClass.DRIFT, None, detail, weight)]
 
 
+def reference_fit_findings(fit: dict[str, Any], performance: dict[str, Any]) -> list[Finding]:
+    """Context, never a class: the reference is the model's training fit, so no labelled figure was judged."""
+    if not fit.get("memorised"):
+        return []
+    seen = ""
+    if performance.get("set_aside"):
+        seen = f" ({performance['metric']} {performance['reference']:g} there, {performance['current']:g} now)"
+    detail = (
+        f"the reference looks like the model's training rows: its answers know their own labels better than "
+        f"the nearest other row's answer does (z={fit['z']:.1f} over {fit['rows']} rows); its labelled figures are the model's fit, not a baseline"
+        f"{seen}, so accuracy and group error rates were not compared. Triage against rows the model did not "
+        "train on (a validation split, an earlier production window)"
+    )
+    return [Finding("reference_fit", None, None, detail, 0.6)]
+
+
 def lineage_findings(lineage: dict[str, Any]) -> list[Finding]:
     found = []
     groups = lineage.get("groups", []) or []

@@ -145,7 +145,7 @@ def _figures(evidence: dict[str, Any]) -> dict[str, Any]:
         "scale_changes": drift.get("scale_changes", []),
     }
     figures["data_checks"] = drift.get("data_checks", {})
-    for key in ("fairness", "reference_fairness", "confidence", "performance"):
+    for key in ("fairness", "reference_fairness", "confidence", "performance", "reference_fit"):
         if key in evidence:
             figures[key] = evidence[key]
     return figures
