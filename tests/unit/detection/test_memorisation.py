@@ -183,3 +183,23 @@ def test_the_shell_report_carries_the_reference_fit(tmp_path: Path, capsys: pyte
     assert report["failure_class"] == "none"
     assert report["figures"]["reference_fit"]["memorised"] is True
     assert any(item["detail"].startswith("the reference looks like") for item in report["evidence"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_columns_the_model_never_read_do_not_hide_its_training_fit(seed: int) -> None:
+    """statsmodels' `fair` table, a forest on five of its columns, the table logging three more it
+    never read (religion, occupations: codes 1-6). By plain distance the nearest row shares those
+    codes and is far on what the answers follow (z 1.8 and 3.0 here); weighted by how strongly the
+    answers follow each input it is near where it counts (4.8 and 4.6)."""
+    import statsmodels.api as sm
+
+    data = sm.datasets.fair.load_pandas().data
+    data = data.assign(had_affair=(data["affairs"] > 0).astype("int64")).drop(columns="affairs")
+    used = ["rate_marriage", "age", "yrs_married", "children", "educ"]
+    order = np.random.default_rng(seed).permutation(len(data))
+    reference, current = data.iloc[order[: len(data) // 2]], data.iloc[order[len(data) // 2 :]]
+    model = RandomForestClassifier(n_estimators=60, random_state=0).fit(reference[used], reference["had_affair"])
+    ref, cur = (t.assign(score=model.predict_proba(t[used])[:, 1].round(4)) for t in (reference, current))
+    logged = [*used, "religious", "occupation", "occupation_husb"]
+    fit = memorised(ref, cur, label="had_affair", prediction="score", inputs=logged)
+    assert fit is not None and fit["memorised"], fit
