@@ -327,7 +327,10 @@ def performance_change(
     if kind != "numbers":
         ref_wrong = wrong_answers(ref[label], ref[prediction], kind)
         cur_wrong = wrong_answers(cur[label], cur[prediction], kind)
-        return _accuracy_change(~ref_wrong, ~cur_wrong, rows=len(cur))
+        change = _accuracy_change(~ref_wrong, ~cur_wrong, rows=len(cur))
+        if kind == "decisions":
+            _judge_on_brier(change, ref, cur, label=label, prediction=prediction)
+        return change
     ref_err = np.abs(ref[prediction].to_numpy(dtype=float) - ref[label].to_numpy(dtype=float))
     cur_err = np.abs(cur[prediction].to_numpy(dtype=float) - cur[label].to_numpy(dtype=float))
     before, after = float(ref_err.mean()), float(cur_err.mean())
@@ -350,6 +353,49 @@ def _accuracy_change(ref_ok: np.ndarray, cur_ok: np.ndarray, *, rows: int) -> di
     p_value = float(special.ndtr(-(before - after) / se))
     significant = p_value < CHANGE_P_VALUE and before - after >= MIN_ACCURACY_DROP
     return _change("accuracy", before, after, p_value, significant, rows=rows)
+
+
+def _judge_on_brier(
+    change: dict[str, object], ref: pd.DataFrame, cur: pd.DataFrame, *, label: str, prediction: str
+) -> None:
+    """With scores, the accuracy change is judged on the Brier score instead, in place.
+
+    A score carries how sure the model was: labels that changed under answers it was sure of
+    move the Brier score by up to 1 a row, where accuracy counts a miss at 0.51 and at 0.99
+    alike. One-sided Welch z-test on the per-row squared errors, p < :data:`CHANGE_P_VALUE`;
+    material when accuracy fell by :data:`MIN_ACCURACY_DROP` or the Brier score rose by
+    :data:`MIN_ERROR_RISE`. 0/1 decisions keep the accuracy test: their Brier score is their
+    error rate.
+    """
+    from scipy import special
+
+    from firebreak.detection.fairness import decisions
+
+    ref_scores, cur_scores = as_numbers(ref[prediction]), as_numbers(cur[prediction])
+    if ref_scores is None or cur_scores is None:
+        return
+    if np.isin(ref_scores, (0, 1)).all() and np.isin(cur_scores, (0, 1)).all():
+        return
+    ref_errors = (decisions(ref[label], "label") - ref_scores) ** 2
+    cur_errors = (decisions(cur[label], "label") - cur_scores) ** 2
+    if len(ref_errors) < 2 or len(cur_errors) < 2:
+        return
+    before, after = float(ref_errors.mean()), float(cur_errors.mean())
+    se = math.sqrt(float(ref_errors.var(ddof=1)) / len(ref_errors) + float(cur_errors.var(ddof=1)) / len(cur_errors))
+    if not se > 0:
+        return
+    p_value = float(special.ndtr(-(after - before) / se))
+    dropped = float(change["reference"]) - float(change["current"])  # type: ignore[arg-type]
+    material = dropped >= MIN_ACCURACY_DROP or after >= (1 + MIN_ERROR_RISE) * before
+    change.update(
+        {
+            "test": "Brier score",
+            "brier_reference": round(before, 4),
+            "brier_current": round(after, 4),
+            "p_value": p_value,
+            "significant": bool(p_value < CHANGE_P_VALUE and material),
+        }
+    )
 
 
 def _change(

@@ -120,7 +120,8 @@ def classify(
             )
         )
     findings += golden_findings(golden)
-    findings += fairness_findings(fairness, reference_fairness or {})
+    dropped = bool((performance or {}).get("significant"))
+    findings += fairness_findings(fairness, reference_fairness or {}, dropped=dropped)
     skew_columns = {f.column for f in findings if f.points_to == FailureClass.SKEW and f.column}
     findings += drift_findings(drift, explained=skew_columns)
     findings += multivariate_findings(drift)

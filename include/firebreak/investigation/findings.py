@@ -187,9 +187,13 @@ def performance_findings(performance: dict[str, Any]) -> list[Finding]:
     if not performance.get("significant"):
         return []
     metric = performance["metric"]
+    tested = ""
+    if performance.get("test") == "Brier score":
+        tested = f"Brier score {performance['brier_reference']:g} -> {performance['brier_current']:g}, "
     detail = (
         f"concept drift: {metric} on labelled rows {performance['reference']:g} -> {performance['current']:g} "
-        f"(p={performance['p_value']:.2g}, {performance['rows']} rows): the model is worse whatever the inputs did"
+        f"({tested}p={performance['p_value']:.2g}, {performance['rows']} rows): the model is worse whatever the "
+        "inputs did"
     )
     if metric == "accuracy":
         weight = min(1.0, 0.7 + 2 * (performance["reference"] - performance["current"]))
@@ -291,16 +295,22 @@ _FAIRNESS_LIMITS: dict[str, tuple[bool, float]] = {
 # is standing: context, not a new failure.
 BIAS_CHANGE = 0.05
 BIAS_Z = 3.0
+# Where an overall fall in the labelled figure is established (p < 0.001), the group it
+# concentrates in needs this z (one-sided p ~ 0.02): the question is no longer whether there
+# is a failure, but whose it is.
+ATTRIBUTION_Z = 2.0
 
 
-def fairness_findings(fairness: dict[str, Any], reference: dict[str, Any] | None = None) -> list[Finding]:
+def fairness_findings(
+    fairness: dict[str, Any], reference: dict[str, Any] | None = None, *, dropped: bool = False
+) -> list[Finding]:
     """A breached fairness result (``FairnessResult.to_dict``): one finding per figure past its limit.
 
     With the reference table's result (``firebreak triage``) the breach must also be new:
-    :func:`fairness_change`.
+    :func:`fairness_change` (``dropped``: the model's labelled figure fell significantly overall).
     """
     if reference and reference.get("groups"):
-        return fairness_change(fairness, reference)
+        return fairness_change(fairness, reference, dropped=dropped)
     if not fairness.get("breached"):
         return []
     attribute, worst = fairness.get("attribute"), fairness.get("worst")
@@ -339,12 +349,16 @@ def fairness_findings(fairness: dict[str, Any], reference: dict[str, Any] | None
     return found
 
 
-def fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> list[Finding]:
+def fairness_change(fairness: dict[str, Any], reference: dict[str, Any], *, dropped: bool = False) -> list[Finding]:
     """Groups served worse than the others *since the reference*: error rate up, or selection rate down.
 
     For each group, its change minus the change of all other groups together (rows-weighted),
     with a z-score from the four rates' binomial variances (the Brier scores' with scores).
-    A group counts only when that excess is larger than the others' own worsening.
+    A group counts only when that excess is larger than the others' own worsening. The z it
+    needs is :data:`BIAS_Z`; once the model's labelled figure fell significantly overall
+    (``dropped``: that failure is established), asking where it fell is a localisation, and
+    :data:`ATTRIBUTION_Z` decides whether the fall is one group's (bias) or everyone's
+    (concept drift).
     """
     attribute = fairness.get("attribute")
     now, before = fairness.get("groups") or {}, reference.get("groups") or {}
@@ -382,7 +396,8 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any]) -> list
             # the failure is the model's for all users: concept drift, which the performance
             # figures judge.
             concentrated = change > direction * (o1 - o0)
-            if change >= BIAS_CHANGE and z >= BIAS_Z and concentrated and (best is None or z > best[1]):
+            needed = ATTRIBUTION_Z if dropped and labelled else BIAS_Z
+            if change >= BIAS_CHANGE and z >= needed and concentrated and (best is None or z > best[1]):
                 best = (change, z, group, {"now": g1, "before": g0, "others_now": o1, "others_before": o0}, tested)
         if best is None:
             continue

@@ -143,3 +143,41 @@ def test_the_impact_of_a_model_answering_classes_counts_wrong_classes(
     assert (items["wrong_class"]["value"], items["wrong_class"]["of"]) == (wrong, len(labels))
     assert items["most_common_mistake"]["label"] == f"the mistake made most often: {mistake}"
     assert (items["most_common_mistake"]["value"], items["most_common_mistake"]["of"]) == (times, wrong)
+
+
+def _sure_and_unsure(seed: int, rows: int = 1_000) -> pd.DataFrame:
+    """A model sure of 60% of its answers (0.97 / 0.03, right) and unsure of the rest (0.35-0.65)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"y": rng.integers(0, 2, rows)})
+    sure = rng.random(rows) < 0.6
+    frame["p"] = np.where(sure, np.where(frame["y"] == 1, 0.97, 0.03), rng.uniform(0.35, 0.65, rows).round(3))
+    return frame
+
+
+def test_labels_that_changed_under_sure_scores_are_concept_drift_on_the_brier_score() -> None:
+    """5% of the sure answers' labels changed: 3 points of accuracy on 1,000 rows is within noise
+    (p ~ 0.02), but each of those answers was 97% sure, and the Brier score says so."""
+    reference, current = _sure_and_unsure(1), _sure_and_unsure(2)
+    sure = (current["p"] > 0.9) | (current["p"] < 0.1)
+    flipped = sure & (np.random.default_rng(3).random(len(current)) < 0.05)
+    current.loc[flipped, "y"] = 1 - current.loc[flipped, "y"]
+    change = performance_change(reference, current, label="y", prediction="p")
+    assert change is not None and change["test"] == "Brier score" and change["significant"] is True
+    assert change["brier_current"] > change["brier_reference"] and change["p_value"] < 1e-3
+    right = [(f["y"] == (f["p"] >= 0.5)).to_numpy() for f in (reference, current)]
+    pooled = np.concatenate(right).mean()
+    z = (right[0].mean() - right[1].mean()) / np.sqrt(pooled * (1 - pooled) * 2 / 1_000)
+    assert z < 3.09  # the accuracy test alone would not have said so
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_unchanged_world_is_no_concept_drift_on_the_brier_score(seed: int) -> None:
+    change = performance_change(_sure_and_unsure(10 + seed), _sure_and_unsure(20 + seed), label="y", prediction="p")
+    assert change is not None and change["test"] == "Brier score" and change["significant"] is False
+
+
+def test_decisions_keep_the_accuracy_test() -> None:
+    """0/1 answers: their Brier score is their error rate, so the accuracy test is the one."""
+    reference, current = (f.assign(p=(f["p"] >= 0.5).astype(int)) for f in (_sure_and_unsure(4), _sure_and_unsure(5)))
+    change = performance_change(reference, current, label="y", prediction="p")
+    assert change is not None and "test" not in change and change["metric"] == "accuracy"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -288,3 +290,23 @@ def test_known_codes_respelled_on_rows_of_another_market_are_still_an_encoding_c
     (region,) = [f for f in found.evidence if f.column == "region" and f.kind == "contract"]
     assert "100% of them are known values written differently (' " in region.detail
     assert "case or white space): an encoding change upstream" in region.detail
+
+
+def _groups(accuracy: dict[str, float], rows: int = 400) -> dict[str, Any]:
+    return {"attribute": "region", "groups": {g: {"accuracy": a, "rows": rows} for g, a in accuracy.items()}}
+
+
+def test_a_significant_overall_fall_that_concentrates_in_one_group_is_that_groups_bias() -> None:
+    """Error rate 0.20 -> 0.30 for north, 0.20 -> 0.21 for the rest: z ~ 2.2 on its own, short of
+    the 3 a bias needs from nothing; once the model's accuracy fell significantly overall, the
+    question is whose fall it is, and it is north's."""
+    from firebreak.investigation.findings import fairness_change
+
+    reference = _groups({"north": 0.80, "south": 0.80})
+    current = _groups({"north": 0.70, "south": 0.79})
+    assert fairness_change(current, reference) == []
+    (found,) = fairness_change(current, reference, dropped=True)
+    assert found.points_to == "bias" and "region=north: error rate 0.20 -> 0.30" in found.detail
+    # A fall everyone shares is concept drift, whatever the z: most of north's is the others'.
+    everyone = _groups({"north": 0.66, "south": 0.70})
+    assert fairness_change(everyone, reference, dropped=True) == []
