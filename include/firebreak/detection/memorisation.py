@@ -52,10 +52,8 @@ NO_PULL_Z = 1.645
 MIN_RELEVANCE = 0.05
 # Below this many rows with an answer, a label and a numeric input, there is no verdict.
 MIN_ROWS = 30
-# Neighbours among at most this many rows of a table (a seeded sample of a larger one), for at
-# most this many of them (the distances cost their product).
-MAX_POOL = 2_000
-MAX_ASKED = 2_000
+# At most this many rows of a table (a seeded sample of a larger one): the distances cost its square.
+MAX_ROWS = 2_000
 
 
 def memorised(
@@ -114,17 +112,14 @@ def _pull(frame: pd.DataFrame, label: str, prediction: str, numeric: list[str]) 
         return None
     if truth is None:
         return None
-    if len(rows) > MAX_POOL:
-        keep = np.sort(np.random.default_rng(0).choice(len(rows), MAX_POOL, replace=False))
+    if len(rows) > MAX_ROWS:
+        keep = np.sort(np.random.default_rng(0).choice(len(rows), MAX_ROWS, replace=False))
         rows, answers, truth = rows.iloc[keep], answers[keep], np.asarray(truth)[keep]
-    # The rows the statistic is taken over: a seeded sample, each with its nearest row in the whole pool
-    # (nearest among a sample would be farther, and a far neighbour knows what a near one would).
-    asked = np.sort(np.random.default_rng(1).choice(len(rows), min(MAX_ASKED, len(rows)), replace=False))
-    neighbour = _nearest_other(rows, numeric, asked, np.asarray(answers, dtype=float))
+    s, y = np.asarray(answers, dtype=float), np.asarray(truth, dtype=float)
+    neighbour = _nearest_other(rows, numeric, s)
     if neighbour is None:
         return None
-    s, y = np.asarray(answers, dtype=float), np.asarray(truth, dtype=float)
-    t = (s[neighbour] - s[asked]) * (y[asked] - s[asked])
+    t = (s[neighbour] - s) * (y - s)
     spread = float(t.std(ddof=1))
     if not math.isfinite(spread) or spread == 0.0:
         return None
@@ -135,8 +130,9 @@ def _is_number(values: pd.Series) -> bool:
     return pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype)
 
 
-def _nearest_other(rows: pd.DataFrame, numeric: list[str], asked: np.ndarray, answers: np.ndarray) -> np.ndarray | None:
-    """For each of the ``asked`` positions, the position of its nearest other row on the scaled numeric inputs.
+def _nearest_other(rows: pd.DataFrame, numeric: list[str], answers: np.ndarray) -> np.ndarray | None:
+    """For each row, the position of its nearest other row on the scaled numeric inputs, each
+    weighted by how strongly ``answers`` follow it (:func:`_relevance`).
 
     By blocks of squared distances (numpy only: a k-d tree would cost scipy.spatial's import
     on every triage from the shell); a row's own distance is set aside, so an exact duplicate
@@ -160,13 +156,13 @@ def _nearest_other(rows: pd.DataFrame, numeric: list[str], asked: np.ndarray, an
     # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b; |a|^2 is the same along a row, so the argmin needs only the rest.
     norms = np.einsum("ij,ij->i", points, points)
     twice = np.ascontiguousarray(2.0 * points.T)
-    nearest = np.empty(len(asked), dtype=np.int64)
-    for start in range(0, len(asked), _BLOCK):
-        block = asked[start : start + _BLOCK]
-        distances = points[block] @ twice
+    nearest = np.empty(len(points), dtype=np.int64)
+    for start in range(0, len(points), _BLOCK):
+        distances = points[start : start + _BLOCK] @ twice
         np.subtract(norms, distances, out=distances)
-        distances[np.arange(len(block)), block] = np.inf
-        nearest[start : start + len(block)] = np.argmin(distances, axis=1)
+        own = np.arange(len(distances))
+        distances[own, own + start] = np.inf
+        nearest[start : start + len(distances)] = np.argmin(distances, axis=1)
     return nearest
 
 

@@ -309,15 +309,17 @@ def performance_change(
     SOP stage: investigate (concept drift). With labels in both tables, a significant drop
     is a failure whether or not any input moved: the relation between inputs and labels
     changed. Classifiers (:func:`outcome_kind` ``decisions`` or ``classes``) are judged on
-    accuracy with a one-sided two-proportion z-test; regressors on the mean absolute error
-    with a one-sided Welch t-test on the absolute errors. Rows without a label or an
-    answer, or with an infinite one, are left out.
+    accuracy with a one-sided two-proportion z-test, or with scores on the Brier score
+    (:func:`_judge_on_brier`); regressors on the mean absolute error with a one-sided Welch
+    t-test on the absolute errors. Rows without a label or an answer, or with an infinite
+    one, are left out.
 
     Returns:
         None when a table has no labelled rows; else ``metric`` (``accuracy`` or ``mae``),
         ``reference``, ``current``, ``change`` (current - reference), ``p_value`` (None
         when the test is undefined: one row, or errors without spread), ``rows`` and
-        ``significant``.
+        ``significant``; judged on the Brier score, also ``test``, ``brier_reference`` and
+        ``brier_current``.
     """
     ref = finite_rows(reference, [label, prediction])
     cur = finite_rows(current, [label, prediction])

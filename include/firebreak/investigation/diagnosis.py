@@ -81,16 +81,20 @@ def classify(
        factor (units, currency), or lineage shows unallowed sources.
     2. Bad release: the champion regressed on the golden dataset (against its baseline or
        against ``last-known-good``).
-    3. Bias: the fairness figures breached their limits (the policy's in an incident; in
-       triage the four-fifths rule and 10 points more errors), with or without drift
-       beside it; the further past a limit, the stronger the evidence.
+    3. Bias: the fairness figures breached the policy's limits (an incident), with or without
+       drift beside it, the further past a limit the stronger; in triage, a group served worse
+       than the others since the reference (``reference_fairness``:
+       :func:`~firebreak.investigation.findings.fairness_change`), which needs less once the
+       model's labelled figure fell significantly overall (whose fall it is).
     4. Drift: inputs moved (a column's drift test past its threshold; p-value tests at 1e-3;
        values past a derived contract's range that continue the distribution; values it never
        showed, on rows unlike the others (a part of the population it missed); the joint
        distribution, by PCA reconstruction error) while the contract held; or, with labels,
        the model's accuracy or error is significantly worse than on the reference with the
        inputs unchanged (concept drift: ``performance``, from
-       :func:`~firebreak.detection.performance.performance_change`).
+       :func:`~firebreak.detection.performance.performance_change`), unless the reference is
+       the model's own training fit (``reference_fit``,
+       :func:`~firebreak.detection.memorisation.memorised`: then a context finding says so).
 
     A **derived** contract (``contract["derived"]``, from ``firebreak triage``) is a guess
     from a sample: its unknown-value, null and range failures count as skew only when the

@@ -210,10 +210,11 @@ def reference_fit_findings(fit: dict[str, Any], performance: dict[str, Any]) -> 
     if performance.get("set_aside"):
         seen = f" ({performance['metric']} {performance['reference']:g} there, {performance['current']:g} now)"
     detail = (
-        f"the reference looks like the model's training rows: its answers know their own labels better than "
-        f"the nearest other row's answer does (z={fit['z']:.1f} over {fit['rows']} rows); its labelled figures are the model's fit, not a baseline"
-        f"{seen}, so accuracy and group error rates were not compared. Triage against rows the model did not "
-        "train on (a validation split, an earlier production window)"
+        "the reference looks like the model's training rows: its answers know their own labels better than "
+        f"the nearest other row's answer does (z={fit['z']:.1f} over {fit['rows']} rows, "
+        f"{fit['z_current']:.1f} on the current rows); its labelled figures are the model's fit, not a "
+        f"baseline{seen}, so accuracy and group error rates were not compared. Triage against rows the model "
+        "did not train on (a validation split, an earlier production window)"
     )
     return [Finding("reference_fit", None, None, detail, 0.6)]
 
