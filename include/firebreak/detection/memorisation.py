@@ -26,7 +26,7 @@ median):
 
 Measured (``docs/triage.md``): forests and boosted trees trained on one half of the
 packages' five tables, triaged against the other half unchanged, read concept drift or bias
-on 28 of 30 without this test and 10 with it (the 285-row table's six are the ones it cannot
+on 28 of 30 without this test and 9-10 with it (the 285-row table's six are ones it cannot
 tell); a logistic regression on its own training rows stays below 3.09 on those tables but
 one, 285 rows it nearly separates (3.4: it too is more accurate on its own rows, by less,
 and the two-table rule keeps it judged).
