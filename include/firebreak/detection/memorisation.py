@@ -74,7 +74,11 @@ def memorised(
         either table; else ``memorised`` (bool), ``z`` (the reference's; larger means more
         memorised), ``z_current``, ``z_difference`` and ``rows``.
     """
-    numeric = [c for c in inputs if c in reference.columns and c in current.columns and _is_number(reference[c])]
+    numeric = [
+        c
+        for c in inputs
+        if c in reference.columns and c in current.columns and pd.api.types.is_numeric_dtype(reference[c])
+    ]
     if not numeric:
         return None
     before, after = (_pull(frame, label, prediction, numeric) for frame in (reference, current))
@@ -124,10 +128,6 @@ def _pull(frame: pd.DataFrame, label: str, prediction: str, numeric: list[str]) 
     if not math.isfinite(spread) or spread == 0.0:
         return None
     return float(t.mean()), spread / math.sqrt(len(t)), len(t)
-
-
-def _is_number(values: pd.Series) -> bool:
-    return pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype)
 
 
 def _nearest_other(rows: pd.DataFrame, numeric: list[str], answers: np.ndarray) -> np.ndarray | None:
