@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["comparable", "numbered_identifier", "numeric_columns", "set_aside"]
+__all__ = ["comparable", "numbered_identifier", "numeric_columns", "read_like", "set_aside", "unit_numbers"]
 
 
 def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
@@ -37,6 +37,58 @@ _DATE_TEXT = re.compile(
 )
 # Whole numbers a time column holds: epoch seconds or milliseconds (2001-2039), or yyyymmdd.
 _EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
+
+
+# A number written with its unit, as readers leave it: "13.56%", "$1,200.50", "€ 75", "-4.5 %".
+_UNIT_NUMBER = re.compile(r"\s*[-+]?\s*[$€£¥]?\s*[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*%?\s*")
+_UNIT_MARK = re.compile(r"[$€£¥%,]")
+_NOT_DIGITS = re.compile(r"[\s$€£¥%,]")
+
+
+def unit_numbers(series: pd.Series) -> pd.Series | None:
+    """A text column of numbers written with a unit (``13.56%``, ``$1,200``) as those numbers, or None.
+
+    Every distinct value must be such a number, and one must carry the mark: a percent
+    sign, a currency or a thousands separator. Digits alone may be codes (``02139``,
+    ``0042``), which stay text. The unit is dropped, not applied: ``13.56%`` is 13.56.
+    """
+    if not _text(series):
+        return None
+    if any(not (isinstance(v, str) and _UNIT_NUMBER.fullmatch(v)) for v in series.iloc[:50].dropna().tolist()):
+        return None  # words (or lists) among the first rows: no pass over the whole column
+    try:
+        distinct = series.dropna().unique()
+    except TypeError:  # lists, mappings further down
+        return None
+    if not len(distinct) or not all(isinstance(v, str) and _UNIT_NUMBER.fullmatch(v) for v in distinct):
+        return None
+    if not any(_UNIT_MARK.search(v) for v in distinct):
+        return None
+    return series.map({v: float(_NOT_DIGITS.sub("", v)) for v in distinct}).astype(float)
+
+
+def read_like(series: pd.Series) -> pd.Series:
+    """The current table's side of a column :func:`unit_numbers` read in the reference.
+
+    Numbers with or without their unit become numbers; any other value stays as it is, for
+    the type checks to name (a column of both is text, as a reader would leave it).
+    """
+    if not _text(series):
+        return series
+    try:
+        distinct = series.dropna().unique()
+    except TypeError:  # lists, mappings: nothing to read
+        return series
+    read = {v: float(_NOT_DIGITS.sub("", v)) for v in distinct if isinstance(v, str) and _UNIT_NUMBER.fullmatch(v)}
+    if len(read) == len(distinct):
+        return series.map(read).astype(float)
+    return series.map(lambda v: read.get(v, v) if isinstance(v, str) else v)
+
+
+def _text(series: pd.Series) -> bool:
+    return not isinstance(series.dtype, pd.CategoricalDtype) and (
+        series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
+    )
 
 
 def comparable(frame: pd.DataFrame, column: str) -> bool:

@@ -7,8 +7,8 @@ contract is judged here against what the sample could have missed, and the verdi
 carries the evidence it rests on (``docs/triage.md`` explains every rule):
 
 * :func:`unknown_values` — values outside the reference's set, by **rate and
-  significance**: a binomial test of the current count against the rate at which a
-  reference of that size leaves values unseen (Good-Turing: the share of values seen once).
+  significance**: an exact test of how many current rows a random split of the two
+  tables together would leave holding values the reference lacks (:func:`unseen_p_value`).
   Known values written differently (another case, white space around them) are an encoding
   change: skew. Then **who holds them**: codes substituted upstream land on rows like any others, while a
   part of the population the reference never covered (a new region, a new market) differs
@@ -23,7 +23,8 @@ carries the evidence it rests on (``docs/triage.md`` explains every rule):
   unit change on part of the rows);
   otherwise a **continuation** of the distribution: drift.
 * :func:`spikes` — one value suddenly holding a share of rows it never had in a column
-  of many distinct values (a default or sentinel filled in upstream), inside the range too;
+  of many distinct values (a default or sentinel filled in upstream), inside the range too,
+  unless it is the column's cap or floor and the other values moved towards it (drift);
   or a column the reference holds constant whose rows (99% of them) now hold another value.
 
 Each function returns plain dicts (JSON-able evidence); :func:`data_checks` runs them all.
@@ -47,9 +48,11 @@ __all__ = [
     "beyond_range",
     "data_checks",
     "exceedance_p_value",
+    "missing_answers",
     "null_changes",
     "outcome_changes",
     "spikes",
+    "type_changes",
     "unknown_values",
 ]
 
@@ -84,6 +87,8 @@ _SPIKE_REF_MAX_SHARE = 0.005
 _SPIKE_MIN_SHARE = 0.01
 _SPIKE_MIN_RATIO = 10.0
 _SPIKE_MIN_ROWS = _SENTINEL_MIN_ROWS  # a filled-in default holds as many rows as a sentinel
+# A spike whose rows are this share of one whole record, repeated, is that record's value.
+_ONE_RECORD_SHARE = 0.9
 # Rows holding unseen values are another part of the population when, in some other numeric
 # column, they differ from the rows holding known values by a K-S distance of at least this,
 # significant after Bonferroni over the columns compared; each side needs this many rows.
@@ -92,6 +97,8 @@ _POPULATION_MIN_ROWS = 20
 # Unknown values that are known ones in another case or with white space around them, on at
 # least this share of the unknown rows, are an encoding change.
 _RESPELLED_SHARE = 0.9
+# Up to this many unknown rows the split test is exact (a convolution); past it, a bound.
+_UNSEEN_EXACT_ROWS = 2_000
 
 
 def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
@@ -115,10 +122,11 @@ def unknown_values(
 ) -> dict[str, Any] | None:
     """Values of ``current`` the reference never showed (nor declared, for a categorical dtype).
 
-    The rate a reference of ``n`` rows leaves unseen is estimated by Good-Turing (values seen
-    exactly once / ``n``; at least ``1 / n``): a table of 30,000 rows where one value
-    appears once is what a second sample of the same world looks like. Significant when the
-    current count is significant against that rate *and* on at least 0.1% of rows.
+    How many current rows a random split of one table would leave holding values its other
+    part lacks is :func:`unseen_p_value`'s exact test: a value seen once in 30,000 rows, or a
+    long tail of rare ones (the fiftieth state, the fortieth country) is what a second
+    sample of the same world shows. Significant when the count is significant by that test
+    *and* on at least 0.1% of rows.
 
     ``others``: the current table's other numeric columns, row-aligned with ``current``. A
     significant count is skew unless the rows holding the unseen values differ from the rows
@@ -131,18 +139,20 @@ def unknown_values(
         ``verdict`` (``skew`` or ``drift``) and ``because``.
     """
     ref, cur = as_text(reference.dropna()), as_text(current.dropna())
-    known = set(ref.unique().tolist()) | set(declared)
+    seen = set(ref.unique().tolist())
+    known = seen | set(declared)
     if isinstance(reference.dtype, pd.CategoricalDtype):
         known |= {str(c) for c in reference.cat.categories}
     unseen = ~cur.isin(known)
     unknown = cur[unseen]
     if unknown.empty or cur.empty:
         return None
-    counts = ref.value_counts()
-    n_ref = max(int(counts.sum()), 1)
-    expected = max(float((counts == 1).sum()) / n_ref, 1.0 / n_ref)
     rows, n = len(unknown), len(cur)
-    p_value = float(binomial_tail(rows, n, expected))
+    # Every value's count in both tables together; a value declared without being seen is never unknown.
+    pooled = pd.concat([ref, cur], ignore_index=True).value_counts()
+    pooled = pooled[~pooled.index.isin(list(known - seen))]
+    p_value, expected_rows = unseen_p_value(pooled.to_numpy(dtype=np.int64), rows, n_ref=len(ref), n_cur=n)
+    expected = expected_rows / n
     share = rows / n
     found: dict[str, Any] = {
         "column": str(reference.name),
@@ -165,6 +175,75 @@ def unknown_values(
         because = "the rows holding them look like the other rows in every other column: codes substituted upstream"
         return {**found, "verdict": "skew", "because": because}
     return {**found, "skew": False, "verdict": "drift", "because": apart}
+
+
+def unseen_p_value(pooled: np.ndarray, rows: int, *, n_ref: int, n_cur: int) -> tuple[float, float]:
+    """How surprising ``rows`` current rows of values the reference lacks are, and how many to expect.
+
+    The test conditions on what both tables hold together (``pooled``: each value's count
+    in the two tables) and asks how often a random split of those rows leaves at least
+    ``rows`` current rows with values that fell wholly into the current table. The split
+    sends each row to the current table with the chance ``f = n_cur / (n_ref + n_cur)``,
+    on its own: a value of ``c`` rows then falls wholly there with chance ``f ** c``, each
+    value apart from the others, and the count's distribution is their convolution, exact
+    up to :data:`_UNSEEN_EXACT_ROWS` (past it, and under 1e-9, a Chernoff bound, never below
+    the exact value). Tables of fixed sizes split a little more evenly than that (a value
+    falls wholly on one side with a hypergeometric chance under ``f ** c``); the level holds
+    on them too (``test_data_checks.py`` measures it over random splits).
+
+    Unlike a rate estimated from the reference alone (Good-Turing's values seen once), the
+    test knows the current table's own tail: twelve rows over nine rare states, each of a
+    handful of rows in the two tables together, is a split's luck, while twelve rows of one
+    new code is not.
+
+    Returns:
+        (p-value, expected count of such rows).
+    """
+    from scipy import special
+
+    sizes, many = np.unique(pooled[pooled > 0], return_counts=True)
+    sizes_f = sizes.astype(float)
+    log_chance = sizes_f * math.log(n_cur / (n_ref + n_cur))
+    chance = np.exp(log_chance)
+    expected = float((sizes_f * many * chance).sum())
+    if rows <= 0:
+        return 1.0, expected
+    if rows > _UNSEEN_EXACT_ROWS:
+        return _chernoff_tail(sizes_f, many, log_chance, rows), expected
+    below = np.zeros(rows)  # P(count = t) for t < rows
+    below[0] = 1.0
+    for size, count, p in zip(sizes.tolist(), many.tolist(), chance.tolist(), strict=True):
+        if p <= 0.0:
+            continue
+        if size >= rows:  # one such value alone reaches ``rows``: below stays only if none fell
+            below *= math.exp(count * math.log1p(-p)) if p < 1.0 else 0.0
+            continue
+        top = min(count, (rows - 1) // size)
+        k = np.arange(top + 1, dtype=float)
+        pmf = np.exp(
+            special.gammaln(count + 1.0)
+            - special.gammaln(k + 1.0)
+            - special.gammaln(count - k + 1.0)
+            + special.xlogy(k, p)
+            + special.xlog1py(count - k, -p)
+        )
+        spread = np.zeros(top * size + 1)
+        spread[::size] = pmf
+        below = np.convolve(below, spread)[:rows]
+    exact = 1.0 - float(below.sum())
+    if exact < 1e-9:  # past double precision's reach of 1 - sum: the bound is the sharper figure
+        exact = min(exact, _chernoff_tail(sizes_f, many, log_chance, rows))
+    return float(min(1.0, max(0.0, exact))), expected
+
+
+def _chernoff_tail(sizes: np.ndarray, many: np.ndarray, log_chance: np.ndarray, rows: int) -> float:
+    """An upper bound on P(sum of size x Bernoulli(chance) over the values >= rows): min over theta."""
+    log_miss = np.log1p(-np.minimum(np.exp(log_chance), 1.0 - 1e-16))
+    best = 0.0
+    for theta in np.geomspace(1e-4, 20.0, 80) / max(float(sizes.min(initial=1.0)), 1.0):
+        log_mgf = float((many * np.logaddexp(log_miss, log_chance + theta * sizes)).sum())
+        best = min(best, log_mgf - theta * rows)
+    return float(math.exp(best))
 
 
 def _respelled(unknown: pd.Series, known: set[Any]) -> str | None:
@@ -385,9 +464,15 @@ def _judge_outside(
     return "drift", "no point mass and no unit factor: the values continue the distribution (a new region)"
 
 
-def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
+def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | None = None) -> dict[str, Any] | None:
     """One value newly holding a share of rows in a column of many distinct values (a filled-in default),
-    or a column the reference holds constant whose rows now hold another value (a changed constant)."""
+    or a column the reference holds constant whose rows now hold another value (a changed constant).
+
+    Not a default: the column's cap or floor gaining rows as the world moves towards it
+    (:func:`_piling_at_edge`), and one whole record repeated (``others``: the current table's
+    other numeric columns, row-aligned; every one of them alike on the spike's rows): the
+    value is that record's own, and a sample weighted towards it repeats it in every column.
+    """
     ref, cur = _finite(reference), _finite(current)
     if len(ref) == 0 or len(cur) == 0:
         return None
@@ -409,6 +494,10 @@ def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
     p_value = float(binomial_tail(int(counts[top]), len(cur), ref_share))
     if p_value >= SIGNIFICANCE:
         return None
+    if seen and values[top] in (ref_values[0], ref_values[-1]) and _piling_at_edge(ref, cur, float(values[top])):
+        return None  # a cap the world moved towards: drift, which the drift tests judge
+    if others is not None and _one_record(others, current.to_numpy(dtype=float, na_value=np.nan) == values[top]):
+        return None
     return {
         "column": str(reference.name),
         "value": float(values[top]),
@@ -416,6 +505,33 @@ def spikes(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
         "reference_share": round(seen / len(ref), 5),
         "p_value": p_value,
     }
+
+
+def _one_record(others: pd.DataFrame, rows: np.ndarray) -> bool:
+    """Whether ``rows`` of ``others`` are one record repeated: nine in ten of them alike in every
+    column, two or more of which vary across the table (constant columns say nothing)."""
+    varying = [c for c in others.columns if others[c].nunique() > 1]
+    if len(varying) < 2:
+        return False
+    held = pd.DataFrame(others[varying].to_numpy(dtype=float, na_value=np.nan)[rows])
+    return bool(held.value_counts(dropna=False).iloc[0] >= _ONE_RECORD_SHARE * len(held))
+
+
+def _piling_at_edge(ref: np.ndarray, cur: np.ndarray, edge: float) -> bool:
+    """Whether a column's cap or floor gains rows because the world moved towards it.
+
+    A column recorded with a cap (house values at 500,001, incomes at 15.0001, ages at 90)
+    holds its heaviest value at the edge of its range already in the reference; when the
+    population moves towards the cap, the cap gains rows *and* the other values move
+    towards it too. A default filled in upstream gains rows while the others stay as they
+    were: the rows not at the edge must differ significantly (K-S, p below
+    :data:`SIGNIFICANCE`), and in the direction of the edge.
+    """
+    rest_ref, rest_cur = ref[ref != edge], cur[cur != edge]
+    if min(len(rest_ref), len(rest_cur)) < _POPULATION_MIN_ROWS:
+        return False
+    towards = (float(np.median(rest_cur)) - float(np.median(rest_ref))) * (edge - float(np.median(rest_ref)))
+    return towards > 0 and ks_p_value(rest_ref, rest_cur) < SIGNIFICANCE
 
 
 def _constant_changed(column: str, constant: float, n_reference: int, cur: np.ndarray) -> dict[str, Any] | None:
@@ -465,11 +581,9 @@ def outcome_changes(
         if ref.empty or cur.empty:
             continue
         ref_numbers, cur_numbers = _numbers_of(ref), _numbers_of(cur)
-        sample = [bounded_sample(v) for v in cur.astype(object).value_counts().index[:3].tolist()]
+        sample = _common(cur)
         if (ref_numbers is None) != (cur_numbers is None):
-            before = [bounded_sample(v) for v in ref.astype(object).value_counts().index[:3].tolist()]
-            because = f"its values changed type: {', '.join(map(str, before))} in the reference, {', '.join(map(str, sample))} now"
-            found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
+            found.append(_type_changed(str(column), ref, cur))
             continue
         if ref_numbers is not None and cur_numbers is not None:
             past = beyond_range(ref_numbers, cur_numbers, rescaled=column in rescaled)
@@ -481,6 +595,58 @@ def outcome_changes(
         if unseen is not None and unseen.get("verdict") == "skew" and unseen["rows"] == len(cur):
             found.append({**unseen, "because": f"unknown values on every row; {unseen['because']}"})
     return found
+
+
+def type_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Input columns holding text in the reference and numbers now: skew.
+
+    The world does not turn grades ``A``-``G`` into numbers: a reader, a parser or a schema
+    changed. Such a column cannot be compared for drift, and that is itself the finding.
+    (Text where the reference held numbers is the derived contract's type check, which
+    names the rows.) Items as :func:`outcome_changes`'.
+    """
+    found = []
+    for column in columns:
+        ref, cur = reference[column].dropna(), current[column].dropna()
+        if not ref.empty and not cur.empty and _numbers_of(ref) is None and _numbers_of(cur) is not None:
+            found.append(_type_changed(str(column), ref, cur))
+    return found
+
+
+def _type_changed(column: str, ref: pd.Series, cur: pd.Series) -> dict[str, Any]:
+    before, sample = _common(ref), _common(cur)
+    because = (
+        f"its values changed type: {', '.join(map(str, before))} in the reference, {', '.join(map(str, sample))} now"
+    )
+    return {"column": column, "verdict": "skew", "because": because, "sample": sample}
+
+
+def _common(values: pd.Series) -> list[Any]:
+    """A column's three most common values, each bounded for a report."""
+    return [bounded_sample(v) for v in values.astype(object).value_counts().index[:3].tolist()]
+
+
+def missing_answers(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The model's answers (prediction, confidence) missing on more rows than in the reference: skew.
+
+    A model that stops answering part of its traffic (a feature it cannot read, a timeout
+    written as an empty answer) fails those rows whatever the rest say. The test is
+    :func:`null_changes`'. Labels are not judged: they arrive late by nature. Items as
+    :func:`outcome_changes`' (``column``, ``verdict``, ``because``, ``sample``).
+    """
+    return [
+        {
+            "column": item["column"],
+            "verdict": "skew",
+            "because": (
+                f"the model's answers are missing on {item['current_rate']:.1%} of rows, against "
+                f"{item['reference_rate']:.1%} in the reference (p={item['p_value']:.2g})"
+            ),
+            "sample": [],
+        }
+        for item in null_changes(reference, current, columns)
+        if item["skew"]
+    ]
 
 
 def _numbers_of(values: pd.Series) -> pd.Series | None:
@@ -531,7 +697,12 @@ def data_checks(
         for c in numeric
         if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled, columns=len(numeric))) is not None
     ]
-    found_spikes = [s for c in numeric if c not in rescaled and (s := spikes(reference[c], current[c])) is not None]
+    found_spikes = [
+        s
+        for c in numeric
+        if c not in rescaled
+        and (s := spikes(reference[c], current[c], others=numbers.drop(columns=c, errors="ignore"))) is not None
+    ]
     columns = [c for c in reference.columns if c in current.columns]
     return {
         "unknown_values": unknown,

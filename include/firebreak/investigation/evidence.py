@@ -348,6 +348,8 @@ def gather_evidence(
         )
     outputs = {c for c in (label, prediction, confidence) if c}
     inputs = [str(c) for c in reference.columns if c not in outputs]
+    if contract is None:
+        reference, current = _read_unit_numbers(reference, current, [c for c in inputs if c != protected])
     derived = contract is None or is_derived(contract)
     suite = derive_contract(reference[inputs]) if contract is None else contract
     current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
@@ -384,12 +386,17 @@ def gather_evidence(
     evidence: dict[str, Any] = {"contract": {**contract_result.to_dict(), "derived": derived}, "drift": drift}
     labelled = label is not None and prediction is not None and label in current.columns
     outcomes = [c for c in (label, prediction, confidence) if c is not None]
-    drift["data_checks"]["outcome_changes"] = data_checks.outcome_changes(
+    changes = data_checks.outcome_changes(
         reference, current, outcomes, rescaled=[c["column"] for c in scale_changes(reference, current, outcomes)]
     )
     # Answers or labels in another form than the reference's (a skew the findings name): the
-    # performance figures would compare two forms, and say nothing.
-    outcomes_changed = bool(drift["data_checks"]["outcome_changes"])
+    # performance figures would compare two forms, and say nothing. Answers missing on more
+    # rows are skew too, but the rows that have one still compare.
+    outcomes_changed = bool(changes)
+    answers = [c for c in (prediction, confidence) if c is not None]
+    drift["data_checks"]["outcome_changes"] = changes + data_checks.missing_answers(reference, current, answers)
+    retyped = [s["column"] for s in skipped if s["reason"].startswith(_RETYPED)]
+    drift["data_checks"]["type_changes"] = data_checks.type_changes(reference, current, retyped)
     labelled = labelled and not outcomes_changed
     # Labelled figures against the model's own training rows are its fit, not a baseline:
     # every new window would read worse. Then the tables are compared on their inputs and
@@ -409,9 +416,11 @@ def gather_evidence(
         rules = default_limits(protected, positive_class)
         # Labels arrive late: the figures with outcomes are on the rows that have one, in both
         # tables alike; with none yet, both tables are judged on their decisions alone.
-        cur_rows, ref_rows, with_label = current, reference, None
-        if judged and label is not None and current[label].notna().any():
-            cur_rows, ref_rows, with_label = current[current[label].notna()], reference[reference[label].notna()], label
+        # A row the model gave no answer is no decision (the outcome checks judge how many).
+        cur_rows, ref_rows = current[current[prediction].notna()], reference[reference[prediction].notna()]
+        with_label = None
+        if judged and label is not None and cur_rows[label].notna().any():
+            cur_rows, ref_rows, with_label = cur_rows[cur_rows[label].notna()], ref_rows[ref_rows[label].notna()], label
         evidence["fairness"] = table_fairness(cur_rows, rules, prediction=prediction, label=with_label).to_dict()
         evidence["reference_fairness"] = table_fairness(
             ref_rows, rules, prediction=prediction, label=with_label
@@ -533,6 +542,27 @@ def _finite_mean(series: pd.Series) -> float | None:
     return round(float(values.mean()), 4) if len(values) else None
 
 
+def _read_unit_numbers(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Inputs the reference writes as numbers with a unit (``13.56%``, ``$1,200``), as numbers in both tables.
+
+    Read as text they are thousands of distinct strings, set aside as identifiers or
+    compared as categories; as numbers, their drift, range and scale are judged as any
+    number's (``0.1356`` where the reference wrote ``13.56%``: a rescaled column).
+    """
+    from firebreak.investigation.column_kinds import read_like, unit_numbers
+
+    for column in columns:
+        numbers = unit_numbers(reference[column])
+        if numbers is None:
+            continue
+        reference = reference.assign(**{column: numbers})
+        if column in current.columns:
+            current = current.assign(**{column: read_like(current[column])})
+    return reference, current
+
+
 def _named_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     """``frame`` with its column names as text (Parquet and pandas allow numbers, tuples, None).
 
@@ -562,6 +592,9 @@ def _validate_with_gx(frame: pd.DataFrame, suite: dict[str, Any]) -> Any:
         return validate_frame(frame, suite_path)
 
 
+_RETYPED = "type "  # a skipped column's reason when it holds numbers in one table, text in the other
+
+
 def _comparable_inputs(
     reference: pd.DataFrame, current: pd.DataFrame, inputs: list[str]
 ) -> tuple[list[str], list[str], list[dict[str, str]]]:
@@ -577,7 +610,8 @@ def _comparable_inputs(
         ref_num = column in numeric_columns(reference, [column])
         cur_num = column in numeric_columns(current, [column])
         if ref_num != cur_num:
-            skipped.append({"column": column, "reason": f"type {reference[column].dtype} -> {current[column].dtype}"})
+            reason = f"{_RETYPED}{reference[column].dtype} -> {current[column].dtype}"
+            skipped.append({"column": column, "reason": reason})
             continue
         if reference[column].notna().sum() == 0 or current[column].notna().sum() == 0:
             skipped.append({"column": column, "reason": "no values"})

@@ -165,10 +165,13 @@ def spike_findings(drift: dict[str, Any]) -> list[Finding]:
 
 
 def outcome_findings(drift: dict[str, Any]) -> list[Finding]:
-    """The model's answers or the labels in another form than the reference's: the pipeline changed."""
+    """The model's answers or the labels in another form than the reference's, and inputs of
+    another type: the pipeline changed."""
+    checks = drift.get("data_checks") or {}
     return [
-        Finding("outcome", FailureClass.SKEW, change["column"], f"{change['column']}: {change['because']}", 1.0)
-        for change in (drift.get("data_checks") or {}).get("outcome_changes", [])
+        Finding(kind, FailureClass.SKEW, change["column"], f"{change['column']}: {change['because']}", 1.0)
+        for kind, key in (("outcome", "outcome_changes"), ("contract", "type_changes"))
+        for change in checks.get(key, [])
     ]
 
 

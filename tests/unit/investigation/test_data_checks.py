@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from firebreak.investigation.diagnosis import triage_tables
 
@@ -310,3 +311,132 @@ def test_a_significant_overall_fall_that_concentrates_in_one_group_is_that_group
     # A fall everyone shares is concept drift, whatever the z: most of north's is the others'.
     everyone = _groups({"north": 0.66, "south": 0.70})
     assert fairness_change(everyone, reference, dropped=True) == []
+
+
+def long_tail(seed: int, n: int) -> pd.DataFrame:
+    """A state of residence over 51 states whose shares fall geometrically (14% to 0.005%), as a
+    loan book's: a table of 1,500 rows holds a dozen states on a handful of rows each."""
+    rng = np.random.default_rng(seed)
+    shares = np.geomspace(0.14, 0.00005, 51)
+    states = [f"S{i:02d}" for i in range(51)]
+    return pd.DataFrame(
+        {
+            "state": rng.choice(states, n, p=shares / shares.sum()),
+            "amount": rng.lognormal(9, 0.6, n).round(-1),
+            "dti": rng.gamma(4, 4.5, n).round(2),
+        }
+    )
+
+
+def halves(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    order = np.random.default_rng(seed + 50).permutation(len(frame))
+    half = len(frame) // 2
+    return frame.iloc[order[:half]].reset_index(drop=True), frame.iloc[order[half:]].reset_index(drop=True)
+
+
+def test_a_long_tail_of_rare_states_split_at_random_is_no_failure() -> None:
+    """A dozen current rows over rare states the reference half never drew is a split's luck: each
+    of those states holds a handful of rows in the two halves together. (The rate a reference
+    leaves unseen, estimated from its own values seen once, called 14 of 300 such splits skew.)"""
+    from firebreak.investigation.data_checks import unknown_values
+
+    flagged = []
+    for seed in range(300):
+        reference, current = halves(long_tail(seed, 1_500), seed)
+        found = unknown_values(reference["state"], current["state"])
+        if found is not None and found["skew"]:
+            flagged.append((seed, found["rows"], found["p_value"]))
+    assert len(flagged) <= 1, flagged
+    got, cause = verdict(*halves(long_tail(42, 1_500), 42))  # 13 rows over rare states: skew before
+    assert got == "none", cause
+
+
+def test_one_new_code_on_twelve_rows_of_a_small_table_is_still_skew() -> None:
+    frame = long_tail(3, 1_500)
+    reference, current = frame.iloc[:750].reset_index(drop=True), frame.iloc[750:].reset_index(drop=True)
+    current.loc[current.sample(n=12, random_state=0).index, "state"] = "XX"
+    got, cause = verdict(reference, current)
+    assert got == "skew" and "state" in cause and "XX" in cause, cause
+
+
+@pytest.mark.parametrize(("sizes", "n_cur"), [([1, 1, 2, 3, 3], 5), ([1, 1, 1, 1, 2, 2, 4], 9), ([5, 1, 1, 2, 1], 3)])
+def test_the_split_test_is_exact_for_rows_sent_to_either_table_at_random(sizes: list[int], n_cur: int) -> None:
+    """Against every way of sending each row to the current table (with chance n_cur / n): the
+    p-value and the expected count are the exact ones."""
+    from itertools import product
+
+    from firebreak.investigation.data_checks import unseen_p_value
+
+    rows = [value for value, size in enumerate(sizes) for _ in range(size)]
+    chance = n_cur / len(rows)
+    counts, weights = [], []
+    for sides in product((0, 1), repeat=len(rows)):  # 1: the row went to the current table
+        seen = {rows[i] for i, side in enumerate(sides) if side == 0}
+        counts.append(sum(1 for i, side in enumerate(sides) if side == 1 and rows[i] not in seen))
+        weights.append(chance ** sum(sides) * (1 - chance) ** (len(rows) - sum(sides)))
+    counts_a, weights_a = np.array(counts), np.array(weights)
+    for threshold in range(1, max(counts) + 1):
+        p_value, expected = unseen_p_value(np.array(sizes), threshold, n_ref=len(rows) - n_cur, n_cur=n_cur)
+        assert p_value == pytest.approx(float(weights_a[counts_a >= threshold].sum()), abs=1e-12)
+        assert expected == pytest.approx(float((counts_a * weights_a).sum()), rel=1e-9)
+
+
+def test_the_split_test_holds_its_level_on_tables_of_fixed_size() -> None:
+    """Halves of fixed size split more evenly than rows sent at random: over 400 random splits of a
+    long-tailed column, the p-value falls under 0.01 at most about as often as 1%."""
+    from firebreak.investigation.data_checks import unknown_values
+
+    rng = np.random.default_rng(11)
+    shares = np.geomspace(0.14, 0.00005, 51)
+    p_values = []
+    for _ in range(400):
+        values = pd.Series(rng.choice(51, 600, p=shares / shares.sum()).astype(str))
+        found = unknown_values(values[:300].reset_index(drop=True), values[300:].reset_index(drop=True))
+        p_values.append(1.0 if found is None else found["p_value"])
+    assert np.mean(np.array(p_values) < 0.01) <= 0.02
+    assert np.mean(np.array(p_values) < 0.5) > 0.2  # and it is a test: not every split reads 1
+
+
+def capped(seed: int, n: int = 6_000, shift: float = 0.0) -> pd.DataFrame:
+    """Census-style incomes recorded with a cap (15.0001), and a second column that varies."""
+    rng = np.random.default_rng(seed)
+    income = np.minimum(rng.lognormal(1.3 + shift, 0.5, n), 15.0001).round(4)
+    return pd.DataFrame({"income": income, "rooms": rng.lognormal(7.8, 0.7, n).round(), "age": rng.integers(1, 53, n)})
+
+
+def test_a_cap_the_world_moves_towards_is_drift_but_a_default_at_the_floor_is_skew() -> None:
+    """Richer districts pile up at the recorded cap, and every other income rises with them: the
+    world moved. A default of 0 filled in at the column's floor leaves the other rows as they were."""
+    got, cause = verdict(capped(1), capped(2, shift=0.9))
+    assert got == "drift" and "income" in cause, cause
+    assert "default or sentinel" not in cause
+    reference, current = capped(1), capped(2)
+    reference.loc[:2, "income"] = 0.0  # three rows of 0 in the reference: 0 is its floor
+    current.loc[current.sample(frac=0.05, random_state=0).index, "income"] = 0.0
+    got, cause = verdict(reference, current)
+    assert got == "skew" and "the single value 0 on 5.0% of rows" in cause, cause
+
+
+def test_one_record_repeated_by_a_weighted_sample_is_not_a_filled_in_default() -> None:
+    """A current table drawn with weights rising along one column repeats its heaviest rows whole:
+    each repeated value comes with the same values in every other column, where a default is one
+    column's alone."""
+    rng = np.random.default_rng(5)
+    reference, world = (
+        pd.DataFrame(
+            {
+                "x": rng.normal(0, 1, 6_000).round(4),
+                "y": rng.normal(0, 1, 6_000).round(4),
+                "z": rng.integers(0, 90, 6_000),
+            }
+        )
+        for _ in range(2)
+    )
+    current = world.sample(len(world), replace=True, weights=np.exp(1.5 * world["x"]), random_state=4)
+    current = current.reset_index(drop=True)
+    assert current["x"].value_counts().iloc[0] >= 60  # one record on 1% of the rows or more
+    got, cause = verdict(reference, current)
+    assert got == "drift" and "x" in cause, cause
+    current.loc[current.sample(frac=0.05, random_state=1).index, "y"] = 1.2345  # now a default in one column
+    got, cause = verdict(reference, current)
+    assert got == "skew" and "the single value 1.2345" in cause, cause
