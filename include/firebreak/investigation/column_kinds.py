@@ -31,9 +31,21 @@ _ID_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:id|uuid|guid|key|idx|index))$|[a-z0
 _MIN_ID_ROWS = 50
 # A name that says "time" ("ts", "created_at", "eventDate", "timestamp"), and dates written as text.
 _TIME_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:ts|timestamp|time|date|datetime|epoch))$|_at$|[a-z](?:At|Date|Time|Ts)$")
+_MONTH = (
+    r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_YEAR = r"(?:19|20)?\d{2}"
 _DATE_TEXT = re.compile(
     r"\d{4}[-/]\d{1,2}(?:[-/]\d{1,2})?(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2}| ?UTC)?)?"
     r"|\d{1,2}[/.]\d{1,2}[/.]\d{4}(?: \d{1,2}:\d{2}(?::\d{2})?)?"
+    # Months by name, as exports and spreadsheets write them: "Dec-2015", "December 2015",
+    # "15-Dec-2015", "5 Dec 2015", "Dec 5, 2015", "2015-Dec"; and month/year: "12/2015".
+    rf"|{_MONTH}[-\s/]{_YEAR}"
+    rf"|\d{{1,2}}[-\s/]{_MONTH}[-\s/,]*{_YEAR}"
+    rf"|{_MONTH}\s+\d{{1,2}},?\s+{_YEAR}"
+    rf"|\d{{4}}[-\s/]{_MONTH}"
+    r"|(?:0?[1-9]|1[0-2])[/.-](?:19|20)\d{2}"
 )
 # Whole numbers a time column holds: epoch seconds or milliseconds (2001-2039), or yyyymmdd.
 _EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))

@@ -258,8 +258,24 @@ def test_row_numbers_and_ids_of_the_next_batch_are_identifiers_not_drift() -> No
         pd.date_range("2024-01-01", periods=2 * N, freq="h").strftime("%d/%m/%Y %H:%M"),
         (pd.date_range("2024-01-01", periods=2 * N, freq="h").astype("int64") // 10**9).to_numpy(),  # epoch seconds
         pd.date_range("2024-01-01", periods=2 * N, freq="h").strftime("%Y%m%d").astype(int).to_numpy(),
+        pd.date_range("2015-01-01", periods=2 * N, freq="D").strftime("%b-%Y"),  # a loan book's "Dec-2015"
+        pd.date_range("2015-01-01", periods=2 * N, freq="D").strftime("%B %Y"),
+        pd.date_range("2015-01-01", periods=2 * N, freq="D").strftime("%d-%b-%Y"),
+        pd.date_range("2015-01-01", periods=2 * N, freq="D").strftime("%b %d, %Y"),
+        pd.date_range("2015-01-01", periods=2 * N, freq="D").strftime("%m/%Y"),
     ],
-    ids=["days-as-text", "months-as-text", "day-first-times", "epoch-seconds", "yyyymmdd"],
+    ids=[
+        "days-as-text",
+        "months-as-text",
+        "day-first-times",
+        "epoch-seconds",
+        "yyyymmdd",
+        "month-names",
+        "month-names-in-full",
+        "day-month-name-year",
+        "month-name-day-year",
+        "month-slash-year",
+    ],
 )
 def test_times_written_as_text_or_numbers_are_not_compared(column: Any) -> None:
     """A time-ordered split: every date of the next batch is new. A time, not drift and not skew."""
@@ -269,6 +285,17 @@ def test_times_written_as_text_or_numbers_are_not_compared(column: Any) -> None:
     assert verdict.to_dict()["failure_class"] == "none", verdict.root_cause
     skipped = {s["column"]: s["reason"] for s in evidence["drift"]["skipped"]}
     assert skipped == {"created_at": "a time (dates or epoch numbers): not compared"}
+
+
+def test_words_that_begin_like_a_month_are_categories_not_times() -> None:
+    """ "Marketing-20", "Decimal 12", "Mayo 12": a month's letters, not a month."""
+    rng = np.random.default_rng(3)
+    codes = ["Marketing-20", "Decimal 12", "Mayo 12", "Junior-3"]
+    reference, current = _scored(1), _scored(2)
+    reference["team"], current["team"] = rng.choice(codes, N), rng.choice(codes, N, p=[0.7, 0.1, 0.1, 0.1])
+    verdict, evidence = triage_tables(reference, current, label="label", prediction="score")
+    assert "team" in {c["column"] for c in evidence["drift"]["columns"]}
+    assert verdict.to_dict()["failure_class"] == "drift" and "team" in verdict.root_cause
 
 
 def test_a_number_under_a_times_name_outside_any_epoch_is_compared() -> None:
