@@ -74,10 +74,13 @@ def memorised(
         either table; else ``memorised`` (bool), ``z`` (the reference's; larger means more
         memorised), ``z_current``, ``z_difference`` and ``rows``.
     """
-    numeric = [
+    numeric = [  # numbers in both tables: a column of booleans here and text there is no distance
         c
         for c in inputs
-        if c in reference.columns and c in current.columns and pd.api.types.is_numeric_dtype(reference[c])
+        if c in reference.columns
+        and c in current.columns
+        and pd.api.types.is_numeric_dtype(reference[c])
+        and pd.api.types.is_numeric_dtype(current[c])
     ]
     if not numeric:
         return None

@@ -342,10 +342,12 @@ def gather_evidence(
     if label is not None and label not in reference.columns:
         # The current table may have no labels yet: that is what the estimate is for.
         raise FirebreakError(f"label column {label!r} is not in the reference table")
+    as_given = reference, current
     if label is not None and prediction is not None:
         reference, current = one_vocabulary(
             reference, current, label=label, prediction=prediction, positive=positive_class
         )
+    in_words = reference is not as_given[0]  # class names read as 0/1 through the positive class
     outputs = {c for c in (label, prediction, confidence) if c}
     inputs = [str(c) for c in reference.columns if c not in outputs]
     if contract is None:
@@ -389,6 +391,9 @@ def gather_evidence(
     changes = data_checks.outcome_changes(
         reference, current, outcomes, rescaled=[c["column"] for c in scale_changes(reference, current, outcomes)]
     )
+    if in_words:  # a class name the reference never held reads as 0 there: judged as written
+        changed = {c["column"] for c in changes}
+        changes += [c for c in data_checks.outcome_changes(*as_given, outcomes) if c["column"] not in changed]
     # Answers or labels in another form than the reference's (a skew the findings name): the
     # performance figures would compare two forms, and say nothing. Answers missing on more
     # rows are skew too, but the rows that have one still compare.

@@ -129,6 +129,33 @@ def test_yes_no_labels_beside_a_score_need_the_class_the_score_is_for() -> None:
         triage_tables(reference, current, label="label", prediction="score", positive_class="Yes")
 
 
+def test_class_names_the_reference_never_wrote_are_skew_not_every_answer_wrong() -> None:
+    """A census export whose second file writes ">50K." and "<=50K.": read through the positive
+    class ">50K", every current label would be the other class (accuracy falls, a group looks
+    harmed). The names changed: skew, named as written."""
+    reference, current = _scored(1), _scored(2)
+    for frame in (reference, current):
+        frame["label"] = np.where(frame["label"] == 1, ">50K", "<=50K")
+        frame["sex"] = np.where(np.arange(len(frame)) % 3 == 0, "Female", "Male")
+    current["label"] = current["label"] + "."
+    verdict, evidence = triage_tables(
+        reference, current, label="label", prediction="score", protected="sex", positive_class=">50K"
+    )
+    assert verdict.to_dict()["failure_class"] == "skew", verdict.root_cause
+    assert "label: unknown values on every row" in verdict.root_cause
+    assert "performance" not in evidence  # two forms: the figures say nothing
+
+
+def test_a_flag_stored_as_booleans_then_as_text_is_skew_not_a_crash() -> None:
+    """The training-fit check measured distances on every column numeric in the reference, and
+    stopped at the text "True" ("could not convert string to float")."""
+    reference, current = _scored(1), _scored(2)
+    reference["flag"] = np.arange(len(reference)) % 3 == 0
+    current["flag"] = np.where(np.arange(len(current)) % 3 == 0, "True", "False")
+    verdict, _ = triage_tables(reference, current, label="label", prediction="score")
+    assert verdict.to_dict()["failure_class"] == "skew" and verdict.columns == ["flag"], verdict.root_cause
+
+
 @pytest.mark.parametrize(
     ("words", "column"),
     [(("yes", "no"), "label"), (("approve", "refer"), "decision")],
