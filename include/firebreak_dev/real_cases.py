@@ -154,6 +154,8 @@ def _case(table: _Table, data: pd.DataFrame, expected: str, index: int, rng: np.
             change = f"covariate shift: current resampled along {column} (k={k:+.1f})"
         elif kind == "new_region":
             cut = float(data[column].quantile(0.7))
+            if cut >= data[column].max():  # a few-levelled column (a 1-5 rating): leave its top level out
+                cut = float(data[column][data[column] < cut].max())
             inside = data[data[column] <= cut]
             reference = inside.sample(frac=0.5, random_state=int(rng.integers(1 << 31))).copy()
             current = data.drop(index=reference.index).sample(len(reference), random_state=int(rng.integers(1 << 31)))

@@ -85,7 +85,8 @@ def classify(
        drift beside it, the further past a limit the stronger; in triage, a group served worse
        than the others since the reference (``reference_fairness``:
        :func:`~firebreak.investigation.findings.fairness_change`), which needs less once the
-       model's labelled figure fell significantly overall (whose fall it is).
+       model's labelled figure fell significantly overall with the inputs unchanged (whose
+       fall it is).
     4. Drift: inputs moved (a column's drift test past its threshold; p-value tests at 1e-3;
        values past a derived contract's range that continue the distribution; values it never
        showed, on rows unlike the others (a part of the population it missed); the joint
@@ -124,11 +125,14 @@ def classify(
             )
         )
     findings += golden_findings(golden)
-    dropped = bool((performance or {}).get("significant"))
-    findings += fairness_findings(fairness, reference_fairness or {}, dropped=dropped)
     skew_columns = {f.column for f in findings if f.points_to == FailureClass.SKEW and f.column}
-    findings += drift_findings(drift, explained=skew_columns)
-    findings += multivariate_findings(drift)
+    moved = drift_findings(drift, explained=skew_columns) + multivariate_findings(drift)
+    # A significant fall with the inputs unchanged is concept drift, established: whose fall it
+    # is then needs less. With the inputs moved, the fall may be theirs (a shift towards harder
+    # cases, and towards the group those cases belong to): a group needs the full bar.
+    dropped = bool((performance or {}).get("significant")) and not any(f.points_to == FailureClass.DRIFT for f in moved)
+    findings += fairness_findings(fairness, reference_fairness or {}, dropped=dropped)
+    findings += moved
     findings += performance_findings(performance or {})
     findings += reference_fit_findings(reference_fit or {}, performance or {})
 
