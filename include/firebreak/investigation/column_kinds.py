@@ -13,7 +13,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["comparable", "numbered_identifier", "numeric_columns", "read_like", "set_aside", "unit_numbers"]
+__all__ = [
+    "comparable",
+    "currencies",
+    "numbered_identifier",
+    "numeric_columns",
+    "read_like",
+    "set_aside",
+    "unit_numbers",
+]
 
 
 def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
@@ -55,6 +63,7 @@ _EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
 _UNIT_NUMBER = re.compile(r"\s*[-+]?\s*[$€£¥]?\s*[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*%?\s*")
 _UNIT_MARK = re.compile(r"[$€£¥%,]")
 _NOT_DIGITS = re.compile(r"[\s$€£¥%,]")
+_CURRENCY = re.compile(r"[$€£¥]")
 
 
 def unit_numbers(series: pd.Series) -> pd.Series | None:
@@ -95,6 +104,17 @@ def read_like(series: pd.Series) -> pd.Series:
     if len(read) == len(distinct):
         return series.map(read).astype(float)
     return series.map(lambda v: read.get(v, v) if isinstance(v, str) else v)
+
+
+def currencies(series: pd.Series) -> set[str]:
+    """The currency signs a text column's values carry (``{"$"}`` for ``$1,200``)."""
+    if not _text(series):
+        return set()
+    try:
+        distinct = series.dropna().unique()
+    except TypeError:
+        return set()
+    return {sign for v in distinct if isinstance(v, str) for sign in _CURRENCY.findall(v)}
 
 
 def _text(series: pd.Series) -> bool:

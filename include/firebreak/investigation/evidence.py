@@ -350,8 +350,9 @@ def gather_evidence(
     in_words = reference is not as_given[0]  # class names read as 0/1 through the positive class
     outputs = {c for c in (label, prediction, confidence) if c}
     inputs = [str(c) for c in reference.columns if c not in outputs]
+    recurrenced: list[dict[str, Any]] = []
     if contract is None:
-        reference, current = _read_unit_numbers(reference, current, [c for c in inputs if c != protected])
+        reference, current, recurrenced = _read_unit_numbers(reference, current, [c for c in inputs if c != protected])
     derived = contract is None or is_derived(contract)
     suite = derive_contract(reference[inputs]) if contract is None else contract
     current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
@@ -401,7 +402,7 @@ def gather_evidence(
     answers = [c for c in (prediction, confidence) if c is not None]
     drift["data_checks"]["outcome_changes"] = changes + data_checks.missing_answers(reference, current, answers)
     retyped = [s["column"] for s in skipped if s["reason"].startswith(_RETYPED)]
-    drift["data_checks"]["type_changes"] = data_checks.type_changes(reference, current, retyped)
+    drift["data_checks"]["type_changes"] = data_checks.type_changes(reference, current, retyped) + recurrenced
     labelled = labelled and not outcomes_changed
     # Labelled figures against the model's own training rows are its fit, not a baseline:
     # every new window would read worse. Then the tables are compared on their inputs and
@@ -549,23 +550,35 @@ def _finite_mean(series: pd.Series) -> float | None:
 
 def _read_unit_numbers(
     reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
     """Inputs the reference writes as numbers with a unit (``13.56%``, ``$1,200``), as numbers in both tables.
 
     Read as text they are thousands of distinct strings, set aside as identifiers or
     compared as categories; as numbers, their drift, range and scale are judged as any
-    number's (``0.1356`` where the reference wrote ``13.56%``: a rescaled column).
+    number's (``0.1356`` where the reference wrote ``13.56%``: a rescaled column). A
+    currency sign the reference never wrote (``€`` where it wrote ``$``) is a currency
+    change whatever the numbers do: the third element lists those columns, as the type
+    checks' items (:func:`~firebreak.investigation.data_checks.type_changes`).
     """
-    from firebreak.investigation.column_kinds import read_like, unit_numbers
+    from firebreak.investigation.column_kinds import currencies, read_like, unit_numbers
 
+    recurrenced = []
     for column in columns:
         numbers = unit_numbers(reference[column])
         if numbers is None:
             continue
-        reference = reference.assign(**{column: numbers})
         if column in current.columns:
+            before, now = currencies(reference[column]), currencies(current[column])
+            if now - before:
+                because = (
+                    f"its currency changed: {', '.join(sorted(before)) or 'no sign'} in the reference, "
+                    f"{', '.join(sorted(now))} now"
+                )
+                sample = [str(v) for v in current[column].dropna().head(3)]
+                recurrenced.append({"column": column, "verdict": "skew", "because": because, "sample": sample})
             current = current.assign(**{column: read_like(current[column])})
-    return reference, current
+        reference = reference.assign(**{column: numbers})
+    return reference, current, recurrenced
 
 
 def _named_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:

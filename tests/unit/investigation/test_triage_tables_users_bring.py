@@ -682,3 +682,20 @@ def test_grades_sent_as_numbers_are_a_type_change() -> None:
     verdict, _ = triage_tables(rates(1), current)
     assert verdict.to_dict()["failure_class"] == "skew", verdict.root_cause
     assert "grade: its values changed type: C, B, A in the reference, 1, 2, 0 now" in verdict.root_cause
+
+
+def test_a_currency_sign_the_reference_never_wrote_is_skew_but_a_dropped_sign_is_not() -> None:
+    """Amounts written "€1,104.00" where the reference wrote "$1,200.00": 0.92 is no factor the
+    scale check can tell from the world, but the sign says what changed. "1200.00" without its
+    sign is the same number."""
+
+    def amounts(seed: int, sign: str = "$", factor: float = 1.0) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        values = rng.lognormal(9, 0.6, N) * factor
+        return pd.DataFrame({"amount": [f"{sign}{v:,.2f}" for v in values], "x": rng.normal(0, 1, N)})
+
+    verdict, _ = triage_tables(amounts(1), amounts(2, "€", 0.92))
+    assert verdict.to_dict()["failure_class"] == "skew", verdict.root_cause
+    assert "amount: its currency changed: $ in the reference, € now" in verdict.root_cause
+    verdict, _ = triage_tables(amounts(1), amounts(2, ""))
+    assert verdict.to_dict()["failure_class"] == "none", verdict.root_cause
