@@ -33,7 +33,7 @@ Each function returns plain dicts (JSON-able evidence); :func:`data_checks` runs
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -563,17 +563,24 @@ def _constant_changed(column: str, constant: float, n_reference: int, cur: np.nd
 
 
 def outcome_changes(
-    reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str], *, rescaled: Sequence[str] = ()
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    rescaled: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """The model's answers or the labels written in another form than the reference's: skew.
 
     Only a change of *form* is judged here: values of another type (``yes``/``no`` labels where
-    the reference has 0/1), a scale (scores of 0-100 where the reference's are 0-1), or a set
-    none of whose values the reference knows. A change of their distribution is what the
-    performance figures judge; they mean nothing across two forms. Each item carries
+    the reference has 0/1), a scale (scores of 0-100 where the reference's are 0-1; house
+    values in thousands where the reference's are in units: ``rescaled``, each column's
+    factor from the scale check, which holds whether or not the values leave the range), or
+    a set none of whose values the reference knows. A change of their distribution is what
+    the performance figures judge; they mean nothing across two forms. Each item carries
     ``column``, ``verdict`` (``skew``), ``because`` and a ``sample`` of current values.
     """
     found = []
+    rescaled = rescaled or {}
     for column in columns:
         if column not in reference.columns or column not in current.columns:
             continue
@@ -586,7 +593,13 @@ def outcome_changes(
             found.append(_type_changed(str(column), ref, cur))
             continue
         if ref_numbers is not None and cur_numbers is not None:
-            past = beyond_range(ref_numbers, cur_numbers, rescaled=column in rescaled)
+            if column in rescaled:
+                because = (
+                    f"every value multiplied by {rescaled[column]:.4g}: the whole column is rescaled by one factor"
+                )
+                found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
+                continue
+            past = beyond_range(ref_numbers, cur_numbers)
             if past is not None and past["verdict"] == "skew":
                 because = f"{past['share']:.1%} of values past the reference's range {past['range']}: {past['because']}"
                 found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})

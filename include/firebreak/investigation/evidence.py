@@ -390,7 +390,10 @@ def gather_evidence(
     labelled = label is not None and prediction is not None and label in current.columns
     outcomes = [c for c in (label, prediction, confidence) if c is not None]
     changes = data_checks.outcome_changes(
-        reference, current, outcomes, rescaled=[c["column"] for c in scale_changes(reference, current, outcomes)]
+        reference,
+        current,
+        outcomes,
+        rescaled={c["column"]: c["factor"] for c in scale_changes(reference, current, outcomes)},
     )
     if in_words:  # a class name the reference never held reads as 0 there: judged as written
         changed = {c["column"] for c in changes}

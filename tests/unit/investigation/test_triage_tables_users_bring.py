@@ -534,6 +534,28 @@ def test_answers_or_labels_in_another_form_are_skew_not_concept_drift(
     assert "performance" not in evidence and "estimated_performance" not in evidence
 
 
+@pytest.mark.parametrize("column", ["value", "predicted"])
+def test_a_regressors_target_or_answer_in_thousands_is_skew_though_inside_the_range(column: str) -> None:
+    """House values from 15,000 to 500,000, sent in thousands: 15-500 lies inside the range a
+    non-negative column's contract allows (down to 0), so no value leaves it; the scale check
+    finds every quantile divided by 1,000. Read as they are, the MAE rose fourfold: concept drift."""
+
+    def houses(seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        income = rng.lognormal(1.3, 0.45, N)
+        value = np.clip(income * 40_000 + rng.normal(30_000, 50_000, N), 15_000, 500_000).round(-2)
+        return pd.DataFrame({"income": income, "value": value, "predicted": (income * 40_000 + 30_000).round(-2)})
+
+    current = houses(2)
+    current[column] = current[column] / 1000
+    verdict, evidence = triage_tables(houses(1), current, label="value", prediction="predicted")
+    assert (verdict.failure_class, verdict.columns) == ("skew", [column]), verdict.root_cause
+    factor = float(verdict.root_cause.split("every value multiplied by ")[1].split(":")[0])
+    assert factor == pytest.approx(0.001, rel=0.05)  # the quantiles' median ratio
+    assert verdict.root_cause.endswith("the whole column is rescaled by one factor")
+    assert "performance" not in evidence
+
+
 def test_answers_and_labels_in_their_usual_form_are_judged_on_performance() -> None:
     """Class names in both tables, a score whose distribution moved inside [0, 1], a regressor's
     label past its old range: no form changed, so the figures judge."""
