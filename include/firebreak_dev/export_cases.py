@@ -6,8 +6,9 @@ written ``>50K`` / ``<=50K``, forty countries on a long tail; a housing file's c
 values at 500,001, incomes at 15.0001, ages at 52) and a category held by five rows in
 20,000; a loan book's rates and utilisation written ``13.56%``, terms written
 `` 36 months``, issue months ``Dec-2015``, fifty states on a long tail, postcodes ``123xx``,
-an income now and then fifty times the rest. Models' scores come with the census and loan
-tables (a logistic score with noise), none with the housing file.
+an income now and then fifty times the rest, amounts written ``$12,000.00``. Models'
+scores come with the census and loan tables (a logistic score with noise), a regressor's
+estimate of the house value with the housing file.
 
 Each case is one change, by construction, as in :mod:`firebreak_dev.real_cases`:
 
@@ -16,9 +17,10 @@ Each case is one change, by construction, as in :mod:`firebreak_dev.real_cases`:
 * ``drift`` — the current table resampled with weights rising along one column, a new
   region (the reference saw 70% of a column's range), or concept drift (labels flipped on
   40% of the rows above a column's median);
-* ``skew``  — units (cents, thousands, monthly for yearly), percent sent as a fraction,
-  codes recoded or lower-cased, numbers sent as words, a default or sentinel on some
-  rows, "?" sent as empty, a column emptied;
+* ``skew``  — units (cents, thousands, monthly for yearly; the house values the model is
+  judged on), percent sent as a fraction, amounts in another currency, codes recoded or
+  lower-cased, numbers sent as words, a default or sentinel on some rows, "?" sent as
+  empty, a column emptied;
 * ``bias``  — labels flipped on 25% of one group of a protected column.
 
 Neither this set nor the others tunes a rule: each is scored as it is.
@@ -105,9 +107,10 @@ def housing(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, s
             "ocean_proximity": rng.choice(
                 ["<1H OCEAN", "INLAND", "NEAR OCEAN", "NEAR BAY", "ISLAND"], n, p=_shares(4426, 3174, 1288, 1109, 3)
             ),
+            "predicted_value": np.round(income * 38000 + 35000 + rng.normal(0, 20000, n), -2),
         }
     )
-    return frame, {}
+    return frame, {"label": "median_house_value", "prediction": "predicted_value"}
 
 
 _STATES = [f"S{i:02d}" for i in range(51)]
@@ -128,7 +131,7 @@ def loans(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, str
     months = pd.date_range("2015-01-01", periods=36, freq="MS").strftime("%b-%Y")
     frame = pd.DataFrame(
         {
-            "loan_amnt": (np.round(rng.lognormal(9.3, 0.6, n) / 25) * 25).clip(1000, 40000),
+            "loan_amnt": [f"${a:,.2f}" for a in (np.round(rng.lognormal(9.3, 0.6, n) / 25) * 25).clip(1000, 40000)],
             "term": term,
             "int_rate": [f"{r:.2f}%" for r in rate],
             "grade": np.array(list("ABCDEFG"))[grade],
@@ -197,6 +200,7 @@ _SKEW: dict[str, list[tuple[str, Change]]] = {
             lambda c, rng: c.assign(grade=c["grade"].map({g: i for i, g in enumerate("ABCDEFG")})),
         ),
         ("annual_inc -1 on 5% of rows", _on(0.05, "annual_inc", -1.0)),
+        ("loan_amnt in euros", lambda c, rng: c.assign(loan_amnt=[_euros(a) for a in c["loan_amnt"]])),
     ],
 }
 # Columns the drift cases move along: (resampled along, new region of, concept flipped above the median of).
@@ -205,6 +209,10 @@ _DRIFT = {
     "housing": ("median_income", "latitude", None),
     "loans": ("dti", "annual_inc", "dti"),
 }
+
+
+def _euros(dollars: str) -> str:
+    return f"€{float(dollars.lstrip('$').replace(',', '')) * 0.92:,.2f}"
 
 
 def _flip(frame: pd.DataFrame, label: str, rows: np.ndarray) -> pd.DataFrame:
@@ -258,7 +266,7 @@ def export_cases(seed: int = 20261203, sizes: tuple[int, ...] = (1_500, 6_000, 4
                 wide.reset_index(drop=True),
                 roles,
             )
-            if concept is not None and roles:
+            if concept is not None:
                 above = (current[concept] > current[concept].median()).to_numpy() & (rng.random(len(current)) < 0.4)
                 yield Case(
                     f"{tag}-drift",
@@ -268,7 +276,7 @@ def export_cases(seed: int = 20261203, sizes: tuple[int, ...] = (1_500, 6_000, 4
                     _flip(current, roles["label"], above),
                     roles,
                 )
-            if roles:
+            if "protected" in roles:
                 victim = current[roles["protected"]].value_counts().index[1]
                 hit = (current[roles["protected"]] == victim).to_numpy() & (rng.random(len(current)) < 0.25)
                 yield Case(

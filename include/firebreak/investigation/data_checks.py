@@ -83,7 +83,7 @@ _WHOLE_SHARE = 0.99
 _WHOLE_MIN_ROWS = _UNIT_MIN_ROWS  # a handful of rows past the range says nothing about a whole column
 # A spike: a column whose reference has at least this many distinct values, none over this share.
 _SPIKE_MIN_DISTINCT = 50
-_SPIKE_REF_MAX_SHARE = 0.005
+_SPIKE_REF_MAX_SHARE = 0.005  # or no more rows than a spike's least (ties of 4 in 750 rows of integers)
 _SPIKE_MIN_SHARE = 0.01
 _SPIKE_MIN_RATIO = 10.0
 _SPIKE_MIN_ROWS = _SENTINEL_MIN_ROWS  # a filled-in default holds as many rows as a sentinel
@@ -479,7 +479,9 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
     ref_values, ref_counts = np.unique(ref, return_counts=True)
     if len(ref_values) == 1 and len(ref) >= _WHOLE_MIN_ROWS:
         return _constant_changed(str(reference.name), float(ref_values[0]), len(ref), cur)
-    if len(ref_values) < _SPIKE_MIN_DISTINCT or ref_counts.max() / len(ref) > _SPIKE_REF_MAX_SHARE:
+    if len(ref_values) < _SPIKE_MIN_DISTINCT or ref_counts.max() > max(
+        _SPIKE_REF_MAX_SHARE * len(ref), _SPIKE_MIN_ROWS
+    ):
         return None
     values, counts = np.unique(cur, return_counts=True)
     top = int(np.argmax(counts))

@@ -440,3 +440,18 @@ def test_one_record_repeated_by_a_weighted_sample_is_not_a_filled_in_default() -
     current.loc[current.sample(frac=0.05, random_state=1).index, "y"] = 1.2345  # now a default in one column
     got, cause = verdict(reference, current)
     assert got == "skew" and "the single value 1.2345" in cause, cause
+
+
+def test_a_default_in_a_small_table_of_counts_with_ties_is_still_a_spike() -> None:
+    """750 reference rows of room counts hold a value four times by chance (0.53% of rows, over the
+    0.5% the rule allowed): the rule switched off, and 0 filled in on 8% of rows read as nothing.
+    No more rows than a spike's least is still a column of many values."""
+    rng = np.random.default_rng(7)
+    reference, current = (
+        pd.DataFrame({"rooms": np.round(rng.lognormal(7.8, 0.75, 750)).astype(int), "x": rng.normal(0, 1, 750)})
+        for _ in range(2)
+    )
+    assert 4 <= reference["rooms"].value_counts().iloc[0] <= 5
+    current.loc[current.sample(frac=0.08, random_state=0).index, "rooms"] = 0
+    got, cause = verdict(reference, current)
+    assert got == "skew" and "the single value 0 on 8.0% of rows" in cause, cause
