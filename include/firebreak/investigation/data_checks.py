@@ -87,8 +87,6 @@ _SPIKE_REF_MAX_SHARE = 0.005  # or no more rows than a spike's least (ties of 4 
 _SPIKE_MIN_SHARE = 0.01
 _SPIKE_MIN_RATIO = 10.0
 _SPIKE_MIN_ROWS = _SENTINEL_MIN_ROWS  # a filled-in default holds as many rows as a sentinel
-# A spike whose rows are this share of one whole record, repeated, is that record's value.
-_ONE_RECORD_SHARE = 0.9
 # Rows holding unseen values are another part of the population when, in some other numeric
 # column, they differ from the rows holding known values by a K-S distance of at least this,
 # significant after Bonferroni over the columns compared; each side needs this many rows.
@@ -469,9 +467,9 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
     or a column the reference holds constant whose rows now hold another value (a changed constant).
 
     Not a default: the column's cap or floor gaining rows as the world moves towards it
-    (:func:`_piling_at_edge`), and one whole record repeated (``others``: the current table's
-    other numeric columns, row-aligned; every one of them alike on the spike's rows): the
-    value is that record's own, and a sample weighted towards it repeats it in every column.
+    (:func:`_piling_at_edge`), and whole records repeated (``others``: the current table's
+    other numeric columns, row-aligned): a sample weighted towards a record repeats its
+    value with every other, and the spike must stand on the rows that are not copies.
     """
     ref, cur = _finite(reference), _finite(current)
     if len(ref) == 0 or len(cur) == 0:
@@ -491,15 +489,16 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
     position = np.searchsorted(ref_values, values[top])
     seen = int(ref_counts[position]) if position < len(ref_values) and ref_values[position] == values[top] else 0
     ref_share = max(seen, 1) / len(ref)
-    if share < _SPIKE_MIN_SHARE or share < _SPIKE_MIN_RATIO * ref_share:
-        return None
-    p_value = float(binomial_tail(int(counts[top]), len(cur), ref_share))
-    if p_value >= SIGNIFICANCE:
+    p_value = _spike_p_value(int(counts[top]), len(cur), ref_share)
+    if p_value is None:
         return None
     if seen and values[top] in (ref_values[0], ref_values[-1]) and _piling_at_edge(ref, cur, float(values[top])):
         return None  # a cap the world moved towards: drift, which the drift tests judge
-    if others is not None and _one_record(others, current.to_numpy(dtype=float, na_value=np.nan) == values[top]):
-        return None
+    if others is not None:
+        # Copies of one whole record are that record's value: the spike must stand without them.
+        copies = _copies(others, current.to_numpy(dtype=float, na_value=np.nan) == values[top])
+        if copies and _spike_p_value(int(counts[top]) - copies, len(cur), ref_share) is None:
+            return None
     return {
         "column": str(reference.name),
         "value": float(values[top]),
@@ -509,14 +508,24 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
     }
 
 
-def _one_record(others: pd.DataFrame, rows: np.ndarray) -> bool:
-    """Whether ``rows`` of ``others`` are one record repeated: nine in ten of them alike in every
-    column, two or more of which vary across the table (constant columns say nothing)."""
+def _spike_p_value(rows: int, n_current: int, ref_share: float) -> float | None:
+    """The binomial p-value of ``rows`` holding one value, or None unless they make a spike: at least
+    :data:`_SPIKE_MIN_ROWS`, 1% of rows and 10 times the reference's share, at p < :data:`SIGNIFICANCE`."""
+    share = rows / n_current
+    if rows < _SPIKE_MIN_ROWS or share < _SPIKE_MIN_SHARE or share < _SPIKE_MIN_RATIO * ref_share:
+        return None
+    p_value = float(binomial_tail(rows, n_current, ref_share))
+    return p_value if p_value < SIGNIFICANCE else None
+
+
+def _copies(others: pd.DataFrame, rows: np.ndarray) -> int:
+    """How many of ``rows`` repeat another of them whole: alike in every column of ``others``, two or
+    more of which vary across the table (constant columns say nothing). 0 for no such columns."""
     varying = [c for c in others.columns if others[c].nunique() > 1]
     if len(varying) < 2:
-        return False
+        return 0
     held = pd.DataFrame(others[varying].to_numpy(dtype=float, na_value=np.nan)[rows])
-    return bool(held.value_counts(dropna=False).iloc[0] >= _ONE_RECORD_SHARE * len(held))
+    return int(len(held) - len(held.drop_duplicates()))
 
 
 def _piling_at_edge(ref: np.ndarray, cur: np.ndarray, edge: float) -> bool:
