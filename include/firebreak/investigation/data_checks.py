@@ -8,7 +8,8 @@ carries the evidence it rests on (``docs/triage.md`` explains every rule):
 
 * :func:`unknown_values` — values outside the reference's set, by **rate and
   significance**: an exact test of how many current rows a random split of the two
-  tables together would leave holding values the reference lacks (:func:`unseen_p_value`).
+  tables together would leave holding values the reference lacks
+  (:func:`firebreak.investigation.unseen.unseen_p_value`).
   Known values written differently (another case, white space around them) are an encoding
   change: skew. Then **who holds them**: codes substituted upstream land on rows like any others, while a
   part of the population the reference never covered (a new region, a new market) differs
@@ -41,6 +42,7 @@ import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
 from firebreak.detection.stats import as_text, binomial_tail, ks_p_value
+from firebreak.investigation.unseen import unseen_p_value
 
 __all__ = [
     "SIGNIFICANCE",
@@ -95,8 +97,6 @@ _POPULATION_MIN_ROWS = 20
 # Unknown values that are known ones in another case or with white space around them, on at
 # least this share of the unknown rows, are an encoding change.
 _RESPELLED_SHARE = 0.9
-# Up to this many unknown rows the split test is exact (a convolution); past it, a bound.
-_UNSEEN_EXACT_ROWS = 2_000
 
 
 def allowed_range(values: np.ndarray, *, integer: bool) -> tuple[float, float]:
@@ -121,9 +121,9 @@ def unknown_values(
     """Values of ``current`` the reference never showed (nor declared, for a categorical dtype).
 
     How many current rows a random split of one table would leave holding values its other
-    part lacks is :func:`unseen_p_value`'s exact test: a value seen once in 30,000 rows, or a
-    long tail of rare ones (the fiftieth state, the fortieth country) is what a second
-    sample of the same world shows. Significant when the count is significant by that test
+    part lacks is an exact test (:func:`~firebreak.investigation.unseen.unseen_p_value`): a
+    value seen once in 30,000 rows, or a long tail of rare ones (the fiftieth state, the
+    fortieth country) is what a second sample of the same world shows. Significant when the count is significant by that test
     *and* on at least 0.1% of rows.
 
     ``others``: the current table's other numeric columns, row-aligned with ``current``. A
@@ -173,75 +173,6 @@ def unknown_values(
         because = "the rows holding them look like the other rows in every other column: codes substituted upstream"
         return {**found, "verdict": "skew", "because": because}
     return {**found, "skew": False, "verdict": "drift", "because": apart}
-
-
-def unseen_p_value(pooled: np.ndarray, rows: int, *, n_ref: int, n_cur: int) -> tuple[float, float]:
-    """How surprising ``rows`` current rows of values the reference lacks are, and how many to expect.
-
-    The test conditions on what both tables hold together (``pooled``: each value's count
-    in the two tables) and asks how often a random split of those rows leaves at least
-    ``rows`` current rows with values that fell wholly into the current table. The split
-    sends each row to the current table with the chance ``f = n_cur / (n_ref + n_cur)``,
-    on its own: a value of ``c`` rows then falls wholly there with chance ``f ** c``, each
-    value apart from the others, and the count's distribution is their convolution, exact
-    up to :data:`_UNSEEN_EXACT_ROWS` (past it, and under 1e-9, a Chernoff bound, never below
-    the exact value). Tables of fixed sizes split a little more evenly than that (a value
-    falls wholly on one side with a hypergeometric chance under ``f ** c``); the level holds
-    on them too (``test_data_checks.py`` measures it over random splits).
-
-    Unlike a rate estimated from the reference alone (Good-Turing's values seen once), the
-    test knows the current table's own tail: twelve rows over nine rare states, each of a
-    handful of rows in the two tables together, is a split's luck, while twelve rows of one
-    new code is not.
-
-    Returns:
-        (p-value, expected count of such rows).
-    """
-    from scipy import special
-
-    sizes, many = np.unique(pooled[pooled > 0], return_counts=True)
-    sizes_f = sizes.astype(float)
-    log_chance = sizes_f * math.log(n_cur / (n_ref + n_cur))
-    chance = np.exp(log_chance)
-    expected = float((sizes_f * many * chance).sum())
-    if rows <= 0:
-        return 1.0, expected
-    if rows > _UNSEEN_EXACT_ROWS:
-        return _chernoff_tail(sizes_f, many, log_chance, rows), expected
-    below = np.zeros(rows)  # P(count = t) for t < rows
-    below[0] = 1.0
-    for size, count, p in zip(sizes.tolist(), many.tolist(), chance.tolist(), strict=True):
-        if p <= 0.0:
-            continue
-        if size >= rows:  # one such value alone reaches ``rows``: below stays only if none fell
-            below *= math.exp(count * math.log1p(-p)) if p < 1.0 else 0.0
-            continue
-        top = min(count, (rows - 1) // size)
-        k = np.arange(top + 1, dtype=float)
-        pmf = np.exp(
-            special.gammaln(count + 1.0)
-            - special.gammaln(k + 1.0)
-            - special.gammaln(count - k + 1.0)
-            + special.xlogy(k, p)
-            + special.xlog1py(count - k, -p)
-        )
-        spread = np.zeros(top * size + 1)
-        spread[::size] = pmf
-        below = np.convolve(below, spread)[:rows]
-    exact = 1.0 - float(below.sum())
-    if exact < 1e-9:  # past double precision's reach of 1 - sum: the bound is the sharper figure
-        exact = min(exact, _chernoff_tail(sizes_f, many, log_chance, rows))
-    return float(min(1.0, max(0.0, exact))), expected
-
-
-def _chernoff_tail(sizes: np.ndarray, many: np.ndarray, log_chance: np.ndarray, rows: int) -> float:
-    """An upper bound on P(sum of size x Bernoulli(chance) over the values >= rows): min over theta."""
-    log_miss = np.log1p(-np.minimum(np.exp(log_chance), 1.0 - 1e-16))
-    best = 0.0
-    for theta in np.geomspace(1e-4, 20.0, 80) / max(float(sizes.min(initial=1.0)), 1.0):
-        log_mgf = float((many * np.logaddexp(log_miss, log_chance + theta * sizes)).sum())
-        best = min(best, log_mgf - theta * rows)
-    return float(math.exp(best))
 
 
 def _respelled(unknown: pd.Series, known: set[Any]) -> str | None:

@@ -20,6 +20,7 @@ import pandas as pd
 from firebreak.errors import FirebreakError
 from firebreak.investigation import data_checks
 from firebreak.investigation.column_kinds import comparable, numeric_columns, set_aside
+from firebreak.investigation.reading import named_columns, one_vocabulary, read_unit_numbers
 
 __all__ = [
     "RANGE_MARGIN",
@@ -315,7 +316,7 @@ def gather_evidence(
     from firebreak.detection.performance import as_numbers
     from firebreak.detection.stats import as_text, compute_drift
 
-    reference, current = _named_columns(reference, "reference"), _named_columns(current, "current")
+    reference, current = named_columns(reference, "reference"), named_columns(current, "current")
     label, prediction, confidence, protected = (
         None if c is None else str(c) for c in (label, prediction, confidence, protected)
     )
@@ -352,7 +353,7 @@ def gather_evidence(
     inputs = [str(c) for c in reference.columns if c not in outputs]
     recurrenced: list[dict[str, Any]] = []
     if contract is None:
-        reference, current, recurrenced = _read_unit_numbers(reference, current, [c for c in inputs if c != protected])
+        reference, current, recurrenced = read_unit_numbers(reference, current, [c for c in inputs if c != protected])
     derived = contract is None or is_derived(contract)
     suite = derive_contract(reference[inputs]) if contract is None else contract
     current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
@@ -471,63 +472,6 @@ def gather_evidence(
     return evidence
 
 
-def one_vocabulary(
-    reference: pd.DataFrame, current: pd.DataFrame, *, label: str, prediction: str, positive: str | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Labels and answers in one vocabulary: class names on one side, numbers on the other, read through ``positive``.
-
-    Labels ``"yes"``/``"no"`` beside a score (or 0/1 decisions), or decisions ``"approve"``/
-    ``"deny"`` beside 0/1 labels, cannot be compared as they are: every answer would read
-    wrong in both tables, and a real fall in accuracy would go unseen. ``positive`` names
-    the class a 1 or a score of at least 0.5 stands for; the side holding class names becomes
-    1 for that class and 0 for any other (missing stays missing). Forms that differ between
-    the two tables are left as they are: that is a change of form, which the outcome checks
-    judge as skew.
-
-    Raises:
-        FirebreakError: If the forms differ and ``positive`` is not given, or is not one of
-            the class names.
-    """
-    from firebreak.detection.performance import as_numbers
-    from firebreak.inert import clean
-
-    def form(column: str) -> set[bool]:
-        """Per table holding values in ``column``: whether they are numbers."""
-        return {
-            as_numbers(values) is not None
-            for frame in (reference, current)
-            if column in frame.columns and not (values := frame[column].dropna()).empty
-        }
-
-    label_form, answer_form = form(label), form(prediction)
-    if len(label_form) != 1 or len(answer_form) != 1 or label_form == answer_form:
-        return reference, current
-    names, numbers = (label, prediction) if answer_form == {True} else (prediction, label)
-    role = {label: "label", prediction: "prediction"}
-    seen = pd.concat([f[names].dropna() for f in (reference, current) if names in f.columns])
-    classes = sorted({str(v).strip() for v in seen.unique()})
-    shown = ", ".join(repr(clean(c, 40)) for c in classes[:4]) + (", ..." if len(classes) > 4 else "")
-    if positive is None:
-        raise FirebreakError(
-            f"the {role[names]} column {clean(names, 60)!r} holds class names ({shown}) and the "
-            f"{role[numbers]} column {clean(numbers, 60)!r} numbers: name the class a 1 or a score of at "
-            "least 0.5 stands for with --positive-class"
-        )
-    if positive.strip() not in classes:
-        raise FirebreakError(
-            f"positive class {clean(positive, 60)!r} is not among the {role[names]} column's classes ({shown})"
-        )
-
-    def as_decisions(frame: pd.DataFrame) -> pd.DataFrame:
-        if names not in frame.columns:
-            return frame
-        values = frame[names]
-        chosen = values.astype("string").str.strip() == positive.strip()
-        return frame.assign(**{names: chosen.fillna(False).astype(float).where(values.notna())})
-
-    return as_decisions(reference), as_decisions(current)
-
-
 def _contract_is_the_signal(current_flags: np.ndarray, checks: dict[str, Any]) -> bool:
     """Whether a derived contract's broken rows are the failure to localise, not the traffic itself.
 
@@ -549,55 +493,6 @@ def _finite_mean(series: pd.Series) -> float | None:
     values = series.to_numpy(dtype=float, na_value=np.nan)
     values = values[np.isfinite(values)]
     return round(float(values.mean()), 4) if len(values) else None
-
-
-def _read_unit_numbers(
-    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]
-) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
-    """Inputs the reference writes as numbers with a unit (``13.56%``, ``$1,200``), as numbers in both tables.
-
-    Read as text they are thousands of distinct strings, set aside as identifiers or
-    compared as categories; as numbers, their drift, range and scale are judged as any
-    number's (``0.1356`` where the reference wrote ``13.56%``: a rescaled column). A
-    currency sign the reference never wrote (``€`` where it wrote ``$``) is a currency
-    change whatever the numbers do: the third element lists those columns, as the type
-    checks' items (:func:`~firebreak.investigation.data_checks.type_changes`).
-    """
-    from firebreak.investigation.column_kinds import currencies, read_like, unit_numbers
-
-    recurrenced = []
-    for column in columns:
-        numbers = unit_numbers(reference[column])
-        if numbers is None:
-            continue
-        if column in current.columns:
-            before, now = currencies(reference[column]), currencies(current[column])
-            if now - before:
-                because = (
-                    f"its currency changed: {', '.join(sorted(before)) or 'no sign'} in the reference, "
-                    f"{', '.join(sorted(now))} now"
-                )
-                sample = [str(v) for v in current[column].dropna().head(3)]
-                recurrenced.append({"column": column, "verdict": "skew", "because": because, "sample": sample})
-            current = current.assign(**{column: read_like(current[column])})
-        reference = reference.assign(**{column: numbers})
-    return reference, current, recurrenced
-
-
-def _named_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
-    """``frame`` with its column names as text (Parquet and pandas allow numbers, tuples, None).
-
-    Raises:
-        FirebreakError: If two columns share a name (as given, or once written as text).
-    """
-    names = [str(c) for c in frame.columns]
-    twice = sorted(n for n, k in Counter(names).items() if k > 1)
-    if twice:
-        shown = ", ".join(repr(n) for n in twice[:5])
-        raise FirebreakError(f"the {table} table names {len(twice)} column(s) twice ({shown}): name each column once")
-    if all(isinstance(c, str) for c in frame.columns) and not isinstance(frame.columns, pd.MultiIndex):
-        return frame
-    return frame.set_axis(pd.Index(names, dtype=object), axis=1)
 
 
 def _validate_with_gx(frame: pd.DataFrame, suite: dict[str, Any]) -> Any:

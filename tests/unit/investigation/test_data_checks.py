@@ -365,7 +365,7 @@ def test_the_split_test_is_exact_for_rows_sent_to_either_table_at_random(sizes: 
     p-value and the expected count are the exact ones."""
     from itertools import product
 
-    from firebreak.investigation.data_checks import unseen_p_value
+    from firebreak.investigation.unseen import unseen_p_value
 
     rows = [value for value, size in enumerate(sizes) for _ in range(size)]
     chance = n_cur / len(rows)
