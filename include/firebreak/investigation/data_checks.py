@@ -123,8 +123,8 @@ def unknown_values(
     How many current rows a random split of one table would leave holding values its other
     part lacks is an exact test (:func:`~firebreak.investigation.unseen.unseen_p_value`): a
     value seen once in 30,000 rows, or a long tail of rare ones (the fiftieth state, the
-    fortieth country) is what a second sample of the same world shows. Significant when the count is significant by that test
-    *and* on at least 0.1% of rows.
+    fortieth country) is what a second sample of the same world shows. Significant when the
+    count is significant by that test *and* on at least 0.1% of rows.
 
     ``others``: the current table's other numeric columns, row-aligned with ``current``. A
     significant count is skew unless the rows holding the unseen values differ from the rows
@@ -463,9 +463,8 @@ def _piling_at_edge(ref: np.ndarray, cur: np.ndarray, edge: float) -> bool:
     """Whether a column's cap or floor gains rows because the world moved towards it.
 
     A column recorded with a cap (house values at 500,001, incomes at 15.0001, ages at 90)
-    holds its heaviest value at the edge of its range already in the reference; when the
-    population moves towards the cap, the cap gains rows *and* the other values move
-    towards it too. A default filled in upstream gains rows while the others stay as they
+    holds the cap at the edge of its range already in the reference; when the population
+    moves towards the cap, the cap gains rows *and* the other values move towards it too. A default filled in upstream gains rows while the others stay as they
     were: the rows not at the edge must differ significantly (K-S, p below
     :data:`SIGNIFICANCE`), and in the direction of the edge.
     """

@@ -351,9 +351,11 @@ def gather_evidence(
     in_words = reference is not as_given[0]  # class names read as 0/1 through the positive class
     outputs = {c for c in (label, prediction, confidence) if c}
     inputs = [str(c) for c in reference.columns if c not in outputs]
-    recurrenced: list[dict[str, Any]] = []
+    currency_changes: list[dict[str, Any]] = []
     if contract is None:
-        reference, current, recurrenced = read_unit_numbers(reference, current, [c for c in inputs if c != protected])
+        reference, current, currency_changes = read_unit_numbers(
+            reference, current, [c for c in inputs if c != protected]
+        )
     derived = contract is None or is_derived(contract)
     suite = derive_contract(reference[inputs]) if contract is None else contract
     current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
@@ -406,7 +408,7 @@ def gather_evidence(
     answers = [c for c in (prediction, confidence) if c is not None]
     drift["data_checks"]["outcome_changes"] = changes + data_checks.missing_answers(reference, current, answers)
     retyped = [s["column"] for s in skipped if s["reason"].startswith(_RETYPED)]
-    drift["data_checks"]["type_changes"] = data_checks.type_changes(reference, current, retyped) + recurrenced
+    drift["data_checks"]["type_changes"] = data_checks.type_changes(reference, current, retyped) + currency_changes
     labelled = labelled and not outcomes_changed
     # Labelled figures against the model's own training rows are its fit, not a baseline:
     # every new window would read worse. Then the tables are compared on their inputs and

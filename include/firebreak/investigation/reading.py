@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from firebreak.contracts.validation import bounded_sample
 from firebreak.errors import FirebreakError
 from firebreak.investigation.column_kinds import currencies, read_like, unit_numbers
 
@@ -104,7 +105,7 @@ def read_unit_numbers(
     change whatever the numbers do: the third element lists those columns, as the type
     checks' items (:func:`~firebreak.investigation.data_checks.type_changes`).
     """
-    recurrenced = []
+    currency_changes = []
     for column in columns:
         numbers = unit_numbers(reference[column])
         if numbers is None:
@@ -116,8 +117,8 @@ def read_unit_numbers(
                     f"its currency changed: {', '.join(sorted(before)) or 'no sign'} in the reference, "
                     f"{', '.join(sorted(now))} now"
                 )
-                sample = [str(v) for v in current[column].dropna().head(3)]
-                recurrenced.append({"column": column, "verdict": "skew", "because": because, "sample": sample})
+                sample = [bounded_sample(v) for v in current[column].dropna().head(3).tolist()]
+                currency_changes.append({"column": column, "verdict": "skew", "because": because, "sample": sample})
             current = current.assign(**{column: read_like(current[column])})
         reference = reference.assign(**{column: numbers})
-    return reference, current, recurrenced
+    return reference, current, currency_changes
