@@ -525,8 +525,11 @@ def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     ref_at = np.cumsum(counts)  # reference rows <= value
     ref_below = ref_at - counts  # reference rows < value
     slots = len(values) + 1
-    cur_at = np.cumsum(np.bincount(np.searchsorted(values, current, side="left"), minlength=slots))[:-1]
-    cur_below = np.cumsum(np.bincount(np.searchsorted(values, current, side="right"), minlength=slots))[:-1]
+    # One search: a value equal to the reference value it lands on goes one slot right of it.
+    left = np.searchsorted(values, current, side="left")
+    right = left + (values[np.minimum(left, len(values) - 1)] == current)
+    cur_at = np.cumsum(np.bincount(left, minlength=slots))[:-1]
+    cur_below = np.cumsum(np.bincount(right, minlength=slots))[:-1]
     # The CDF difference is a step function that only changes at data points; on
     # each interval between reference values its extremes sit at the interval's
     # ends, i.e. at a reference value or just below the next one.

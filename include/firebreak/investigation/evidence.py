@@ -20,7 +20,7 @@ import pandas as pd
 from firebreak.errors import FirebreakError
 from firebreak.investigation import data_checks
 from firebreak.investigation.column_kinds import comparable, numeric_columns, set_aside
-from firebreak.investigation.reading import named_columns, one_vocabulary, read_unit_numbers
+from firebreak.investigation.reading import named_columns, one_vocabulary, read_unit_numbers, text_as_arrow
 
 __all__ = [
     "RANGE_MARGIN",
@@ -130,8 +130,8 @@ RARE_SHARE = 0.01
 
 def _rare_meta(values: pd.Series) -> dict[str, Any]:
     """The rare values of a column and their counts, for the reviewer of a derived contract."""
-    counts = values.astype(object).value_counts()
-    rare = counts[counts < RARE_SHARE * max(len(values), 1)]
+    counts = values.value_counts()  # counted in C++ on Arrow text; a categorical's unseen levels count 0
+    rare = counts[(counts > 0) & (counts < RARE_SHARE * max(len(values), 1))]
     if rare.empty:
         return {}
     shown = {str(k): int(v) for k, v in rare.head(20).items()}
@@ -356,6 +356,7 @@ def gather_evidence(
         reference, current, currency_changes = read_unit_numbers(
             reference, current, [c for c in inputs if c != protected]
         )
+        reference, current = text_as_arrow(reference, inputs), text_as_arrow(current, inputs)
     derived = contract is None or is_derived(contract)
     suite = derive_contract(reference[inputs]) if contract is None else contract
     current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])

@@ -17,7 +17,7 @@ from firebreak.contracts.validation import bounded_sample
 from firebreak.errors import FirebreakError
 from firebreak.investigation.column_kinds import currencies, read_like, unit_numbers
 
-__all__ = ["named_columns", "one_vocabulary", "read_unit_numbers"]
+__all__ = ["named_columns", "one_vocabulary", "read_unit_numbers", "text_as_arrow"]
 
 
 def named_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
@@ -34,6 +34,28 @@ def named_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     if all(isinstance(c, str) for c in frame.columns) and not isinstance(frame.columns, pd.MultiIndex):
         return frame
     return frame.set_axis(pd.Index(names, dtype=object), axis=1)
+
+
+def text_as_arrow(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` that holds only text (and missing values) as Arrow text.
+
+    Once, before every check reads the tables: the contract's derivation and validation, the
+    comparison of kinds, drift, the data checks and the segments each test a text column for
+    missing values and count its values, and on pandas' default text (Python objects) those
+    run at Python speed (:func:`firebreak.detection.stats.as_text`). A column mixing text with
+    numbers or other objects keeps its values as they are: that mixture is for the type checks
+    to name. The values themselves do not change.
+    """
+    from firebreak.detection.stats import as_text
+
+    converted = {
+        c: as_text(frame[c])
+        for c in columns
+        if c in frame.columns
+        and frame[c].dtype == object
+        and pd.api.types.infer_dtype(frame[c], skipna=True) == "string"
+    }
+    return frame.assign(**converted) if converted else frame
 
 
 def one_vocabulary(

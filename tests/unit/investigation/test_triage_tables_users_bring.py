@@ -721,3 +721,31 @@ def test_a_currency_sign_the_reference_never_wrote_is_skew_but_a_dropped_sign_is
     assert "amount: its currency changed: $ in the reference, € now" in verdict.root_cause
     verdict, _ = triage_tables(amounts(1), amounts(2, ""))
     assert verdict.to_dict()["failure_class"] == "none", verdict.root_cause
+
+
+def test_text_held_as_python_objects_or_arrow_text_gets_the_same_findings() -> None:
+    """A CSV gives text as Python objects, Parquet's ``string`` columns as Arrow text: one verdict, one evidence."""
+    rng = np.random.default_rng(5)
+
+    def table(rows: int, shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "plan": rng.choice(["basic", "plus", "pro"], rows, p=[0.6 - shift, 0.3, 0.1 + shift]),
+                "region": np.where(rng.random(rows) < 0.05, None, rng.choice(["n", "s", "e", "w"], rows)),
+                "amount": rng.lognormal(3, 0.5, rows).round(2),
+            }
+        )
+
+    reference, current = table(3_000, 0.0), table(3_000, 0.25)
+    current["amount"] = current["amount"].astype(object)
+    current.loc[:40, "amount"] = "N/A"  # text among numbers: the type check's to name, in either form
+    as_arrow = {c: pd.StringDtype("pyarrow") for c in ("plan", "region")}
+
+    def findings(ref: pd.DataFrame, cur: pd.DataFrame) -> tuple[str, list[str]]:
+        verdict, evidence = triage_tables(ref, cur)
+        return str(verdict.failure_class), [e.detail for e in verdict.evidence]
+
+    as_objects = findings(reference, current)
+    assert as_objects == findings(reference.astype(as_arrow), current.astype(as_arrow))
+    assert as_objects[0] == "skew"
+    assert any("amount" in detail and "N/A" in detail for detail in as_objects[1])
