@@ -7,6 +7,7 @@ next ids and later times) or have no distribution to compare; every check of
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Sequence
 
@@ -153,11 +154,19 @@ def set_aside(series: pd.Series, name: str) -> str | None:
     except TypeError:  # lists, mappings, arrays: values without equality to compare
         return "lists or mappings: not compared"
     values = distinct[~pd.isna(distinct)]
-    if len(values) and all(isinstance(v, str) and _DATE_TEXT.fullmatch(v.strip()) for v in values[:1000]):
+    if len(values) and all(_written_time(v) for v in values[:1000]):
         return time_kind
     if len(values) > _MAX_CATEGORIES and len(values) > 0.5 * series.notna().sum():
         return "mostly unique text: an identifier, not compared"
     return None
+
+
+def _written_time(value: object) -> bool:
+    """A date or a time as a value: text a date reads in, or a date object (Parquet's ``date``
+    columns come back as Python dates, in a column of objects)."""
+    if isinstance(value, str):
+        return _DATE_TEXT.fullmatch(value.strip()) is not None
+    return isinstance(value, datetime.date | datetime.time | np.datetime64)
 
 
 def _epoch_numbers(series: pd.Series, name: str) -> bool:
