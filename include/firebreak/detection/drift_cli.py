@@ -142,11 +142,40 @@ def _read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix in _PARQUET_SUFFIXES:
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep=_csv_separator(path))
+        separator = _csv_separator(path)
+        return _codes_as_written(pd.read_csv(path, sep=separator), path, separator)
     # pyarrow's ArrowInvalid and pandas' ParserError/EmptyDataError are ValueErrors.
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DriftInputError(f"cannot read {path}: {reason}") from exc
+
+
+_LEADING_ZERO = r"^\s*[+-]?0\d"
+
+
+def _codes_as_written(frame: pd.DataFrame, path: Path, separator: str) -> pd.DataFrame:
+    """``frame`` with its whole-number columns whose text has leading zeros (``02139``, ``0042``) as that text.
+
+    Padded digits are codes (postcodes, merchant or product codes): read as numbers they lose
+    their zeros and their kind, and the same codes from a Parquet file, or from a CSV written
+    without the padding, read as another column. Only whole-number columns are read again.
+    """
+    import pandas as pd
+
+    whole = [
+        c
+        for c in frame.columns
+        if pd.api.types.is_integer_dtype(frame[c])
+        or (pd.api.types.is_float_dtype(frame[c]) and bool((frame[c].dropna() % 1 == 0).all()))
+    ]
+    if not whole:
+        return frame
+    # By position: a header naming a column twice is refused before this, but names may repeat
+    # pandas' own renaming (``x.1``), which ``usecols`` by name would not find.
+    positions = [frame.columns.get_loc(c) for c in whole]
+    text = pd.read_csv(path, sep=separator, usecols=positions, dtype=str)
+    padded = {c: text[c] for c in text.columns if text[c].str.contains(_LEADING_ZERO, na=False).any()}
+    return frame.assign(**padded) if padded else frame
 
 
 def _csv_separator(path: Path) -> str:

@@ -236,8 +236,11 @@ def classification_fairness(
     )
     by_group = frame.by_group.copy()
     by_group.insert(0, "rows", cells.groupby("group")["n"].sum())
+    if truth is not None:  # the rows a true-positive rate is of: its trials
+        positive_rows = cells[cells["y_true"] == 1].groupby("group")["n"].sum()
+        by_group.insert(1, "positives", positive_rows.reindex(by_group.index, fill_value=0))
     groups_out = {
-        str(g): {k: (int(v) if k == "rows" else round(float(v), 4)) for k, v in row.items()}
+        str(g): {k: (int(v) if k in ("rows", "positives") else round(float(v), 4)) for k, v in row.items()}
         for g, row in by_group.iterrows()
     }
     if truth is not None:

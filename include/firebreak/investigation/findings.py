@@ -294,11 +294,16 @@ _FAIRNESS_LIMITS: dict[str, tuple[bool, float]] = {
 
 # Triage has the reference table's figures: bias is then a group whose outcomes got worse
 # than the others' since the reference (a difference in differences), by at least this
-# much (rates) and at this significance (z, one-sided p ~ 0.001). With labels the harm is
-# the error rate; without them, the selection rate. A disparity the reference already had
-# is standing: context, not a new failure.
+# much (rates) and at this significance (z, one-sided p ~ 0.001). The harms: more wrong
+# answers (the error rate, with labels), and fewer selections (the selection rate; with
+# labels, unless the group's own outcomes fell alike). A disparity the reference already
+# had is standing: context, not a new failure.
 BIAS_CHANGE = 0.05
 BIAS_Z = 3.0
+# A rate rarely met (a selection of 3%) cannot fall by BIAS_CHANGE: it counts as large when
+# the group's rate relative to the others' fell by this much, to under the four-fifths floor.
+BIAS_RATIO_FALL = 0.2
+FOUR_FIFTHS = 0.8
 # Where an overall fall in the labelled figure is established (p < 0.001), the group it
 # concentrates in needs this z (one-sided p ~ 0.02): the question is no longer whether there
 # is a failure, but whose it is.
@@ -356,66 +361,114 @@ def fairness_findings(
 def fairness_change(fairness: dict[str, Any], reference: dict[str, Any], *, dropped: bool = False) -> list[Finding]:
     """Groups served worse than the others *since the reference*: error rate up, or selection rate down.
 
-    For each group, its change minus the change of all other groups together (rows-weighted),
-    with a z-score from the four rates' binomial variances (the Brier scores' with scores).
-    A group counts only when that excess is larger than the others' own worsening. The z it
-    needs is :data:`BIAS_Z`; once the model's labelled figure fell significantly overall
-    (``dropped``: that failure is established), asking where it fell is a localisation, and
-    :data:`ATTRIBUTION_Z` decides whether the fall is one group's (bias) or everyone's
-    (concept drift).
+    The selection rate is judged with labels too: a threshold raised for one group (or its
+    scores lowered) denies its rows while its error rate may barely move, or even fall where
+    positives are rare. With labels, a fall of a group's selections that its own outcomes
+    share (its positive-label rate fell as significantly, z >= 2) is the model following the
+    world, not a harm. For each group and figure: its change minus the change of all other
+    groups together (rows-weighted), with a z-score from the four rates' binomial variances
+    (the Brier scores' with scores). A group counts only when that excess is larger than the
+    others' own worsening, at least half of it is the group's own (not the others' gain), and
+    large: :data:`BIAS_CHANGE`, or for the selection rate a fall of :data:`BIAS_RATIO_FALL` in
+    its ratio to the others' rate, to under four fifths (a rate of 3% cannot fall by five
+    points). The z it needs is :data:`BIAS_Z`; once the model's labelled figure fell
+    significantly overall (``dropped``: that failure is established), asking where the errors
+    fell is a localisation, and :data:`ATTRIBUTION_Z` decides whether the fall is one group's
+    (bias) or everyone's (concept drift). The strongest group and figure is the finding.
     """
     attribute = fairness.get("attribute")
     now, before = fairness.get("groups") or {}, reference.get("groups") or {}
     labelled = any("accuracy" in g for g in now.values()) and any("accuracy" in g for g in before.values())
-    key, what, direction = ("accuracy", "error rate", 1) if labelled else ("selection_rate", "selection rate", -1)
-
-    def rate(group: dict[str, Any]) -> float | None:
-        value = group.get(key)
-        if value is None:
-            return None
-        return 1.0 - float(value) if labelled else float(value)
-
-    found = []
-    for _ in (key,):  # one figure: the error rate with labels, else the selection rate
-        best: tuple[float, float, str, dict[str, float], str] | None = None
+    # (key in the groups' figures, words, +1 when a rise is worse)
+    figures = [("accuracy", "error rate", 1)] if labelled else []
+    figures.append(("selection_rate", "selection rate", -1))
+    best: tuple[float, float, str, dict[str, float], str, str] | None = None
+    followed: list[str] = []
+    for key, what, direction in figures:
         for group in now.keys() & before.keys():
-            parts: dict[str, tuple[float, float, float, float]] = {}
-            for name, table in (("cur", now), ("ref", before)):
-                inside, own = table[group], rate(table[group])
-                others = [(r, float(v["rows"])) for k, v in table.items() if k != group and (r := rate(v)) is not None]
-                rows_out = sum(n for _, n in others)
-                if own is None or not rows_out:
-                    break
-                parts[name] = (own, float(inside["rows"]), sum(r * n for r, n in others) / rows_out, rows_out)
-            if len(parts) < 2:
+            moved = _moved(group, now, before, key)
+            if moved is None:
                 continue
-            (g1, n1, o1, m1), (g0, n0, o0, m0) = parts["cur"], parts["ref"]
-            change = direction * ((g1 - g0) - (o1 - o0))
-            z, tested = _brier_z(group, now, before), "Brier score"
-            if z is None:
-                variance = sum(p * (1 - p) / max(n, 1) for p, n in ((g1, n1), (g0, n0), (o1, m1), (o0, m0)))
-                z, tested = change / math.sqrt(max(variance, 1e-12)), what
+            change, z, rates = moved
+            brier = _brier_z(group, now, before) if key == "accuracy" else None
+            z, tested = (z, what) if brier is None else (brier, "Brier score")
+            if key == "selection_rate" and labelled:
+                outcomes = _moved(group, now, before, "outcome_rate")
+                if outcomes is not None and outcomes[1] >= ATTRIBUTION_Z:
+                    followed.append(group)  # its outcomes fell alike: the model follows the world
+                    continue
             # Bias is a failure of a group: most of its worsening must be its own. When the other
             # groups got worse by as much (labels changed for everyone, a group a little more),
             # the failure is the model's for all users: concept drift, which the performance
             # figures judge.
+            g1, g0, o1, o0 = rates["now"], rates["before"], rates["others_now"], rates["others_before"]
             concentrated = change > direction * (o1 - o0)
-            needed = ATTRIBUTION_Z if dropped and labelled else BIAS_Z
-            if change >= BIAS_CHANGE and z >= needed and concentrated and (best is None or z > best[1]):
-                best = (change, z, group, {"now": g1, "before": g0, "others_now": o1, "others_before": o0}, tested)
-        if best is None:
-            continue
-        change, z, group, figures, tested = best
+            # And most of the excess is the group's own worsening, not the others' gain: traffic
+            # that moved raises the others' selections (a new region of ages), not a group's harm.
+            concentrated = concentrated and direction * (g1 - g0) >= change / 2
+            large = change >= BIAS_CHANGE or (
+                direction < 0 and o0 > 0 and o1 > 0 and g0 / o0 - g1 / o1 >= BIAS_RATIO_FALL and g1 / o1 < FOUR_FIFTHS
+            )
+            needed = ATTRIBUTION_Z if dropped and key == "accuracy" else BIAS_Z
+            if large and z >= needed and concentrated and (best is None or z > best[1]):
+                best = (change, z, group, rates, tested, what)
+    if best is not None:
+        change, z, group, rates, tested, what = best
         detail = (
-            f"{attribute}={group}: {what} {figures['before']:.2f} -> {figures['now']:.2f} while the other groups went "
-            f"{figures['others_before']:.2f} -> {figures['others_now']:.2f} ({change:+.2f} worse than the rest, "
+            f"{attribute}={group}: {what} {rates['before']:.2f} -> {rates['now']:.2f} while the other groups went "
+            f"{rates['others_before']:.2f} -> {rates['others_now']:.2f} ({change:+.2f} worse than the rest, "
             f"z={z:.1f} on the {tested})"
         )
-        found.append(Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, 0.7 + change)))
-    if not found and fairness.get("breached"):
-        summary = fairness.get("summary")
-        found.append(Finding("fairness", None, attribute, f"standing disparity, as in the reference: {summary}", 0.3))
-    return found
+        return [Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, 0.7 + max(change, BIAS_CHANGE)))]
+    if not fairness.get("breached"):
+        return []
+    summary = fairness.get("summary")
+    if reference.get("breached"):
+        return [Finding("fairness", None, attribute, f"standing disparity, as in the reference: {summary}", 0.3)]
+    # New since the reference, but not a group served worse: its outcomes fell alike, or no
+    # group's change is significant (small groups, both sides moving). Context, not a verdict.
+    if followed:
+        shown = ", ".join(f"{attribute}={g}" for g in sorted(followed)[:3])
+        detail = f"a disparity the reference did not have, which the outcomes of {shown} share: {summary}"
+    else:
+        detail = f"a disparity the reference did not have, but no group's change since is significant: {summary}"
+    return [Finding("fairness", None, attribute, detail, 0.3)]
+
+
+def _moved(
+    group: str, now: dict[str, Any], before: dict[str, Any], key: str
+) -> tuple[float, float, dict[str, float]] | None:
+    """How much worse ``group``'s figure ``key`` got than the other groups' since the reference.
+
+    ``accuracy`` is read as its error rate (a rise is worse); ``selection_rate`` and
+    ``outcome_rate`` (the positive labels' share, from ``positives``) as they are (a fall is
+    worse). Returns the excess (positive: worse), its z from the four rates' binomial
+    variances, and the rates; None when a table lacks the figure for the group or the others.
+    """
+
+    def rate(figures: dict[str, Any]) -> float | None:
+        if key == "outcome_rate":
+            rows = figures.get("rows")
+            return float(figures["positives"]) / float(rows) if "positives" in figures and rows else None
+        value = figures.get(key)
+        if value is None:
+            return None
+        return 1.0 - float(value) if key == "accuracy" else float(value)
+
+    direction = 1 if key == "accuracy" else -1
+    parts: dict[str, tuple[float, float, float, float]] = {}
+    for name, table in (("cur", now), ("ref", before)):
+        own, rows = rate(table[group]), float(table[group].get("rows") or 0)
+        others = [(r, float(v["rows"])) for k, v in table.items() if k != group and (r := rate(v)) is not None]
+        rows_out = sum(n for _, n in others)
+        if own is None or not rows or not rows_out:
+            return None
+        parts[name] = (own, rows, sum(r * n for r, n in others) / rows_out, rows_out)
+    (g1, n1, o1, m1), (g0, n0, o0, m0) = parts["cur"], parts["ref"]
+    change = direction * ((g1 - g0) - (o1 - o0))
+    variance = sum(p * (1 - p) / max(n, 1) for p, n in ((g1, n1), (g0, n0), (o1, m1), (o0, m0)))
+    rates = {"now": g1, "before": g0, "others_now": o1, "others_before": o0}
+    return change, change / math.sqrt(max(variance, 1e-12)), rates
 
 
 def _brier_z(group: str, now: dict[str, Any], before: dict[str, Any]) -> float | None:

@@ -172,6 +172,7 @@ def test_scores_and_labels_give_the_incident_figures(tmp_path: Path, capsys: pyt
     assert fairness["limits"] == {"selection_rate_ratio": 0.8, "error_rate_difference": 0.1}
     assert set(fairness["groups"]["south"]) == {
         "rows",
+        "positives",
         "selection_rate",
         "true_positive_rate",
         "false_positive_rate",
@@ -389,3 +390,22 @@ def test_no_failure_with_labels_says_nobody_is_hit(tmp_path: Path, capsys: pytes
     code, out, _ = run(capsys, *args)
     assert code == 0 and out.startswith("failure class: none")
     assert "who is hit:    no failure to localise" in out
+
+
+def test_padded_codes_from_parquet_and_a_csv_are_one_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Merchant codes ``00412`` as text in a Parquet snapshot, and the same process's codes in a CSV
+    export: the CSV's codes keep their zeros (read as numbers, every one would be an unknown value)."""
+
+    def orders(seed: int) -> pd.DataFrame:
+        frame = prices(seed)
+        rng = np.random.default_rng(seed)
+        frame["merchant"] = [f"{m:05d}" for m in rng.choice(np.arange(1, 40) * 97, len(frame))]
+        return frame
+
+    code, out, _ = run(capsys, *tables(tmp_path, orders(11), orders(12)), "--json")
+    report = json.loads(out)
+    assert (code, report["failure_class"]) == (0, "none"), report["root_cause"]
+    from firebreak.detection.drift_cli import _read_table
+
+    read = _read_table(tmp_path / "current.csv")
+    assert read["merchant"].str.startswith("0").all() and read["inventory_days"].dtype == "int64"
