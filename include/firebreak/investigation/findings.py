@@ -300,8 +300,10 @@ _FAIRNESS_LIMITS: dict[str, tuple[bool, float]] = {
 # had is standing: context, not a new failure.
 BIAS_CHANGE = 0.05
 BIAS_Z = 3.0
-# A rate rarely met (a selection of 3%) cannot fall by BIAS_CHANGE: it counts as large when
-# the group's rate relative to the others' fell by this much, to under the four-fifths floor.
+# Selections are judged by the group's rate relative to the others': traffic that moved
+# halves every group's selections alike, which is no group's harm. A group's fall counts when
+# that ratio fell by at least this share, and either the rate fell by BIAS_CHANGE or the
+# ratio is now under four fifths (a rate of 3% cannot fall by five points).
 BIAS_RATIO_FALL = 0.2
 FOUR_FIFTHS = 0.8
 # Where an overall fall in the labelled figure is established (p < 0.001), the group it
@@ -369,9 +371,10 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any], *, drop
     groups together (rows-weighted), with a z-score from the four rates' binomial variances
     (the Brier scores' with scores). A group counts only when that excess is larger than the
     others' own worsening, at least half of it is the group's own (not the others' gain), and
-    large: :data:`BIAS_CHANGE`, or for the selection rate a fall of :data:`BIAS_RATIO_FALL` in
-    its ratio to the others' rate, to under four fifths (a rate of 3% cannot fall by five
-    points). The z it needs is :data:`BIAS_Z`; once the model's labelled figure fell
+    large: :data:`BIAS_CHANGE`. A selection rate is judged by its ratio to the others' (traffic
+    that moved halves every group's selections alike): that ratio must fall by
+    :data:`BIAS_RATIO_FALL` of itself, and the rate by :data:`BIAS_CHANGE` or the ratio to
+    under four fifths (a rate of 3% cannot fall by five points). The z it needs is :data:`BIAS_Z`; once the model's labelled figure fell
     significantly overall (``dropped``: that failure is established), asking where the errors
     fell is a localisation, and :data:`ATTRIBUTION_Z` decides whether the fall is one group's
     (bias) or everyone's (concept drift). The strongest group and figure is the finding.
@@ -406,9 +409,11 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any], *, drop
             # And most of the excess is the group's own worsening, not the others' gain: traffic
             # that moved raises the others' selections (a new region of ages), not a group's harm.
             concentrated = concentrated and direction * (g1 - g0) >= change / 2
-            large = change >= BIAS_CHANGE or (
-                direction < 0 and o0 > 0 and o1 > 0 and g0 / o0 - g1 / o1 >= BIAS_RATIO_FALL and g1 / o1 < FOUR_FIFTHS
-            )
+            large = change >= BIAS_CHANGE
+            if key == "selection_rate":
+                ratio_before, ratio_now = (g0 / o0 if o0 > 0 else 1.0), (g1 / o1 if o1 > 0 else 1.0)
+                fell = ratio_now <= (1 - BIAS_RATIO_FALL) * ratio_before
+                large = fell and (large or ratio_now < FOUR_FIFTHS)
             needed = ATTRIBUTION_Z if dropped and key == "accuracy" else BIAS_Z
             if large and z >= needed and concentrated and (best is None or z > best[1]):
                 best = (change, z, group, rates, tested, what)

@@ -134,3 +134,26 @@ def test_traffic_that_raised_the_other_groups_selections_is_not_one_groups_harm(
         found, _ = triage_tables(reference, now, **roles)
         assert found.failure_class == "drift", found.root_cause
         assert not [f for f in found.evidence if f.points_to == "bias"]
+
+
+def test_selections_that_fell_alike_for_every_group_are_no_groups_harm() -> None:
+    """Women approved at about 80%, men at 20%; then every approval kept with chance 0.4: 32% and 8%.
+    Women lost 48 points against men's 12, but their rate relative to men's did not fall."""
+    rng = np.random.default_rng(11)
+
+    def approvals(frame: pd.DataFrame, kept: float) -> pd.DataFrame:
+        threshold = np.where(frame["gender"] == "F", 0.2, 0.8)
+        approved = (frame["score"] >= threshold) & (rng.random(len(frame)) < kept)
+        return frame.assign(approved=approved.astype(int)).drop(columns="repaid")
+
+    reference, current = approvals(scored(1), 1.0), approvals(scored(2), 0.4)
+    before = reference.groupby("gender")["approved"].mean()
+    assert before["F"] > 0.75 and before["M"] < 0.25
+    rates = current.groupby("gender")["approved"].mean() / before
+    assert 0.3 < rates["F"] < 0.5 and 0.3 < rates["M"] < 0.5  # every group's selections fell alike
+    found, _ = triage_tables(reference, current, prediction="approved", protected="gender")
+    assert not [f for f in found.evidence if f.points_to == "bias"], found.root_cause
+    singled_out, _ = triage_tables(reference, approvals(scored(2), 1.0).pipe(
+        lambda f: f.assign(approved=np.where((f["gender"] == "F") & (rng.random(len(f)) < 0.6), 0, f["approved"]))
+    ), prediction="approved", protected="gender")
+    assert singled_out.failure_class == "bias", singled_out.root_cause
