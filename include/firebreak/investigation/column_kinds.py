@@ -10,17 +10,20 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "TIME_REASON",
     "comparable",
     "currencies",
     "numbered_identifier",
     "numeric_columns",
     "read_like",
     "set_aside",
+    "time_form_changes",
     "unit_numbers",
 ]
 
@@ -58,6 +61,13 @@ _DATE_TEXT = re.compile(
 )
 # Whole numbers a time column holds: epoch seconds or milliseconds (2001-2039), or yyyymmdd.
 _EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
+_EPOCH_UNITS = ("epoch seconds", "epoch milliseconds", "yyyymmdd numbers")
+# Why a time column is set aside (:func:`set_aside`), and what :func:`time_form_changes` reads.
+TIME_REASON = "a time (dates or epoch numbers): not compared"
+# Text times are compared by their shape (digits as 9, letters as a): a format change leaves
+# most of the current rows in shapes the reference never wrote.
+_SHAPE_ROWS = 2_000
+_NEW_SHAPE_SHARE = 0.5
 
 
 # A number written with its unit, as readers leave it: "13.56%", "$1,200.50", "€ 75", "-4.5 %".
@@ -136,7 +146,7 @@ def set_aside(series: pd.Series, name: str) -> str | None:
     identifiers (mostly unique text, or numbers that number rows: :func:`numbered_identifier`),
     lists and mappings. Each moves by construction or has no distribution to compare.
     """
-    time_kind = "a time (dates or epoch numbers): not compared"
+    time_kind = TIME_REASON
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return time_kind
     if isinstance(series.dtype, pd.CategoricalDtype):
@@ -179,6 +189,69 @@ def _epoch_numbers(series: pd.Series, name: str) -> bool:
         return False
     low, high = float(values.min()), float(values.max())
     return any(start <= low and high <= end for start, end in _EPOCH_RANGES)
+
+
+def time_form_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Time columns written in another form than the reference's: skew.
+
+    A time column is not compared for drift (the next batch is later by construction), but
+    the form it is written in does not move with the world: epoch seconds that arrive as
+    milliseconds, or ``2024-01-05`` that arrives as ``05/01/2024``, mean a writer or a parser
+    changed. Like is compared with like: epoch numbers by their unit, text by its shape (at
+    least half of the current rows in shapes the reference never wrote). Typed times against
+    text are left alone: that is how two readers differ, not the data. Items as
+    :func:`firebreak.investigation.data_checks.type_changes`' (``column``, ``verdict``,
+    ``because``, ``sample``).
+    """
+    from firebreak.contracts.validation import bounded_sample
+
+    found = []
+    for column in columns:
+        if column not in reference.columns or column not in current.columns:
+            continue
+        ref, cur = reference[column].dropna(), current[column].dropna()
+        before, now = _epoch_unit(ref), _epoch_unit(cur)
+        if before is not None and now is not None and before != now:
+            because = f"its time unit changed: {before} in the reference, {now} now"
+            found.append({"column": str(column), "verdict": "skew", "because": because, "sample": []})
+            continue
+        before_shapes, now_shapes = _shapes(ref), _shapes(cur)
+        if before_shapes is None or now_shapes is None:
+            continue
+        (ref_text, ref_shapes), (cur_text, cur_shapes) = before_shapes, now_shapes
+        new = ~np.isin(cur_shapes, ref_shapes)
+        if new.mean() >= _NEW_SHAPE_SHARE:
+            shapes, counts = np.unique(ref_shapes, return_counts=True)
+            was = bounded_sample(ref_text[ref_shapes == shapes[np.argmax(counts)]][0])
+            sample = [bounded_sample(v) for v in cur_text[new][:3]]
+            because = (
+                f"its time format changed: {was} in the reference, {sample[0]} now "
+                f"({new.mean():.0%} of the rows in a form the reference never wrote)"
+            )
+            found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
+    return found
+
+
+def _epoch_unit(values: pd.Series) -> str | None:
+    """Which epoch unit whole numbers are written in, when they all lie in one of :data:`_EPOCH_RANGES`."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.empty:
+        return None
+    numbers = values.to_numpy(dtype=float)
+    low, high = float(numbers.min()), float(numbers.max())
+    units = [u for (start, end), u in zip(_EPOCH_RANGES, _EPOCH_UNITS, strict=True) if start <= low and high <= end]
+    return units[0] if units else None
+
+
+def _shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(A seeded sample of) a text column's values, and the shape of each: runs of digits as 9, of letters as a."""
+    if not _text(values) or values.empty:
+        return None
+    sample = values.sample(min(len(values), _SHAPE_ROWS), random_state=0) if len(values) > _SHAPE_ROWS else values
+    text = sample.to_numpy(dtype=object)
+    if not all(isinstance(v, str) for v in text):
+        return None
+    shapes = pd.Series(text, dtype=object).str.strip().str.replace(r"\d+", "9", regex=True)
+    return text, shapes.str.replace(r"[^\W\d_]+", "a", regex=True).to_numpy(dtype=object)
 
 
 def numbered_identifier(series: pd.Series, name: str) -> bool:

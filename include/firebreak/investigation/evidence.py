@@ -19,7 +19,7 @@ import pandas as pd
 
 from firebreak.errors import FirebreakError
 from firebreak.investigation import data_checks
-from firebreak.investigation.column_kinds import comparable, numeric_columns, set_aside
+from firebreak.investigation.column_kinds import TIME_REASON, comparable, numeric_columns, set_aside, time_form_changes
 from firebreak.investigation.reading import named_columns, one_vocabulary, read_unit_numbers, text_as_arrow
 
 __all__ = [
@@ -409,7 +409,12 @@ def gather_evidence(
     answers = [c for c in (prediction, confidence) if c is not None]
     drift["data_checks"]["outcome_changes"] = changes + data_checks.missing_answers(reference, current, answers)
     retyped = [s["column"] for s in skipped if s["reason"].startswith(_RETYPED)]
-    drift["data_checks"]["type_changes"] = data_checks.type_changes(reference, current, retyped) + currency_changes
+    timed = [s["column"] for s in skipped if s["reason"] == TIME_REASON]
+    drift["data_checks"]["type_changes"] = (
+        data_checks.type_changes(reference, current, retyped)
+        + currency_changes
+        + time_form_changes(reference, current, timed)
+    )
     labelled = labelled and not outcomes_changed
     # Labelled figures against the model's own training rows are its fit, not a baseline:
     # every new window would read worse. Then the tables are compared on their inputs and
