@@ -1,0 +1,73 @@
+"""Time columns: never compared for drift (the next batch is later), but their form is the pipeline's.
+
+Epoch seconds arriving as milliseconds, or ISO dates arriving day-first, mean a writer or a
+parser changed: skew, named by the column and both forms. The next week of the same log, or
+the same dates read by two readers (typed from Parquet, text from a CSV), is no failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from firebreak.investigation.diagnosis import triage_tables
+
+
+def sensor_log(seed: int, start: str, rows: int = 3_000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    times = pd.Timestamp(start) + pd.to_timedelta(np.sort(rng.integers(0, 7 * 86_400, rows)), unit="s")
+    return pd.DataFrame(
+        {
+            "ts_epoch": (times.astype("int64") // 10**9).to_numpy(),
+            "event_date": times.strftime("%Y-%m-%d"),
+            "temperature": rng.normal(20, 3, rows).round(2),
+            "site": rng.choice(["a", "b", "c"], rows),
+        }
+    )
+
+
+REFERENCE = sensor_log(1, "2024-05-06")
+NEXT_WEEK = sensor_log(2, "2024-05-13")
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "words"),
+    [
+        (
+            lambda f: f.assign(ts_epoch=f["ts_epoch"] * 1000),
+            "ts_epoch",
+            "its time unit changed: epoch seconds in the reference, epoch milliseconds now",
+        ),
+        (
+            lambda f: f.assign(event_date=pd.to_datetime(f["event_date"]).dt.strftime("%d/%m/%Y")),
+            "event_date",
+            "its time format changed: 2024-05-",
+        ),
+        (lambda f: f.assign(event_date=f["event_date"] + "T00:00:00Z"), "event_date", "T00:00:00Z now"),
+    ],
+    ids=["seconds-to-milliseconds", "iso-to-day-first", "dates-to-timestamps"],
+)
+def test_a_time_written_in_another_form_is_skew(
+    change: Callable[[pd.DataFrame], pd.DataFrame], column: str, words: str
+) -> None:
+    found, _ = triage_tables(REFERENCE, change(NEXT_WEEK))
+    assert found.failure_class == "skew" and found.columns == [column], found.root_cause
+    assert words in found.evidence[0].detail
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        NEXT_WEEK,
+        NEXT_WEEK.assign(event_date=pd.to_datetime(NEXT_WEEK["event_date"])),  # typed by one reader, text by another
+        NEXT_WEEK.assign(event_date=pd.to_datetime(NEXT_WEEK["event_date"]).dt.date),  # Parquet's dates
+    ],
+    ids=["next-week", "typed-times", "date-objects"],
+)
+def test_the_next_week_of_the_same_log_is_no_failure(current: pd.DataFrame) -> None:
+    found, evidence = triage_tables(REFERENCE, current)
+    assert found.failure_class is None, found.root_cause
+    assert {s["column"] for s in evidence["drift"]["skipped"]} == {"ts_epoch", "event_date"}
