@@ -43,6 +43,7 @@ import pandas as pd
 from firebreak.contracts.validation import bounded_sample
 from firebreak.detection.stats import as_text, binomial_tail, ks_p_value
 from firebreak.investigation.unseen import unseen_p_value
+from firebreak.investigation.units import partial_unit_change
 
 __all__ = [
     "SIGNIFICANCE",
@@ -73,16 +74,11 @@ RANGE_MARGIN = 0.25
 # several, each like the levels the reference holds; :func:`_lone_point_mass` tells them apart.)
 _SENTINEL_MIN_ROWS = 5
 _SENTINEL_SHARE = 0.9
-# A unit change on part of the rows: the values past the range, divided by one of these
-# factors, fall inside the reference's range (this share of them) and match its distribution.
-_UNIT_FACTORS = (10.0, 100.0, 1000.0, 0.1, 0.01, 0.001)
-_UNIT_INSIDE_SHARE = 0.9
-_UNIT_MATCH_P = 0.01
-_UNIT_MIN_ROWS = 20
 # A column moved whole: at least this share of its values past the (widened) range. A new region
 # of the population comes with rows still inside the old one; a unit or encoding change moves all.
+# (A unit change on part of the rows: firebreak.investigation.units.partial_unit_change.)
 _WHOLE_SHARE = 0.99
-_WHOLE_MIN_ROWS = _UNIT_MIN_ROWS  # a handful of rows past the range says nothing about a whole column
+_WHOLE_MIN_ROWS = 20  # a handful of rows past the range says nothing about a whole column
 # A spike: a column whose reference has at least this many distinct values, none over this share.
 _SPIKE_MIN_DISTINCT = 50
 _SPIKE_REF_MAX_SHARE = 0.005  # or no more rows than a spike's least (ties of 4 in 750 rows of integers)
@@ -299,7 +295,7 @@ def beyond_range(
         "farthest": farthest,
     }
     moved_whole = len(outside) >= max(_WHOLE_MIN_ROWS, _WHOLE_SHARE * len(cur))
-    verdict, because = _judge_outside(ref, outside, rescaled, moved_whole=moved_whole, n_current=len(cur))
+    verdict, because = _judge_outside(ref, cur, outside, (low, high), rescaled=rescaled, moved_whole=moved_whole)
     above, below = int((outside > high).sum()), int((outside < low).sum())
     p_value = min(1.0, 2 * exceedance_p_value(len(ref), len(cur), max(above, below)))
     if verdict == "drift" and p_value >= SIGNIFICANCE / max(columns, 1):
@@ -343,7 +339,13 @@ def _lone_point_mass(ref: np.ndarray, share: float, gap: float) -> bool:
 
 
 def _judge_outside(
-    ref: np.ndarray, outside: np.ndarray, rescaled: bool, *, moved_whole: bool, n_current: int
+    ref: np.ndarray,
+    current: np.ndarray,
+    outside: np.ndarray,
+    bounds: tuple[float, float],
+    *,
+    rescaled: bool,
+    moved_whole: bool,
 ) -> tuple[str, str]:
     if rescaled:
         return "skew", "the whole column is rescaled by one factor (units or currency)"
@@ -366,7 +368,7 @@ def _judge_outside(
     if counts[top] >= _SENTINEL_MIN_ROWS and counts[top] >= _SENTINEL_SHARE * len(outside):
         sign_flip = ref_low >= 0 > value
         far = gap >= spread and not constant
-        if sign_flip or (far and _lone_point_mass(ref, counts[top] / n_current, gap)):
+        if sign_flip or (far and _lone_point_mass(ref, counts[top] / len(current), gap)):
             why = "a sign the reference never has" if sign_flip else f"{gap / spread:.1f} interquartile ranges out"
             return "skew", f"{counts[top]} rows hold the single value {value:g}, {why}: a sentinel or default"
         if far:
@@ -374,15 +376,8 @@ def _judge_outside(
                 f"{counts[top]} rows hold the single value {value:g}, no heavier than values the reference holds "
                 "and nearer than its span: a new level of a column made of levels"
             )
-    if len(outside) >= _UNIT_MIN_ROWS:
-        for factor in _UNIT_FACTORS:
-            scaled = outside / factor
-            inside = (scaled >= ref_low) & (scaled <= ref_high)
-            if inside.mean() >= _UNIT_INSIDE_SHARE and ks_p_value(scaled, ref) >= _UNIT_MATCH_P:
-                return "skew", (
-                    f"divided by {factor:g} they match the reference's own distribution: "
-                    "a unit change on part of the rows"
-                )
+    if (unit := partial_unit_change(ref, current, outside, *bounds)) is not None:
+        return "skew", unit
     if constant:
         return "drift", (
             f"the reference holds the single value {ref_low:g}, so nothing measures how far a new value is; "

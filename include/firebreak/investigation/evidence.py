@@ -21,6 +21,7 @@ from firebreak.errors import FirebreakError
 from firebreak.investigation import data_checks
 from firebreak.investigation.column_kinds import TIME_REASON, comparable, numeric_columns, set_aside, time_form_changes
 from firebreak.investigation.reading import named_columns, one_vocabulary, read_unit_numbers, text_as_arrow
+from firebreak.investigation.units import conversion_change
 
 __all__ = [
     "RANGE_MARGIN",
@@ -142,7 +143,9 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
     """Numeric columns whose values were multiplied by one factor: units (x100, /1000) or currency.
 
     Compares quantiles of the non-zero magnitudes: their ratios' median is the factor, which
-    must be at least 5 either way. A column counts when every quantile ratio agrees on it
+    must be at least 5 either way, or under that the exact factor of a conversion
+    (:func:`firebreak.investigation.units.conversion_change`: kilograms to pounds), pinned by
+    the data to that factor. A column counts when every quantile ratio agrees on it
     (log10 spread <= 0.08), or, where two samples' quantiles are too coarse to agree (a small
     table, a skewed or few-valued column: 110 rows of investment figures, counts that are
     mostly 0), when the current magnitudes divided by the power of ten nearest the factor, or
@@ -165,9 +168,13 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
         ratios = np.quantile(cur, _SCALE_QUANTILES) / np.quantile(ref, _SCALE_QUANTILES)  # sorted: see _magnitudes
         logs = np.log10(ratios)
         factor = float(10 ** np.median(logs))
-        if not abs(math.log10(factor)) >= math.log10(_SCALE_MIN_FACTOR):
-            continue
-        because = "every quantile alike" if float(logs.max() - logs.min()) <= _SCALE_MAX_SPREAD else ""
+        if abs(math.log10(factor)) < math.log10(_SCALE_MIN_FACTOR):
+            # Under the floor only a conversion's exact factor, pinned by the data.
+            if (converted := conversion_change(ref, cur, factor)) is None:
+                continue
+            factor, because = converted
+        else:
+            because = "every quantile alike" if float(logs.max() - logs.min()) <= _SCALE_MAX_SPREAD else ""
         if not because and ks_p_value(ref, cur) < _SCALE_MISMATCH_P:
             # The power of ten nearest the estimate first (a unit change, and a few-valued
             # column's levels line up only under the exact factor), then the estimate (currency).
