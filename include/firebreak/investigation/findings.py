@@ -144,7 +144,12 @@ def _judged(checks: dict[str, Any] | None) -> dict[tuple[str, Any], dict[str, An
         }
     for item in checks.get("null_changes", []):
         why = f"null rate {item['reference_rate']:.2%} -> {item['current_rate']:.2%} (p={item['p_value']:.2g})"
-        judged[("expect_column_values_to_not_be_null", item["column"])] = {"skew": item["skew"], "why": why}
+        judged[("expect_column_values_to_not_be_null", item["column"])] = {
+            "skew": item["skew"],
+            "why": why,
+            "verdict": item.get("verdict"),  # drift: the traffic's mix explains the rise
+            "because": item.get("because"),
+        }
     for item in checks.get("beyond_range", []):
         judged[(_RANGE, item["column"])] = item
     return judged

@@ -455,3 +455,37 @@ def test_a_default_in_a_small_table_of_counts_with_ties_is_still_a_spike() -> No
     current.loc[current.sample(frac=0.08, random_state=0).index, "rooms"] = 0
     got, cause = verdict(reference, current)
     assert got == "skew" and "the single value 0 on 8.0% of rows" in cause, cause
+
+
+def shoppers(seed: int, new_share: float, *, dropped: float = 0.0, rows: int = 8_000) -> pd.DataFrame:
+    """A new customer has no account age: the column's nulls are the new customers' share."""
+    rng = np.random.default_rng(seed)
+    new = rng.random(rows) < new_share
+    frame = pd.DataFrame(
+        {
+            "is_new_customer": new,
+            "account_age_days": np.where(new, np.nan, rng.gamma(3, 200, rows).round()),
+            "basket": rng.lognormal(4, 0.5, rows).round(2),
+            "category": rng.choice(["a", "b", "c"], rows),
+        }
+    )
+    frame.loc[rng.random(rows) < dropped, "account_age_days"] = np.nan
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [(shoppers(2, 0.40), "drift"), (shoppers(2, 0.25, dropped=0.2), "skew"), (shoppers(2, 0.40, dropped=0.2), "skew")],
+    ids=["more-new-customers", "a-feed-dropping-the-field", "both"],
+)
+def test_nulls_that_rose_with_the_rows_that_always_lack_them_are_the_traffic_not_the_pipeline(
+    current: pd.DataFrame, expected: str
+) -> None:
+    """A holiday brings more new customers (25% -> 40%): the account age is missing on 40% of rows,
+    as it always was on theirs. A feed that drops the field on other rows is skew, with or without them."""
+    found, evidence = triage_tables(shoppers(1, 0.25), current)
+    assert str(found.failure_class) == expected, found.root_cause
+    (nulls,) = evidence["drift"]["data_checks"]["null_changes"]
+    assert nulls["skew"] is (expected == "skew")
+    if expected == "drift":
+        assert "the rows of the is_new_customer levels that lacked it in the reference grew" in nulls["because"]
