@@ -10,20 +10,20 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
+    "EPOCH_RANGES",
     "TIME_REASON",
     "comparable",
     "currencies",
+    "holds_text",
     "numbered_identifier",
     "numeric_columns",
     "read_like",
     "set_aside",
-    "time_form_changes",
     "unit_numbers",
 ]
 
@@ -60,14 +60,10 @@ _DATE_TEXT = re.compile(
     r"|(?:0?[1-9]|1[0-2])[/.-](?:19|20)\d{2}"
 )
 # Whole numbers a time column holds: epoch seconds or milliseconds (2001-2039), or yyyymmdd.
-_EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
-_EPOCH_UNITS = ("epoch seconds", "epoch milliseconds", "yyyymmdd numbers")
-# Why a time column is set aside (:func:`set_aside`), and what :func:`time_form_changes` reads.
+EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
+# Why a time column is set aside (:func:`set_aside`); its form is judged by
+# :func:`firebreak.investigation.forms.time_form_changes`.
 TIME_REASON = "a time (dates or epoch numbers): not compared"
-# Text times are compared by their shape (digits as 9, letters as a): a format change leaves
-# most of the current rows in shapes the reference never wrote.
-_SHAPE_ROWS = 2_000
-_NEW_SHAPE_SHARE = 0.5
 
 
 # A number written with its unit, as readers leave it: "13.56%", "$1,200.50", "€ 75", "-4.5 %".
@@ -84,7 +80,7 @@ def unit_numbers(series: pd.Series) -> pd.Series | None:
     sign, a currency or a thousands separator. Digits alone may be codes (``02139``,
     ``0042``), which stay text. The unit is dropped, not applied: ``13.56%`` is 13.56.
     """
-    if not _text(series):
+    if not holds_text(series):
         return None
     if any(not (isinstance(v, str) and _UNIT_NUMBER.fullmatch(v)) for v in series.iloc[:50].dropna().tolist()):
         return None  # words (or lists) among the first rows: no pass over the whole column
@@ -105,7 +101,7 @@ def read_like(series: pd.Series) -> pd.Series:
     Numbers with or without their unit become numbers; any other value stays as it is, for
     the type checks to name (a column of both is text, as a reader would leave it).
     """
-    if not _text(series):
+    if not holds_text(series):
         return series
     try:
         distinct = series.dropna().unique()
@@ -119,7 +115,7 @@ def read_like(series: pd.Series) -> pd.Series:
 
 def currencies(series: pd.Series) -> set[str]:
     """The currency signs a text column's values carry (``{"$"}`` for ``$1,200``)."""
-    if not _text(series):
+    if not holds_text(series):
         return set()
     try:
         distinct = series.dropna().unique()
@@ -128,7 +124,7 @@ def currencies(series: pd.Series) -> set[str]:
     return {sign for v in distinct if isinstance(v, str) for sign in _CURRENCY.findall(v)}
 
 
-def _text(series: pd.Series) -> bool:
+def holds_text(series: pd.Series) -> bool:
     return not isinstance(series.dtype, pd.CategoricalDtype) and (
         series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
     )
@@ -180,7 +176,7 @@ def _written_time(value: object) -> bool:
 
 
 def _epoch_numbers(series: pd.Series, name: str) -> bool:
-    """A time's name, and whole numbers all inside one of :data:`_EPOCH_RANGES`."""
+    """A time's name, and whole numbers all inside one of :data:`EPOCH_RANGES`."""
     if _TIME_NAME.search(name) is None:
         return False
     values = series.to_numpy(dtype=float, na_value=np.nan)
@@ -188,70 +184,7 @@ def _epoch_numbers(series: pd.Series, name: str) -> bool:
     if not len(values) or not np.all(values == np.floor(values)):
         return False
     low, high = float(values.min()), float(values.max())
-    return any(start <= low and high <= end for start, end in _EPOCH_RANGES)
-
-
-def time_form_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """Time columns written in another form than the reference's: skew.
-
-    A time column is not compared for drift (the next batch is later by construction), but
-    the form it is written in does not move with the world: epoch seconds that arrive as
-    milliseconds, or ``2024-01-05`` that arrives as ``05/01/2024``, mean a writer or a parser
-    changed. Like is compared with like: epoch numbers by their unit, text by its shape (at
-    least half of the current rows in shapes the reference never wrote). Typed times against
-    text are left alone: that is how two readers differ, not the data. Items as
-    :func:`firebreak.investigation.data_checks.type_changes`' (``column``, ``verdict``,
-    ``because``, ``sample``).
-    """
-    from firebreak.contracts.validation import bounded_sample
-
-    found = []
-    for column in columns:
-        if column not in reference.columns or column not in current.columns:
-            continue
-        ref, cur = reference[column].dropna(), current[column].dropna()
-        before, now = _epoch_unit(ref), _epoch_unit(cur)
-        if before is not None and now is not None and before != now:
-            because = f"its time unit changed: {before} in the reference, {now} now"
-            found.append({"column": str(column), "verdict": "skew", "because": because, "sample": []})
-            continue
-        before_shapes, now_shapes = _shapes(ref), _shapes(cur)
-        if before_shapes is None or now_shapes is None:
-            continue
-        (ref_text, ref_shapes), (cur_text, cur_shapes) = before_shapes, now_shapes
-        new = ~np.isin(cur_shapes, ref_shapes)
-        if new.mean() >= _NEW_SHAPE_SHARE:
-            shapes, counts = np.unique(ref_shapes, return_counts=True)
-            was = bounded_sample(ref_text[ref_shapes == shapes[np.argmax(counts)]][0])
-            sample = [bounded_sample(v) for v in cur_text[new][:3]]
-            because = (
-                f"its time format changed: {was} in the reference, {sample[0]} now "
-                f"({new.mean():.0%} of the rows in a form the reference never wrote)"
-            )
-            found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
-    return found
-
-
-def _epoch_unit(values: pd.Series) -> str | None:
-    """Which epoch unit whole numbers are written in, when they all lie in one of :data:`_EPOCH_RANGES`."""
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.empty:
-        return None
-    numbers = values.to_numpy(dtype=float)
-    low, high = float(numbers.min()), float(numbers.max())
-    units = [u for (start, end), u in zip(_EPOCH_RANGES, _EPOCH_UNITS, strict=True) if start <= low and high <= end]
-    return units[0] if units else None
-
-
-def _shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """(A seeded sample of) a text column's values, and the shape of each: runs of digits as 9, of letters as a."""
-    if not _text(values) or values.empty:
-        return None
-    sample = values.sample(min(len(values), _SHAPE_ROWS), random_state=0) if len(values) > _SHAPE_ROWS else values
-    text = sample.to_numpy(dtype=object)
-    if not all(isinstance(v, str) for v in text):
-        return None
-    shapes = pd.Series(text, dtype=object).str.strip().str.replace(r"\d+", "9", regex=True)
-    return text, shapes.str.replace(r"[^\W\d_]+", "a", regex=True).to_numpy(dtype=object)
+    return any(start <= low and high <= end for start, end in EPOCH_RANGES)
 
 
 def numbered_identifier(series: pd.Series, name: str) -> bool:

@@ -28,13 +28,14 @@ carries the evidence it rests on (``docs/triage.md`` explains every rule):
   unless it is the column's cap or floor and the other values moved towards it (drift);
   or a column the reference holds constant whose rows (99% of them) now hold another value.
 
-Each function returns plain dicts (JSON-able evidence); :func:`data_checks` runs them all.
+Each function returns plain dicts (JSON-able evidence); :func:`data_checks` runs them all. A column
+written in another form (answers, types, times) is :mod:`firebreak.investigation.forms`'.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -42,8 +43,8 @@ import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
 from firebreak.detection.stats import as_text, binomial_tail, ks_p_value
-from firebreak.investigation.unseen import unseen_p_value
 from firebreak.investigation.units import partial_unit_change
+from firebreak.investigation.unseen import unseen_p_value
 
 __all__ = [
     "SIGNIFICANCE",
@@ -51,11 +52,8 @@ __all__ = [
     "beyond_range",
     "data_checks",
     "exceedance_p_value",
-    "missing_answers",
     "null_changes",
-    "outcome_changes",
     "spikes",
-    "type_changes",
     "unknown_values",
 ]
 
@@ -248,7 +246,9 @@ def null_changes(
             "reference_rate": round(ref_rate, 5),
             "current_rate": round(cur_rate, 5),
             "p_value": p_value,
-            "skew": p_value < SIGNIFICANCE and cur_rate - ref_rate >= MIN_NULL_RISE and cur_rate >= MIN_NULL_RATIO * ref_rate,
+            "skew": p_value < SIGNIFICANCE
+            and cur_rate - ref_rate >= MIN_NULL_RISE
+            and cur_rate >= MIN_NULL_RATIO * ref_rate,
         }
         if item["skew"] and (mix := _nulls_of_the_mix(reference, current, column, [c for c in by if c != column])):
             item |= {"skew": False, "verdict": "drift", "because": mix}
@@ -535,120 +535,6 @@ def _constant_changed(column: str, constant: float, n_reference: int, cur: np.nd
             + f" on {len(changed) / len(cur):.1%} of rows: a constant changed upstream (a default, a version or a flag)"
         ),
     }
-
-
-def outcome_changes(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    columns: Sequence[str],
-    *,
-    rescaled: Mapping[str, float] | None = None,
-) -> list[dict[str, Any]]:
-    """The model's answers or the labels written in another form than the reference's: skew.
-
-    Only a change of *form* is judged here: values of another type (``yes``/``no`` labels where
-    the reference has 0/1), a scale (scores of 0-100 where the reference's are 0-1; house
-    values in thousands where the reference's are in units: ``rescaled``, each column's
-    factor from the scale check, which holds whether or not the values leave the range), or
-    a set none of whose values the reference knows. A change of their distribution is what
-    the performance figures judge; they mean nothing across two forms. Each item carries
-    ``column``, ``verdict`` (``skew``), ``because`` and a ``sample`` of current values.
-    """
-    found = []
-    rescaled = rescaled or {}
-    for column in columns:
-        if column not in reference.columns or column not in current.columns:
-            continue
-        ref, cur = reference[column].dropna(), current[column].dropna()
-        if ref.empty or cur.empty:
-            continue
-        ref_numbers, cur_numbers = _numbers_of(ref), _numbers_of(cur)
-        sample = _common(cur)
-        if (ref_numbers is None) != (cur_numbers is None):
-            found.append(_type_changed(str(column), ref, cur))
-            continue
-        if ref_numbers is not None and cur_numbers is not None:
-            if column in rescaled:
-                because = (
-                    f"every value multiplied by {rescaled[column]:.4g}: the whole column is rescaled by one factor"
-                )
-                found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
-                continue
-            past = beyond_range(ref_numbers, cur_numbers)
-            if past is not None and past["verdict"] == "skew":
-                because = f"{past['share']:.1%} of values past the reference's range {past['range']}: {past['because']}"
-                found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
-            continue
-        unseen = unknown_values(ref, cur)
-        if unseen is not None and unseen.get("verdict") == "skew" and unseen["rows"] == len(cur):
-            found.append({**unseen, "because": f"unknown values on every row; {unseen['because']}"})
-    return found
-
-
-def type_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """Input columns holding text in the reference and numbers now: skew.
-
-    The world does not turn grades ``A``-``G`` into numbers: a reader, a parser or a schema
-    changed. Such a column cannot be compared for drift, and that is itself the finding.
-    (Text where the reference held numbers is the derived contract's type check, which
-    names the rows.) Items as :func:`outcome_changes`'.
-    """
-    found = []
-    for column in columns:
-        ref, cur = reference[column].dropna(), current[column].dropna()
-        if not ref.empty and not cur.empty and _numbers_of(ref) is None and _numbers_of(cur) is not None:
-            found.append(_type_changed(str(column), ref, cur))
-    return found
-
-
-def _type_changed(column: str, ref: pd.Series, cur: pd.Series) -> dict[str, Any]:
-    before, sample = _common(ref), _common(cur)
-    because = (
-        f"its values changed type: {', '.join(map(str, before))} in the reference, {', '.join(map(str, sample))} now"
-    )
-    return {"column": column, "verdict": "skew", "because": because, "sample": sample}
-
-
-def _common(values: pd.Series) -> list[Any]:
-    """A column's three most common values, each bounded for a report."""
-    return [bounded_sample(v) for v in values.astype(object).value_counts().index[:3].tolist()]
-
-
-def missing_answers(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """The model's answers (prediction, confidence) missing on more rows than in the reference: skew.
-
-    A model that stops answering part of its traffic (a feature it cannot read, a timeout
-    written as an empty answer) fails those rows whatever the rest say. The test is
-    :func:`null_changes`'. Labels are not judged: they arrive late by nature. Items as
-    :func:`outcome_changes`' (``column``, ``verdict``, ``because``, ``sample``).
-    """
-    return [
-        {
-            "column": item["column"],
-            "verdict": "skew",
-            "because": (
-                f"the model's answers are missing on {item['current_rate']:.1%} of rows, against "
-                f"{item['reference_rate']:.1%} in the reference (p={item['p_value']:.2g})"
-            ),
-            "sample": [],
-        }
-        for item in null_changes(reference, current, columns)
-        if item["skew"]
-    ]
-
-
-def _numbers_of(values: pd.Series) -> pd.Series | None:
-    """``values`` as numbers, or None for text (:func:`~firebreak.detection.performance.as_numbers`
-    decides, as it does for the performance figures); a numeric column keeps its dtype, so an
-    integer column keeps its whole-number range, and booleans read as the integers 0/1."""
-    from firebreak.detection.performance import as_numbers
-
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype(int)
-    if pd.api.types.is_numeric_dtype(values):
-        return values
-    numbers = as_numbers(values)
-    return None if numbers is None else pd.Series(numbers, index=values.index, name=values.name)
 
 
 def data_checks(

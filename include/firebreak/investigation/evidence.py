@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from firebreak.errors import FirebreakError
-from firebreak.investigation import data_checks
-from firebreak.investigation.column_kinds import TIME_REASON, comparable, numeric_columns, set_aside, time_form_changes
+from firebreak.investigation import data_checks, forms
+from firebreak.investigation.column_kinds import TIME_REASON, comparable, numeric_columns, set_aside
 from firebreak.investigation.reading import named_columns, one_vocabulary, read_unit_numbers, text_as_arrow
 from firebreak.investigation.units import conversion_change
 
@@ -400,7 +400,7 @@ def gather_evidence(
     evidence: dict[str, Any] = {"contract": {**contract_result.to_dict(), "derived": derived}, "drift": drift}
     labelled = label is not None and prediction is not None and label in current.columns
     outcomes = [c for c in (label, prediction, confidence) if c is not None]
-    changes = data_checks.outcome_changes(
+    changes = forms.outcome_changes(
         reference,
         current,
         outcomes,
@@ -408,19 +408,19 @@ def gather_evidence(
     )
     if in_words:  # a class name the reference never held reads as 0 there: judged as written
         changed = {c["column"] for c in changes}
-        changes += [c for c in data_checks.outcome_changes(*as_given, outcomes) if c["column"] not in changed]
+        changes += [c for c in forms.outcome_changes(*as_given, outcomes) if c["column"] not in changed]
     # Answers or labels in another form than the reference's (a skew the findings name): the
     # performance figures would compare two forms, and say nothing. Answers missing on more
     # rows are skew too, but the rows that have one still compare.
     outcomes_changed = bool(changes)
     answers = [c for c in (prediction, confidence) if c is not None]
-    drift["data_checks"]["outcome_changes"] = changes + data_checks.missing_answers(reference, current, answers)
+    drift["data_checks"]["outcome_changes"] = changes + forms.missing_answers(reference, current, answers)
     retyped = [s["column"] for s in skipped if s["reason"].startswith(_RETYPED)]
     timed = [s["column"] for s in skipped if s["reason"] == TIME_REASON]
     drift["data_checks"]["type_changes"] = (
-        data_checks.type_changes(reference, current, retyped)
+        forms.type_changes(reference, current, retyped)
         + currency_changes
-        + time_form_changes(reference, current, timed)
+        + forms.time_form_changes(reference, current, timed)
     )
     labelled = labelled and not outcomes_changed
     # Labelled figures against the model's own training rows are its fit, not a baseline:

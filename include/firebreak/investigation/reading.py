@@ -125,7 +125,7 @@ def read_unit_numbers(
     number's (``0.1356`` where the reference wrote ``13.56%``: a rescaled column). A
     currency sign the reference never wrote (``€`` where it wrote ``$``) is a currency
     change whatever the numbers do: the third element lists those columns, as the type
-    checks' items (:func:`~firebreak.investigation.data_checks.type_changes`).
+    checks' items (:func:`~firebreak.investigation.forms.type_changes`).
     """
     currency_changes = []
     for column in columns:

@@ -25,6 +25,7 @@ told apart from the world's own moves here:
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
@@ -80,7 +81,10 @@ def conversion_change(ref: np.ndarray, cur: np.ndarray, factor: float) -> tuple[
         return None
     if max(ks_p_value(ref, cur / (exact * (1 + PINNED))), ks_p_value(ref, cur / (exact / (1 + PINNED)))) >= _DIFFER_P:
         return None
-    return exact, f"{name}: divided by {exact:g} the values match the reference's (K-S p={matched:.2g}), and by 5% more or less they do not"
+    return (
+        exact,
+        f"{name}: divided by {exact:g} the values match the reference's (K-S p={matched:.2g}), and by 5% more or less they do not",
+    )
 
 
 def partial_unit_change(ref: np.ndarray, cur: np.ndarray, outside: np.ndarray, low: float, high: float) -> str | None:
@@ -98,7 +102,9 @@ def partial_unit_change(ref: np.ndarray, cur: np.ndarray, outside: np.ndarray, l
         scaled = outside / factor
         inside = (scaled >= ref_low) & (scaled <= ref_high)
         if inside.mean() >= _INSIDE_SHARE and ks_p_value(scaled, ref) >= _MATCH_P:
-            return f"divided by {factor:g} they match the reference's own distribution: a unit change on part of the rows"
+            return (
+                f"divided by {factor:g} they match the reference's own distribution: a unit change on part of the rows"
+            )
     ordered, values = np.sort(ref), cur
     past = len(outside) / len(cur)
     for factor in _MIXED_FACTORS:
@@ -125,7 +131,7 @@ def _mixture_p_value(ordered: np.ndarray, values: np.ndarray, factor: float, sha
     empirical distribution of ``ordered`` (the sorted reference): the asymptotic Kolmogorov
     distribution at the two samples' effective size, since F is itself a sample."""
 
-    def mixture(x: np.ndarray, side: str) -> np.ndarray:
+    def mixture(x: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
         below = np.searchsorted(ordered, x, side=side) / len(ordered)
         rescaled = np.searchsorted(ordered, x / factor, side=side) / len(ordered)
         return (1 - share) * below + share * rescaled

@@ -130,7 +130,9 @@ def test_traffic_that_raised_the_other_groups_selections_is_not_one_groups_harm(
     current["repaid"] = (np.random.default_rng(3).random(len(current)) < score).astype(int)
     for labels in (True, False):  # without labels no outcome explains the gap: the others' gain does
         roles = ROLES if labels else {"prediction": "approved", "protected": "gender"}
-        reference, now = (scored(1), current) if labels else (scored(1).drop(columns="repaid"), current.drop(columns="repaid"))
+        reference, now = (
+            (scored(1), current) if labels else (scored(1).drop(columns="repaid"), current.drop(columns="repaid"))
+        )
         found, _ = triage_tables(reference, now, **roles)
         assert found.failure_class == "drift", found.root_cause
         assert not [f for f in found.evidence if f.points_to == "bias"]
@@ -153,7 +155,12 @@ def test_selections_that_fell_alike_for_every_group_are_no_groups_harm() -> None
     assert 0.3 < rates["F"] < 0.5 and 0.3 < rates["M"] < 0.5  # every group's selections fell alike
     found, _ = triage_tables(reference, current, prediction="approved", protected="gender")
     assert not [f for f in found.evidence if f.points_to == "bias"], found.root_cause
-    singled_out, _ = triage_tables(reference, approvals(scored(2), 1.0).pipe(
-        lambda f: f.assign(approved=np.where((f["gender"] == "F") & (rng.random(len(f)) < 0.6), 0, f["approved"]))
-    ), prediction="approved", protected="gender")
+    singled_out, _ = triage_tables(
+        reference,
+        approvals(scored(2), 1.0).pipe(
+            lambda f: f.assign(approved=np.where((f["gender"] == "F") & (rng.random(len(f)) < 0.6), 0, f["approved"]))
+        ),
+        prediction="approved",
+        protected="gender",
+    )
     assert singled_out.failure_class == "bias", singled_out.root_cause

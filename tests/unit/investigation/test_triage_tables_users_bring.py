@@ -292,7 +292,10 @@ def test_row_numbers_and_ids_of_the_next_batch_are_identifiers_not_drift() -> No
         pd.date_range("2015-01-01", periods=2 * N, freq="D").strftime("%m/%Y"),
         pd.date_range("2015-01-01", periods=2 * N, freq="D").date,  # Parquet's date columns
         np.concatenate(  # dates from Parquet in the reference, ISO text from a CSV now
-            [pd.date_range("2015-01-01", periods=N, freq="D").date, pd.date_range("2015-01-01", periods=N).strftime("%F")]
+            [
+                pd.date_range("2015-01-01", periods=N, freq="D").date,
+                pd.date_range("2015-01-01", periods=N).strftime("%F"),
+            ]
         ),
     ],
     ids=[

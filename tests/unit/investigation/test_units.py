@@ -43,8 +43,14 @@ def on_share(column: str, share: float, change: Callable[[pd.Series, np.random.G
     ("change", "words"),
     [
         (lambda f: f.assign(weight_kg=(f["weight_kg"] * 2.20462).round(1)), "rescaled by one factor"),
-        (on_share("claim_amount", 0.4, lambda v, _: v * 100), "of the rows multiplied by 100 and the rest as they were"),
-        (on_share("claim_amount", 0.1, lambda v, _: v * 100), "of the rows multiplied by 100 and the rest as they were"),
+        (
+            on_share("claim_amount", 0.4, lambda v, _: v * 100),
+            "of the rows multiplied by 100 and the rest as they were",
+        ),
+        (
+            on_share("claim_amount", 0.1, lambda v, _: v * 100),
+            "of the rows multiplied by 100 and the rest as they were",
+        ),
     ],
     ids=["kilograms-to-pounds", "cents-on-40%", "cents-on-10%"],
 )

@@ -1,0 +1,209 @@
+"""A column written in another form than the reference's: the pipeline changed (skew).
+
+SOP stage: investigate (triage). The world changes what values are, not how they are
+written: labels ``yes``/``no`` where the reference has 0/1, scores in percent, grades
+``A``-``G`` sent as numbers, epoch seconds sent as milliseconds, ``2024-01-05`` sent as
+``05/01/2024`` each mean a writer, a reader or a schema changed. Such a column cannot be
+compared across the two forms (the performance figures, the drift tests would read
+nonsense), and the change of form is itself the finding. Every function returns items of
+one shape: ``column``, ``verdict`` (``skew``), ``because`` and a ``sample`` of current values.
+
+* :func:`outcome_changes` — the model's answers or the labels;
+* :func:`missing_answers` — the model's answers missing on more rows than in the reference;
+* :func:`type_changes` — inputs holding text in the reference and numbers now;
+* :func:`time_form_changes` — time columns (never compared for drift) in another unit or format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from firebreak.contracts.validation import bounded_sample
+from firebreak.investigation.column_kinds import EPOCH_RANGES, holds_text
+from firebreak.investigation.data_checks import beyond_range, null_changes, unknown_values
+
+__all__ = ["missing_answers", "outcome_changes", "time_form_changes", "type_changes"]
+
+_EPOCH_UNITS = ("epoch seconds", "epoch milliseconds", "yyyymmdd numbers")
+# Text times are compared by their shape (digits as 9, letters as a): a format change leaves
+# most of the current rows in shapes the reference never wrote.
+_SHAPE_ROWS = 2_000
+_NEW_SHAPE_SHARE = 0.5
+
+
+def outcome_changes(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    rescaled: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """The model's answers or the labels written in another form than the reference's: skew.
+
+    Only a change of *form* is judged here: values of another type (``yes``/``no`` labels where
+    the reference has 0/1), a scale (scores of 0-100 where the reference's are 0-1; house
+    values in thousands where the reference's are in units: ``rescaled``, each column's
+    factor from the scale check, which holds whether or not the values leave the range), or
+    a set none of whose values the reference knows. A change of their distribution is what
+    the performance figures judge; they mean nothing across two forms. Each item carries
+    ``column``, ``verdict`` (``skew``), ``because`` and a ``sample`` of current values.
+    """
+    found = []
+    rescaled = rescaled or {}
+    for column in columns:
+        if column not in reference.columns or column not in current.columns:
+            continue
+        ref, cur = reference[column].dropna(), current[column].dropna()
+        if ref.empty or cur.empty:
+            continue
+        ref_numbers, cur_numbers = _numbers_of(ref), _numbers_of(cur)
+        sample = _common(cur)
+        if (ref_numbers is None) != (cur_numbers is None):
+            found.append(_type_changed(str(column), ref, cur))
+            continue
+        if ref_numbers is not None and cur_numbers is not None:
+            if column in rescaled:
+                because = (
+                    f"every value multiplied by {rescaled[column]:.4g}: the whole column is rescaled by one factor"
+                )
+                found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
+                continue
+            past = beyond_range(ref_numbers, cur_numbers)
+            if past is not None and past["verdict"] == "skew":
+                because = f"{past['share']:.1%} of values past the reference's range {past['range']}: {past['because']}"
+                found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
+            continue
+        unseen = unknown_values(ref, cur)
+        if unseen is not None and unseen.get("verdict") == "skew" and unseen["rows"] == len(cur):
+            found.append({**unseen, "because": f"unknown values on every row; {unseen['because']}"})
+    return found
+
+
+def type_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Input columns holding text in the reference and numbers now: skew.
+
+    The world does not turn grades ``A``-``G`` into numbers: a reader, a parser or a schema
+    changed. Such a column cannot be compared for drift, and that is itself the finding.
+    (Text where the reference held numbers is the derived contract's type check, which
+    names the rows.) Items as :func:`outcome_changes`'.
+    """
+    found = []
+    for column in columns:
+        ref, cur = reference[column].dropna(), current[column].dropna()
+        if not ref.empty and not cur.empty and _numbers_of(ref) is None and _numbers_of(cur) is not None:
+            found.append(_type_changed(str(column), ref, cur))
+    return found
+
+
+def _type_changed(column: str, ref: pd.Series, cur: pd.Series) -> dict[str, Any]:
+    before, sample = _common(ref), _common(cur)
+    because = (
+        f"its values changed type: {', '.join(map(str, before))} in the reference, {', '.join(map(str, sample))} now"
+    )
+    return {"column": column, "verdict": "skew", "because": because, "sample": sample}
+
+
+def _common(values: pd.Series) -> list[Any]:
+    """A column's three most common values, each bounded for a report."""
+    return [bounded_sample(v) for v in values.astype(object).value_counts().index[:3].tolist()]
+
+
+def missing_answers(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """The model's answers (prediction, confidence) missing on more rows than in the reference: skew.
+
+    A model that stops answering part of its traffic (a feature it cannot read, a timeout
+    written as an empty answer) fails those rows whatever the rest say. The test is
+    :func:`null_changes`'. Labels are not judged: they arrive late by nature. Items as
+    :func:`outcome_changes`' (``column``, ``verdict``, ``because``, ``sample``).
+    """
+    return [
+        {
+            "column": item["column"],
+            "verdict": "skew",
+            "because": (
+                f"the model's answers are missing on {item['current_rate']:.1%} of rows, against "
+                f"{item['reference_rate']:.1%} in the reference (p={item['p_value']:.2g})"
+            ),
+            "sample": [],
+        }
+        for item in null_changes(reference, current, columns)
+        if item["skew"]
+    ]
+
+
+def _numbers_of(values: pd.Series) -> pd.Series | None:
+    """``values`` as numbers, or None for text (:func:`~firebreak.detection.performance.as_numbers`
+    decides, as it does for the performance figures); a numeric column keeps its dtype, so an
+    integer column keeps its whole-number range, and booleans read as the integers 0/1."""
+    from firebreak.detection.performance import as_numbers
+
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(int)
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    numbers = as_numbers(values)
+    return None if numbers is None else pd.Series(numbers, index=values.index, name=values.name)
+
+
+def time_form_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Time columns written in another form than the reference's: skew.
+
+    A time column is not compared for drift (the next batch is later by construction), but
+    the form it is written in does not move with the world: epoch seconds that arrive as
+    milliseconds, or ``2024-01-05`` that arrives as ``05/01/2024``, mean a writer or a parser
+    changed. Like is compared with like: epoch numbers by their unit, text by its shape (at
+    least half of the current rows in shapes the reference never wrote). Typed times against
+    text are left alone: that is how two readers differ, not the data. Items as
+    :func:`type_changes`' (``column``, ``verdict``, ``because``, ``sample``).
+    """
+    found = []
+    for column in columns:
+        if column not in reference.columns or column not in current.columns:
+            continue
+        ref, cur = reference[column].dropna(), current[column].dropna()
+        before, now = _epoch_unit(ref), _epoch_unit(cur)
+        if before is not None and now is not None and before != now:
+            because = f"its time unit changed: {before} in the reference, {now} now"
+            found.append({"column": str(column), "verdict": "skew", "because": because, "sample": []})
+            continue
+        before_shapes, now_shapes = _shapes(ref), _shapes(cur)
+        if before_shapes is None or now_shapes is None:
+            continue
+        (ref_text, ref_shapes), (cur_text, cur_shapes) = before_shapes, now_shapes
+        new = ~np.isin(cur_shapes, ref_shapes)
+        if new.mean() >= _NEW_SHAPE_SHARE:
+            shapes, counts = np.unique(ref_shapes, return_counts=True)
+            was = bounded_sample(ref_text[ref_shapes == shapes[np.argmax(counts)]][0])
+            sample = [bounded_sample(v) for v in cur_text[new][:3]]
+            because = (
+                f"its time format changed: {was} in the reference, {sample[0]} now "
+                f"({new.mean():.0%} of the rows in a form the reference never wrote)"
+            )
+            found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
+    return found
+
+
+def _epoch_unit(values: pd.Series) -> str | None:
+    """Which epoch unit whole numbers are written in, when they all lie in one of :data:`EPOCH_RANGES`."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.empty:
+        return None
+    numbers = values.to_numpy(dtype=float)
+    low, high = float(numbers.min()), float(numbers.max())
+    units = [u for (start, end), u in zip(EPOCH_RANGES, _EPOCH_UNITS, strict=True) if start <= low and high <= end]
+    return units[0] if units else None
+
+
+def _shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(A seeded sample of) a text column's values, and the shape of each: runs of digits as 9, of letters as a."""
+    if not holds_text(values) or values.empty:
+        return None
+    sample = values.sample(min(len(values), _SHAPE_ROWS), random_state=0) if len(values) > _SHAPE_ROWS else values
+    text = sample.to_numpy(dtype=object)
+    if not all(isinstance(v, str) for v in text):
+        return None
+    shapes = pd.Series(text, dtype=object).str.strip().str.replace(r"\d+", "9", regex=True)
+    return text, shapes.str.replace(r"[^\W\d_]+", "a", regex=True).to_numpy(dtype=object)
