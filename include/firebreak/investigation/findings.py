@@ -379,10 +379,11 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any], *, drop
     large: :data:`BIAS_CHANGE`. A selection rate is judged by its ratio to the others' (traffic
     that moved halves every group's selections alike): that ratio must fall by
     :data:`BIAS_RATIO_FALL` of itself, and the rate by :data:`BIAS_CHANGE` or the ratio to
-    under four fifths (a rate of 3% cannot fall by five points). The z it needs is :data:`BIAS_Z`; once the model's labelled figure fell
-    significantly overall (``dropped``: that failure is established), asking where the errors
-    fell is a localisation, and :data:`ATTRIBUTION_Z` decides whether the fall is one group's
-    (bias) or everyone's (concept drift). The strongest group and figure is the finding.
+    under four fifths (a rate of 3% cannot fall by five points). The z it needs is
+    :data:`BIAS_Z`; once the model's labelled figure fell significantly overall (``dropped``:
+    that failure is established), asking where the errors fell is a localisation, and
+    :data:`ATTRIBUTION_Z` decides whether the fall is one group's (bias) or everyone's
+    (concept drift). The strongest group and figure is the finding.
     """
     attribute = fairness.get("attribute")
     now, before = fairness.get("groups") or {}, reference.get("groups") or {}

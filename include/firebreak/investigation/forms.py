@@ -117,8 +117,8 @@ def missing_answers(reference: pd.DataFrame, current: pd.DataFrame, columns: Seq
 
     A model that stops answering part of its traffic (a feature it cannot read, a timeout
     written as an empty answer) fails those rows whatever the rest say. The test is
-    :func:`null_changes`'. Labels are not judged: they arrive late by nature. Items as
-    :func:`outcome_changes`' (``column``, ``verdict``, ``because``, ``sample``).
+    :func:`~firebreak.investigation.data_checks.null_changes`'. Labels are not judged: they
+    arrive late by nature. Items as :func:`outcome_changes`'.
     """
     return [
         {
