@@ -442,15 +442,20 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
     ref_values, ref_counts = np.unique(ref, return_counts=True)
     if len(ref_values) == 1 and len(ref) >= _WHOLE_MIN_ROWS:
         return _constant_changed(str(reference.name), float(ref_values[0]), len(ref), cur)
-    if len(ref_values) < _SPIKE_MIN_DISTINCT or ref_counts.max() > max(
-        _SPIKE_REF_MAX_SHARE * len(ref), _SPIKE_MIN_ROWS
-    ):
+    if len(ref_values) < _SPIKE_MIN_DISTINCT:
         return None
     values, counts = np.unique(cur, return_counts=True)
     top = int(np.argmax(counts))
     if counts[top] < _SPIKE_MIN_ROWS:
         return None  # a value seen once or twice is any value of a continuous column, not a filled-in default
     share = counts[top] / len(cur)
+    heaviest = int(ref_counts.max())
+    if heaviest > max(_SPIKE_REF_MAX_SHARE * len(ref), _SPIKE_MIN_ROWS) and share < _SPIKE_MIN_RATIO * heaviest / len(
+        ref
+    ):
+        # A reference with values of its own that hold many rows (years rounded to 0.1): only a
+        # value towering over every one of them is a spike (0 on 30% of rows, where none held 1.4%).
+        return None
     position = np.searchsorted(ref_values, values[top])
     seen = int(ref_counts[position]) if position < len(ref_values) and ref_values[position] == values[top] else 0
     ref_share = max(seen, 1) / len(ref)

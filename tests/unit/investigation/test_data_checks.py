@@ -489,3 +489,29 @@ def test_nulls_that_rose_with_the_rows_that_always_lack_them_are_the_traffic_not
     assert nulls["skew"] is (expected == "skew")
     if expected == "drift":
         assert "the rows of the is_new_customer levels that lacked it in the reference grew" in nulls["because"]
+
+
+def experience(seed: int, rows: int = 4_000) -> pd.DataFrame:
+    """Years of experience to one decimal: a lumpy column, 1.4% of rows on its commonest value."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "years_experience": np.maximum(rng.gamma(1.3, 6, rows).round(1), 0.1),
+            "skill_test": rng.normal(60, 12, rows).round(1),
+            "education": rng.choice(["school", "bachelor", "master"], rows),
+        }
+    )
+
+
+def test_a_default_towering_over_a_lumpy_columns_values_is_skew() -> None:
+    """0 filled into 30% of the rows, where the reference's commonest value holds about 1%: skew,
+    though that lumpiness switches the spike rule's usual bar (0.5%) off. Unchanged: none."""
+    reference = experience(1)
+    assert reference["years_experience"].value_counts(normalize=True).max() > 0.005
+    current = experience(2)
+    current.loc[np.random.default_rng(3).random(len(current)) < 0.3, "years_experience"] = 0.0
+    found, _ = triage_tables(reference, current)
+    assert str(found.failure_class) == "skew", found.root_cause
+    assert found.evidence[0].detail.startswith("years_experience: the single value 0 on 3")
+    unchanged, _ = triage_tables(reference, experience(2))
+    assert unchanged.failure_class is None, unchanged.root_cause
