@@ -238,7 +238,9 @@ def _positive_probability(score: pd.Series | None, predicted: np.ndarray, positi
 
 
 # A drop in performance counts as evidence only below this p-value, and only when it is
-# large enough to matter: 2 points of accuracy, or a 10% larger mean absolute error.
+# large enough to matter: 2 points of accuracy, or 10% more errors (wrong decisions, where a
+# model of rare positives errs on 3% of rows: 2 points would be two thirds more), or a 10%
+# larger mean absolute error or Brier score.
 CHANGE_P_VALUE = 1e-3
 MIN_ACCURACY_DROP = 0.02
 MIN_ERROR_RISE = 0.10
@@ -353,7 +355,8 @@ def _accuracy_change(ref_ok: np.ndarray, cur_ok: np.ndarray, *, rows: int) -> di
     pooled = (ref_ok.sum() + cur_ok.sum()) / (len(ref_ok) + len(cur_ok))
     se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / len(ref_ok) + 1 / len(cur_ok)))
     p_value = float(special.ndtr(-(before - after) / se))
-    significant = p_value < CHANGE_P_VALUE and before - after >= MIN_ACCURACY_DROP
+    material = before - after >= MIN_ACCURACY_DROP or (1 - after) >= (1 + MIN_ERROR_RISE) * (1 - before)
+    significant = p_value < CHANGE_P_VALUE and material
     return _change("accuracy", before, after, p_value, significant, rows=rows)
 
 
@@ -388,7 +391,7 @@ def _judge_on_brier(
         return
     p_value = float(special.ndtr(-(after - before) / se))
     dropped = float(change["reference"]) - float(change["current"])  # type: ignore[arg-type]
-    material = dropped >= MIN_ACCURACY_DROP or after >= (1 + MIN_ERROR_RISE) * before
+    material = dropped >= MIN_ACCURACY_DROP or after >= (1 + MIN_ERROR_RISE) * before  # Brier: errors, weighed
     change.update(
         {
             "test": "Brier score",

@@ -758,3 +758,24 @@ def test_text_held_as_python_objects_or_arrow_text_gets_the_same_findings() -> N
     assert as_objects == findings(reference.astype(as_arrow), current.astype(as_arrow))
     assert as_objects[0] == "skew"
     assert any("amount" in detail and "N/A" in detail for detail in as_objects[1])
+
+
+def test_a_third_more_errors_of_a_model_of_rare_positives_is_concept_drift() -> None:
+    """Fraud on 3% of rows, half of it flagged: errors on 1.5% of rows. A new pattern the model
+    misses adds 1.5 points: short of the 2 points of accuracy, but twice the errors."""
+    rng = np.random.default_rng(21)
+
+    def flags(rows: int, missed: float) -> pd.DataFrame:
+        amount = rng.lognormal(4, 1, rows).round(2)
+        fraud = (rng.random(rows) < 0.03).astype(int)
+        flagged = np.where(rng.random(rows) < 0.5, fraud, 0)  # half the fraud caught, no false flags
+        new_pattern = rng.random(rows) < missed  # fraud the model does not see
+        return pd.DataFrame({"amount": amount, "fraud": np.maximum(fraud, new_pattern.astype(int)), "flag": flagged})
+
+    reference, current = flags(30_000, 0.0), flags(30_000, 0.015)
+    found, evidence = triage_tables(reference, current, label="fraud", prediction="flag")
+    assert found.failure_class == "drift", found.root_cause
+    performance = evidence["performance"]
+    assert performance["significant"] and performance["reference"] - performance["current"] < 0.02
+    unchanged, _ = triage_tables(reference, flags(30_000, 0.0), label="fraud", prediction="flag")
+    assert unchanged.failure_class is None, unchanged.root_cause
