@@ -18,6 +18,7 @@ __all__ = [
     "EPOCH_RANGES",
     "TIME_REASON",
     "comparable",
+    "counts_periods",
     "currencies",
     "holds_text",
     "numbered_identifier",
@@ -43,6 +44,13 @@ _ID_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:id|uuid|guid|key|idx|index))$|[a-z0
 _MIN_ID_ROWS = 50
 # A name that says "time" ("ts", "created_at", "eventDate", "timestamp"), and dates written as text.
 _TIME_NAME = re.compile(r"(?i:(?:^|[_\-\s.])(?:ts|timestamp|time|date|datetime|epoch))$|_at$|[a-z](?:At|Date|Time|Ts)$")
+# A name that counts periods ("day", "week_no", "period", "step"): whole numbers that count
+# days or steps since a start, which the next batch continues (:func:`counts_periods`).
+_PERIOD_NAME = re.compile(
+    r"(?i:(?:^|[_\-\s.])(?:day|week|month|quarter|period|step)s?(?:[_\-\s.]?(?:no|num|number|index|idx))?)$"
+)
+_PERIOD_MIN_VALUES = 7
+_PERIOD_COVER = 0.9
 _MONTH = (
     r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
@@ -63,7 +71,7 @@ _DATE_TEXT = re.compile(
 EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
 # Why a time column is set aside (:func:`set_aside`); its form is judged by
 # :func:`firebreak.investigation.forms.time_form_changes`.
-TIME_REASON = "a time (dates or epoch numbers): not compared"
+TIME_REASON = "a time (dates, epoch numbers or a count of periods): not compared"
 
 
 # A number written with its unit, as readers leave it: "13.56%", "$1,200.50", "€ 75", "-4.5 %".
@@ -165,6 +173,36 @@ def set_aside(series: pd.Series, name: str) -> str | None:
     if len(values) > _MAX_CATEGORIES and len(values) > 0.5 * series.notna().sum():
         return "mostly unique text: an identifier, not compared"
     return None
+
+
+def counts_periods(reference: pd.Series, current: pd.Series, name: str) -> bool:
+    """Whether a column counts periods: a time, set aside like one (:data:`TIME_REASON`).
+
+    A period's name (``day``, ``week``, ``period``, ``step``), whole numbers that run without
+    gaps in each table (at least 7 values in the reference, covering 90% of the whole numbers
+    between its least and largest; the same in the current table), and the current ones all
+    after the reference's: days 84-97 of a store log whose reference held days 0-83. A
+    period of the cycle (a day of the week, the hour of the day) repeats its values in the
+    next batch: it is compared.
+    """
+    if _PERIOD_NAME.search(name) is None:
+        return False
+    runs = []
+    for series in (reference, current):
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            return False
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        values = np.unique(values[np.isfinite(values)])
+        if not len(values) or not np.all(values == np.floor(values)):
+            return False
+        runs.append((float(values[0]), float(values[-1]), len(values)))
+    (ref_low, ref_high, ref_count), (cur_low, cur_high, cur_count) = runs
+    return (
+        ref_count >= _PERIOD_MIN_VALUES
+        and ref_count >= _PERIOD_COVER * (ref_high - ref_low + 1)
+        and cur_count >= _PERIOD_COVER * (cur_high - cur_low + 1)
+        and cur_low > ref_high
+    )
 
 
 def _written_time(value: object) -> bool:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from firebreak.errors import FirebreakError
 from firebreak.investigation import data_checks, forms
-from firebreak.investigation.column_kinds import TIME_REASON, comparable, numeric_columns, set_aside
+from firebreak.investigation.column_kinds import TIME_REASON, comparable, counts_periods, numeric_columns, set_aside
 from firebreak.investigation.reading import named_columns, one_vocabulary, read_unit_numbers, text_as_arrow
 from firebreak.investigation.units import conversion_change
 
@@ -365,14 +365,18 @@ def gather_evidence(
         )
         reference, current = text_as_arrow(reference, inputs), text_as_arrow(current, inputs)
     derived = contract is None or is_derived(contract)
-    suite = derive_contract(reference[inputs]) if contract is None else contract
+    # Columns that count periods (a store log's day number) continue past the reference by
+    # construction: times, set aside before the contract is derived from the reference.
+    periods = [c for c in inputs if c in current.columns and counts_periods(reference[c], current[c], c)]
+    suite = derive_contract(reference[[c for c in inputs if c not in periods]]) if contract is None else contract
     current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
     compiled = compile_suite(suite)
     if compiled is not None:
         contract_result = compiled.validate(current_inputs)
     else:
         contract_result = _validate_with_gx(current_inputs, suite)
-    shared, categorical, skipped = _comparable_inputs(reference, current, inputs)
+    shared, categorical, skipped = _comparable_inputs(reference, current, [c for c in inputs if c not in periods])
+    skipped += [{"column": c, "reason": TIME_REASON} for c in periods]
     if inputs and not shared and label is None and all(_left_out_by_kind(s["reason"]) for s in skipped):
         from firebreak.inert import clean
 

@@ -71,3 +71,46 @@ def test_the_next_week_of_the_same_log_is_no_failure(current: pd.DataFrame) -> N
     found, evidence = triage_tables(REFERENCE, current)
     assert found.failure_class is None, found.root_cause
     assert {s["column"] for s in evidence["drift"]["skipped"]} == {"ts_epoch", "event_date"}
+
+
+def store_log(seed: int, first_day: int, days: int, stores: int = 20) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    day = np.repeat(np.arange(first_day, first_day + days), stores)
+    return pd.DataFrame(
+        {
+            "store": np.tile([f"s{i:02d}" for i in range(stores)], days),
+            "day": day,
+            "day_of_week": day % 7,
+            "price": rng.normal(10, 1, len(day)).round(2),
+            "units_sold": rng.poisson(5, len(day)),
+        }
+    )
+
+
+def test_a_count_of_days_that_the_next_batch_continues_is_a_time() -> None:
+    """Days 84-97 of a store log whose reference held days 0-83: a time, as a date would be. The
+    day of the week repeats its values, and is compared."""
+    found, evidence = triage_tables(store_log(1, 0, 84), store_log(2, 84, 14))
+    assert found.failure_class is None, found.root_cause
+    skipped = {s["column"]: s["reason"] for s in evidence["drift"]["skipped"]}
+    assert skipped == {"day": "a time (dates, epoch numbers or a count of periods): not compared"}
+    moved, _ = triage_tables(store_log(1, 0, 84), store_log(2, 84, 14).assign(price=lambda f: f["price"] + 3))
+    assert moved.failure_class == "drift" and moved.columns == ["price"], moved.root_cause
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        store_log(2, 0, 84).assign(age=lambda f: np.random.default_rng(4).integers(25, 96, len(f))),
+        store_log(2, 40, 84),  # overlapping windows: the days are compared, and have moved
+    ],
+    ids=["ages-a-new-region", "overlapping-days"],
+)
+def test_whole_numbers_past_the_reference_are_not_a_time_without_a_periods_name_or_a_clean_break(
+    current: pd.DataFrame,
+) -> None:
+    reference = store_log(1, 0, 84).assign(age=lambda f: np.random.default_rng(3).integers(18, 91, len(f)))
+    if "age" not in current:
+        reference = reference.drop(columns="age")
+    _, evidence = triage_tables(reference, current)
+    assert not [s for s in evidence["drift"]["skipped"] if s["column"] in ("age", "day")]

@@ -320,7 +320,7 @@ def test_times_written_as_text_or_numbers_are_not_compared(column: Any) -> None:
     verdict, evidence = triage_tables(reference, current, label="label", prediction="score")
     assert verdict.to_dict()["failure_class"] == "none", verdict.root_cause
     skipped = {s["column"]: s["reason"] for s in evidence["drift"]["skipped"]}
-    assert skipped == {"created_at": "a time (dates or epoch numbers): not compared"}
+    assert skipped == {"created_at": "a time (dates, epoch numbers or a count of periods): not compared"}
 
 
 def test_words_that_begin_like_a_month_are_categories_not_times() -> None:
