@@ -412,6 +412,45 @@ def fairness_on(labelled: pd.DataFrame, outputs: pd.DataFrame, policy: Policy) -
     )
 
 
+def groups_inputs_moved(
+    reference: pd.DataFrame, current: pd.DataFrame, protected: str, inputs: list[str]
+) -> dict[str, float]:
+    """Per group of ``protected`` in both tables: the p-value that none of its inputs moved.
+
+    A group's decisions follow its inputs: poorer applicants of one group are approved less,
+    and that is the traffic, not the model turning on the group. Each input of the group's
+    rows is compared between the tables (numbers by a Welch z-test of their means, other
+    values by a chi-square test of homogeneity); the least p-value times the inputs compared
+    (Bonferroni) is the group's. Groups of fewer than 30 rows in either table are left out.
+    """
+    from scipy import special
+
+    from firebreak.detection.stats import as_text, homogeneity_p_value
+
+    columns = [c for c in inputs if c != protected and c in reference.columns and c in current.columns]
+    ref_groups, cur_groups = _group_keys(reference[protected]), _group_keys(current[protected])
+    moved = {}
+    for group in sorted(set(ref_groups) & set(cur_groups)):
+        ref, cur = reference[ref_groups == group], current[cur_groups == group]
+        if len(ref) < 30 or len(cur) < 30 or not columns:
+            continue
+        p_values = []
+        for column in columns:
+            if pd.api.types.is_numeric_dtype(ref[column]) and pd.api.types.is_numeric_dtype(cur[column]):
+                a = ref[column].to_numpy(dtype=float, na_value=np.nan)
+                b = cur[column].to_numpy(dtype=float, na_value=np.nan)
+                a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+                if len(a) < 2 or len(b) < 2:
+                    continue
+                se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+                p_values.append(float(2 * special.ndtr(-abs(b.mean() - a.mean()) / se)) if se > 0 else 1.0)
+            else:
+                p_values.append(homogeneity_p_value(as_text(ref[column]), as_text(cur[column])))
+        if p_values:
+            moved[str(group)] = min(1.0, min(p_values) * len(p_values))
+    return moved
+
+
 def balancing_weights(groups: pd.Series, labels: pd.Series) -> np.ndarray:
     """Reweighing (Kamiran & Calders): weight P(group) x P(label) / P(group, label) per row.
 

@@ -311,6 +311,9 @@ BIAS_Z = 3.0
 # ratio is now under four fifths (a rate of 3% cannot fall by five points).
 BIAS_RATIO_FALL = 0.2
 FOUR_FIFTHS = 0.8
+# A group whose inputs moved at this p-value (the least over its inputs, times their number)
+# is served by the traffic that moved: its selections follow (:func:`firebreak.detection.fairness.groups_inputs_moved`).
+GROUP_INPUTS_P = 1e-3
 # Where an overall fall in the labelled figure is established (p < 0.001), the group it
 # concentrates in needs this z (one-sided p ~ 0.02): the question is no longer whether there
 # is a failure, but whose it is.
@@ -388,59 +391,72 @@ def fairness_change(fairness: dict[str, Any], reference: dict[str, Any], *, drop
     attribute = fairness.get("attribute")
     now, before = fairness.get("groups") or {}, reference.get("groups") or {}
     labelled = any("accuracy" in g for g in now.values()) and any("accuracy" in g for g in before.values())
-    # (key in the groups' figures, words, +1 when a rise is worse)
+    # (key in the groups' figures, words, +1 for a rise of it, -1 for a fall)
     figures = [("accuracy", "error rate", 1)] if labelled else []
-    figures.append(("selection_rate", "selection rate", -1))
-    best: tuple[float, float, str, dict[str, float], str, str] | None = None
-    followed: list[str] = []
+    figures += [("selection_rate", "selection rate", -1), ("selection_rate", "selection rate", 1)]
+    inputs_moved = fairness.get("inputs_moved") or {}
+    best: tuple[float, float, str, dict[str, float], str, str, int] | None = None
+    followed: dict[str, str] = {}
     for key, what, direction in figures:
         for group in now.keys() & before.keys():
             moved = _moved(group, now, before, key)
             if moved is None:
                 continue
             change, z, rates = moved
+            if key == "selection_rate":
+                if direction > 0:
+                    change, z = -change, -z  # the group's selections rose against the others'
+                # A group's selections follow its inputs (poorer applicants) and, with labels,
+                # its outcomes: then the model follows the world, and the traffic is drift.
+                if inputs_moved.get(group, 1.0) < GROUP_INPUTS_P:
+                    followed[group] = "inputs"
+                    continue
+                outcomes = _moved(group, now, before, "outcome_rate") if labelled else None
+                if outcomes is not None and -direction * outcomes[1] >= ATTRIBUTION_Z:
+                    followed[group] = "outcomes"
+                    continue
             brier = _brier_z(group, now, before) if key == "accuracy" else None
             z, tested = (z, what) if brier is None else (brier, "Brier score")
-            if key == "selection_rate" and labelled:
-                outcomes = _moved(group, now, before, "outcome_rate")
-                if outcomes is not None and outcomes[1] >= ATTRIBUTION_Z:
-                    followed.append(group)  # its outcomes fell alike: the model follows the world
-                    continue
-            # Bias is a failure of a group: most of its worsening must be its own. When the other
+            # Bias is a failure of a group: most of its change must be its own. When the other
             # groups got worse by as much (labels changed for everyone, a group a little more),
             # the failure is the model's for all users: concept drift, which the performance
-            # figures judge.
+            # figures judge. And most of the excess is the group's own change, not the others':
+            # traffic that moved raises the others' selections (a new region of ages).
             g1, g0, o1, o0 = rates["now"], rates["before"], rates["others_now"], rates["others_before"]
-            concentrated = change > direction * (o1 - o0)
-            # And most of the excess is the group's own worsening, not the others' gain: traffic
-            # that moved raises the others' selections (a new region of ages), not a group's harm.
-            concentrated = concentrated and direction * (g1 - g0) >= change / 2
+            concentrated = change > direction * (o1 - o0) and direction * (g1 - g0) >= change / 2
             large = change >= BIAS_CHANGE
             if key == "selection_rate":
                 ratio_before, ratio_now = (g0 / o0 if o0 > 0 else 1.0), (g1 / o1 if o1 > 0 else 1.0)
+                if direction > 0:  # the others' rate relative to the group's
+                    ratio_before, ratio_now = 1 / max(ratio_before, 1e-12), 1 / max(ratio_now, 1e-12)
                 fell = ratio_now <= (1 - BIAS_RATIO_FALL) * ratio_before
                 large = fell and (large or ratio_now < FOUR_FIFTHS)
             needed = ATTRIBUTION_Z if dropped and key == "accuracy" else BIAS_Z
             if large and z >= needed and concentrated and (best is None or z > best[1]):
-                best = (change, z, group, rates, tested, what)
+                best = (change, z, group, rates, tested, what, direction)
     if best is not None:
-        change, z, group, rates, tested, what = best
+        change, z, group, rates, tested, what, direction = best
+        rose = what == "selection rate" and direction > 0
         detail = (
             f"{attribute}={group}: {what} {rates['before']:.2f} -> {rates['now']:.2f} while the other groups went "
-            f"{rates['others_before']:.2f} -> {rates['others_now']:.2f} ({change:+.2f} worse than the rest, "
-            f"z={z:.1f} on the {tested})"
+            f"{rates['others_before']:.2f} -> {rates['others_now']:.2f} ({change:+.2f} "
+            f"{'more' if rose else 'worse'} than the rest, z={z:.1f} on the {tested})"
         )
+        if rose:  # selected more: the others are now selected less, or the group flagged more
+            detail += (
+                f": the other groups are now selected at {rates['others_now'] / max(rates['now'], 1e-12):.2f}x its rate"
+            )
         return [Finding("fairness", FailureClass.BIAS, attribute, detail, min(1.0, 0.7 + max(change, BIAS_CHANGE)))]
     if not fairness.get("breached"):
         return []
     summary = fairness.get("summary")
     if reference.get("breached"):
         return [Finding("fairness", None, attribute, f"standing disparity, as in the reference: {summary}", 0.3)]
-    # New since the reference, but not a group served worse: its outcomes fell alike, or no
-    # group's change is significant (small groups, both sides moving). Context, not a verdict.
+    # New since the reference, but not a group served worse: its inputs or outcomes moved
+    # alike, or no group's change is significant (small groups, both sides moving). Context.
     if followed:
-        shown = ", ".join(f"{attribute}={g}" for g in sorted(followed)[:3])
-        detail = f"a disparity the reference did not have, which the outcomes of {shown} share: {summary}"
+        shown = ", ".join(f"the {why} of {attribute}={g}" for g, why in sorted(followed.items())[:3])
+        detail = f"a disparity the reference did not have, which follows {shown} (they moved too): {summary}"
     else:
         detail = f"a disparity the reference did not have, but no group's change since is significant: {summary}"
     return [Finding("fairness", None, attribute, detail, 0.3)]

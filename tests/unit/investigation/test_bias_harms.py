@@ -55,9 +55,9 @@ def test_a_threshold_raised_for_one_group_is_bias_on_its_selection_rate_with_lab
     assert groups["F"]["positives"] == int(((current["gender"] == "F") & (current["repaid"] == 1)).sum())
 
 
-def test_fewer_selections_that_a_groups_own_outcomes_share_are_not_bias() -> None:
+def test_fewer_selections_that_a_groups_own_inputs_explain_are_not_bias() -> None:
     """Women's incomes fell: the model approves fewer of them, and fewer of them repay. The model
-    followed the world (the inputs moved: drift), it did not turn on the group."""
+    followed the world (the group's inputs moved: drift), it did not turn on the group."""
     current = scored(2)
     rng = np.random.default_rng(9)
     women = current["gender"] == "F"
@@ -70,7 +70,7 @@ def test_fewer_selections_that_a_groups_own_outcomes_share_are_not_bias() -> Non
     groups, before = evidence["fairness"]["groups"], evidence["reference_fairness"]["groups"]
     assert groups["F"]["selection_rate"] < before["F"]["selection_rate"] - 0.1  # the fall is there
     (context,) = [f for f in found.evidence if f.kind == "fairness"]
-    assert context.points_to is None and "which the outcomes of gender=F share" in context.detail
+    assert context.points_to is None and "which follows the inputs of gender=F" in context.detail
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5, 6])
@@ -164,3 +164,31 @@ def test_selections_that_fell_alike_for_every_group_are_no_groups_harm() -> None
         protected="gender",
     )
     assert singled_out.failure_class == "bias", singled_out.root_cause
+
+
+def test_one_group_flagged_far_more_than_before_is_bias_unless_its_inputs_moved() -> None:
+    """A fraud model now flags 60+ customers at 18% where it flagged every group at about 3%:
+    a disparity one group's change made (whichever way a flag cuts). Older customers who
+    really spend differently (their inputs moved) are the traffic: drift."""
+    rng = np.random.default_rng(31)
+
+    def payments(rows: int, *, flagged_60: float, shift_60: float = 0.0) -> pd.DataFrame:
+        age = rng.choice(["18-25", "26-59", "60+"], rows, p=[0.3, 0.5, 0.2])
+        amount = rng.lognormal(4 + np.where(age == "60+", shift_60, 0.0), 0.6, rows).round(2)
+        risk = 1 / (1 + np.exp(3.4 - 3 * (np.log(amount) - 4)))  # about 3% above 0.5
+        flag = risk >= 0.5
+        older = age == "60+"
+        flag = np.where(older & (rng.random(rows) < flagged_60), True, flag)
+        return pd.DataFrame({"amount": amount, "age_band": age, "flag": flag.astype(int)})
+
+    reference = payments(20_000, flagged_60=0.0)
+    found, _ = triage_tables(reference, payments(20_000, flagged_60=0.15), prediction="flag", protected="age_band")
+    assert found.failure_class == "bias" and found.columns == ["age_band"], found.root_cause
+    assert (
+        "age_band=60+: selection rate 0.0" in found.evidence[0].detail
+        and "more than the rest" in found.evidence[0].detail
+    )
+    spend, _ = triage_tables(
+        reference, payments(20_000, flagged_60=0.0, shift_60=0.8), prediction="flag", protected="age_band"
+    )
+    assert spend.failure_class == "drift", spend.root_cause
