@@ -413,7 +413,12 @@ def fairness_on(labelled: pd.DataFrame, outputs: pd.DataFrame, policy: Policy) -
 
 
 def groups_inputs_moved(
-    reference: pd.DataFrame, current: pd.DataFrame, protected: str, inputs: list[str]
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    protected: str,
+    inputs: list[str],
+    *,
+    answers: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Per group of ``protected`` in both tables: the p-value that none of its inputs moved.
 
@@ -422,12 +427,17 @@ def groups_inputs_moved(
     rows is compared between the tables (numbers by a Welch z-test of their means, other
     values by a chi-square test of homogeneity); the least p-value times the inputs compared
     (Bonferroni) is the group's. Groups of fewer than 30 rows in either table are left out.
+    ``answers``: the reference's decisions (0/1, row-aligned); a column of scores in [0, 1]
+    that ranks them almost perfectly (AUC of at least 0.99 either way) is the model's own
+    score logged beside them, an output, and is not an input here.
     """
     from scipy import special
 
     from firebreak.detection.stats import as_text, homogeneity_p_value
 
     columns = [c for c in inputs if c != protected and c in reference.columns and c in current.columns]
+    if answers is not None:
+        columns = [c for c in columns if not _ranks_the_answers(reference[c], answers)]
     ref_groups, cur_groups = _group_keys(reference[protected]), _group_keys(current[protected])
     moved = {}
     for group in sorted(set(ref_groups) & set(cur_groups)):
@@ -449,6 +459,25 @@ def groups_inputs_moved(
         if p_values:
             moved[str(group)] = min(1.0, min(p_values) * len(p_values))
     return moved
+
+
+def _ranks_the_answers(values: pd.Series, answers: np.ndarray) -> bool:
+    """Whether a column of scores in [0, 1] orders the 0/1 ``answers`` almost perfectly (AUC >= 0.99
+    or <= 0.01). A measurement a one-input rule thresholds (an amount) is an input: only a
+    probability is taken for the model's own score."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    numbers = values.to_numpy(dtype=float, na_value=np.nan)
+    kept = np.isfinite(numbers)
+    if not kept.any() or numbers[kept].min() < 0 or numbers[kept].max() > 1 or np.isin(numbers[kept], (0, 1)).all():
+        return False
+    chosen = np.asarray(answers, dtype=float)[kept] == 1
+    positives, negatives = int(chosen.sum()), int((~chosen).sum())
+    if not positives or not negatives:
+        return False
+    ranks = pd.Series(numbers[kept]).rank(method="average").to_numpy()
+    auc = (float(ranks[chosen].sum()) - positives * (positives + 1) / 2) / (positives * negatives)
+    return auc >= 0.99 or auc <= 0.01
 
 
 def balancing_weights(groups: pd.Series, labels: pd.Series) -> np.ndarray:

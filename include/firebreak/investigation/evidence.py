@@ -440,7 +440,7 @@ def gather_evidence(
             fit_to_reference = bool(fit["memorised"])
     judged = labelled and not fit_to_reference
     if protected and prediction:
-        from firebreak.detection.fairness import default_limits, groups_inputs_moved, table_fairness
+        from firebreak.detection.fairness import decisions, default_limits, groups_inputs_moved, table_fairness
 
         rules = default_limits(protected, positive_class)
         # Labels arrive late: the figures with outcomes are on the rows that have one, in both
@@ -451,7 +451,10 @@ def gather_evidence(
         if judged and label is not None and cur_rows[label].notna().any():
             cur_rows, ref_rows, with_label = cur_rows[cur_rows[label].notna()], ref_rows[ref_rows[label].notna()], label
         evidence["fairness"] = table_fairness(cur_rows, rules, prediction=prediction, label=with_label).to_dict()
-        evidence["fairness"]["inputs_moved"] = groups_inputs_moved(ref_rows, cur_rows, protected, shared)
+        answers = decisions(ref_rows[prediction], "prediction", positive_class)
+        evidence["fairness"]["inputs_moved"] = groups_inputs_moved(
+            ref_rows, cur_rows, protected, shared, answers=answers
+        )
         evidence["reference_fairness"] = table_fairness(
             ref_rows, rules, prediction=prediction, label=with_label
         ).to_dict()

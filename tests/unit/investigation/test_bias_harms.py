@@ -192,3 +192,15 @@ def test_one_group_flagged_far_more_than_before_is_bias_unless_its_inputs_moved(
         reference, payments(20_000, flagged_60=0.0, shift_60=0.8), prediction="flag", protected="age_band"
     )
     assert spend.failure_class == "drift", spend.root_cause
+
+
+def test_a_score_logged_beside_the_decisions_is_the_models_output_not_the_groups_input() -> None:
+    """Women's scores lowered by an update, the score logged as a column beside the decision: the
+    group's score moved, but it is what the model answered, not what the group brought."""
+    current = scored(2)
+    women = current["gender"] == "F"
+    current.loc[women, "score"] = (current.loc[women, "score"] * 0.6).round(4)
+    current["approved"] = (current["score"] >= 0.5).astype(int)
+    found, evidence = triage_tables(scored(1), current, label="repaid", prediction="approved", protected="gender")
+    assert found.failure_class == "bias" and found.columns == ["gender"], found.root_cause
+    assert evidence["fairness"]["inputs_moved"]["F"] > 0.001  # income and debt did not move
