@@ -27,6 +27,8 @@ carries the evidence it rests on (``docs/triage.md`` explains every rule):
   of many distinct values (a default or sentinel filled in upstream), inside the range too,
   unless it is the column's cap or floor and the other values moved towards it (drift);
   or a column the reference holds constant whose rows (99% of them) now hold another value.
+* :func:`rounded` — values written on a coarser grid than the reference's (rounded or
+  truncated upstream).
 
 Each function returns plain dicts (JSON-able evidence); :func:`data_checks` runs them all. A column
 written in another form (answers, types, times) is :mod:`firebreak.investigation.forms`'.
@@ -53,6 +55,7 @@ __all__ = [
     "data_checks",
     "exceedance_p_value",
     "null_changes",
+    "rounded",
     "spikes",
     "unknown_values",
 ]
@@ -542,6 +545,53 @@ def _constant_changed(column: str, constant: float, n_reference: int, cur: np.nd
     }
 
 
+# A column rounded upstream: the coarsest of these grids that holds 99% of the current non-zero
+# values holds at most half of the reference's (at least 50 non-zero values each).
+_GRIDS = (100.0, 10.0, 1.0, 0.5, 0.1, 0.05, 0.01, 0.001)
+_ROUNDED_SHARE = 0.99
+_ROUNDED_REFERENCE_SHARE = 0.5
+_ROUNDED_MIN_ROWS = 50
+
+
+def rounded(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
+    """Values rounded to a coarser grid upstream than the reference's: skew.
+
+    A discount of 0.05-0.35 now written 0, 0.1, 0.2 or 0.3; amounts to the cent now whole:
+    a writer that truncates or rounds, where the world does not move every value onto a
+    grid. Among the non-zero values, the coarsest grid (100 down to 0.001) holding 99% of the
+    current ones must hold at most half of the reference's. Returns ``column``, ``grid``,
+    ``share``, ``reference_share`` and ``because``, or None.
+    """
+    ref, cur = _finite(reference), _finite(current)
+    ref, cur = ref[ref != 0], cur[cur != 0]
+    if len(ref) < _ROUNDED_MIN_ROWS or len(cur) < _ROUNDED_MIN_ROWS:
+        return None
+
+    def on_grid(values: np.ndarray, grid: float) -> float:
+        steps = values / grid
+        return float(np.mean(np.abs(steps - np.round(steps)) <= 1e-6 * np.maximum(1.0, np.abs(steps))))
+
+    for grid in _GRIDS:
+        share = on_grid(cur, grid)
+        if share < _ROUNDED_SHARE:
+            continue
+        reference_share = on_grid(ref, grid)
+        if reference_share > _ROUNDED_REFERENCE_SHARE:
+            return None  # the reference keeps that grid too
+        because = (
+            f"{share:.0%} of its non-zero values are multiples of {grid:g} now, {reference_share:.0%} in the "
+            "reference: rounded or truncated upstream"
+        )
+        return {
+            "column": str(reference.name),
+            "grid": grid,
+            "share": round(share, 4),
+            "reference_share": round(reference_share, 4),
+            "because": because,
+        }
+    return None
+
+
 def data_checks(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -588,4 +638,5 @@ def data_checks(
         "null_changes": null_changes(reference, current, columns, by=categorical),
         "beyond_range": ranges,
         "spikes": found_spikes,
+        "rounded": [r for c in numeric if c not in rescaled and (r := rounded(reference[c], current[c])) is not None],
     }

@@ -166,6 +166,8 @@ def spike_findings(drift: dict[str, Any]) -> list[Finding]:
             )
         )
         found.append(Finding("spike", FailureClass.SKEW, spike["column"], detail, 0.9))
+    for item in (drift.get("data_checks") or {}).get("rounded", []):
+        found.append(Finding("rounded", FailureClass.SKEW, item["column"], f"{item['column']}: {item['because']}", 0.9))
     return found
 
 

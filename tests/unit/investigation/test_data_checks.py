@@ -515,3 +515,31 @@ def test_a_default_towering_over_a_lumpy_columns_values_is_skew() -> None:
     assert found.evidence[0].detail.startswith("years_experience: the single value 0 on 3")
     unchanged, _ = triage_tables(reference, experience(2))
     assert unchanged.failure_class is None, unchanged.root_cause
+
+
+def promotions(seed: int, rows: int = 3_000) -> pd.DataFrame:
+    """A fifth of the rows on promotion, at a discount of 5-35% to the thousandth; the rest at 0."""
+    rng = np.random.default_rng(seed)
+    promo = rng.random(rows) < 0.2
+    return pd.DataFrame(
+        {
+            "discount_rate": np.where(promo, rng.uniform(0.05, 0.35, rows).round(3), 0.0),
+            "price": rng.lognormal(3, 0.4, rows).round(2),
+            "units": rng.poisson(4, rows),
+        }
+    )
+
+
+def test_values_rounded_upstream_are_skew() -> None:
+    """Discounts written 0.1, 0.2, 0.3 where the reference had 0.137: a writer that truncates.
+    Prices rounded to whole numbers likewise; counts, whole in both tables, are not."""
+    current = promotions(2)
+    current["discount_rate"] = np.floor(current["discount_rate"] * 10) / 10
+    found, evidence = triage_tables(promotions(1), current)
+    assert str(found.failure_class) == "skew" and found.columns == ["discount_rate"], found.root_cause
+    (item,) = evidence["drift"]["data_checks"]["rounded"]
+    assert item["grid"] == 0.1 and item["share"] == 1.0 and item["reference_share"] < 0.1
+    whole, _ = triage_tables(promotions(1), promotions(2).assign(price=lambda f: f["price"].round()))
+    assert str(whole.failure_class) == "skew" and whole.columns == ["price"], whole.root_cause
+    unchanged, evidence = triage_tables(promotions(1), promotions(2))
+    assert unchanged.failure_class is None and evidence["drift"]["data_checks"]["rounded"] == []
