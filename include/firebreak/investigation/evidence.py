@@ -451,9 +451,8 @@ def gather_evidence(
         if judged and label is not None and cur_rows[label].notna().any():
             cur_rows, ref_rows, with_label = cur_rows[cur_rows[label].notna()], ref_rows[ref_rows[label].notna()], label
         evidence["fairness"] = table_fairness(cur_rows, rules, prediction=prediction, label=with_label).to_dict()
-        answers = decisions(ref_rows[prediction], "prediction", positive_class)
         evidence["fairness"]["inputs_moved"] = groups_inputs_moved(
-            ref_rows, cur_rows, protected, shared, answers=answers
+            ref_rows, cur_rows, protected, shared, answers=decisions(ref_rows[prediction], "prediction", positive_class)
         )
         evidence["reference_fairness"] = table_fairness(
             ref_rows, rules, prediction=prediction, label=with_label
