@@ -569,7 +569,8 @@ def rounded(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
 
     def on_grid(values: np.ndarray, grid: float) -> float:
         steps = values / grid
-        return float(np.mean(np.abs(steps - np.round(steps)) <= 1e-6 * np.maximum(1.0, np.abs(steps))))
+        # Off the grid by no more than a float's rounding (1e-12 of the value) and a little.
+        return float(np.mean(np.abs(steps - np.round(steps)) <= 1e-6 + 1e-12 * np.abs(steps)))
 
     for grid in _GRIDS:
         share = on_grid(cur, grid)

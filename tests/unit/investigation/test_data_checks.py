@@ -543,3 +543,9 @@ def test_values_rounded_upstream_are_skew() -> None:
     assert str(whole.failure_class) == "skew" and whole.columns == ["price"], whole.root_cause
     unchanged, evidence = triage_tables(promotions(1), promotions(2))
     assert unchanged.failure_class is None and evidence["drift"]["data_checks"]["rounded"] == []
+    # Large values to the thousandth are on no coarser grid, however a float writes 11958.595.
+    from firebreak.investigation.data_checks import rounded
+
+    rng = np.random.default_rng(4)
+    before = pd.Series(rng.lognormal(7, 1, 2_000).round(3), name="distance")
+    assert rounded(before, pd.Series(rng.lognormal(11, 1, 2_000).round(3), name="distance")) is None
