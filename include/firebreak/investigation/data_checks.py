@@ -572,6 +572,10 @@ def rounded(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
         # Off the grid by no more than a float's rounding (1e-12 of the value) and a little.
         return float(np.mean(np.abs(steps - np.round(steps)) <= 1e-6 + 1e-12 * np.abs(steps)))
 
+    # The grids nest (a multiple of 0.5 is one of 0.1, of 0.05...): values off the finest are
+    # off every one, and most columns stop at this one pass.
+    if on_grid(cur, _GRIDS[-1]) < _ROUNDED_SHARE:
+        return None
     for grid in _GRIDS:
         share = on_grid(cur, grid)
         if share < _ROUNDED_SHARE:
