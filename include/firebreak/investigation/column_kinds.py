@@ -133,6 +133,7 @@ def currencies(series: pd.Series) -> set[str]:
 
 
 def holds_text(series: pd.Series) -> bool:
+    """Whether a column holds text (Python objects or pandas' string dtype), not declared categories."""
     return not isinstance(series.dtype, pd.CategoricalDtype) and (
         series.dtype == object or pd.api.types.is_string_dtype(series.dtype)
     )
