@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "EPOCH_RANGES",
     "TIME_REASON",
     "comparable",
     "counts_periods",
     "currencies",
+    "epoch_unit",
     "holds_text",
     "numbered_identifier",
     "numeric_columns",
@@ -68,7 +68,11 @@ _DATE_TEXT = re.compile(
     r"|(?:0?[1-9]|1[0-2])[/.-](?:19|20)\d{2}"
 )
 # Whole numbers a time column holds: epoch seconds or milliseconds (2001-2039), or yyyymmdd.
-EPOCH_RANGES = ((1e9, 2.2e9), (1e12, 2.2e12), (19000101, 21001231))
+_EPOCH_UNITS = {
+    "epoch seconds": (1e9, 2.2e9),
+    "epoch milliseconds": (1e12, 2.2e12),
+    "yyyymmdd numbers": (19000101, 21001231),
+}
 # Why a time column is set aside (:func:`set_aside`); its form is judged by
 # :func:`firebreak.investigation.forms.time_form_changes`.
 TIME_REASON = "a time (dates, epoch numbers or a count of periods): not compared"
@@ -215,15 +219,21 @@ def _written_time(value: object) -> bool:
 
 
 def _epoch_numbers(series: pd.Series, name: str) -> bool:
-    """A time's name, and whole numbers all inside one of :data:`EPOCH_RANGES`."""
-    if _TIME_NAME.search(name) is None:
-        return False
+    """A time's name, and whole numbers in one epoch unit (:func:`epoch_unit`)."""
+    return _TIME_NAME.search(name) is not None and epoch_unit(series) is not None
+
+
+def epoch_unit(series: pd.Series) -> str | None:
+    """The unit a column's whole numbers count time in, when they all lie in one unit's range
+    (epoch seconds or milliseconds of 2001-2039, or ``yyyymmdd``); None otherwise."""
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return None
     values = series.to_numpy(dtype=float, na_value=np.nan)
     values = values[np.isfinite(values)]
     if not len(values) or not np.all(values == np.floor(values)):
-        return False
+        return None
     low, high = float(values.min()), float(values.max())
-    return any(start <= low and high <= end for start, end in EPOCH_RANGES)
+    return next((unit for unit, (start, end) in _EPOCH_UNITS.items() if start <= low and high <= end), None)
 
 
 def numbered_identifier(series: pd.Series, name: str) -> bool:

@@ -452,10 +452,8 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
     if counts[top] < _SPIKE_MIN_ROWS:
         return None  # a value seen once or twice is any value of a continuous column, not a filled-in default
     share = counts[top] / len(cur)
-    heaviest = int(ref_counts.max())
-    if heaviest > max(_SPIKE_REF_MAX_SHARE * len(ref), _SPIKE_MIN_ROWS) and share < _SPIKE_MIN_RATIO * heaviest / len(
-        ref
-    ):
+    lumpy = ref_counts.max() > max(_SPIKE_REF_MAX_SHARE * len(ref), _SPIKE_MIN_ROWS)
+    if lumpy and share < _SPIKE_MIN_RATIO * ref_counts.max() / len(ref):
         # A reference with values of its own that hold many rows (years rounded to 0.1): only a
         # value towering over every one of them is a spike (0 on 30% of rows, where none held 1.4%).
         return None

@@ -23,12 +23,11 @@ import numpy as np
 import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
-from firebreak.investigation.column_kinds import EPOCH_RANGES, holds_text
+from firebreak.investigation.column_kinds import epoch_unit, holds_text
 from firebreak.investigation.data_checks import beyond_range, null_changes, unknown_values
 
 __all__ = ["missing_answers", "outcome_changes", "time_form_changes", "type_changes"]
 
-_EPOCH_UNITS = ("epoch seconds", "epoch milliseconds", "yyyymmdd numbers")
 # Text times are compared by their shape (digits as 9, letters as a): a format change leaves
 # most of the current rows in shapes the reference never wrote.
 _SHAPE_ROWS = 2_000
@@ -165,7 +164,7 @@ def time_form_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: S
         if column not in reference.columns or column not in current.columns:
             continue
         ref, cur = reference[column].dropna(), current[column].dropna()
-        before, now = _epoch_unit(ref), _epoch_unit(cur)
+        before, now = epoch_unit(ref), epoch_unit(cur)
         if before is not None and now is not None and before != now:
             because = f"its time unit changed: {before} in the reference, {now} now"
             found.append({"column": str(column), "verdict": "skew", "because": because, "sample": []})
@@ -185,16 +184,6 @@ def time_form_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: S
             )
             found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
     return found
-
-
-def _epoch_unit(values: pd.Series) -> str | None:
-    """Which epoch unit whole numbers are written in, when they all lie in one of :data:`EPOCH_RANGES`."""
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or values.empty:
-        return None
-    numbers = values.to_numpy(dtype=float)
-    low, high = float(numbers.min()), float(numbers.max())
-    units = [u for (start, end), u in zip(EPOCH_RANGES, _EPOCH_UNITS, strict=True) if start <= low and high <= end]
-    return units[0] if units else None
 
 
 def _shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
