@@ -7,9 +7,11 @@ preset itself on 1M rows x 20 columns takes over a minute because it also
 builds histograms, correlations and plots; this module computes only the
 statistics behind the verdicts.
 
-Its size (about 550 lines) is earned: one engine that must agree with Evidently test by
+Its size (about 600 lines) is earned: one engine that must agree with Evidently test by
 test, each statistic kept beside the Evidently source it mirrors and the bound of its
-approximation, so a reader checks one file against one upstream directory.
+approximation, so a reader checks one file against one upstream directory. The normed
+Wasserstein distance, computed on a grid with its own error bound, is
+:mod:`firebreak.detection.wasserstein`.
 
 Mirrored from Evidently 0.7.23 (paths under ``evidently/legacy/calculations/``):
 
@@ -50,6 +52,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from firebreak.detection import wasserstein
 from firebreak.detection.drift import (
     ColumnDrift,
     DriftInputError,
@@ -137,20 +140,11 @@ _FEW_VALUES = 5  # a numerical column with at most this many unique values is te
 _BINARY_VALUES = 2  # at most this many unique values: Z-test instead of chi-square
 _P_VALUE_THRESHOLD = 0.05
 _DISTANCE_THRESHOLD = 0.1
-_WASSERSTEIN_MIN_NORM = 0.001  # wasserstein_distance_norm.py: max(np.std(reference), 0.001)
 
 # scipy.stats.ks_2samp(method="auto") is exact up to this many rows per sample
 # (MAX_AUTO_N in scipy 1.17) and uses Smirnov's asymptotic distribution above.
 _KS_EXACT_MAX_ROWS = 10_000
 
-# Wasserstein on a grid: see _grid_wasserstein. The grid is chosen so the score
-# is within _MAX_WASSERSTEIN_ERROR of the exact normed distance (1% of the 0.1
-# threshold, below Evidently's 3-decimal display); wider data falls back to the exact sort.
-_MAX_WASSERSTEIN_ERROR = 1e-3
-_SAFE_EXPONENT = 500  # |values| within 2**-500 .. 2**500: the grid's arithmetic cannot overflow
-_MIN_GRID_CELLS = 1 << 16
-_MAX_GRID_CELLS = 1 << 22
-_CHUNK_ROWS = 1 << 22  # rows binned at once: bounds the index temporaries to ~64 MB at 10M+ rows
 _PREFIX_ROWS = 4096  # rows per frame looked at before counting every value of a numerical column
 
 
@@ -457,7 +451,7 @@ def _numerical_drift(name: str, reference: pd.Series, current: pd.Series) -> Col
     if len(ref) <= _SMALL_REFERENCE_ROWS:
         p_value = ks_p_value(ref, cur)
         return ColumnDrift(name, KS, p_value, _P_VALUE_THRESHOLD, p_value <= _P_VALUE_THRESHOLD)
-    score = _wasserstein_normed(ref, cur)
+    score = wasserstein.normed_distance(ref, cur, _DISTANCE_THRESHOLD)
     return ColumnDrift(name, WASSERSTEIN, score, _DISTANCE_THRESHOLD, score >= _DISTANCE_THRESHOLD)
 
 
@@ -623,130 +617,3 @@ def binomial_tail(count: np.ndarray | int, trials: np.ndarray | int, rate: np.nd
     inside = (k >= 0) & (k < n)
     tail = np.clip(_binom_sf(np.where(inside, k, 0.0), n, p), 0.0, 1.0)
     return np.where(np.isnan(p), np.nan, np.where(k < 0, 1.0, np.where(k >= n, 0.0, tail)))
-
-
-def _wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
-    """Wasserstein-1 distance divided by the reference std, as Evidently's ``wasserstein_distance_norm.py``.
-
-    Computed on a grid (:func:`_grid_wasserstein`) and recomputed exactly with
-    scipy when the grid's error bound exceeds 1e-3 or could flip the verdict.
-
-    Args:
-        reference: Finite reference values (more than 1000).
-        current: Finite current values.
-
-    Returns:
-        The normed distance.
-    """
-    low = min(float(reference.min()), float(current.min()))
-    high = max(float(reference.max()), float(current.max()))
-    floor = _WASSERSTEIN_MIN_NORM
-    exponent = math.frexp(max(abs(low), abs(high)))[1]
-    if not -_SAFE_EXPONENT < exponent < _SAFE_EXPONENT:
-        # Values near the float limits (1e308, denormals): their span or the grid's scale
-        # overflows. The normed distance is the same on the values times a power of two (exact
-        # in binary floating point), with the std floor scaled alike; for values under 2**-500
-        # the floor (0.001) is the norm and the distance is 0 to within 2**-490.
-        reference, current = np.ldexp(reference, -exponent), np.ldexp(current, -exponent)
-        low, high = math.ldexp(low, -exponent), math.ldexp(high, -exponent)
-        floor = math.ldexp(floor, -exponent) if exponent > 0 else math.inf
-    # np.std is the population std (ddof=0), as Evidently's np.std(series) is.
-    norm = max(float(np.std(reference)), floor)
-    width = high - low
-    cells = _grid_cells(width, norm)
-    estimate, bound = _grid_wasserstein(reference, current, low, width, cells)
-    score, error = estimate / norm, bound / norm
-    ambiguous = abs(score - _DISTANCE_THRESHOLD) <= error
-    if ambiguous or not error <= _MAX_WASSERSTEIN_ERROR:
-        # Exact but sorts both samples (~1 s per million rows): rare by construction.
-        from scipy import stats
-
-        return float(stats.wasserstein_distance(reference, current)) / norm
-    return score
-
-
-def _grid_cells(width: float, norm: float) -> int:
-    """Grid cells for a normed Wasserstein distance within ``_MAX_WASSERSTEIN_ERROR`` (capped).
-
-    The bound is at most 2 * width / cells: the power of two that keeps it under the limit.
-    """
-    wanted = 2 * width / (norm * _MAX_WASSERSTEIN_ERROR)
-    if not wanted <= _MAX_GRID_CELLS:  # also catches inf/NaN from extreme values
-        return _MAX_GRID_CELLS
-    return max(1 << math.ceil(math.log2(max(wanted, 1.0))), _MIN_GRID_CELLS)
-
-
-def _grid_wasserstein(
-    reference: np.ndarray, current: np.ndarray, low: float, width: float, cells: int
-) -> tuple[float, float]:
-    """Wasserstein-1 distance from both samples' histograms on one uniform grid.
-
-    W1 is the integral of ``|F_ref(x) - F_cur(x)|``. Each sample is counted
-    into ``cells`` equal cells over ``[low, low + width]`` (an O(n) pass, no
-    sort), each CDF is taken as linear inside a cell, and the integral of the
-    piecewise-linear difference is exact per cell. Error bound: inside cell
-    ``i`` the true difference departs from the linear one by at most
-    ``max(p_ref_i, p_cur_i)`` (the cell's mass in either sample), so
-    ``|estimate - W1| <= cell_width * sum_i max(p_ref_i, p_cur_i) <= 2 * cell_width``.
-    Rounding can put a value that lies on a cell edge into the neighbouring
-    cell; that moves it by far less than a cell and is covered by the bound.
-
-    Args:
-        reference: Finite reference values.
-        current: Finite current values.
-        low: Smallest value of both samples.
-        width: Largest minus smallest value (> 0).
-        cells: Number of grid cells.
-
-    Returns:
-        The estimate and its error bound (both unnormalised).
-    """
-    ref_counts = _grid_counts(reference, low, width, cells)
-    cur_counts = _grid_counts(current, low, width, cells)
-    return _grid_estimate(ref_counts, cur_counts, width / cells)
-
-
-def _grid_estimate(ref_counts: np.ndarray, cur_counts: np.ndarray, cell_width: float) -> tuple[float, float]:
-    """The Wasserstein-1 estimate and its bound from both samples' counts on one grid.
-
-    Split from :func:`_grid_wasserstein` so a streamed current sample (counts added up
-    batch by batch, :mod:`firebreak.detection.streaming`) gets the very same figure.
-    """
-    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
-    ref_cdf = np.cumsum(ref_counts) / n_ref
-    cur_cdf = np.cumsum(cur_counts) / n_cur
-    gap = np.concatenate(([0.0], ref_cdf - cur_cdf))  # difference at the cell edges
-    left, right = gap[:-1], gap[1:]
-    both = np.abs(left) + np.abs(right)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # A line from a to b integrates |.| to (|a| + |b|) / 2 when it keeps its
-        # sign and to (a^2 + b^2) / (2 (|a| + |b|)) when it crosses zero.
-        per_cell = np.where(left * right >= 0, both / 2, (left * left + right * right) / (2 * both))
-    estimate = float(per_cell.sum()) * cell_width
-    ref_mass = ref_counts / n_ref
-    cur_mass = cur_counts / n_cur
-    bound = float(np.maximum(ref_mass, cur_mass).sum()) * cell_width
-    return estimate, bound
-
-
-def _grid_counts(values: np.ndarray, low: float, width: float, cells: int) -> np.ndarray:
-    """Count values into ``cells`` equal cells over ``[low, low + width]``, in chunks.
-
-    Args:
-        values: Finite values within the range.
-        low: Left edge of the grid.
-        width: Width of the grid (> 0).
-        cells: Number of cells.
-
-    Returns:
-        Count per cell.
-    """
-    scale = cells / width
-    counts = np.zeros(cells, dtype=np.int64)
-    for start in range(0, len(values), _CHUNK_ROWS):
-        chunk = values[start : start + _CHUNK_ROWS] - low
-        chunk *= scale
-        index = chunk.astype(np.intp)
-        np.minimum(index, cells - 1, out=index)  # the maximum lands on the last edge
-        counts += np.bincount(index, minlength=cells)
-    return counts

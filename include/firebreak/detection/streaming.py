@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from firebreak.detection import stats
+from firebreak.detection import stats, wasserstein
 from firebreak.detection.drift import ColumnDrift, DriftInputError, DriftResult, rank_columns
 
 Batches = Callable[[], Iterable[pd.DataFrame]]  # called once per pass; each call streams the window again
@@ -126,7 +126,7 @@ class _Numeric:
     def second_pass(self, values: np.ndarray) -> None:
         assert self.grid is not None
         values = values[np.isfinite(values)]
-        self.grid += stats._grid_counts(values, self.grid_low, self.grid_width, len(self.grid))
+        self.grid += wasserstein.grid_counts(values, self.grid_low, self.grid_width, len(self.grid))
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,9 @@ def stream_drift(
 
     passes = 1
     approximate: list[str] = []
-    cells_for = {acc.name: stats._grid_cells(acc.grid_width, _norm(acc.reference)) for acc in needs_grid}
+    cells_for = {
+        acc.name: wasserstein.grid_cells(acc.grid_width, wasserstein.norm(acc.reference)) for acc in needs_grid
+    }
     pending = [acc for acc in needs_grid if acc.grid_width > 0]
     for acc in needs_grid:
         if acc.grid_width <= 0:  # one value in both: no distance
@@ -255,14 +257,14 @@ def stream_drift(
         again = []
         for acc in pending:
             assert acc.grid is not None
-            norm = _norm(acc.reference)
+            norm = wasserstein.norm(acc.reference)
             cells = len(acc.grid)
-            ref_grid = stats._grid_counts(acc.reference, acc.grid_low, acc.grid_width, cells)
-            estimate, bound = stats._grid_estimate(ref_grid, acc.grid, acc.grid_width / cells)
+            ref_grid = wasserstein.grid_counts(acc.reference, acc.grid_low, acc.grid_width, cells)
+            estimate, bound = wasserstein.grid_estimate(ref_grid, acc.grid, acc.grid_width / cells)
             score, error = estimate / norm, bound / norm
-            ambiguous = abs(score - stats._DISTANCE_THRESHOLD) <= error or not error <= stats._MAX_WASSERSTEIN_ERROR
-            if ambiguous and cells < stats._MAX_GRID_CELLS:
-                cells_for[acc.name] = stats._MAX_GRID_CELLS  # count again, finer
+            ambiguous = abs(score - stats._DISTANCE_THRESHOLD) <= error or not error <= wasserstein.MAX_ERROR
+            if ambiguous and cells < wasserstein.MAX_GRID_CELLS:
+                cells_for[acc.name] = wasserstein.MAX_GRID_CELLS  # count again, finer
                 again.append(acc)
                 continue
             if ambiguous:
@@ -284,10 +286,6 @@ def stream_drift(
     )
     ks = {name: acc.ks.p_value(acc.reference) for name, acc in numeric.items() if acc.ks is not None}
     return StreamedDrift(result, ks, sampler.frame(), approximate, passes)
-
-
-def _norm(reference: np.ndarray) -> float:
-    return max(float(np.std(reference)), stats._WASSERSTEIN_MIN_NORM)
 
 
 class _Sampler:
