@@ -578,6 +578,8 @@ _TEXT_COLUMNS = {
     "declared categories": pd.Series(["b", "a", None, "b"], dtype=pd.CategoricalDtype(["a", "b", "c"])),
     "pandas text": pd.Series(["a", pd.NA, "b"], dtype="string"),
     "all missing": pd.Series([None, None], dtype=object),
+    "bytes and NaT": pd.Series(["a", b"b", pd.NaT, np.str_("c")], dtype=object),
+    "text then a number": pd.Series(["a", "b", 7], dtype=object, index=[5, 3, 9], name="code"),
 }
 
 
@@ -587,6 +589,7 @@ def test_text_and_level_codes_are_what_pandas_default_text_gives(column: pd.Seri
     expected = column.astype("string")
     assert text.isna().tolist() == expected.isna().tolist()
     assert text.dropna().tolist() == expected.dropna().tolist()
+    assert text.index.equals(column.index) and text.name == column.name
     assert as_text(text) is text  # already Arrow text: not converted again
     for levels in (["web", "b", "True", "1"], ["a", "c"], [], ["absent"]):
         codes = pd.Categorical(expected, categories=levels).codes.astype(np.intp)
