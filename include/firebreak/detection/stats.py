@@ -75,6 +75,7 @@ __all__ = [
     "level_codes",
     "ranked_levels",
     "sample_for_report",
+    "value_counts",
 ]
 
 _ARROW_TEXT = pd.StringDtype("pyarrow")
@@ -330,10 +331,30 @@ def _value_counts(series: pd.Series) -> pd.Series:
     Returns:
         Positive counts indexed by value.
     """
-    counts = series.value_counts(dropna=True, sort=False)
-    # A categorical dtype also lists unused categories, with count 0.
-    counts = counts[counts > 0]
+    counts = value_counts(series)
     return counts[~counts.index.isin([np.inf, -np.inf])]
+
+
+def value_counts(series: pd.Series) -> pd.Series:
+    """How many rows hold each value present in ``series`` (missing values left out), unsorted.
+
+    Args:
+        series: The column; Arrow text (:func:`as_text`) is counted by Arrow.
+
+    Returns:
+        Positive counts indexed by value.
+    """
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+        # Arrow text: counted by Arrow, without pandas' index of Arrow values (3x faster).
+        import pyarrow.compute as pc
+
+        counted = pc.value_counts(series.array._pa_array)
+        values = counted.field("values")
+        present = values.is_valid()  # missing values are counted too, under a null value
+        found = counted.field("counts").filter(present).to_numpy()
+        return pd.Series(found, index=pd.Index(values.filter(present).to_pylist(), dtype=object))
+    counts = series.value_counts(dropna=True, sort=False)
+    return counts[counts > 0]  # a categorical dtype also lists unused categories, with count 0
 
 
 def _aligned_counts(name: str, reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -353,9 +374,15 @@ def _aligned_counts(name: str, reference: pd.Series, current: pd.Series) -> tupl
     for label, counts in (("reference", reference), ("current", current)):
         if counts.empty:
             raise DriftInputError(f"column {name!r} has no finite values in the {label} frame")
-    table = pd.concat([reference.rename("reference"), current.rename("current")], axis=1, sort=False)
-    table = table.fillna(0)
-    return table["reference"].to_numpy(dtype=np.float64), table["current"].to_numpy(dtype=np.float64)
+    # The union of values, the reference's first: each current value's place in the reference's.
+    at = reference.index.get_indexer(current.index)
+    new = at < 0
+    ref_counts = np.zeros(len(reference) + int(new.sum()))
+    ref_counts[: len(reference)] = reference.to_numpy(dtype=np.float64)
+    cur_counts = np.zeros(len(ref_counts))
+    cur_counts[at[~new]] = current.to_numpy(dtype=np.float64)[~new]
+    cur_counts[len(reference) :] = current.to_numpy(dtype=np.float64)[new]
+    return ref_counts, cur_counts
 
 
 def _counts_drift(name: str, reference: np.ndarray, current: np.ndarray) -> ColumnDrift:

@@ -77,6 +77,8 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
     Raises:
         FirebreakError: If ``reference`` has no rows or no columns.
     """
+    from firebreak.detection.stats import value_counts
+
     if reference.empty or len(reference.columns) == 0:
         raise FirebreakError("cannot derive a contract from an empty reference table")
     expectations: list[dict[str, Any]] = []
@@ -98,21 +100,28 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
                 column=name_,
                 mostly=round(max(0.0, 1 - (1.5 * null_rate + _NULL_SLACK)), 4),
             )
-        values = series[present]
+        rows = int(present.sum())
         if isinstance(series.dtype, pd.CategoricalDtype):
             declared = [_plain(v) for v in series.cat.categories]
-            add("expect_column_values_to_be_in_set", _rare_meta(values), column=name_, value_set=declared)
-            continue
-        if values.empty or not comparable(reference, name_):
-            continue  # timestamps and identifiers: present and non-null is all a contract can say
-        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
             add(
                 "expect_column_values_to_be_in_set",
-                _rare_meta(values),
+                _rare_meta(value_counts(series), rows),
                 column=name_,
-                value_set=sorted({_plain(v) for v in values.unique()}, key=str),
+                value_set=declared,
             )
             continue
+        if not rows or not comparable(reference, name_):
+            continue  # timestamps and identifiers: present and non-null is all a contract can say
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            counts = value_counts(series)  # one count: the values seen, and the rare ones
+            add(
+                "expect_column_values_to_be_in_set",
+                _rare_meta(counts, rows),
+                column=name_,
+                value_set=sorted({_plain(v) for v in counts.index}, key=str),
+            )
+            continue
+        values = series[present]
         is_int = pd.api.types.is_integer_dtype(series)
         # A float column takes integers too (3 is a valid 3.0); an integer column refuses floats.
         add(
@@ -129,14 +138,18 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
 RARE_SHARE = 0.01
 
 
-def _rare_meta(values: pd.Series) -> dict[str, Any]:
-    """The rare values of a column and their counts, for the reviewer of a derived contract."""
-    counts = values.value_counts()  # counted in C++ on Arrow text; a categorical's unseen levels count 0
-    rare = counts[(counts > 0) & (counts < RARE_SHARE * max(len(values), 1))]
+def _rare_meta(counts: pd.Series, rows: int) -> dict[str, Any]:
+    """The rare values of a column and their counts, for the reviewer of a derived contract.
+
+    Args:
+        counts: The column's rows per value present (:func:`~firebreak.detection.stats.value_counts`).
+        rows: The column's rows holding a value.
+    """
+    rare = counts[counts < RARE_SHARE * max(rows, 1)].sort_values(ascending=False, kind="stable")
     if rare.empty:
         return {}
     shown = {str(k): int(v) for k, v in rare.head(20).items()}
-    return {"rare_values": shown, "note": f"seen on under {RARE_SHARE:.0%} of {len(values)} reference rows"}
+    return {"rare_values": shown, "note": f"seen on under {RARE_SHARE:.0%} of {rows} reference rows"}
 
 
 def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
