@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
-from firebreak.detection.stats import as_text, binomial_tail, ks_p_value
+from firebreak.detection.stats import as_text, binomial_tail, ks_p_value, value_counts
 from firebreak.investigation.units import partial_unit_change
 from firebreak.investigation.unseen import unseen_p_value
 
@@ -133,11 +133,13 @@ def unknown_values(
         ``expected_share``, ``p_value``, ``sample``, ``skew`` (bool) and, when significant,
         ``verdict`` (``skew`` or ``drift``) and ``because``.
     """
-    ref, cur = as_text(reference.dropna()), as_text(current.dropna())
-    seen = set(ref.unique().tolist())
+    seen = set(value_counts(as_text(reference)).index)
     known = seen | set(declared)
     if isinstance(reference.dtype, pd.CategoricalDtype):
         known |= {str(c) for c in reference.cat.categories}
+    if set(value_counts(as_text(current)).index) <= known:
+        return None  # one count per table settles the common case
+    ref, cur = as_text(reference.dropna()), as_text(current.dropna())
     unseen = ~cur.isin(known)
     unknown = cur[unseen]
     if unknown.empty or cur.empty:
