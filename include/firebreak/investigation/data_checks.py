@@ -438,7 +438,7 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
 
     Not a default: the column's cap or floor gaining rows as the world moves towards it
     (:func:`_piling_at_edge`), and whole records repeated (``others``: the current table's
-    other numeric columns, row-aligned): a sample weighted towards a record repeats its
+    numeric columns, row-aligned; this one is left out): a sample weighted towards a record repeats its
     value with every other, and the spike must stand on the rows that are not copies.
     """
     ref, cur = _finite(reference), _finite(current)
@@ -469,6 +469,7 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
         return None  # a cap the world moved towards: drift, which the drift tests judge
     if others is not None:
         # Copies of one whole record are that record's value: the spike must stand without them.
+        others = others.drop(columns=[current.name], errors="ignore")  # only the others: here, not per column
         copies = _copies(others, current.to_numpy(dtype=float, na_value=np.nan) == values[top])
         if copies and _spike_p_value(int(counts[top]) - copies, len(cur), ref_share) is None:
             return None
@@ -632,10 +633,7 @@ def data_checks(
         if (r := beyond_range(reference[c], current[c], rescaled=c in rescaled, columns=len(numeric))) is not None
     ]
     found_spikes = [
-        s
-        for c in numeric
-        if c not in rescaled
-        and (s := spikes(reference[c], current[c], others=numbers.drop(columns=c, errors="ignore"))) is not None
+        s for c in numeric if c not in rescaled and (s := spikes(reference[c], current[c], others=numbers)) is not None
     ]
     columns = [c for c in reference.columns if c in current.columns]
     return {
