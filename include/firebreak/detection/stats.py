@@ -70,6 +70,7 @@ __all__ = [
     "as_text",
     "binomial_tail",
     "compute_drift",
+    "counts_homogeneity_p_value",
     "homogeneity_p_value",
     "ks_p_value",
     "level_codes",
@@ -427,6 +428,13 @@ def homogeneity_p_value(reference: pd.Series, current: pd.Series) -> float:
     p-value, from the chi-square tail scipy itself evaluates. 1.0 when fewer than two values occur.
     """
     ref, cur = _aligned_counts(str(reference.name), _value_counts(reference), _value_counts(current))
+    return counts_homogeneity_p_value(ref, cur)
+
+
+def counts_homogeneity_p_value(ref: np.ndarray, cur: np.ndarray) -> float:
+    """:func:`homogeneity_p_value` from both tables' counts over the same values (values neither holds left out)."""
+    held = (ref + cur) > 0
+    ref, cur = np.asarray(ref, dtype=float)[held], np.asarray(cur, dtype=float)[held]
     if len(ref) < 2:
         return 1.0
     total, n_ref, n_cur = ref + cur, ref.sum(), cur.sum()

@@ -438,6 +438,7 @@ def gather_evidence(
         forms.type_changes(reference, current, retyped)
         + currency_changes
         + forms.time_form_changes(reference, current, timed)
+        + forms.clock_shifts(reference, current, [c for c in shared if c not in categorical])
     )
     labelled = labelled and not outcomes_changed
     # Labelled figures against the model's own training rows are its fit, not a baseline:

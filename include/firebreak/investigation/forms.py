@@ -11,11 +11,13 @@ one shape: ``column``, ``verdict`` (``skew``), ``because`` and a ``sample`` of c
 * :func:`outcome_changes` — the model's answers or the labels;
 * :func:`missing_answers` — the model's answers missing on more rows than in the reference;
 * :func:`type_changes` — inputs holding text in the reference and numbers now;
-* :func:`time_form_changes` — time columns (never compared for drift) in another unit or format.
+* :func:`time_form_changes` — time columns (never compared for drift) in another unit or format;
+* :func:`clock_shifts` — an hour of the day moved round the clock whole (a time zone changed).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,9 +26,9 @@ import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
 from firebreak.investigation.column_kinds import epoch_unit, holds_text
-from firebreak.investigation.data_checks import beyond_range, null_changes, unknown_values
+from firebreak.investigation.data_checks import SIGNIFICANCE, beyond_range, null_changes, unknown_values
 
-__all__ = ["missing_answers", "outcome_changes", "time_form_changes", "type_changes"]
+__all__ = ["clock_shifts", "missing_answers", "outcome_changes", "time_form_changes", "type_changes"]
 
 # Text times are compared by their shape (digits as 9, letters as a): a format change leaves
 # most of the current rows in shapes the reference never wrote.
@@ -184,6 +186,74 @@ def time_form_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: S
             )
             found.append({"column": str(column), "verdict": "skew", "because": because, "sample": sample})
     return found
+
+
+# An hour of the day: its name says so (``hour``, ``pickup_hour``, ``hr``, ``hour_of_day``; not
+# ``hours``, a duration), and it holds whole numbers 0-23 in both tables, at least
+# _CLOCK_MIN_ROWS of them, over at least _CLOCK_MIN_HOURS hours in the reference.
+_HOUR_NAME = re.compile(r"(?:^|[^a-z])(?:hour|hr)(?:$|[^a-z])|hour_?of_?day", re.IGNORECASE)
+_CLOCK_MIN_ROWS = 200
+_CLOCK_MIN_HOURS = 8
+# Moved round the clock: turned back by the best whole number of hours, the current hours are
+# one distribution with the reference's (chi-square p at least this), and the distance that
+# remains is at most a third of the distance as written (total variation at least 0.1).
+_CLOCK_FIT_P = 0.01
+_CLOCK_MIN_DISTANCE = 0.1
+_CLOCK_REMAINING = 1 / 3
+
+
+def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Hour-of-day columns whose current hours are the reference's moved round the clock: skew.
+
+    A time zone changed upstream (local time written as UTC, a server moved): every hour moves
+    by the same offset, and the day's shape (its peaks and its quiet night) arrives whole,
+    hours later. People who change their habits change the shape: an evening that fills, a
+    night that empties. So the current hours must differ from the reference's significantly
+    (p < :data:`~firebreak.investigation.data_checks.SIGNIFICANCE`) and materially, and match
+    them once turned back by one offset. A reference with the same share in every hour has
+    no shape to follow and is left alone. Items as :func:`type_changes`'.
+    """
+    from firebreak.detection.stats import counts_homogeneity_p_value
+
+    found = []
+    for column in columns:
+        if _HOUR_NAME.search(str(column)) is None:
+            continue
+        ref, cur = _hours(reference[column]), _hours(current[column])
+        if ref is None or cur is None or np.count_nonzero(ref) < _CLOCK_MIN_HOURS:
+            continue
+        as_written = _distance(ref, cur)
+        if as_written < _CLOCK_MIN_DISTANCE or counts_homogeneity_p_value(ref, cur) >= SIGNIFICANCE:
+            continue
+        offset = min(range(1, 24), key=lambda k: _distance(np.roll(ref, k), cur))
+        turned = np.roll(ref, offset)
+        fit = counts_homogeneity_p_value(turned, cur)
+        if _distance(turned, cur) > _CLOCK_REMAINING * as_written or fit < _CLOCK_FIT_P:
+            continue
+        hours = offset if offset <= 12 else offset - 24
+        because = (
+            f"its hours moved {hours:+d} round the clock (a time zone changed upstream): turned back "
+            f"{-hours:+d} hours they match the reference's (p={fit:.2f}), as written they do not"
+        )
+        found.append({"column": str(column), "verdict": "skew", "because": because, "sample": []})
+    return found
+
+
+def _hours(values: pd.Series) -> np.ndarray | None:
+    """Rows per hour 0-23 of a column holding only whole hours (missing values aside), or None."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    numbers = values.to_numpy(dtype=float, na_value=np.nan)
+    numbers = numbers[~np.isnan(numbers)]
+    whole = len(numbers) >= _CLOCK_MIN_ROWS and np.all(
+        (numbers >= 0) & (numbers <= 23) & (numbers == np.round(numbers))
+    )
+    return np.bincount(numbers.astype(np.intp), minlength=24) if whole else None
+
+
+def _distance(ref: np.ndarray, cur: np.ndarray) -> float:
+    """Total variation distance between two tables' shares over the same values."""
+    return 0.5 * float(np.abs(ref / ref.sum() - cur / cur.sum()).sum())
 
 
 def _shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:

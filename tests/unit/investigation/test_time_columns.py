@@ -114,3 +114,52 @@ def test_whole_numbers_past_the_reference_are_not_a_time_without_a_periods_name_
         reference = reference.drop(columns="age")
     _, evidence = triage_tables(reference, current)
     assert not [s for s in evidence["drift"]["skipped"] if s["column"] in ("age", "day")]
+
+
+# Rides by hour of the day: a quiet night, a morning and an evening peak.
+_DAY = np.array([1, 1, 1, 1, 2, 4, 8, 12, 10, 6, 5, 5, 6, 5, 5, 6, 9, 12, 10, 7, 5, 3, 2, 1], dtype=float)
+
+
+def rides(seed: int, rows: int = 4_000, day: np.ndarray = _DAY) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    hour = rng.choice(24, rows, p=day / day.sum())
+    return pd.DataFrame(
+        {
+            "pickup_hour": hour.astype("int64"),
+            "distance_km": rng.gamma(2, 2.5, rows).round(2),
+            "fare": rng.normal(18, 5, rows).round(2),
+            "zone": rng.choice(["n", "s", "e", "w"], rows),
+        }
+    )
+
+
+@pytest.mark.parametrize("offset", [5, -3, 12])
+def test_hours_moved_round_the_clock_whole_are_a_time_zone_change(offset: int) -> None:
+    current = rides(2)
+    current["pickup_hour"] = (current["pickup_hour"] + offset) % 24
+
+    found, _ = triage_tables(rides(1), current)
+
+    assert found.failure_class == "skew" and found.columns == ["pickup_hour"], found.root_cause
+    assert f"its hours moved {offset:+d} round the clock (a time zone changed upstream)" in found.evidence[0].detail
+
+
+def test_an_evening_that_fills_is_people_not_a_clock() -> None:
+    evening = _DAY * np.where(np.arange(24) >= 17, 2.5, 1.0)  # the same day, more of it after five
+
+    found, evidence = triage_tables(rides(1), rides(2, day=evening))
+
+    assert found.failure_class == "drift" and "pickup_hour" in found.columns, found.root_cause
+    assert evidence["drift"]["data_checks"]["type_changes"] == []
+
+
+def test_hours_of_a_flat_day_or_a_duration_in_hours_are_left_alone() -> None:
+    flat = np.ones(24)
+    moved = rides(2, day=flat).assign(pickup_hour=lambda f: (f["pickup_hour"] + 5) % 24)
+    assert triage_tables(rides(1, day=flat), moved)[0].failure_class is None
+
+    # "hours": a duration, whose values moving up by one is the world (longer shifts).
+    worked = rides(1).rename(columns={"pickup_hour": "hours"})
+    longer = rides(2).rename(columns={"pickup_hour": "hours"}).assign(hours=lambda f: (f["hours"] + 5) % 24)
+    _, evidence = triage_tables(worked, longer)
+    assert evidence["drift"]["data_checks"]["type_changes"] == []
