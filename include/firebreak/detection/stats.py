@@ -92,7 +92,10 @@ def as_text(series: pd.Series) -> pd.Series:
 
     Pandas' default text goes to Arrow directly, which takes half of ``astype``'s time; a column
     holding anything but text and missing values (numbers, dates) is written out by ``astype``.
-    Either way bytes are decoded as UTF-8 and every missing marker becomes ``pd.NA``.
+    Either way bytes are decoded as UTF-8 and every missing marker becomes ``pd.NA``. Text that
+    is not valid Unicode (a lone surrogate, which a JSON escape can carry) cannot be Arrow text:
+    its bad characters are written as escapes (``\\ud800``), a value of its own that the checks
+    see and show, never a crash.
     """
     if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
         return series
@@ -103,9 +106,16 @@ def as_text(series: pd.Series) -> pd.Series:
             values = pa.array(series.to_numpy(), type=pa.large_string(), from_pandas=True)
         except (pa.ArrowTypeError, pa.ArrowInvalid):
             pass
+        except UnicodeEncodeError:
+            return as_text(series.map(_escaped))
         else:
             return pd.Series(pd.arrays.ArrowStringArray(values), index=series.index, name=series.name)
     return series.astype(_ARROW_TEXT)
+
+
+def _escaped(value: object) -> object:
+    """Text with the characters UTF-8 cannot carry (lone surrogates) written as escapes; other values as they are."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
 
 
 def level_codes(text: pd.Series, levels: Sequence[str]) -> np.ndarray:

@@ -583,6 +583,12 @@ _TEXT_COLUMNS = {
 }
 
 
+def test_text_that_utf8_cannot_carry_is_escaped_and_the_rest_kept() -> None:
+    column = pd.Series(["a", "b\ud800c", None, 7], dtype=object, name="code")
+
+    assert as_text(column).tolist() == ["a", "b\\ud800c", pd.NA, "7"]
+
+
 @pytest.mark.parametrize("column", _TEXT_COLUMNS.values(), ids=_TEXT_COLUMNS.keys())
 def test_text_and_level_codes_are_what_pandas_default_text_gives(column: pd.Series) -> None:
     text = as_text(column)

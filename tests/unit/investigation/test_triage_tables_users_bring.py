@@ -779,3 +779,17 @@ def test_a_third_more_errors_of_a_model_of_rare_positives_is_concept_drift() -> 
     assert performance["significant"] and performance["reference"] - performance["current"] < 0.02
     unchanged, _ = triage_tables(reference, flags(30_000, 0.0), label="fraud", prediction="flag")
     assert unchanged.failure_class is None, unchanged.root_cause
+
+
+def test_text_that_is_not_valid_unicode_is_shown_escaped_not_a_crash() -> None:
+    # A JSON escape can carry a lone surrogate ("\ud800"), which no UTF-8 text can hold.
+    rng = np.random.default_rng(31)
+    reference = pd.DataFrame({"amount": rng.gamma(2, 30, N), "channel": rng.choice(["web", "app"], N).astype(object)})
+    current = reference.sample(frac=1, random_state=1).reset_index(drop=True)
+    current.loc[:199, "channel"] = "web\ud800"
+
+    found, evidence = triage_tables(reference, current)
+
+    assert found.failure_class == "skew" and found.columns == ["channel"], found.root_cause
+    assert evidence["drift"]["data_checks"]["unknown_values"][0]["sample"] == ["web\\ud800"]
+    json.dumps(evidence)  # the evidence is writable as it is
