@@ -242,26 +242,25 @@ def localise(
         tests["cur_n"] = cur_n
         return tests
 
-    candidates: list[tuple[Segment, dict[str, float]]] = []
-    singles: list[tuple[int, int, dict[str, float]]] = []
-    single_lift: dict[tuple[int, int], float] = {}
-    single_rate: dict[tuple[int, int], float] = {}
-    for index, col in enumerate(coded):
-        size = len(col.conditions)
-        tests = measured(*counts(col.ref, col.cur, size))
-        for level in range(size):
-            row = {k: float(v[level]) for k, v in tests.items()}
-            candidates.append((Segment((col.conditions[level],)), row))
-            singles.append((index, level, row))
-            single_lift[(index, level)] = row["lift"]
-            single_rate[(index, level)] = row["rate"]
+    # Every candidate is its conditions and a place in one block of tests (a column's levels, or
+    # a parent's pairs): the figures of a row are read only for the few segments reported.
+    candidates: list[tuple[tuple[Condition, ...], dict[str, np.ndarray], int]] = []
+    blocks: list[np.ndarray] = []  # each block's p-values, in the candidates' order
+    singles = [measured(*counts(col.ref, col.cur, len(col.conditions))) for col in coded]
+    for col, tests in zip(coded, singles, strict=True):
+        candidates += [((condition,), tests, level) for level, condition in enumerate(col.conditions)]
+        blocks.append(tests["p"])
     # Pairs: the most promising single segments, each crossed with every level of every other column.
     promising = sorted(
-        (s for s in singles if s[2]["p"] < 0.05 and s[2]["lift"] > 1 and s[2]["cur_n"] >= MIN_ROWS),
-        key=lambda s: -s[2]["lift_low"],
+        (
+            (index, level)
+            for index, tests in enumerate(singles)
+            for level in np.flatnonzero((tests["p"] < 0.05) & (tests["lift"] > 1) & (tests["cur_n"] >= MIN_ROWS))
+        ),
+        key=lambda single: -singles[single[0]]["lift_low"][single[1]],
     )[:_PAIR_PARENTS]
-    for index, level, parent in promising:
-        first = coded[index]
+    for index, level in promising:
+        first, parent = coded[index], {k: float(v[level]) for k, v in singles[index].items()}
         others = [(other_index, other) for other_index, other in enumerate(coded) if other_index != index]
         if not others:
             continue
@@ -282,35 +281,37 @@ def localise(
                 np.tile(cur_flags[in_cur], len(others)),
             )
         )
-        halves = [(i, lv) for i, other in others for lv in range(len(other.conditions))]
+        # The other half of each pair: its own single figures, in the pairs' order.
+        half_lift = np.concatenate([singles[i]["lift"] for i, _ in others])
         p_pair = tests["p"].copy()
         if not share_mode:
             # Sharper beyond noise: its failures against the worse half's rate.
-            half = np.maximum(parent["rate"], np.array([single_rate.get(h, 0.0) for h in halves]))
+            half = np.maximum(parent["rate"], np.concatenate([singles[i]["rate"] for i, _ in others]))
             p_pair = np.maximum(p_pair, binomial_tail(np.round(tests["rate"] * tests["cur_n"]), tests["cur_n"], half))
         # Not sharper than both its halves: tested, never reported.
-        p_pair[tests["lift"] < _PAIR_GAIN * np.maximum(parent["lift"], [single_lift.get(h, 0.0) for h in halves])] = 1.0
+        p_pair[tests["lift"] < _PAIR_GAIN * np.maximum(parent["lift"], half_lift)] = 1.0
         tests["p"] = p_pair
-        for position, (other_index, other_level) in enumerate(halves):
-            row = {k: float(v[position]) for k, v in tests.items()}
-            other = coded[other_index]
-            candidates.append((Segment((first.conditions[level], other.conditions[other_level])), row))
+        halves = [condition for _, other in others for condition in other.conditions]
+        candidates += [
+            ((first.conditions[level], condition), tests, position) for position, condition in enumerate(halves)
+        ]
+        blocks.append(p_pair)
     result["tested"] = len(candidates)
     if not candidates:
         result["scope"] = "all users"
         return result
-    p_values = np.array([row["p"] for _, row in candidates])
+    p_values = np.concatenate(blocks)
     order = np.argsort(p_values)
     m = len(p_values)
     passed = p_values[order] <= FDR * np.arange(1, m + 1) / m
     cutoff = int(np.max(np.nonzero(passed)[0])) + 1 if passed.any() else 0
-    discovered = set(order[:cutoff].tolist())
-    reported = [
-        (segment, row)
-        for i, (segment, row) in enumerate(candidates)
+    reported = []
+    for i in sorted(order[:cutoff].tolist()):
+        conditions, tests, position = candidates[i]
+        row = {k: float(v[position]) for k, v in tests.items()}
         # A segment holding every current row is everyone: no segment to name or contain alone.
-        if i in discovered and row["lift"] >= MIN_LIFT and MIN_ROWS <= row["cur_n"] < n_cur
-    ]
+        if row["lift"] >= MIN_LIFT and MIN_ROWS <= row["cur_n"] < n_cur:
+            reported.append((Segment(conditions), row))
     reported.sort(key=lambda pair: -pair[1]["lift_low"])
     # A pair is reached from either of its halves when both are promising: one report per set of conditions.
     seen: set[frozenset[Condition]] = set()
