@@ -92,12 +92,18 @@ class CompiledSuite:
 
     def validate(self, frame: pd.DataFrame) -> ContractResult:
         """Run every check on ``frame`` (failures in suite order, like GX's)."""
+        return self.validate_rows(frame)[0]
+
+    def validate_rows(self, frame: pd.DataFrame) -> tuple[ContractResult, np.ndarray]:
+        """:meth:`validate` and :meth:`violations` from one run of the checks."""
         rows = len(frame)
         failures = []
+        broken = np.zeros(rows, dtype=bool)
         present = _Present(frame)
         for check in self.checks:
             if check.column not in frame.columns:
                 failures.append(ExpectationFailure(check.expectation, check.column, rows, 100.0, [COLUMN_MISSING]))
+                broken[:] = True
                 continue
             if check.expectation == "expect_column_to_exist":
                 continue
@@ -105,7 +111,9 @@ class CompiledSuite:
             mask, base, sample = check.run(series, present[check.column])
             if mask is None:  # the column's type cannot hold what the expectation asks
                 failures.append(ExpectationFailure(check.expectation, check.column, base, 100.0, sample))
+                broken |= present[check.column]
                 continue
+            broken |= mask
             count = int(mask.sum())
             if count == 0:
                 continue
@@ -120,13 +128,14 @@ class CompiledSuite:
             failures.append(
                 ExpectationFailure(check.expectation, check.column, count, 100.0 * share, sample or _distinct(values))
             )
-        return ContractResult(
+        result = ContractResult(
             suite=self.name,
             passed=not failures,
             evaluated_rows=rows,
             evaluated_expectations=len(self.checks),
             failures=failures,
         )
+        return result, broken
 
 
 def compile_suite(suite: dict[str, Any]) -> CompiledSuite | None:

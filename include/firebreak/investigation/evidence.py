@@ -385,7 +385,7 @@ def gather_evidence(
     current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
     compiled = compile_suite(suite)
     if compiled is not None:
-        contract_result = compiled.validate(current_inputs)
+        contract_result, current_broken = compiled.validate_rows(current_inputs)
     else:
         contract_result = _validate_with_gx(current_inputs, suite)
     shared, categorical, skipped = _comparable_inputs(reference, current, [c for c in inputs if c not in periods])
@@ -494,7 +494,9 @@ def gather_evidence(
     contract_flags = None
     if not judged and not contract_result.passed and compiled is not None:
         # On the tables as given: the contract was derived from, and checks, the raw values.
-        current_flags = compiled.violations(current)
+        # The inputs' rows as validated, unless a given suite also checks an output.
+        reads_outputs = any(check.column in outputs for check in compiled.checks)
+        current_flags = compiled.violations(current) if reads_outputs else current_broken
         if not derived or _contract_is_the_signal(current_flags, drift.get("data_checks") or {}):
             contract_flags = (compiled.violations(reference), current_flags)
     evidence["segments"] = _segments(

@@ -56,3 +56,26 @@ def test_failures_shares_and_samples_equal_great_expectations(tmp_path: Path) ->
 def test_an_expectation_it_does_not_know_leaves_the_suite_to_great_expectations() -> None:
     suite = {"expectations": [{"type": "expect_column_mean_to_be_between", "kwargs": {"column": "x", "min_value": 0}}]}
     assert compile_suite(suite) is None
+
+
+def test_one_run_gives_the_result_and_each_row_broken() -> None:
+    frame = pd.DataFrame({"price": [5.0, -5.0, np.nan, 50.0], "channel": ["web", "web", "app", "kiosk"]})
+    compiled = compile_suite(SUITE)
+    assert compiled is not None
+
+    result, broken = compiled.validate_rows(frame)
+
+    assert result == compiled.validate(frame)
+    # "coupon" is missing: every row breaks the suite, as violations() says.
+    assert broken.tolist() == compiled.violations(frame).tolist() == [True] * 4
+    present = frame.assign(coupon=1)
+    assert (
+        compiled.validate_rows(present)[1].tolist()
+        == compiled.violations(present).tolist()
+        == [
+            False,
+            True,
+            True,
+            True,
+        ]
+    )
