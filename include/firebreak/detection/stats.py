@@ -70,7 +70,7 @@ __all__ = [
     "as_text",
     "binomial_tail",
     "compute_drift",
-    "counts_homogeneity_p_value",
+    "counts_chi_square",
     "homogeneity_p_value",
     "ks_p_value",
     "level_codes",
@@ -438,21 +438,25 @@ def homogeneity_p_value(reference: pd.Series, current: pd.Series) -> float:
     p-value, from the chi-square tail scipy itself evaluates. 1.0 when fewer than two values occur.
     """
     ref, cur = _aligned_counts(str(reference.name), _value_counts(reference), _value_counts(current))
-    return counts_homogeneity_p_value(ref, cur)
+    statistic, dof = counts_chi_square(ref, cur)
+    return float(special.chdtrc(dof, statistic)) if dof else 1.0
 
 
-def counts_homogeneity_p_value(ref: np.ndarray, cur: np.ndarray) -> float:
-    """:func:`homogeneity_p_value` from both tables' counts over the same values (values neither holds left out)."""
+def counts_chi_square(ref: np.ndarray, cur: np.ndarray) -> tuple[float, int]:
+    """Pearson's chi-square statistic of the 2 x k table of both tables' counts, and its degrees of freedom.
+
+    Values neither table holds are left out; (0.0, 0) when fewer than two are left.
+    """
     held = (ref + cur) > 0
     ref, cur = np.asarray(ref, dtype=float)[held], np.asarray(cur, dtype=float)[held]
     if len(ref) < 2:
-        return 1.0
+        return 0.0, 0
     total, n_ref, n_cur = ref + cur, ref.sum(), cur.sum()
     expected_ref, expected_cur = total * (n_ref / (n_ref + n_cur)), total * (n_cur / (n_ref + n_cur))
     statistic = float(
         np.sum((ref - expected_ref) ** 2 / expected_ref) + np.sum((cur - expected_cur) ** 2 / expected_cur)
     )
-    return float(special.chdtrc(len(ref) - 1, statistic))
+    return statistic, len(ref) - 1
 
 
 def _z_test_p_value(reference: np.ndarray, current: np.ndarray) -> float:

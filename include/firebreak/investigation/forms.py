@@ -194,11 +194,13 @@ def time_form_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: S
 _HOUR_NAME = re.compile(r"(?:^|[^a-z])(?:hour|hr)(?:$|[^a-z])|hour_?of_?day", re.IGNORECASE)
 _CLOCK_MIN_ROWS = 200
 _CLOCK_MIN_HOURS = 8
-# Moved round the clock: turned back by the best whole number of hours, the current hours are
-# one distribution with the reference's (chi-square p at least this), and the distance that
-# remains is at most a third of the distance as written (total variation at least 0.1).
+# A view of the day (the hours' shares, or another column's mean by hour) has a shape when the
+# reference's differs from a flat day at p < SIGNIFICANCE; an hour's mean counts with 5 rows.
+_CLOCK_HOUR_ROWS = 5
+# Moved round the clock: as written, the views differ from the reference's at p < SIGNIFICANCE;
+# turned back by the best whole number of hours they match it (chi-square p at least
+# _CLOCK_FIT_P), and what differs beyond chance is at most _CLOCK_REMAINING of what differed.
 _CLOCK_FIT_P = 0.01
-_CLOCK_MIN_DISTANCE = 0.1
 _CLOCK_REMAINING = 1 / 3
 
 
@@ -206,29 +208,40 @@ def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
     """Hour-of-day columns whose current hours are the reference's moved round the clock: skew.
 
     A time zone changed upstream (local time written as UTC, a server moved): every hour moves
-    by the same offset, and the day's shape (its peaks and its quiet night) arrives whole,
-    hours later. People who change their habits change the shape: an evening that fills, a
-    night that empties. So the current hours must differ from the reference's significantly
-    (p < :data:`~firebreak.investigation.data_checks.SIGNIFICANCE`) and materially, and match
-    them once turned back by one offset. A reference with the same share in every hour has
-    no shape to follow and is left alone. Items as :func:`type_changes`'.
+    by the same offset, and the day's shape arrives whole, hours later. The shape is read in
+    two views: the hours' shares (a quiet night, an evening peak), and the mean by hour of each
+    other numeric column in ``columns`` (the load that peaks at six, each table's own level
+    taken out), which shows the move when every hour holds the same rows (an hourly meter).
+    People who change their habits change the shape instead: an evening that fills, a night
+    that empties. So, over the views whose reference has a shape, the current hours must
+    differ from the reference's significantly and match them once turned back by one offset
+    (a chi-square statistic summed over the views). Items as :func:`type_changes`'.
     """
-    from firebreak.detection.stats import counts_homogeneity_p_value
-
     found = []
     for column in columns:
         if _HOUR_NAME.search(str(column)) is None:
             continue
-        ref, cur = _hours(reference[column]), _hours(current[column])
-        if ref is None or cur is None or np.count_nonzero(ref) < _CLOCK_MIN_HOURS:
+        ref_hours, cur_hours = _whole_hours(reference[column]), _whole_hours(current[column])
+        if ref_hours is None or cur_hours is None or len(np.unique(ref_hours[ref_hours >= 0])) < _CLOCK_MIN_HOURS:
             continue
-        as_written = _distance(ref, cur)
-        if as_written < _CLOCK_MIN_DISTANCE or counts_homogeneity_p_value(ref, cur) >= SIGNIFICANCE:
+        views: list[_ShareView | _MeanView] = [_ShareView(ref_hours, cur_hours)]
+        for other in columns:
+            if other != column and pd.api.types.is_numeric_dtype(reference[other]):
+                views.append(_MeanView(ref_hours, cur_hours, reference[other], current[other]))
+        views = [view for view in views if view.shaped()]
+        if not views:
             continue
-        offset = min(range(1, 24), key=lambda k: _distance(np.roll(ref, k), cur))
-        turned = np.roll(ref, offset)
-        fit = counts_homogeneity_p_value(turned, cur)
-        if _distance(turned, cur) > _CLOCK_REMAINING * as_written or fit < _CLOCK_FIT_P:
+        fits = [
+            (sum(s for s, _ in parts), sum(d for _, d in parts))
+            for parts in ([v.fit(k) for v in views] for k in range(24))
+        ]
+        written, written_dof = fits[0]
+        if _chi_square_p(written, written_dof) >= SIGNIFICANCE:
+            continue
+        offset = min(range(1, 24), key=lambda k: fits[k][0] - fits[k][1])
+        turned, turned_dof = fits[offset]
+        fit = _chi_square_p(turned, turned_dof)
+        if not turned_dof or fit < _CLOCK_FIT_P or turned - turned_dof > _CLOCK_REMAINING * (written - written_dof):
             continue
         hours = offset if offset <= 12 else offset - 24
         because = (
@@ -239,21 +252,84 @@ def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
     return found
 
 
-def _hours(values: pd.Series) -> np.ndarray | None:
-    """Rows per hour 0-23 of a column holding only whole hours (missing values aside), or None."""
+def _whole_hours(values: pd.Series) -> np.ndarray | None:
+    """Each row's hour (-1 where missing) of a column holding only whole hours 0-23, or None."""
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return None
     numbers = values.to_numpy(dtype=float, na_value=np.nan)
-    numbers = numbers[~np.isnan(numbers)]
-    whole = len(numbers) >= _CLOCK_MIN_ROWS and np.all(
-        (numbers >= 0) & (numbers <= 23) & (numbers == np.round(numbers))
-    )
-    return np.bincount(numbers.astype(np.intp), minlength=24) if whole else None
+    held = ~np.isnan(numbers)
+    kept = numbers[held]
+    if len(kept) < _CLOCK_MIN_ROWS or not np.all((kept >= 0) & (kept <= 23) & (kept == np.round(kept))):
+        return None
+    return np.where(held, np.nan_to_num(numbers, nan=-1.0), -1).astype(np.intp)
 
 
-def _distance(ref: np.ndarray, cur: np.ndarray) -> float:
-    """Total variation distance between two tables' shares over the same values."""
-    return 0.5 * float(np.abs(ref / ref.sum() - cur / cur.sum()).sum())
+class _ShareView:
+    """The hours' shares: rows per hour."""
+
+    def __init__(self, ref_hours: np.ndarray, cur_hours: np.ndarray) -> None:
+        self.ref = np.bincount(ref_hours[ref_hours >= 0], minlength=24)
+        self.cur = np.bincount(cur_hours[cur_hours >= 0], minlength=24)
+
+    def shaped(self) -> bool:
+        from firebreak.detection.stats import counts_chi_square
+
+        held = self.ref[self.ref > 0]
+        statistic, dof = counts_chi_square(held, np.full(len(held), held.mean()))
+        return _chi_square_p(statistic, dof) < SIGNIFICANCE
+
+    def fit(self, offset: int) -> tuple[float, int]:
+        from firebreak.detection.stats import counts_chi_square
+
+        return counts_chi_square(np.roll(self.ref, offset), self.cur)
+
+
+class _MeanView:
+    """Another column's mean by hour, each table's own level taken out."""
+
+    def __init__(self, ref_hours: np.ndarray, cur_hours: np.ndarray, ref: pd.Series, cur: pd.Series) -> None:
+        self.ref = _hourly(ref_hours, ref)
+        self.cur = _hourly(cur_hours, cur)
+
+    def shaped(self) -> bool:
+        mean, error, rows = self.ref
+        held = rows >= _CLOCK_HOUR_ROWS
+        if held.sum() < _CLOCK_MIN_HOURS:
+            return False
+        weights = 1 / np.maximum(error[held], 1e-12)
+        level = float(np.sum(mean[held] * weights) / weights.sum())
+        statistic = float(np.sum((mean[held] - level) ** 2 * weights))
+        return _chi_square_p(statistic, int(held.sum()) - 1) < SIGNIFICANCE
+
+    def fit(self, offset: int) -> tuple[float, int]:
+        (ref_mean, ref_error, ref_rows), (cur_mean, cur_error, cur_rows) = self.ref, self.cur
+        ref_mean, ref_error, ref_rows = np.roll(ref_mean, offset), np.roll(ref_error, offset), np.roll(ref_rows, offset)
+        held = (ref_rows >= _CLOCK_HOUR_ROWS) & (cur_rows >= _CLOCK_HOUR_ROWS)
+        if held.sum() < 2:
+            return 0.0, 0
+        gap = (cur_mean[held] - np.mean(cur_mean[held])) - (ref_mean[held] - np.mean(ref_mean[held]))
+        return float(np.sum(gap**2 / np.maximum(ref_error[held] + cur_error[held], 1e-12))), int(held.sum()) - 1
+
+
+def _hourly(hours: np.ndarray, values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column's mean per hour, the squared standard error of each mean, and the rows behind it."""
+    numbers = values.to_numpy(dtype=float, na_value=np.nan)
+    held = (hours >= 0) & np.isfinite(numbers)
+    at, x = hours[held], numbers[held]
+    x = x - x.mean() if len(x) else x  # centred: the squares below keep their precision at any level
+    rows = np.bincount(at, minlength=24).astype(float)
+    total, squares = np.bincount(at, weights=x, minlength=24), np.bincount(at, weights=x * x, minlength=24)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(rows > 0, total / rows, 0.0)
+        variance = np.where(rows > 1, (squares - rows * mean**2) / (rows - 1), 0.0)
+        error = np.where(rows > 0, np.maximum(variance, 0.0) / rows, np.inf)
+    return mean, error, rows
+
+
+def _chi_square_p(statistic: float, dof: int) -> float:
+    from scipy import special
+
+    return float(special.chdtrc(dof, statistic)) if dof > 0 else 1.0
 
 
 def _shapes(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:

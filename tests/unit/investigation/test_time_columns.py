@@ -163,3 +163,36 @@ def test_hours_of_a_flat_day_or_a_duration_in_hours_are_left_alone() -> None:
     longer = rides(2).rename(columns={"pickup_hour": "hours"}).assign(hours=lambda f: (f["hours"] + 5) % 24)
     _, evidence = triage_tables(worked, longer)
     assert evidence["drift"]["data_checks"]["type_changes"] == []
+
+
+def meter(seed: int, days: int = 20, evening: float = 1.0) -> pd.DataFrame:
+    """Hourly readings of 12 sites: every hour holds the same rows; the load peaks at six."""
+    rng = np.random.default_rng(seed)
+    hour = np.tile(np.arange(24), days * 12)
+    profile = 40 + 25 * np.exp(-0.5 * ((hour - 18) / 2.5) ** 2) * evening + 10 * np.exp(-0.5 * ((hour - 8) / 2) ** 2)
+    return pd.DataFrame(
+        {
+            "hour": hour.astype("int64"),
+            "load_kw": (profile * rng.lognormal(0, 0.15, len(hour))).round(2),
+            "temp_c": (12 + 6 * np.sin(2 * np.pi * (hour - 9) / 24) + rng.normal(0, 2, len(hour))).round(1),
+            "site": rng.choice([f"s{i}" for i in range(12)], len(hour)),
+        }
+    )
+
+
+def test_an_hourly_meter_whose_hours_moved_is_read_by_what_each_hour_holds() -> None:
+    # Every hour holds the same rows: the shares cannot show the move, the load and the
+    # temperature by hour do.
+    current = meter(2)
+    current["hour"] = (current["hour"] + 5) % 24
+
+    found, _ = triage_tables(meter(1), current)
+
+    assert found.failure_class == "skew" and found.columns == ["hour"], found.root_cause
+    assert "its hours moved +5 round the clock" in found.evidence[0].detail
+
+
+def test_an_evening_peak_that_grows_on_a_meter_is_not_a_clock() -> None:
+    _, evidence = triage_tables(meter(1), meter(2, evening=1.6))
+
+    assert evidence["drift"]["data_checks"]["type_changes"] == []
