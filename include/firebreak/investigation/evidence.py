@@ -439,6 +439,7 @@ def gather_evidence(
         + currency_changes
         + forms.time_form_changes(reference, current, timed)
         + forms.clock_shifts(reference, current, [c for c in shared if c not in categorical])
+        + forms.swapped_codes(reference, current, shared)
     )
     labelled = labelled and not outcomes_changed
     # Labelled figures against the model's own training rows are its fit, not a baseline:

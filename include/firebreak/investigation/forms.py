@@ -12,7 +12,8 @@ one shape: ``column``, ``verdict`` (``skew``), ``because`` and a ``sample`` of c
 * :func:`missing_answers` — the model's answers missing on more rows than in the reference;
 * :func:`type_changes` — inputs holding text in the reference and numbers now;
 * :func:`time_form_changes` — time columns (never compared for drift) in another unit or format;
-* :func:`clock_shifts` — an hour of the day moved round the clock whole (a time zone changed).
+* :func:`clock_shifts` — an hour of the day moved round the clock whole (a time zone changed);
+* :func:`swapped_codes` — codes that changed places (what one held, another holds now).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from firebreak.contracts.validation import bounded_sample
 from firebreak.investigation.column_kinds import epoch_unit, holds_text
 from firebreak.investigation.data_checks import SIGNIFICANCE, beyond_range, null_changes, unknown_values
 
-__all__ = ["clock_shifts", "missing_answers", "outcome_changes", "time_form_changes", "type_changes"]
+__all__ = ["clock_shifts", "missing_answers", "outcome_changes", "swapped_codes", "time_form_changes", "type_changes"]
 
 # Text times are compared by their shape (digits as 9, letters as a): a format change leaves
 # most of the current rows in shapes the reference never wrote.
@@ -202,6 +203,8 @@ _CLOCK_HOUR_ROWS = 5
 # _CLOCK_FIT_P), and what differs beyond chance is at most _CLOCK_REMAINING of what differed.
 _CLOCK_FIT_P = 0.01
 _CLOCK_REMAINING = 1 / 3
+# Codes that changed places are looked for among at most this many codes.
+_SWAP_MAX_LEVELS = 12
 
 
 def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
@@ -209,13 +212,12 @@ def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
 
     A time zone changed upstream (local time written as UTC, a server moved): every hour moves
     by the same offset, and the day's shape arrives whole, hours later. The shape is read in
-    two views: the hours' shares (a quiet night, an evening peak), and the mean by hour of each
-    other numeric column in ``columns`` (the load that peaks at six, each table's own level
-    taken out), which shows the move when every hour holds the same rows (an hourly meter).
-    People who change their habits change the shape instead: an evening that fills, a night
-    that empties. So, over the views whose reference has a shape, the current hours must
-    differ from the reference's significantly and match them once turned back by one offset
-    (a chi-square statistic summed over the views). Items as :func:`type_changes`'.
+    two views (:class:`_Views`): the hours' shares (a quiet night, an evening peak), and the
+    mean by hour of each other numeric column in ``columns`` (the load that peaks at six),
+    which shows the move when every hour holds the same rows (an hourly meter). People who
+    change their habits change the shape instead: an evening that fills, a night that empties.
+    So the current hours must differ from the reference's significantly and match them once
+    turned back by one offset. Items as :func:`type_changes`'.
     """
     found = []
     for column in columns:
@@ -224,25 +226,14 @@ def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
         ref_hours, cur_hours = _whole_hours(reference[column]), _whole_hours(current[column])
         if ref_hours is None or cur_hours is None or len(np.unique(ref_hours[ref_hours >= 0])) < _CLOCK_MIN_HOURS:
             continue
-        views: list[_ShareView | _MeanView] = [_ShareView(ref_hours, cur_hours)]
-        for other in columns:
-            if other != column and pd.api.types.is_numeric_dtype(reference[other]):
-                views.append(_MeanView(ref_hours, cur_hours, reference[other], current[other]))
-        views = [view for view in views if view.shaped()]
-        if not views:
+        others = [c for c in columns if c != column]
+        views = _Views(ref_hours, cur_hours, 24, reference[others], current[others])
+        hour = np.arange(24)
+        turned = min(((hour - k) % 24 for k in range(1, 24)), key=views.excess)
+        fit = views.moved(turned)
+        if fit is None:
             continue
-        fits = [
-            (sum(s for s, _ in parts), sum(d for _, d in parts))
-            for parts in ([v.fit(k) for v in views] for k in range(24))
-        ]
-        written, written_dof = fits[0]
-        if _chi_square_p(written, written_dof) >= SIGNIFICANCE:
-            continue
-        offset = min(range(1, 24), key=lambda k: fits[k][0] - fits[k][1])
-        turned, turned_dof = fits[offset]
-        fit = _chi_square_p(turned, turned_dof)
-        if not turned_dof or fit < _CLOCK_FIT_P or turned - turned_dof > _CLOCK_REMAINING * (written - written_dof):
-            continue
+        offset = int((hour[0] - turned[0]) % 24)
         hours = offset if offset <= 12 else offset - 24
         because = (
             f"its hours moved {hours:+d} round the clock (a time zone changed upstream): turned back "
@@ -250,6 +241,139 @@ def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
         )
         found.append({"column": str(column), "verdict": "skew", "because": because, "sample": []})
     return found
+
+
+def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Categorical columns whose codes changed places: what one code held, another holds now (skew).
+
+    A lookup or an encoder changed upstream: plan ``P20`` now arrives as ``P45`` and back, so
+    each code carries another code's rows whole, its share and its customers (their charges,
+    their tenure). The world moves a code's customers, not its name. Read in the same two views
+    as :func:`clock_shifts`, per code: its share, and each numeric column's mean among its rows.
+    Each current code is matched to the reference code whose views it is nearest (least
+    chi-square); when no two are nearest the same one, that match is not the codes as written,
+    as written the views differ significantly, and matched they agree, the codes changed places. For a column of 2 to
+    :data:`_SWAP_MAX_LEVELS` codes the reference and the current table both hold, each on at
+    least :data:`_CLOCK_HOUR_ROWS` rows. Items as :func:`type_changes`'.
+    """
+    from firebreak.detection.stats import as_text, level_codes, ranked_levels
+    from firebreak.inert import clean
+
+    found = []
+    numeric = [
+        c
+        for c in columns
+        if pd.api.types.is_numeric_dtype(reference[c]) and not pd.api.types.is_bool_dtype(reference[c])
+    ]
+    for column in columns:
+        if column in numeric or not numeric:
+            continue
+        ref_codes, distinct, counts = ranked_levels(as_text(reference[column]))
+        levels = [str(v) for v in distinct]
+        if not 2 <= len(levels) <= _SWAP_MAX_LEVELS or counts.min() < _CLOCK_HOUR_ROWS:
+            continue
+        cur_codes = level_codes(as_text(current[column]), levels)
+        cur_counts = np.bincount(cur_codes[cur_codes >= 0], minlength=len(levels))
+        if cur_counts.min() < _CLOCK_HOUR_ROWS or (cur_codes < 0).mean() > 0.01:
+            continue  # codes the reference lacks: the unknown-value rule's
+        views = _Views(ref_codes, cur_codes, len(levels), reference[numeric], current[numeric])
+        if not views.parts:
+            continue
+        # Each current code beside the reference code it looks most like: a match only when no
+        # two look most like the same one.
+        match = views.costs().argmin(axis=1)
+        changed = len(set(match.tolist())) == len(levels) and not np.array_equal(match, np.arange(len(levels)))
+        fit = views.moved(match) if changed else None
+        if fit is None:
+            continue
+        pairs = [(levels[i], levels[j]) for i, j in enumerate(match) if i != j][:3]
+        shown = ", ".join(f"{clean(a, 40)} holds what {clean(b, 40)} held" for a, b in pairs)
+        because = f"its codes changed places upstream: {shown} (matched so, p={fit:.2f}; as written they differ)"
+        found.append({"column": str(column), "verdict": "skew", "because": because, "sample": [a for a, _ in pairs]})
+    return found
+
+
+class _Views:
+    """A key column's levels (hours, codes) seen through what each holds, in both tables.
+
+    Two views of a level: its share of the rows, and the mean among its rows of each numeric
+    column in ``others`` (a level's mean counts with :data:`_CLOCK_HOUR_ROWS` rows). A view counts when the reference's levels differ in it
+    (p < :data:`SIGNIFICANCE` against every level alike). Matching current level ``i`` with
+    reference level ``match[i]`` gives a chi-square statistic summed over the views that count:
+    Pearson's terms for the shares, squared gaps over their standard errors for the means.
+    """
+
+    def __init__(
+        self, ref_keys: np.ndarray, cur_keys: np.ndarray, levels: int, ref: pd.DataFrame, cur: pd.DataFrame
+    ) -> None:
+        ref_rows = np.bincount(ref_keys[ref_keys >= 0], minlength=levels).astype(float)
+        cur_rows = np.bincount(cur_keys[cur_keys >= 0], minlength=levels).astype(float)
+        # Pearson's chi-square of the shares, cell by cell: current level i beside reference level j.
+        total = cur_rows[:, None] + ref_rows[None, :]
+        n_ref, n_cur = ref_rows.sum(), cur_rows.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            e_ref, e_cur = total * n_ref / (n_ref + n_cur), total * n_cur / (n_ref + n_cur)
+            share = np.where(
+                total > 0, (ref_rows[None, :] - e_ref) ** 2 / e_ref + (cur_rows[:, None] - e_cur) ** 2 / e_cur, 0.0
+            )
+        parts = [(share, total > 0)] if _flat_p(ref_rows, np.full(levels, ref_rows.mean())) < SIGNIFICANCE else []
+        for column in ref.columns:
+            if not pd.api.types.is_numeric_dtype(ref[column]) or pd.api.types.is_bool_dtype(ref[column]):
+                continue
+            values = ref[column].to_numpy(dtype=float, na_value=np.nan)
+            around = float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else 0.0
+            (r_mean, r_error, r_rows), (c_mean, c_error, c_rows) = (
+                _by_level(ref_keys, ref[column], levels, around),
+                _by_level(cur_keys, cur[column], levels, around),
+            )
+            held_ref = r_rows >= _CLOCK_HOUR_ROWS
+            if held_ref.sum() < 2 or _flat_p(r_mean[held_ref], None, r_error[held_ref]) >= SIGNIFICANCE:
+                continue
+            held = (c_rows[:, None] >= _CLOCK_HOUR_ROWS) & held_ref[None, :]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gap = (c_mean[:, None] - r_mean[None, :]) ** 2 / np.maximum(c_error[:, None] + r_error[None, :], 1e-12)
+            parts.append((np.where(held, gap, 0.0), held))
+        self.parts = parts
+
+    def costs(self) -> np.ndarray:
+        """Per current level and reference level, the statistic their match adds."""
+        return np.sum([cost for cost, _ in self.parts], axis=0)
+
+    def statistic(self, match: np.ndarray) -> tuple[float, int]:
+        """The chi-square statistic and its degrees of freedom for ``match`` (current level -> reference level)."""
+        level = np.arange(len(match))
+        statistic = sum(float(cost[level, match].sum()) for cost, _ in self.parts)
+        dof = sum(max(int(held[level, match].sum()) - 1, 0) for _, held in self.parts)
+        return statistic, dof
+
+    def excess(self, match: np.ndarray) -> float:
+        statistic, dof = self.statistic(match)
+        return statistic - dof
+
+    def moved(self, match: np.ndarray) -> float | None:
+        """The p-value of ``match`` when the levels moved so: as written the views differ (p <
+        :data:`SIGNIFICANCE`), matched so they agree (p >= :data:`_CLOCK_FIT_P`), and what
+        differs beyond chance is at most :data:`_CLOCK_REMAINING` of what differed; else None."""
+        if not self.parts:
+            return None
+        written, written_dof = self.statistic(np.arange(len(match)))
+        moved, moved_dof = self.statistic(match)
+        fit = _chi_square_p(moved, moved_dof)
+        if _chi_square_p(written, written_dof) >= SIGNIFICANCE or not moved_dof or fit < _CLOCK_FIT_P:
+            return None
+        return fit if moved - moved_dof <= _CLOCK_REMAINING * (written - written_dof) else None
+
+
+def _flat_p(values: np.ndarray, expected: np.ndarray | None, error: np.ndarray | None = None) -> float:
+    """Whether a reference's levels differ in a view: counts against ``expected`` (Pearson), or means with
+    squared standard errors ``error`` against their weighted mean."""
+    if error is None:
+        assert expected is not None
+        held = expected > 0
+        return _chi_square_p(float(np.sum((values[held] - expected[held]) ** 2 / expected[held])), int(held.sum()) - 1)
+    weights = 1 / np.maximum(error, 1e-12)
+    level = float(np.sum(values * weights) / weights.sum())
+    return _chi_square_p(float(np.sum((values - level) ** 2 * weights)), len(values) - 1)
 
 
 def _whole_hours(values: pd.Series) -> np.ndarray | None:
@@ -264,61 +388,16 @@ def _whole_hours(values: pd.Series) -> np.ndarray | None:
     return np.where(held, np.nan_to_num(numbers, nan=-1.0), -1).astype(np.intp)
 
 
-class _ShareView:
-    """The hours' shares: rows per hour."""
-
-    def __init__(self, ref_hours: np.ndarray, cur_hours: np.ndarray) -> None:
-        self.ref = np.bincount(ref_hours[ref_hours >= 0], minlength=24)
-        self.cur = np.bincount(cur_hours[cur_hours >= 0], minlength=24)
-
-    def shaped(self) -> bool:
-        from firebreak.detection.stats import counts_chi_square
-
-        held = self.ref[self.ref > 0]
-        statistic, dof = counts_chi_square(held, np.full(len(held), held.mean()))
-        return _chi_square_p(statistic, dof) < SIGNIFICANCE
-
-    def fit(self, offset: int) -> tuple[float, int]:
-        from firebreak.detection.stats import counts_chi_square
-
-        return counts_chi_square(np.roll(self.ref, offset), self.cur)
-
-
-class _MeanView:
-    """Another column's mean by hour, each table's own level taken out."""
-
-    def __init__(self, ref_hours: np.ndarray, cur_hours: np.ndarray, ref: pd.Series, cur: pd.Series) -> None:
-        self.ref = _hourly(ref_hours, ref)
-        self.cur = _hourly(cur_hours, cur)
-
-    def shaped(self) -> bool:
-        mean, error, rows = self.ref
-        held = rows >= _CLOCK_HOUR_ROWS
-        if held.sum() < _CLOCK_MIN_HOURS:
-            return False
-        weights = 1 / np.maximum(error[held], 1e-12)
-        level = float(np.sum(mean[held] * weights) / weights.sum())
-        statistic = float(np.sum((mean[held] - level) ** 2 * weights))
-        return _chi_square_p(statistic, int(held.sum()) - 1) < SIGNIFICANCE
-
-    def fit(self, offset: int) -> tuple[float, int]:
-        (ref_mean, ref_error, ref_rows), (cur_mean, cur_error, cur_rows) = self.ref, self.cur
-        ref_mean, ref_error, ref_rows = np.roll(ref_mean, offset), np.roll(ref_error, offset), np.roll(ref_rows, offset)
-        held = (ref_rows >= _CLOCK_HOUR_ROWS) & (cur_rows >= _CLOCK_HOUR_ROWS)
-        if held.sum() < 2:
-            return 0.0, 0
-        gap = (cur_mean[held] - np.mean(cur_mean[held])) - (ref_mean[held] - np.mean(ref_mean[held]))
-        return float(np.sum(gap**2 / np.maximum(ref_error[held] + cur_error[held], 1e-12))), int(held.sum()) - 1
-
-
-def _hourly(hours: np.ndarray, values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A column's mean per hour, the squared standard error of each mean, and the rows behind it."""
+def _by_level(
+    keys: np.ndarray, values: pd.Series, levels: int, around: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column's mean per level less ``around`` (the reference's mean: the squares below keep
+    their precision at any level), the squared standard error of each, and the rows behind it."""
     numbers = values.to_numpy(dtype=float, na_value=np.nan)
-    held = (hours >= 0) & np.isfinite(numbers)
-    at, x = hours[held], numbers[held]
-    x = x - x.mean() if len(x) else x  # centred: the squares below keep their precision at any level
-    rows = np.bincount(at, minlength=24).astype(float)
-    total, squares = np.bincount(at, weights=x, minlength=24), np.bincount(at, weights=x * x, minlength=24)
+    held = (keys >= 0) & np.isfinite(numbers)
+    at, x = keys[held], numbers[held] - around
+    rows = np.bincount(at, minlength=levels).astype(float)
+    total, squares = np.bincount(at, weights=x, minlength=levels), np.bincount(at, weights=x * x, minlength=levels)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(rows > 0, total / rows, 0.0)
         variance = np.where(rows > 1, (squares - rows * mean**2) / (rows - 1), 0.0)
