@@ -10,7 +10,11 @@
 * hours moved round the clock (``forms.clock_shifts``): over 600 draws of a day's shape (three
   shapes, 300 to 30,000 rows), pure offsets found, hours reweighted by habits (a smooth or a
   random reweighting) read as a clock, and whole days moved rigidly by 0.5-3 hours (which the
-  data cannot tell from a clock) read as one.
+  data cannot tell from a clock) read as one;
+* codes that changed places (``forms.swapped_codes``): over 300 draws of a table whose codes
+  differ in share and in two numeric columns (3 to 8 codes, 300 to 30,000 rows), two codes
+  swapped found; the codes' shares moved, or one code's rows changed (its mean moved by half
+  to two of its standard deviations), read as a swap.
 
 Run from the repository root: `PYTHONPATH=include:. .venv/bin/python benchmarks/bench_triage_figures.py`.
 """
@@ -30,7 +34,7 @@ from tests.unit.investigation.test_segments import world as segment_world
 
 from firebreak.detection.estimation import decision_confidence, estimate_accuracy
 from firebreak.detection.multivariate import reconstruction_drift
-from firebreak.investigation.forms import clock_shifts
+from firebreak.investigation.forms import clock_shifts, swapped_codes
 from firebreak.investigation.segments import localise
 
 
@@ -67,6 +71,39 @@ def clock_figures() -> tuple[int, int, int, int, int]:
             reweighted, reweighted_draws = reweighted + read, reweighted_draws + 1
         found += bool(clock_shifts(reference, table(day, offset=int(rng.integers(1, 24))), ["hour"]))
     return found, reweighted, reweighted_draws, rigid, rigid_draws
+
+
+def swap_figures() -> tuple[int, int, int, int]:
+    """Swaps found, of draws; worlds that moved (shares, or one code's rows) read as a swap, of draws."""
+    rng = np.random.default_rng(8)
+    found = moved = 0
+    draws = 300
+    for _ in range(draws):
+        codes = int(rng.integers(3, 9))
+        rows = int(rng.choice([300, 3000, 30_000]))
+        shares = rng.dirichlet(np.full(codes, 3.0))
+        centres = rng.normal(0, 1, (codes, 2))
+
+        def table(shares: np.ndarray, centres: np.ndarray, rows: int = rows, codes: int = codes) -> pd.DataFrame:
+            code = rng.choice(codes, rows, p=shares)
+            return pd.DataFrame(
+                {
+                    "code": np.array([f"c{i}" for i in range(codes)])[code],
+                    "x": centres[code, 0] + rng.normal(0, 1, rows),
+                    "y": centres[code, 1] + rng.normal(0, 1, rows),
+                }
+            )
+
+        reference = table(shares, centres)
+        swapped = table(shares, centres)
+        a, b = rng.choice(codes, 2, replace=False)
+        swapped["code"] = swapped["code"].replace({f"c{a}": f"c{b}", f"c{b}": f"c{a}"})
+        found += bool(swapped_codes(reference, swapped, ["code", "x", "y"]))
+        changed = centres.copy()
+        changed[rng.integers(codes)] += rng.choice([-1, 1], 2) * rng.uniform(0.5, 2, 2)
+        world = table(rng.dirichlet(np.full(codes, 3.0)), centres) if rng.random() < 0.5 else table(shares, changed)
+        moved += bool(swapped_codes(reference, world, ["code", "x", "y"]))
+    return found, draws, moved, draws
 
 
 def main() -> None:
@@ -110,6 +147,7 @@ def main() -> None:
         errors_.append(abs(estimate - float((decided == y).mean())))
     errors = np.array(errors_)
     found, reweighted, reweighted_draws, rigid, rigid_draws = clock_figures()
+    swaps, swap_draws, moved, moved_draws = swap_figures()
     print(f"## Triage figures (load average {os.getloadavg()[0]:.1f})\n")
     print("| figure | result | goal |\n|---|---|---|")
     print(f"| 5% segment failure ranked first | {first}/50 seeds | >= 45 |")

@@ -249,7 +249,9 @@ def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
     A lookup or an encoder changed upstream: plan ``P20`` now arrives as ``P45`` and back, so
     each code carries another code's rows whole, its share and its customers (their charges,
     their tenure). The world moves a code's customers, not its name. Read in the same two views
-    as :func:`clock_shifts`, per code: its share, and each numeric column's mean among its rows.
+    as :func:`clock_shifts`, per code: its share, and each numeric column's mean among its rows;
+    at least one column's means must tell the codes apart (a few codes' shares alone can trade
+    places as the world moves: 27% of one plan's customers moving to another).
     Each current code is matched to the reference code whose views it is nearest (least
     chi-square); when no two are nearest the same one, that match is not the codes as written,
     as written the views differ significantly, and matched they agree, the codes changed places. For a column of 2 to
@@ -277,8 +279,8 @@ def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
         if cur_counts.min() < _CLOCK_HOUR_ROWS or (cur_codes < 0).mean() > 0.01:
             continue  # codes the reference lacks: the unknown-value rule's
         views = _Views(ref_codes, cur_codes, len(levels), reference[numeric], current[numeric])
-        if not views.parts:
-            continue
+        if not views.means:
+            continue  # shares alone: a few codes' shares can trade places as the world moves
         # Each current code beside the reference code it looks most like: a match only when no
         # two look most like the same one.
         match = views.costs().argmin(axis=1)
@@ -317,6 +319,7 @@ class _Views:
                 total > 0, (ref_rows[None, :] - e_ref) ** 2 / e_ref + (cur_rows[:, None] - e_cur) ** 2 / e_cur, 0.0
             )
         parts = [(share, total > 0)] if _flat_p(ref_rows, np.full(levels, ref_rows.mean())) < SIGNIFICANCE else []
+        self.means = 0  # the views of means kept
         for column in ref.columns:
             if not pd.api.types.is_numeric_dtype(ref[column]) or pd.api.types.is_bool_dtype(ref[column]):
                 continue
@@ -333,6 +336,7 @@ class _Views:
             with np.errstate(divide="ignore", invalid="ignore"):
                 gap = (c_mean[:, None] - r_mean[None, :]) ** 2 / np.maximum(c_error[:, None] + r_error[None, :], 1e-12)
             parts.append((np.where(held, gap, 0.0), held))
+            self.means += 1
         self.parts = parts
 
     def costs(self) -> np.ndarray:
