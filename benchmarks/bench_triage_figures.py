@@ -163,6 +163,8 @@ def main() -> None:
     print(
         f"| whole day moved rigidly 0.5-3 hours, read as a clock | {rigid}/{rigid_draws} draws | (cannot be told apart) |"
     )
+    print(f"| two codes swapped, found | {swaps}/{swap_draws} draws | - |")
+    print(f"| codes' shares or one code's rows moved, read as a swap | {moved}/{moved_draws} draws | 0 |")
 
 
 if __name__ == "__main__":

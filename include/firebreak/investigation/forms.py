@@ -227,7 +227,7 @@ def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
         if ref_hours is None or cur_hours is None or len(np.unique(ref_hours[ref_hours >= 0])) < _CLOCK_MIN_HOURS:
             continue
         others = [c for c in columns if c != column]
-        views = _Views(ref_hours, cur_hours, 24, reference[others], current[others])
+        views = _Views(ref_hours, cur_hours, 24, reference[others], current[others], own_level=True)
         hour = np.arange(24)
         turned = min(((hour - k) % 24 for k in range(1, 24)), key=views.excess)
         fit = views.moved(turned)
@@ -299,14 +299,23 @@ class _Views:
     """A key column's levels (hours, codes) seen through what each holds, in both tables.
 
     Two views of a level: its share of the rows, and the mean among its rows of each numeric
-    column in ``others`` (a level's mean counts with :data:`_CLOCK_HOUR_ROWS` rows). A view counts when the reference's levels differ in it
+    column of ``ref`` and ``cur`` (a level's mean counts with :data:`_CLOCK_HOUR_ROWS` rows;
+    ``own_level``: each table's overall mean taken out first, for hours, whose readings move
+    with the days a table covers). A view counts when the reference's levels differ in it
     (p < :data:`SIGNIFICANCE` against every level alike). Matching current level ``i`` with
     reference level ``match[i]`` gives a chi-square statistic summed over the views that count:
     Pearson's terms for the shares, squared gaps over their standard errors for the means.
     """
 
     def __init__(
-        self, ref_keys: np.ndarray, cur_keys: np.ndarray, levels: int, ref: pd.DataFrame, cur: pd.DataFrame
+        self,
+        ref_keys: np.ndarray,
+        cur_keys: np.ndarray,
+        levels: int,
+        ref: pd.DataFrame,
+        cur: pd.DataFrame,
+        *,
+        own_level: bool = False,
     ) -> None:
         ref_rows = np.bincount(ref_keys[ref_keys >= 0], minlength=levels).astype(float)
         cur_rows = np.bincount(cur_keys[cur_keys >= 0], minlength=levels).astype(float)
@@ -323,11 +332,10 @@ class _Views:
         for column in ref.columns:
             if not pd.api.types.is_numeric_dtype(ref[column]) or pd.api.types.is_bool_dtype(ref[column]):
                 continue
-            values = ref[column].to_numpy(dtype=float, na_value=np.nan)
-            around = float(np.mean(values[np.isfinite(values)])) if np.isfinite(values).any() else 0.0
+            ref_level = _level(ref[column])
             (r_mean, r_error, r_rows), (c_mean, c_error, c_rows) = (
-                _by_level(ref_keys, ref[column], levels, around),
-                _by_level(cur_keys, cur[column], levels, around),
+                _by_level(ref_keys, ref[column], levels, ref_level),
+                _by_level(cur_keys, cur[column], levels, _level(cur[column]) if own_level else ref_level),
             )
             held_ref = r_rows >= _CLOCK_HOUR_ROWS
             if held_ref.sum() < 2 or _flat_p(r_mean[held_ref], None, r_error[held_ref]) >= SIGNIFICANCE:
@@ -392,11 +400,18 @@ def _whole_hours(values: pd.Series) -> np.ndarray | None:
     return np.where(held, np.nan_to_num(numbers, nan=-1.0), -1).astype(np.intp)
 
 
+def _level(values: pd.Series) -> float:
+    """A column's mean over its finite values (0 when it has none)."""
+    numbers = values.to_numpy(dtype=float, na_value=np.nan)
+    finite = numbers[np.isfinite(numbers)]
+    return float(finite.mean()) if len(finite) else 0.0
+
+
 def _by_level(
     keys: np.ndarray, values: pd.Series, levels: int, around: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A column's mean per level less ``around`` (the reference's mean: the squares below keep
-    their precision at any level), the squared standard error of each, and the rows behind it."""
+    """A column's mean per level less ``around`` (a table's mean: the squares below keep their
+    precision at any level), the squared standard error of each, and the rows behind it."""
     numbers = values.to_numpy(dtype=float, na_value=np.nan)
     held = (keys >= 0) & np.isfinite(numbers)
     at, x = keys[held], numbers[held] - around

@@ -182,9 +182,10 @@ def meter(seed: int, days: int = 20, evening: float = 1.0) -> pd.DataFrame:
 
 def test_an_hourly_meter_whose_hours_moved_is_read_by_what_each_hour_holds() -> None:
     # Every hour holds the same rows: the shares cannot show the move, the load and the
-    # temperature by hour do.
+    # temperature by hour do, on warmer days too.
     current = meter(2)
     current["hour"] = (current["hour"] + 5) % 24
+    current["temp_c"] += 3.0
 
     found, _ = triage_tables(meter(1), current)
 
