@@ -195,14 +195,16 @@ def time_form_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: S
 _HOUR_NAME = re.compile(r"(?:^|[^a-z])(?:hour|hr)(?:$|[^a-z])|hour_?of_?day", re.IGNORECASE)
 _CLOCK_MIN_ROWS = 200
 _CLOCK_MIN_HOURS = 8
-# A view of the day (the hours' shares, or another column's mean by hour) has a shape when the
-# reference's differs from a flat day at p < SIGNIFICANCE; an hour's mean counts with 5 rows.
-_CLOCK_HOUR_ROWS = 5
-# Moved round the clock: as written, the views differ from the reference's at p < SIGNIFICANCE;
-# turned back by the best whole number of hours they match it (chi-square p at least
-# _CLOCK_FIT_P), and what differs beyond chance is at most _CLOCK_REMAINING of what differed.
-_CLOCK_FIT_P = 0.01
-_CLOCK_REMAINING = 1 / 3
+# A view of a key column's levels (hours, codes: their shares, or another column's mean by
+# level) counts when the reference's levels differ in it at p < SIGNIFICANCE; a level's mean
+# counts with _LEVEL_MIN_ROWS rows.
+_LEVEL_MIN_ROWS = 5
+# Levels that moved (hours round the clock, codes that changed places): as written, the views
+# differ from the reference's at p < SIGNIFICANCE; matched as they moved they agree (chi-square
+# p at least _MOVED_FIT_P), and what differs beyond chance is at most _MOVED_REMAINING of what
+# differed.
+_MOVED_FIT_P = 0.01
+_MOVED_REMAINING = 1 / 3
 # Codes that changed places are looked for among at most this many codes.
 _SWAP_MAX_LEVELS = 12
 
@@ -253,10 +255,11 @@ def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
     at least one column's means must tell the codes apart (a few codes' shares alone can trade
     places as the world moves: 27% of one plan's customers moving to another).
     Each current code is matched to the reference code whose views it is nearest (least
-    chi-square); when no two are nearest the same one, that match is not the codes as written,
-    as written the views differ significantly, and matched they agree, the codes changed places. For a column of 2 to
-    :data:`_SWAP_MAX_LEVELS` codes the reference and the current table both hold, each on at
-    least :data:`_CLOCK_HOUR_ROWS` rows. Items as :func:`type_changes`'.
+    chi-square); when no two are nearest the same one, that match is not the codes as
+    written, as written the views differ significantly, and matched they agree, the codes
+    changed places. For a column of 2 to :data:`_SWAP_MAX_LEVELS` codes the reference and the
+    current table both hold, each on at least :data:`_LEVEL_MIN_ROWS` rows. Items as
+    :func:`type_changes`'.
     """
     from firebreak.detection.stats import as_text, level_codes, ranked_levels
     from firebreak.inert import clean
@@ -272,11 +275,11 @@ def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
             continue
         ref_codes, distinct, counts = ranked_levels(as_text(reference[column]))
         levels = [str(v) for v in distinct]
-        if not 2 <= len(levels) <= _SWAP_MAX_LEVELS or counts.min() < _CLOCK_HOUR_ROWS:
+        if not 2 <= len(levels) <= _SWAP_MAX_LEVELS or counts.min() < _LEVEL_MIN_ROWS:
             continue
         cur_codes = level_codes(as_text(current[column]), levels)
         cur_counts = np.bincount(cur_codes[cur_codes >= 0], minlength=len(levels))
-        if cur_counts.min() < _CLOCK_HOUR_ROWS or (cur_codes < 0).mean() > 0.01:
+        if cur_counts.min() < _LEVEL_MIN_ROWS or (cur_codes < 0).mean() > 0.01:
             continue  # codes the reference lacks: the unknown-value rule's
         views = _Views(ref_codes, cur_codes, len(levels), reference[numeric], current[numeric])
         if not views.means:
@@ -299,7 +302,7 @@ class _Views:
     """A key column's levels (hours, codes) seen through what each holds, in both tables.
 
     Two views of a level: its share of the rows, and the mean among its rows of each numeric
-    column of ``ref`` and ``cur`` (a level's mean counts with :data:`_CLOCK_HOUR_ROWS` rows;
+    column of ``ref`` and ``cur`` (a level's mean counts with :data:`_LEVEL_MIN_ROWS` rows;
     ``own_level``: each table's overall mean taken out first, for hours, whose readings move
     with the days a table covers). A view counts when the reference's levels differ in it
     (p < :data:`SIGNIFICANCE` against every level alike). Matching current level ``i`` with
@@ -327,7 +330,7 @@ class _Views:
             share = np.where(
                 total > 0, (ref_rows[None, :] - e_ref) ** 2 / e_ref + (cur_rows[:, None] - e_cur) ** 2 / e_cur, 0.0
             )
-        parts = [(share, total > 0)] if _flat_p(ref_rows, np.full(levels, ref_rows.mean())) < SIGNIFICANCE else []
+        parts = [(share, total > 0)] if _counts_flat_p(ref_rows) < SIGNIFICANCE else []
         self.means = 0  # the views of means kept
         for column in ref.columns:
             if not pd.api.types.is_numeric_dtype(ref[column]) or pd.api.types.is_bool_dtype(ref[column]):
@@ -337,10 +340,10 @@ class _Views:
                 _by_level(ref_keys, ref[column], levels, ref_level),
                 _by_level(cur_keys, cur[column], levels, _level(cur[column]) if own_level else ref_level),
             )
-            held_ref = r_rows >= _CLOCK_HOUR_ROWS
-            if held_ref.sum() < 2 or _flat_p(r_mean[held_ref], None, r_error[held_ref]) >= SIGNIFICANCE:
+            held_ref = r_rows >= _LEVEL_MIN_ROWS
+            if held_ref.sum() < 2 or _means_flat_p(r_mean[held_ref], r_error[held_ref]) >= SIGNIFICANCE:
                 continue
-            held = (c_rows[:, None] >= _CLOCK_HOUR_ROWS) & held_ref[None, :]
+            held = (c_rows[:, None] >= _LEVEL_MIN_ROWS) & held_ref[None, :]
             with np.errstate(divide="ignore", invalid="ignore"):
                 gap = (c_mean[:, None] - r_mean[None, :]) ** 2 / np.maximum(c_error[:, None] + r_error[None, :], 1e-12)
             parts.append((np.where(held, gap, 0.0), held))
@@ -364,28 +367,29 @@ class _Views:
 
     def moved(self, match: np.ndarray) -> float | None:
         """The p-value of ``match`` when the levels moved so: as written the views differ (p <
-        :data:`SIGNIFICANCE`), matched so they agree (p >= :data:`_CLOCK_FIT_P`), and what
-        differs beyond chance is at most :data:`_CLOCK_REMAINING` of what differed; else None."""
+        :data:`SIGNIFICANCE`), matched so they agree (p >= :data:`_MOVED_FIT_P`), and what
+        differs beyond chance is at most :data:`_MOVED_REMAINING` of what differed; else None."""
         if not self.parts:
             return None
         written, written_dof = self.statistic(np.arange(len(match)))
         moved, moved_dof = self.statistic(match)
         fit = _chi_square_p(moved, moved_dof)
-        if _chi_square_p(written, written_dof) >= SIGNIFICANCE or not moved_dof or fit < _CLOCK_FIT_P:
+        if _chi_square_p(written, written_dof) >= SIGNIFICANCE or not moved_dof or fit < _MOVED_FIT_P:
             return None
-        return fit if moved - moved_dof <= _CLOCK_REMAINING * (written - written_dof) else None
+        return fit if moved - moved_dof <= _MOVED_REMAINING * (written - written_dof) else None
 
 
-def _flat_p(values: np.ndarray, expected: np.ndarray | None, error: np.ndarray | None = None) -> float:
-    """Whether a reference's levels differ in a view: counts against ``expected`` (Pearson), or means with
-    squared standard errors ``error`` against their weighted mean."""
-    if error is None:
-        assert expected is not None
-        held = expected > 0
-        return _chi_square_p(float(np.sum((values[held] - expected[held]) ** 2 / expected[held])), int(held.sum()) - 1)
-    weights = 1 / np.maximum(error, 1e-12)
-    level = float(np.sum(values * weights) / weights.sum())
-    return _chi_square_p(float(np.sum((values - level) ** 2 * weights)), len(values) - 1)
+def _counts_flat_p(counts: np.ndarray) -> float:
+    """Pearson's p-value that a reference's levels hold their rows alike (a flat day, codes of one size)."""
+    expected = np.full(len(counts), counts.mean())
+    return _chi_square_p(float(np.sum((counts - expected) ** 2 / expected)), len(counts) - 1) if counts.any() else 1.0
+
+
+def _means_flat_p(means: np.ndarray, errors: np.ndarray) -> float:
+    """The p-value that a reference's levels' means (``errors``: their squared standard errors) are one mean."""
+    weights = 1 / np.maximum(errors, 1e-12)
+    level = float(np.sum(means * weights) / weights.sum())
+    return _chi_square_p(float(np.sum((means - level) ** 2 * weights)), len(means) - 1)
 
 
 def _whole_hours(values: pd.Series) -> np.ndarray | None:
