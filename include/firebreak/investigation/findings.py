@@ -301,12 +301,14 @@ _FAIRNESS_LIMITS: dict[str, tuple[bool, float]] = {
 
 # Triage has the reference table's figures: bias is then a group whose outcomes got worse
 # than the others' since the reference (a difference in differences), by at least this
-# much (rates) and at this significance (z, one-sided p ~ 0.001). The harms: more wrong
-# answers (the error rate, with labels), and fewer selections (the selection rate; with
-# labels, unless the group's own outcomes fell alike). A disparity the reference already
-# had is standing: context, not a new failure.
+# much (rates) and at this significance. The harms: more wrong answers (the error rate, with
+# labels), and fewer selections (the selection rate; with labels, unless the group's own
+# outcomes fell alike). A disparity the reference already had is standing: context, not a
+# new failure. Each group is tested on three figures (its errors, its selections falling,
+# its selections rising), so one test's bar (z = 3.0, one-sided p 0.00135) is shared by the
+# three: z = 3.32 (p 0.00045 each).
 BIAS_CHANGE = 0.05
-BIAS_Z = 3.0
+BIAS_Z = 3.32
 # Selections are judged by the group's rate relative to the others': traffic that moved
 # halves every group's selections alike, which is no group's harm. A group's fall counts when
 # that ratio fell by at least this share, and either the rate fell by BIAS_CHANGE or the
