@@ -196,8 +196,13 @@ _HOUR_NAME = re.compile(r"(?:^|[^a-z])(?:hour|hr)(?:$|[^a-z])|hour_?of_?day", re
 _CLOCK_MIN_ROWS = 200
 _CLOCK_MIN_HOURS = 8
 # A view of a key column's levels (hours, codes: their shares, or another column's mean by
-# level) counts when the reference's levels differ in it at p < SIGNIFICANCE; a level's mean
-# counts with _LEVEL_MIN_ROWS rows.
+# level) counts when the reference's levels differ in it far past chance (p < _LEVELS_DIFFER_P)
+# and, for means, by at least _LEVELS_SPREAD of the column's standard deviation between the
+# highest and the lowest: levels trading places must not be two close figures trading places
+# (two genders' second incomes 2,600 apart at p = 0.0004, a tenth of the spread of incomes,
+# read as swapped genders). A level's mean counts with _LEVEL_MIN_ROWS rows.
+_LEVELS_DIFFER_P = 1e-6
+_LEVELS_SPREAD = 0.5
 _LEVEL_MIN_ROWS = 5
 # Levels that moved (hours round the clock, codes that changed places): as written, the views
 # differ from the reference's at p < SIGNIFICANCE; matched as they moved they agree (chi-square
@@ -305,7 +310,8 @@ class _Views:
     column of ``ref`` and ``cur`` (a level's mean counts with :data:`_LEVEL_MIN_ROWS` rows;
     ``own_level``: each table's overall mean taken out first, for hours, whose readings move
     with the days a table covers). A view counts when the reference's levels differ in it
-    (p < :data:`SIGNIFICANCE` against every level alike). Matching current level ``i`` with
+    (p < :data:`_LEVELS_DIFFER_P` against every level alike; means also by
+    :data:`_LEVELS_SPREAD` of the column's standard deviation). Matching current level ``i`` with
     reference level ``match[i]`` gives a chi-square statistic summed over the views that count:
     Pearson's terms for the shares, squared gaps over their standard errors for the means.
     """
@@ -330,7 +336,7 @@ class _Views:
             share = np.where(
                 total > 0, (ref_rows[None, :] - e_ref) ** 2 / e_ref + (cur_rows[:, None] - e_cur) ** 2 / e_cur, 0.0
             )
-        parts = [(share, total > 0)] if _counts_flat_p(ref_rows) < SIGNIFICANCE else []
+        parts = [(share, total > 0)] if _counts_flat_p(ref_rows) < _LEVELS_DIFFER_P else []
         self.means = 0  # the views of means kept
         for column in ref.columns:
             if not pd.api.types.is_numeric_dtype(ref[column]) or pd.api.types.is_bool_dtype(ref[column]):
@@ -341,7 +347,9 @@ class _Views:
                 _by_level(cur_keys, cur[column], levels, _level(cur[column]) if own_level else ref_level),
             )
             held_ref = r_rows >= _LEVEL_MIN_ROWS
-            if held_ref.sum() < 2 or _means_flat_p(r_mean[held_ref], r_error[held_ref]) >= SIGNIFICANCE:
+            if held_ref.sum() < 2 or _means_flat_p(r_mean[held_ref], r_error[held_ref]) >= _LEVELS_DIFFER_P:
+                continue
+            if np.ptp(r_mean[held_ref]) < _LEVELS_SPREAD * _spread(ref[column]):
                 continue
             held = (c_rows[:, None] >= _LEVEL_MIN_ROWS) & held_ref[None, :]
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -402,6 +410,13 @@ def _whole_hours(values: pd.Series) -> np.ndarray | None:
     if len(kept) < _CLOCK_MIN_ROWS or not np.all((kept >= 0) & (kept <= 23) & (kept == np.round(kept))):
         return None
     return np.where(held, np.nan_to_num(numbers, nan=-1.0), -1).astype(np.intp)
+
+
+def _spread(values: pd.Series) -> float:
+    """A column's standard deviation over its finite values (0 when it has none)."""
+    numbers = values.to_numpy(dtype=float, na_value=np.nan)
+    finite = numbers[np.isfinite(numbers)]
+    return float(finite.std()) if len(finite) else 0.0
 
 
 def _level(values: pd.Series) -> float:
