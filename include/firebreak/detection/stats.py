@@ -7,7 +7,7 @@ preset itself on 1M rows x 20 columns takes over a minute because it also
 builds histograms, correlations and plots; this module computes only the
 statistics behind the verdicts.
 
-Its size (about 600 lines) is earned: one engine that must agree with Evidently test by
+Its size (under 700 lines) is earned: one engine that must agree with Evidently test by
 test, each statistic kept beside the Evidently source it mirrors and the bound of its
 approximation, so a reader checks one file against one upstream directory. The normed
 Wasserstein distance, computed on a grid with its own error bound, is
