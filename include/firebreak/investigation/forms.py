@@ -341,15 +341,15 @@ class _Views:
         for column in ref.columns:
             if not pd.api.types.is_numeric_dtype(ref[column]) or pd.api.types.is_bool_dtype(ref[column]):
                 continue
-            ref_level = _level(ref[column])
+            ref_level, ref_spread = _level_and_spread(ref[column])
             (r_mean, r_error, r_rows), (c_mean, c_error, c_rows) = (
                 _by_level(ref_keys, ref[column], levels, ref_level),
-                _by_level(cur_keys, cur[column], levels, _level(cur[column]) if own_level else ref_level),
+                _by_level(cur_keys, cur[column], levels, _level_and_spread(cur[column])[0] if own_level else ref_level),
             )
             held_ref = r_rows >= _LEVEL_MIN_ROWS
             if held_ref.sum() < 2 or _means_flat_p(r_mean[held_ref], r_error[held_ref]) >= _LEVELS_DIFFER_P:
                 continue
-            if np.ptp(r_mean[held_ref]) < _LEVELS_SPREAD * _spread(ref[column]):
+            if np.ptp(r_mean[held_ref]) < _LEVELS_SPREAD * ref_spread:
                 continue
             held = (c_rows[:, None] >= _LEVEL_MIN_ROWS) & held_ref[None, :]
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -409,21 +409,14 @@ def _whole_hours(values: pd.Series) -> np.ndarray | None:
     kept = numbers[held]
     if len(kept) < _CLOCK_MIN_ROWS or not np.all((kept >= 0) & (kept <= 23) & (kept == np.round(kept))):
         return None
-    return np.where(held, np.nan_to_num(numbers, nan=-1.0), -1).astype(np.intp)
+    return np.nan_to_num(numbers, nan=-1.0).astype(np.intp)
 
 
-def _spread(values: pd.Series) -> float:
-    """A column's standard deviation over its finite values (0 when it has none)."""
+def _level_and_spread(values: pd.Series) -> tuple[float, float]:
+    """A column's mean and standard deviation over its finite values (0, 0 when it has none)."""
     numbers = values.to_numpy(dtype=float, na_value=np.nan)
     finite = numbers[np.isfinite(numbers)]
-    return float(finite.std()) if len(finite) else 0.0
-
-
-def _level(values: pd.Series) -> float:
-    """A column's mean over its finite values (0 when it has none)."""
-    numbers = values.to_numpy(dtype=float, na_value=np.nan)
-    finite = numbers[np.isfinite(numbers)]
-    return float(finite.mean()) if len(finite) else 0.0
+    return (float(finite.mean()), float(finite.std())) if len(finite) else (0.0, 0.0)
 
 
 def _by_level(
