@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from firebreak.detection.stats import as_text, level_codes, ranked_levels
+from firebreak.detection.stats import as_text, columns_of, level_codes, ranked_levels
 
 __all__ = ["MAX_ROWS", "MIN_RISE", "Z_THRESHOLD", "reconstruction_drift"]
 
@@ -134,7 +134,9 @@ def reconstruction_drift(
     if len(numeric) + len(categorical) < 2 or len(reference) < _MIN_ROWS or len(current) < 2:
         return None
     rng = np.random.default_rng(seed)
-    reference, current = _at_most(reference, 2 * MAX_ROWS, rng), _at_most(current, MAX_ROWS, rng)
+    read = [*numeric, *categorical]
+    reference = _at_most(columns_of(reference, read), 2 * MAX_ROWS, rng)
+    current = _at_most(columns_of(current, read), MAX_ROWS, rng)
     order = rng.permutation(len(reference))
     half = len(reference) // 2
     # Scores are against the whole reference either way: compute them once, then split the rows.

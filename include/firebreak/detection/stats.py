@@ -46,7 +46,7 @@ Mirrored from Evidently 0.7.23 (paths under ``evidently/legacy/calculations/``):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -111,6 +111,23 @@ def as_text(series: pd.Series) -> pd.Series:
         else:
             return pd.Series(pd.arrays.ArrowStringArray(values), index=series.index, name=series.name)
     return series.astype(_ARROW_TEXT)
+
+
+def columns_of(
+    frame: pd.DataFrame, names: Sequence[str] | None = None, replaced: Mapping[str, pd.Series] | None = None
+) -> pd.DataFrame:
+    """``frame``'s columns ``names`` (all by default), each in ``replaced`` (on ``frame``'s index) in
+    its place, sharing their values with ``frame``: what ``frame[names].assign(**replaced)``
+    holds, without the copy of every value pandas 2 makes there (4 ms for 30,000 rows of 12
+    columns, paid once per check). For a frame only read after; a frame naming a column twice is
+    copied as pandas would."""
+    replaced = replaced or {}
+    if not frame.columns.is_unique:
+        return (frame if names is None else frame[list(names)]).assign(**replaced)
+    names = list(frame.columns) if names is None else list(names)
+    return pd.DataFrame(
+        {c: replaced[c] if c in replaced else frame[c] for c in names}, index=frame.index, columns=names, copy=False
+    )
 
 
 def _escaped(value: object) -> object:

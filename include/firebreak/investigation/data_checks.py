@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
-from firebreak.detection.stats import as_text, binomial_tail, ks_p_value, value_counts
+from firebreak.detection.stats import as_text, binomial_tail, columns_of, ks_p_value, value_counts
 from firebreak.investigation.units import partial_unit_change
 from firebreak.investigation.unseen import unseen_p_value
 
@@ -613,7 +613,7 @@ def data_checks(
     frames no longer carry.
     """
     declared = declared or {}
-    numbers = current[[c for c in numeric if c in current.columns]]
+    numbers = columns_of(current, [c for c in numeric if c in current.columns])
     unknown = [
         u
         for c in categorical
@@ -622,7 +622,7 @@ def data_checks(
                 reference[c],
                 current[c],
                 declared.get(c, ()),
-                others=numbers.drop(columns=c) if c in numbers.columns else numbers,
+                others=columns_of(numbers, [n for n in numbers.columns if n != c]),
             )
         )
         is not None

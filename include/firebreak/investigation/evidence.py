@@ -334,7 +334,7 @@ def gather_evidence(
     from firebreak.contracts.compiled import compile_suite
     from firebreak.contracts.validation import is_derived
     from firebreak.detection.performance import as_numbers
-    from firebreak.detection.stats import as_text, compute_drift
+    from firebreak.detection.stats import as_text, columns_of, compute_drift
 
     reference, current = named_columns(reference, "reference"), named_columns(current, "current")
     label, prediction, confidence, protected = (
@@ -381,8 +381,12 @@ def gather_evidence(
     # Columns that count periods (a store log's day number) continue past the reference by
     # construction: times, set aside before the contract is derived from the reference.
     periods = [c for c in inputs if c in current.columns and counts_periods(reference[c], current[c], c)]
-    suite = derive_contract(reference[[c for c in inputs if c not in periods]]) if contract is None else contract
-    current_inputs = current.drop(columns=[c for c in outputs if c in current.columns])
+    suite = (
+        derive_contract(columns_of(reference, [c for c in inputs if c not in periods]))
+        if contract is None
+        else contract
+    )
+    current_inputs = columns_of(current, [c for c in current.columns if c not in outputs])
     compiled = compile_suite(suite)
     if compiled is not None:
         contract_result, current_broken = compiled.validate_rows(current_inputs)
@@ -401,11 +405,11 @@ def gather_evidence(
     drift: dict[str, Any] = {"dataset_drift": False, "columns": []}
     # Categories as text once, for every check after this (pandas' string conversion and its
     # null test are the costliest steps on a wide categorical table).
-    ref_frame = reference.assign(**{c: as_text(reference[c]) for c in categorical})
-    cur_frame = current.assign(**{c: as_text(current[c]) for c in categorical})
+    ref_frame = columns_of(reference, replaced={c: as_text(reference[c]) for c in categorical})
+    cur_frame = columns_of(current, replaced={c: as_text(current[c]) for c in categorical})
     if shared:
         drift = compute_drift(
-            ref_frame[shared], cur_frame[shared], columns=shared, categorical=categorical, drift_share=drift_share
+            ref_frame, cur_frame, columns=shared, categorical=categorical, drift_share=drift_share
         ).to_dict()
     drift["skipped"] = skipped
     declared = {

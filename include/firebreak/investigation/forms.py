@@ -227,14 +227,15 @@ def clock_shifts(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequen
     turned back by one offset. Items as :func:`type_changes`'.
     """
     found = []
+    numbers = _Numbers(reference, current, columns)
     for column in columns:
         if _HOUR_NAME.search(str(column)) is None:
             continue
         ref_hours, cur_hours = _whole_hours(reference[column]), _whole_hours(current[column])
         if ref_hours is None or cur_hours is None or len(np.unique(ref_hours[ref_hours >= 0])) < _CLOCK_MIN_HOURS:
             continue
-        others = [c for c in columns if c != column]
-        views = _Views(ref_hours, cur_hours, 24, reference[others], current[others], own_level=True)
+        others = [c for c in numbers.columns if c != column]
+        views = _Views(ref_hours, cur_hours, 24, numbers, others, own_level=True)
         hour = np.arange(24)
         turned = min(((hour - k) % 24 for k in range(1, 24)), key=views.excess)
         fit = views.moved(turned)
@@ -270,13 +271,9 @@ def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
     from firebreak.inert import clean
 
     found = []
-    numeric = [
-        c
-        for c in columns
-        if pd.api.types.is_numeric_dtype(reference[c]) and not pd.api.types.is_bool_dtype(reference[c])
-    ]
+    numbers = _Numbers(reference, current, columns)
     for column in columns:
-        if column in numeric or not numeric:
+        if column in numbers.columns or not numbers.columns:
             continue
         ref_codes, distinct, counts = ranked_levels(as_text(reference[column]))
         levels = [str(v) for v in distinct]
@@ -286,7 +283,7 @@ def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
         cur_counts = np.bincount(cur_codes[cur_codes >= 0], minlength=len(levels))
         if cur_counts.min() < _LEVEL_MIN_ROWS or (cur_codes < 0).mean() > 0.01:
             continue  # codes the reference lacks: the unknown-value rule's
-        views = _Views(ref_codes, cur_codes, len(levels), reference[numeric], current[numeric])
+        views = _Views(ref_codes, cur_codes, len(levels), numbers, numbers.columns)
         if not views.means:
             continue  # shares alone: a few codes' shares can trade places as the world moves
         # Each current code beside the reference code it looks most like: a match only when no
@@ -306,14 +303,14 @@ def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
 class _Views:
     """A key column's levels (hours, codes) seen through what each holds, in both tables.
 
-    Two views of a level: its share of the rows, and the mean among its rows of each numeric
-    column of ``ref`` and ``cur`` (a level's mean counts with :data:`_LEVEL_MIN_ROWS` rows;
-    ``own_level``: each table's overall mean taken out first, for hours, whose readings move
-    with the days a table covers). A view counts when the reference's levels differ in it
-    (p < :data:`_LEVELS_DIFFER_P` against every level alike; means also by
-    :data:`_LEVELS_SPREAD` of the column's standard deviation). Matching current level ``i`` with
-    reference level ``match[i]`` gives a chi-square statistic summed over the views that count:
-    Pearson's terms for the shares, squared gaps over their standard errors for the means.
+    Two views of a level: its share of the rows, and the mean among its rows of each column of
+    ``numbers`` (a level's mean counts with :data:`_LEVEL_MIN_ROWS` rows; ``own_level``: each
+    table's overall mean taken out first, for hours, whose readings move with the days a table
+    covers). A view counts when the reference's levels differ in it (p <
+    :data:`_LEVELS_DIFFER_P` against every level alike; means also by :data:`_LEVELS_SPREAD` of
+    the column's standard deviation). Matching current level ``i`` with reference level
+    ``match[i]`` gives a chi-square statistic summed over the views that count: Pearson's terms
+    for the shares, squared gaps over their standard errors for the means.
     """
 
     def __init__(
@@ -321,8 +318,8 @@ class _Views:
         ref_keys: np.ndarray,
         cur_keys: np.ndarray,
         levels: int,
-        ref: pd.DataFrame,
-        cur: pd.DataFrame,
+        numbers: _Numbers,
+        columns: Sequence[str],
         *,
         own_level: bool = False,
     ) -> None:
@@ -338,19 +335,19 @@ class _Views:
             )
         parts = [(share, total > 0)] if _counts_flat_p(ref_rows) < _LEVELS_DIFFER_P else []
         self.means = 0  # the views of means kept
-        for column in ref.columns:
-            if not pd.api.types.is_numeric_dtype(ref[column]) or pd.api.types.is_bool_dtype(ref[column]):
-                continue
-            ref_level, ref_spread = _level_and_spread(ref[column])
-            (r_mean, r_error, r_rows), (c_mean, c_error, c_rows) = (
-                _by_level(ref_keys, ref[column], levels, ref_level),
-                _by_level(cur_keys, cur[column], levels, _level_and_spread(cur[column])[0] if own_level else ref_level),
-            )
+        ref_at, cur_at = ref_keys + 1, cur_keys + 1  # bin 0: no level (bincount takes no -1)
+        for column in columns:
+            ref = numbers.reference(column)
+            r_mean, r_error, r_rows = ref.by_level(ref_at, levels)
             held_ref = r_rows >= _LEVEL_MIN_ROWS
             if held_ref.sum() < 2 or _means_flat_p(r_mean[held_ref], r_error[held_ref]) >= _LEVELS_DIFFER_P:
                 continue
-            if np.ptp(r_mean[held_ref]) < _LEVELS_SPREAD * ref_spread:
+            if np.ptp(r_mean[held_ref]) < _LEVELS_SPREAD * ref.spread:
                 continue
+            cur = numbers.current(column)
+            c_mean, c_error, c_rows = cur.by_level(cur_at, levels)
+            if not own_level:  # both tables' means less the reference's
+                c_mean = c_mean + (cur.level - ref.level)
             held = (c_rows[:, None] >= _LEVEL_MIN_ROWS) & held_ref[None, :]
             with np.errstate(divide="ignore", invalid="ignore"):
                 gap = (c_mean[:, None] - r_mean[None, :]) ** 2 / np.maximum(c_error[:, None] + r_error[None, :], 1e-12)
@@ -412,28 +409,55 @@ def _whole_hours(values: pd.Series) -> np.ndarray | None:
     return np.nan_to_num(numbers, nan=-1.0).astype(np.intp)
 
 
-def _level_and_spread(values: pd.Series) -> tuple[float, float]:
-    """A column's mean and standard deviation over its finite values (0, 0 when it has none)."""
-    numbers = values.to_numpy(dtype=float, na_value=np.nan)
-    finite = numbers[np.isfinite(numbers)]
-    return (float(finite.mean()), float(finite.std())) if len(finite) else (0.0, 0.0)
+class _Column:
+    """One numeric column of one table, read once for every key column it is viewed by: its
+    values less its mean (0 where not finite; the squares below keep their precision at any
+    level), which of them are finite, its mean and its standard deviation."""
+
+    def __init__(self, values: pd.Series) -> None:
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        finite = np.isfinite(numbers)
+        kept = numbers[finite]
+        self.level, self.spread = (float(kept.mean()), float(kept.std())) if len(kept) else (0.0, 0.0)
+        self.weights = None if finite.all() else finite.astype(float)
+        self.values = np.where(finite, numbers - self.level, 0.0)
+
+    def by_level(self, at: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per level (``at``: each row's level + 1, 0 for none) the mean less the column's, the
+        squared standard error of that mean, and the rows behind it."""
+        x = self.values
+        rows = np.bincount(at, weights=self.weights, minlength=levels + 1)[1:]
+        total = np.bincount(at, weights=x, minlength=levels + 1)[1:]
+        squares = np.bincount(at, weights=x * x, minlength=levels + 1)[1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(rows > 0, total / rows, 0.0)
+            variance = np.where(rows > 1, (squares - rows * mean**2) / (rows - 1), 0.0)
+            error = np.where(rows > 0, np.maximum(variance, 0.0) / rows, np.inf)
+        return mean, error, rows
 
 
-def _by_level(
-    keys: np.ndarray, values: pd.Series, levels: int, around: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A column's mean per level less ``around`` (a table's mean: the squares below keep their
-    precision at any level), the squared standard error of each, and the rows behind it."""
-    numbers = values.to_numpy(dtype=float, na_value=np.nan)
-    held = (keys >= 0) & np.isfinite(numbers)
-    at, x = keys[held], numbers[held] - around
-    rows = np.bincount(at, minlength=levels).astype(float)
-    total, squares = np.bincount(at, weights=x, minlength=levels), np.bincount(at, weights=x * x, minlength=levels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(rows > 0, total / rows, 0.0)
-        variance = np.where(rows > 1, (squares - rows * mean**2) / (rows - 1), 0.0)
-        error = np.where(rows > 0, np.maximum(variance, 0.0) / rows, np.inf)
-    return mean, error, rows
+class _Numbers:
+    """The numeric columns (not booleans) of two tables, each column of each table read when first viewed, once."""
+
+    def __init__(self, reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> None:
+        self._tables = reference, current
+        self.columns = [
+            c
+            for c in columns
+            if pd.api.types.is_numeric_dtype(reference[c]) and not pd.api.types.is_bool_dtype(reference[c])
+        ]
+        self._read: dict[tuple[int, str], _Column] = {}
+
+    def reference(self, name: str) -> _Column:
+        return self._column(0, name)
+
+    def current(self, name: str) -> _Column:
+        return self._column(1, name)
+
+    def _column(self, table: int, name: str) -> _Column:
+        if (table, name) not in self._read:
+            self._read[table, name] = _Column(self._tables[table][name])
+        return self._read[table, name]
 
 
 def _chi_square_p(statistic: float, dof: int) -> float:

@@ -46,7 +46,7 @@ def text_as_arrow(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     numbers or other objects keeps its values as they are: that mixture is for the type checks
     to name. The values themselves do not change.
     """
-    from firebreak.detection.stats import as_text
+    from firebreak.detection.stats import as_text, columns_of
 
     converted = {
         c: as_text(frame[c])
@@ -55,7 +55,7 @@ def text_as_arrow(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         and frame[c].dtype == object
         and pd.api.types.infer_dtype(frame[c], skipna=True) == "string"
     }
-    return frame.assign(**converted) if converted else frame
+    return columns_of(frame, replaced=converted) if converted else frame
 
 
 def one_vocabulary(
