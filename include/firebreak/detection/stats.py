@@ -574,13 +574,23 @@ def _may_have_few_values(reference: np.ndarray, current: np.ndarray) -> bool:
     return len(pd.unique(head)) <= _FEW_VALUES
 
 
+def sorted_counts(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of sorted ``ordered`` and the rows holding each: what
+    ``np.unique(ordered, return_counts=True)`` gives, without its sort (a tenth of its time)."""
+    if not len(ordered):
+        return ordered, np.zeros(0, dtype=np.intp)
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts], np.diff(np.append(starts, len(ordered)))
+
+
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
     """Two-sample K-S p-value as ``scipy.stats.ks_2samp(method="auto")`` gives it.
 
     Up to 10,000 rows per sample scipy itself runs (its exact distribution); above, the
     statistic is taken at the sorted unique reference values by counting current values below
-    and at each of them, which avoids sorting the large current sample, and the p-value is
-    scipy's asymptotic one (:func:`_kstwo_sf`: the same to about 1e-9, relative).
+    and at each of them (one search of the sorted current values, no merged sort of both
+    samples), and the p-value is scipy's asymptotic one (:func:`_kstwo_sf`: the same to about
+    1e-9, relative).
 
     Args:
         reference: Finite reference values.
@@ -594,7 +604,8 @@ def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:
         from scipy import stats  # ~1 s to import: only for small samples
 
         return float(stats.ks_2samp(reference, current).pvalue)
-    values, counts = np.unique(reference, return_counts=True)
+    values, counts = sorted_counts(np.sort(reference))
+    current = np.sort(current)  # a search for sorted values runs five times faster; the counts are the same
     ref_at = np.cumsum(counts)  # reference rows <= value
     ref_below = ref_at - counts  # reference rows < value
     slots = len(values) + 1

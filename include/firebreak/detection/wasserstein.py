@@ -135,10 +135,9 @@ def grid_estimate(ref_counts: np.ndarray, cur_counts: np.ndarray, cell_width: fl
     cells = len(ref_counts)
     gap, work = _edge_rows(cells + 1)
     gap[0] = 0.0
-    np.cumsum(ref_counts, out=gap[1:], dtype=np.float64)
-    gap[1:] *= 1.0 / n_ref
-    np.cumsum(cur_counts, out=work[1:], dtype=np.float64)
-    work[1:] *= 1.0 / n_cur
+    # Summed as integers (exact, and several times faster than a running float sum), then scaled.
+    np.multiply(np.cumsum(ref_counts), 1.0 / n_ref, out=gap[1:])
+    np.multiply(np.cumsum(cur_counts), 1.0 / n_cur, out=work[1:])
     gap[1:] -= work[1:]
     left, right = gap[:-1], gap[1:]
 

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
-from firebreak.detection.stats import as_text, binomial_tail, columns_of, ks_p_value, value_counts
+from firebreak.detection.stats import as_text, binomial_tail, columns_of, ks_p_value, sorted_counts, value_counts
 from firebreak.investigation.units import partial_unit_change
 from firebreak.investigation.unseen import unseen_p_value
 
@@ -441,15 +441,15 @@ def spikes(reference: pd.Series, current: pd.Series, *, others: pd.DataFrame | N
     numeric columns, row-aligned; this one is left out): a sample weighted towards a record repeats its
     value with every other, and the spike must stand on the rows that are not copies.
     """
-    ref, cur = _finite(reference), _finite(current)
+    ref, cur = np.sort(_finite(reference)), np.sort(_finite(current))
     if len(ref) == 0 or len(cur) == 0:
         return None
-    ref_values, ref_counts = np.unique(ref, return_counts=True)
+    ref_values, ref_counts = sorted_counts(ref)
     if len(ref_values) == 1 and len(ref) >= _WHOLE_MIN_ROWS:
         return _constant_changed(str(reference.name), float(ref_values[0]), len(ref), cur)
     if len(ref_values) < _SPIKE_MIN_DISTINCT:
         return None
-    values, counts = np.unique(cur, return_counts=True)
+    values, counts = sorted_counts(cur)
     top = int(np.argmax(counts))
     if counts[top] < _SPIKE_MIN_ROWS:
         return None  # a value seen once or twice is any value of a continuous column, not a filled-in default
