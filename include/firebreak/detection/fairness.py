@@ -433,7 +433,8 @@ def groups_inputs_moved(
     """
     from scipy import special
 
-    from firebreak.detection.stats import as_text, homogeneity_p_value
+    from firebreak.detection.columns import as_text
+    from firebreak.detection.stats import homogeneity_p_value
 
     columns = [c for c in inputs if c != protected and c in reference.columns and c in current.columns]
     if answers is not None:

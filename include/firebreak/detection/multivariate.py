@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from firebreak.detection.stats import as_text, columns_of, level_codes, ranked_levels
+from firebreak.detection.columns import as_text, columns_of, level_codes, ranked_levels
 
 __all__ = ["MAX_ROWS", "MIN_RISE", "Z_THRESHOLD", "reconstruction_drift"]
 

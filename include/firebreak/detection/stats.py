@@ -46,13 +46,14 @@ Mirrored from Evidently 0.7.23 (paths under ``evidently/legacy/calculations/``):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
 from firebreak.detection import wasserstein
+from firebreak.detection.columns import sorted_counts, value_counts
 from firebreak.detection.drift import (
     ColumnDrift,
     DriftInputError,
@@ -67,106 +68,13 @@ __all__ = [
     "KS",
     "WASSERSTEIN",
     "Z_TEST",
-    "as_text",
     "binomial_tail",
     "compute_drift",
     "counts_chi_square",
     "homogeneity_p_value",
     "ks_p_value",
-    "level_codes",
-    "ranked_levels",
     "sample_for_report",
-    "value_counts",
 ]
-
-_ARROW_TEXT = pd.StringDtype("pyarrow")
-
-
-def as_text(series: pd.Series) -> pd.Series:
-    """A column's values as Arrow-backed text; missing values stay missing (``pd.NA``).
-
-    The one conversion every check on a categorical column shares. Arrow's text arrays test
-    for missing values on a bitmap and count values in C++: on a 30,000-row column about 30x
-    and 4x faster than pandas' default text (Python objects), and triage does both on each
-    categorical column in several checks. A column already held as Arrow text is returned as is.
-
-    Pandas' default text goes to Arrow directly, which takes half of ``astype``'s time; a column
-    holding anything but text and missing values (numbers, dates) is written out by ``astype``.
-    Either way bytes are decoded as UTF-8 and every missing marker becomes ``pd.NA``. Text that
-    is not valid Unicode (a lone surrogate, which a JSON escape can carry) cannot be Arrow text:
-    its bad characters are written as escapes (``\\ud800``), a value of its own that the checks
-    see and show, never a crash.
-    """
-    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
-        return series
-    if series.dtype == object:
-        import pyarrow as pa
-
-        try:
-            values = pa.array(series.to_numpy(), type=pa.large_string(), from_pandas=True)
-        except (pa.ArrowTypeError, pa.ArrowInvalid):
-            pass
-        except UnicodeEncodeError:
-            return as_text(series.map(_escaped))
-        else:
-            return pd.Series(pd.arrays.ArrowStringArray(values), index=series.index, name=series.name)
-    return series.astype(_ARROW_TEXT)
-
-
-def columns_of(
-    frame: pd.DataFrame, names: Sequence[str] | None = None, replaced: Mapping[str, pd.Series] | None = None
-) -> pd.DataFrame:
-    """``frame``'s columns ``names`` (all by default), each in ``replaced`` (on ``frame``'s index) in
-    its place, sharing their values with ``frame``: what ``frame[names].assign(**replaced)``
-    holds, without the copy of every value pandas 2 makes there (4 ms for 30,000 rows of 12
-    columns, paid once per check). For a frame only read after; a frame naming a column twice is
-    copied as pandas would."""
-    replaced = replaced or {}
-    if not frame.columns.is_unique:
-        return (frame if names is None else frame[list(names)]).assign(**replaced)
-    names = list(frame.columns) if names is None else list(names)
-    return pd.DataFrame(
-        {c: replaced[c] if c in replaced else frame[c] for c in names}, index=frame.index, columns=names, copy=False
-    )
-
-
-def _escaped(value: object) -> object:
-    """Text with the characters UTF-8 cannot carry (lone surrogates) written as escapes; other values as they are."""
-    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
-
-
-def level_codes(text: pd.Series, levels: Sequence[str]) -> np.ndarray:
-    """Each row's position in ``levels`` (-1: another value, or missing), for text from :func:`as_text`.
-
-    What ``pd.Categorical(text, categories=levels).codes`` gives, from one hash pass over the
-    rows and a lookup of the few distinct values (about 2.5x faster on Arrow text).
-    """
-    codes, distinct = pd.factorize(text)
-    lookup = np.append(pd.Index(list(levels), dtype=object).get_indexer(distinct.astype(object)), -1)
-    return lookup[codes].astype(np.intp)  # code -1 (missing) takes the appended -1
-
-
-def ranked_levels(text: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A column's distinct values, most frequent first, and each row's position among them.
-
-    One hash pass over the rows (``pd.factorize``) gives the codes, the values and, by a count
-    of the codes, their frequencies: what ``value_counts()`` then a code per row would take
-    two passes for. Ties keep the order in which the values first appear.
-
-    Args:
-        text: Values from :func:`as_text`.
-
-    Returns:
-        Per row its rank (0: the most frequent value; -1: missing), the distinct values as an
-        object array in that order, and their counts.
-    """
-    codes, distinct = pd.factorize(text)
-    counts = np.bincount(codes[codes >= 0], minlength=len(distinct))
-    order = np.argsort(-counts, kind="stable")
-    rank = np.empty(len(order) + 1, dtype=np.intp)
-    rank[order], rank[-1] = np.arange(len(order)), -1  # code -1 (missing) takes the last slot
-    return rank[codes], np.asarray(distinct, dtype=object)[order], counts[order]
-
 
 # Evidently 0.7.23's display names (``StatTest.display_name``); ``ColumnDrift.method``
 # carries them so verdicts from here and from the report compare directly.
@@ -363,28 +271,6 @@ def _value_counts(series: pd.Series) -> pd.Series:
     return counts[~counts.index.isin([np.inf, -np.inf])]
 
 
-def value_counts(series: pd.Series) -> pd.Series:
-    """How many rows hold each value present in ``series`` (missing values left out), unsorted.
-
-    Args:
-        series: The column; Arrow text (:func:`as_text`) is counted by Arrow.
-
-    Returns:
-        Positive counts indexed by value.
-    """
-    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
-        # Arrow text: counted by Arrow, without pandas' index of Arrow values (3x faster).
-        import pyarrow.compute as pc
-
-        counted = pc.value_counts(series.array._pa_array)
-        values = counted.field("values")
-        present = values.is_valid()  # missing values are counted too, under a null value
-        found = counted.field("counts").filter(present).to_numpy()
-        return pd.Series(found, index=pd.Index(values.filter(present).to_pylist(), dtype=object))
-    counts = series.value_counts(dropna=True, sort=False)
-    return counts[counts > 0]  # a categorical dtype also lists unused categories, with count 0
-
-
 def _aligned_counts(name: str, reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Put two value-count series on the union of their values.
 
@@ -572,15 +458,6 @@ def _may_have_few_values(reference: np.ndarray, current: np.ndarray) -> bool:
     """
     head = np.concatenate((reference[:_PREFIX_ROWS], current[:_PREFIX_ROWS]))
     return len(pd.unique(head)) <= _FEW_VALUES
-
-
-def sorted_counts(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of sorted ``ordered`` and the rows holding each: what
-    ``np.unique(ordered, return_counts=True)`` gives, without its sort (a tenth of its time)."""
-    if not len(ordered):
-        return ordered, np.zeros(0, dtype=np.intp)
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    return ordered[starts], np.diff(np.append(starts, len(ordered)))
 
 
 def ks_p_value(reference: np.ndarray, current: np.ndarray) -> float:

@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
-from firebreak.detection.stats import as_text, binomial_tail, columns_of, ks_p_value, sorted_counts, value_counts
+from firebreak.detection.columns import as_text, columns_of, sorted_counts, value_counts
+from firebreak.detection.stats import binomial_tail, ks_p_value
 from firebreak.investigation.units import partial_unit_change
 from firebreak.investigation.unseen import unseen_p_value
 

@@ -77,7 +77,7 @@ def derive_contract(reference: pd.DataFrame, *, name: str = "derived_contract") 
     Raises:
         FirebreakError: If ``reference`` has no rows or no columns.
     """
-    from firebreak.detection.stats import value_counts
+    from firebreak.detection.columns import value_counts
 
     if reference.empty or len(reference.columns) == 0:
         raise FirebreakError("cannot derive a contract from an empty reference table")
@@ -142,7 +142,7 @@ def _rare_meta(counts: pd.Series, rows: int) -> dict[str, Any]:
     """The rare values of a column and their counts, for the reviewer of a derived contract.
 
     Args:
-        counts: The column's rows per value present (:func:`~firebreak.detection.stats.value_counts`).
+        counts: The column's rows per value present (:func:`~firebreak.detection.columns.value_counts`).
         rows: The column's rows holding a value.
     """
     rare = counts[counts < RARE_SHARE * max(rows, 1)].sort_values(ascending=False, kind="stable")
@@ -333,8 +333,9 @@ def gather_evidence(
     """
     from firebreak.contracts.compiled import compile_suite
     from firebreak.contracts.validation import is_derived
+    from firebreak.detection.columns import as_text, columns_of
     from firebreak.detection.performance import as_numbers
-    from firebreak.detection.stats import as_text, columns_of, compute_drift
+    from firebreak.detection.stats import compute_drift
 
     reference, current = named_columns(reference, "reference"), named_columns(current, "current")
     label, prediction, confidence, protected = (

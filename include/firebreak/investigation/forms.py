@@ -267,7 +267,7 @@ def swapped_codes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
     current table both hold, each on at least :data:`_LEVEL_MIN_ROWS` rows. Items as
     :func:`type_changes`'.
     """
-    from firebreak.detection.stats import as_text, level_codes, ranked_levels
+    from firebreak.detection.columns import as_text, level_codes, ranked_levels
     from firebreak.inert import clean
 
     found = []

@@ -42,11 +42,11 @@ def text_as_arrow(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     Once, before every check reads the tables: the contract's derivation and validation, the
     comparison of kinds, drift, the data checks and the segments each test a text column for
     missing values and count its values, and on pandas' default text (Python objects) those
-    run at Python speed (:func:`firebreak.detection.stats.as_text`). A column mixing text with
+    run at Python speed (:func:`firebreak.detection.columns.as_text`). A column mixing text with
     numbers or other objects keeps its values as they are: that mixture is for the type checks
     to name. The values themselves do not change.
     """
-    from firebreak.detection.stats import as_text, columns_of
+    from firebreak.detection.columns import as_text, columns_of
 
     converted = {
         c: as_text(frame[c])

@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from firebreak.containment.segment import MISSING, Condition, Segment
-from firebreak.detection.stats import as_text, binomial_tail, level_codes, ranked_levels
+from firebreak.detection.columns import as_text, level_codes, ranked_levels
+from firebreak.detection.stats import binomial_tail
 
 __all__ = ["FDR", "MIN_LIFT", "MIN_ROWS", "localise"]
 

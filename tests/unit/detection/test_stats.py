@@ -23,6 +23,7 @@ from scipy import special
 from scipy import stats as scipy_stats
 
 from firebreak.detection import drift_cli
+from firebreak.detection.columns import as_text
 from firebreak.detection.drift import DriftInputError, DriftResult, rank_columns, run_drift_report
 from firebreak.detection.stats import (
     CHI_SQUARE,
@@ -33,12 +34,10 @@ from firebreak.detection.stats import (
     _jensenshannon,
     _kstwo_sf,
     _smirnov_sum,
-    as_text,
     binomial_tail,
     compute_drift,
     homogeneity_p_value,
     ks_p_value,
-    level_codes,
     sample_for_report,
 )
 
@@ -569,37 +568,6 @@ def test_jensen_shannon_is_scipys() -> None:
         p[rng.integers(0, k)] = 0.0  # a value one side never had
         p[0], q[-1] = p[0] + 1, q[-1] + 1
         assert _jensenshannon(p / p.sum(), q / q.sum()) == float(distance.jensenshannon(p / p.sum(), q / q.sum()))
-
-
-_TEXT_COLUMNS = {
-    "strings with missing": pd.Series(["web", None, "app", "web", np.nan, "store"], dtype=object),
-    "booleans with missing": pd.Series([True, False, None, True], dtype=object),
-    "mixed types": pd.Series([1, "1", 2.5, None, "x"], dtype=object),
-    "declared categories": pd.Series(["b", "a", None, "b"], dtype=pd.CategoricalDtype(["a", "b", "c"])),
-    "pandas text": pd.Series(["a", pd.NA, "b"], dtype="string"),
-    "all missing": pd.Series([None, None], dtype=object),
-    "bytes and NaT": pd.Series(["a", b"b", pd.NaT, np.str_("c")], dtype=object),
-    "text then a number": pd.Series(["a", "b", 7], dtype=object, index=[5, 3, 9], name="code"),
-}
-
-
-def test_text_that_utf8_cannot_carry_is_escaped_and_the_rest_kept() -> None:
-    column = pd.Series(["a", "b\ud800c", None, 7], dtype=object, name="code")
-
-    assert as_text(column).tolist() == ["a", "b\\ud800c", pd.NA, "7"]
-
-
-@pytest.mark.parametrize("column", _TEXT_COLUMNS.values(), ids=_TEXT_COLUMNS.keys())
-def test_text_and_level_codes_are_what_pandas_default_text_gives(column: pd.Series) -> None:
-    text = as_text(column)
-    expected = column.astype("string")
-    assert text.isna().tolist() == expected.isna().tolist()
-    assert text.dropna().tolist() == expected.dropna().tolist()
-    assert text.index.equals(column.index) and text.name == column.name
-    assert as_text(text) is text  # already Arrow text: not converted again
-    for levels in (["web", "b", "True", "1"], ["a", "c"], [], ["absent"]):
-        codes = pd.Categorical(expected, categories=levels).codes.astype(np.intp)
-        np.testing.assert_array_equal(level_codes(text, levels), codes)
 
 
 def test_the_homogeneity_test_is_scipys_chi_square_contingency() -> None:
