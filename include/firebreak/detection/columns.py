@@ -11,8 +11,8 @@ module is where a column is read, so that the reading is paid once:
   values and kept while those values live (Arrow's values are immutable), from which
   :func:`value_counts`, :func:`ranked_levels` and :func:`level_codes` each read;
 * :func:`columns_of` — a frame of some columns sharing their values, not a copy of them;
-* :func:`sorted_counts` — the distinct values of sorted numbers and their counts, without a
-  second sort.
+* :func:`sorted_counts`, :func:`sorted_quantiles` — the distinct values of sorted numbers and
+  their counts, and their quantiles, without a second sort or partition.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ __all__ = [
     "level_codes",
     "ranked_levels",
     "sorted_counts",
+    "sorted_quantiles",
     "value_counts",
 ]
 
@@ -189,3 +190,22 @@ def sorted_counts(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return ordered, np.zeros(0, dtype=np.intp)
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     return ordered[starts], np.diff(np.append(starts, len(ordered)))
+
+
+def sorted_quantiles(ordered: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
+    """``np.quantile(ordered, quantiles)`` (its linear method) for sorted values, read at their
+    places: numpy partitions a copy of the values first (a fifth of a millisecond on 30,000
+    rows, for every call). The same steps as numpy's, so the same floats."""
+    q = np.asarray(quantiles, dtype=float)
+    virtual = (len(ordered) - 1) * q
+    below = np.floor(virtual)
+    above = below + 1
+    top = virtual >= len(ordered) - 1  # numpy reads the last value there
+    below[top], above[top] = -1, -1
+    below_at, above_at = below.astype(np.intp), above.astype(np.intp)
+    gamma = virtual - below_at
+    low, high = ordered[below_at], ordered[above_at]
+    step = high - low
+    result = low + step * gamma
+    np.subtract(high, step * (1 - gamma), out=result, where=gamma >= 0.5)
+    return result

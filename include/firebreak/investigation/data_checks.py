@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from firebreak.contracts.validation import bounded_sample
-from firebreak.detection.columns import as_text, columns_of, sorted_counts, value_counts
+from firebreak.detection.columns import as_text, columns_of, sorted_counts, sorted_quantiles, value_counts
 from firebreak.detection.stats import binomial_tail, ks_p_value
 from firebreak.investigation.units import partial_unit_change
 from firebreak.investigation.unseen import unseen_p_value
@@ -401,7 +401,7 @@ def _judge_outside(
         )
     values, counts = np.unique(outside, return_counts=True)
     top = int(np.argmax(counts))
-    q1, q3 = np.quantile(ref, [0.25, 0.75])
+    q1, q3 = sorted_quantiles(np.sort(ref), [0.25, 0.75])
     spread = float(q3 - q1) or float(np.std(ref)) or 1.0
     ref_low, ref_high = float(ref.min()), float(ref.max())
     value = float(values[top])

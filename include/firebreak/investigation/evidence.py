@@ -169,6 +169,7 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
         One dict per changed column: ``column``, ``factor`` (current / reference, 4
         significant digits), ``quantile_ratios`` and ``because`` (the evidence in words).
     """
+    from firebreak.detection.columns import sorted_quantiles
     from firebreak.detection.stats import ks_p_value
 
     found = []
@@ -178,7 +179,7 @@ def scale_changes(reference: pd.DataFrame, current: pd.DataFrame, columns: Seque
         ref, cur = _magnitudes(reference[column]), _magnitudes(current[column])
         if ref is None or cur is None or len(ref) < _SCALE_MIN_ROWS or len(cur) < _SCALE_MIN_ROWS:
             continue
-        ratios = np.quantile(cur, _SCALE_QUANTILES) / np.quantile(ref, _SCALE_QUANTILES)  # sorted: see _magnitudes
+        ratios = sorted_quantiles(cur, _SCALE_QUANTILES) / sorted_quantiles(ref, _SCALE_QUANTILES)  # see _magnitudes
         logs = np.log10(ratios)
         factor = float(10 ** np.median(logs))
         if abs(math.log10(factor)) < math.log10(_SCALE_MIN_FACTOR):
@@ -280,8 +281,8 @@ def _magnitudes(series: pd.Series) -> np.ndarray | None:
     values = series.to_numpy(dtype=float)
     values = np.abs(values[np.isfinite(values)])
     # Signed data (both signs in the reference) has no unit-free scale: quantiles of |x| still
-    # scale with a unit change, so they are used as they are. Sorted: numpy's quantiles of
-    # sorted values cost a fraction of a partition of raw ones, and give the same numbers.
+    # scale with a unit change, so they are used as they are. Sorted: their quantiles are read
+    # at their places (columns.sorted_quantiles), no partition per quantile set.
     return np.sort(values[values > 0])
 
 

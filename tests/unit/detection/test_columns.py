@@ -16,6 +16,7 @@ from firebreak.detection.columns import (
     level_codes,
     ranked_levels,
     sorted_counts,
+    sorted_quantiles,
     value_counts,
 )
 
@@ -125,3 +126,19 @@ def test_sorted_counts_are_numpys_unique_without_a_sort() -> None:
         expected_distinct, expected_counts = np.unique(values, return_counts=True)
         np.testing.assert_array_equal(distinct, expected_distinct)
         np.testing.assert_array_equal(counts, expected_counts)
+
+
+def test_quantiles_of_sorted_values_are_numpys_to_the_bit() -> None:
+    rng = np.random.default_rng(5)
+    quantile_sets = [
+        (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+        [0.25, 0.75],
+        [0.0, 1.0, 0.5],
+        rng.random(40),
+    ]
+    for size in (1, 2, 3, 7, 100, 1001, 30_000):
+        for values in (rng.lognormal(3, 2, size), rng.integers(-5, 5, size).astype(float), np.full(size, 2.5)):
+            ordered = np.sort(values)
+            for quantiles in quantile_sets:
+                expected = np.quantile(values, quantiles)
+                assert sorted_quantiles(ordered, quantiles).tobytes() == np.asarray(expected).tobytes()
