@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from firebreak.detection.columns import as_text, columns_of, level_codes, ranked_levels
+from firebreak.detection.columns import as_text, level_codes, ranked_levels
 
 __all__ = ["MAX_ROWS", "MIN_RISE", "Z_THRESHOLD", "reconstruction_drift"]
 
@@ -80,22 +80,34 @@ def _normal_scores(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _design(
-    reference: pd.DataFrame, current: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    rows: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The design matrices of ``reference`` and ``current``: each column's scores against the reference."""
+    """The design matrices of ``reference`` and ``current`` (``rows``: each table's sampled rows, or
+    None for all): each column's scores against the reference."""
+    ref_rows, cur_rows = rows
     ref_cols: list[np.ndarray] = []
     cur_cols: list[np.ndarray] = []
+
+    def numbers(table: pd.DataFrame, column: str, kept: np.ndarray | None) -> np.ndarray:
+        values = table[column].to_numpy(dtype=float, na_value=np.nan)
+        return values if kept is None else values[kept]
+
     for column in numeric:
-        ref = reference[column].to_numpy(dtype=float, na_value=np.nan)
+        ref = numbers(reference, column, ref_rows)
         ordered = np.sort(ref[np.isfinite(ref)])  # once per column, for both tables
         ref_cols.append(_normal_scores(ordered, ref))
-        cur_cols.append(_normal_scores(ordered, current[column].to_numpy(dtype=float, na_value=np.nan)))
+        cur_cols.append(_normal_scores(ordered, numbers(current, column, cur_rows)))
     for column in categorical:
-        # One pass per table: each row's level as a code (-1: a level not kept, or missing).
-        ref_codes, distinct, counts = ranked_levels(as_text(reference[column]))
+        # From each column's codes (one pass, shared with the other checks): each sampled row's
+        # level as a code (-1: a level not kept, or missing).
+        ref_codes, distinct, counts = ranked_levels(as_text(reference[column]), ref_rows)
         shares = counts / max(int(counts.sum()), 1)  # of the values present
         levels = [str(v) for v in distinct[: min(int(np.sum(shares >= _MIN_LEVEL_SHARE)), _MAX_LEVELS)]]
-        cur_codes = level_codes(as_text(current[column]), levels)
+        cur_codes = level_codes(as_text(current[column]), levels, cur_rows)
         for index in range(len(levels)):
             p = float(shares[index])
             scale = np.sqrt(p * (1 - p)) or 1.0
@@ -105,14 +117,18 @@ def _design(
     def stacked(cols: list[np.ndarray], rows: int) -> np.ndarray:
         return np.column_stack(cols) if cols else np.zeros((rows, 0))
 
-    return stacked(ref_cols, len(reference)), stacked(cur_cols, len(current))
+    def size(table: pd.DataFrame, kept: np.ndarray | None) -> int:
+        return len(table) if kept is None else len(kept)
+
+    return stacked(ref_cols, size(reference, ref_rows)), stacked(cur_cols, size(current, cur_rows))
 
 
-def _at_most(frame: pd.DataFrame, rows: int, rng: np.random.Generator) -> pd.DataFrame:
-    """``frame``, or a sample of ``rows`` of its rows in their order when it holds more."""
-    if len(frame) <= rows:
-        return frame
-    return frame.iloc[np.sort(rng.choice(len(frame), rows, replace=False))]
+def _at_most(total: int, rows: int, rng: np.random.Generator) -> np.ndarray | None:
+    """None (every row) for a table of ``total`` rows, or the positions of a sample of ``rows``
+    of them in their order when it holds more."""
+    if total <= rows:
+        return None
+    return np.sort(rng.choice(total, rows, replace=False))
 
 
 def reconstruction_drift(
@@ -134,13 +150,13 @@ def reconstruction_drift(
     if len(numeric) + len(categorical) < 2 or len(reference) < _MIN_ROWS or len(current) < 2:
         return None
     rng = np.random.default_rng(seed)
-    read = [*numeric, *categorical]
-    reference = _at_most(columns_of(reference, read), 2 * MAX_ROWS, rng)
-    current = _at_most(columns_of(current, read), MAX_ROWS, rng)
-    order = rng.permutation(len(reference))
-    half = len(reference) // 2
+    # The sampled rows as positions: each column is read whole (its codes shared with the other
+    # checks) and then at those rows, not copied into a sample of the table first.
+    rows = _at_most(len(reference), 2 * MAX_ROWS, rng), _at_most(len(current), MAX_ROWS, rng)
     # Scores are against the whole reference either way: compute them once, then split the rows.
-    ref_x, cur = _design(reference, current, numeric, categorical)
+    ref_x, cur = _design(reference, current, numeric, categorical, rows)
+    order = rng.permutation(len(ref_x))
+    half = len(ref_x) // 2
     fit, base = ref_x[np.sort(order[:half])], ref_x[np.sort(order[half:])]
     if fit.shape[1] < 2:
         return None
@@ -173,7 +189,7 @@ def reconstruction_drift(
         "method": "PCA reconstruction error",
         "components": keep,
         "columns": len(numeric) + len(categorical),
-        "rows": [len(reference), len(current)],  # compared: at most 2 x MAX_ROWS and MAX_ROWS
+        "rows": [len(ref_x), len(cur)],  # compared: at most 2 x MAX_ROWS and MAX_ROWS
         "reference_error": round(before, 4),
         "current_error": round(after, 4),
         "rise": round(rise, 4),

@@ -142,3 +142,18 @@ def test_quantiles_of_sorted_values_are_numpys_to_the_bit() -> None:
             for quantiles in quantile_sets:
                 expected = np.quantile(values, quantiles)
                 assert sorted_quantiles(ordered, quantiles).tobytes() == np.asarray(expected).tobytes()
+
+
+def test_ranks_and_codes_of_some_rows_are_those_of_the_rows_taken_out() -> None:
+    rng = np.random.default_rng(9)
+    # Ties among the sampled rows' counts, values the sample lacks, missing values.
+    column = pd.Series(rng.choice(["a", "b", "c", "d", None], 2_000, p=[0.3, 0.3, 0.2, 0.15, 0.05]), dtype=object)
+    text = as_text(column)
+    for size in (1, 7, 40, 500, 2_000):
+        rows = np.sort(rng.choice(len(text), size, replace=False))
+        sample = as_text(column.iloc[rows].reset_index(drop=True))
+        got, expected = ranked_levels(text, rows), ranked_levels(sample)
+        np.testing.assert_array_equal(got[0], expected[0])
+        assert got[1].tolist() == expected[1].tolist() and got[2].tolist() == expected[2].tolist()
+        for levels in (["a", "c"], ["d", "b", "zz"], []):
+            np.testing.assert_array_equal(level_codes(text, levels, rows), level_codes(sample, levels))
