@@ -113,3 +113,16 @@ def test_a_pair_reached_from_both_of_its_halves_is_reported_once() -> None:
     pairs = [c for c in condition_sets if len(c) == 2]
     assert pairs, found["segments"]
     assert len(condition_sets) == len(set(condition_sets)), [s["description"] for s in found["segments"]]
+
+
+def test_rows_fall_in_the_bins_a_binary_search_puts_them_in() -> None:
+    from firebreak.investigation.segments import _bins
+
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.lognormal(2, 1, 5_000).round(1), [np.nan, np.inf, -np.inf, 0.0]])
+    for edges in (np.array([]), np.array([7.4]), np.unique(np.quantile(values[:5_000], np.linspace(0, 1, 12))),
+                  np.unique(rng.normal(8, 4, 400))):  # fmt: skip
+        codes = _bins(edges, values)
+        present = ~np.isnan(values)  # a missing value takes its own code after
+        np.testing.assert_array_equal(codes[present], np.searchsorted(edges, values[present], side="right"))
+        assert codes.dtype == np.intp
