@@ -229,7 +229,16 @@ def _between(series: pd.Series, present: np.ndarray, low: Any, high: Any) -> tup
 
 
 def _in_set(series: pd.Series, present: np.ndarray, allowed: list[Any]) -> tuple[np.ndarray, int, list[Any]]:
-    inside = series.isin(allowed).to_numpy()
+    from firebreak.detection.columns import factorized, is_arrow_text
+
+    if is_arrow_text(series) and all(isinstance(v, str) for v in allowed):
+        # Arrow text against a set of text: each distinct value looked up once, through the
+        # column's codes (shared with the other checks), not each row.
+        codes, distinct = factorized(series)
+        known = np.append(pd.Index(np.asarray(distinct, dtype=object), dtype=object).isin(allowed), False)
+        inside = known[codes]  # code -1 (missing) takes the appended False
+    else:
+        inside = series.isin(allowed).to_numpy()
     return present & ~inside, int(present.sum()), []
 
 

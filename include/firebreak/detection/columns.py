@@ -29,6 +29,7 @@ __all__ = [
     "as_text",
     "columns_of",
     "factorized",
+    "is_arrow_text",
     "level_codes",
     "ranked_levels",
     "sorted_counts",
@@ -60,7 +61,7 @@ def as_text(series: pd.Series) -> pd.Series:
     its bad characters are written as escapes (``\\ud800``), a value of its own that the checks
     see and show, never a crash.
     """
-    if _is_arrow_text(series):
+    if is_arrow_text(series):
         return series
     if series.dtype == object:
         import pyarrow as pa
@@ -98,7 +99,7 @@ def columns_of(
     )
 
 
-def _is_arrow_text(series: pd.Series) -> bool:
+def is_arrow_text(series: pd.Series) -> bool:
     """Whether ``series`` holds Arrow-backed text (what :func:`as_text` returns)."""
     return isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"
 
@@ -108,7 +109,7 @@ def factorized(text: pd.Series) -> tuple[np.ndarray, Any]:
     they first appear. For Arrow text, computed once per column of values and kept while the
     values live: drift, the data checks, the contract, the multivariate check, the segments
     and the form rules each ask for it. The codes are read-only (they are shared)."""
-    if not _is_arrow_text(text):
+    if not is_arrow_text(text):
         return pd.factorize(text)
     values = text.array._pa_array
     key = id(values)
@@ -193,7 +194,7 @@ def value_counts(series: pd.Series) -> pd.Series:
     Returns:
         Positive counts indexed by value.
     """
-    if _is_arrow_text(series):
+    if is_arrow_text(series):
         codes, distinct = factorized(series)
         found = np.bincount(codes[codes >= 0], minlength=len(distinct))
         return pd.Series(found, index=pd.Index(np.asarray(distinct, dtype=object), dtype=object))

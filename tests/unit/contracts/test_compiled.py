@@ -10,6 +10,7 @@ import pandas as pd
 
 from firebreak.contracts.compiled import compile_suite
 from firebreak.contracts.validation import validate_frame
+from firebreak.detection.columns import as_text
 
 SUITE = {
     "name": "orders",
@@ -51,6 +52,9 @@ def test_failures_shares_and_samples_equal_great_expectations(tmp_path: Path) ->
     assert shape(ours) == shape(theirs)
     assert (ours.passed, ours.evaluated_rows) == (theirs.passed, theirs.evaluated_rows) == (False, 500)
     assert [f.column for f in ours.failures] == ["price", "price", "channel", "coupon"]
+    # The same text as triage holds it (Arrow, its set checked through the column's codes).
+    as_arrow = compiled.validate(frame.assign(channel=as_text(frame["channel"])))
+    assert shape(as_arrow) == shape(theirs) and as_arrow.passed == theirs.passed
 
 
 def test_an_expectation_it_does_not_know_leaves_the_suite_to_great_expectations() -> None:
