@@ -17,6 +17,7 @@ module is where a column is read, so that the reading is paid once:
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,7 @@ _ARROW_TEXT = pd.StringDtype("pyarrow")
 # are kept (the oldest go first): a triage reads a few dozen, and codes cost 8 bytes a row.
 _FACTORIZED: dict[int, tuple[weakref.ref[Any], np.ndarray, Any]] = {}
 _FACTORIZED_KEPT = 64
-_FACTORIZED_LOCK = threading.Lock()
+_FACTORIZED_LOCK = threading.RLock()
 
 
 def as_text(series: pd.Series) -> pd.Series:
@@ -118,18 +119,19 @@ def factorized(text: pd.Series) -> tuple[np.ndarray, Any]:
         return kept[1], kept[2]
     codes, distinct = pd.factorize(text)
     codes.flags.writeable = False
+    alive = weakref.ref(values, functools.partial(_forget, key))  # forgotten when the values die
     with _FACTORIZED_LOCK:
-        while len(_FACTORIZED) >= _FACTORIZED_KEPT:
-            _FACTORIZED.pop(next(iter(_FACTORIZED)), None)
-        _FACTORIZED[key] = (weakref.ref(values), codes, distinct)
-    weakref.finalize(values, _forget, key)
+        for oldest in list(_FACTORIZED)[: max(len(_FACTORIZED) + 1 - _FACTORIZED_KEPT, 0)]:
+            _FACTORIZED.pop(oldest, None)
+        _FACTORIZED[key] = (alive, codes, distinct)
     return codes, distinct
 
 
-def _forget(key: int) -> None:
+def _forget(key: int, alive: weakref.ref[Any]) -> None:
+    # Reentrant: values can die, and call this, while this thread holds the lock above.
     with _FACTORIZED_LOCK:
         entry = _FACTORIZED.get(key)
-        if entry is not None and entry[0]() is None:  # the values died; a newer entry under this id stays
+        if entry is not None and entry[0] is alive:  # a newer entry under a reused id stays
             del _FACTORIZED[key]
 
 

@@ -157,3 +157,21 @@ def test_ranks_and_codes_of_some_rows_are_those_of_the_rows_taken_out() -> None:
         assert got[1].tolist() == expected[1].tolist() and got[2].tolist() == expected[2].tolist()
         for levels in (["a", "c"], ["d", "b", "zz"], []):
             np.testing.assert_array_equal(level_codes(text, levels, rows), level_codes(sample, levels))
+
+
+def test_threads_reading_columns_at_once_get_each_columns_own_codes() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(2)
+    texts = [
+        as_text(pd.Series(rng.choice(list("abcdefg"), 3_000), dtype=object))
+        for _ in range(columns._FACTORIZED_KEPT + 8)
+    ]
+
+    def read(index: int) -> bool:
+        text = texts[index % len(texts)]
+        codes, distinct = factorized(text)
+        return bool(np.array_equal(np.asarray(distinct, dtype=object)[codes], text.to_numpy(dtype=object)))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(read, range(600)))
