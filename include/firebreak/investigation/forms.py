@@ -338,14 +338,17 @@ class _Views:
         ref_at, cur_at = ref_keys + 1, cur_keys + 1  # bin 0: no level (bincount takes no -1)
         for column in columns:
             ref = numbers.reference(column)
-            r_mean, r_error, r_rows = ref.by_level(ref_at, levels)
+            r_mean, r_rows = ref.means(ref_at, levels)
             held_ref = r_rows >= _LEVEL_MIN_ROWS
-            if held_ref.sum() < 2 or _means_flat_p(r_mean[held_ref], r_error[held_ref]) >= _LEVELS_DIFFER_P:
+            # The spread first: it needs no squares, and most columns stop at it.
+            if held_ref.sum() < 2 or np.ptp(r_mean[held_ref]) < _LEVELS_SPREAD * ref.spread:
                 continue
-            if np.ptp(r_mean[held_ref]) < _LEVELS_SPREAD * ref.spread:
+            r_error = ref.errors(ref_at, levels, r_mean, r_rows)
+            if _means_flat_p(r_mean[held_ref], r_error[held_ref]) >= _LEVELS_DIFFER_P:
                 continue
             cur = numbers.current(column)
-            c_mean, c_error, c_rows = cur.by_level(cur_at, levels)
+            c_mean, c_rows = cur.means(cur_at, levels)
+            c_error = cur.errors(cur_at, levels, c_mean, c_rows)
             if not own_level:  # both tables' means less the reference's
                 c_mean = c_mean + (cur.level - ref.level)
             held = (c_rows[:, None] >= _LEVEL_MIN_ROWS) & held_ref[None, :]
@@ -422,18 +425,19 @@ class _Column:
         self.weights = None if finite.all() else finite.astype(float)
         self.values = np.where(finite, numbers - self.level, 0.0)
 
-    def by_level(self, at: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per level (``at``: each row's level + 1, 0 for none) the mean less the column's, the
-        squared standard error of that mean, and the rows behind it."""
-        x = self.values
+    def means(self, at: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per level (``at``: each row's level + 1, 0 for none) the mean less the column's, and the rows behind it."""
         rows = np.bincount(at, weights=self.weights, minlength=levels + 1)[1:]
-        total = np.bincount(at, weights=x, minlength=levels + 1)[1:]
-        squares = np.bincount(at, weights=x * x, minlength=levels + 1)[1:]
+        total = np.bincount(at, weights=self.values, minlength=levels + 1)[1:]
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean = np.where(rows > 0, total / rows, 0.0)
+            return np.where(rows > 0, total / rows, 0.0), rows
+
+    def errors(self, at: np.ndarray, levels: int, mean: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Per level the squared standard error of its mean (``mean``, ``rows``: :meth:`means`')."""
+        squares = np.bincount(at, weights=self.values * self.values, minlength=levels + 1)[1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
             variance = np.where(rows > 1, (squares - rows * mean**2) / (rows - 1), 0.0)
-            error = np.where(rows > 0, np.maximum(variance, 0.0) / rows, np.inf)
-        return mean, error, rows
+            return np.where(rows > 0, np.maximum(variance, 0.0) / rows, np.inf)
 
 
 class _Numbers:
