@@ -548,11 +548,14 @@ def _constant_changed(column: str, constant: float, n_reference: int, cur: np.nd
 
 
 # A column rounded upstream: the coarsest of these grids that holds 99% of the current non-zero
-# values holds at most half of the reference's (at least 50 non-zero values each).
+# values holds at most half of the reference's (at least 50 non-zero values each). A grid is
+# ruled out on the first _ROUNDED_HEAD_ROWS current values when they alone hold more values off
+# it than the share allows off it in all.
 _GRIDS = (100.0, 10.0, 1.0, 0.5, 0.1, 0.05, 0.01, 0.001)
 _ROUNDED_SHARE = 0.99
 _ROUNDED_REFERENCE_SHARE = 0.5
 _ROUNDED_MIN_ROWS = 50
+_ROUNDED_HEAD_ROWS = 1_000
 
 
 def rounded(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
@@ -574,11 +577,19 @@ def rounded(reference: pd.Series, current: pd.Series) -> dict[str, Any] | None:
         # Off the grid by no more than a float's rounding (1e-12 of the value) and a little.
         return float(np.mean(np.abs(steps - np.round(steps)) <= 1e-6 + 1e-12 * np.abs(steps)))
 
+    def too_few(grid: float) -> bool:
+        # More current values off the grid among the first rows than the whole may hold off it:
+        # below the share for certain, without a pass over every row (a coarse grid, most often).
+        head = cur[:_ROUNDED_HEAD_ROWS]
+        return len(cur) > len(head) and (1 - on_grid(head, grid)) * len(head) > (1 - _ROUNDED_SHARE) * len(cur) + 1
+
     # The grids nest (a multiple of 0.5 is one of 0.1, of 0.05...): values off the finest are
     # off every one, and most columns stop at this one pass.
     if on_grid(cur, _GRIDS[-1]) < _ROUNDED_SHARE:
         return None
     for grid in _GRIDS:
+        if too_few(grid):
+            continue
         share = on_grid(cur, grid)
         if share < _ROUNDED_SHARE:
             continue

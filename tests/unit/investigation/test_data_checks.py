@@ -549,3 +549,29 @@ def test_values_rounded_upstream_are_skew() -> None:
     rng = np.random.default_rng(4)
     before = pd.Series(rng.lognormal(7, 1, 2_000).round(3), name="distance")
     assert rounded(before, pd.Series(rng.lognormal(11, 1, 2_000).round(3), name="distance")) is None
+
+
+def test_the_grid_found_is_the_coarsest_holding_the_share_when_the_first_rows_rule_grids_out() -> None:
+    """The first rows rule a grid out only when they alone hold more values off it than the
+    whole may: the grid found is the one a pass over every value finds, near the share too."""
+    from firebreak.investigation.data_checks import _GRIDS, _ROUNDED_SHARE, rounded
+
+    def coarsest(values: np.ndarray) -> float | None:
+        values = values[values != 0]
+        for grid in _GRIDS:
+            steps = values / grid
+            if np.mean(np.abs(steps - np.round(steps)) <= 1e-6 + 1e-12 * np.abs(steps)) >= _ROUNDED_SHARE:
+                return grid
+        return None
+
+    rng = np.random.default_rng(8)
+    reference = pd.Series(rng.uniform(0, 100, 5_000).round(3), name="x")
+    for rows in (999, 1_000, 1_001, 1_500, 30_000):
+        for off in (0.0, 0.005, 0.0099, 0.0101, 0.02, 0.3):
+            values = rng.uniform(1, 100, rows).round(1)  # on the 0.1 grid, bar a share `off`
+            moved = rng.random(rows) < off
+            values[moved] += 0.05
+            if rng.random() < 0.5:  # the values off the grid all first (the first rows' worst case)
+                values = np.concatenate([values[moved], values[~moved]])
+            found = rounded(reference, pd.Series(values, name="x"))
+            assert (found["grid"] if found else None) == coarsest(values), (rows, off)
