@@ -142,6 +142,8 @@ def test_quantiles_of_sorted_values_are_numpys_to_the_bit() -> None:
             for quantiles in quantile_sets:
                 expected = np.quantile(values, quantiles)
                 assert sorted_quantiles(ordered, quantiles).tobytes() == np.asarray(expected).tobytes()
+    with pytest.raises(ValueError, match="no values"):
+        sorted_quantiles(np.array([]), [0.5])
 
 
 def test_ranks_and_codes_of_some_rows_are_those_of_the_rows_taken_out() -> None:
