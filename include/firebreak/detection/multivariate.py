@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from firebreak.detection.columns import as_text, level_codes, ranked_levels
+from firebreak.detection.columns import as_text, level_codes, ranked_levels, sorted_counts
 
 __all__ = ["MAX_ROWS", "MIN_RISE", "Z_THRESHOLD", "reconstruction_drift"]
 
@@ -63,9 +63,8 @@ def _normal_scores(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.zeros(len(values))
     # Mid-rank empirical CDF of the reference, kept inside (0, 1): the reference values below
     # each value, plus half of those equal to it. One search among the distinct values gives both.
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))  # sorted: no second sort
-    distinct, before = ordered[starts], np.append(starts, n)
-    counts = np.diff(before)
+    distinct, counts = sorted_counts(ordered)
+    before = np.append(np.cumsum(counts) - counts, n)  # the reference values below each distinct one
     # Searched in sorted order (numpy's search starts each key where the last ended), the
     # positions put back in row order: three times faster than a search per row in row order.
     rows = np.argsort(values)

@@ -166,13 +166,12 @@ def set_aside(series: pd.Series, name: str) -> str | None:
         if numbered_identifier(series, name):
             return "numbers rows (every value a distinct whole number): an identifier, not compared"
         return time_kind if _epoch_numbers(series, name) else None
-    from firebreak.detection.columns import factorized, is_arrow_text
+    from firebreak.detection.columns import factorized
 
     try:
-        # One hash pass; the missing value is among the distinct ones, tested there and not
-        # row by row (pandas' null test on text costs more than the pass itself). Arrow text's
-        # pass is the one every later check reads its codes from.
-        distinct = factorized(series)[1] if is_arrow_text(series) else series.unique()
+        # One hash pass, not a null test row by row (pandas' null test on text costs more than
+        # the pass itself); on Arrow text, the pass every later check reads its codes from.
+        distinct = factorized(series)[1]
     except TypeError:  # lists, mappings, arrays: values without equality to compare
         return "lists or mappings: not compared"
     values = distinct[~pd.isna(distinct)]
